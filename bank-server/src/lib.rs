@@ -1,0 +1,1 @@
+//! placeholder: see the open issue that builds this crate.

@@ -1,0 +1,642 @@
+//! One-time passwords: HOTP (RFC 4226), TOTP (RFC 6238), OCRA (RFC 6287), and the
+//! PAYSIM-1 chain algorithm built on OCRA.
+//!
+//! PAYSIM-1 (see `docs/protocol.md` for the bytes and the project's own vectors):
+//!
+//! ```text
+//! k_i      = HMAC-SHA256(ck_i, "PAYSIM-1 OTP")
+//! ck_{i+1} = HMAC-SHA256(ck_i, "PAYSIM-1 CHAIN")
+//! OTP      = OCRA("OCRA-1:HOTP-SHA256-8:C-QH64-S064", k_i, C = i,
+//!                 Q = hex(challenge), S = SHA-512(context))
+//! context  = label ‖ for each field: u16 BE length ‖ bytes
+//! ```
+//!
+//! The chain key is never derived from any output, so a transmitted code says nothing about
+//! the next one.
+
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// The OCRA suite every PAYSIM-1 code uses.
+pub const PAYSIM_SUITE: &str = "OCRA-1:HOTP-SHA256-8:C-QH64-S064";
+/// HMAC message deriving the per-step code key `k_i`.
+pub const LABEL_STEP_KEY: &[u8] = b"PAYSIM-1 OTP";
+/// HMAC message deriving the next chain key `ck_{i+1}`.
+pub const LABEL_CHAIN: &[u8] = b"PAYSIM-1 CHAIN";
+/// Context label of a login code.
+pub const LABEL_LOGIN: &[u8] = b"PAYSIM-1 LOGIN";
+/// Context label of a transaction code.
+pub const LABEL_TX: &[u8] = b"PAYSIM-1 TX";
+/// Shortest challenge the card accepts, in bytes.
+pub const CHALLENGE_MIN: usize = 16;
+/// Longest challenge the card accepts, in bytes (64 hex digits: the suite's `QH64`).
+pub const CHALLENGE_MAX: usize = 32;
+
+/// Hash function of an HMAC-based OTP (RFC 4226 uses SHA-1; RFC 6238 and 6287 add SHA-256/512).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlg {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl HashAlg {
+    /// Parses `SHA1`, `SHA256` or `SHA512` (case-insensitive).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "SHA1" => Some(Self::Sha1),
+            "SHA256" => Some(Self::Sha256),
+            "SHA512" => Some(Self::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Digest length in bytes.
+    pub fn len(self) -> usize {
+        match self {
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+            Self::Sha512 => 64,
+        }
+    }
+}
+
+/// HMAC over `msg` with the given hash. HMAC accepts keys of any length, so this cannot fail.
+pub fn hmac(alg: HashAlg, key: &[u8], msg: &[u8]) -> Vec<u8> {
+    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        // `KeyInit::new_from_slice` never fails for HMAC; an empty output would only make the
+        // OTP comparison fail, never succeed.
+        match <M as hmac::digest::KeyInit>::new_from_slice(key) {
+            Ok(mut mac) => {
+                mac.update(msg);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+    match alg {
+        HashAlg::Sha1 => run::<Hmac<Sha1>>(key, msg),
+        HashAlg::Sha256 => run::<Hmac<Sha256>>(key, msg),
+        HashAlg::Sha512 => run::<Hmac<Sha512>>(key, msg),
+    }
+}
+
+/// HMAC-SHA256 into a fixed array.
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let v = hmac(HashAlg::Sha256, key, msg);
+    out.copy_from_slice(&v);
+    out
+}
+
+/// Dynamic truncation (RFC 4226 §5.3) to `digits` decimal digits, zero-padded.
+/// `digits` must be 1..=10; other values are clamped into that range.
+pub fn truncate(mac: &[u8], digits: u32) -> String {
+    let digits = digits.clamp(1, 10);
+    let Some(&last) = mac.last() else {
+        return "0".repeat(digits as usize);
+    };
+    let off = usize::from(last & 0x0f);
+    let Some(b) = mac.get(off..off + 4) else {
+        return "0".repeat(digits as usize);
+    };
+    let bin = u64::from(u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]));
+    let code = bin % 10u64.pow(digits);
+    format!("{code:0width$}", width = digits as usize)
+}
+
+/// HOTP (RFC 4226 §5.3), generalised to SHA-256/512 as RFC 6238 does.
+pub fn hotp(alg: HashAlg, key: &[u8], counter: u64, digits: u32) -> String {
+    truncate(&hmac(alg, key, &counter.to_be_bytes()), digits)
+}
+
+/// TOTP (RFC 6238 §4): HOTP over `T = (unix_time - t0) / step`.
+/// Returns `None` when `step` is 0 or `unix_time < t0`.
+pub fn totp(alg: HashAlg, key: &[u8], unix_time: u64, t0: u64, step: u64, digits: u32) -> Option<String> {
+    if step == 0 {
+        return None;
+    }
+    let t = unix_time.checked_sub(t0)? / step;
+    Some(hotp(alg, key, t, digits))
+}
+
+/// How an OCRA challenge question is written (RFC 6287 §6.3 `QFxx`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuestionFormat {
+    /// `A`: alphanumeric; the ASCII bytes are used.
+    Alpha,
+    /// `N`: decimal; the number is converted to hexadecimal, as in the RFC's reference code.
+    Numeric,
+    /// `H`: hexadecimal digits, used as they are.
+    Hex,
+}
+
+/// A parsed OCRA suite (RFC 6287 §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcraSuite {
+    text: String,
+    pub hash: HashAlg,
+    pub digits: u32,
+    pub counter: bool,
+    pub question: (QuestionFormat, usize),
+    pub password: Option<HashAlg>,
+    pub session_len: Option<usize>,
+    pub timestamp_step: Option<u64>,
+}
+
+/// Why an OCRA computation was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OcraError {
+    #[error("malformed OCRA suite")]
+    Suite,
+    #[error("the suite needs a counter")]
+    MissingCounter,
+    #[error("question does not fit the suite's format or length")]
+    Question,
+    #[error("password hash missing or of the wrong length")]
+    Password,
+    #[error("session information missing or longer than the suite allows")]
+    Session,
+    #[error("the suite needs a timestamp")]
+    MissingTimestamp,
+}
+
+impl OcraSuite {
+    /// Parses `OCRA-1:HOTP-<hash>-<digits>:<DataInput>`.
+    pub fn parse(text: &str) -> Result<Self, OcraError> {
+        let mut parts = text.split(':');
+        let (Some(version), Some(crypto), Some(data), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(OcraError::Suite);
+        };
+        if version != "OCRA-1" {
+            return Err(OcraError::Suite);
+        }
+        let mut c = crypto.split('-');
+        let (Some("HOTP"), Some(h), Some(d), None) = (c.next(), c.next(), c.next(), c.next()) else {
+            return Err(OcraError::Suite);
+        };
+        let hash = HashAlg::parse(h).ok_or(OcraError::Suite)?;
+        let digits: u32 = d.parse().map_err(|_| OcraError::Suite)?;
+        if !(digits == 0 || (4..=10).contains(&digits)) {
+            return Err(OcraError::Suite);
+        }
+        let mut suite = OcraSuite {
+            text: text.to_owned(),
+            hash,
+            digits,
+            counter: false,
+            question: (QuestionFormat::Numeric, 0),
+            password: None,
+            session_len: None,
+            timestamp_step: None,
+        };
+        let mut have_q = false;
+        for item in data.split('-') {
+            let mut chars = item.chars();
+            match chars.next() {
+                Some('C') if item == "C" => suite.counter = true,
+                Some('Q') => {
+                    let fmt = match chars.next() {
+                        Some('A') => QuestionFormat::Alpha,
+                        Some('N') => QuestionFormat::Numeric,
+                        Some('H') => QuestionFormat::Hex,
+                        _ => return Err(OcraError::Suite),
+                    };
+                    let len: usize = chars.as_str().parse().map_err(|_| OcraError::Suite)?;
+                    if !(4..=64).contains(&len) {
+                        return Err(OcraError::Suite);
+                    }
+                    suite.question = (fmt, len);
+                    have_q = true;
+                }
+                Some('P') => suite.password = Some(HashAlg::parse(chars.as_str()).ok_or(OcraError::Suite)?),
+                Some('S') => {
+                    let len: usize = chars.as_str().parse().map_err(|_| OcraError::Suite)?;
+                    if len > 512 {
+                        return Err(OcraError::Suite);
+                    }
+                    suite.session_len = Some(len);
+                }
+                Some('T') => {
+                    let spec = chars.as_str();
+                    let (num, unit) = spec.split_at(spec.len().saturating_sub(1));
+                    let n: u64 = num.parse().map_err(|_| OcraError::Suite)?;
+                    let unit = match unit {
+                        "S" => 1,
+                        "M" => 60,
+                        "H" => 3600,
+                        _ => return Err(OcraError::Suite),
+                    };
+                    suite.timestamp_step = Some(n * unit);
+                }
+                _ => return Err(OcraError::Suite),
+            }
+        }
+        if !have_q {
+            return Err(OcraError::Suite);
+        }
+        Ok(suite)
+    }
+
+    /// The suite text as given.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The inputs of one OCRA computation (RFC 6287 §5.1). Fields the suite does not use are ignored.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OcraInput<'a> {
+    pub counter: Option<u64>,
+    /// The question as written in the suite's format (digits, hex digits or text).
+    pub question: &'a str,
+    /// The hash of the PIN/password, already computed with the suite's `P` hash.
+    pub password_hash: Option<&'a [u8]>,
+    pub session: Option<&'a [u8]>,
+    /// Time steps (already divided by the suite's step), as in the RFC's vectors.
+    pub timestamp: Option<u64>,
+}
+
+/// Converts a decimal string to its big-endian hexadecimal digits (no leading zeros, "0" for 0).
+fn decimal_to_hex(dec: &str) -> Option<String> {
+    let mut bytes: Vec<u8> = vec![0];
+    for ch in dec.chars() {
+        let d = ch.to_digit(10)?;
+        let mut carry = d;
+        for b in bytes.iter_mut().rev() {
+            let v = u32::from(*b) * 10 + carry;
+            *b = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            bytes.insert(0, (carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    let hex = hex::encode_upper(&bytes);
+    let trimmed = hex.trim_start_matches('0');
+    Some(if trimmed.is_empty() { "0".into() } else { trimmed.into() })
+}
+
+/// Builds the OCRA DataInput (RFC 6287 §5.1), with the byte layout of its Appendix A code.
+pub fn ocra_data_input(suite: &OcraSuite, input: &OcraInput<'_>) -> Result<Vec<u8>, OcraError> {
+    let mut msg = Vec::with_capacity(suite.text.len() + 1 + 8 + 128 + 64 + 512 + 8);
+    msg.extend_from_slice(suite.text.as_bytes());
+    msg.push(0);
+    if suite.counter {
+        msg.extend_from_slice(&input.counter.ok_or(OcraError::MissingCounter)?.to_be_bytes());
+    }
+    // Q: the question as hexadecimal digits, left-aligned and zero-filled to 128 bytes.
+    // The suite's `xx` is nominal: RFC 6287's own vectors send 16 characters under `QA08`, so
+    // only the 128-byte field bounds the question, as in the reference code.
+    let (fmt, _nominal) = suite.question;
+    let q = input.question;
+    if q.is_empty() {
+        return Err(OcraError::Question);
+    }
+    let mut q_hex = match fmt {
+        QuestionFormat::Alpha => {
+            if !q.is_ascii() {
+                return Err(OcraError::Question);
+            }
+            hex::encode(q.as_bytes())
+        }
+        QuestionFormat::Numeric => decimal_to_hex(q).ok_or(OcraError::Question)?,
+        QuestionFormat::Hex => {
+            if !q.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(OcraError::Question);
+            }
+            q.to_owned()
+        }
+    };
+    if q_hex.len() > 256 {
+        return Err(OcraError::Question);
+    }
+    while q_hex.len() < 256 {
+        q_hex.push('0');
+    }
+    msg.extend_from_slice(&hex::decode(&q_hex).map_err(|_| OcraError::Question)?);
+    if let Some(alg) = suite.password {
+        let p = input.password_hash.ok_or(OcraError::Password)?;
+        if p.len() != alg.len() {
+            return Err(OcraError::Password);
+        }
+        msg.extend_from_slice(p);
+    }
+    if let Some(len) = suite.session_len {
+        // Right-aligned and zero-filled on the left, as the reference code pads the hex string.
+        let s = input.session.ok_or(OcraError::Session)?;
+        if s.len() > len {
+            return Err(OcraError::Session);
+        }
+        msg.extend(std::iter::repeat_n(0u8, len - s.len()));
+        msg.extend_from_slice(s);
+    }
+    if suite.timestamp_step.is_some() {
+        msg.extend_from_slice(&input.timestamp.ok_or(OcraError::MissingTimestamp)?.to_be_bytes());
+    }
+    Ok(msg)
+}
+
+/// OCRA (RFC 6287 §5.2): HOTP-style truncation of HMAC(key, DataInput).
+pub fn ocra(suite: &OcraSuite, key: &[u8], input: &OcraInput<'_>) -> Result<String, OcraError> {
+    let msg = ocra_data_input(suite, input)?;
+    let mac = hmac(suite.hash, key, &msg);
+    if suite.digits == 0 {
+        return Ok(hex::encode(mac));
+    }
+    Ok(truncate(&mac, suite.digits))
+}
+
+/// A 32-byte PAYSIM-1 chain key `ck_i`. Zeroized on drop; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct ChainKey([u8; 32]);
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey(<secret>)")
+    }
+}
+
+impl ChainKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw key, for encryption at rest or the card's state file. Handle with care.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// `k_i = HMAC-SHA256(ck_i, "PAYSIM-1 OTP")`.
+    pub fn step_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(hmac_sha256(&self.0, LABEL_STEP_KEY))
+    }
+
+    /// `ck_{i+1} = HMAC-SHA256(ck_i, "PAYSIM-1 CHAIN")`.
+    pub fn next(&self) -> ChainKey {
+        ChainKey(hmac_sha256(&self.0, LABEL_CHAIN))
+    }
+
+    /// Moves the chain `steps` steps forward.
+    pub fn advance(&self, steps: u64) -> ChainKey {
+        let mut ck = self.clone();
+        for _ in 0..steps {
+            ck = ck.next();
+        }
+        ck
+    }
+}
+
+/// An 8-digit PAYSIM-1 code. `Debug` hides it so that it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct Otp(String);
+
+impl std::fmt::Debug for Otp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Otp(<secret>)")
+    }
+}
+
+impl Otp {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with a submitted code.
+    pub fn matches(&self, submitted: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.len() == submitted.len() && bool::from(self.0.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+}
+
+/// `label ‖ for each field: u16 BE length ‖ bytes`. Fields longer than 65535 bytes are
+/// cut to that length by no caller: the card and the bank limit every field to 64 bytes.
+pub fn context(label: &[u8], fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = label.to_vec();
+    for f in fields {
+        let len = u16::try_from(f.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&f[..usize::from(len)]);
+    }
+    out
+}
+
+/// Context of a login code: `"PAYSIM-1 LOGIN" ‖ [verifier id]`.
+pub fn login_context(verifier_id: &[u8]) -> Vec<u8> {
+    context(LABEL_LOGIN, &[verifier_id])
+}
+
+/// The fields a transaction code binds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxFields<'a> {
+    pub verifier_id: &'a [u8],
+    pub transaction_id: &'a [u8],
+    pub amount_minor: u64,
+    pub currency: &'a [u8; 3],
+    pub payee: &'a [u8],
+}
+
+/// Context of a transaction code:
+/// `"PAYSIM-1 TX" ‖ [verifier id, transaction id, amount (8 bytes BE), currency, payee]`.
+pub fn tx_context(tx: &TxFields<'_>) -> Vec<u8> {
+    let amount = tx.amount_minor.to_be_bytes();
+    context(
+        LABEL_TX,
+        &[tx.verifier_id, tx.transaction_id, &amount, tx.currency, tx.payee],
+    )
+}
+
+/// The PAYSIM-1 code at step `counter` with chain key `ck` (which must be `ck_counter`).
+pub fn paysim_otp(ck: &ChainKey, counter: u64, challenge: &[u8], context: &[u8]) -> Otp {
+    let k = ck.step_key();
+    let q = hex::encode_upper(challenge);
+    let s = Sha512::digest(context);
+    let input = OcraInput {
+        counter: Some(counter),
+        question: &q,
+        session: Some(&s),
+        ..Default::default()
+    };
+    // The suite is a constant that parses; a challenge outside 1..=32 bytes cannot reach here
+    // from the card or the bank, and would yield a code that matches nothing.
+    let code = OcraSuite::parse(PAYSIM_SUITE)
+        .and_then(|suite| ocra(&suite, k.as_ref(), &input))
+        .unwrap_or_default();
+    Otp(code)
+}
+
+/// Login code at step `counter`.
+pub fn login_otp(ck: &ChainKey, counter: u64, challenge: &[u8], verifier_id: &[u8]) -> Otp {
+    paysim_otp(ck, counter, challenge, &login_context(verifier_id))
+}
+
+/// Transaction code at step `counter`.
+pub fn tx_otp(ck: &ChainKey, counter: u64, challenge: &[u8], tx: &TxFields<'_>) -> Otp {
+    paysim_otp(ck, counter, challenge, &tx_context(tx))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::Value;
+
+    fn load(name: &str) -> Vec<Value> {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["vectors"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn rfc4226_hotp_vectors() {
+        let vs = load("hotp-rfc4226.json");
+        assert!(vs.len() >= 10);
+        for v in vs {
+            let key = hex::decode(v["key_hex"].as_str().unwrap()).unwrap();
+            let alg = HashAlg::parse(v["hash"].as_str().unwrap()).unwrap();
+            let got = hotp(alg, &key, v["counter"].as_u64().unwrap(), v["digits"].as_u64().unwrap() as u32);
+            assert_eq!(got, v["otp"].as_str().unwrap(), "{v}");
+        }
+    }
+
+    #[test]
+    fn rfc6238_totp_vectors() {
+        let vs = load("totp-rfc6238.json");
+        assert!(vs.len() >= 18);
+        for v in vs {
+            let key = hex::decode(v["key_hex"].as_str().unwrap()).unwrap();
+            let alg = HashAlg::parse(v["hash"].as_str().unwrap()).unwrap();
+            let got = totp(
+                alg,
+                &key,
+                v["unix_time"].as_u64().unwrap(),
+                v["t0"].as_u64().unwrap(),
+                v["step"].as_u64().unwrap(),
+                v["digits"].as_u64().unwrap() as u32,
+            )
+            .unwrap();
+            assert_eq!(got, v["otp"].as_str().unwrap(), "{v}");
+        }
+    }
+
+    #[test]
+    fn rfc6287_ocra_vectors() {
+        let vs = load("ocra-rfc6287.json");
+        assert!(vs.len() >= 60);
+        for v in vs {
+            let suite = OcraSuite::parse(v["suite"].as_str().unwrap()).unwrap();
+            let key = hex::decode(v["key_hex"].as_str().unwrap()).unwrap();
+            let pin = v.get("pin_sha1_hex").map(|p| hex::decode(p.as_str().unwrap()).unwrap());
+            let input = OcraInput {
+                counter: v.get("counter").and_then(Value::as_u64),
+                question: v["question"].as_str().unwrap(),
+                password_hash: pin.as_deref(),
+                session: None,
+                timestamp: v.get("timestamp").and_then(Value::as_u64),
+            };
+            assert_eq!(ocra(&suite, &key, &input).unwrap(), v["otp"].as_str().unwrap(), "{v}");
+        }
+    }
+
+    #[test]
+    fn suite_parser_refuses_garbage() {
+        for bad in [
+            "",
+            "OCRA-2:HOTP-SHA1-6:QN08",
+            "OCRA-1:HOTP-MD5-6:QN08",
+            "OCRA-1:HOTP-SHA1-3:QN08",
+            "OCRA-1:HOTP-SHA1-6:C",
+            "OCRA-1:HOTP-SHA1-6:QX08",
+            "OCRA-1:HOTP-SHA1-6:QN08-T1X",
+            "OCRA-1:HOTP-SHA1-6:QN08:extra",
+        ] {
+            assert_eq!(OcraSuite::parse(bad), Err(OcraError::Suite), "{bad}");
+        }
+        let s = OcraSuite::parse(PAYSIM_SUITE).unwrap();
+        assert_eq!(s.hash, HashAlg::Sha256);
+        assert_eq!(s.digits, 8);
+        assert!(s.counter);
+        assert_eq!(s.question, (QuestionFormat::Hex, 64));
+        assert_eq!(s.session_len, Some(64));
+    }
+
+    #[test]
+    fn ocra_refuses_inputs_outside_the_suite() {
+        let s = OcraSuite::parse(PAYSIM_SUITE).unwrap();
+        let ok = OcraInput { counter: Some(1), question: "AB", session: Some(&[0; 64]), ..Default::default() };
+        assert!(ocra(&s, b"k", &ok).is_ok());
+        assert_eq!(ocra(&s, b"k", &OcraInput { counter: None, ..ok }), Err(OcraError::MissingCounter));
+        assert_eq!(ocra(&s, b"k", &OcraInput { question: "XYZ", ..ok }), Err(OcraError::Question));
+        let long = "A".repeat(257);
+        assert_eq!(ocra(&s, b"k", &OcraInput { question: &long, ..ok }), Err(OcraError::Question));
+        assert_eq!(ocra(&s, b"k", &OcraInput { session: Some(&[0; 65]), ..ok }), Err(OcraError::Session));
+    }
+
+    #[test]
+    fn chain_follows_the_definition() {
+        let ck0 = ChainKey::from_bytes([0x42; 32]);
+        let ck1 = ck0.next();
+        assert_eq!(ck1.expose(), &hmac_sha256(&[0x42; 32], b"PAYSIM-1 CHAIN"));
+        assert_eq!(ck0.advance(3), ck1.next().next());
+        assert_eq!(*ck0.step_key(), hmac_sha256(&[0x42; 32], b"PAYSIM-1 OTP"));
+        // The step key and the next chain key differ: outputs never feed the chain.
+        assert_ne!(&*ck0.step_key(), ck1.expose());
+    }
+
+    #[test]
+    fn context_encoding_is_length_prefixed() {
+        assert_eq!(login_context(b"ab"), b"PAYSIM-1 LOGIN\x00\x02ab".to_vec());
+        let tx = TxFields {
+            verifier_id: b"v",
+            transaction_id: b"t1",
+            amount_minor: 0x0102,
+            currency: b"EUR",
+            payee: b"P",
+        };
+        let mut want = b"PAYSIM-1 TX".to_vec();
+        want.extend_from_slice(b"\x00\x01v\x00\x02t1\x00\x08\x00\x00\x00\x00\x00\x00\x01\x02\x00\x03EUR\x00\x01P");
+        assert_eq!(tx_context(&tx), want);
+    }
+
+    #[test]
+    fn every_bound_field_changes_the_code() {
+        let ck = ChainKey::from_bytes([9; 32]);
+        let ch = [0x11u8; 32];
+        let base = TxFields {
+            verifier_id: b"https://bank.example",
+            transaction_id: b"tx-1",
+            amount_minor: 1234,
+            currency: b"EUR",
+            payee: b"DE00 1234",
+        };
+        let code = tx_otp(&ck, 5, &ch, &base);
+        let variants = [
+            TxFields { verifier_id: b"https://bank.examp1e", ..base.clone() },
+            TxFields { transaction_id: b"tx-2", ..base.clone() },
+            TxFields { amount_minor: 1235, ..base.clone() },
+            TxFields { currency: b"USD", ..base.clone() },
+            TxFields { payee: b"DE00 1235", ..base.clone() },
+        ];
+        for v in &variants {
+            assert_ne!(tx_otp(&ck, 5, &ch, v), code, "{v:?}");
+        }
+        assert_ne!(tx_otp(&ck, 6, &ch, &base), code);
+        assert_ne!(tx_otp(&ck, 5, &[0x12; 32], &base), code);
+        assert!(code.matches(code.as_str()));
+        assert!(!code.matches("00000000") || code.as_str() == "00000000");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let ck = ChainKey::from_bytes([0xAA; 32]);
+        assert!(!format!("{ck:?}").to_lowercase().contains("aa"));
+        let code = login_otp(&ck, 0, &[1; 16], b"v");
+        assert!(!format!("{code:?}").contains(code.as_str()));
+    }
+}
