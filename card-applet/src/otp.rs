@@ -480,6 +480,56 @@ pub fn tx_otp(ck: &ChainKey, counter: u64, challenge: &[u8], tx: &TxFields<'_>) 
     paysim_otp(ck, counter, challenge, &tx_context(tx))
 }
 
+/// Why a URL cannot give a verifier id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifierIdError {
+    #[error("the bank URL must start with http:// or https://")]
+    Scheme,
+    #[error("the bank URL has no host")]
+    Host,
+    #[error("the bank URL has a bad port")]
+    Port,
+}
+
+/// The verifier id that codes are bound to: the origin of the bank's URL, written
+/// `scheme://host:port` with scheme and host in lower case and the port always explicit
+/// (`https://bank.example:443`, `http://127.0.0.1:8080`). The bank derives it from its public
+/// URL and the bridge from the URL it is configured with, never from what a server says.
+pub fn verifier_id(url: &str) -> Result<String, VerifierIdError> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").ok_or(VerifierIdError::Scheme)?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80u16,
+        "https" => 443,
+        _ => return Err(VerifierIdError::Scheme),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(VerifierIdError::Host);
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or(VerifierIdError::Host)?;
+        (format!("[{}]", h.to_ascii_lowercase()), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
+            None => (authority.to_ascii_lowercase(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(VerifierIdError::Host);
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse::<u16>().map_err(|_| VerifierIdError::Port)?,
+    };
+    if port == 0 {
+        return Err(VerifierIdError::Port);
+    }
+    Ok(format!("{scheme}://{host}:{port}"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -630,6 +680,20 @@ mod tests {
         assert_ne!(tx_otp(&ck, 5, &[0x12; 32], &base), code);
         assert!(code.matches(code.as_str()));
         assert!(!code.matches("00000000") || code.as_str() == "00000000");
+    }
+
+    #[test]
+    fn verifier_id_is_the_normalised_origin() {
+        assert_eq!(verifier_id("http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(verifier_id("HTTPS://Bank.Example/login?x=1").unwrap(), "https://bank.example:443");
+        assert_eq!(verifier_id("http://bank.example").unwrap(), "http://bank.example:80");
+        assert_eq!(verifier_id("http://[::1]:9/").unwrap(), "http://[::1]:9");
+        assert_eq!(verifier_id("ftp://x"), Err(VerifierIdError::Scheme));
+        assert_eq!(verifier_id("bank.example"), Err(VerifierIdError::Scheme));
+        assert_eq!(verifier_id("http://"), Err(VerifierIdError::Host));
+        assert_eq!(verifier_id("http://user@evil:1"), Err(VerifierIdError::Host));
+        assert_eq!(verifier_id("http://h:99999"), Err(VerifierIdError::Port));
+        assert_eq!(verifier_id("http://h:0"), Err(VerifierIdError::Port));
     }
 
     #[test]
