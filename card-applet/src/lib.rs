@@ -14,3 +14,5 @@
 //! ```
 
 pub mod otp;
+#[cfg(feature = "virtual-card")]
+pub mod vpcd;
