@@ -1,0 +1,472 @@
+//! The PC/SC side: finding the reader that holds a PAYSIM card, waiting for one, and talking
+//! to it in exclusive transactions.
+//!
+//! - [`Pcsc::open`] picks the reader (the one holding our applet, or `--reader`), waiting with
+//!   `SCardGetStatusChange` up to a bounded time for a card to be inserted.
+//! - [`CardLink::exchange`] runs one multi-APDU exchange (SELECT, VERIFY, OTP...) inside one
+//!   PC/SC transaction, so no other application can slip a command in between. If the PIN was
+//!   verified during the exchange the transaction ends by resetting the card, so the verified
+//!   state does not outlive it.
+//! - Answers are received into a `MAX_BUFFER_SIZE_EXTENDED` buffer (a too-small buffer fails
+//!   after the card has already executed the command); `61xx` is followed by GET RESPONSE.
+
+use crate::apdu::{self, CardOtp, DataObject, Pin, Puk, TxRequest};
+use crate::error::{Error, Result};
+use std::ffi::{CStr, CString};
+use std::time::{Duration, Instant};
+
+/// A PC/SC context.
+pub struct Pcsc {
+    ctx: pcsc::Context,
+}
+
+/// What [`Pcsc::scan`] learns about one reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderInfo {
+    pub name: String,
+    pub card_present: bool,
+    /// `Some(serial)` when the card answers SELECT for the PAYSIM applet.
+    pub paysim_serial: Option<String>,
+    /// Why the card could not be checked, if it could not.
+    pub note: Option<String>,
+}
+
+impl Pcsc {
+    /// Connects to the PC/SC service (pcscd).
+    pub fn establish() -> Result<Self> {
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| match e {
+            pcsc::Error::NoService | pcsc::Error::ServiceStopped => Error::NoService(e),
+            other => Error::from(other),
+        })?;
+        Ok(Pcsc { ctx })
+    }
+
+    /// The names of all readers PC/SC lists (possibly none).
+    pub fn reader_names(&self) -> Result<Vec<CString>> {
+        match self.ctx.list_readers_owned() {
+            Ok(v) => Ok(v),
+            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists every reader, whether it holds a card and whether that card holds our applet
+    /// (with its serial). Never waits for a card.
+    pub fn scan(&self) -> Result<Vec<ReaderInfo>> {
+        let names = self.reader_names()?;
+        let states = self.current_states(&names)?;
+        let mut out = Vec::new();
+        for (name, state) in names.iter().zip(states) {
+            let text = name.to_string_lossy().into_owned();
+            let present =
+                state.contains(pcsc::State::PRESENT) && !state.contains(pcsc::State::MUTE);
+            let mut info = ReaderInfo {
+                name: text,
+                card_present: present,
+                paysim_serial: None,
+                note: None,
+            };
+            if present {
+                match self.connect_paysim(name) {
+                    Ok(mut link) => match link.exchange(|ch| ch.serial()) {
+                        Ok(serial) => info.paysim_serial = Some(serial),
+                        Err(e) => info.note = Some(e.to_string()),
+                    },
+                    Err(Error::NoApplet { .. }) => {
+                        info.note = Some("card without the PAYSIM applet".to_owned())
+                    }
+                    Err(e) => info.note = Some(e.to_string()),
+                }
+            }
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    /// Opens the card to use: in reader `wanted` if given, else in the one reader holding a
+    /// PAYSIM card. Waits up to `wait` for a card to be inserted (`SCardGetStatusChange`).
+    ///
+    /// Errors: [`Error::NoReader`], [`Error::UnknownReader`], [`Error::SeveralCards`] (choose
+    /// with `--reader`), [`Error::NoApplet`] (the chosen reader's card is not ours),
+    /// [`Error::NoCard`] after the wait.
+    pub fn open(&self, wanted: Option<&str>, wait: Duration) -> Result<CardLink> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let names = self.reader_names()?;
+            if names.is_empty() {
+                return Err(Error::NoReader);
+            }
+            let candidates: Vec<CString> = match wanted {
+                None => names.clone(),
+                Some(w) => {
+                    let hit: Vec<CString> = names
+                        .iter()
+                        .filter(|n| n.to_string_lossy() == w)
+                        .cloned()
+                        .collect();
+                    if hit.is_empty() {
+                        return Err(Error::UnknownReader {
+                            name: w.to_owned(),
+                            available: names
+                                .iter()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .collect(),
+                        });
+                    }
+                    hit
+                }
+            };
+            let mut states: Vec<pcsc::ReaderState> = candidates
+                .iter()
+                .map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE))
+                .collect();
+            states.push(pcsc::ReaderState::new(
+                pcsc::PNP_NOTIFICATION(),
+                pcsc::State::UNAWARE,
+            ));
+            self.ctx
+                .get_status_change(Duration::ZERO, &mut states)
+                .map_err(Error::from)?;
+
+            let mut found = Vec::new();
+            let mut not_ours = Vec::new();
+            for st in &states[..candidates.len()] {
+                let ev = st.event_state();
+                if !ev.contains(pcsc::State::PRESENT) || ev.contains(pcsc::State::MUTE) {
+                    continue;
+                }
+                match self.connect_paysim(st.name()) {
+                    Ok(link) => found.push(link),
+                    Err(Error::NoApplet { reader }) => not_ours.push(reader),
+                    // The card went away (or was reset) between the status and the connect.
+                    Err(Error::CardRemoved) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match found.len() {
+                1 => return Ok(found.remove(0)),
+                0 => {}
+                _ => {
+                    return Err(Error::SeveralCards {
+                        readers: found.iter().map(|l| l.reader.clone()).collect(),
+                    })
+                }
+            }
+            if let (Some(_), Some(reader)) = (wanted, not_ours.first()) {
+                return Err(Error::NoApplet {
+                    reader: reader.clone(),
+                });
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(match (wanted, not_ours.first()) {
+                    (None, Some(reader)) if not_ours.len() == 1 => Error::NoApplet {
+                        reader: reader.clone(),
+                    },
+                    _ => Error::NoCard {
+                        seconds: wait.as_secs(),
+                    },
+                });
+            }
+            tracing::info!(
+                "waiting up to {} ms for a PAYSIM card",
+                remaining.as_millis()
+            );
+            for st in &mut states {
+                st.sync_current_state();
+            }
+            match self.ctx.get_status_change(remaining, &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => {
+                    // One more look: the deadline is now past, so the next round decides.
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn current_states(&self, names: &[CString]) -> Result<Vec<pcsc::State>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut states: Vec<pcsc::ReaderState> = names
+            .iter()
+            .map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE))
+            .collect();
+        self.ctx.get_status_change(Duration::ZERO, &mut states)?;
+        Ok(states.iter().map(|s| s.event_state()).collect())
+    }
+
+    /// Connects to the card in `reader` and checks that it answers SELECT for our applet.
+    fn connect_paysim(&self, reader: &CStr) -> Result<CardLink> {
+        let name = reader.to_string_lossy().into_owned();
+        let card = match self
+            .ctx
+            .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        {
+            Ok(c) => c,
+            Err(pcsc::Error::UnresponsiveCard | pcsc::Error::UnsupportedCard) => {
+                return Err(Error::NoApplet { reader: name })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut link = CardLink {
+            card,
+            reader: name,
+            buf: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
+        };
+        match link.exchange(|_| Ok(())) {
+            Ok(()) => Ok(link),
+            Err(Error::CardStatus {
+                command: "SELECT", ..
+            }) => Err(Error::NoApplet {
+                reader: link.reader,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One connection to a PAYSIM card.
+pub struct CardLink {
+    card: pcsc::Card,
+    reader: String,
+    buf: Vec<u8>,
+}
+
+impl CardLink {
+    /// The reader's name.
+    pub fn reader(&self) -> &str {
+        &self.reader
+    }
+
+    /// Runs `f` inside one PC/SC transaction that starts with SELECT of the PAYSIM applet.
+    /// If `f` verified the PIN, the transaction ends with a card reset so that the verified
+    /// state cannot be used by anyone after us.
+    pub fn exchange<T>(&mut self, f: impl FnOnce(&mut Channel<'_>) -> Result<T>) -> Result<T> {
+        let tx = match self.card.transaction2() {
+            Ok(tx) => tx,
+            // Somebody (possibly our own last exchange) reset the card: reconnect once.
+            Err((card, pcsc::Error::ResetCard)) => {
+                card.reconnect(
+                    pcsc::ShareMode::Shared,
+                    pcsc::Protocols::ANY,
+                    pcsc::Disposition::LeaveCard,
+                )?;
+                card.transaction()?
+            }
+            Err((_, e)) => return Err(e.into()),
+        };
+        let mut ch = Channel {
+            tx,
+            buf: &mut self.buf,
+            pin_verified: false,
+        };
+        let result = ch
+            .command("SELECT", &apdu::select())
+            .and_then(|_| f(&mut ch));
+        let disposition = if ch.pin_verified {
+            pcsc::Disposition::ResetCard
+        } else {
+            pcsc::Disposition::LeaveCard
+        };
+        if let Err((_, e)) = ch.tx.end(disposition) {
+            // Ending fails when the card left; the result of `f` says more in that case.
+            tracing::debug!("ending the PC/SC transaction failed: {e}");
+            if result.is_ok() && disposition == pcsc::Disposition::ResetCard {
+                tracing::warn!("could not reset the card after use: {e}");
+            }
+        }
+        result
+    }
+}
+
+/// The card inside one PC/SC transaction.
+pub struct Channel<'a> {
+    tx: pcsc::Transaction<'a>,
+    buf: &'a mut Vec<u8>,
+    pin_verified: bool,
+}
+
+impl Channel<'_> {
+    /// Sends one APDU and returns the answer's data and status word, following `61xx` with
+    /// GET RESPONSE and `6Cxx` with a resend using the right Le (ISO 7816-4 §5.3.4).
+    pub fn transmit(&mut self, apdu: &[u8]) -> Result<(Vec<u8>, u16)> {
+        let mut data = Vec::new();
+        let mut next: Vec<u8> = apdu.to_vec();
+        let mut resent = false;
+        for _ in 0..256 {
+            let resp = self.tx.transmit(&next, self.buf)?;
+            let Some(split) = resp.len().checked_sub(2) else {
+                return Err(Error::BadCardResponse {
+                    command: "transmit",
+                    reason: "answer shorter than 2 bytes".into(),
+                });
+            };
+            let (body, sw) = resp.split_at(split);
+            data.extend_from_slice(body);
+            match (sw[0], sw[1]) {
+                (0x61, n) => next = vec![0x00, 0xC0, 0x00, 0x00, n],
+                (0x6C, n) if !resent && apdu.len() > 4 => {
+                    resent = true;
+                    next = apdu.to_vec();
+                    if let Some(le) = next.last_mut() {
+                        *le = n;
+                    }
+                    data.clear();
+                }
+                (a, b) => return Ok((data, u16::from_be_bytes([a, b]))),
+            }
+        }
+        Err(Error::BadCardResponse {
+            command: "GET RESPONSE",
+            reason: "the card never finished its answer".into(),
+        })
+    }
+
+    /// Sends `apdu` and turns the status word into an error per [`apdu::check`].
+    pub fn command(&mut self, name: &'static str, apdu: &[u8]) -> Result<Vec<u8>> {
+        let (data, sw) = self.transmit(apdu)?;
+        apdu::check(name, sw)?;
+        Ok(data)
+    }
+
+    /// GET DATA of one object.
+    pub fn get_data(&mut self, obj: DataObject) -> Result<Vec<u8>> {
+        self.command("GET DATA", &apdu::get_data(obj))
+    }
+
+    /// The card's serial.
+    pub fn serial(&mut self) -> Result<String> {
+        let data = self.get_data(DataObject::Serial)?;
+        String::from_utf8(data).map_err(|_| Error::BadCardResponse {
+            command: "GET DATA",
+            reason: "serial is not text".into(),
+        })
+    }
+
+    /// PIN tries left, from VERIFY without data (`63Cx`; `9000` means already verified).
+    pub fn pin_tries(&mut self) -> Result<u8> {
+        let (_, sw) = self.transmit(&apdu::verify_status())?;
+        match sw {
+            0x9000 => Ok(3),
+            0x63C0..=0x63CF => Ok((sw & 0x0F) as u8),
+            0x6983 => Ok(0),
+            _ => Err(Error::CardStatus {
+                command: "VERIFY",
+                sw,
+            }),
+        }
+    }
+
+    /// VERIFY the PIN. Refuses to try when the PIN is already blocked.
+    pub fn verify_pin(&mut self, pin: &Pin) -> Result<()> {
+        if self.pin_tries()? == 0 {
+            return Err(Error::PinBlocked);
+        }
+        self.command("VERIFY", &apdu::verify(pin))?;
+        self.pin_verified = true;
+        Ok(())
+    }
+
+    /// CHANGE REFERENCE DATA for the PIN.
+    pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        self.pin_verified = true; // a success leaves the PIN verified on some cards
+        self.command("CHANGE REFERENCE DATA", &apdu::change_pin(old, new))
+            .map(|_| ())
+    }
+
+    /// RESET RETRY COUNTER with the PUK and a new PIN.
+    pub fn unblock(&mut self, puk: &Puk, new: &Pin) -> Result<()> {
+        self.pin_verified = true;
+        self.command("RESET RETRY COUNTER", &apdu::unblock(puk, new))
+            .map(|_| ())
+    }
+
+    /// LOGIN OTP (needs the PIN verified in this exchange).
+    pub fn login_otp(&mut self, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
+        let data = self.command("LOGIN OTP", &apdu::login_otp(challenge, verifier_id)?)?;
+        apdu::parse_otp("LOGIN OTP", &data)
+    }
+
+    /// TRANSACTION OTP (needs the PIN verified in this exchange).
+    pub fn tx_otp(&mut self, tx: &TxRequest<'_>) -> Result<CardOtp> {
+        let data = self.command("TRANSACTION OTP", &apdu::tx_otp(tx)?)?;
+        apdu::parse_otp("TRANSACTION OTP", &data)
+    }
+}
+
+/// What `status` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardStatus {
+    pub reader: String,
+    pub serial: String,
+    pub next_counter: u64,
+    pub pin_tries_left: u8,
+    pub life_cycle: String,
+    pub version: String,
+}
+
+impl CardLink {
+    /// Reads serial, next counter, PIN tries, life-cycle state and version (no PIN needed).
+    pub fn status(&mut self) -> Result<CardStatus> {
+        let reader = self.reader.clone();
+        self.exchange(|ch| {
+            let serial = ch.serial()?;
+            let next_counter =
+                apdu::parse_uint("GET DATA", &ch.get_data(DataObject::NextCounter)?)?;
+            let pin_tries_left = ch.pin_tries()?;
+            let life_cycle = describe_life_cycle(&ch.get_data(DataObject::LifeCycle)?);
+            let version = describe_version(&ch.get_data(DataObject::Version)?);
+            Ok(CardStatus {
+                reader,
+                serial,
+                next_counter,
+                pin_tries_left,
+                life_cycle,
+                version,
+            })
+        })
+    }
+
+    /// PIN, then LOGIN OTP, in one transaction.
+    pub fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
+        self.exchange(|ch| {
+            ch.verify_pin(pin)?;
+            ch.login_otp(challenge, verifier_id)
+        })
+    }
+
+    /// PIN, then TRANSACTION OTP, in one transaction.
+    pub fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> Result<CardOtp> {
+        self.exchange(|ch| {
+            ch.verify_pin(pin)?;
+            ch.tx_otp(tx)
+        })
+    }
+}
+
+fn describe_life_cycle(data: &[u8]) -> String {
+    match data {
+        [b] => match *b {
+            0x01 => "created (not personalized)".to_owned(),
+            0x03 | 0x07 => "personalized".to_owned(),
+            0x0F => "blocked".to_owned(),
+            other => format!("state {other:#04x}"),
+        },
+        text if !text.is_empty() && text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') => {
+            String::from_utf8_lossy(text).into_owned()
+        }
+        other => hex::encode_upper(other),
+    }
+}
+
+fn describe_version(data: &[u8]) -> String {
+    match data {
+        [major, minor] => format!("{major}.{minor}"),
+        text if !text.is_empty() && text.iter().all(|b| b.is_ascii_graphic()) => {
+            String::from_utf8_lossy(text).into_owned()
+        }
+        other => hex::encode_upper(other),
+    }
+}

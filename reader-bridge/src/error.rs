@@ -1,0 +1,323 @@
+//! The bridge's one error type and the exit code each failure class maps to.
+
+use std::path::PathBuf;
+
+/// Everything the bridge can fail with, typed so that a caller (the CLI, a test) can act on
+/// the class: ask for another PIN, tell the person to insert the card, retry later.
+///
+/// No variant carries a PIN, PUK, OTP or key: their `Display` texts are safe to print and log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The PC/SC service (pcscd) is not running or not reachable.
+    #[error(
+        "the PC/SC service is not available ({0}); start pcscd (e.g. `systemctl start pcscd`)"
+    )]
+    NoService(#[source] pcsc::Error),
+    /// PC/SC works but lists no reader at all.
+    #[error("no smart-card reader found; plug in a reader (or start vpcd) and retry")]
+    NoReader,
+    /// `--reader NAME` names a reader that PC/SC does not list.
+    #[error("no reader named {name:?}; readers present: {}", list(.available))]
+    UnknownReader {
+        name: String,
+        available: Vec<String>,
+    },
+    /// More than one reader holds a PAYSIM card and none was chosen.
+    #[error("several readers hold a PAYSIM card: {}; choose one with --reader NAME", list(.readers))]
+    SeveralCards { readers: Vec<String> },
+    /// No PAYSIM card appeared within the wait time.
+    #[error(
+        "no PAYSIM card found within {seconds} s; insert the card and retry (or raise --wait)"
+    )]
+    NoCard { seconds: u64 },
+    /// The card was removed, reset or lost power while the bridge was using it.
+    #[error("the card was removed or reset during the operation; insert it again and retry")]
+    CardRemoved,
+    /// The card in the chosen reader does not answer SELECT for the PAYSIM applet.
+    #[error("the card in {reader:?} does not hold the PAYSIM applet")]
+    NoApplet { reader: String },
+    /// VERIFY failed; the card has this many tries left.
+    #[error("wrong PIN: {tries_left} {} left before the PIN blocks", plural(*.tries_left, "try", "tries"))]
+    WrongPin { tries_left: u8 },
+    /// The PIN try counter is at zero.
+    #[error("the PIN is blocked; unblock it with `reader-bridge unblock` and your PUK")]
+    PinBlocked,
+    /// RESET RETRY COUNTER failed; the PUK has this many tries left.
+    #[error("wrong PUK: {tries_left} {} left before the PUK blocks", plural(*.tries_left, "try", "tries"))]
+    WrongPuk { tries_left: u8 },
+    /// The PUK try counter is at zero: only the bank can help now.
+    #[error("the PUK is blocked; the card cannot be unblocked any more, contact the bank")]
+    PukBlocked,
+    /// The card has no seed yet.
+    #[error("the card is not personalized yet; ask the bank to personalize it")]
+    NotPersonalized,
+    /// Any other status word, with the command it answered.
+    #[error("the card refused {command} with status {sw:04X}")]
+    CardStatus { command: &'static str, sw: u16 },
+    /// The card's answer does not have the documented shape.
+    #[error("the card's answer to {command} is malformed: {reason}")]
+    BadCardResponse {
+        command: &'static str,
+        reason: String,
+    },
+    /// Any other PC/SC failure.
+    #[error("PC/SC error: {0}")]
+    Pcsc(#[source] pcsc::Error),
+
+    /// The bank did not answer (connection refused, timeout, connection dropped).
+    #[error("the bank at {url} is unreachable; check --server and your network, then retry")]
+    BankUnreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The bank refused the code. The bank never says why (by design: wrong code, expired or
+    /// used challenge, replayed counter, locked or revoked token all look the same).
+    #[error("the bank refused the one-time code (wrong or expired code, or the token is locked); try again with a fresh code")]
+    OtpRejected,
+    /// No session stored, or the bank says the session ended.
+    #[error("not logged in (or the session expired); run `reader-bridge login --user NAME` first")]
+    NotLoggedIn,
+    /// The paying account does not hold enough money.
+    #[error("insufficient funds: the account does not hold enough money for this transfer")]
+    InsufficientFunds,
+    /// The bank refused the transfer for a reason that retrying will not fix.
+    #[error("the bank refused the transfer: {message} ({code})")]
+    TransferRefused { code: String, message: String },
+    /// Any other refusal with a stable error code from the bank.
+    #[error("the bank answered {status}: {message} ({code})")]
+    Bank {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The bank's answer does not have the documented shape.
+    #[error("the bank's answer is malformed: {0}")]
+    BadBankResponse(String),
+
+    /// Input the person typed is not acceptable (amount, currency, PIN format, challenge...).
+    #[error("{0}")]
+    BadInput(String),
+    /// The person declined the confirmation.
+    #[error("cancelled: nothing was signed or sent")]
+    Cancelled,
+    /// Reading or writing the state directory failed.
+    #[error("cannot use the state file {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading from the terminal failed.
+    #[error("cannot read from the terminal: {0}")]
+    Terminal(#[source] std::io::Error),
+}
+
+/// Result with the bridge's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn plural(n: u8, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// Process exit codes, one per failure class. `docs/bridge.md` lists them; scripts may rely
+/// on them.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Unexpected failure (bug, malformed answer from card or bank).
+    pub const OTHER: u8 = 1;
+    /// Bad command line or bad input (clap uses 2 for usage errors too).
+    pub const USAGE: u8 = 2;
+    /// The person declined the confirmation.
+    pub const CANCELLED: u8 = 3;
+    /// No PC/SC service, no reader, unknown reader.
+    pub const NO_READER: u8 = 10;
+    /// No PAYSIM card (none inserted within the wait, or the card lacks the applet).
+    pub const NO_CARD: u8 = 11;
+    /// The card was removed or reset mid-operation.
+    pub const CARD_REMOVED: u8 = 12;
+    /// Several readers hold a PAYSIM card: choose with --reader.
+    pub const SEVERAL_CARDS: u8 = 13;
+    /// Wrong PIN (or PUK); tries remain.
+    pub const WRONG_PIN: u8 = 20;
+    /// PIN (or PUK) blocked.
+    pub const PIN_BLOCKED: u8 = 21;
+    /// The card refused otherwise (not personalized, unexpected status word).
+    pub const CARD_ERROR: u8 = 22;
+    /// The bank is unreachable (network error, timeout).
+    pub const BANK_UNREACHABLE: u8 = 30;
+    /// The bank rejected the OTP.
+    pub const OTP_REJECTED: u8 = 31;
+    /// Insufficient funds.
+    pub const INSUFFICIENT_FUNDS: u8 = 32;
+    /// Not logged in or session expired.
+    pub const NOT_LOGGED_IN: u8 = 33;
+    /// The bank refused the transfer (unknown account, currency mismatch, id conflict...).
+    pub const REFUSED: u8 = 34;
+    /// The bank failed (5xx) or answered something unexpected.
+    pub const BANK_ERROR: u8 = 35;
+    /// The local state directory cannot be used.
+    pub const STATE: u8 = 40;
+}
+
+impl Error {
+    /// The exit code for this failure class (see [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NoService(_) | Error::NoReader | Error::UnknownReader { .. } => exit::NO_READER,
+            Error::NoCard { .. } | Error::NoApplet { .. } => exit::NO_CARD,
+            Error::CardRemoved => exit::CARD_REMOVED,
+            Error::SeveralCards { .. } => exit::SEVERAL_CARDS,
+            Error::WrongPin { .. } | Error::WrongPuk { .. } => exit::WRONG_PIN,
+            Error::PinBlocked | Error::PukBlocked => exit::PIN_BLOCKED,
+            Error::NotPersonalized | Error::CardStatus { .. } => exit::CARD_ERROR,
+            Error::BadCardResponse { .. } | Error::Pcsc(_) => exit::OTHER,
+            Error::BankUnreachable { .. } => exit::BANK_UNREACHABLE,
+            Error::OtpRejected => exit::OTP_REJECTED,
+            Error::NotLoggedIn => exit::NOT_LOGGED_IN,
+            Error::InsufficientFunds => exit::INSUFFICIENT_FUNDS,
+            Error::TransferRefused { .. } => exit::REFUSED,
+            Error::Bank { .. } | Error::BadBankResponse(_) => exit::BANK_ERROR,
+            Error::BadInput(_) => exit::USAGE,
+            Error::Cancelled => exit::CANCELLED,
+            Error::State { .. } => exit::STATE,
+            Error::Terminal(_) => exit::OTHER,
+        }
+    }
+
+    /// True when the outcome at the bank is unknown (the request may or may not have been
+    /// processed): the pending transfer must be kept so that a retry reuses its id.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Error::BankUnreachable { .. }
+                | Error::CardRemoved
+                | Error::Bank {
+                    status: 500..=599,
+                    ..
+                }
+        )
+    }
+}
+
+impl From<pcsc::Error> for Error {
+    /// Maps PC/SC errors to the classes a person can act on. Removal, reset and loss of the
+    /// card all become [`Error::CardRemoved`].
+    fn from(e: pcsc::Error) -> Self {
+        use pcsc::Error as P;
+        match e {
+            P::RemovedCard
+            | P::ResetCard
+            | P::NoSmartcard
+            | P::UnpoweredCard
+            | P::ReaderUnavailable => Error::CardRemoved,
+            P::NoService | P::ServiceStopped | P::Shutdown => Error::NoService(e),
+            P::NoReadersAvailable => Error::NoReader,
+            other => Error::Pcsc(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn card_loss_maps_to_card_removed() {
+        for e in [
+            pcsc::Error::RemovedCard,
+            pcsc::Error::ResetCard,
+            pcsc::Error::NoSmartcard,
+        ] {
+            let mapped = Error::from(e);
+            assert!(matches!(mapped, Error::CardRemoved), "{e:?} -> {mapped:?}");
+            assert_eq!(mapped.exit_code(), exit::CARD_REMOVED);
+            assert!(mapped.outcome_unknown());
+        }
+    }
+
+    #[test]
+    fn service_and_reader_errors_map_to_no_reader() {
+        assert_eq!(
+            Error::from(pcsc::Error::NoService).exit_code(),
+            exit::NO_READER
+        );
+        assert!(matches!(
+            Error::from(pcsc::Error::NoReadersAvailable),
+            Error::NoReader
+        ));
+        assert!(matches!(
+            Error::from(pcsc::Error::SharingViolation),
+            Error::Pcsc(_)
+        ));
+    }
+
+    #[test]
+    fn wrong_pin_message_says_tries_left() {
+        assert_eq!(
+            Error::WrongPin { tries_left: 2 }.to_string(),
+            "wrong PIN: 2 tries left before the PIN blocks"
+        );
+        assert_eq!(
+            Error::WrongPin { tries_left: 1 }.to_string(),
+            "wrong PIN: 1 try left before the PIN blocks"
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_distinct_per_class() {
+        let classes = [
+            Error::NoReader.exit_code(),
+            Error::NoCard { seconds: 1 }.exit_code(),
+            Error::CardRemoved.exit_code(),
+            Error::SeveralCards { readers: vec![] }.exit_code(),
+            Error::WrongPin { tries_left: 1 }.exit_code(),
+            Error::PinBlocked.exit_code(),
+            Error::NotPersonalized.exit_code(),
+            Error::OtpRejected.exit_code(),
+            Error::InsufficientFunds.exit_code(),
+            Error::NotLoggedIn.exit_code(),
+            Error::TransferRefused {
+                code: "x".into(),
+                message: "y".into(),
+            }
+            .exit_code(),
+            Error::Cancelled.exit_code(),
+            Error::BadInput("x".into()).exit_code(),
+        ];
+        let mut sorted = classes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), classes.len(), "{classes:?}");
+        assert!(!classes.contains(&exit::OK));
+    }
+
+    #[test]
+    fn several_cards_lists_readers() {
+        let e = Error::SeveralCards {
+            readers: vec!["A 00".into(), "B 01".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "several readers hold a PAYSIM card: \"A 00\", \"B 01\"; choose one with --reader NAME"
+        );
+    }
+}

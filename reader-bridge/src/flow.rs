@@ -1,0 +1,538 @@
+//! The bridge's operations: each one joins the card, the bank and the state directory.
+//!
+//! The person is reached through the [`Ui`] trait (the CLI implements it on the terminal,
+//! tests implement it with scripted answers), so every flow is testable without a terminal.
+
+use crate::amount::{self, Currency};
+use crate::apdu::{CardOtp, Pin, Puk, TxRequest};
+use crate::bank::{self, Account, Bank, Created, NewTransfer, Transfer};
+use crate::card::{CardLink, CardStatus, Pcsc, ReaderInfo};
+use crate::error::{Error, Result};
+use crate::state::{self, PendingTransfer, Session, StateDir};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// How the bridge reaches the person.
+pub trait Ui {
+    /// Asks for a secret (PIN, PUK) without echo.
+    fn secret(&mut self, prompt: &str) -> Result<Zeroizing<String>>;
+    /// Asks a yes/no question; `false` unless the person says yes.
+    fn confirm(&mut self, question: &str) -> Result<bool>;
+    /// Asks for one line of ordinary text.
+    fn ask(&mut self, prompt: &str) -> Result<String>;
+    /// Tells the person something (standard output).
+    fn say(&mut self, text: &str);
+    /// Warns the person (standard error).
+    fn warn(&mut self, text: &str);
+}
+
+/// Where the card is and how long to wait for it.
+#[derive(Clone, Debug)]
+pub struct CardChoice {
+    /// `--reader`: the reader to use; `None` picks the one reader holding a PAYSIM card.
+    pub reader: Option<String>,
+    /// How long to wait for a card to be inserted.
+    pub wait: Duration,
+}
+
+/// The bridge: one bank client, one state directory, the card choice.
+pub struct Bridge {
+    pub bank: Bank,
+    pub state: StateDir,
+    pub card: CardChoice,
+}
+
+/// A transfer as the person asked for it.
+#[derive(Clone, Debug)]
+pub struct TransferRequest {
+    pub from: Option<String>,
+    pub to: String,
+    pub amount_minor: u64,
+    pub currency: Currency,
+    /// Skip the confirmation question (`--yes`).
+    pub yes: bool,
+}
+
+/// What `respond` signs: a login or a transfer.
+#[derive(Clone, Debug)]
+pub enum RespondFields {
+    Login,
+    Transfer {
+        transaction_id: String,
+        payee: String,
+        amount_minor: u64,
+        currency: Currency,
+    },
+}
+
+impl Bridge {
+    /// A bridge for the bank at `server_url`, keeping its state in `state_dir`.
+    pub fn new(
+        server_url: &str,
+        state_dir: impl Into<std::path::PathBuf>,
+        card: CardChoice,
+    ) -> Result<Self> {
+        Ok(Bridge {
+            bank: Bank::new(server_url)?,
+            state: StateDir::open(state_dir)?,
+            card,
+        })
+    }
+
+    fn open_card(&self) -> Result<CardLink> {
+        Pcsc::establish()?.open(self.card.reader.as_deref(), self.card.wait)
+    }
+
+    /// `readers`: every reader, and which hold a PAYSIM card.
+    pub fn readers() -> Result<Vec<ReaderInfo>> {
+        let infos = Pcsc::establish()?.scan()?;
+        if infos.is_empty() {
+            return Err(Error::NoReader);
+        }
+        Ok(infos)
+    }
+
+    /// `status`: the card's serial, counter, PIN tries and life-cycle state.
+    pub fn status(&self) -> Result<CardStatus> {
+        self.open_card()?.status()
+    }
+
+    fn session(&self) -> Result<Session> {
+        self.state
+            .session(self.bank.verifier_id())?
+            .ok_or(Error::NotLoggedIn)
+    }
+
+    /// Runs `f` with the stored session; forgets the session when the bank says it ended.
+    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
+        let s = self.session()?;
+        let r = f(&s);
+        if let Err(Error::NotLoggedIn) = r {
+            self.state.clear_session()?;
+        }
+        r
+    }
+
+    fn warn_if_verifier_differs(&self, ui: &mut dyn Ui, stated: &str) {
+        if stated != self.bank.verifier_id() {
+            ui.warn(&format!(
+                "warning: the server says its verifier id is {stated:?}, but --server gives {:?}. \
+                 The card signs for {:?} (the address you configured); a bank at another address \
+                 will refuse these codes. If this is really your bank, use its public address \
+                 with --server.",
+                self.bank.verifier_id(),
+                self.bank.verifier_id()
+            ));
+        }
+    }
+
+    /// `login`: challenge from the bank, PIN, LOGIN OTP from the card, session stored.
+    pub fn login(&self, user: &str, ui: &mut dyn Ui) -> Result<Session> {
+        let mut card = self.open_card()?;
+        let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        let ch = self.bank.login_challenge(user)?;
+        self.warn_if_verifier_differs(ui, &ch.verifier_id);
+        let challenge = bank::decode_challenge(&ch.challenge_hex)
+            .map_err(|e| Error::BadBankResponse(format!("login challenge: {e}")))?;
+        let otp = card.login_otp(&pin, &challenge, self.bank.verifier_id())?;
+        let ok = self.bank.login(&ch.challenge_id, otp.counter, &otp.otp)?;
+        let session = Session {
+            verifier_id: self.bank.verifier_id().to_owned(),
+            user: ok.user,
+            token: ok.token,
+        };
+        self.state.save_session(&session)?;
+        ui.say(&format!(
+            "logged in as {} at {} (card counter {}); the session ends after {} s without use",
+            session.user,
+            self.bank.url(),
+            otp.counter,
+            ok.idle_timeout_s
+        ));
+        Ok(session)
+    }
+
+    /// `logout`: ends the session at the bank and forgets it here.
+    pub fn logout(&self) -> Result<()> {
+        let r = self.with_session(|s| self.bank.logout(&s.token));
+        self.state.clear_session()?;
+        match r {
+            Ok(()) | Err(Error::NotLoggedIn) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `accounts`.
+    pub fn accounts(&self) -> Result<Vec<Account>> {
+        self.with_session(|s| self.bank.accounts(&s.token))
+    }
+
+    /// `history`.
+    pub fn history(&self, limit: u32) -> Result<Vec<Transfer>> {
+        self.with_session(|s| self.bank.transfers(&s.token, limit))
+    }
+
+    /// Transfers that were sent and whose outcome is not known yet.
+    pub fn pending(&self) -> Result<Vec<PendingTransfer>> {
+        self.state.all_pending()
+    }
+
+    /// `transfer`: shows the fields the card will sign, asks for confirmation and the PIN,
+    /// records the transfer id, then creates, signs and confirms the transfer at the bank.
+    ///
+    /// A previous attempt with the same fields whose outcome is unknown (network error, card
+    /// removed, bank restarted) is resumed with its transfer id, so money moves at most once.
+    pub fn transfer(&self, req: &TransferRequest, ui: &mut dyn Ui) -> Result<Transfer> {
+        self.with_session(|s| self.transfer_in(s, req, ui))
+    }
+
+    fn transfer_in(&self, s: &Session, req: &TransferRequest, ui: &mut dyn Ui) -> Result<Transfer> {
+        let from = match &req.from {
+            Some(f) => f.clone(),
+            None => self.pick_source(s, req.currency)?,
+        };
+        let wanted = PendingTransfer {
+            verifier_id: self.bank.verifier_id().to_owned(),
+            user: s.user.clone(),
+            transfer_id: state::new_transfer_id()?,
+            from: Some(from.clone()),
+            to: req.to.clone(),
+            amount_minor: req.amount_minor,
+            currency: req.currency.as_str().to_owned(),
+        };
+        let pending = match self.state.find_pending(&wanted)? {
+            Some(p) => {
+                ui.say(&format!(
+                    "resuming transfer {} from an earlier attempt whose outcome is not known; \
+                     the bank will not execute it twice",
+                    p.transfer_id
+                ));
+                p
+            }
+            None => wanted,
+        };
+        bank::check_transfer_id(&pending.transfer_id)?;
+
+        ui.say(&describe_transfer(
+            self.bank.verifier_id(),
+            &pending.transfer_id,
+            &from,
+            req,
+        ));
+        if !req.yes && !ui.confirm("Sign and send this transfer?")? {
+            return Err(Error::Cancelled);
+        }
+        let mut card = self.open_card()?;
+        let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
+
+        // Durable before the first byte goes to the bank.
+        self.state.save_pending(&pending)?;
+        let result = self.send_transfer(s, &pending, &mut card, &pin, ui);
+        match &result {
+            Ok(_) => self.state.remove_pending(&pending)?,
+            Err(e) if e.outcome_unknown() || matches!(e, Error::NotLoggedIn) => {
+                ui.warn(&format!(
+                    "the outcome of transfer {} is not known; run the same transfer command again: \
+                     it reuses this transfer id and cannot pay twice",
+                    pending.transfer_id
+                ));
+            }
+            // Final answers: nothing moved (or the bank rejected it for good).
+            Err(_) => self.state.remove_pending(&pending)?,
+        }
+        result
+    }
+
+    fn send_transfer(
+        &self,
+        s: &Session,
+        p: &PendingTransfer,
+        card: &mut CardLink,
+        pin: &Pin,
+        ui: &mut dyn Ui,
+    ) -> Result<Transfer> {
+        let new = NewTransfer {
+            transfer_id: p.transfer_id.clone(),
+            from: p.from.clone().unwrap_or_default(),
+            to: p.to.clone(),
+            amount_minor: p.amount_minor,
+            currency: p.currency.clone(),
+        };
+        let ch = match self.bank.create_transfer(&s.token, &new)? {
+            Created::AlreadyExecuted(t) => {
+                ui.say(&format!(
+                    "the bank had already executed transfer {}; nothing moved again",
+                    t.transfer_id
+                ));
+                return Ok(t);
+            }
+            Created::Challenge(ch) => ch,
+        };
+        self.warn_if_verifier_differs(ui, &ch.sign.verifier_id);
+        // The card signs OUR fields; if the bank asks for different ones, stop.
+        if ch.sign.transaction_id != p.transfer_id
+            || ch.sign.amount_minor != p.amount_minor
+            || ch.sign.currency != p.currency
+            || ch.sign.payee != p.to
+        {
+            return Err(Error::BadBankResponse(format!(
+                "the bank asked to sign different transfer fields ({} {} {} to {}) than requested; nothing was signed",
+                ch.sign.transaction_id, ch.sign.amount_minor, ch.sign.currency, ch.sign.payee
+            )));
+        }
+        let challenge = bank::decode_challenge(&ch.challenge_hex)
+            .map_err(|e| Error::BadBankResponse(format!("transfer challenge: {e}")))?;
+        ui.say(&format!("bank challenge: {}", ch.challenge_hex));
+        let currency: [u8; 3] = p
+            .currency
+            .as_bytes()
+            .try_into()
+            .map_err(|_| Error::BadInput(format!("bad currency {:?}", p.currency)))?;
+        let otp = card.tx_otp(
+            pin,
+            &TxRequest {
+                challenge: &challenge,
+                verifier_id: self.bank.verifier_id(),
+                transaction_id: &p.transfer_id,
+                amount_minor: p.amount_minor,
+                currency: &currency,
+                payee: &p.to,
+            },
+        )?;
+        let t = self.bank.confirm_transfer(
+            &s.token,
+            &p.transfer_id,
+            &ch.challenge_id,
+            otp.counter,
+            &otp.otp,
+        )?;
+        Ok(t)
+    }
+
+    /// The user's one account in `currency`, for a transfer without `--from`.
+    fn pick_source(&self, s: &Session, currency: Currency) -> Result<String> {
+        let accounts = self.bank.accounts(&s.token)?;
+        let mut same: Vec<&Account> = accounts
+            .iter()
+            .filter(|a| a.currency == currency.as_str())
+            .collect();
+        match same.len() {
+            1 => Ok(same.remove(0).number.clone()),
+            0 => Err(Error::BadInput(format!(
+                "you have no {currency} account; see `reader-bridge accounts`"
+            ))),
+            _ => Err(Error::BadInput(format!(
+                "you have several {currency} accounts ({}); choose one with --from",
+                same.iter()
+                    .map(|a| a.number.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// `respond`: manual mode for the website. Shows what will be signed, asks for
+    /// confirmation and the PIN, and returns the card's counter and code for the person to
+    /// type into the page.
+    pub fn respond(
+        &self,
+        challenge_hex: &str,
+        fields: &RespondFields,
+        yes: bool,
+        ui: &mut dyn Ui,
+    ) -> Result<CardOtp> {
+        let challenge = bank::decode_challenge(challenge_hex)?;
+        let vid = self.bank.verifier_id();
+        let mut text = String::new();
+        match fields {
+            RespondFields::Login => {
+                text.push_str("The card will sign a LOGIN:\n");
+                text.push_str(&format!("  bank (verifier id): {vid}\n"));
+            }
+            RespondFields::Transfer {
+                transaction_id,
+                payee,
+                amount_minor,
+                currency,
+            } => {
+                bank::check_transfer_id(transaction_id)?;
+                check_account(payee)?;
+                text.push_str("The card will sign a TRANSFER:\n");
+                text.push_str(&format!("  bank (verifier id): {vid}\n"));
+                text.push_str(&format!("  transfer id:        {transaction_id}\n"));
+                text.push_str(&format!("  payee account:      {payee}\n"));
+                text.push_str(&format!(
+                    "  amount:             {} {currency} ({amount_minor} minor units)\n",
+                    amount::format_minor(*amount_minor, *currency)
+                ));
+            }
+        }
+        text.push_str(&format!(
+            "  challenge:          {}",
+            hex::encode_upper(&challenge)
+        ));
+        ui.say(&text);
+        if !yes && !ui.confirm("Is this what the bank's page shows, and do you want to sign it?")? {
+            return Err(Error::Cancelled);
+        }
+        let mut card = self.open_card()?;
+        let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        match fields {
+            RespondFields::Login => card.login_otp(&pin, &challenge, vid),
+            RespondFields::Transfer {
+                transaction_id,
+                payee,
+                amount_minor,
+                currency,
+            } => card.tx_otp(
+                &pin,
+                &TxRequest {
+                    challenge: &challenge,
+                    verifier_id: vid,
+                    transaction_id,
+                    amount_minor: *amount_minor,
+                    currency: currency.bytes(),
+                    payee,
+                },
+            ),
+        }
+    }
+
+    /// `unblock`: PUK and a new PIN (RESET RETRY COUNTER).
+    pub fn unblock(&self, ui: &mut dyn Ui) -> Result<()> {
+        let mut card = self.open_card()?;
+        let puk = Puk::new(&ui.secret("PUK (8 digits): ")?)?;
+        let new = new_pin(ui)?;
+        card.exchange(|ch| ch.unblock(&puk, &new))?;
+        ui.say("PIN unblocked and set; the card allows 3 PIN tries again");
+        Ok(())
+    }
+
+    /// `change-pin`: old PIN and a new one (CHANGE REFERENCE DATA).
+    pub fn change_pin(&self, ui: &mut dyn Ui) -> Result<()> {
+        let mut card = self.open_card()?;
+        let old = Pin::new(&ui.secret("current PIN: ")?)?;
+        let new = new_pin(ui)?;
+        card.exchange(|ch| {
+            if ch.pin_tries()? == 0 {
+                return Err(Error::PinBlocked);
+            }
+            ch.change_pin(&old, &new)
+        })?;
+        ui.say("PIN changed");
+        Ok(())
+    }
+}
+
+fn new_pin(ui: &mut dyn Ui) -> Result<Pin> {
+    let a = ui.secret("new PIN (4-8 digits): ")?;
+    let b = ui.secret("new PIN again: ")?;
+    if a != b {
+        return Err(Error::BadInput(
+            "the two new PINs differ; nothing was sent to the card".to_owned(),
+        ));
+    }
+    Pin::new(&a)
+}
+
+/// Account numbers: 1-34 characters of `A-Z 0-9 -` (docs/api.md).
+pub fn check_account(number: &str) -> Result<()> {
+    let ok = (1..=34).contains(&number.len())
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadInput(format!(
+            "bad account number {number:?}: use 1-34 characters of A-Z 0-9 -"
+        )))
+    }
+}
+
+/// The text shown before a transfer is signed: exactly the fields the card signs.
+pub fn describe_transfer(
+    verifier_id: &str,
+    transfer_id: &str,
+    from: &str,
+    req: &TransferRequest,
+) -> String {
+    format!(
+        "The card will sign this transfer:\n  \
+         bank (verifier id): {verifier_id}\n  \
+         transfer id:        {transfer_id}\n  \
+         payee account:      {}\n  \
+         amount:             {} {} ({} minor units)\n\
+         from your account {from} (the bank checks it is yours; the card does not sign it)",
+        req.to,
+        amount::format_minor(req.amount_minor, req.currency),
+        req.currency,
+        req.amount_minor,
+    )
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date library.
+pub fn format_time(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil-from-days (proleptic Gregorian), after H. Hinnant's published algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn times_are_utc_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00Z");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00Z");
+        assert_eq!(format_time(1_764_000_120), "2025-11-24 16:02:00Z");
+        assert_eq!(format_time(-1), "1969-12-31 23:59:59Z");
+    }
+
+    #[test]
+    fn account_numbers_are_checked() {
+        assert!(check_account("ACC-BOB-EUR").is_ok());
+        for bad in ["", "acc", "ACC BOB", &"A".repeat(35)] {
+            assert!(check_account(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_confirmation_shows_every_signed_field() {
+        let req = TransferRequest {
+            from: None,
+            to: "ACC-BOB-EUR".into(),
+            amount_minor: 1234,
+            currency: Currency::parse("EUR").unwrap(),
+            yes: false,
+        };
+        let text = describe_transfer("http://127.0.0.1:8080", "tx-1", "ACC-ALICE-EUR", &req);
+        for needle in [
+            "http://127.0.0.1:8080",
+            "tx-1",
+            "ACC-BOB-EUR",
+            "12.34 EUR",
+            "1234 minor units",
+            "ACC-ALICE-EUR",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in {text}");
+        }
+    }
+}

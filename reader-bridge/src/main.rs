@@ -1,0 +1,393 @@
+//! `reader-bridge`: the customer's terminal. Parses flags, calls the library, maps the error
+//! to an exit code (docs/bridge.md lists them).
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use reader_bridge::amount::{self, Currency};
+use reader_bridge::error::exit;
+use reader_bridge::flow::{self, Bridge, CardChoice, RespondFields, TransferRequest, Ui};
+use reader_bridge::state::StateDir;
+use reader_bridge::Error;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(
+    name = "reader-bridge",
+    version,
+    about = "PAYSIM card terminal: log in and sign transfers at the bank with the card"
+)]
+struct Cli {
+    /// The bank's address. The card binds every code to this address (its verifier id).
+    #[arg(
+        long,
+        global = true,
+        env = "PAYSIM_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    /// The PC/SC reader to use (default: the one reader holding a PAYSIM card).
+    #[arg(long, global = true, env = "PAYSIM_READER")]
+    reader: Option<String>,
+    /// Where the session and pending transfers are kept
+    /// (default: $XDG_STATE_HOME/paysim-bridge or ~/.local/state/paysim-bridge).
+    #[arg(long, global = true, env = "PAYSIM_BRIDGE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Seconds to wait for a card to be inserted.
+    #[arg(long, global = true, default_value_t = 10)]
+    wait: u64,
+    /// Read PIN, PUK and new PINs from standard input, one per line (for scripts).
+    #[arg(long, global = true)]
+    pin_stdin: bool,
+    /// Log what the bridge does (never secrets) to standard error.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List PC/SC readers and which hold a PAYSIM card.
+    Readers,
+    /// Show the card's serial, next counter, PIN tries left and life-cycle state.
+    Status,
+    /// Log in at the bank with the card (challenge, PIN, one-time code).
+    Login {
+        #[arg(long)]
+        user: String,
+    },
+    /// End the session.
+    Logout,
+    /// List your accounts and balances.
+    Accounts,
+    /// List your transfers, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Send money: shows what the card will sign, asks to confirm, signs with the card.
+    Transfer {
+        /// Payee account number.
+        #[arg(long)]
+        to: String,
+        /// Amount as a decimal number, e.g. 12.34.
+        #[arg(long)]
+        amount: String,
+        /// Three-letter currency code, e.g. EUR.
+        #[arg(long)]
+        currency: String,
+        /// Your account to pay from (default: your one account in that currency).
+        #[arg(long)]
+        from: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List transfers whose outcome is not known yet (run the same transfer again to finish).
+    Pending,
+    /// Manual mode for the bank's website: type what the page shows, get the code to type back.
+    Respond {
+        /// The challenge the page shows (hex; spaces allowed). Asked for if not given.
+        #[arg(long)]
+        challenge: Option<String>,
+        /// Sign a transfer (asks for the fields the page shows) instead of a login.
+        #[arg(long)]
+        transfer: bool,
+        /// The transfer id the page shows.
+        #[arg(long, requires = "transfer")]
+        transfer_id: Option<String>,
+        /// The payee account the page shows.
+        #[arg(long, requires = "transfer")]
+        payee: Option<String>,
+        /// The amount the page shows, e.g. 12.34.
+        #[arg(long, requires = "transfer")]
+        amount: Option<String>,
+        /// The currency the page shows.
+        #[arg(long, requires = "transfer")]
+        currency: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Unblock the PIN with the PUK and set a new PIN.
+    Unblock,
+    /// Change the PIN.
+    ChangePin,
+}
+
+/// The terminal: prompts on standard error, answers from the terminal or standard input.
+struct Terminal {
+    pin_stdin: bool,
+}
+
+impl Terminal {
+    fn read_line(&self) -> reader_bridge::Result<String> {
+        let mut line = String::new();
+        let n = std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(Error::Terminal)?;
+        if n == 0 {
+            return Err(Error::BadInput(
+                "standard input ended before the answer was given".to_owned(),
+            ));
+        }
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+impl Ui for Terminal {
+    fn secret(&mut self, prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
+        if self.pin_stdin {
+            return self.read_line().map(Zeroizing::new);
+        }
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(Error::Terminal)
+    }
+
+    fn confirm(&mut self, question: &str) -> reader_bridge::Result<bool> {
+        eprint!("{question} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let answer = self.read_line()?;
+        Ok(matches!(
+            answer.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
+    }
+
+    fn ask(&mut self, prompt: &str) -> reader_bridge::Result<String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        self.read_line()
+    }
+
+    fn say(&mut self, text: &str) {
+        println!("{text}");
+    }
+
+    fn warn(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.verbose {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter("reader_bridge=debug")
+            .init();
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let code = err
+                .downcast_ref::<Error>()
+                .map_or(exit::OTHER, Error::exit_code);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut ui = Terminal {
+        pin_stdin: cli.pin_stdin,
+    };
+    if let Command::Readers = cli.command {
+        return readers();
+    }
+    let state_dir = cli.state_dir.clone().unwrap_or_else(StateDir::default_path);
+    let card = CardChoice {
+        reader: cli.reader.clone(),
+        wait: Duration::from_secs(cli.wait),
+    };
+    let bridge = Bridge::new(&cli.server, &state_dir, card)?;
+    match cli.command {
+        Command::Readers => readers(),
+        Command::Status => {
+            let s = bridge.status()?;
+            println!("reader:          {}", s.reader);
+            println!("serial:          {}", s.serial);
+            println!("next counter:    {}", s.next_counter);
+            println!("PIN tries left:  {}", s.pin_tries_left);
+            println!("life-cycle:      {}", s.life_cycle);
+            println!("applet version:  {}", s.version);
+            Ok(())
+        }
+        Command::Login { user } => {
+            bridge
+                .login(&user, &mut ui)
+                .with_context(|| format!("login of {user:?} at {} failed", cli.server))?;
+            Ok(())
+        }
+        Command::Logout => {
+            bridge.logout()?;
+            println!("logged out");
+            Ok(())
+        }
+        Command::Accounts => {
+            let accounts = bridge.accounts()?;
+            println!("{:<34}  {:>22}  currency", "account", "balance");
+            for a in accounts {
+                println!(
+                    "{:<34}  {:>22}  {}",
+                    a.number,
+                    amount::format_minor_exp(i128::from(a.balance_minor), a.exponent),
+                    a.currency
+                );
+            }
+            Ok(())
+        }
+        Command::History { limit } => {
+            let transfers = bridge.history(limit)?;
+            if transfers.is_empty() {
+                println!("no transfers yet");
+            }
+            for t in transfers {
+                let when = t
+                    .executed_at
+                    .or(t.created_at)
+                    .map(flow::format_time)
+                    .unwrap_or_default();
+                let amount = Currency::parse(&t.currency)
+                    .map(|c| amount::format_minor(t.amount_minor, c))
+                    .unwrap_or_else(|_| format!("{} minor units", t.amount_minor));
+                let dir = t.direction.as_deref().unwrap_or("");
+                let reason = t
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                println!(
+                    "{when}  {dir:<3}  {:>14} {}  {} -> {}  {}{reason}  [{}]",
+                    amount, t.currency, t.from, t.to, t.status, t.transfer_id
+                );
+            }
+            Ok(())
+        }
+        Command::Transfer {
+            to,
+            amount,
+            currency,
+            from,
+            yes,
+        } => {
+            let currency = Currency::parse(&currency)?;
+            let amount_minor = amount::parse_amount(&amount, currency)?;
+            flow::check_account(&to)?;
+            if let Some(f) = &from {
+                flow::check_account(f)?;
+            }
+            let req = TransferRequest {
+                from,
+                to,
+                amount_minor,
+                currency,
+                yes,
+            };
+            let t = bridge
+                .transfer(&req, &mut ui)
+                .context("the transfer did not complete")?;
+            match t.status.as_str() {
+                "executed" => println!(
+                    "transfer {} executed: {} {} from {} to {}",
+                    t.transfer_id,
+                    amount::format_minor(t.amount_minor, currency),
+                    t.currency,
+                    t.from,
+                    t.to
+                ),
+                other => println!("transfer {}: {other}", t.transfer_id),
+            }
+            Ok(())
+        }
+        Command::Pending => {
+            let pending = bridge.pending()?;
+            if pending.is_empty() {
+                println!("no pending transfers");
+            }
+            for p in pending {
+                println!(
+                    "{}  {} {} minor units from {} to {} at {} (user {})",
+                    p.transfer_id,
+                    p.currency,
+                    p.amount_minor,
+                    p.from.as_deref().unwrap_or("?"),
+                    p.to,
+                    p.verifier_id,
+                    p.user
+                );
+            }
+            Ok(())
+        }
+        Command::Respond {
+            challenge,
+            transfer,
+            transfer_id,
+            payee,
+            amount,
+            currency,
+            yes,
+        } => {
+            let challenge = match challenge {
+                Some(c) => c,
+                None => ui.ask("challenge shown by the bank's page: ")?,
+            };
+            let fields = if transfer {
+                let transaction_id = match transfer_id {
+                    Some(t) => t,
+                    None => ui.ask("transfer id shown by the page: ")?,
+                };
+                let payee = match payee {
+                    Some(p) => p,
+                    None => ui.ask("payee account shown by the page: ")?,
+                };
+                let currency = match currency {
+                    Some(c) => c,
+                    None => ui.ask("currency shown by the page: ")?,
+                };
+                let currency = Currency::parse(&currency)?;
+                let amount = match amount {
+                    Some(a) => a,
+                    None => ui.ask("amount shown by the page (e.g. 12.34): ")?,
+                };
+                let amount_minor = amount::parse_amount(&amount, currency)?;
+                RespondFields::Transfer {
+                    transaction_id: transaction_id.trim().to_owned(),
+                    payee: payee.trim().to_owned(),
+                    amount_minor,
+                    currency,
+                }
+            } else {
+                RespondFields::Login
+            };
+            let otp = bridge.respond(&challenge, &fields, yes, &mut ui)?;
+            println!("counter: {}", otp.counter);
+            println!("code:    {}", otp.otp.as_str());
+            println!("type into the page: {}-{}", otp.counter, otp.otp.as_str());
+            Ok(())
+        }
+        Command::Unblock => Ok(bridge.unblock(&mut ui)?),
+        Command::ChangePin => Ok(bridge.change_pin(&mut ui)?),
+    }
+}
+
+fn readers() -> anyhow::Result<()> {
+    let infos = Bridge::readers()?;
+    for r in infos {
+        let what = match (&r.paysim_serial, r.card_present, &r.note) {
+            (Some(serial), _, _) => format!("PAYSIM card {serial}"),
+            (None, true, Some(note)) => format!("card present: {note}"),
+            (None, true, None) => "card present".to_owned(),
+            (None, false, _) => "empty".to_owned(),
+        };
+        println!("{}: {what}", r.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! The bridge's small state directory: the session from `login` and pending transfers.
+//!
+//! ```text
+//! STATE_DIR/                         mode 0700
+//!   session.json                     mode 0600: bank verifier id, user, session token
+//!   pending/<key>.json               mode 0600: one transfer whose outcome is not known yet
+//! ```
+//!
+//! A pending transfer is written (atomically: temp file, fsync, rename) BEFORE the transfer
+//! is first sent to the bank and removed only when the bank's answer is final. A retry with
+//! the same fields finds it and reuses its transfer id; the bank treats a repeated id as the
+//! same transfer, so money cannot move twice.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The stored session.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    /// The verifier id of the bank this session belongs to.
+    pub verifier_id: String,
+    pub user: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("verifier_id", &self.verifier_id)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A transfer that was (or is about to be) sent and whose outcome is not known yet.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingTransfer {
+    pub verifier_id: String,
+    pub user: String,
+    pub transfer_id: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub amount_minor: u64,
+    pub currency: String,
+}
+
+impl PendingTransfer {
+    /// The file name: the fields that make two attempts "the same transfer".
+    fn key(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        // Not a security boundary: only groups retries of the same fields. A stable,
+        // readable key beats a cryptographic one here; collisions are checked on load.
+        let mut h = Fnv64::default();
+        (
+            &self.verifier_id,
+            &self.user,
+            &self.from,
+            &self.to,
+            self.amount_minor,
+            &self.currency,
+        )
+            .hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+
+    fn same_fields(&self, other: &PendingTransfer) -> bool {
+        self.verifier_id == other.verifier_id
+            && self.user == other.user
+            && self.from == other.from
+            && self.to == other.to
+            && self.amount_minor == other.amount_minor
+            && self.currency == other.currency
+    }
+}
+
+/// FNV-1a, 64 bit: a hasher whose output does not change between Rust releases.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// The state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The default location: `$XDG_STATE_HOME/paysim-bridge`, else
+    /// `$HOME/.local/state/paysim-bridge`, else `./.paysim-bridge`.
+    pub fn default_path() -> PathBuf {
+        if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x).join("paysim-bridge");
+        }
+        if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(h).join(".local/state/paysim-bridge");
+        }
+        PathBuf::from(".paysim-bridge")
+    }
+
+    /// Opens (creating with mode 0700 if needed) the state directory at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        create_private_dir(&root)?;
+        create_private_dir(&root.join("pending"))?;
+        Ok(StateDir { root })
+    }
+
+    /// Where this directory is.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    fn session_path(&self) -> PathBuf {
+        self.root.join("session.json")
+    }
+
+    /// The stored session, if any and if it belongs to the bank with `verifier_id`.
+    pub fn session(&self, verifier_id: &str) -> Result<Option<Session>> {
+        let path = self.session_path();
+        let Some(s) = read_json::<Session>(&path)? else {
+            return Ok(None);
+        };
+        Ok((s.verifier_id == verifier_id).then_some(s))
+    }
+
+    /// Stores the session (mode 0600, atomically).
+    pub fn save_session(&self, s: &Session) -> Result<()> {
+        write_json(&self.session_path(), s)
+    }
+
+    /// Forgets the session.
+    pub fn clear_session(&self) -> Result<()> {
+        remove(&self.session_path())
+    }
+
+    fn pending_path(&self, p: &PendingTransfer) -> PathBuf {
+        self.root.join("pending").join(format!("{}.json", p.key()))
+    }
+
+    /// The pending transfer with the same fields as `wanted`, if a previous attempt left one.
+    pub fn find_pending(&self, wanted: &PendingTransfer) -> Result<Option<PendingTransfer>> {
+        let path = self.pending_path(wanted);
+        Ok(read_json::<PendingTransfer>(&path)?.filter(|p| p.same_fields(wanted)))
+    }
+
+    /// Every pending transfer.
+    pub fn all_pending(&self) -> Result<Vec<PendingTransfer>> {
+        let dir = self.root.join("pending");
+        let entries = std::fs::read_dir(&dir).map_err(|source| Error::State {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::State {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                if let Some(p) = read_json::<PendingTransfer>(&path)? {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.transfer_id.cmp(&b.transfer_id));
+        Ok(out)
+    }
+
+    /// Records `p` durably before it is sent.
+    pub fn save_pending(&self, p: &PendingTransfer) -> Result<()> {
+        write_json(&self.pending_path(p), p)
+    }
+
+    /// Removes `p` once the bank's answer is final.
+    pub fn remove_pending(&self, p: &PendingTransfer) -> Result<()> {
+        remove(&self.pending_path(p))
+    }
+}
+
+/// A fresh transfer id: 128 random bits from the OS, hex.
+pub fn new_transfer_id() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).map_err(|e| Error::State {
+        path: PathBuf::from("<os random source>"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(format!("tx-{}", hex::encode(b)))
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    let err = |source| Error::State {
+        path: path.to_owned(),
+        source,
+    };
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path).map_err(err)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::State {
+                path: path.to_owned(),
+                source: std::io::Error::other(e),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::State {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Writes JSON atomically with mode 0600: temp file, fsync, rename, fsync of the directory.
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let err = |source| Error::State {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(err)?;
+    #[cfg(unix)]
+    {
+        // An existing temp file keeps its old mode: force 0600.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
+    }
+    f.write_all(&bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            d.sync_all().map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::State {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn pending(amount: u64) -> PendingTransfer {
+        PendingTransfer {
+            verifier_id: "http://127.0.0.1:8080".into(),
+            user: "alice".into(),
+            transfer_id: new_transfer_id().unwrap(),
+            from: None,
+            to: "ACC-2".into(),
+            amount_minor: amount,
+            currency: "EUR".into(),
+        }
+    }
+
+    #[test]
+    fn pending_transfer_is_found_by_its_fields_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = StateDir::open(dir.path().join("s")).unwrap();
+        let p = pending(1234);
+        assert_eq!(st.find_pending(&p).unwrap(), None);
+        st.save_pending(&p).unwrap();
+        // A new attempt has a fresh id but the same fields: it finds the old id.
+        let retry = PendingTransfer {
+            transfer_id: new_transfer_id().unwrap(),
+            ..p.clone()
+        };
+        assert_ne!(retry.transfer_id, p.transfer_id);
+        assert_eq!(
+            st.find_pending(&retry).unwrap().unwrap().transfer_id,
+            p.transfer_id
+        );
+        // Different amount: a different transfer.
+        assert_eq!(st.find_pending(&pending(1235)).unwrap(), None);
+        assert_eq!(st.all_pending().unwrap(), vec![p.clone()]);
+        st.remove_pending(&p).unwrap();
+        assert_eq!(st.find_pending(&retry).unwrap(), None);
+        st.remove_pending(&p).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let st = StateDir::open(dir.path().join("s")).unwrap();
+        let s = Session {
+            verifier_id: "http://a:1".into(),
+            user: "u".into(),
+            token: "secret".into(),
+        };
+        st.save_session(&s).unwrap();
+        let mode = std::fs::metadata(st.path().join("session.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(st.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(st.session("http://a:1").unwrap(), Some(s.clone()));
+        // A session for another bank is not used.
+        assert_eq!(st.session("http://b:1").unwrap(), None);
+        assert!(!format!("{s:?}").contains("secret"));
+        st.clear_session().unwrap();
+        assert_eq!(st.session("http://a:1").unwrap(), None);
+    }
+
+    #[test]
+    fn transfer_ids_are_fresh() {
+        let a = new_transfer_id().unwrap();
+        let b = new_transfer_id().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 35);
+        assert!(a.len() <= 64);
+    }
+}
