@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Brings a Debian machine to the point where the PAYSIM tests and demo can run:
+# installs pcscd, vsmartcard's vpcd reader driver, the PC/SC headers and the PC/SC client tools
+# (only when something is missing), then makes sure pcscd runs with vpcd's two readers.
+# Idempotent; run as root (sudo bash scripts/setup.sh); as another user it only checks. There is no systemd here: pcscd is
+# started directly and we wait for its socket and vpcd's ports with a bounded poll.
+set -euo pipefail
+
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools opensc pkg-config)
+PCSCD_SOCKET=/run/pcscd/pcscd.comm
+VPCD_PORTS=(35963 35964)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "$1 needs root: run sudo bash scripts/setup.sh"
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$p")
+    fi
+done
+
+vpcd_newly_installed=0
+if [ "${#missing[@]}" -gt 0 ]; then
+    need_root "installing ${missing[*]}"
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+    for p in "${missing[@]}"; do
+        [ "$p" = vsmartcard-vpcd ] && vpcd_newly_installed=1
+    done
+else
+    log "packages present: ${PACKAGES[*]}"
+fi
+
+pcscd_pid() {
+    # The pid of a running pcscd, found in /proc (procps may not be installed).
+    # A zombie (state Z) is a dead pcscd nobody reaped: it does not count.
+    local d comm state
+    for d in /proc/[0-9]*; do
+        comm="" state=""
+        read -r comm 2>/dev/null <"$d/comm" || continue
+        [ "$comm" = pcscd ] || continue
+        state=$(awk '/^State:/ { print $2 }' "$d/status" 2>/dev/null || true)
+        if [ "$state" != Z ]; then
+            echo "${d#/proc/}"
+            return 0
+        fi
+    done
+}
+
+# A port is listening if /proc/net/tcp{,6} has it in state 0A (LISTEN). Reading the table,
+# rather than connecting, matters: vpcd would take a probe connection for a card.
+port_listening() {
+    local hex
+    hex=$(printf ':%04X' "$1")
+    awk -v p="$hex" '$2 ~ p"$" && $4 == "0A" { found = 1 } END { exit !found }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+vpcd_ready() {
+    local port
+    [ -S "$PCSCD_SOCKET" ] || return 1
+    for port in "${VPCD_PORTS[@]}"; do
+        port_listening "$port" || return 1
+    done
+}
+
+stop_pcscd() {
+    local pid i
+    pid=$(pcscd_pid)
+    [ -n "$pid" ] || return 0
+    need_root "restarting pcscd"
+    log "stopping pcscd (pid $pid)"
+    kill "$pid"
+    for i in $(seq 1 100); do
+        [ -d "/proc/$pid" ] || return 0
+        sleep 0.1
+    done
+    die "pcscd (pid $pid) did not stop within 10 s"
+}
+
+# pcscd loads reader drivers at start: after vpcd is first installed it must be restarted.
+if [ "$vpcd_newly_installed" = 1 ]; then
+    stop_pcscd
+fi
+
+if [ -n "$(pcscd_pid)" ] && ! vpcd_ready; then
+    # Running but without vpcd's ports (started before the driver was there): restart it,
+    # after giving a just-started pcscd a moment to open them.
+    for i in $(seq 1 30); do
+        vpcd_ready && break
+        sleep 0.1
+    done
+    vpcd_ready || stop_pcscd
+fi
+
+if [ -z "$(pcscd_pid)" ]; then
+    need_root "starting pcscd"
+    log "starting pcscd"
+    rm -f "$PCSCD_SOCKET" /run/pcscd/pcscd.pid # stale, from a pcscd that died
+    mkdir -p /run/pcscd
+    pcscd # daemonizes
+fi
+
+for i in $(seq 1 100); do
+    if vpcd_ready; then
+        log "pcscd is running (pid $(pcscd_pid)) with vpcd on ports ${VPCD_PORTS[*]}"
+        exit 0
+    fi
+    sleep 0.1
+done
+die "pcscd did not come up with vpcd within 10 s (socket $PCSCD_SOCKET, ports ${VPCD_PORTS[*]}); see 'pcscd --foreground --debug'"
