@@ -90,24 +90,29 @@ enum Command {
     /// List transfers whose outcome is not known yet (run the same transfer again to finish).
     Pending,
     /// Manual mode for the bank's website: type what the page shows, get the code to type back.
+    ///
+    /// The page prints the whole command line; any transfer field makes it a transfer.
     Respond {
         /// The challenge the page shows (hex; spaces allowed). Asked for if not given.
         #[arg(long)]
         challenge: Option<String>,
-        /// Sign a transfer (asks for the fields the page shows) instead of a login.
+        /// Sign a transfer (asks for the fields not given) instead of a login.
         #[arg(long)]
         transfer: bool,
-        /// The transfer id the page shows.
-        #[arg(long, requires = "transfer")]
-        transfer_id: Option<String>,
+        /// The transaction (transfer) id the page shows.
+        #[arg(long, visible_alias = "transfer-id")]
+        transaction_id: Option<String>,
         /// The payee account the page shows.
-        #[arg(long, requires = "transfer")]
+        #[arg(long)]
         payee: Option<String>,
         /// The amount the page shows, e.g. 12.34.
-        #[arg(long, requires = "transfer")]
+        #[arg(long, conflicts_with = "amount_minor")]
         amount: Option<String>,
+        /// The amount in minor units the page shows, e.g. 1234.
+        #[arg(long)]
+        amount_minor: Option<u64>,
         /// The currency the page shows.
-        #[arg(long, requires = "transfer")]
+        #[arg(long)]
         currency: Option<String>,
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -329,9 +334,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Respond {
             challenge,
             transfer,
-            transfer_id,
+            transaction_id,
             payee,
             amount,
+            amount_minor,
             currency,
             yes,
         } => {
@@ -339,25 +345,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(c) => c,
                 None => ui.ask("challenge shown by the bank's page: ")?,
             };
-            let fields = if transfer {
-                let transaction_id = match transfer_id {
-                    Some(t) => t,
-                    None => ui.ask("transfer id shown by the page: ")?,
+            let is_transfer = transfer
+                || transaction_id.is_some()
+                || payee.is_some()
+                || amount.is_some()
+                || amount_minor.is_some()
+                || currency.is_some();
+            let fields = if is_transfer {
+                let mut given =
+                    |v: Option<String>, prompt: &str| -> reader_bridge::Result<String> {
+                        match v {
+                            Some(v) => Ok(v),
+                            None => ui.ask(prompt),
+                        }
+                    };
+                let transaction_id = given(transaction_id, "transaction id shown by the page: ")?;
+                let payee = given(payee, "payee account shown by the page: ")?;
+                let currency = Currency::parse(&given(currency, "currency shown by the page: ")?)?;
+                let amount_minor = match amount_minor {
+                    Some(0) => {
+                        return Err(
+                            Error::BadInput("the amount must be more than zero".to_owned()).into(),
+                        )
+                    }
+                    Some(m) => m,
+                    None => amount::parse_amount(
+                        &given(amount, "amount shown by the page (e.g. 12.34): ")?,
+                        currency,
+                    )?,
                 };
-                let payee = match payee {
-                    Some(p) => p,
-                    None => ui.ask("payee account shown by the page: ")?,
-                };
-                let currency = match currency {
-                    Some(c) => c,
-                    None => ui.ask("currency shown by the page: ")?,
-                };
-                let currency = Currency::parse(&currency)?;
-                let amount = match amount {
-                    Some(a) => a,
-                    None => ui.ask("amount shown by the page (e.g. 12.34): ")?,
-                };
-                let amount_minor = amount::parse_amount(&amount, currency)?;
                 RespondFields::Transfer {
                     transaction_id: transaction_id.trim().to_owned(),
                     payee: payee.trim().to_owned(),
