@@ -63,6 +63,13 @@ impl HashAlg {
     }
 }
 
+impl HashAlg {
+    /// A digest is never empty (pairs with [`HashAlg::len`]).
+    pub fn is_empty(self) -> bool {
+        false
+    }
+}
+
 /// HMAC over `msg` with the given hash. HMAC accepts keys of any length, so this cannot fail.
 pub fn hmac(alg: HashAlg, key: &[u8], msg: &[u8]) -> Vec<u8> {
     fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
@@ -411,6 +418,14 @@ impl Otp {
     pub fn matches(&self, submitted: &str) -> bool {
         use subtle::ConstantTimeEq;
         self.0.len() == submitted.len() && bool::from(self.0.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+}
+
+impl Otp {
+    /// An 8-digit code received from a card or typed by a person; `None` unless it is
+    /// exactly 8 ASCII digits.
+    pub fn from_digits(code: &str) -> Option<Otp> {
+        (code.len() == 8 && code.bytes().all(|b| b.is_ascii_digit())).then(|| Otp(code.to_owned()))
     }
 }
 

@@ -1,0 +1,470 @@
+//! The sans-I/O applet core: [`Card::handle`] turns one command APDU into one response.
+//!
+//! Persistent state lives in [`CardState`] and is committed through a [`Store`] before any
+//! answer that depends on it leaves the card. Volatile state (applet selected, PIN verified,
+//! admin session) is cleared by [`Card::reset`], by SELECT, and where noted below.
+//!
+//! Rule for failed writes: the in-memory state is always the state the card *tried* to
+//! commit (the counter burned, the try spent), and the command answers `6581` without
+//! output. Whatever the file ends up holding, old or new, no code is emitted twice and no
+//! PIN is compared without a spent try having been committed first.
+
+use iso7816::Status;
+use zeroize::Zeroizing;
+
+use crate::apdu::CommandView;
+use crate::command::{tag, Command, DataObject, LoginRequest, TxRequest, Verify, AID};
+use crate::otp::{login_otp, tx_otp, ChainKey, Otp, TxFields};
+use crate::pin::{PinBlock, PukBlock};
+use crate::scp::{SessionKeys, CHALLENGE_LEN, MAC_LEN};
+use crate::state::{serial_is_valid, CardState, Personal, Store, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
+use crate::tlv;
+
+/// Applet version reported in the FCI and by GET DATA `DF05`: major, minor.
+pub const APPLET_VERSION: [u8; 2] = [1, 0];
+/// Life-cycle byte of a card that has an admin key but no personalization (ISO/IEC 7816-4
+/// Table 15: initialisation state).
+pub const LCS_FACTORY: u8 = 0x03;
+/// Life-cycle byte of a personalized card (operational state, activated).
+pub const LCS_OPERATIONAL: u8 = 0x05;
+
+/// A response APDU: data field and status word.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Response {
+    pub data: Vec<u8>,
+    pub status: Status,
+}
+
+impl std::fmt::Debug for Response {
+    // The data may carry an OTP; show only its length.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Response({} bytes, {:04X})", self.data.len(), u16::from(self.status))
+    }
+}
+
+impl Response {
+    /// Data followed by SW1 SW2.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.data.len() + 2);
+        out.extend_from_slice(&self.data);
+        out.extend_from_slice(&crate::apdu::sw_bytes(self.status));
+        out
+    }
+}
+
+/// A source of random bytes for card challenges; returns false if it failed.
+pub type RandomSource = Box<dyn FnMut(&mut [u8]) -> bool + Send>;
+
+fn os_random() -> RandomSource {
+    Box::new(|buf: &mut [u8]| getrandom::getrandom(buf).is_ok())
+}
+
+/// Where the admin protocol stands in this session.
+enum Admin {
+    Idle,
+    /// GET CHALLENGE answered this card challenge; the next EXTERNAL AUTHENTICATE uses it.
+    Challenged([u8; CHALLENGE_LEN]),
+    /// EXTERNAL AUTHENTICATE succeeded; one PERSONALIZE may follow.
+    Open(SessionKeys),
+}
+
+/// The applet. `S` is where its persistent state is committed.
+pub struct Card<S: Store> {
+    store: S,
+    state: CardState,
+    selected: bool,
+    pin_verified: bool,
+    admin: Admin,
+    random: RandomSource,
+}
+
+impl<S: Store> std::fmt::Debug for Card<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Card")
+            .field("state", &self.state)
+            .field("selected", &self.selected)
+            .field("pin_verified", &self.pin_verified)
+            .finish_non_exhaustive()
+    }
+}
+
+type Outcome = Result<Vec<u8>, Status>;
+
+impl<S: Store> Card<S> {
+    /// A card running `state` (as loaded from `store`), with OS randomness.
+    pub fn new(store: S, state: CardState) -> Self {
+        Self::with_random(store, state, os_random())
+    }
+
+    /// A card with a chosen random source (deterministic tests and fuzzing).
+    pub fn with_random(store: S, state: CardState, random: RandomSource) -> Self {
+        Self { store, state, selected: false, pin_verified: false, admin: Admin::Idle, random }
+    }
+
+    /// The persistent state as the card holds it in memory. For tests and tools on the
+    /// same machine; no command ever returns the secrets in it.
+    pub fn state(&self) -> &CardState {
+        &self.state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Mutable access to the store (tests inject failures through it).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Whether the PIN is currently verified.
+    pub fn pin_verified(&self) -> bool {
+        self.pin_verified
+    }
+
+    /// Power-on or reset: deselects the applet and forgets the verified PIN and any
+    /// admin session.
+    pub fn reset(&mut self) {
+        self.selected = false;
+        self.pin_verified = false;
+        self.admin = Admin::Idle;
+    }
+
+    /// Handles one command APDU.
+    pub fn handle(&mut self, apdu: &[u8]) -> Response {
+        match CommandView::parse(apdu) {
+            Ok(view) => self.handle_view(view),
+            Err(status) => Response { data: Vec::new(), status },
+        }
+    }
+
+    /// Handles an already framed command.
+    pub fn handle_view(&mut self, view: CommandView<'_>) -> Response {
+        let outcome = Command::try_from(view).and_then(|cmd| self.dispatch(cmd));
+        match outcome {
+            Ok(data) => Response { data, status: Status::Success },
+            Err(status) => Response { data: Vec::new(), status },
+        }
+    }
+
+    fn dispatch(&mut self, cmd: Command<'_>) -> Outcome {
+        // Nothing but SELECT reaches an applet that is not selected.
+        if !self.selected && !matches!(cmd, Command::Select { .. }) {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        }
+        match cmd {
+            Command::Select { aid, fci } => self.select(aid, fci),
+            Command::Verify(v) => self.verify(v),
+            Command::ChangeReferenceData { old, new } => self.change_reference_data(old, new),
+            Command::ResetRetryCounter { puk, new_pin } => self.reset_retry_counter(puk, new_pin),
+            Command::GetData(obj) => self.get_data(obj),
+            Command::LoginOtp(req) => self.login_otp(req),
+            Command::TransactionOtp(req) => self.transaction_otp(req),
+            Command::GetChallenge => self.get_challenge(),
+            Command::ExternalAuthenticate { host_challenge, host_cryptogram } => {
+                self.external_authenticate(host_challenge, host_cryptogram)
+            }
+            Command::Personalize { header, protected } => self.personalize(header, protected),
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), Status> {
+        self.store.commit(&self.state).map_err(|e| {
+            tracing::warn!(error = %e, "card memory write failed");
+            Status::MemoryFailure
+        })
+    }
+
+    /// SELECT by DF name.
+    ///
+    /// - `9000` + FCI (or no data for P2 = `0C`): applet selected; PIN verification and
+    ///   admin session cleared.
+    /// - `6A82`: another AID; the selection does not change.
+    fn select(&mut self, aid: &[u8], fci: bool) -> Outcome {
+        if aid != AID {
+            return Err(Status::NotFound);
+        }
+        self.selected = true;
+        self.pin_verified = false;
+        self.admin = Admin::Idle;
+        if fci {
+            self.fci()
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// `6F { 84 AID, A5 { DF05 version, DF04 life-cycle, [DF01 serial] } }`.
+    fn fci(&self) -> Outcome {
+        let fail = Status::UnspecifiedCheckingError;
+        let mut props = vec![
+            tlv::primitive(0xDF05, &APPLET_VERSION).ok_or(fail)?,
+            tlv::primitive(0xDF04, &[self.life_cycle()]).ok_or(fail)?,
+        ];
+        if let Some(p) = &self.state.personal {
+            props.push(tlv::primitive(0xDF01, p.serial.as_bytes()).ok_or(fail)?);
+        }
+        let fci = tlv::constructed(
+            0x6F,
+            vec![tlv::primitive(0x84, &AID).ok_or(fail)?, tlv::constructed(0xA5, props).ok_or(fail)?],
+        )
+        .ok_or(fail)?;
+        Ok(fci.to_vec())
+    }
+
+    fn life_cycle(&self) -> u8 {
+        if self.state.personal.is_some() {
+            LCS_OPERATIONAL
+        } else {
+            LCS_FACTORY
+        }
+    }
+
+    /// VERIFY.
+    ///
+    /// - Status query: `9000` verified, `63Cx` x tries left, `6983` blocked.
+    /// - Check: `9000` right PIN (tries back to 3); `63Cx` wrong PIN, x tries left (`63C0`
+    ///   on the last one); `6983` already blocked (nothing compared).
+    /// - Reset (P1 = `FF`): `9000`, PIN no longer verified.
+    /// - `6985` not personalized (there is no PIN); `6581` the spent try could not be committed.
+    fn verify(&mut self, v: Verify) -> Outcome {
+        if matches!(v, Verify::Reset) {
+            self.pin_verified = false;
+            return Ok(Vec::new());
+        }
+        let Some(p) = self.state.personal.as_mut() else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        match v {
+            Verify::Reset => Ok(Vec::new()),
+            Verify::Status => match (self.pin_verified, p.pin_tries) {
+                (true, _) => Ok(Vec::new()),
+                (false, 0) => Err(Status::OperationBlocked),
+                (false, n) => Err(Status::RemainingRetries(n)),
+            },
+            Verify::Check(pin) => {
+                self.pin_verified = false;
+                self.check_pin(&pin)
+            }
+        }
+    }
+
+    /// Spends a PIN try, commits it, then compares. `9000` / `63Cx` / `6983` / `6581`.
+    fn check_pin(&mut self, pin: &PinBlock) -> Outcome {
+        let Some(p) = self.state.personal.as_mut() else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        if p.pin_tries == 0 {
+            return Err(Status::OperationBlocked);
+        }
+        p.pin_tries -= 1;
+        let left = p.pin_tries;
+        self.commit()?;
+        let Some(p) = self.state.personal.as_mut() else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        if !p.pin.ct_eq(pin) {
+            return Err(Status::RemainingRetries(left));
+        }
+        p.pin_tries = PIN_TRIES;
+        self.commit()?;
+        self.pin_verified = true;
+        Ok(Vec::new())
+    }
+
+    /// CHANGE REFERENCE DATA: old PIN ‖ new PIN.
+    ///
+    /// `9000` changed (and the PIN counts as verified); `63Cx` wrong old PIN; `6983` PIN
+    /// blocked; `6985` not personalized; `6581` write failed.
+    fn change_reference_data(&mut self, old: PinBlock, new: PinBlock) -> Outcome {
+        self.pin_verified = false;
+        self.check_pin(&old)?;
+        self.pin_verified = false;
+        let Some(p) = self.state.personal.as_mut() else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        p.pin = new;
+        p.pin_tries = PIN_TRIES;
+        self.commit()?;
+        self.pin_verified = true;
+        Ok(Vec::new())
+    }
+
+    /// RESET RETRY COUNTER: PUK ‖ new PIN.
+    ///
+    /// `9000` PIN replaced, PIN tries 3, PUK tries 10 (PIN not verified); `63Cx` wrong PUK,
+    /// x tries left; `6983` PUK blocked (only re-personalization helps); `6985` not
+    /// personalized; `6581` write failed. A PUK try is spent and committed before comparing.
+    fn reset_retry_counter(&mut self, puk: PukBlock, new_pin: PinBlock) -> Outcome {
+        self.pin_verified = false;
+        let Some(p) = self.state.personal.as_mut() else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        if p.puk_tries == 0 {
+            return Err(Status::OperationBlocked);
+        }
+        p.puk_tries -= 1;
+        let left = p.puk_tries;
+        self.commit()?;
+        let Some(p) = self.state.personal.as_mut() else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        if !p.puk.ct_eq(&puk) {
+            return Err(Status::RemainingRetries(left));
+        }
+        p.puk_tries = PUK_TRIES;
+        p.pin = new_pin;
+        p.pin_tries = PIN_TRIES;
+        self.commit()?;
+        Ok(Vec::new())
+    }
+
+    /// GET DATA: the value of the object, without tag and length.
+    ///
+    /// `9000` + value; `6A88` the object does not exist yet (serial and PIN/PUK tries of a
+    /// factory card).
+    fn get_data(&mut self, obj: DataObject) -> Outcome {
+        let p = self.state.personal.as_ref();
+        let absent = Status::KeyReferenceNotFound;
+        match obj {
+            DataObject::Serial => Ok(p.ok_or(absent)?.serial.as_bytes().to_vec()),
+            DataObject::NextCounter => Ok(p.map_or(0, |p| p.counter).to_be_bytes().to_vec()),
+            DataObject::PinTries => Ok(vec![p.ok_or(absent)?.pin_tries]),
+            DataObject::LifeCycle => Ok(vec![self.life_cycle()]),
+            DataObject::AppletVersion => Ok(APPLET_VERSION.to_vec()),
+            DataObject::PukTries => Ok(vec![p.ok_or(absent)?.puk_tries]),
+            DataObject::AdminTries => Ok(vec![self.state.admin_tries]),
+        }
+    }
+
+    /// Moves the chain one step, commits, then computes the code of the old step.
+    /// `6985` not personalized or chain exhausted; `6982` PIN not verified; `6581` the new
+    /// step could not be committed (no code).
+    fn next_code(&mut self, code: impl FnOnce(&ChainKey, u64) -> Otp) -> Outcome {
+        let Some(p) = self.state.personal.as_mut() else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        if !self.pin_verified {
+            return Err(Status::SecurityStatusNotSatisfied);
+        }
+        let counter = p.counter;
+        let next = counter.checked_add(1).ok_or(Status::ConditionsOfUseNotSatisfied)?;
+        let ck = p.chain_key.clone();
+        p.chain_key = ck.next();
+        p.counter = next;
+        self.commit()?;
+        let otp = code(&ck, counter);
+        tlv::encode_primitives(&[
+            (u16::from(tag::COUNTER), &counter.to_be_bytes()),
+            (u16::from(tag::OTP), otp.as_str().as_bytes()),
+        ])
+        .ok_or(Status::UnspecifiedCheckingError)
+    }
+
+    /// LOGIN OTP: `03 08 counter ‖ 04 08 code`.
+    ///
+    /// `9000`; `6985` not personalized; `6982` PIN not verified; `6581` write failed.
+    fn login_otp(&mut self, req: LoginRequest) -> Outcome {
+        self.next_code(|ck, i| login_otp(ck, i, &req.challenge, &req.verifier_id))
+    }
+
+    /// TRANSACTION OTP: `03 08 counter ‖ 04 08 code`, binding the transaction fields.
+    ///
+    /// `9000`; `6985` not personalized; `6982` PIN not verified; `6581` write failed.
+    fn transaction_otp(&mut self, req: TxRequest) -> Outcome {
+        self.next_code(|ck, i| {
+            let tx = TxFields {
+                verifier_id: &req.verifier_id,
+                transaction_id: &req.transaction_id,
+                amount_minor: req.amount_minor,
+                currency: &req.currency,
+                payee: &req.payee,
+            };
+            tx_otp(ck, i, &req.challenge, &tx)
+        })
+    }
+
+    /// GET CHALLENGE: a fresh 16-byte card challenge for the next EXTERNAL AUTHENTICATE.
+    ///
+    /// `9000` + challenge; `6983` admin key blocked; `6F00` no randomness.
+    fn get_challenge(&mut self) -> Outcome {
+        self.admin = Admin::Idle;
+        if self.state.admin_tries == 0 {
+            return Err(Status::OperationBlocked);
+        }
+        let mut rc = [0u8; CHALLENGE_LEN];
+        if !(self.random)(&mut rc) {
+            return Err(Status::UnspecifiedCheckingError);
+        }
+        self.admin = Admin::Challenged(rc);
+        Ok(rc.to_vec())
+    }
+
+    /// EXTERNAL AUTHENTICATE: host challenge ‖ host cryptogram; answers the card cryptogram.
+    ///
+    /// An admin try is spent and committed before comparing. `9000` + card cryptogram
+    /// (session open, tries back to 10); `63Cx` wrong cryptogram, x tries left; `6983`
+    /// admin key blocked; `6985` no GET CHALLENGE just before; `6581` write failed.
+    fn external_authenticate(&mut self, rh: [u8; CHALLENGE_LEN], hc: [u8; MAC_LEN]) -> Outcome {
+        let admin = std::mem::replace(&mut self.admin, Admin::Idle);
+        if self.state.admin_tries == 0 {
+            return Err(Status::OperationBlocked);
+        }
+        let Admin::Challenged(rc) = admin else {
+            return Err(Status::ConditionsOfUseNotSatisfied);
+        };
+        self.state.admin_tries -= 1;
+        let left = self.state.admin_tries;
+        self.commit()?;
+        let keys = SessionKeys::derive(&self.state.admin_key, &rh, &rc);
+        if !SessionKeys::verify(&keys.host_cryptogram(), &hc) {
+            tracing::info!(tries_left = left, "admin authentication failed");
+            return Err(Status::RemainingRetries(left));
+        }
+        self.state.admin_tries = ADMIN_TRIES;
+        self.commit()?;
+        let cc = keys.card_cryptogram();
+        self.admin = Admin::Open(keys);
+        Ok(cc.to_vec())
+    }
+
+    /// PERSONALIZE: encrypted and MACed seed, PIN, PUK and serial (see `docs/protocol.md`).
+    /// Replaces any earlier personalization: the old chain is gone, the counter restarts at 0.
+    /// Closes the admin session whatever the outcome.
+    ///
+    /// `9000` + R-MAC; `6982` no admin session; `6988` C-MAC wrong; `6A80` plaintext
+    /// malformed; `6581` write failed.
+    fn personalize(&mut self, header: [u8; 4], protected: &[u8]) -> Outcome {
+        let Admin::Open(keys) = std::mem::replace(&mut self.admin, Admin::Idle) else {
+            return Err(Status::SecurityStatusNotSatisfied);
+        };
+        let (plain, c_mac) = keys.unwrap(header, protected).map_err(|e| match e {
+            crate::scp::UnwrapError::Mac => Status::IncorrectSecureMessagingDataObjects,
+            crate::scp::UnwrapError::Padding => Status::IncorrectDataParameter,
+        })?;
+        let bad = Status::IncorrectDataParameter;
+        let [seed, pin, puk, serial] =
+            tlv::parse_flat(&plain, [tag::SEED, tag::PIN, tag::PUK, tag::SERIAL]).ok_or(bad)?;
+        let seed = Zeroizing::new(seed.ok_or(bad)?);
+        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| bad)?;
+        let pin = PinBlock::from_block(&Zeroizing::new(pin.ok_or(bad)?)).map_err(|_| bad)?;
+        let puk = PukBlock::from_block(&Zeroizing::new(puk.ok_or(bad)?)).map_err(|_| bad)?;
+        let serial = String::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?;
+        if !serial_is_valid(&serial) {
+            return Err(bad);
+        }
+        tracing::info!(serial = %serial, "card personalized");
+        self.state.personal = Some(Personal {
+            serial,
+            pin,
+            pin_tries: PIN_TRIES,
+            puk,
+            puk_tries: PUK_TRIES,
+            chain_key: ChainKey::from_bytes(seed),
+            counter: 0,
+        });
+        self.pin_verified = false;
+        self.commit()?;
+        Ok(keys.r_mac(&c_mac).to_vec())
+    }
+}

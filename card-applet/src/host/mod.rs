@@ -1,0 +1,397 @@
+//! The host side of the protocol, sans-I/O: APDU builders and response parsers for the
+//! reader bridge and the tools. They shuttle the bytes through PC/SC; everything about the
+//! bytes is here.
+//!
+//! ```
+//! # use card_applet::{host, CardFront, Card, state::{CardState, MemStore}};
+//! # let mut card = CardFront::new(Card::new(MemStore::default(), CardState::factory(&[1; 32])));
+//! # let mut transmit = |apdu: &[u8]| -> Result<Vec<u8>, std::convert::Infallible> { Ok(card.process(apdu)) };
+//! let resp = host::transceive(&host::select(), &mut transmit).unwrap();
+//! let fci = host::parse_select(&resp).unwrap();
+//! assert_eq!(fci.version, [1, 0]);
+//! ```
+//!
+//! Every parser takes the whole response (data ‖ SW1 SW2) and maps the status word to a
+//! [`CardError`] in the context of its command (a `63C1` is a wrong PIN after VERIFY and a
+//! wrong PUK after RESET RETRY COUNTER).
+
+pub mod admin;
+
+use iso7816_tlv::ber::{Tlv, Value};
+use zeroize::Zeroizing;
+
+use crate::apdu::build;
+use crate::command::{ins, tag, DataObject, AID, CLA_ISO, CLA_PROPRIETARY, FIELD_MAX, PIN_REF};
+use crate::otp::{Otp, TxFields, CHALLENGE_MAX, CHALLENGE_MIN};
+use crate::pin::{PinBlock, PinFormatError, PukBlock};
+use crate::tlv;
+
+/// An error answer from the card, typed for what the caller does about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CardError {
+    #[error("wrong PIN: {tries_left} tries left")]
+    WrongPin { tries_left: u8 },
+    #[error("the PIN is blocked: unblock it with the PUK")]
+    PinBlocked,
+    #[error("wrong PUK: {tries_left} tries left")]
+    WrongPuk { tries_left: u8 },
+    #[error("the PUK is blocked: the card must be re-personalized by the bank")]
+    PukBlocked,
+    #[error("admin authentication failed: {tries_left} tries left before the admin key blocks")]
+    AdminAuthFailed { tries_left: u8 },
+    #[error("the card's admin key is blocked")]
+    AdminBlocked,
+    #[error("the card is not personalized")]
+    NotPersonalized,
+    #[error("the PIN has not been verified (or the admin session is not open)")]
+    SecurityNotSatisfied,
+    #[error("the card refused the command in its current state (6985)")]
+    ConditionsNotSatisfied,
+    #[error("the PAYSIM applet is not on this card")]
+    AppletNotFound,
+    #[error("the card does not hold this data object")]
+    DataNotFound,
+    #[error("the card could not write its memory; the command had no effect you can rely on")]
+    MemoryFailure,
+    #[error("the card rejected the protection of the command (wrong MAC)")]
+    SecureMessaging,
+    #[error("the card rejected the command data (6A80)")]
+    BadData,
+    #[error("the card reported a wrong length (6700)")]
+    WrongLength,
+    #[error("the card reported wrong parameters P1/P2 (6A86)")]
+    WrongParameters,
+    #[error("the card does not support this command ({0:04X})")]
+    NotSupported(u16),
+    #[error("the card answered status {0:04X}")]
+    Status(u16),
+    #[error("malformed card response: {0}")]
+    Malformed(&'static str),
+}
+
+/// Why a request could not be built: the input is wrong before any card sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Pin(#[from] PinFormatError),
+    #[error("the challenge must be {CHALLENGE_MIN} to {CHALLENGE_MAX} bytes")]
+    Challenge,
+    #[error("the verifier id must be 1 to {FIELD_MAX} bytes of UTF-8")]
+    VerifierId,
+    #[error("the transaction id must be 1 to {FIELD_MAX} bytes")]
+    TransactionId,
+    #[error("the currency must be 3 upper-case ASCII letters")]
+    Currency,
+    #[error("the payee must be 1 to {FIELD_MAX} bytes of UTF-8")]
+    Payee,
+    #[error("the card serial must be 1 to 16 characters of A-Z, 0-9 and '-'")]
+    Serial,
+}
+
+/// Which command a status word answers, for the error mapping.
+#[derive(Clone, Copy)]
+enum Context {
+    Pin,
+    Puk,
+    Admin,
+    Otp,
+    Other,
+}
+
+/// Splits a response into data and status word.
+pub fn split(resp: &[u8]) -> Result<(&[u8], u16), CardError> {
+    match resp.split_last_chunk::<2>() {
+        Some((data, sw)) => Ok((data, u16::from_be_bytes(*sw))),
+        None => Err(CardError::Malformed("shorter than a status word")),
+    }
+}
+
+fn error_for(sw: u16, ctx: Context) -> CardError {
+    let tries = u8::try_from(sw & 0x0F).unwrap_or(0);
+    match (sw, ctx) {
+        (0x63C0..=0x63CF, Context::Pin) => CardError::WrongPin { tries_left: tries },
+        (0x63C0..=0x63CF, Context::Puk) => CardError::WrongPuk { tries_left: tries },
+        (0x63C0..=0x63CF, Context::Admin) => CardError::AdminAuthFailed { tries_left: tries },
+        (0x6983, Context::Pin) => CardError::PinBlocked,
+        (0x6983, Context::Puk) => CardError::PukBlocked,
+        (0x6983, Context::Admin) => CardError::AdminBlocked,
+        (0x6985, Context::Pin | Context::Puk | Context::Otp) => CardError::NotPersonalized,
+        (0x6985, _) => CardError::ConditionsNotSatisfied,
+        (0x6982, _) => CardError::SecurityNotSatisfied,
+        (0x6A82, _) => CardError::AppletNotFound,
+        (0x6A88, _) => CardError::DataNotFound,
+        (0x6581, _) => CardError::MemoryFailure,
+        (0x6988, _) => CardError::SecureMessaging,
+        (0x6A80, _) => CardError::BadData,
+        (0x6700, _) => CardError::WrongLength,
+        (0x6A86, _) => CardError::WrongParameters,
+        (0x6D00 | 0x6E00 | 0x6884, _) => CardError::NotSupported(sw),
+        _ => CardError::Status(sw),
+    }
+}
+
+fn expect_ok(resp: &[u8], ctx: Context) -> Result<&[u8], CardError> {
+    let (data, sw) = split(resp)?;
+    if sw == 0x9000 {
+        Ok(data)
+    } else {
+        Err(error_for(sw, ctx))
+    }
+}
+
+/// Sends `apdu` with `transmit` and follows `61xx` with GET RESPONSE until the whole
+/// answer is in; returns data ‖ final SW. Stops after 64 KiB of chained data, returning
+/// what arrived (whose `61xx` SW then fails any parser).
+pub fn transceive<E>(apdu: &[u8], transmit: &mut impl FnMut(&[u8]) -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
+    let mut resp = transmit(apdu)?;
+    let mut data = Vec::new();
+    loop {
+        let Some((chunk, sw)) = resp.split_last_chunk::<2>() else {
+            return Ok(resp);
+        };
+        if sw[0] != 0x61 || data.len() > crate::apdu::EXTENDED_NE_MAX {
+            data.extend_from_slice(chunk);
+            data.extend_from_slice(sw);
+            return Ok(data);
+        }
+        data.extend_from_slice(chunk);
+        resp = transmit(&get_response(sw[1]))?;
+    }
+}
+
+fn apdu(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], ne: Option<usize>) -> Vec<u8> {
+    // Every caller passes data under 256 bytes and Ne of 256: always encodable.
+    build(cla, ins, p1, p2, data, ne).unwrap_or_default()
+}
+
+/// `00 C0 00 00 xx`: fetch up to `xx` waiting bytes (`00` = 256).
+pub fn get_response(xx: u8) -> Vec<u8> {
+    vec![CLA_ISO, ins::GET_RESPONSE, 0, 0, xx]
+}
+
+/// `00 A4 04 00 08 F0 50 41 59 53 49 4D 01 00`.
+pub fn select() -> Vec<u8> {
+    apdu(CLA_ISO, ins::SELECT, 0x04, 0x00, &AID, Some(256))
+}
+
+/// VERIFY with a PIN (4-8 digits).
+pub fn verify(pin: &str) -> Result<Zeroizing<Vec<u8>>, RequestError> {
+    let block = PinBlock::from_pin(pin)?;
+    Ok(Zeroizing::new(apdu(CLA_ISO, ins::VERIFY, 0x00, PIN_REF, block.as_bytes(), None)))
+}
+
+/// VERIFY without data: asks whether the PIN is verified and how many tries are left.
+pub fn verify_status() -> Vec<u8> {
+    apdu(CLA_ISO, ins::VERIFY, 0x00, PIN_REF, &[], None)
+}
+
+/// CHANGE REFERENCE DATA: old PIN ‖ new PIN.
+pub fn change_pin(old: &str, new: &str) -> Result<Zeroizing<Vec<u8>>, RequestError> {
+    let mut data = Zeroizing::new(PinBlock::from_pin(old)?.as_bytes().to_vec());
+    data.extend_from_slice(PinBlock::from_pin(new)?.as_bytes());
+    Ok(Zeroizing::new(apdu(CLA_ISO, ins::CHANGE_REFERENCE_DATA, 0x00, PIN_REF, &data, None)))
+}
+
+/// RESET RETRY COUNTER: PUK (8 digits) ‖ new PIN.
+pub fn reset_retry_counter(puk: &str, new_pin: &str) -> Result<Zeroizing<Vec<u8>>, RequestError> {
+    let mut data = Zeroizing::new(PukBlock::from_puk(puk)?.as_bytes().to_vec());
+    data.extend_from_slice(PinBlock::from_pin(new_pin)?.as_bytes());
+    Ok(Zeroizing::new(apdu(CLA_ISO, ins::RESET_RETRY_COUNTER, 0x00, PIN_REF, &data, None)))
+}
+
+/// GET DATA `00 CA DF xx 00`.
+pub fn get_data(obj: DataObject) -> Vec<u8> {
+    let [p1, p2] = obj.tag().to_be_bytes();
+    apdu(CLA_ISO, ins::GET_DATA, p1, p2, &[], Some(256))
+}
+
+fn check_challenge(challenge: &[u8]) -> Result<(), RequestError> {
+    if (CHALLENGE_MIN..=CHALLENGE_MAX).contains(&challenge.len()) {
+        Ok(())
+    } else {
+        Err(RequestError::Challenge)
+    }
+}
+
+fn check_utf8(field: &[u8], err: RequestError) -> Result<(), RequestError> {
+    if (1..=FIELD_MAX).contains(&field.len()) && std::str::from_utf8(field).is_ok() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// LOGIN OTP `80 10 00 00 Lc {01 challenge, 02 verifier id} 00`.
+pub fn login_otp(challenge: &[u8], verifier_id: &str) -> Result<Vec<u8>, RequestError> {
+    check_challenge(challenge)?;
+    check_utf8(verifier_id.as_bytes(), RequestError::VerifierId)?;
+    let data = tlv::encode_primitives(&[
+        (u16::from(tag::CHALLENGE), challenge),
+        (u16::from(tag::VERIFIER_ID), verifier_id.as_bytes()),
+    ])
+    .ok_or(RequestError::Challenge)?;
+    Ok(apdu(CLA_PROPRIETARY, ins::LOGIN_OTP, 0, 0, &data, Some(256)))
+}
+
+/// TRANSACTION OTP `80 12 00 00 Lc {01, 02, 05, 06, 07, 08} 00`.
+pub fn tx_otp(challenge: &[u8], tx: &TxFields<'_>) -> Result<Vec<u8>, RequestError> {
+    check_challenge(challenge)?;
+    check_utf8(tx.verifier_id, RequestError::VerifierId)?;
+    if !(1..=FIELD_MAX).contains(&tx.transaction_id.len()) {
+        return Err(RequestError::TransactionId);
+    }
+    if !tx.currency.iter().all(u8::is_ascii_uppercase) {
+        return Err(RequestError::Currency);
+    }
+    check_utf8(tx.payee, RequestError::Payee)?;
+    let amount = tx.amount_minor.to_be_bytes();
+    let data = tlv::encode_primitives(&[
+        (u16::from(tag::CHALLENGE), challenge),
+        (u16::from(tag::VERIFIER_ID), tx.verifier_id),
+        (u16::from(tag::TRANSACTION_ID), tx.transaction_id),
+        (u16::from(tag::AMOUNT), &amount),
+        (u16::from(tag::CURRENCY), tx.currency),
+        (u16::from(tag::PAYEE), tx.payee),
+    ])
+    .ok_or(RequestError::Challenge)?;
+    Ok(apdu(CLA_PROPRIETARY, ins::TRANSACTION_OTP, 0, 0, &data, Some(256)))
+}
+
+/// What SELECT's FCI says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fci {
+    /// Applet version (major, minor).
+    pub version: [u8; 2],
+    /// Life-cycle byte: `03` factory, `05` personalized.
+    pub life_cycle: u8,
+    /// The card serial, once personalized.
+    pub serial: Option<String>,
+}
+
+impl Fci {
+    /// Whether the card has been personalized.
+    pub fn personalized(&self) -> bool {
+        self.life_cycle == crate::card::LCS_OPERATIONAL
+    }
+}
+
+/// Parses SELECT's answer: `6F { 84 AID, A5 { DF05, DF04, [DF01] } }` + `9000`.
+pub fn parse_select(resp: &[u8]) -> Result<Fci, CardError> {
+    let data = expect_ok(resp, Context::Other)?;
+    let bad = CardError::Malformed("FCI");
+    if !tlv::depth_ok(data, 2) {
+        return Err(bad);
+    }
+    let fci = Tlv::from_bytes(data).map_err(|_| bad.clone())?;
+    if tlv::tag_number(fci.tag()) != 0x6F {
+        return Err(bad);
+    }
+    let Value::Constructed(items) = fci.value() else {
+        return Err(bad);
+    };
+    let mut aid_ok = false;
+    let (mut version, mut life_cycle, mut serial) = (None, None, None);
+    for item in items {
+        match (tlv::tag_number(item.tag()), item.value()) {
+            (0x84, Value::Primitive(v)) => aid_ok = v.as_slice() == AID,
+            (0xA5, Value::Constructed(props)) => {
+                for p in props {
+                    match (tlv::tag_number(p.tag()), p.value()) {
+                        (0xDF05, Value::Primitive(v)) => version = <[u8; 2]>::try_from(v.as_slice()).ok(),
+                        (0xDF04, Value::Primitive(v)) if v.len() == 1 => life_cycle = v.first().copied(),
+                        (0xDF01, Value::Primitive(v)) => serial = String::from_utf8(v.clone()).ok(),
+                        // Objects a later applet version may add are skipped.
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !aid_ok {
+        return Err(CardError::Malformed("FCI names another application"));
+    }
+    Ok(Fci {
+        version: version.ok_or(CardError::Malformed("FCI without version"))?,
+        life_cycle: life_cycle.ok_or(CardError::Malformed("FCI without life-cycle state"))?,
+        serial,
+    })
+}
+
+/// Parses VERIFY, CHANGE REFERENCE DATA: `Ok` when the PIN was right.
+/// `WrongPin{tries_left}`, `PinBlocked`, `NotPersonalized`, `MemoryFailure`, ...
+pub fn parse_verify(resp: &[u8]) -> Result<(), CardError> {
+    expect_ok(resp, Context::Pin).map(|_| ())
+}
+
+/// Where the PIN stands, from a VERIFY without data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinStatus {
+    Verified,
+    NotVerified { tries_left: u8 },
+    Blocked,
+}
+
+/// Parses the answer to [`verify_status`].
+pub fn parse_pin_status(resp: &[u8]) -> Result<PinStatus, CardError> {
+    match expect_ok(resp, Context::Pin) {
+        Ok(_) => Ok(PinStatus::Verified),
+        Err(CardError::WrongPin { tries_left }) => Ok(PinStatus::NotVerified { tries_left }),
+        Err(CardError::PinBlocked) => Ok(PinStatus::Blocked),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses CHANGE REFERENCE DATA (same errors as VERIFY).
+pub fn parse_change_pin(resp: &[u8]) -> Result<(), CardError> {
+    parse_verify(resp)
+}
+
+/// Parses RESET RETRY COUNTER: `WrongPuk{tries_left}`, `PukBlocked`, ...
+pub fn parse_reset_retry_counter(resp: &[u8]) -> Result<(), CardError> {
+    expect_ok(resp, Context::Puk).map(|_| ())
+}
+
+/// Parses GET DATA: the object's value. `DataNotFound` when the card has no such object yet.
+pub fn parse_get_data(resp: &[u8]) -> Result<Vec<u8>, CardError> {
+    expect_ok(resp, Context::Other).map(<[u8]>::to_vec)
+}
+
+/// Parses GET DATA `DF02` (next counter).
+pub fn parse_counter(resp: &[u8]) -> Result<u64, CardError> {
+    let v = expect_ok(resp, Context::Other)?;
+    let b: [u8; 8] = v.try_into().map_err(|_| CardError::Malformed("counter is not 8 bytes"))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// Parses GET DATA `DF01` (serial).
+pub fn parse_serial(resp: &[u8]) -> Result<String, CardError> {
+    let v = expect_ok(resp, Context::Other)?;
+    String::from_utf8(v.to_vec()).map_err(|_| CardError::Malformed("serial is not UTF-8"))
+}
+
+/// Parses a one-byte GET DATA answer (`DF03`, `DF04`, `DF06`, `DF07`).
+pub fn parse_byte(resp: &[u8]) -> Result<u8, CardError> {
+    match expect_ok(resp, Context::Other)? {
+        [b] => Ok(*b),
+        _ => Err(CardError::Malformed("expected one byte")),
+    }
+}
+
+/// Parses LOGIN OTP / TRANSACTION OTP: `03 08 counter ‖ 04 08 code` → (counter, code).
+/// `SecurityNotSatisfied` (PIN not verified), `NotPersonalized`, `MemoryFailure`, ...
+pub fn parse_otp(resp: &[u8]) -> Result<(u64, Otp), CardError> {
+    let data = expect_ok(resp, Context::Otp)?;
+    let [counter, otp] =
+        tlv::parse_flat(data, [tag::COUNTER, tag::OTP]).ok_or(CardError::Malformed("OTP answer TLV"))?;
+    let counter: [u8; 8] = counter
+        .ok_or(CardError::Malformed("OTP answer without counter"))?
+        .try_into()
+        .map_err(|_| CardError::Malformed("counter is not 8 bytes"))?;
+    let otp = otp.ok_or(CardError::Malformed("OTP answer without code"))?;
+    let otp = std::str::from_utf8(&otp)
+        .ok()
+        .and_then(Otp::from_digits)
+        .ok_or(CardError::Malformed("code is not 8 digits"))?;
+    Ok((u64::from_be_bytes(counter), otp))
+}

@@ -1,0 +1,151 @@
+//! BER-TLV helpers over `iso7816-tlv` (ISO/IEC 7816-4 §5.2) for the flat lists of primitive
+//! objects that command data, OTP answers and the PERSONALIZE payload use, and a depth guard
+//! for parsing templates received from a card.
+
+use iso7816_tlv::ber::{Tag, Tlv, Value};
+
+/// A primitive BER-TLV object with a one- or two-byte tag.
+pub fn primitive(tag: u16, value: &[u8]) -> Option<Tlv> {
+    let tag = if let Ok(t) = u8::try_from(tag) { Tag::try_from(t) } else { Tag::try_from(tag) };
+    Tlv::new(tag.ok()?, Value::Primitive(value.to_vec())).ok()
+}
+
+/// A constructed BER-TLV object.
+pub fn constructed(tag: u16, children: Vec<Tlv>) -> Option<Tlv> {
+    let tag = if let Ok(t) = u8::try_from(tag) { Tag::try_from(t) } else { Tag::try_from(tag) };
+    Tlv::new(tag.ok()?, Value::Constructed(children)).ok()
+}
+
+/// Concatenated encodings of primitive objects `(tag, value)`; `None` if a tag is invalid.
+pub fn encode_primitives(items: &[(u16, &[u8])]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for (tag, value) in items {
+        out.extend_from_slice(&primitive(*tag, value)?.to_vec());
+    }
+    Some(out)
+}
+
+/// The numeric value of a tag (`DF05` → 0xDF05).
+pub fn tag_number(tag: &Tag) -> u64 {
+    tag.to_bytes().iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+/// Parses a flat list of primitive objects with one-byte tags from `allowed`, each at most
+/// once, in any order. Returns the values indexed like `allowed`. `None` on anything else:
+/// a constructed object, an unknown or repeated tag, a truncated or overlong length, or
+/// trailing bytes. Constructed tags are refused before the parser sees them, so hostile
+/// input cannot make it recurse.
+pub fn parse_flat<const N: usize>(mut data: &[u8], allowed: [u8; N]) -> Option<[Option<Vec<u8>>; N]> {
+    let mut out: [Option<Vec<u8>>; N] = std::array::from_fn(|_| None);
+    while let Some(&first) = data.first() {
+        if first & 0x20 != 0 {
+            return None;
+        }
+        let (tlv, rest) = Tlv::parse(data);
+        let tlv = tlv.ok()?;
+        data = rest;
+        let tag = u8::try_from(tag_number(tlv.tag())).ok()?;
+        let slot = allowed.iter().position(|&a| a == tag)?;
+        let Value::Primitive(value) = tlv.value() else {
+            return None;
+        };
+        if out[slot].replace(value.clone()).is_some() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Whether `data` is a sequence of well-formed BER-TLV objects nested at most `depth`
+/// constructed levels deep. Run before handing data from an untrusted card to `Tlv::parse`,
+/// which recurses once per nesting level.
+pub fn depth_ok(data: &[u8], depth: usize) -> bool {
+    let mut i = 0usize;
+    while i < data.len() {
+        let first = data[i];
+        i += 1;
+        if first & 0x1F == 0x1F {
+            // Subsequent tag bytes: bit 8 set means another follows (at most 2 more here).
+            let mut n = 0;
+            loop {
+                let Some(&b) = data.get(i) else { return false };
+                i += 1;
+                n += 1;
+                if b & 0x80 == 0 {
+                    break;
+                }
+                if n >= 2 {
+                    return false;
+                }
+            }
+        }
+        let Some(&l0) = data.get(i) else { return false };
+        i += 1;
+        let len = if l0 < 0x80 {
+            usize::from(l0)
+        } else {
+            let n = usize::from(l0 & 0x7F);
+            if n == 0 || n > 3 {
+                return false;
+            }
+            let Some(bytes) = data.get(i..i + n) else {
+                return false;
+            };
+            i += n;
+            bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
+        };
+        let Some(value) = data.get(i..i.saturating_add(len)) else {
+            return false;
+        };
+        i += len;
+        if first & 0x20 != 0 && (depth == 0 || !depth_ok(value, depth - 1)) {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn flat_lists() {
+        let data = encode_primitives(&[(2, b"v"), (1, &[0xAA; 3])]).unwrap();
+        assert_eq!(data, [2, 1, b'v', 1, 3, 0xAA, 0xAA, 0xAA]);
+        let [a, b] = parse_flat(&data, [1, 2]).unwrap();
+        assert_eq!(a.unwrap(), [0xAA; 3]);
+        assert_eq!(b.unwrap(), b"v");
+        // Repeated, unknown, constructed, truncated, trailing garbage.
+        assert!(parse_flat(&[1, 1, 0, 1, 1, 0], [1, 2]).is_none());
+        assert!(parse_flat(&[3, 1, 0], [1, 2]).is_none());
+        assert!(parse_flat(&[0x21, 3, 1, 1, 0], [1, 2]).is_none());
+        assert!(parse_flat(&[1, 5, 0], [1, 2]).is_none());
+        assert!(parse_flat(&[1, 1, 0, 0x81], [1, 2]).is_none());
+        // Long-form lengths are accepted.
+        let [a, _] = parse_flat(&[1, 0x81, 2, 9, 9], [1, 2]).unwrap();
+        assert_eq!(a.unwrap(), [9, 9]);
+    }
+
+    #[test]
+    fn depth_guard() {
+        let fci = constructed(
+            0x6F,
+            vec![
+                primitive(0x84, &[1, 2]).unwrap(),
+                constructed(0xA5, vec![primitive(0xDF05, &[1, 0]).unwrap()]).unwrap(),
+            ],
+        )
+        .unwrap()
+        .to_vec();
+        assert!(depth_ok(&fci, 2));
+        assert!(!depth_ok(&fci, 1));
+        let mut deep = vec![];
+        for _ in 0..1000 {
+            deep.extend_from_slice(&[0x30, 0x80]);
+        }
+        assert!(!depth_ok(&deep, 4));
+        assert!(!depth_ok(&[0x6F, 0x05, 0x84], 4));
+    }
+}
