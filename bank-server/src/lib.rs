@@ -1,1 +1,150 @@
-//! placeholder: see the open issue that builds this crate.
+//! `bank-server`: the bank of the PAYSIM system. One axum process over one SQLite database,
+//! with three roles a reader can see:
+//!
+//! - [`website`]: the HTML pages and the JSON API (`docs/api.md`); sessions and CSRF. It only
+//!   calls the public functions of the other two.
+//! - [`auth`]: users, tokens (sealed chain keys, counters), challenges, the OTP check
+//!   (`card_applet::otp`, the workspace's one implementation), lockout.
+//! - [`ledger`]: accounts, double-entry postings, transfers, funding.
+//!
+//! Shared underneath: [`db`] (pragmas, migrations, blocking pool), [`audit`] (hash-chained
+//! log), [`master_key`] (AES-256-GCM sealing of chain keys). Operators use [`ops`]; each of its
+//! functions opens the database itself and works while the server runs.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let state = bank_server::AppState::open(
+//!     std::path::Path::new("bank.sqlite3"),
+//!     "http://127.0.0.1:8080",
+//!     bank_server::clock::Clock::system(),
+//! )?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! bank_server::serve(listener, state, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod db;
+pub mod ledger;
+pub mod master_key;
+pub mod ops;
+pub mod website;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::auth::AuthConfig;
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::master_key::MasterKey;
+
+/// Default challenge lifetime (seconds).
+pub const CHALLENGE_TTL_S: i64 = 120;
+/// Sessions end after this long without a request.
+pub const SESSION_IDLE_S: i64 = 5 * 60;
+/// Sessions end this long after login whatever happens.
+pub const SESSION_MAX_S: i64 = 12 * 3600;
+
+/// Deployment settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The URL people and bridges use (its origin is the verifier id).
+    pub public_url: String,
+    pub auth: AuthConfig,
+    pub session_idle: i64,
+    pub session_max: i64,
+    /// `Secure` cookies with the `__Host-` prefix: on when the public URL is https.
+    pub secure_cookies: bool,
+}
+
+impl Config {
+    pub fn new(public_url: &str) -> Result<Self, card_applet::otp::VerifierIdError> {
+        let verifier_id = card_applet::otp::verifier_id(public_url)?;
+        Ok(Config {
+            public_url: public_url.trim().trim_end_matches('/').to_owned(),
+            secure_cookies: verifier_id.starts_with("https://"),
+            auth: AuthConfig {
+                verifier_id,
+                challenge_ttl: CHALLENGE_TTL_S,
+            },
+            session_idle: SESSION_IDLE_S,
+            session_max: SESSION_MAX_S,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Key(#[from] master_key::KeyError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("public URL: {0}")]
+    Url(#[from] card_applet::otp::VerifierIdError),
+}
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub key: Arc<MasterKey>,
+    pub cfg: Arc<Config>,
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// Opens the database (creating and migrating it), loads the master key (creating its file
+    /// on first run) and checks that the key belongs to this database.
+    pub fn open(db_path: &Path, public_url: &str, clock: Clock) -> Result<Self, StartError> {
+        let cfg = Config::new(public_url)?;
+        let key = MasterKey::load_or_create(db_path)?;
+        Self::with(Db::open(db_path)?, key, cfg, clock)
+    }
+
+    /// Builds the state from parts (tests choose the key and settings).
+    pub fn with(db: Db, key: MasterKey, cfg: Config, clock: Clock) -> Result<Self, StartError> {
+        db.run_blocking(|c| {
+            db::immediate(c, |tx| {
+                auth::check_master_key(tx, &key).map_err(StartError::from)
+            })
+        })?;
+        Ok(AppState {
+            db,
+            key: Arc::new(key),
+            cfg: Arc::new(cfg),
+            clock,
+        })
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The router with all routes (for `oneshot` tests and [`serve`]).
+pub fn app(state: AppState) -> axum::Router {
+    website::app(state)
+}
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,243 @@
+//! Operator functions (the `bank-tools` CLI wraps them). Each opens the database itself
+//! (creating and migrating it when missing) and runs in one `BEGIN IMMEDIATE` transaction, so
+//! it is safe while the server runs (WAL; writers wait up to 10 s for each other). Each change
+//! is written to the audit log with the actor `operator`.
+
+use std::path::Path;
+
+use card_applet::otp::ChainKey;
+use zeroize::Zeroizing;
+
+use crate::audit::AuditReport;
+use crate::auth::{self, AuthError, TokenInfo};
+use crate::clock::Clock;
+use crate::db::{self, Db, DbError};
+use crate::ledger::{self, Account, Books, LedgerError};
+use crate::master_key::{KeyError, MasterKey};
+
+const OPERATOR: &str = "operator";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("token file {path}: {problem}")]
+    TokenFile { path: String, problem: String },
+}
+
+/// The personalization output of `bank-tools card personalize --out FILE`:
+/// `{"format":"paysim-token-v1","serial":"PSIM-00000001","seed_hex":"<64 hex>","counter":0}`.
+/// `Debug` never shows the seed.
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    pub serial: String,
+    /// The chain seed `ck_0`.
+    pub seed: ChainKey,
+    /// The card's next counter when the file was written (normally 0).
+    pub counter: u64,
+}
+
+/// The format tag of a token file.
+pub const TOKEN_FILE_FORMAT: &str = "paysim-token-v1";
+
+/// Reads and checks a personalization output file.
+pub fn load_token_file(path: &Path) -> Result<TokenFile, OpsError> {
+    let bad = |problem: &str| OpsError::TokenFile {
+        path: path.display().to_string(),
+        problem: problem.to_owned(),
+    };
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?);
+    parse_token_file(&text).map_err(|p| bad(p))
+}
+
+/// Parses the text of a token file; the error says what is wrong, never a secret.
+pub fn parse_token_file(text: &str) -> Result<TokenFile, &'static str> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| "not valid JSON")?;
+    if v.get("format").and_then(|f| f.as_str()) != Some(TOKEN_FILE_FORMAT) {
+        return Err("`format` must be \"paysim-token-v1\"");
+    }
+    let serial = v
+        .get("serial")
+        .and_then(|s| s.as_str())
+        .ok_or("`serial` is missing")?;
+    if !auth::valid_serial(serial) {
+        return Err("`serial` must be 1-16 characters of A-Z 0-9 -");
+    }
+    let seed_hex = v
+        .get("seed_hex")
+        .and_then(|s| s.as_str())
+        .ok_or("`seed_hex` is missing")?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(seed_hex, seed.as_mut())
+        .map_err(|_| "`seed_hex` must be 64 hex digits")?;
+    let counter = v
+        .get("counter")
+        .and_then(|c| c.as_u64())
+        .ok_or("`counter` must be a non-negative integer")?;
+    Ok(TokenFile {
+        serial: serial.to_owned(),
+        seed: ChainKey::from_bytes(*seed),
+        counter,
+    })
+}
+
+fn open(db_path: &Path) -> Result<Db, OpsError> {
+    Ok(Db::open(db_path)?)
+}
+
+fn write<T>(
+    db_path: &Path,
+    f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T, OpsError>,
+) -> Result<T, OpsError> {
+    let db = open(db_path)?;
+    let now = Clock::system().now();
+    db.run_blocking(|c| db::immediate(c, |tx| f(tx, now)))
+}
+
+/// Adds a user (1-32 characters of a-z 0-9 . _ -).
+pub fn add_user(db_path: &Path, name: &str) -> Result<(), OpsError> {
+    write(db_path, |tx, now| {
+        Ok(auth::add_user(tx, now, name, OPERATOR).map(|_| ())?)
+    })
+}
+
+/// Enrolls a token for an existing user: `seed` is `ck_0`, `counter` the card's next counter.
+/// The chain key is sealed under the master key (`BANK_MASTER_KEY` or the key file beside the
+/// database, created if missing).
+pub fn enroll_token(
+    db_path: &Path,
+    serial: &str,
+    seed: &ChainKey,
+    counter: u64,
+    user: &str,
+) -> Result<(), OpsError> {
+    let key = MasterKey::load_or_create(db_path)?;
+    write(db_path, |tx, now| {
+        Ok(auth::enroll_token(
+            tx, now, &key, user, serial, seed, counter, OPERATOR,
+        )?)
+    })
+}
+
+/// [`enroll_token`] from a personalization output file; returns its serial.
+pub fn enroll_token_file(db_path: &Path, file: &Path, user: &str) -> Result<String, OpsError> {
+    let t = load_token_file(file)?;
+    enroll_token(db_path, &t.serial, &t.seed, t.counter, user)?;
+    Ok(t.serial)
+}
+
+/// Opens an account (1-34 characters of A-Z 0-9 -) in a supported currency for a user.
+pub fn open_account(
+    db_path: &Path,
+    user: &str,
+    number: &str,
+    currency: &str,
+) -> Result<(), OpsError> {
+    write(db_path, |tx, now| {
+        let uid =
+            auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.to_owned()))?;
+        Ok(ledger::open_account(
+            tx, now, uid, number, currency, OPERATOR,
+        )?)
+    })
+}
+
+/// Funds an account with `amount_minor` (> 0) minor units; returns the new balance.
+pub fn fund(
+    db_path: &Path,
+    account: &str,
+    amount_minor: u64,
+    reason: &str,
+) -> Result<i64, OpsError> {
+    write(db_path, |tx, now| {
+        Ok(ledger::fund(
+            tx,
+            now,
+            account,
+            amount_minor,
+            reason,
+            OPERATOR,
+        )?)
+    })
+}
+
+/// Clears a token's lock and failure counts.
+pub fn unlock_token(db_path: &Path, serial: &str) -> Result<(), OpsError> {
+    write(db_path, |tx, now| {
+        Ok(auth::unlock_token(tx, now, serial, OPERATOR)?)
+    })
+}
+
+/// Revokes a token for good.
+pub fn revoke_token(db_path: &Path, serial: &str) -> Result<(), OpsError> {
+    write(db_path, |tx, now| {
+        Ok(auth::revoke_token(tx, now, serial, OPERATOR)?)
+    })
+}
+
+/// All tokens with their state (no key material).
+pub fn list_tokens(db_path: &Path) -> Result<Vec<TokenInfo>, OpsError> {
+    let db = open(db_path)?;
+    let now = Clock::system().now();
+    db.run_blocking(|c| db::read(c, |tx| Ok(auth::list_tokens(tx, now)?)))
+}
+
+/// A user's accounts and balances.
+pub fn accounts(db_path: &Path, user: &str) -> Result<Vec<Account>, OpsError> {
+    let db = open(db_path)?;
+    db.run_blocking(|c| {
+        db::read(c, |tx| {
+            let uid =
+                auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.to_owned()))?;
+            Ok(ledger::accounts_of(tx, uid)?)
+        })
+    })
+}
+
+/// Walks the audit chain; the report names the first bad row, if any.
+pub fn verify_audit(db_path: &Path) -> Result<AuditReport, OpsError> {
+    let db = open(db_path)?;
+    db.run_blocking(|c| db::read(c, |tx| Ok(crate::audit::verify(tx)?)))
+}
+
+/// Checks the books (balanced entries, balances = postings, no overdraft, totals = funding).
+pub fn check_books(db_path: &Path) -> Result<Books, OpsError> {
+    let db = open(db_path)?;
+    db.run_blocking(|c| db::read(c, |tx| Ok(ledger::check_books(tx)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn token_files_parse_and_refuse_garbage() {
+        let ok = format!(
+            r#"{{"format":"paysim-token-v1","serial":"PSIM-00000001","seed_hex":"{}","counter":0}}"#,
+            "ab".repeat(32)
+        );
+        let t = parse_token_file(&ok).unwrap();
+        assert_eq!(t.serial, "PSIM-00000001");
+        assert_eq!(t.seed.expose(), &[0xab; 32]);
+        assert!(!format!("{t:?}").to_lowercase().contains("abab"));
+        for bad in [
+            "",
+            "{}",
+            r#"{"format":"other","serial":"A","seed_hex":"00","counter":0}"#,
+            &ok.replace("PSIM-00000001", "psim"),
+            &ok.replace(&"ab".repeat(32), "abcd"),
+            &ok.replace("\"counter\":0", "\"counter\":-1"),
+        ] {
+            assert!(parse_token_file(bad).is_err(), "{bad}");
+        }
+    }
+}

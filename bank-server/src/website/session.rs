@@ -1,0 +1,173 @@
+//! Sessions of the website (cookies) and of the JSON API (bearer tokens).
+//!
+//! A session token is 128 random bits, shown to the client once as 32 hex digits; the table
+//! keeps only its SHA-256. Sessions end after `idle` seconds without a request or at their
+//! absolute expiry, whichever comes first. Each holds its own CSRF token for forms.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use crate::auth;
+use crate::master_key::random_bytes;
+
+/// `last_seen` is written at most this often, so browsing is not a disk write per click.
+const TOUCH_EVERY_S: i64 = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Web,
+    Api,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Web => "web",
+            Kind::Api => "api",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    id_hash: [u8; 32],
+    pub kind: Kind,
+    /// `None` for a website visitor who has not logged in yet.
+    pub user_id: Option<i64>,
+    pub user: Option<String>,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+impl Session {
+    /// What challenges issued in this session are bound to.
+    pub fn binding(&self) -> String {
+        format!("session:{}", hex::encode(&self.id_hash[..16]))
+    }
+
+    /// Constant-time check of a form's CSRF token.
+    pub fn csrf_ok(&self, submitted: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.csrf.len() == submitted.len()
+            && bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+}
+
+fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether `s` looks like a token we issue (32 lower-case hex digits).
+pub fn well_formed(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Starts a session; returns the token to hand to the client and the session.
+pub fn create(
+    tx: &Transaction<'_>,
+    now: i64,
+    kind: Kind,
+    user_id: Option<i64>,
+    idle: i64,
+    max_age: i64,
+) -> Result<(String, Session), auth::AuthError> {
+    tx.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2",
+        params![now, now - idle],
+    )?;
+    let token = hex::encode(random_bytes::<16>()?);
+    let csrf = hex::encode(random_bytes::<16>()?);
+    let id_hash = hash_token(&token);
+    let expires_at = now + max_age;
+    tx.execute(
+        "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+        params![
+            id_hash.as_slice(),
+            kind.as_str(),
+            user_id,
+            csrf,
+            now,
+            expires_at
+        ],
+    )?;
+    let user = match user_id {
+        Some(id) => auth::user_name(tx, id)?,
+        None => None,
+    };
+    Ok((
+        token,
+        Session {
+            id_hash,
+            kind,
+            user_id,
+            user,
+            csrf,
+            expires_at,
+        },
+    ))
+}
+
+/// The live session for `token`, touched; `None` if unknown, of another kind, idle too long
+/// or past its absolute expiry (such a row is deleted).
+pub fn lookup(
+    tx: &Transaction<'_>,
+    now: i64,
+    token: &str,
+    kind: Kind,
+    idle: i64,
+) -> Result<Option<Session>, auth::AuthError> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
+    let id_hash = hash_token(token);
+    let row: Option<(String, Option<i64>, String, i64, i64)> = tx
+        .query_row(
+            "SELECT kind, user_id, csrf, last_seen, expires_at FROM sessions WHERE id_hash = ?1",
+            [id_hash.as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((k, user_id, csrf, last_seen, expires_at)) = row else {
+        return Ok(None);
+    };
+    if k != kind.as_str() {
+        return Ok(None);
+    }
+    if now >= expires_at || now - last_seen >= idle {
+        tx.execute(
+            "DELETE FROM sessions WHERE id_hash = ?1",
+            [id_hash.as_slice()],
+        )?;
+        return Ok(None);
+    }
+    if now - last_seen >= TOUCH_EVERY_S {
+        tx.execute(
+            "UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2",
+            params![now, id_hash.as_slice()],
+        )?;
+    }
+    let user = match user_id {
+        Some(id) => auth::user_name(tx, id)?,
+        None => None,
+    };
+    Ok(Some(Session {
+        id_hash,
+        kind,
+        user_id,
+        user,
+        csrf,
+        expires_at,
+    }))
+}
+
+/// Ends a session.
+pub fn delete(tx: &Transaction<'_>, session: &Session) -> Result<(), auth::AuthError> {
+    tx.execute(
+        "DELETE FROM sessions WHERE id_hash = ?1",
+        [session.id_hash.as_slice()],
+    )?;
+    Ok(())
+}
