@@ -212,6 +212,26 @@ fn log_exchange(apdu: &[u8], response: &[u8]) {
     );
 }
 
+/// The applet as vpcd sees it: power on, power off and reset all clear the volatile state
+/// (verified PIN, admin session, selection, pending GET RESPONSE data).
+impl<S: crate::Store> VSmartCard for crate::CardFront<S> {
+    fn atr(&self) -> &[u8] {
+        crate::CardFront::<S>::atr()
+    }
+    fn power_on(&mut self) {
+        crate::CardFront::reset(self);
+    }
+    fn power_off(&mut self) {
+        crate::CardFront::power_off(self);
+    }
+    fn reset(&mut self) {
+        crate::CardFront::reset(self);
+    }
+    fn execute(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.process(apdu)
+    }
+}
+
 /// Serves `card` forever: connects to vpcd, serves until the connection ends, powers the card
 /// off, and reconnects with a backoff that doubles from `min_backoff` up to `max_backoff`
 /// (pcscd restarts, vpcd not up yet). `on_connect` runs after every successful connection.

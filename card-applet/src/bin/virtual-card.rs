@@ -1,1 +1,69 @@
-fn main() {}
+//! `virtual-card`: runs one PAYSIM card, kept in a state file, in a slot of vsmartcard's vpcd.
+//!
+//! ```text
+//! virtual-card --state card.json [--vpcd 127.0.0.1:35963]
+//! ```
+//!
+//! Once connected to vpcd it prints `virtual-card: connected to vpcd at HOST:PORT` on standard
+//! output (again after every reconnect), so scripts and tests can wait for that line. Logs go
+//! to standard error (`RUST_LOG` filters them, default `info`).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use card_applet::vpcd::{self, Options};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Run a PAYSIM virtual card in a vpcd slot")]
+struct Args {
+    /// The card's state file (create one with `bank-tools card create --state FILE`).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    /// vpcd slot to attach to: port 35963 is "Virtual PCD 00 00", 35964 "Virtual PCD 00 01".
+    #[arg(long, value_name = "HOST:PORT", default_value = vpcd::DEFAULT_ADDR)]
+    vpcd: String,
+    /// Do not re-arm TCP_QUICKACK before reads (benchmark only: shows the ~40 ms stall).
+    #[arg(long, hide = true)]
+    no_quickack: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("virtual-card: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let mut card = card_applet::VirtualCard::open(&args.state).with_context(|| {
+        format!(
+            "cannot open card state {} (create it with `bank-tools card create --state FILE`; \
+             only one virtual-card may run a state file at a time)",
+            args.state.display()
+        )
+    })?;
+    let mut opts = Options::new(args.vpcd.clone());
+    opts.quickack = !args.no_quickack;
+    tracing::info!(state = %args.state.display(), vpcd = %opts.addr, "card opened");
+    vpcd::serve(&mut card, &opts, |addr| {
+        // A closed stdout (the reader went away) must not stop the card.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "virtual-card: connected to vpcd at {addr}");
+        let _ = out.flush();
+    })
+}
