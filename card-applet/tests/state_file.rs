@@ -1,0 +1,175 @@
+//! The card file: golden files per format version, atomic replace, lock, mode 0600,
+//! factory creation, and a file-backed card that keeps its counter across restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use card_applet::host;
+use card_applet::otp::ChainKey;
+use card_applet::pin::{PinBlock, PukBlock};
+use card_applet::state::{create_factory, CardState, FileStore, Personal, Store, StoreError};
+use card_applet::VirtualCard;
+use common::*;
+use zeroize::Zeroizing;
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+}
+
+fn golden_state() -> CardState {
+    let admin_key: [u8; 32] = std::array::from_fn(|i| u8::try_from(i).unwrap());
+    let ck: [u8; 32] = std::array::from_fn(|i| u8::try_from(i + 32).unwrap());
+    CardState {
+        admin_key: Zeroizing::new(admin_key),
+        admin_tries: 9,
+        personal: Some(Personal {
+            serial: "PSIM-00000001".into(),
+            pin: PinBlock::from_pin("1234").unwrap(),
+            pin_tries: 2,
+            puk: PukBlock::from_puk("12345678").unwrap(),
+            puk_tries: 10,
+            chain_key: ChainKey::from_bytes(ck),
+            counter: 5,
+        }),
+    }
+}
+
+#[test]
+fn golden_files_of_format_version_1() {
+    let want = golden_state();
+    let factory = CardState::factory(&std::array::from_fn(|i| u8::try_from(i).unwrap()));
+    for (name, state) in [("state-v1.json", &want), ("state-v1-factory.json", &factory)] {
+        let path = testdata(name);
+        let bytes = std::fs::read(&path).unwrap();
+        // Reads as the state, and the state writes byte for byte as the file.
+        assert_eq!(&CardState::from_file_bytes(&bytes, &path).unwrap(), state, "{name}");
+        assert_eq!(String::from_utf8(state.to_file_bytes().to_vec()).unwrap(), String::from_utf8(bytes).unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn bad_files_are_refused_with_a_reason() {
+    let p = Path::new("x.json");
+    let text = std::fs::read_to_string(testdata("state-v1.json")).unwrap();
+    let cases = [
+        (text.replace("\"version\": 1", "\"version\": 2"), "format version 2"),
+        (text.replace("paysim-card-state", "something-else"), "wrong \"format\""),
+        (text.replace("\"pin_tries\": 2", "\"pin_tries\": 4"), "out of range"),
+        (text.replace("\"admin_tries\": 9", "\"admin_tries\": 11"), "out of range"),
+        (text.replace("PSIM-00000001", "psim"), "serial"),
+        (text.replace("31323334ffffffff", "31ffffffffffffff"), "PIN block"),
+        (text.replace("\"counter\": 5", "\"counter\": 5, \"extra\": 1"), "malformed"),
+        (text[..text.len() / 2].to_owned(), "bad JSON"),
+        (String::new(), "bad JSON"),
+    ];
+    for (bytes, why) in cases {
+        let err = CardState::from_file_bytes(bytes.as_bytes(), p).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(why), "{msg} (wanted {why})");
+        // Error messages never quote the file's secrets.
+        assert!(!msg.contains("0001020304") && !msg.contains("2021222324"), "{msg}");
+    }
+    let v2 = text.replace("\"version\": 1", "\"version\": 2");
+    assert!(matches!(CardState::from_file_bytes(v2.as_bytes(), p), Err(StoreError::UnsupportedVersion { version: 2, .. })));
+}
+
+#[test]
+fn create_factory_writes_0600_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    create_factory(&path, &ADMIN_KEY).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (_, state) = FileStore::open(&path).unwrap();
+    assert_eq!(state, CardState::factory(&ADMIN_KEY));
+    let before = std::fs::read(&path).unwrap();
+    assert!(matches!(create_factory(&path, &[1; 32]), Err(StoreError::Exists { .. })));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // No temp file is left behind.
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+}
+
+#[test]
+fn a_card_file_readable_by_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    create_factory(&path, &ADMIN_KEY).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = FileStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Permissions { mode: 0o644, .. }), "{err}");
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn two_openers_of_one_card_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    create_factory(&path, &ADMIN_KEY).unwrap();
+    let first = VirtualCard::open(&path).unwrap();
+    let err = VirtualCard::open(&path).err().unwrap();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("pid {}", std::process::id())), "{err}");
+    // Creating over a running card is refused too.
+    assert!(create_factory(&path, &ADMIN_KEY).is_err());
+    drop(first);
+    // Released on drop.
+    VirtualCard::open(&path).unwrap();
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = VirtualCard::open(&dir.path().join("nope.json")).err().unwrap();
+    assert!(err.to_string().contains("nope.json"), "{err}");
+}
+
+#[test]
+fn commits_replace_the_file_atomically_and_keep_mode_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    create_factory(&path, &ADMIN_KEY).unwrap();
+    let (mut store, _) = FileStore::open(&path).unwrap();
+    let state = golden_state();
+    store.commit(&state).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), state.to_file_bytes().as_slice());
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    drop(store);
+    // A crash between writing the temp file and renaming it leaves a stale temp file:
+    // the card opens with the old state and removes it.
+    std::fs::write(dir.path().join("card.json.tmp"), b"{ torn").unwrap();
+    let (_, back) = FileStore::open(&path).unwrap();
+    assert_eq!(back, state);
+    assert!(!dir.path().join("card.json.tmp").exists());
+}
+
+#[test]
+fn a_file_backed_card_keeps_its_counter_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    create_factory(&path, &ADMIN_KEY).unwrap();
+    let mut card = VirtualCard::open(&path).unwrap();
+    personalize_with(&mut card, &ADMIN_KEY, &SEED, PIN, PUK, SERIAL);
+    tx(&mut card, &host::select());
+    tx(&mut card, &host::verify(PIN).unwrap());
+    for want in 0..3 {
+        assert_eq!(host::parse_otp(&tx(&mut card, &login_apdu(&[1; 16]))).unwrap().0, want);
+    }
+    tx(&mut card, &host::verify("0000").unwrap());
+    drop(card);
+
+    let mut card = VirtualCard::open(&path).unwrap();
+    tx(&mut card, &host::select());
+    assert_eq!(
+        host::parse_verify(&tx(&mut card, &host::verify("0000").unwrap())),
+        Err(host::CardError::WrongPin { tries_left: 1 })
+    );
+    tx(&mut card, &host::verify(PIN).unwrap());
+    assert_eq!(host::parse_otp(&tx(&mut card, &login_apdu(&[1; 16]))).unwrap().0, 3);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"counter\": 4"), "{text}");
+}
