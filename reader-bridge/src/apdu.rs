@@ -1,70 +1,16 @@
-//! The APDUs the bridge sends and the answers it parses (docs/protocol.md, ISO 7816-4).
+//! The bridge's view of the card protocol: validated PIN/PUK values, the OTP answer, and the
+//! mapping of the card's typed errors onto [`Error`].
 //!
-//! Builders return complete short APDUs (ISO 7816-4 §5.1, case 3 or 4 with Le = `00`);
-//! parsers take the data field of a `9000` answer. Status words are turned into [`Error`]s
-//! by [`check`], per command, so that "63C1 to VERIFY" becomes `WrongPin { tries_left: 1 }`.
+//! The bytes themselves (APDU builders, response parsers, status-word meanings) live in
+//! `card_applet::host`, the workspace's one host-side implementation of docs/protocol.md.
 
 use crate::error::{Error, Result};
+use card_applet::host::{self, CardError, RequestError};
+use card_applet::otp::Otp;
 use zeroize::Zeroizing;
 
-/// The PAYSIM applet's AID.
-pub const AID: [u8; 8] = [0xF0, 0x50, 0x41, 0x59, 0x53, 0x49, 0x4D, 0x01];
-/// The PIN reference in P2 of VERIFY, CHANGE REFERENCE DATA and RESET RETRY COUNTER.
-const PIN_REF: u8 = 0x81;
-
-/// SELECT by AID (ISO 7816-4 §11.2.2), first or only occurrence, FCI requested.
-pub fn select() -> Vec<u8> {
-    case4(0x00, 0xA4, 0x04, 0x00, &AID)
-}
-
-/// VERIFY (ISO 7816-4 §11.5.6) with the PIN padded to 8 bytes with `FF`.
-pub fn verify(pin: &Pin) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(case3(0x00, 0x20, 0x00, PIN_REF, pin.padded().as_slice()))
-}
-
-/// VERIFY with no data: asks for the PIN's state (`63Cx` tries left, `9000` verified).
-pub fn verify_status() -> Vec<u8> {
-    vec![0x00, 0x20, 0x00, PIN_REF]
-}
-
-/// CHANGE REFERENCE DATA (ISO 7816-4 §11.5.7): old PIN ‖ new PIN, each padded to 8 bytes.
-pub fn change_pin(old: &Pin, new: &Pin) -> Zeroizing<Vec<u8>> {
-    let mut data = Zeroizing::new(Vec::with_capacity(16));
-    data.extend_from_slice(old.padded().as_slice());
-    data.extend_from_slice(new.padded().as_slice());
-    Zeroizing::new(case3(0x00, 0x24, 0x00, PIN_REF, &data))
-}
-
-/// RESET RETRY COUNTER (ISO 7816-4 §11.5.10): PUK (8 digits) ‖ new PIN padded to 8 bytes.
-pub fn unblock(puk: &Puk, new: &Pin) -> Zeroizing<Vec<u8>> {
-    let mut data = Zeroizing::new(Vec::with_capacity(16));
-    data.extend_from_slice(puk.0.as_bytes());
-    data.extend_from_slice(new.padded().as_slice());
-    Zeroizing::new(case3(0x00, 0x2C, 0x00, PIN_REF, &data))
-}
-
-/// The data objects of GET DATA (`00 CA DF xx`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataObject {
-    Serial = 0x01,
-    NextCounter = 0x02,
-    PinTries = 0x03,
-    LifeCycle = 0x04,
-    Version = 0x05,
-}
-
-/// GET DATA (ISO 7816-4 §11.4.3) for one data object, Le = `00`.
-pub fn get_data(obj: DataObject) -> Vec<u8> {
-    vec![0x00, 0xCA, 0xDF, obj as u8, 0x00]
-}
-
-/// LOGIN OTP: tag 01 challenge, tag 02 verifier id.
-pub fn login_otp(challenge: &[u8], verifier_id: &str) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    tlv(&mut data, 0x01, challenge)?;
-    tlv(&mut data, 0x02, verifier_id.as_bytes())?;
-    Ok(case4(0x80, 0x10, 0x00, 0x00, &data))
-}
+pub use card_applet::command::DataObject;
+pub use card_applet::AID;
 
 /// What the card signs for a transfer (the shared contract in the team brief).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,27 +23,27 @@ pub struct TxRequest<'a> {
     pub payee: &'a str,
 }
 
-/// TRANSACTION OTP: LOGIN OTP's tags plus 05 transaction id, 06 amount (8 bytes BE),
-/// 07 currency, 08 payee.
-pub fn tx_otp(tx: &TxRequest<'_>) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    tlv(&mut data, 0x01, tx.challenge)?;
-    tlv(&mut data, 0x02, tx.verifier_id.as_bytes())?;
-    tlv(&mut data, 0x05, tx.transaction_id.as_bytes())?;
-    tlv(&mut data, 0x06, &tx.amount_minor.to_be_bytes())?;
-    tlv(&mut data, 0x07, tx.currency)?;
-    tlv(&mut data, 0x08, tx.payee.as_bytes())?;
-    let apdu = case4(0x80, 0x12, 0x00, 0x00, &data);
-    Ok(apdu)
+impl TxRequest<'_> {
+    /// The TRANSACTION OTP APDU.
+    pub fn apdu(&self) -> Result<Vec<u8>> {
+        let fields = card_applet::otp::TxFields {
+            verifier_id: self.verifier_id.as_bytes(),
+            transaction_id: self.transaction_id.as_bytes(),
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            payee: self.payee.as_bytes(),
+        };
+        host::tx_otp(self.challenge, &fields).map_err(request_error)
+    }
 }
 
-/// The card's answer to LOGIN OTP or TRANSACTION OTP.
+/// The card's answer to LOGIN OTP or TRANSACTION OTP. `Debug` hides the code.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CardOtp {
     /// The counter the code was computed at (the bank needs it).
     pub counter: u64,
-    /// Eight ASCII digits.
-    pub otp: Zeroizing<String>,
+    /// Eight ASCII digits (zeroized on drop).
+    pub otp: Otp,
 }
 
 impl std::fmt::Debug for CardOtp {
@@ -106,72 +52,6 @@ impl std::fmt::Debug for CardOtp {
             .field("counter", &self.counter)
             .field("otp", &"<8 digits>")
             .finish()
-    }
-}
-
-/// Parses the answer to an OTP command: tag 03 counter (8 bytes), tag 04 OTP (8 digits).
-pub fn parse_otp(command: &'static str, data: &[u8]) -> Result<CardOtp> {
-    let bad = |reason: &str| Error::BadCardResponse {
-        command,
-        reason: reason.to_owned(),
-    };
-    let mut counter = None;
-    let mut otp = None;
-    for (tag, value) in parse_tlvs(data).map_err(|r| bad(&r))? {
-        match tag {
-            0x03 => {
-                let b: [u8; 8] = value
-                    .try_into()
-                    .map_err(|_| bad("counter is not 8 bytes"))?;
-                counter = Some(u64::from_be_bytes(b));
-            }
-            0x04 => {
-                if value.len() != 8 || !value.iter().all(u8::is_ascii_digit) {
-                    return Err(bad("code is not 8 digits"));
-                }
-                otp = Some(Zeroizing::new(String::from_utf8_lossy(value).into_owned()));
-            }
-            _ => {}
-        }
-    }
-    Ok(CardOtp {
-        counter: counter.ok_or_else(|| bad("no counter (tag 03)"))?,
-        otp: otp.ok_or_else(|| bad("no code (tag 04)"))?,
-    })
-}
-
-/// Parses a big-endian unsigned number of 1 to 8 bytes (GET DATA counters and tries).
-pub fn parse_uint(command: &'static str, data: &[u8]) -> Result<u64> {
-    if data.is_empty() || data.len() > 8 {
-        return Err(Error::BadCardResponse {
-            command,
-            reason: format!("{} bytes where a number was expected", data.len()),
-        });
-    }
-    Ok(data.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-}
-
-/// Turns a status word into success or the error a person can act on, for `command`.
-///
-/// `9000` is success. The PIN commands map `63Cx` to wrong PIN/PUK with x tries left and
-/// `6983` (or `63C0`) to blocked; `6982` means the PIN is not verified; `6985` on an OTP
-/// command means the card is not personalized.
-pub fn check(command: &'static str, sw: u16) -> Result<()> {
-    let puk = command == "RESET RETRY COUNTER";
-    match sw {
-        0x9000 => Ok(()),
-        0x63C0 | 0x6983 if puk => Err(Error::PukBlocked),
-        0x63C0 | 0x6983 => Err(Error::PinBlocked),
-        0x63C1..=0x63CF if puk => Err(Error::WrongPuk {
-            tries_left: (sw & 0x0F) as u8,
-        }),
-        0x63C1..=0x63CF => Err(Error::WrongPin {
-            tries_left: (sw & 0x0F) as u8,
-        }),
-        0x6985 if command == "LOGIN OTP" || command == "TRANSACTION OTP" => {
-            Err(Error::NotPersonalized)
-        }
-        _ => Err(Error::CardStatus { command, sw }),
     }
 }
 
@@ -190,10 +70,9 @@ impl Pin {
         Ok(Pin(Zeroizing::new(t.to_owned())))
     }
 
-    fn padded(&self) -> Zeroizing<[u8; 8]> {
-        let mut out = Zeroizing::new([0xFFu8; 8]);
-        out[..self.0.len()].copy_from_slice(self.0.as_bytes());
-        out
+    /// The digits, for the host APDU builders.
+    pub fn digits(&self) -> &str {
+        &self.0
     }
 }
 
@@ -216,6 +95,11 @@ impl Puk {
         }
         Ok(Puk(Zeroizing::new(t.to_owned())))
     }
+
+    /// The digits, for the host APDU builders.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Puk {
@@ -224,53 +108,26 @@ impl std::fmt::Debug for Puk {
     }
 }
 
-fn case3(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
-    let mut v = vec![cla, ins, p1, p2, data.len() as u8];
-    v.extend_from_slice(data);
-    v
-}
-
-fn case4(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
-    let mut v = case3(cla, ins, p1, p2, data);
-    v.push(0x00);
-    v
-}
-
-/// Appends one BER-TLV with a one-byte tag (ISO 7816-4 §5.2.2; lengths up to 255).
-fn tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) -> Result<()> {
-    let n = u8::try_from(value.len()).map_err(|_| {
-        Error::BadInput(format!(
-            "a field of {} bytes is too long for the card",
-            value.len()
-        ))
-    })?;
-    out.push(tag);
-    if n < 0x80 {
-        out.push(n);
-    } else {
-        out.extend_from_slice(&[0x81, n]);
+/// Maps the card's answer to `command` onto the bridge's error: the variants a person acts on
+/// (wrong PIN with tries left, blocked, not personalized, applet missing) get their own; the
+/// rest keep the card's error as the cause.
+pub fn card_error(command: &'static str, e: CardError) -> Error {
+    match e {
+        CardError::WrongPin { tries_left: 0 } | CardError::PinBlocked => Error::PinBlocked,
+        CardError::WrongPin { tries_left } => Error::WrongPin { tries_left },
+        CardError::WrongPuk { tries_left: 0 } | CardError::PukBlocked => Error::PukBlocked,
+        CardError::WrongPuk { tries_left } => Error::WrongPuk { tries_left },
+        CardError::NotPersonalized => Error::NotPersonalized,
+        other => Error::Card {
+            command,
+            source: other,
+        },
     }
-    out.extend_from_slice(value);
-    Ok(())
 }
 
-/// Splits a sequence of one-byte-tag BER-TLVs.
-fn parse_tlvs(mut data: &[u8]) -> std::result::Result<Vec<(u8, &[u8])>, String> {
-    let mut out = Vec::new();
-    while let Some((&tag, rest)) = data.split_first() {
-        let (len, rest) = match rest {
-            [n, rest @ ..] if *n < 0x80 => (usize::from(*n), rest),
-            [0x81, n, rest @ ..] => (usize::from(*n), rest),
-            [0x82, a, b, rest @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), rest),
-            _ => return Err(format!("bad length after tag {tag:02X}")),
-        };
-        if rest.len() < len {
-            return Err(format!("tag {tag:02X} runs past the end"));
-        }
-        out.push((tag, &rest[..len]));
-        data = &rest[len..];
-    }
-    Ok(out)
+/// A request the host builders refused: the input was wrong before any card saw it.
+pub fn request_error(e: RequestError) -> Error {
+    Error::BadInput(format!("{e}; nothing was sent to the card"))
 }
 
 #[cfg(test)]
@@ -279,151 +136,96 @@ mod tests {
     use super::*;
 
     #[test]
-    fn select_is_the_documented_bytes() {
-        assert_eq!(hex::encode_upper(select()), "00A4040008F050415953494D0100");
-    }
-
-    #[test]
-    fn verify_pads_with_ff() {
-        let pin = Pin::new("1234").unwrap();
-        assert_eq!(
-            hex::encode_upper(verify(&pin).as_slice()),
-            "002000810831323334FFFFFFFF"
-        );
-        let pin = Pin::new("12345678").unwrap();
-        assert_eq!(
-            hex::encode_upper(verify(&pin).as_slice()),
-            "00200081083132333435363738"
-        );
-    }
-
-    #[test]
-    fn pin_and_puk_formats_are_checked() {
-        for bad in ["123", "123456789", "12a4", "", "12 34"] {
+    fn pin_and_puk_formats_are_checked_before_the_card() {
+        for bad in ["123", "123456789", "12a4", "", "12 34", "١٢٣٤"] {
             assert!(matches!(Pin::new(bad), Err(Error::BadInput(_))), "{bad}");
         }
-        assert!(Pin::new("1234\n").is_ok());
+        assert_eq!(Pin::new("1234\n").unwrap().digits(), "1234");
         assert!(Puk::new("1234567").is_err());
-        assert!(Puk::new("12345678").is_ok());
+        assert!(Puk::new("1234567a").is_err());
+        assert_eq!(Puk::new("12345678").unwrap().digits(), "12345678");
         assert_eq!(format!("{:?}", Pin::new("1234").unwrap()), "Pin(<hidden>)");
-    }
-
-    #[test]
-    fn unblock_is_puk_then_padded_pin() {
-        let apdu = unblock(&Puk::new("87654321").unwrap(), &Pin::new("4321").unwrap());
         assert_eq!(
-            hex::encode_upper(apdu.as_slice()),
-            "002C0081103837363534333231".to_owned() + "34333231FFFFFFFF"
+            format!("{:?}", Puk::new("12345678").unwrap()),
+            "Puk(<hidden>)"
         );
     }
 
     #[test]
-    fn login_otp_tlv_layout() {
-        let apdu = login_otp(&[0xAB; 32], "http://127.0.0.1:8080").unwrap();
-        assert_eq!(&apdu[..4], &[0x80, 0x10, 0x00, 0x00]);
-        assert_eq!(usize::from(apdu[4]), apdu.len() - 6);
-        assert_eq!(&apdu[5..7], &[0x01, 32]);
-        assert_eq!(&apdu[39..41], &[0x02, 21]);
-        assert_eq!(&apdu[41..62], b"http://127.0.0.1:8080");
-        assert_eq!(apdu.last(), Some(&0x00));
+    fn card_errors_map_to_what_a_person_acts_on() {
+        assert!(matches!(
+            card_error("VERIFY", CardError::WrongPin { tries_left: 2 }),
+            Error::WrongPin { tries_left: 2 }
+        ));
+        assert!(matches!(
+            card_error("VERIFY", CardError::WrongPin { tries_left: 0 }),
+            Error::PinBlocked
+        ));
+        assert!(matches!(
+            card_error("VERIFY", CardError::PinBlocked),
+            Error::PinBlocked
+        ));
+        assert!(matches!(
+            card_error("RESET RETRY COUNTER", CardError::WrongPuk { tries_left: 9 }),
+            Error::WrongPuk { tries_left: 9 }
+        ));
+        assert!(matches!(
+            card_error("RESET RETRY COUNTER", CardError::PukBlocked),
+            Error::PukBlocked
+        ));
+        assert!(matches!(
+            card_error("LOGIN OTP", CardError::NotPersonalized),
+            Error::NotPersonalized
+        ));
+        let other = card_error("LOGIN OTP", CardError::SecurityNotSatisfied);
+        assert!(matches!(
+            other,
+            Error::Card {
+                command: "LOGIN OTP",
+                ..
+            }
+        ));
+        assert!(other.to_string().contains("LOGIN OTP"), "{other}");
     }
 
     #[test]
-    fn tx_otp_tlv_layout() {
-        let apdu = tx_otp(&TxRequest {
+    fn tx_request_builds_through_the_host_module() {
+        let apdu = TxRequest {
             challenge: &[1; 16],
             verifier_id: "https://b:443",
             transaction_id: "t1",
             amount_minor: 0x0102,
             currency: b"EUR",
             payee: "DE01",
-        })
-        .unwrap();
-        let body = &apdu[5..apdu.len() - 1];
-        let tlvs = parse_tlvs(body).unwrap();
-        let tags: Vec<u8> = tlvs.iter().map(|t| t.0).collect();
-        assert_eq!(tags, [1, 2, 5, 6, 7, 8]);
-        assert_eq!(tlvs[3].1, &[0, 0, 0, 0, 0, 0, 1, 2]);
-        assert_eq!(tlvs[5].1, b"DE01");
-    }
-
-    #[test]
-    fn long_fields_use_two_byte_lengths() {
-        let mut out = Vec::new();
-        tlv(&mut out, 0x08, &[b'x'; 200]).unwrap();
-        assert_eq!(&out[..3], &[0x08, 0x81, 200]);
-        assert!(tlv(&mut out, 0x08, &[0; 256]).is_err());
-        assert_eq!(parse_tlvs(&out).unwrap()[0].1.len(), 200);
-    }
-
-    #[test]
-    fn parses_otp_answers() {
-        let mut data = vec![0x03, 8, 0, 0, 0, 0, 0, 0, 0, 42, 0x04, 8];
-        data.extend_from_slice(b"01234567");
-        let otp = parse_otp("LOGIN OTP", &data).unwrap();
-        assert_eq!(otp.counter, 42);
-        assert_eq!(otp.otp.as_str(), "01234567");
-        assert!(!format!("{otp:?}").contains("0123"));
-
-        for bad in [
-            &data[..10],                                                    // no code
-            &[0x04, 8, b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'8'][..], // no counter
-            &[0x03, 7, 0, 0, 0, 0, 0, 0, 1][..],                            // short counter
-            &[0x03, 9][..],                                                 // runs past the end
-            &[
-                0x04, 8, b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'x', 0x03, 8, 0, 0, 0, 0, 0, 0,
-                0, 1,
-            ][..],
-        ] {
-            assert!(
-                matches!(
-                    parse_otp("LOGIN OTP", bad),
-                    Err(Error::BadCardResponse { .. })
-                ),
-                "{bad:02X?}"
-            );
         }
+        .apdu()
+        .unwrap();
+        assert_eq!(&apdu[..4], &[0x80, 0x12, 0x00, 0x00]);
+        // The amount travels as 8 bytes big-endian under tag 06.
+        let amount_tlv = [0x06, 8, 0, 0, 0, 0, 0, 0, 1, 2];
+        assert!(apdu.windows(amount_tlv.len()).any(|w| w == amount_tlv));
+
+        let bad = TxRequest {
+            challenge: &[1; 15],
+            ..TxRequest {
+                challenge: &[],
+                verifier_id: "v",
+                transaction_id: "t",
+                amount_minor: 1,
+                currency: b"EUR",
+                payee: "p",
+            }
+        };
+        assert!(matches!(bad.apdu(), Err(Error::BadInput(_))));
     }
 
     #[test]
-    fn status_words_map_to_errors() {
-        assert!(check("VERIFY", 0x9000).is_ok());
-        assert!(matches!(
-            check("VERIFY", 0x63C2),
-            Err(Error::WrongPin { tries_left: 2 })
-        ));
-        assert!(matches!(check("VERIFY", 0x63C0), Err(Error::PinBlocked)));
-        assert!(matches!(check("VERIFY", 0x6983), Err(Error::PinBlocked)));
-        assert!(matches!(
-            check("RESET RETRY COUNTER", 0x63C9),
-            Err(Error::WrongPuk { tries_left: 9 })
-        ));
-        assert!(matches!(
-            check("RESET RETRY COUNTER", 0x6983),
-            Err(Error::PukBlocked)
-        ));
-        assert!(matches!(
-            check("LOGIN OTP", 0x6985),
-            Err(Error::NotPersonalized)
-        ));
-        assert!(matches!(
-            check("LOGIN OTP", 0x6982),
-            Err(Error::CardStatus { sw: 0x6982, .. })
-        ));
-        assert!(matches!(
-            check("SELECT", 0x6A82),
-            Err(Error::CardStatus { sw: 0x6A82, .. })
-        ));
-    }
-
-    #[test]
-    fn numbers_from_get_data() {
-        assert_eq!(
-            parse_uint("GET DATA", &[0, 0, 0, 0, 0, 0, 1, 0]).unwrap(),
-            256
-        );
-        assert_eq!(parse_uint("GET DATA", &[3]).unwrap(), 3);
-        assert!(parse_uint("GET DATA", &[]).is_err());
-        assert!(parse_uint("GET DATA", &[0; 9]).is_err());
+    fn otp_answers_hide_the_code_in_debug() {
+        let otp = CardOtp {
+            counter: 7,
+            otp: Otp::from_digits("01234567").unwrap(),
+        };
+        let dbg = format!("{otp:?}");
+        assert!(dbg.contains('7') && !dbg.contains("0123"), "{dbg}");
     }
 }

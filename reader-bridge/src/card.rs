@@ -9,9 +9,11 @@
 //!   state does not outlive it.
 //! - Answers are received into a `MAX_BUFFER_SIZE_EXTENDED` buffer (a too-small buffer fails
 //!   after the card has already executed the command); `61xx` is followed by GET RESPONSE.
+//! - The bytes come from `card_applet::host` (builders and parsers of docs/protocol.md).
 
-use crate::apdu::{self, CardOtp, DataObject, Pin, Puk, TxRequest};
+use crate::apdu::{card_error, request_error, CardOtp, DataObject, Pin, Puk, TxRequest};
 use crate::error::{Error, Result};
+use card_applet::host;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
 
@@ -68,7 +70,12 @@ impl Pcsc {
             };
             if present {
                 match self.connect_paysim(name) {
-                    Ok(mut link) => match link.exchange(|ch| ch.serial()) {
+                    Ok(mut link) => match link.exchange(|ch| {
+                        Ok(ch
+                            .fci()
+                            .and_then(|f| f.serial.clone())
+                            .unwrap_or_else(|| "(not personalized)".to_owned()))
+                    }) {
                         Ok(serial) => info.paysim_serial = Some(serial),
                         Err(e) => info.note = Some(e.to_string()),
                     },
@@ -217,7 +224,7 @@ impl Pcsc {
         };
         match link.exchange(|_| Ok(())) {
             Ok(()) => Ok(link),
-            Err(Error::CardStatus {
+            Err(Error::Card {
                 command: "SELECT", ..
             }) => Err(Error::NoApplet {
                 reader: link.reader,
@@ -260,12 +267,11 @@ impl CardLink {
         let mut ch = Channel {
             tx,
             buf: &mut self.buf,
-            pin_verified: false,
+            pin_touched: false,
+            fci: None,
         };
-        let result = ch
-            .command("SELECT", &apdu::select())
-            .and_then(|_| f(&mut ch));
-        let disposition = if ch.pin_verified {
+        let result = ch.select().and_then(|_| f(&mut ch));
+        let disposition = if ch.pin_touched {
             pcsc::Disposition::ResetCard
         } else {
             pcsc::Disposition::LeaveCard
@@ -273,151 +279,37 @@ impl CardLink {
         if let Err((_, e)) = ch.tx.end(disposition) {
             // Ending fails when the card left; the result of `f` says more in that case.
             tracing::debug!("ending the PC/SC transaction failed: {e}");
-            if result.is_ok() && disposition == pcsc::Disposition::ResetCard {
-                tracing::warn!("could not reset the card after use: {e}");
-            }
         }
         result
     }
-}
 
-/// The card inside one PC/SC transaction.
-pub struct Channel<'a> {
-    tx: pcsc::Transaction<'a>,
-    buf: &'a mut Vec<u8>,
-    pin_verified: bool,
-}
-
-impl Channel<'_> {
-    /// Sends one APDU and returns the answer's data and status word, following `61xx` with
-    /// GET RESPONSE and `6Cxx` with a resend using the right Le (ISO 7816-4 §5.3.4).
-    pub fn transmit(&mut self, apdu: &[u8]) -> Result<(Vec<u8>, u16)> {
-        let mut data = Vec::new();
-        let mut next: Vec<u8> = apdu.to_vec();
-        let mut resent = false;
-        for _ in 0..256 {
-            let resp = self.tx.transmit(&next, self.buf)?;
-            let Some(split) = resp.len().checked_sub(2) else {
-                return Err(Error::BadCardResponse {
-                    command: "transmit",
-                    reason: "answer shorter than 2 bytes".into(),
-                });
-            };
-            let (body, sw) = resp.split_at(split);
-            data.extend_from_slice(body);
-            match (sw[0], sw[1]) {
-                (0x61, n) => next = vec![0x00, 0xC0, 0x00, 0x00, n],
-                (0x6C, n) if !resent && apdu.len() > 4 => {
-                    resent = true;
-                    next = apdu.to_vec();
-                    if let Some(le) = next.last_mut() {
-                        *le = n;
-                    }
-                    data.clear();
-                }
-                (a, b) => return Ok((data, u16::from_be_bytes([a, b]))),
-            }
-        }
-        Err(Error::BadCardResponse {
-            command: "GET RESPONSE",
-            reason: "the card never finished its answer".into(),
-        })
-    }
-
-    /// Sends `apdu` and turns the status word into an error per [`apdu::check`].
-    pub fn command(&mut self, name: &'static str, apdu: &[u8]) -> Result<Vec<u8>> {
-        let (data, sw) = self.transmit(apdu)?;
-        apdu::check(name, sw)?;
-        Ok(data)
-    }
-
-    /// GET DATA of one object.
-    pub fn get_data(&mut self, obj: DataObject) -> Result<Vec<u8>> {
-        self.command("GET DATA", &apdu::get_data(obj))
-    }
-
-    /// The card's serial.
-    pub fn serial(&mut self) -> Result<String> {
-        let data = self.get_data(DataObject::Serial)?;
-        String::from_utf8(data).map_err(|_| Error::BadCardResponse {
-            command: "GET DATA",
-            reason: "serial is not text".into(),
-        })
-    }
-
-    /// PIN tries left, from VERIFY without data (`63Cx`; `9000` means already verified).
-    pub fn pin_tries(&mut self) -> Result<u8> {
-        let (_, sw) = self.transmit(&apdu::verify_status())?;
-        match sw {
-            0x9000 => Ok(3),
-            0x63C0..=0x63CF => Ok((sw & 0x0F) as u8),
-            0x6983 => Ok(0),
-            _ => Err(Error::CardStatus {
-                command: "VERIFY",
-                sw,
-            }),
-        }
-    }
-
-    /// VERIFY the PIN. Refuses to try when the PIN is already blocked.
-    pub fn verify_pin(&mut self, pin: &Pin) -> Result<()> {
-        if self.pin_tries()? == 0 {
-            return Err(Error::PinBlocked);
-        }
-        self.command("VERIFY", &apdu::verify(pin))?;
-        self.pin_verified = true;
-        Ok(())
-    }
-
-    /// CHANGE REFERENCE DATA for the PIN.
-    pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
-        self.pin_verified = true; // a success leaves the PIN verified on some cards
-        self.command("CHANGE REFERENCE DATA", &apdu::change_pin(old, new))
-            .map(|_| ())
-    }
-
-    /// RESET RETRY COUNTER with the PUK and a new PIN.
-    pub fn unblock(&mut self, puk: &Puk, new: &Pin) -> Result<()> {
-        self.pin_verified = true;
-        self.command("RESET RETRY COUNTER", &apdu::unblock(puk, new))
-            .map(|_| ())
-    }
-
-    /// LOGIN OTP (needs the PIN verified in this exchange).
-    pub fn login_otp(&mut self, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
-        let data = self.command("LOGIN OTP", &apdu::login_otp(challenge, verifier_id)?)?;
-        apdu::parse_otp("LOGIN OTP", &data)
-    }
-
-    /// TRANSACTION OTP (needs the PIN verified in this exchange).
-    pub fn tx_otp(&mut self, tx: &TxRequest<'_>) -> Result<CardOtp> {
-        let data = self.command("TRANSACTION OTP", &apdu::tx_otp(tx)?)?;
-        apdu::parse_otp("TRANSACTION OTP", &data)
-    }
-}
-
-/// What `status` shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CardStatus {
-    pub reader: String,
-    pub serial: String,
-    pub next_counter: u64,
-    pub pin_tries_left: u8,
-    pub life_cycle: String,
-    pub version: String,
-}
-
-impl CardLink {
     /// Reads serial, next counter, PIN tries, life-cycle state and version (no PIN needed).
     pub fn status(&mut self) -> Result<CardStatus> {
         let reader = self.reader.clone();
         self.exchange(|ch| {
-            let serial = ch.serial()?;
-            let next_counter =
-                apdu::parse_uint("GET DATA", &ch.get_data(DataObject::NextCounter)?)?;
+            let fci = ch.fci.clone().ok_or(Error::NoApplet {
+                reader: reader.clone(),
+            })?;
+            let serial = if fci.personalized() {
+                ch.serial()?
+            } else {
+                String::new()
+            };
+            let next_counter = if fci.personalized() {
+                let resp = ch.transmit(&host::get_data(DataObject::NextCounter))?;
+                Some(host::parse_counter(&resp).map_err(|e| card_error("GET DATA", e))?)
+            } else {
+                None
+            };
             let pin_tries_left = ch.pin_tries()?;
-            let life_cycle = describe_life_cycle(&ch.get_data(DataObject::LifeCycle)?);
-            let version = describe_version(&ch.get_data(DataObject::Version)?);
+            let life_cycle = if fci.personalized() {
+                "personalized (operational)".to_owned()
+            } else if fci.life_cycle == card_applet::card::LCS_FACTORY {
+                "factory (not personalized)".to_owned()
+            } else {
+                format!("state {:#04x}", fci.life_cycle)
+            };
+            let version = format!("{}.{}", fci.version[0], fci.version[1]);
             Ok(CardStatus {
                 reader,
                 serial,
@@ -446,27 +338,111 @@ impl CardLink {
     }
 }
 
-fn describe_life_cycle(data: &[u8]) -> String {
-    match data {
-        [b] => match *b {
-            0x01 => "created (not personalized)".to_owned(),
-            0x03 | 0x07 => "personalized".to_owned(),
-            0x0F => "blocked".to_owned(),
-            other => format!("state {other:#04x}"),
-        },
-        text if !text.is_empty() && text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') => {
-            String::from_utf8_lossy(text).into_owned()
+/// The card inside one PC/SC transaction.
+pub struct Channel<'a> {
+    tx: pcsc::Transaction<'a>,
+    buf: &'a mut Vec<u8>,
+    /// Set once a PIN command was sent: the exchange then ends with a card reset.
+    pin_touched: bool,
+    fci: Option<host::Fci>,
+}
+
+impl Channel<'_> {
+    /// Sends one APDU and returns the whole answer (data ‖ SW1 SW2), following `61xx` with
+    /// GET RESPONSE (ISO 7816-4 §5.3.4). The receive buffer is `MAX_BUFFER_SIZE_EXTENDED`.
+    pub fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
+        let tx = &self.tx;
+        let buf = &mut *self.buf;
+        host::transceive(apdu, &mut |a: &[u8]| {
+            tx.transmit(a, buf).map(<[u8]>::to_vec)
+        })
+        .map_err(Error::from)
+    }
+
+    fn select(&mut self) -> Result<()> {
+        let resp = self.transmit(&host::select())?;
+        self.fci = Some(host::parse_select(&resp).map_err(|e| card_error("SELECT", e))?);
+        Ok(())
+    }
+
+    /// What SELECT answered at the start of this exchange.
+    pub fn fci(&self) -> Option<&host::Fci> {
+        self.fci.as_ref()
+    }
+
+    /// The card's serial.
+    pub fn serial(&mut self) -> Result<String> {
+        if let Some(serial) = self.fci.as_ref().and_then(|f| f.serial.clone()) {
+            return Ok(serial);
         }
-        other => hex::encode_upper(other),
+        let resp = self.transmit(&host::get_data(DataObject::Serial))?;
+        host::parse_serial(&resp).map_err(|e| card_error("GET DATA", e))
+    }
+
+    /// PIN tries left, from VERIFY without data (`9000` means verified: 3 tries).
+    pub fn pin_tries(&mut self) -> Result<u8> {
+        let resp = self.transmit(&host::verify_status())?;
+        match host::parse_pin_status(&resp) {
+            Ok(host::PinStatus::Verified) => Ok(3),
+            Ok(host::PinStatus::NotVerified { tries_left }) => Ok(tries_left),
+            Ok(host::PinStatus::Blocked) => Ok(0),
+            Err(e) => Err(card_error("VERIFY", e)),
+        }
+    }
+
+    /// VERIFY the PIN. Refuses to try when the PIN is already blocked.
+    pub fn verify_pin(&mut self, pin: &Pin) -> Result<()> {
+        if self.pin_tries()? == 0 {
+            return Err(Error::PinBlocked);
+        }
+        let apdu = host::verify(pin.digits()).map_err(request_error)?;
+        self.pin_touched = true;
+        let resp = self.transmit(&apdu)?;
+        host::parse_verify(&resp).map_err(|e| card_error("VERIFY", e))
+    }
+
+    /// CHANGE REFERENCE DATA for the PIN.
+    pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        let apdu = host::change_pin(old.digits(), new.digits()).map_err(request_error)?;
+        self.pin_touched = true;
+        let resp = self.transmit(&apdu)?;
+        host::parse_change_pin(&resp).map_err(|e| card_error("CHANGE REFERENCE DATA", e))
+    }
+
+    /// RESET RETRY COUNTER with the PUK and a new PIN.
+    pub fn unblock(&mut self, puk: &Puk, new: &Pin) -> Result<()> {
+        let apdu = host::reset_retry_counter(puk.digits(), new.digits()).map_err(request_error)?;
+        self.pin_touched = true;
+        let resp = self.transmit(&apdu)?;
+        host::parse_reset_retry_counter(&resp).map_err(|e| card_error("RESET RETRY COUNTER", e))
+    }
+
+    /// LOGIN OTP (needs the PIN verified in this exchange).
+    pub fn login_otp(&mut self, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
+        let apdu = host::login_otp(challenge, verifier_id).map_err(request_error)?;
+        let resp = self.transmit(&apdu)?;
+        let (counter, otp) = host::parse_otp(&resp).map_err(|e| card_error("LOGIN OTP", e))?;
+        Ok(CardOtp { counter, otp })
+    }
+
+    /// TRANSACTION OTP (needs the PIN verified in this exchange).
+    pub fn tx_otp(&mut self, tx: &TxRequest<'_>) -> Result<CardOtp> {
+        let resp = self.transmit(&tx.apdu()?)?;
+        let (counter, otp) =
+            host::parse_otp(&resp).map_err(|e| card_error("TRANSACTION OTP", e))?;
+        Ok(CardOtp { counter, otp })
     }
 }
 
-fn describe_version(data: &[u8]) -> String {
-    match data {
-        [major, minor] => format!("{major}.{minor}"),
-        text if !text.is_empty() && text.iter().all(|b| b.is_ascii_graphic()) => {
-            String::from_utf8_lossy(text).into_owned()
-        }
-        other => hex::encode_upper(other),
-    }
+/// What `status` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardStatus {
+    pub reader: String,
+    /// Empty before personalization.
+    pub serial: String,
+    /// `None` before personalization.
+    pub next_counter: Option<u64>,
+    pub pin_tries_left: u8,
+    pub life_cycle: String,
+    pub version: String,
 }

@@ -51,14 +51,12 @@ pub enum Error {
     /// The card has no seed yet.
     #[error("the card is not personalized yet; ask the bank to personalize it")]
     NotPersonalized,
-    /// Any other status word, with the command it answered.
-    #[error("the card refused {command} with status {sw:04X}")]
-    CardStatus { command: &'static str, sw: u16 },
-    /// The card's answer does not have the documented shape.
-    #[error("the card's answer to {command} is malformed: {reason}")]
-    BadCardResponse {
+    /// The card refused `command` otherwise, or answered something malformed.
+    #[error("the card refused {command}: {source}")]
+    Card {
         command: &'static str,
-        reason: String,
+        #[source]
+        source: card_applet::host::CardError,
     },
     /// Any other PC/SC failure.
     #[error("PC/SC error: {0}")]
@@ -141,7 +139,7 @@ fn plural(n: u8, one: &'static str, many: &'static str) -> &'static str {
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
-    /// Unexpected failure (bug, malformed answer from card or bank).
+    /// Unexpected failure (malformed answer from the bank, other PC/SC error).
     pub const OTHER: u8 = 1;
     /// Bad command line or bad input (clap uses 2 for usage errors too).
     pub const USAGE: u8 = 2;
@@ -159,7 +157,7 @@ pub mod exit {
     pub const WRONG_PIN: u8 = 20;
     /// PIN (or PUK) blocked.
     pub const PIN_BLOCKED: u8 = 21;
-    /// The card refused otherwise (not personalized, unexpected status word).
+    /// The card refused otherwise (not personalized, unexpected status word, malformed answer).
     pub const CARD_ERROR: u8 = 22;
     /// The bank is unreachable (network error, timeout).
     pub const BANK_UNREACHABLE: u8 = 30;
@@ -187,8 +185,8 @@ impl Error {
             Error::SeveralCards { .. } => exit::SEVERAL_CARDS,
             Error::WrongPin { .. } | Error::WrongPuk { .. } => exit::WRONG_PIN,
             Error::PinBlocked | Error::PukBlocked => exit::PIN_BLOCKED,
-            Error::NotPersonalized | Error::CardStatus { .. } => exit::CARD_ERROR,
-            Error::BadCardResponse { .. } | Error::Pcsc(_) => exit::OTHER,
+            Error::NotPersonalized | Error::Card { .. } => exit::CARD_ERROR,
+            Error::Pcsc(_) => exit::OTHER,
             Error::BankUnreachable { .. } => exit::BANK_UNREACHABLE,
             Error::OtpRejected => exit::OTP_REJECTED,
             Error::NotLoggedIn => exit::NOT_LOGGED_IN,

@@ -135,7 +135,7 @@ impl Bridge {
         let challenge = bank::decode_challenge(&ch.challenge_hex)
             .map_err(|e| Error::BadBankResponse(format!("login challenge: {e}")))?;
         let otp = card.login_otp(&pin, &challenge, self.bank.verifier_id())?;
-        let ok = self.bank.login(&ch.challenge_id, otp.counter, &otp.otp)?;
+        let ok = self.bank.login(&ch.challenge_id, otp.counter, otp.otp.as_str())?;
         let session = Session {
             verifier_id: self.bank.verifier_id().to_owned(),
             user: ok.user,
@@ -304,7 +304,7 @@ impl Bridge {
             &p.transfer_id,
             &ch.challenge_id,
             otp.counter,
-            &otp.otp,
+            otp.otp.as_str(),
         )?;
         Ok(t)
     }

@@ -219,7 +219,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let s = bridge.status()?;
             println!("reader:          {}", s.reader);
             println!("serial:          {}", s.serial);
-            println!("next counter:    {}", s.next_counter);
+            match s.next_counter {
+                Some(c) => println!("next counter:    {c}"),
+                None => println!("next counter:    - (not personalized)"),
+            }
             println!("PIN tries left:  {}", s.pin_tries_left);
             println!("life-cycle:      {}", s.life_cycle);
             println!("applet version:  {}", s.version);
