@@ -1,0 +1,396 @@
+//! Shared harness: a bank on a temporary database, a simulated card, HTTP helpers.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::Router;
+use bank_server::clock::Clock;
+use bank_server::{ops, AppState};
+use card_applet::otp::{self, ChainKey, TxFields};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub const URL: &str = "http://bank.test:8080";
+pub const VID: &str = "http://bank.test:8080";
+pub const T0: i64 = 1_800_000_000;
+
+/// A simulated card: the chain key `ck_counter` and the next counter, as the applet keeps them.
+#[derive(Clone)]
+pub struct Card {
+    pub ck: ChainKey,
+    pub counter: u64,
+}
+
+impl Card {
+    pub fn new(seed: [u8; 32]) -> Self {
+        Card {
+            ck: ChainKey::from_bytes(seed),
+            counter: 0,
+        }
+    }
+
+    fn step(&mut self) -> u64 {
+        let c = self.counter;
+        self.ck = self.ck.next();
+        self.counter += 1;
+        c
+    }
+
+    /// LOGIN OTP over (challenge, verifier id); the card's counter moves on.
+    pub fn login(&mut self, challenge_hex: &str, vid: &str) -> (u64, String) {
+        let ch = hex::decode(challenge_hex).unwrap();
+        let otp = otp::login_otp(&self.ck, self.counter, &ch, vid.as_bytes())
+            .as_str()
+            .to_owned();
+        (self.step(), otp)
+    }
+
+    /// TRANSACTION OTP over (challenge, fields).
+    pub fn tx(&mut self, challenge_hex: &str, f: &TxFields<'_>) -> (u64, String) {
+        let ch = hex::decode(challenge_hex).unwrap();
+        let otp = otp::tx_otp(&self.ck, self.counter, &ch, f)
+            .as_str()
+            .to_owned();
+        (self.step(), otp)
+    }
+
+    /// Codes computed and never sent.
+    pub fn skip(&mut self, n: u64) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+}
+
+/// The `sign` object of a transfer answer, as the card would sign it.
+pub fn sign_tx(card: &mut Card, created: &Value) -> (u64, String) {
+    let s = &created["sign"];
+    let cur: [u8; 3] = s["currency"]
+        .as_str()
+        .unwrap()
+        .as_bytes()
+        .try_into()
+        .unwrap();
+    card.tx(
+        created["challenge_hex"].as_str().unwrap(),
+        &TxFields {
+            verifier_id: VID.as_bytes(),
+            transaction_id: s["transaction_id"].as_str().unwrap().as_bytes(),
+            amount_minor: s["amount_minor"].as_u64().unwrap(),
+            currency: &cur,
+            payee: s["payee"].as_str().unwrap().as_bytes(),
+        },
+    )
+}
+
+pub struct TestBank {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub state: AppState,
+    pub app: Router,
+    pub clock: Clock,
+}
+
+/// Seeds of the users' cards.
+pub fn seed(user: &str) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for (i, b) in user.bytes().enumerate() {
+        s[i % 32] ^= b;
+    }
+    s[31] = 0x5a;
+    s
+}
+
+impl TestBank {
+    /// alice (ACC-ALICE-EUR 1000.00 EUR, ACC-ALICE-USD 50.00 USD), bob (ACC-BOB-EUR 0), carol
+    /// (ACC-CAROL-EUR 500.00), each with a token `PSIM-<NAME>` from `seed(name)`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bank.sqlite3");
+        for user in ["alice", "bob", "carol"] {
+            ops::add_user(&path, user).unwrap();
+            let serial = format!("PSIM-{}", user.to_uppercase());
+            ops::enroll_token(&path, &serial, &ChainKey::from_bytes(seed(user)), 0, user).unwrap();
+        }
+        ops::open_account(&path, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
+        ops::open_account(&path, "alice", "ACC-ALICE-USD", "USD").unwrap();
+        ops::open_account(&path, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+        ops::open_account(&path, "carol", "ACC-CAROL-EUR", "EUR").unwrap();
+        ops::fund(&path, "ACC-ALICE-EUR", 100_000, "opening").unwrap();
+        ops::fund(&path, "ACC-ALICE-USD", 5_000, "opening").unwrap();
+        ops::fund(&path, "ACC-CAROL-EUR", 50_000, "opening").unwrap();
+        Self::open(dir, path)
+    }
+
+    fn open(dir: tempfile::TempDir, path: PathBuf) -> Self {
+        let clock = Clock::manual(T0);
+        let state = AppState::open(&path, URL, clock.clone()).unwrap();
+        let app = bank_server::app(state.clone());
+        TestBank {
+            dir,
+            path,
+            state,
+            app,
+            clock,
+        }
+    }
+
+    /// A server restart: a new state over the same files, the clock where it was.
+    pub fn restart(self) -> Self {
+        let now = self.clock.now();
+        let TestBank {
+            dir,
+            path,
+            state,
+            app,
+            ..
+        } = self;
+        drop(app);
+        drop(state);
+        let bank = Self::open(dir, path);
+        bank.clock.advance(now - T0);
+        bank
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        call(&self.app, method, path, token, body).await
+    }
+
+    pub async fn challenge(&self, user: &str) -> Value {
+        let (st, v) = self
+            .call(
+                "POST",
+                "/api/v1/login/challenge",
+                None,
+                Some(json!({ "user": user })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Logs in through the API with the card; returns the bearer token.
+    pub async fn login(&self, card: &mut Card, user: &str) -> String {
+        let c = self.challenge(user).await;
+        let (counter, otp) = card.login(c["challenge_hex"].as_str().unwrap(), VID);
+        let (st, v) = self
+            .call(
+                "POST",
+                "/api/v1/login",
+                None,
+                Some(json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn balance(&self, token: &str, account: &str) -> i64 {
+        let (st, v) = self
+            .call("GET", "/api/v1/accounts", Some(token), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["number"] == account)
+            .unwrap()["balance_minor"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Every balance by account number, read from the database (all users).
+    pub fn balances(&self) -> Vec<(String, i64)> {
+        let books = ops::check_books(&self.path).unwrap();
+        assert!(books.problems.is_empty(), "{:?}", books.problems);
+        let mut out = Vec::new();
+        for user in ["alice", "bob", "carol"] {
+            for a in ops::accounts(&self.path, user).unwrap() {
+                out.push((a.number, a.balance_minor));
+            }
+        }
+        out
+    }
+
+    pub fn audit_count(&self, kind: &str, needle: &str) -> i64 {
+        self.state
+            .db
+            .run_blocking(|c| {
+                bank_server::db::read(c, |tx| {
+                    bank_server::audit::count(tx, kind, needle)
+                        .map_err(bank_server::db::DbError::from)
+                })
+            })
+            .unwrap()
+    }
+
+    pub async fn create_transfer(
+        &self,
+        token: &str,
+        id: &str,
+        from: &str,
+        to: &str,
+        amount: u64,
+        cur: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/transfers",
+            Some(token),
+            Some(json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": cur })),
+        )
+        .await
+    }
+
+    pub async fn confirm(
+        &self,
+        token: &str,
+        id: &str,
+        challenge_id: &Value,
+        counter: u64,
+        otp: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            &format!("/api/v1/transfers/{id}/confirm"),
+            Some(token),
+            Some(json!({ "challenge_id": challenge_id, "counter": counter, "otp": otp })),
+        )
+        .await
+    }
+
+    /// Create, sign and confirm a transfer; returns the confirmation's status and body.
+    pub async fn pay(
+        &self,
+        token: &str,
+        card: &mut Card,
+        id: &str,
+        from: &str,
+        to: &str,
+        amount: u64,
+        cur: &str,
+    ) -> (StatusCode, Value) {
+        let (st, created) = self.create_transfer(token, id, from, to, amount, cur).await;
+        if st != StatusCode::CREATED {
+            return (st, created);
+        }
+        let (counter, otp) = sign_tx(card, &created);
+        self.confirm(token, id, &created["challenge_id"], counter, &otp)
+            .await
+    }
+}
+
+pub async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, v)
+}
+
+/// Percent-encodes a form.
+pub fn form(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        let mut o = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                o.push(b as char);
+            } else {
+                o.push_str(&format!("%{b:02X}"));
+            }
+        }
+        o
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A browser request: optional cookie and form; returns status, headers and body text.
+pub async fn web(
+    app: &Router,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    fields: Option<&[(&str, &str)]>,
+) -> (StatusCode, HeaderMap, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, format!("bank_session={c}"));
+    }
+    let req = match fields {
+        Some(f) => req
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form(f)))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// The session cookie a response sets, if any.
+pub fn set_cookie(h: &HeaderMap) -> Option<String> {
+    let v = h.get(header::SET_COOKIE)?.to_str().ok()?;
+    let (kv, _) = v.split_once(';')?;
+    let (_, val) = kv.split_once('=')?;
+    Some(val.to_owned())
+}
+
+/// The value of `<input ... name="NAME" value="VALUE">` in a page.
+pub fn input(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no input {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The text of the table cell after `<th>LABEL</th>`.
+pub fn cell(html: &str, label: &str) -> String {
+    let marker = format!("<th>{label}</th>");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {label} in {html}"))
+        + marker.len();
+    let rest = &html[start..];
+    let open = rest.find('>').unwrap() + 1;
+    rest[open..].split('<').next().unwrap().to_owned()
+}

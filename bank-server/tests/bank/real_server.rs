@@ -1,0 +1,271 @@
+//! The real binary on port 0: readiness line, a whole flow over TCP, and `kill -9` in the
+//! middle of a load.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use bank_server::ops;
+use card_applet::otp::ChainKey;
+use serde_json::{json, Value};
+
+use crate::common::{seed, sign_tx, Card, VID};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `bank-server serve` on 127.0.0.1:0 and waits for its readiness line.
+    fn spawn(db: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--public-url",
+                VID,
+                "--db",
+            ])
+            .arg(db)
+            .env_remove("BANK_MASTER_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("bank-server listening on ")
+            .unwrap_or_else(|| panic!("readiness line: {line:?}"));
+        assert!(
+            base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
+            "{base}"
+        );
+        Server {
+            base: base.to_owned(),
+            child,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    http: reqwest::blocking::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn post(&self, path: &str, body: Value) -> reqwest::Result<(u16, Value)> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()?;
+        Ok((r.status().as_u16(), r.json().unwrap_or(Value::Null)))
+    }
+
+    fn get(&self, path: &str) -> reqwest::Result<(u16, Value)> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()?;
+        Ok((r.status().as_u16(), r.json().unwrap_or(Value::Null)))
+    }
+
+    fn login(base: &str, card: &mut Card, user: &str) -> Api {
+        let mut api = Api {
+            http: reqwest::blocking::Client::new(),
+            base: base.to_owned(),
+            token: String::new(),
+        };
+        let (st, c) = api
+            .post("/api/v1/login/challenge", json!({ "user": user }))
+            .unwrap();
+        assert_eq!(st, 200, "{c}");
+        let (counter, otp) = card.login(c["challenge_hex"].as_str().unwrap(), VID);
+        let (st, v) = api
+            .post(
+                "/api/v1/login",
+                json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp }),
+            )
+            .unwrap();
+        assert_eq!(st, 200, "{v}");
+        api.token = v["token"].as_str().unwrap().to_owned();
+        api
+    }
+
+    /// Create, sign, confirm. `Err` when the server went away.
+    fn pay(&self, card: &mut Card, id: &str, amount: u64) -> reqwest::Result<(u16, Value)> {
+        let body = json!({ "transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": amount, "currency": "EUR" });
+        let (st, created) = self.post("/api/v1/transfers", body)?;
+        if st != 201 {
+            return Ok((st, created));
+        }
+        let (counter, otp) = sign_tx(card, &created);
+        self.post(
+            &format!("/api/v1/transfers/{id}/confirm"),
+            json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp }),
+        )
+    }
+}
+
+fn setup(db: &Path) {
+    for user in ["alice", "bob"] {
+        ops::add_user(db, user).unwrap();
+        ops::enroll_token(
+            db,
+            &format!("PSIM-{}", user.to_uppercase()),
+            &ChainKey::from_bytes(seed(user)),
+            0,
+            user,
+        )
+        .unwrap();
+        ops::open_account(db, user, &format!("ACC-{}-EUR", user.to_uppercase()), "EUR").unwrap();
+    }
+    ops::fund(db, "ACC-ALICE-EUR", 1_000_000, "opening").unwrap();
+}
+
+#[test]
+fn the_binary_serves_a_whole_flow_on_port_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    setup(&db);
+    let server = Server::spawn(&db);
+    let mut card = Card::new(seed("alice"));
+    let api = Api::login(&server.base, &mut card, "alice");
+    let (st, v) = api.pay(&mut card, "real-1", 4200).unwrap();
+    assert_eq!(
+        (st, &v["transfer"]["status"]),
+        (200, &json!("executed")),
+        "{v}"
+    );
+    let (st, v) = api.get("/api/v1/accounts").unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(v["accounts"][0]["balance_minor"], 1_000_000 - 4200);
+    // The website answers on the same port.
+    let page = api
+        .http
+        .get(format!("{}/login", server.base))
+        .send()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_load_loses_no_acknowledged_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    setup(&db);
+    let mut server = Server::spawn(&db);
+    let base = server.base.clone();
+    let (ack_tx, ack_rx) = mpsc::channel::<String>();
+    let loader = std::thread::spawn(move || {
+        let mut card = Card::new(seed("alice"));
+        let api = Api::login(&base, &mut card, "alice");
+        let mut sent = Vec::new();
+        for i in 0.. {
+            let id = format!("load-{i}");
+            sent.push(id.clone());
+            match api.pay(&mut card, &id, 100) {
+                Ok((200, _)) => {
+                    if ack_tx.send(id).is_err() {
+                        break;
+                    }
+                }
+                Ok((st, v)) => panic!("{st}: {v}"),
+                Err(_) => break, // the server is gone
+            }
+        }
+        (card, sent)
+    });
+    let mut acked = Vec::new();
+    while acked.len() < 15 {
+        acked.push(ack_rx.recv().unwrap());
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    drop(ack_rx);
+    let (mut card, sent) = loader.join().unwrap();
+
+    // Every acknowledged transfer is there; the books balance.
+    let books = ops::check_books(&db).unwrap();
+    assert!(books.problems.is_empty(), "{:?}", books.problems);
+    assert_eq!(books.customer_totals, vec![("EUR".to_owned(), 1_000_000)]);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    for id in &acked {
+        let status: String = c
+            .query_row(
+                "SELECT status FROM transfers WHERE client_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(status, "executed", "{id}");
+    }
+    let executed: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transfers WHERE status = 'executed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let bob: i64 = c
+        .query_row(
+            "SELECT balance FROM accounts WHERE number = 'ACC-BOB-EUR'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(bob, executed * 100);
+    assert!(executed as usize >= acked.len());
+    assert!(ops::verify_audit(&db).unwrap().is_intact());
+
+    // Restarted, the bridge retries the transfer that was in flight: it moves exactly once.
+    let server = Server::spawn(&db);
+    let api = Api::login(&server.base, &mut card, "alice");
+    let last = sent.last().unwrap();
+    let (st, v) = api.pay(&mut card, last, 100).unwrap();
+    assert!(
+        st == 200 && v["transfer"]["status"] == "executed",
+        "{st} {v}"
+    );
+    let (_, v) = api.pay(&mut card, last, 100).unwrap();
+    assert_eq!(v["transfer"]["status"], "executed");
+    let bob_after: i64 = c
+        .query_row(
+            "SELECT balance FROM accounts WHERE number = 'ACC-BOB-EUR'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let executed_after: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transfers WHERE status = 'executed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(bob_after, executed_after * 100);
+    assert!(executed_after == executed || executed_after == executed + 1);
+}

@@ -1,0 +1,385 @@
+//! The website by HTTP, as a browser without JavaScript would use it.
+
+use axum::http::{header, StatusCode};
+use card_applet::otp::TxFields;
+
+use crate::common::*;
+
+/// Logs in through the pages; returns the logged-in session cookie.
+async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String {
+    let (st, h, html) = web(&bank.app, "GET", "/login", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let set = h[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        set.starts_with("bank_session=")
+            && set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && !set.contains("Secure"),
+        "{set}"
+    );
+    let anon = set_cookie(&h).unwrap();
+    let csrf = input(&html, "csrf");
+
+    let (st, _, page) = web(
+        &bank.app,
+        "POST",
+        "/login",
+        Some(&anon),
+        Some(&[("csrf", &csrf), ("user", "alice")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert_eq!(cell(&page, "Bank (verifier id)"), VID);
+    let challenge = cell(&page, "Challenge");
+    let challenge_id = input(&page, "challenge_id");
+    let (counter, otp) = card.login(&challenge, VID);
+    let code = match code_style {
+        "counter-otp" => format!("{counter}-{otp}"),
+        _ => otp,
+    };
+    let (st, h, _) = web(
+        &bank.app,
+        "POST",
+        "/login/code",
+        Some(&anon),
+        Some(&[
+            ("csrf", &csrf),
+            ("challenge_id", &challenge_id),
+            ("code", &code),
+        ]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/welcome");
+    let session = set_cookie(&h).unwrap();
+    assert_ne!(session, anon, "a new session id at login");
+    // The visitor's id is dead.
+    let (st, h, _) = web(&bank.app, "GET", "/welcome", Some(&anon), None).await;
+    assert_eq!(
+        (st, &h[header::LOCATION]),
+        (
+            StatusCode::SEE_OTHER,
+            &"/login".parse::<header::HeaderValue>().unwrap()
+        )
+    );
+    session
+}
+
+#[tokio::test]
+async fn a_person_logs_in_looks_transfers_and_logs_out() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+
+    let (st, h, html) = web(&bank.app, "GET", "/welcome", Some(&s), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("Welcome, <b>alice</b>"));
+    assert!(h[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    assert!(!html.contains("<script"));
+
+    let (_, _, html) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
+    assert!(
+        html.contains("ACC-ALICE-EUR") && html.contains("1000.00"),
+        "{html}"
+    );
+
+    let (_, _, form) = web(&bank.app, "GET", "/transfer", Some(&s), None).await;
+    let csrf = input(&form, "csrf");
+    let tid = input(&form, "transfer_id");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("transfer_id", tid.as_str()),
+        ("from", "ACC-ALICE-EUR"),
+        ("to", "ACC-BOB-EUR"),
+        ("amount", "12.34"),
+    ];
+    let (st, _, confirm) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&fields)).await;
+    assert_eq!(st, StatusCode::OK, "{confirm}");
+    // The confirmation page shows exactly what the card signs.
+    assert_eq!(cell(&confirm, "Bank (verifier id)"), VID);
+    assert_eq!(cell(&confirm, "Transaction id"), tid);
+    assert_eq!(cell(&confirm, "Currency"), "EUR");
+    assert_eq!(cell(&confirm, "Payee"), "ACC-BOB-EUR");
+    assert!(cell(&confirm, "Amount").contains("1234 minor units"));
+    let challenge = cell(&confirm, "Challenge");
+    let (counter, otp) = card.tx(
+        &challenge,
+        &TxFields {
+            verifier_id: VID.as_bytes(),
+            transaction_id: tid.as_bytes(),
+            amount_minor: 1234,
+            currency: b"EUR",
+            payee: b"ACC-BOB-EUR",
+        },
+    );
+    let code = format!("{counter}-{otp}");
+    let cfields = [
+        ("csrf", csrf.as_str()),
+        ("transfer_id", tid.as_str()),
+        ("challenge_id", &input(&confirm, "challenge_id")),
+        ("code", &code),
+    ];
+    let (st, _, result) = web(
+        &bank.app,
+        "POST",
+        "/transfer/confirm",
+        Some(&s),
+        Some(&cfields),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{result}");
+    assert!(result.contains("The transfer was executed."), "{result}");
+    // Sending the same form again shows the same result and moves nothing.
+    let (_, _, again) = web(
+        &bank.app,
+        "POST",
+        "/transfer/confirm",
+        Some(&s),
+        Some(&cfields),
+    )
+    .await;
+    assert!(again.contains("The transfer was executed."));
+    let (_, _, again) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&fields)).await;
+    assert!(again.contains("The transfer was executed."));
+    assert!(bank
+        .balances()
+        .contains(&("ACC-ALICE-EUR".into(), 100_000 - 1234)));
+
+    let (_, _, html) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
+    assert!(html.contains(&tid) && html.contains("-12.34 EUR"), "{html}");
+
+    // Logout needs the CSRF token too.
+    let (st, _, _) = web(
+        &bank.app,
+        "POST",
+        "/logout",
+        Some(&s),
+        Some(&[("csrf", "wrong")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, h, _) = web(
+        &bank.app,
+        "POST",
+        "/logout",
+        Some(&s),
+        Some(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(h[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let (st, _, _) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_eight_digits_alone_work_within_the_window() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    card.skip(7);
+    let s = web_login(&bank, &mut card, "digits-only").await;
+    let (st, _, _) = web(&bank.app, "GET", "/welcome", Some(&s), None).await;
+    assert_eq!(st, StatusCode::OK);
+    // The bank's chain followed: the API login with the next counter works.
+    let _ = bank.login(&mut card, "alice").await;
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_and_wrong_codes_are_refused() {
+    let bank = TestBank::new();
+    let card = Card::new(seed("alice"));
+    let (_, h, html) = web(&bank.app, "GET", "/login", None, None).await;
+    let anon = set_cookie(&h).unwrap();
+    let csrf = input(&html, "csrf");
+    let (st, _, page) = web(
+        &bank.app,
+        "POST",
+        "/login",
+        Some(&anon),
+        Some(&[("csrf", "0"), ("user", "alice")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{page}");
+    let (st, _, _) = web(
+        &bank.app,
+        "POST",
+        "/login",
+        None,
+        Some(&[("csrf", &csrf), ("user", "alice")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, page) = web(
+        &bank.app,
+        "POST",
+        "/login",
+        Some(&anon),
+        Some(&[("csrf", &csrf), ("user", "Bad Name!")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("A user name is"));
+
+    let (_, _, page) = web(
+        &bank.app,
+        "POST",
+        "/login",
+        Some(&anon),
+        Some(&[("csrf", &csrf), ("user", "alice")]),
+    )
+    .await;
+    let cid = input(&page, "challenge_id");
+    let (counter, otp) = card.clone().login(&cell(&page, "Challenge"), VID);
+    let wrong = format!(
+        "{counter}-{}",
+        if otp == "00000000" {
+            "00000001"
+        } else {
+            "00000000"
+        }
+    );
+    let (st, _, page) = web(
+        &bank.app,
+        "POST",
+        "/login/code",
+        Some(&anon),
+        Some(&[("csrf", &csrf), ("challenge_id", &cid), ("code", &wrong)]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("not accepted"));
+    // The wrong code counted and used the challenge up: the right code on it fails too.
+    assert_eq!(bank.audit_count("otp_check", "\"otp_mismatch\""), 1);
+    let right = format!("{counter}-{otp}");
+    let (st, _, _) = web(
+        &bank.app,
+        "POST",
+        "/login/code",
+        Some(&anon),
+        Some(&[("csrf", &csrf), ("challenge_id", &cid), ("code", &right)]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, page) = web(
+        &bank.app,
+        "POST",
+        "/login/code",
+        Some(&anon),
+        Some(&[("csrf", &csrf), ("challenge_id", &cid), ("code", "12")]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("COUNTER-OTP"));
+
+    // An API login challenge cannot be used by the website (it is bound to no session).
+    let c = bank.challenge("alice").await;
+    let (counter, otp) = card
+        .clone()
+        .login(c["challenge_hex"].as_str().unwrap(), VID);
+    let (st, _, _) = web(
+        &bank.app,
+        "POST",
+        "/login/code",
+        Some(&anon),
+        Some(&[
+            ("csrf", &csrf),
+            ("challenge_id", c["challenge_id"].as_str().unwrap()),
+            ("code", &format!("{counter}-{otp}")),
+        ]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_it_ends_when_idle() {
+    let bank = TestBank::new();
+    for path in ["/welcome", "/accounts", "/transfer", "/"] {
+        let (st, h, _) = web(&bank.app, "GET", path, None, None).await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(h[header::LOCATION], "/login");
+    }
+    let (st, _, html) = web(&bank.app, "GET", "/nothing", None, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(html.contains("no such page"));
+
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    bank.clock.advance(299);
+    assert_eq!(
+        web(&bank.app, "GET", "/welcome", Some(&s), None).await.0,
+        StatusCode::OK
+    );
+    bank.clock.advance(300);
+    assert_eq!(
+        web(&bank.app, "GET", "/welcome", Some(&s), None).await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_bad_transfer_form_gets_an_error_page() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    let (_, _, form) = web(&bank.app, "GET", "/transfer", Some(&s), None).await;
+    let csrf = input(&form, "csrf");
+    let tid = input(&form, "transfer_id");
+    for (to, amount, want, text) in [
+        (
+            "ACC-BOB-EUR",
+            "12.345",
+            StatusCode::BAD_REQUEST,
+            "at most 2 decimals",
+        ),
+        (
+            "ACC-BOB-EUR",
+            "-1",
+            StatusCode::BAD_REQUEST,
+            "positive number",
+        ),
+        (
+            "ACC-NOBODY",
+            "1",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown account",
+        ),
+        (
+            "ACC-BOB-EUR",
+            "5000",
+            StatusCode::CONFLICT,
+            "insufficient funds",
+        ),
+    ] {
+        let f = [
+            ("csrf", csrf.as_str()),
+            ("transfer_id", tid.as_str()),
+            ("from", "ACC-ALICE-EUR"),
+            ("to", to),
+            ("amount", amount),
+        ];
+        let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
+        assert_eq!(st, want, "{to} {amount}: {page}");
+        assert!(page.contains(text), "{page}");
+    }
+    // Someone else's account as the source.
+    let f = [
+        ("csrf", csrf.as_str()),
+        ("transfer_id", tid.as_str()),
+        ("from", "ACC-BOB-EUR"),
+        ("to", "ACC-ALICE-EUR"),
+        ("amount", "1"),
+    ];
+    assert_eq!(
+        web(&bank.app, "POST", "/transfer", Some(&s), Some(&f))
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+}
