@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Independent re-computation of testdata/paysim-vectors.json (Python standard library for
+PAYSIM-1; the `cryptography` package for the admin protocol). Not part of the build:
+run it by hand to confirm the Rust implementation against a second one.
+
+    python3 card-applet/testdata/paysim-crosscheck.py
+"""
+import hashlib
+import hmac
+import json
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+V = json.load(open(os.path.join(HERE, "paysim-vectors.json")))
+
+
+def context(label, fields):
+    out = label
+    for f in fields:
+        out += struct.pack(">H", len(f)) + f
+    return out
+
+
+def paysim_otp(ck, i, challenge, ctx):
+    k = hmac.new(ck, b"PAYSIM-1 OTP", hashlib.sha256).digest()
+    q = challenge.hex().upper().ljust(256, "0")  # RFC 6287: Q left-aligned, zero-filled to 128 bytes
+    data = b"OCRA-1:HOTP-SHA256-8:C-QH64-S064" + b"\0" + struct.pack(">Q", i) + bytes.fromhex(q)
+    data += hashlib.sha512(ctx).digest()  # S064
+    mac = hmac.new(k, data, hashlib.sha256).digest()
+    off = mac[-1] & 0x0F
+    code = (struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 10**8
+    return "%08d" % code
+
+
+p = V["paysim1"]
+seed = bytes.fromhex(p["seed_hex"])
+ch = bytes.fromhex(p["challenge_hex"])
+vid = p["verifier_id"].encode()
+t = p["transaction"]
+login_ctx = context(b"PAYSIM-1 LOGIN", [vid])
+tx_ctx = context(b"PAYSIM-1 TX", [vid, t["transaction_id"].encode(), struct.pack(">Q", t["amount_minor"]),
+                                  t["currency"].encode(), t["payee"].encode()])
+assert login_ctx.hex() == p["login_context_hex"]
+assert tx_ctx.hex() == p["tx_context_hex"]
+ck = seed
+for step in p["steps"]:
+    i = step["counter"]
+    assert ck.hex() == step["chain_key_hex"], i
+    assert paysim_otp(ck, i, ch, login_ctx) == step["login_otp"], i
+    assert paysim_otp(ck, i, ch, tx_ctx) == step["tx_otp"], i
+    ck = hmac.new(ck, b"PAYSIM-1 CHAIN", hashlib.sha256).digest()
+print("PAYSIM-1 vectors: ok")
+
+try:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.cmac import CMAC
+except ImportError:
+    print("admin vectors: skipped (pip install cryptography)")
+    raise SystemExit(0)
+
+
+def cmac(key, msg):
+    c = CMAC(algorithms.AES(key))
+    c.update(msg)
+    return c.finalize()
+
+
+def kdf(key, const, ctx, nbytes):
+    out = b""
+    for i in range(1, nbytes // 16 + 1):
+        out += cmac(key, b"\0" * 11 + bytes([const]) + b"\0" + (nbytes * 8).to_bytes(2, "big") + bytes([i]) + ctx)
+    return out
+
+
+a = V["admin"]
+key = bytes.fromhex(a["admin_key_hex"])
+ctx = bytes.fromhex(a["host_challenge_hex"]) + bytes.fromhex(a["card_challenge_hex"])
+s_enc, s_mac, s_rmac = kdf(key, 0x04, ctx, 32), kdf(key, 0x06, ctx, 32), kdf(key, 0x07, ctx, 32)
+assert (s_enc.hex(), s_mac.hex(), s_rmac.hex()) == (a["s_enc_hex"], a["s_mac_hex"], a["s_rmac_hex"])
+assert kdf(s_mac, 0x01, ctx, 16).hex() == a["host_cryptogram_hex"]
+assert kdf(s_mac, 0x00, ctx, 16).hex() == a["card_cryptogram_hex"]
+apdu = bytes.fromhex(a["personalize_apdu_hex"])
+body = apdu[5:-1]
+ct, c_mac = body[:-16], body[-16:]
+assert cmac(s_mac, apdu[:4] + ct) == c_mac
+icv = Cipher(algorithms.AES(s_enc), modes.ECB()).encryptor().update(b"\0" * 15 + b"\1")
+dec = Cipher(algorithms.AES(s_enc), modes.CBC(icv)).decryptor()
+plain = dec.update(ct) + dec.finalize()
+plain = plain[:plain.rindex(b"\x80")]
+want = (b"\x81\x20" + bytes.fromhex(a["personalize"]["seed_hex"]) + b"\x82\x08" + b"1234\xff\xff\xff\xff"
+        + b"\x83\x08" + a["personalize"]["puk"].encode() + b"\x84\x0d" + a["personalize"]["serial"].encode())
+assert plain == want, plain.hex()
+assert cmac(s_rmac, c_mac + b"\x90\x00").hex() == a["r_mac_hex"]
+print("admin vectors: ok")
