@@ -138,15 +138,29 @@ pub fn verify(tx: &Transaction<'_>) -> rusqlite::Result<AuditReport> {
     })
 }
 
-/// The latest `limit` events, newest first: `(id, at, kind, actor, detail)`.
-pub fn recent(
-    tx: &Transaction<'_>,
-    limit: u32,
-) -> rusqlite::Result<Vec<(i64, i64, String, String, String)>> {
+/// One audit event as stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub at: i64,
+    pub kind: String,
+    pub actor: String,
+    /// JSON object.
+    pub detail: String,
+}
+
+/// The latest `limit` events, newest first.
+pub fn recent(tx: &Transaction<'_>, limit: u32) -> rusqlite::Result<Vec<Event>> {
     let mut stmt =
         tx.prepare("SELECT id, at, kind, actor, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
     let rows = stmt.query_map([limit], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        Ok(Event {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            actor: r.get(3)?,
+            detail: r.get(4)?,
+        })
     })?;
     rows.collect()
 }

@@ -55,7 +55,7 @@ pub fn load_token_file(path: &Path) -> Result<TokenFile, OpsError> {
         problem: problem.to_owned(),
     };
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?);
-    parse_token_file(&text).map_err(|p| bad(p))
+    parse_token_file(&text).map_err(bad)
 }
 
 /// Parses the text of a token file; the error says what is wrong, never a secret.
@@ -120,10 +120,14 @@ pub fn enroll_token(
     user: &str,
 ) -> Result<(), OpsError> {
     let key = MasterKey::load_or_create(db_path)?;
+    let e = auth::Enrollment {
+        user,
+        serial,
+        ck0: seed,
+        counter,
+    };
     write(db_path, |tx, now| {
-        Ok(auth::enroll_token(
-            tx, now, &key, user, serial, seed, counter, OPERATOR,
-        )?)
+        Ok(auth::enroll_token(tx, now, &key, &e, OPERATOR)?)
     })
 }
 

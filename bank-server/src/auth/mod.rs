@@ -309,19 +309,30 @@ pub fn user_name(tx: &Transaction<'_>, id: i64) -> Result<Option<String>, AuthEr
         .optional()?)
 }
 
-/// Enrolls a token for an existing user. `ck0` is the chain seed (`ck_0`) from the
-/// personalization output and `counter` the card's next counter then (normally 0); the bank
-/// stores `ck_counter`, sealed.
+/// A token to enroll: `ck0` is the chain seed (`ck_0`) from the personalization output and
+/// `counter` the card's next counter then (normally 0).
+#[derive(Debug)]
+pub struct Enrollment<'a> {
+    pub user: &'a str,
+    pub serial: &'a str,
+    pub ck0: &'a ChainKey,
+    pub counter: u64,
+}
+
+/// Enrolls a token for an existing user; the bank stores `ck_counter`, sealed.
 pub fn enroll_token(
     tx: &Transaction<'_>,
     now: i64,
     key: &MasterKey,
-    user: &str,
-    serial: &str,
-    ck0: &ChainKey,
-    counter: u64,
+    e: &Enrollment<'_>,
     actor: &str,
 ) -> Result<(), AuthError> {
+    let Enrollment {
+        user,
+        serial,
+        ck0,
+        counter,
+    } = *e;
     if !valid_serial(serial) {
         return Err(AuthError::InvalidSerial);
     }
@@ -541,6 +552,14 @@ pub fn issue_challenge(
     Ok(c)
 }
 
+struct ChallengeRow {
+    token_id: i64,
+    purpose: String,
+    binding: Option<String>,
+    challenge: Vec<u8>,
+    expires_at: i64,
+}
+
 struct TokenState {
     id: i64,
     user_id: i64,
@@ -620,14 +639,29 @@ pub fn verify(
     signed: Signed<'_>,
 ) -> Result<Result<Verified, Failure>, AuthError> {
     let purpose = expect.purpose.encode();
-    let row: Option<(i64, String, Option<String>, Vec<u8>, i64)> = tx
+    let row = tx
         .query_row(
             "SELECT token_id, purpose, binding, challenge, expires_at FROM challenges WHERE id = ?1",
             [sub.challenge_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok(ChallengeRow {
+                    token_id: r.get(0)?,
+                    purpose: r.get(1)?,
+                    binding: r.get(2)?,
+                    challenge: r.get(3)?,
+                    expires_at: r.get(4)?,
+                })
+            },
         )
         .optional()?;
-    let Some((token_id, c_purpose, c_binding, challenge, expires_at)) = row else {
+    let Some(ChallengeRow {
+        token_id,
+        purpose: c_purpose,
+        binding: c_binding,
+        challenge,
+        expires_at,
+    }) = row
+    else {
         audit::append(
             tx,
             now,

@@ -269,6 +269,7 @@ impl TestBank {
     }
 
     /// Create, sign and confirm a transfer; returns the confirmation's status and body.
+    #[allow(clippy::too_many_arguments)]
     pub async fn pay(
         &self,
         token: &str,
