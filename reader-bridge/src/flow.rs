@@ -35,11 +35,38 @@ pub struct CardChoice {
     pub wait: Duration,
 }
 
+/// What computes codes after a PIN: the card over PC/SC ([`CardLink`]) or, in tests, a
+/// software double that runs the same algorithm.
+pub trait Token {
+    /// Where the token is (the reader's name), for prompts.
+    fn reader(&self) -> &str;
+    /// PIN, then LOGIN OTP.
+    fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp>;
+    /// PIN, then TRANSACTION OTP.
+    fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> Result<CardOtp>;
+}
+
+impl Token for CardLink {
+    fn reader(&self) -> &str {
+        CardLink::reader(self)
+    }
+    fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
+        CardLink::login_otp(self, pin, challenge, verifier_id)
+    }
+    fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> Result<CardOtp> {
+        CardLink::tx_otp(self, pin, tx)
+    }
+}
+
+/// Opens the token for one operation.
+pub type TokenOpener = Box<dyn Fn(&CardChoice) -> Result<Box<dyn Token>>>;
+
 /// The bridge: one bank client, one state directory, the card choice.
 pub struct Bridge {
     pub bank: Bank,
     pub state: StateDir,
     pub card: CardChoice,
+    opener: TokenOpener,
 }
 
 /// A transfer as the person asked for it.
@@ -76,11 +103,26 @@ impl Bridge {
             bank: Bank::new(server_url)?,
             state: StateDir::open(state_dir)?,
             card,
+            opener: Box::new(|c: &CardChoice| {
+                let link = Pcsc::establish()?.open(c.reader.as_deref(), c.wait)?;
+                Ok(Box::new(link) as Box<dyn Token>)
+            }),
         })
+    }
+
+    /// Replaces how the token is opened for login, transfer and respond (tests use a
+    /// software token; `status`, `unblock` and `change-pin` always use PC/SC).
+    pub fn with_token_opener(mut self, opener: TokenOpener) -> Self {
+        self.opener = opener;
+        self
     }
 
     fn open_card(&self) -> Result<CardLink> {
         Pcsc::establish()?.open(self.card.reader.as_deref(), self.card.wait)
+    }
+
+    fn open_token(&self) -> Result<Box<dyn Token>> {
+        (self.opener)(&self.card)
     }
 
     /// `readers`: every reader, and which hold a PAYSIM card.
@@ -128,14 +170,16 @@ impl Bridge {
 
     /// `login`: challenge from the bank, PIN, LOGIN OTP from the card, session stored.
     pub fn login(&self, user: &str, ui: &mut dyn Ui) -> Result<Session> {
-        let mut card = self.open_card()?;
+        let mut card = self.open_token()?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
         let ch = self.bank.login_challenge(user)?;
         self.warn_if_verifier_differs(ui, &ch.verifier_id);
         let challenge = bank::decode_challenge(&ch.challenge_hex)
             .map_err(|e| Error::BadBankResponse(format!("login challenge: {e}")))?;
         let otp = card.login_otp(&pin, &challenge, self.bank.verifier_id())?;
-        let ok = self.bank.login(&ch.challenge_id, otp.counter, otp.otp.as_str())?;
+        let ok = self
+            .bank
+            .login(&ch.challenge_id, otp.counter, otp.otp.as_str())?;
         let session = Session {
             verifier_id: self.bank.verifier_id().to_owned(),
             user: ok.user,
@@ -222,12 +266,12 @@ impl Bridge {
         if !req.yes && !ui.confirm("Sign and send this transfer?")? {
             return Err(Error::Cancelled);
         }
-        let mut card = self.open_card()?;
+        let mut card = self.open_token()?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
 
         // Durable before the first byte goes to the bank.
         self.state.save_pending(&pending)?;
-        let result = self.send_transfer(s, &pending, &mut card, &pin, ui);
+        let result = self.send_transfer(s, &pending, card.as_mut(), &pin, ui);
         match &result {
             Ok(_) => self.state.remove_pending(&pending)?,
             Err(e) if e.outcome_unknown() || matches!(e, Error::NotLoggedIn) => {
@@ -247,7 +291,7 @@ impl Bridge {
         &self,
         s: &Session,
         p: &PendingTransfer,
-        card: &mut CardLink,
+        card: &mut dyn Token,
         pin: &Pin,
         ui: &mut dyn Ui,
     ) -> Result<Transfer> {
@@ -375,7 +419,7 @@ impl Bridge {
         if !yes && !ui.confirm("Is this what the bank's page shows, and do you want to sign it?")? {
             return Err(Error::Cancelled);
         }
-        let mut card = self.open_card()?;
+        let mut card = self.open_token()?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
         match fields {
             RespondFields::Login => card.login_otp(&pin, &challenge, vid),

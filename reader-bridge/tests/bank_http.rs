@@ -1,0 +1,593 @@
+//! The bridge against a real bank-server (its library `serve` on 127.0.0.1, port 0, with a
+//! fresh SQLite database per test). The card is replaced by a software token that runs the
+//! workspace's PAYSIM-1 algorithm, so these tests need no pcscd; the same flows through the
+//! real card, pcscd and vpcd are in tests/tests/flow.rs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bank_server::clock::Clock;
+use bank_server::ops;
+use card_applet::otp::{self, ChainKey};
+use reader_bridge::amount::Currency;
+use reader_bridge::apdu::{CardOtp, Pin, TxRequest};
+use reader_bridge::error::exit;
+use reader_bridge::flow::{Bridge, CardChoice, Token, TransferRequest, Ui};
+use reader_bridge::Error;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+const SEED: [u8; 32] = [0x5A; 32];
+const PIN: &str = "1234";
+
+/// A bank-server on its own thread and runtime.
+struct TestBank {
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestBank {
+    /// Starts the bank on `port` (0: any free port), with public URL http://127.0.0.1:PORT.
+    fn start(db: &Path, port: u16) -> TestBank {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let db = db.to_owned();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                let addr = listener.local_addr().unwrap();
+                let state =
+                    bank_server::AppState::open(&db, &format!("http://{addr}"), Clock::system())
+                        .unwrap();
+                ready_tx.send(addr.port()).unwrap();
+                bank_server::serve(listener, state, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let port = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("bank did not start");
+        TestBank {
+            port,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the bank and waits until it no longer accepts connections.
+    fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for TestBank {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A user alice with a token (seed SEED, counter 0), ACC-ALICE-EUR with 1000.00 EUR, and bob
+/// with ACC-BOB-EUR (empty).
+fn setup(db: &Path) {
+    ops::add_user(db, "alice").unwrap();
+    ops::add_user(db, "bob").unwrap();
+    ops::enroll_token(db, "PSIM-00000001", &ChainKey::from_bytes(SEED), 0, "alice").unwrap();
+    ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
+    ops::open_account(db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+    ops::fund(db, "ACC-ALICE-EUR", 100_000, "test").unwrap();
+}
+
+fn balance(db: &Path, user: &str, number: &str) -> i64 {
+    ops::accounts(db, user)
+        .unwrap()
+        .into_iter()
+        .find(|a| a.number == number)
+        .unwrap()
+        .balance_minor
+}
+
+/// What the software token does right before it computes a transaction code.
+type Hook = Box<dyn FnMut() -> Option<Error> + Send>;
+
+/// The card's algorithm in software: PIN check, then (ck_i, i) -> code, ck_{i+1}.
+struct SoftCard {
+    ck: ChainKey,
+    counter: u64,
+    before_tx: Option<Hook>,
+}
+
+#[derive(Clone)]
+struct SoftToken(Arc<Mutex<SoftCard>>);
+
+impl SoftToken {
+    fn new(seed: [u8; 32]) -> Self {
+        SoftToken(Arc::new(Mutex::new(SoftCard {
+            ck: ChainKey::from_bytes(seed),
+            counter: 0,
+            before_tx: None,
+        })))
+    }
+
+    fn on_next_tx(&self, hook: Hook) {
+        self.0.lock().unwrap().before_tx = Some(hook);
+    }
+
+    fn check_pin(pin: &Pin) -> reader_bridge::Result<()> {
+        if pin.digits() == PIN {
+            Ok(())
+        } else {
+            Err(Error::WrongPin { tries_left: 2 })
+        }
+    }
+}
+
+impl Token for SoftToken {
+    fn reader(&self) -> &str {
+        "soft token"
+    }
+
+    fn login_otp(
+        &mut self,
+        pin: &Pin,
+        challenge: &[u8],
+        verifier_id: &str,
+    ) -> reader_bridge::Result<CardOtp> {
+        Self::check_pin(pin)?;
+        let mut c = self.0.lock().unwrap();
+        let code = otp::login_otp(&c.ck, c.counter, challenge, verifier_id.as_bytes());
+        let out = CardOtp {
+            counter: c.counter,
+            otp: code,
+        };
+        c.ck = c.ck.next();
+        c.counter += 1;
+        Ok(out)
+    }
+
+    fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> reader_bridge::Result<CardOtp> {
+        Self::check_pin(pin)?;
+        let mut c = self.0.lock().unwrap();
+        if let Some(mut hook) = c.before_tx.take() {
+            if let Some(e) = hook() {
+                return Err(e);
+            }
+        }
+        let fields = otp::TxFields {
+            verifier_id: tx.verifier_id.as_bytes(),
+            transaction_id: tx.transaction_id.as_bytes(),
+            amount_minor: tx.amount_minor,
+            currency: tx.currency,
+            payee: tx.payee.as_bytes(),
+        };
+        let code = otp::tx_otp(&c.ck, c.counter, tx.challenge, &fields);
+        let out = CardOtp {
+            counter: c.counter,
+            otp: code,
+        };
+        c.ck = c.ck.next();
+        c.counter += 1;
+        Ok(out)
+    }
+}
+
+/// Scripted answers; records what the bridge said.
+#[derive(Default)]
+struct Script {
+    secrets: VecDeque<String>,
+    confirms: VecDeque<bool>,
+    said: Vec<String>,
+    warned: Vec<String>,
+}
+
+impl Ui for Script {
+    fn secret(&mut self, _prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
+        Ok(Zeroizing::new(
+            self.secrets
+                .pop_front()
+                .expect("the bridge asked for an unexpected secret"),
+        ))
+    }
+    fn confirm(&mut self, _question: &str) -> reader_bridge::Result<bool> {
+        Ok(self
+            .confirms
+            .pop_front()
+            .expect("the bridge asked an unexpected question"))
+    }
+    fn ask(&mut self, _prompt: &str) -> reader_bridge::Result<String> {
+        panic!("the bridge asked for text")
+    }
+    fn say(&mut self, text: &str) {
+        self.said.push(text.to_owned());
+    }
+    fn warn(&mut self, text: &str) {
+        self.warned.push(text.to_owned());
+    }
+}
+
+fn pins(n: usize) -> Script {
+    Script {
+        secrets: std::iter::repeat_n(PIN.to_owned(), n).collect(),
+        ..Script::default()
+    }
+}
+
+fn bridge(url: &str, state: &Path, token: &SoftToken) -> Bridge {
+    let token = token.clone();
+    Bridge::new(
+        url,
+        state,
+        CardChoice {
+            reader: None,
+            wait: Duration::ZERO,
+        },
+    )
+    .unwrap()
+    .with_token_opener(Box::new(move |_| {
+        Ok(Box::new(token.clone()) as Box<dyn Token>)
+    }))
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    state: PathBuf,
+    bank: TestBank,
+    token: SoftToken,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    let bank = TestBank::start(&db, 0);
+    setup(&db);
+    let state = dir.path().join("bridge-state");
+    World {
+        db,
+        state,
+        bank,
+        token: SoftToken::new(SEED),
+        _dir: dir,
+    }
+}
+
+fn eur_transfer(to: &str, amount_minor: u64) -> TransferRequest {
+    TransferRequest {
+        from: None,
+        to: to.to_owned(),
+        amount_minor,
+        currency: Currency::parse("EUR").unwrap(),
+        yes: true,
+    }
+}
+
+#[test]
+fn login_transfer_and_browse() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    assert!(matches!(b.accounts(), Err(Error::NotLoggedIn)));
+
+    let mut ui = pins(1);
+    let s = b.login("alice", &mut ui).unwrap();
+    assert_eq!(s.user, "alice");
+    assert!(ui.warned.is_empty(), "{:?}", ui.warned);
+
+    let accounts = b.accounts().unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(
+        (accounts[0].number.as_str(), accounts[0].balance_minor),
+        ("ACC-ALICE-EUR", 100_000)
+    );
+
+    // Without --from the bridge picks alice's one EUR account; it asks before signing.
+    let mut ui = Script {
+        confirms: [true].into(),
+        ..pins(1)
+    };
+    let req = TransferRequest {
+        yes: false,
+        ..eur_transfer("ACC-BOB-EUR", 1234)
+    };
+    let t = b.transfer(&req, &mut ui).unwrap();
+    assert_eq!(t.status, "executed");
+    assert_eq!(
+        (t.from.as_str(), t.to.as_str(), t.amount_minor),
+        ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1234)
+    );
+    let shown = ui.said.join("\n");
+    for field in ["ACC-BOB-EUR", "12.34 EUR", &t.transfer_id, &w.bank.url()] {
+        assert!(
+            shown.contains(field),
+            "{field} not shown before signing: {shown}"
+        );
+    }
+
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 1234);
+    assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 1234);
+    let history = b.history(10).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].transfer_id, t.transfer_id);
+    assert!(b.pending().unwrap().is_empty());
+    assert!(ops::check_books(&w.db).unwrap().problems.is_empty());
+
+    // Declining signs nothing and sends nothing.
+    let mut ui = Script {
+        confirms: [false].into(),
+        ..Script::default()
+    };
+    let e = b
+        .transfer(
+            &TransferRequest {
+                yes: false,
+                ..eur_transfer("ACC-BOB-EUR", 100)
+            },
+            &mut ui,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Cancelled));
+    assert_eq!(b.history(10).unwrap().len(), 1);
+
+    b.logout().unwrap();
+    assert!(matches!(b.accounts(), Err(Error::NotLoggedIn)));
+}
+
+#[test]
+fn a_wrong_code_is_rejected_and_no_session_is_stored() {
+    let w = world();
+    let wrong = SoftToken::new([0x11; 32]);
+    let b = bridge(&w.bank.url(), &w.state, &wrong);
+    let e = b.login("alice", &mut pins(1)).unwrap_err();
+    assert!(matches!(e, Error::OtpRejected), "{e:?}");
+    assert_eq!(e.exit_code(), exit::OTP_REJECTED);
+    assert!(matches!(b.accounts(), Err(Error::NotLoggedIn)));
+}
+
+#[test]
+fn codes_signed_for_a_look_alike_address_are_useless_at_the_bank() {
+    let w = world();
+    // Same server, reached under another name: the bridge signs for ITS address, warns that
+    // the server states another verifier id, and the bank refuses the code.
+    let lookalike = format!("http://localhost:{}", w.bank.port);
+    let b = bridge(&lookalike, &w.state, &w.token);
+    let mut ui = pins(1);
+    let e = b.login("alice", &mut ui).unwrap_err();
+    assert!(matches!(e, Error::OtpRejected), "{e:?}");
+    let warned = ui.warned.join("\n");
+    assert!(
+        warned.contains(&format!("http://localhost:{}", w.bank.port)),
+        "{warned}"
+    );
+    assert!(warned.contains(&w.bank.url()), "{warned}");
+    // The real address works (the card's counter moved on; the bank's window absorbs it).
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login("alice", &mut pins(1)).unwrap();
+}
+
+#[test]
+fn insufficient_funds_and_refusals_are_final() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login("alice", &mut pins(1)).unwrap();
+
+    let e = b
+        .transfer(&eur_transfer("ACC-BOB-EUR", 100_001), &mut pins(1))
+        .unwrap_err();
+    assert!(matches!(e, Error::InsufficientFunds), "{e:?}");
+    assert_eq!(e.exit_code(), exit::INSUFFICIENT_FUNDS);
+
+    let e = b
+        .transfer(&eur_transfer("ACC-NOBODY", 100), &mut pins(1))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::TransferRefused { ref code, .. } if code == "unknown_account"),
+        "{e:?}"
+    );
+
+    let e = b
+        .transfer(&eur_transfer("ACC-ALICE-EUR", 100), &mut pins(1))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::TransferRefused { ref code, .. } if code == "same_account"),
+        "{e:?}"
+    );
+
+    let usd = TransferRequest {
+        currency: Currency::parse("USD").unwrap(),
+        ..eur_transfer("ACC-BOB-EUR", 100)
+    };
+    let e = b.transfer(&usd, &mut pins(1)).unwrap_err();
+    assert!(
+        matches!(e, Error::BadInput(ref m) if m.contains("no USD account")),
+        "{e:?}"
+    );
+
+    assert!(
+        b.pending().unwrap().is_empty(),
+        "final answers leave nothing pending"
+    );
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000);
+}
+
+#[test]
+fn bank_down_mid_transfer_then_retry_moves_money_exactly_once() {
+    let mut w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login("alice", &mut pins(1)).unwrap();
+
+    // The bank goes away after it handed out the challenge, before the code arrives.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (stopped_tx, stopped_rx) = std::sync::mpsc::channel::<()>();
+    w.token.on_next_tx(Box::new(move || {
+        stop_tx.send(()).unwrap();
+        stopped_rx.recv().unwrap();
+        None
+    }));
+    let port = w.bank.port;
+    let bank = &mut w.bank;
+    std::thread::scope(|scope| {
+        let stopper = scope.spawn(move || {
+            stop_rx.recv().unwrap();
+            bank.stop();
+            stopped_tx.send(()).unwrap();
+        });
+        let mut ui = pins(1);
+        let e = b
+            .transfer(&eur_transfer("ACC-BOB-EUR", 2500), &mut ui)
+            .unwrap_err();
+        assert!(matches!(e, Error::BankUnreachable { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), exit::BANK_UNREACHABLE);
+        assert!(
+            ui.warned
+                .join("\n")
+                .contains("run the same transfer command again"),
+            "{:?}",
+            ui.warned
+        );
+        stopper.join().unwrap();
+    });
+    let pending = b.pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000);
+
+    // The bank comes back on the same address; the same command resumes the same id.
+    w.bank = TestBank::start(&w.db, port);
+    let mut ui = pins(1);
+    let t = b
+        .transfer(&eur_transfer("ACC-BOB-EUR", 2500), &mut ui)
+        .unwrap();
+    assert_eq!(t.transfer_id, pending[0].transfer_id);
+    assert!(
+        ui.said.join("\n").contains("resuming transfer"),
+        "{:?}",
+        ui.said
+    );
+    assert!(b.pending().unwrap().is_empty());
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 2500);
+    assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 2500);
+    assert!(ops::check_books(&w.db).unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_lost_answer_is_retried_without_paying_twice() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login("alice", &mut pins(1)).unwrap();
+    let t = b
+        .transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut pins(1))
+        .unwrap();
+    // As if the bridge died after the bank executed but before it removed the record.
+    b.state
+        .save_pending(&reader_bridge::state::PendingTransfer {
+            verifier_id: b.bank.verifier_id().to_owned(),
+            user: "alice".into(),
+            transfer_id: t.transfer_id.clone(),
+            from: Some("ACC-ALICE-EUR".into()),
+            to: "ACC-BOB-EUR".into(),
+            amount_minor: 700,
+            currency: "EUR".into(),
+        })
+        .unwrap();
+    let mut ui = pins(1);
+    let again = b
+        .transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut ui)
+        .unwrap();
+    assert_eq!(again.transfer_id, t.transfer_id);
+    assert!(
+        ui.said.join("\n").contains("already executed"),
+        "{:?}",
+        ui.said
+    );
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 700);
+    assert!(b.pending().unwrap().is_empty());
+
+    // With the record gone, the same fields are a NEW transfer (a second, wanted payment).
+    b.transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut pins(1))
+        .unwrap();
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 1400);
+}
+
+#[test]
+fn card_removed_before_signing_then_retry_moves_money_once() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login("alice", &mut pins(1)).unwrap();
+    w.token.on_next_tx(Box::new(|| Some(Error::CardRemoved)));
+    let e = b
+        .transfer(&eur_transfer("ACC-BOB-EUR", 300), &mut pins(1))
+        .unwrap_err();
+    assert!(matches!(e, Error::CardRemoved));
+    assert_eq!(e.exit_code(), exit::CARD_REMOVED);
+    let pending = b.pending().unwrap();
+    assert_eq!(pending.len(), 1);
+
+    let t = b
+        .transfer(&eur_transfer("ACC-BOB-EUR", 300), &mut pins(1))
+        .unwrap();
+    assert_eq!(t.transfer_id, pending[0].transfer_id);
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 300);
+    let ours: Vec<_> = b
+        .history(50)
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.transfer_id == t.transfer_id)
+        .collect();
+    assert_eq!(ours.len(), 1);
+}
+
+#[test]
+fn a_wrong_pin_never_reaches_the_bank() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    let mut ui = Script {
+        secrets: ["9999".to_owned()].into(),
+        ..Script::default()
+    };
+    let e = b.login("alice", &mut ui).unwrap_err();
+    assert!(matches!(e, Error::WrongPin { tries_left: 2 }), "{e:?}");
+    assert_eq!(e.exit_code(), exit::WRONG_PIN);
+    let mut ui = Script {
+        secrets: ["12a4".to_owned()].into(),
+        ..Script::default()
+    };
+    assert!(matches!(b.login("alice", &mut ui), Err(Error::BadInput(_))));
+}
+
+#[test]
+fn an_expired_session_is_forgotten() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login("alice", &mut pins(1)).unwrap();
+    // The bank ends the session (logout from elsewhere): the bridge sees `unauthenticated`.
+    let token = b
+        .state
+        .session(b.bank.verifier_id())
+        .unwrap()
+        .unwrap()
+        .token;
+    b.bank.logout(&token).unwrap();
+    let e = b.accounts().unwrap_err();
+    assert!(matches!(e, Error::NotLoggedIn), "{e:?}");
+    assert_eq!(e.exit_code(), exit::NOT_LOGGED_IN);
+    assert!(b.state.session(b.bank.verifier_id()).unwrap().is_none());
+}
