@@ -1,1 +1,21 @@
-//! placeholder: see the open issue that builds this crate.
+//! # tools: the operator's library behind `bank-tools`
+//!
+//! Everything the `bank-tools` binary does lives here, so tests can call it directly.
+//!
+//! - [`card`]: create a factory card state ([`card::create`]) and personalize a card over
+//!   PC/SC ([`card::personalize`]); the result is a [`card::TokenFile`] the bank enrolls.
+//! - [`seed`]: the PAYSIM-1 seed derivation (HKDF-SHA256 over a random secret and the
+//!   identity materials).
+//! - [`pcsc_link`]: one PC/SC connection and transaction to a card, with GET RESPONSE.
+//! - [`secret_file`]: files holding secrets, created 0600 and never overwritten.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! tools::card::create(Path::new("card.state"), Path::new("card.state.admin"))?;
+//! # Ok::<(), tools::card::CardError>(())
+//! ```
+
+pub mod card;
+pub mod pcsc_link;
+pub mod secret_file;
+pub mod seed;

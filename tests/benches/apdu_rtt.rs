@@ -1,0 +1,2 @@
+//! APDU round trip through pcscd (being written).
+fn main() {}

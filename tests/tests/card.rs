@@ -1,0 +1,432 @@
+//! The card end to end: `bank-tools` creates and personalizes a `virtual-card` through the real
+//! pcscd and vpcd; the `pcsc` crate and third-party PC/SC clients then talk to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use card_applet::command::DataObject;
+use card_applet::host::{self, CardError, PinStatus};
+use card_applet::otp::{self, ChainKey, TxFields};
+use e2e_tests::{
+    bank_tools, hex_upper, opensc_tool, require_pcscd, scriptor, CardSpec, Slot, TestCard,
+};
+use tools::pcsc_link::Exchange;
+
+const VERIFIER: &str = "https://bank.example:443";
+
+fn send(tx: &Exchange<'_>, apdu: &[u8]) -> Vec<u8> {
+    tx.transmit(apdu).unwrap().to_bytes()
+}
+
+fn sw(resp: &[u8]) -> u16 {
+    host::split(resp).unwrap().1
+}
+
+fn challenge(n: u8) -> [u8; 32] {
+    std::array::from_fn(|i| n.wrapping_mul(31).wrapping_add(u8::try_from(i).unwrap()))
+}
+
+#[test]
+fn pcsc_finds_both_vpcd_readers() {
+    require_pcscd();
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let readers = tools::pcsc_link::readers(&ctx).unwrap();
+    assert!(
+        readers.contains(&"Virtual PCD 00 00".to_owned()),
+        "{readers:?}"
+    );
+    assert!(
+        readers.contains(&"Virtual PCD 00 01".to_owned()),
+        "{readers:?}"
+    );
+}
+
+#[test]
+fn personalized_card_selects_verifies_and_gives_otps_matching_the_algorithm() {
+    let spec = CardSpec {
+        slot: Some(Slot(0)),
+        ..CardSpec::default()
+    };
+    let card = TestCard::personalized(&spec);
+    assert_eq!(card.reader(), "Virtual PCD 00 00");
+    let mut link = card.link();
+    let tx = link.transaction().unwrap();
+
+    let fci = host::parse_select(&send(&tx, &host::select())).unwrap();
+    assert!(fci.personalized());
+    assert_eq!(fci.serial.as_deref(), Some("PSIM-00000001"));
+    assert_eq!(
+        host::parse_serial(&send(&tx, &host::get_data(DataObject::Serial))).unwrap(),
+        "PSIM-00000001"
+    );
+    assert_eq!(
+        host::parse_counter(&send(&tx, &host::get_data(DataObject::NextCounter))).unwrap(),
+        0
+    );
+
+    // No OTP before the PIN.
+    let early = send(&tx, &host::login_otp(&challenge(0), VERIFIER).unwrap());
+    assert_eq!(
+        host::parse_otp(&early).unwrap_err(),
+        CardError::SecurityNotSatisfied
+    );
+
+    host::parse_verify(&send(&tx, &host::verify("1234").unwrap())).unwrap();
+    assert_eq!(
+        host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(),
+        PinStatus::Verified
+    );
+
+    let ck0 = ChainKey::from_bytes(card.token.seed);
+    assert_eq!(card.token.counter, 0);
+    for i in 0..3u64 {
+        let ch = challenge(u8::try_from(i).unwrap());
+        let (counter, code) =
+            host::parse_otp(&send(&tx, &host::login_otp(&ch, VERIFIER).unwrap())).unwrap();
+        assert_eq!(counter, i);
+        let expected = otp::login_otp(&ck0.advance(i), i, &ch, VERIFIER.as_bytes());
+        assert!(
+            expected.matches(code.as_str()),
+            "login OTP at counter {i} does not match the algorithm"
+        );
+    }
+
+    let txf = TxFields {
+        verifier_id: VERIFIER.as_bytes(),
+        transaction_id: b"t-0001",
+        amount_minor: 12_34,
+        currency: b"EUR",
+        payee: b"DE00 1234",
+    };
+    let ch = challenge(9);
+    let (counter, code) = host::parse_otp(&send(&tx, &host::tx_otp(&ch, &txf).unwrap())).unwrap();
+    assert_eq!(counter, 3);
+    assert!(otp::tx_otp(&ck0.advance(3), 3, &ch, &txf).matches(code.as_str()));
+    // The login code at the same step differs: the transaction fields are bound in.
+    assert!(!otp::login_otp(&ck0.advance(3), 3, &ch, VERIFIER.as_bytes()).matches(code.as_str()));
+    assert_eq!(
+        host::parse_counter(&send(&tx, &host::get_data(DataObject::NextCounter))).unwrap(),
+        4
+    );
+}
+
+#[test]
+fn wrong_pin_counts_down_blocks_and_the_puk_unblocks() {
+    let mut card = TestCard::personalized(&CardSpec::default());
+    let mut link = card.link();
+    {
+        let tx = link.transaction().unwrap();
+        host::parse_select(&send(&tx, &host::select())).unwrap();
+        assert_eq!(sw(&send(&tx, &host::verify("9999").unwrap())), 0x63C2);
+        assert_eq!(sw(&send(&tx, &host::verify("9998").unwrap())), 0x63C1);
+        assert_eq!(
+            host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(),
+            PinStatus::NotVerified { tries_left: 1 }
+        );
+        assert_eq!(sw(&send(&tx, &host::verify("9997").unwrap())), 0x63C0);
+        // Blocked: even the right PIN is refused.
+        assert_eq!(sw(&send(&tx, &host::verify("1234").unwrap())), 0x6983);
+        assert_eq!(
+            host::parse_byte(&send(&tx, &host::get_data(DataObject::PinTries))).unwrap(),
+            0
+        );
+    }
+    // Counters survive a reset and a restart of the card process.
+    link.reset().unwrap();
+    drop(link);
+    card.process().restart().unwrap();
+    let mut link = card.link();
+    let tx = link.transaction().unwrap();
+    host::parse_select(&send(&tx, &host::select())).unwrap();
+    assert_eq!(
+        host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(),
+        PinStatus::Blocked
+    );
+    assert_eq!(
+        host::parse_reset_retry_counter(&send(
+            &tx,
+            &host::reset_retry_counter("87654321", "4321").unwrap()
+        )),
+        Err(CardError::WrongPuk { tries_left: 9 })
+    );
+    host::parse_reset_retry_counter(&send(
+        &tx,
+        &host::reset_retry_counter("12345678", "4321").unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(sw(&send(&tx, &host::verify("1234").unwrap())), 0x63C2);
+    host::parse_verify(&send(&tx, &host::verify("4321").unwrap())).unwrap();
+    assert_eq!(
+        host::parse_byte(&send(&tx, &host::get_data(DataObject::PinTries))).unwrap(),
+        3
+    );
+}
+
+#[test]
+fn reset_and_power_cycle_clear_the_verified_pin() {
+    let card = TestCard::personalized(&CardSpec::default());
+    let mut link = card.link();
+    for (what, disposition) in [("warm reset", false), ("power cycle", true)] {
+        {
+            let tx = link.transaction().unwrap();
+            host::parse_select(&send(&tx, &host::select())).unwrap();
+            host::parse_verify(&send(&tx, &host::verify("1234").unwrap())).unwrap();
+            host::parse_otp(&send(
+                &tx,
+                &host::login_otp(&challenge(1), VERIFIER).unwrap(),
+            ))
+            .unwrap();
+        }
+        if disposition {
+            link.power_cycle().unwrap();
+        } else {
+            link.reset().unwrap();
+        }
+        let tx = link.transaction().unwrap();
+        host::parse_select(&send(&tx, &host::select())).unwrap();
+        assert_eq!(
+            host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(),
+            PinStatus::NotVerified { tries_left: 3 },
+            "after a {what}"
+        );
+        let resp = send(&tx, &host::login_otp(&challenge(2), VERIFIER).unwrap());
+        assert_eq!(
+            host::parse_otp(&resp).unwrap_err(),
+            CardError::SecurityNotSatisfied,
+            "after a {what}"
+        );
+    }
+    assert!(
+        card.log().contains("reset"),
+        "the card logs resets:\n{}",
+        card.log()
+    );
+}
+
+#[test]
+fn third_party_clients_get_the_same_answers() {
+    let card = TestCard::personalized(&CardSpec {
+        serial: "PSIM-3RD-PARTY".into(),
+        ..CardSpec::default()
+    });
+    let reader = card.reader();
+    let (fci_pcsc, tries_pcsc) = {
+        let mut link = card.link();
+        let tx = link.transaction().unwrap();
+        (
+            send(&tx, &host::select()),
+            send(&tx, &host::get_data(DataObject::PinTries)),
+        )
+    };
+    assert_eq!(sw(&fci_pcsc), 0x9000);
+
+    // scriptor (pcsc-tools): one connection for SELECT, VERIFY, LOGIN OTP, GET DATA.
+    let ch = challenge(7);
+    let apdus = [
+        host::select(),
+        host::get_data(DataObject::PinTries),
+        host::verify("1234").unwrap().to_vec(),
+        host::login_otp(&ch, VERIFIER).unwrap(),
+        host::get_data(DataObject::NextCounter),
+    ]
+    .map(|a| hex_upper(&a));
+    let answers = scriptor(&reader, &apdus).unwrap();
+    assert_eq!(
+        answers[0].data,
+        fci_pcsc[..fci_pcsc.len() - 2],
+        "scriptor sees the same FCI"
+    );
+    assert_eq!(answers[0].sw, 0x9000);
+    assert_eq!(
+        [
+            answers[1].data.clone(),
+            answers[1].sw.to_be_bytes().to_vec()
+        ]
+        .concat(),
+        tries_pcsc
+    );
+    assert_eq!(answers[2].sw, 0x9000);
+    let mut otp_resp = answers[3].data.clone();
+    otp_resp.extend_from_slice(&answers[3].sw.to_be_bytes());
+    let (counter, code) = host::parse_otp(&otp_resp).unwrap();
+    let ck = ChainKey::from_bytes(card.token.seed).advance(counter);
+    assert!(otp::login_otp(&ck, counter, &ch, VERIFIER.as_bytes()).matches(code.as_str()));
+    assert_eq!(answers[4].data, (counter + 1).to_be_bytes());
+
+    // opensc-tool: SELECT and GET DATA serial, and a wrong PIN counts as it does for pcsc.
+    let apdus = [
+        host::select(),
+        host::get_data(DataObject::Serial),
+        host::verify("0000").unwrap().to_vec(),
+    ]
+    .map(|a| hex_upper(&a));
+    let answers = opensc_tool(&reader, &apdus).unwrap();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(
+        answers[0].data,
+        fci_pcsc[..fci_pcsc.len() - 2],
+        "opensc-tool sees the same FCI"
+    );
+    assert_eq!(answers[1].data, b"PSIM-3RD-PARTY");
+    assert_eq!(answers[2].sw, 0x63C2);
+    let mut link = card.link();
+    let tx = link.transaction().unwrap();
+    host::parse_select(&send(&tx, &host::select())).unwrap();
+    assert_eq!(
+        host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(),
+        PinStatus::NotVerified { tries_left: 2 }
+    );
+}
+
+#[test]
+fn virtual_card_refuses_a_missing_or_busy_state_file() {
+    let (dir, state, _admin, card) = TestCard::factory(None);
+    let second = std::process::Command::new(e2e_tests::bin("virtual-card"))
+        .arg("--state")
+        .arg(&state)
+        .arg("--vpcd")
+        .arg(card.slot().vpcd_addr())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("in use by another process"), "{err}");
+
+    let missing = std::process::Command::new(e2e_tests::bin("virtual-card"))
+        .arg("--state")
+        .arg(dir.path().join("nope.state"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("bank-tools card create"), "{err}");
+}
+
+#[test]
+fn personalize_refuses_bad_input_before_touching_the_card() {
+    let (dir, _state, admin, card) = TestCard::factory(None);
+    let reader = card.reader();
+    let out = dir.path().join("token.json");
+    let base = |serial: &str| {
+        vec![
+            "card".to_owned(),
+            "personalize".into(),
+            "--reader".into(),
+            reader.clone(),
+            "--admin-key".into(),
+            admin.to_str().unwrap().into(),
+            "--serial".into(),
+            serial.into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]
+    };
+    let run = |args: Vec<String>, stdin: Option<&str>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        bank_tools(&refs, stdin)
+    };
+    for (args, needle) in [
+        (
+            [
+                base("psim lower"),
+                vec![
+                    "--pin".into(),
+                    "1234".into(),
+                    "--puk".into(),
+                    "12345678".into(),
+                ],
+            ]
+            .concat(),
+            "serial",
+        ),
+        (
+            [
+                base("PSIM-1"),
+                vec![
+                    "--pin".into(),
+                    "12".into(),
+                    "--puk".into(),
+                    "12345678".into(),
+                ],
+            ]
+            .concat(),
+            "PIN",
+        ),
+        (
+            [
+                base("PSIM-1"),
+                vec!["--pin".into(), "1234".into(), "--puk".into(), "123".into()],
+            ]
+            .concat(),
+            "PUK",
+        ),
+        (
+            [
+                base("PSIM-1"),
+                vec![
+                    "--pin".into(),
+                    "1234".into(),
+                    "--puk".into(),
+                    "12345678".into(),
+                    "--cert-sha256".into(),
+                    "xyz".into(),
+                ],
+            ]
+            .concat(),
+            "SHA-256",
+        ),
+    ] {
+        let out_proc = run(args, None);
+        assert!(!out_proc.status.success());
+        let err = String::from_utf8_lossy(&out_proc.stderr);
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(
+            !err.contains("1234"),
+            "a PIN reached an error message: {err}"
+        );
+    }
+    assert!(!out.exists());
+    // The card is still factory-fresh.
+    let mut link = card_link(&reader);
+    let tx = link.transaction().unwrap();
+    assert!(!host::parse_select(&send(&tx, &host::select()))
+        .unwrap()
+        .personalized());
+}
+
+fn card_link(reader: &str) -> tools::pcsc_link::Link {
+    tools::pcsc_link::Link::connect(reader, e2e_tests::WAIT).unwrap()
+}
+
+#[test]
+fn a_wrong_admin_key_is_refused_and_counted() {
+    let (dir, _state, _admin, card) = TestCard::factory(None);
+    let wrong = dir.path().join("wrong.admin");
+    tools::secret_file::write_new(&wrong, format!("{}\n", "5a".repeat(32)).as_bytes()).unwrap();
+    let out = dir.path().join("token.json");
+    let reader = card.reader();
+    let res = bank_tools(
+        &[
+            "card",
+            "personalize",
+            "--reader",
+            &reader,
+            "--admin-key",
+            wrong.to_str().unwrap(),
+            "--serial",
+            "PSIM-2",
+            "--pin",
+            "1234",
+            "--puk",
+            "12345678",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("admin authentication failed: 9 tries left"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

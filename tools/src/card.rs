@@ -1,0 +1,243 @@
+//! Card commands: create a factory card state, personalize a card over PC/SC.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use card_applet::host::{self, admin::AdminError, admin::AdminSession};
+use zeroize::Zeroizing;
+
+use crate::pcsc_link::{Link, LinkError};
+use crate::secret_file::{self, SecretFileError};
+use crate::seed::{self, Materials, Secret};
+
+/// How long `personalize` waits for a card in the reader.
+pub const CARD_WAIT: Duration = Duration::from_secs(10);
+
+/// Format name of the personalization output file.
+pub const TOKEN_FORMAT: &str = "paysim-token-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    #[error(transparent)]
+    File(#[from] SecretFileError),
+    #[error(transparent)]
+    Store(#[from] card_applet::state::StoreError),
+    #[error("cannot get random bytes from the operating system: {0}")]
+    Random(getrandom::Error),
+    #[error("admin key file {}: expected 64 hex digits", .0.display())]
+    AdminKeyFormat(PathBuf),
+    #[error("the card serial must be 1 to 16 characters of A-Z, 0-9 and '-'")]
+    Serial,
+    #[error("PIN: {0}")]
+    Pin(card_applet::pin::PinFormatError),
+    #[error("PUK: {0}")]
+    Puk(card_applet::pin::PinFormatError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("SELECT of the PAYSIM applet failed: {0}")]
+    Select(host::CardError),
+    #[error("admin authentication or PERSONALIZE failed: {0}")]
+    Admin(#[from] AdminError),
+    #[error("the card is personalized as {serial}, but its token file could not be written ({source}); \
+             its seed is lost: personalize the card again with a new --out file")]
+    TokenNotWritten {
+        serial: String,
+        #[source]
+        source: SecretFileError,
+    },
+}
+
+/// Creates a factory card state at `state` with a fresh 32-byte admin key from the OS CSPRNG,
+/// and writes that key, as 64 hex digits, to `admin_key_out`. Both files are mode 0600 and
+/// neither is ever overwritten.
+pub fn create(state: &Path, admin_key_out: &Path) -> Result<(), CardError> {
+    secret_file::ensure_absent(state)?;
+    secret_file::ensure_absent(admin_key_out)?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(key.as_mut()).map_err(CardError::Random)?;
+    let key_hex = Zeroizing::new(format!("{}\n", hex::encode(*key)));
+    secret_file::write_new(admin_key_out, key_hex.as_bytes())?;
+    if let Err(e) = card_applet::state::create_factory(state, &key) {
+        // Without its card, the key file is useless: leave nothing half-made behind.
+        let _ = std::fs::remove_file(admin_key_out);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Reads an admin key file written by [`create`] (64 hex digits; mode must be 0600).
+pub fn read_admin_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, CardError> {
+    let raw = secret_file::read_private(path)?;
+    let text = raw.trim_ascii();
+    let mut key = Zeroizing::new([0u8; 32]);
+    if text.len() != 64 || hex::decode_to_slice(text, key.as_mut()).is_err() {
+        return Err(CardError::AdminKeyFormat(path.to_owned()));
+    }
+    Ok(key)
+}
+
+/// What to personalize a card with.
+pub struct Personalization {
+    pub serial: String,
+    pub pin: Zeroizing<String>,
+    pub puk: Zeroizing<String>,
+    /// The seed's entropy: random, or from `--secret-file`.
+    pub secret: Secret,
+    /// Identity materials bound into the seed (may be empty).
+    pub materials: Materials,
+}
+
+/// What [`personalize`] did.
+#[derive(Debug)]
+pub struct Personalized {
+    /// The serial the card had before, if it was already personalized (its chain is wiped).
+    pub previous_serial: Option<String>,
+}
+
+/// Personalizes the card in `reader`: derives the seed, then over one PC/SC connection and
+/// transaction runs SELECT, admin authentication (GET CHALLENGE, EXTERNAL AUTHENTICATE) and
+/// PERSONALIZE (seed, PIN, PUK, serial, encrypted and MACed under the session keys), and
+/// writes the token file `out` (mode 0600). All input is checked before the card is touched.
+pub fn personalize(
+    reader: &str,
+    admin_key: &[u8; 32],
+    job: &Personalization,
+    out: &Path,
+) -> Result<Personalized, CardError> {
+    if !card_applet::state::serial_is_valid(&job.serial) {
+        return Err(CardError::Serial);
+    }
+    card_applet::pin::PinBlock::from_pin(&job.pin).map_err(CardError::Pin)?;
+    card_applet::pin::PukBlock::from_puk(&job.puk).map_err(CardError::Puk)?;
+    secret_file::ensure_absent(out)?;
+    let seed = seed::derive(&job.secret, &job.materials);
+
+    let mut link = Link::connect(reader, CARD_WAIT)?;
+    let tx = link.transaction()?;
+    let transmit = |apdu: &[u8]| tx.transmit(apdu).map(|r| r.to_bytes());
+    let fci = host::parse_select(&transmit(&host::select())?).map_err(CardError::Select)?;
+    let mut session = AdminSession::new(admin_key)?;
+    let challenge = transmit(&AdminSession::get_challenge())?;
+    let auth = session.external_authenticate(&challenge)?;
+    session.check_authenticated(&transmit(&auth)?)?;
+    let cmd = session.personalize(&card_applet::host::admin::Personalization {
+        seed: &seed,
+        pin: &job.pin,
+        puk: &job.puk,
+        serial: &job.serial,
+    })?;
+    session.check_personalized(&transmit(&cmd)?)?;
+    drop(tx);
+
+    TokenFile::new(&job.serial, &seed)
+        .write_new(out)
+        .map_err(|e| match e {
+            CardError::File(source) => CardError::TokenNotWritten {
+                serial: job.serial.clone(),
+                source,
+            },
+            other => other,
+        })?;
+    Ok(Personalized {
+        previous_serial: fci.serial,
+    })
+}
+
+/// The personalization output the bank enrolls a token from:
+/// `{"format":"paysim-token-v1","serial":..,"seed_hex":..,"counter":0}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct TokenFile {
+    pub format: String,
+    pub serial: String,
+    pub seed_hex: String,
+    pub counter: u64,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("format", &self.format)
+            .field("serial", &self.serial)
+            .field("seed_hex", &"<secret>")
+            .field("counter", &self.counter)
+            .finish()
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.seed_hex);
+    }
+}
+
+impl TokenFile {
+    pub fn new(serial: &str, seed: &[u8; 32]) -> Self {
+        Self {
+            format: TOKEN_FORMAT.to_owned(),
+            serial: serial.to_owned(),
+            seed_hex: hex::encode(seed),
+            counter: 0,
+        }
+    }
+
+    /// Writes the file, mode 0600, refusing to overwrite.
+    pub fn write_new(&self, path: &Path) -> Result<(), CardError> {
+        let mut json = Zeroizing::new(serde_json::to_vec_pretty(self).unwrap_or_default());
+        json.push(b'\n');
+        secret_file::write_new(path, &json)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn create_writes_two_private_files_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("card.state");
+        let key = dir.path().join("card.state.admin");
+        create(&state, &key).unwrap();
+        for p in [&state, &key] {
+            assert_eq!(
+                std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                p.display()
+            );
+        }
+        let k1 = read_admin_key(&key).unwrap();
+        assert_ne!(*k1, [0u8; 32]);
+        let before = std::fs::read(&state).unwrap();
+        let err = create(&state, &dir.path().join("other.admin")).unwrap_err();
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
+        assert_eq!(std::fs::read(&state).unwrap(), before);
+        assert!(!dir.path().join("other.admin").exists());
+        // A second card gets a different key.
+        create(&dir.path().join("b.state"), &dir.path().join("b.admin")).unwrap();
+        assert_ne!(*read_admin_key(&dir.path().join("b.admin")).unwrap(), *k1);
+    }
+
+    #[test]
+    fn token_file_has_the_shared_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.json");
+        TokenFile::new("PSIM-00000001", &[0xAB; 32])
+            .write_new(&p)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["format"], "paysim-token-v1");
+        assert_eq!(v["serial"], "PSIM-00000001");
+        assert_eq!(v["seed_hex"], "ab".repeat(32));
+        assert_eq!(v["counter"], 0);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(format!("{:?}", TokenFile::new("X", &[0xAB; 32])).contains("<secret>"));
+    }
+}

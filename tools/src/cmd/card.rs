@@ -1,0 +1,172 @@
+//! `bank-tools card ...`
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use zeroize::Zeroizing;
+
+use tools::card::{self, Personalization};
+use tools::seed::{Materials, Secret, Tag};
+
+#[derive(Subcommand)]
+pub enum CardCommand {
+    /// Create a factory-fresh card state file with a new random admin key.
+    Create(CreateArgs),
+    /// Personalize the card in a reader: admin authentication, then seed, PIN, PUK, serial.
+    Personalize(Box<PersonalizeArgs>),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Card state file to create (mode 0600; never overwritten).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    /// Where to write the card's admin key (mode 0600) [default: FILE.admin].
+    #[arg(long, value_name = "FILE")]
+    admin_key_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct PersonalizeArgs {
+    /// PC/SC reader holding the card, e.g. "Virtual PCD 00 00".
+    #[arg(long, value_name = "NAME")]
+    reader: String,
+    /// The card's admin key file, from `card create`.
+    #[arg(long, value_name = "FILE")]
+    admin_key: PathBuf,
+    /// Where to write the token file the bank enrolls from (mode 0600; never overwritten).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Card serial: 1-16 characters of A-Z, 0-9 and '-'.
+    #[arg(long)]
+    serial: String,
+    /// Read the PIN (4-8 digits) from the first line of standard input.
+    #[arg(long, conflicts_with = "pin")]
+    pin_stdin: bool,
+    /// The PIN (4-8 digits). Visible to other users in the process list: prefer --pin-stdin.
+    #[arg(long, required_unless_present = "pin_stdin")]
+    pin: Option<String>,
+    /// Read the PUK (8 digits) from the next line of standard input.
+    #[arg(long, conflicts_with = "puk")]
+    puk_stdin: bool,
+    /// The PUK (8 digits).
+    #[arg(long, required_unless_present = "puk_stdin")]
+    puk: Option<String>,
+    /// File holding the 32-byte secret (64 hex digits or raw); default: 32 fresh random bytes.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Identity material 1: user id.
+    #[arg(long)]
+    user_id: Option<String>,
+    /// Identity material 2: SHA-256 of the user's certificate, 64 hex digits.
+    #[arg(long, value_name = "HEX")]
+    cert_sha256: Option<String>,
+    /// Identity material 3: SIM ICCID.
+    #[arg(long)]
+    iccid: Option<String>,
+    /// Identity material 4: TF-card id.
+    #[arg(long)]
+    tf_card_id: Option<String>,
+    /// Identity material 5: device IMEI.
+    #[arg(long)]
+    imei: Option<String>,
+    /// Identity material 6: sticker-card id.
+    #[arg(long)]
+    sticker_id: Option<String>,
+    /// Identity material 7: user identification (e.g. an ID document number).
+    #[arg(long)]
+    user_identification: Option<String>,
+}
+
+pub fn run(cmd: CardCommand) -> anyhow::Result<()> {
+    match cmd {
+        CardCommand::Create(a) => create(a),
+        CardCommand::Personalize(a) => personalize(*a),
+    }
+}
+
+fn create(a: CreateArgs) -> anyhow::Result<()> {
+    let key_out = a.admin_key_out.unwrap_or_else(|| {
+        let mut p = a.state.clone().into_os_string();
+        p.push(".admin");
+        PathBuf::from(p)
+    });
+    card::create(&a.state, &key_out).context("cannot create the card")?;
+    println!(
+        "created factory card {} (admin key in {})",
+        a.state.display(),
+        key_out.display()
+    );
+    Ok(())
+}
+
+fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
+    let mut stdin_lines = std::io::stdin().lock().lines();
+    let mut next_line = |what: &str| -> anyhow::Result<Zeroizing<String>> {
+        match stdin_lines.next() {
+            Some(line) => Ok(Zeroizing::new(
+                line.with_context(|| format!("cannot read the {what} from standard input"))?
+                    .trim()
+                    .to_owned(),
+            )),
+            None => bail!("standard input ended before the {what} line"),
+        }
+    };
+    let pin = match a.pin {
+        Some(p) => Zeroizing::new(p),
+        None => next_line("PIN")?,
+    };
+    let puk = match a.puk {
+        Some(p) => Zeroizing::new(p),
+        None => next_line("PUK")?,
+    };
+    let secret = match &a.secret_file {
+        Some(path) => {
+            let raw =
+                tools::secret_file::read_private(path).context("cannot read the secret file")?;
+            Secret::from_file_contents(&raw)
+                .with_context(|| format!("secret file {}", path.display()))?
+        }
+        None => Secret::random().map_err(|e| {
+            anyhow::anyhow!("cannot get random bytes from the operating system: {e}")
+        })?,
+    };
+    let mut materials = Materials::new();
+    for (tag, value) in [
+        (Tag::UserId, &a.user_id),
+        (Tag::Iccid, &a.iccid),
+        (Tag::TfCardId, &a.tf_card_id),
+        (Tag::Imei, &a.imei),
+        (Tag::StickerId, &a.sticker_id),
+        (Tag::UserIdentification, &a.user_identification),
+    ] {
+        if let Some(v) = value {
+            materials.add(tag, v.as_bytes())?;
+        }
+    }
+    if let Some(h) = &a.cert_sha256 {
+        materials.add_cert_sha256_hex(h)?;
+    }
+    let admin_key = card::read_admin_key(&a.admin_key).context("cannot read the admin key")?;
+    let job = Personalization {
+        serial: a.serial,
+        pin,
+        puk,
+        secret,
+        materials,
+    };
+    let done = card::personalize(&a.reader, &admin_key, &job, &a.out)
+        .with_context(|| format!("cannot personalize the card in {:?}", a.reader))?;
+    if let Some(old) = done.previous_serial {
+        eprintln!("bank-tools: note: the card was personalized as {old}; its old chain is wiped");
+    }
+    println!(
+        "personalized card {} in {:?}; token file {}",
+        job.serial,
+        a.reader,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! One module per command group; each has a clap `...Command` enum and a `run`.
+
+pub mod card;
