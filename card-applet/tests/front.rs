@@ -41,6 +41,12 @@ fn a_short_le_gets_the_answer_in_pieces() {
 
 #[test]
 fn no_le_means_everything_waits_for_get_response() {
+    // A case-3 SELECT on a factory card: the 23-byte FCI waits (as docs/protocol.md says).
+    let mut f = factory();
+    assert_eq!(f.process(&hexs("00 A4 04 00 08 F0 50 41 59 53 49 4D 01")), [0x61, 0x17]);
+    let r = f.process(&[0x00, 0xC0, 0x00, 0x00, 0x17]);
+    assert_eq!(host::parse_select(&r).unwrap().life_cycle, 0x03);
+
     let mut c = unlocked();
     // LOGIN OTP as case 3 (no Le): the answer (20 bytes) waits.
     let mut apdu = login_apdu(&[5; 16]);
