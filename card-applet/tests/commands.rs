@@ -120,37 +120,200 @@ const TABLE: &[(&str, Kind, &str, u16)] = &[
     ("GET DATA 0001", Kind::Locked, "00 CA 00 01 00", 0x6A88),
     ("GET DATA with data", Kind::Locked, "00 CA DF 01 01 00 00", 0x6700),
     // LOGIN OTP (CH16 + VID = 23 bytes).
-    ("LOGIN factory", Kind::Factory, concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"), 0x6985),
-    ("LOGIN locked", Kind::Locked, concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"), 0x6982),
-    ("LOGIN", Kind::Unlocked, concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"), 0x9000),
-    ("LOGIN tags reversed", Kind::Unlocked, concat!("80 10 00 00 17 02 03 61 62 63 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 00"), 0x9000),
-    ("LOGIN P1", Kind::Unlocked, concat!("80 10 01 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"), 0x6A86),
+    (
+        "LOGIN factory",
+        Kind::Factory,
+        concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"),
+        0x6985,
+    ),
+    (
+        "LOGIN locked",
+        Kind::Locked,
+        concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"),
+        0x6982,
+    ),
+    (
+        "LOGIN",
+        Kind::Unlocked,
+        concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"),
+        0x9000,
+    ),
+    (
+        "LOGIN tags reversed",
+        Kind::Unlocked,
+        concat!("80 10 00 00 17 02 03 61 62 63 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 00"),
+        0x9000,
+    ),
+    (
+        "LOGIN P1",
+        Kind::Unlocked,
+        concat!("80 10 01 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 00"),
+        0x6A86,
+    ),
     ("LOGIN no data", Kind::Unlocked, "80 10 00 00 00", 0x6700),
-    ("LOGIN no verifier", Kind::Unlocked, concat!("80 10 00 00 12 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 00"), 0x6A80),
-    ("LOGIN challenge 15", Kind::Unlocked, "80 10 00 00 16 01 0F 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 02 03 61 62 63 00", 0x6A80),
-    ("LOGIN empty verifier", Kind::Unlocked, concat!("80 10 00 00 14 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 00 00"), 0x6A80),
-    ("LOGIN verifier not UTF-8", Kind::Unlocked, concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 FF 63 00"), 0x6A80),
-    ("LOGIN unknown tag", Kind::Unlocked, concat!("80 10 00 00 1A ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 09 01 00 00"), 0x6A80),
-    ("LOGIN repeated tag", Kind::Unlocked, concat!("80 10 00 00 1C ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 02 03 61 62 63 00"), 0x6A80),
-    ("LOGIN truncated TLV", Kind::Unlocked, concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 05 61 62 63 00"), 0x6A80),
+    (
+        "LOGIN no verifier",
+        Kind::Unlocked,
+        concat!("80 10 00 00 12 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 00"),
+        0x6A80,
+    ),
+    (
+        "LOGIN challenge 15",
+        Kind::Unlocked,
+        "80 10 00 00 16 01 0F 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 02 03 61 62 63 00",
+        0x6A80,
+    ),
+    (
+        "LOGIN empty verifier",
+        Kind::Unlocked,
+        concat!("80 10 00 00 14 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 00 00"),
+        0x6A80,
+    ),
+    (
+        "LOGIN verifier not UTF-8",
+        Kind::Unlocked,
+        concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 FF 63 00"),
+        0x6A80,
+    ),
+    (
+        "LOGIN unknown tag",
+        Kind::Unlocked,
+        concat!(
+            "80 10 00 00 1A ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 09 01 00 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "LOGIN repeated tag",
+        Kind::Unlocked,
+        concat!(
+            "80 10 00 00 1C ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 02 03 61 62 63 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "LOGIN truncated TLV",
+        Kind::Unlocked,
+        concat!("80 10 00 00 17 ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 05 61 62 63 00"),
+        0x6A80,
+    ),
     ("LOGIN constructed", Kind::Unlocked, "80 10 00 00 04 21 02 01 00 00", 0x6A80),
     // TRANSACTION OTP: CH16 VID 05 02 "T1" 06 08 amount 07 03 "EUR" 08 01 "P".
-    ("TX", Kind::Unlocked, concat!("80 12 00 00 2D ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"), 0x9000),
-    ("TX locked", Kind::Locked, concat!("80 12 00 00 2D ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"), 0x6982),
-    ("TX factory", Kind::Factory, concat!("80 12 00 00 2D ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"), 0x6985),
-    ("TX lower-case currency", Kind::Unlocked, concat!("80 12 00 00 2D ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 65 75 72 08 01 50 00"), 0x6A80),
-    ("TX amount 7 bytes", Kind::Unlocked, concat!("80 12 00 00 2C ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 05 02 54 31 06 07 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"), 0x6A80),
-    ("TX no payee", Kind::Unlocked, concat!("80 12 00 00 2A ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 00"), 0x6A80),
-    ("TX P2", Kind::Unlocked, concat!("80 12 00 01 2D ", "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F", " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"), 0x6A86),
+    (
+        "TX",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 2D ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"
+        ),
+        0x9000,
+    ),
+    (
+        "TX locked",
+        Kind::Locked,
+        concat!(
+            "80 12 00 00 2D ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"
+        ),
+        0x6982,
+    ),
+    (
+        "TX factory",
+        Kind::Factory,
+        concat!(
+            "80 12 00 00 2D ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"
+        ),
+        0x6985,
+    ),
+    (
+        "TX lower-case currency",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 2D ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 65 75 72 08 01 50 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX amount 7 bytes",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 2C ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 07 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX no payee",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 2A ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX P2",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 01 2D ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"
+        ),
+        0x6A86,
+    ),
     // Admin.
     ("GET CHALLENGE", Kind::Factory, "00 84 00 00 10", 0x9000),
     ("GET CHALLENGE P1", Kind::Factory, "00 84 01 00 10", 0x6A86),
     ("GET CHALLENGE data", Kind::Factory, "00 84 00 00 01 00 10", 0x6700),
-    ("EXTERNAL AUTH without challenge", Kind::Factory, concat!("00 82 00 00 20 ", "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00", " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"), 0x6985),
+    (
+        "EXTERNAL AUTH without challenge",
+        Kind::Factory,
+        concat!(
+            "00 82 00 00 20 ",
+            "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+            " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+        ),
+        0x6985,
+    ),
     ("EXTERNAL AUTH 16 bytes", Kind::Factory, "00 82 00 00 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00", 0x6700),
-    ("EXTERNAL AUTH P2", Kind::Factory, concat!("00 82 00 01 20 ", "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00", " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"), 0x6A86),
-    ("PERSONALIZE unauthenticated", Kind::Factory, concat!("80 E2 00 00 20 ", "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00", " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"), 0x6982),
-    ("PERSONALIZE 17 bytes", Kind::Factory, "80 E2 00 00 11 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00", 0x6700),
+    (
+        "EXTERNAL AUTH P2",
+        Kind::Factory,
+        concat!(
+            "00 82 00 01 20 ",
+            "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+            " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+        ),
+        0x6A86,
+    ),
+    (
+        "PERSONALIZE unauthenticated",
+        Kind::Factory,
+        concat!(
+            "80 E2 00 00 20 ",
+            "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+            " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
+        ),
+        0x6982,
+    ),
+    (
+        "PERSONALIZE 17 bytes",
+        Kind::Factory,
+        "80 E2 00 00 11 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+        0x6700,
+    ),
     ("PERSONALIZE under CLA 00", Kind::Factory, "00 E2 00 00 01 00", 0x6E00),
 ];
 
@@ -264,7 +427,10 @@ fn host_errors_are_typed() {
     let mut c = personalized();
     tx(&mut c, &host::select());
     assert_eq!(host::parse_otp(&tx(&mut c, &login_apdu(&[1; 16]))).unwrap_err(), CardError::SecurityNotSatisfied);
-    assert_eq!(host::parse_verify(&tx(&mut c, &host::verify("0000").unwrap())), Err(CardError::WrongPin { tries_left: 2 }));
+    assert_eq!(
+        host::parse_verify(&tx(&mut c, &host::verify("0000").unwrap())),
+        Err(CardError::WrongPin { tries_left: 2 })
+    );
     assert_eq!(
         host::parse_reset_retry_counter(&tx(&mut c, &host::reset_retry_counter("00000000", "1111").unwrap())),
         Err(CardError::WrongPuk { tries_left: 9 })
@@ -292,7 +458,10 @@ fn change_pin_then_the_old_one_is_wrong() {
     // The change proves the PIN: OTPs work straight away.
     assert!(host::parse_otp(&tx(&mut c, &login_apdu(&[3; 16]))).is_ok());
     tx(&mut c, &host::select());
-    assert_eq!(host::parse_verify(&tx(&mut c, &host::verify(PIN).unwrap())), Err(CardError::WrongPin { tries_left: 2 }));
+    assert_eq!(
+        host::parse_verify(&tx(&mut c, &host::verify(PIN).unwrap())),
+        Err(CardError::WrongPin { tries_left: 2 })
+    );
     host::parse_verify(&tx(&mut c, &host::verify("24680135").unwrap())).unwrap();
     assert_eq!(c.card().state().personal.as_ref().unwrap().pin_tries, 3);
 }

@@ -72,7 +72,10 @@ fn reset_and_power_off_forget_the_pin_but_not_the_counters() {
     tx(&mut c, &host::verify("0000").unwrap());
     c.power_off();
     tx(&mut c, &host::select());
-    assert_eq!(host::parse_pin_status(&tx(&mut c, &host::verify_status())).unwrap(), PinStatus::NotVerified { tries_left: 2 });
+    assert_eq!(
+        host::parse_pin_status(&tx(&mut c, &host::verify_status())).unwrap(),
+        PinStatus::NotVerified { tries_left: 2 }
+    );
 }
 
 #[test]

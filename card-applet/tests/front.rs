@@ -96,7 +96,10 @@ fn extended_apdus_work_end_to_end() {
 
 #[test]
 fn atr_is_the_documented_one() {
-    assert_eq!(hex::encode_upper(CardFront::<card_applet::state::MemStore>::atr()), "3B8C0180565041595349 4D738000 40F7".replace(' ', ""));
+    assert_eq!(
+        hex::encode_upper(CardFront::<card_applet::state::MemStore>::atr()),
+        "3B8C0180565041595349 4D738000 40F7".replace(' ', "")
+    );
 }
 
 /// One step of a fuzzed session.
@@ -143,7 +146,13 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300).prop_map(Step::Raw),
         // Header-shaped random APDUs reach the parser's inner branches more often.
-        (prop_oneof![Just(0x00u8), Just(0x80u8), any::<u8>()], any::<u8>(), any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..80))
+        (
+            prop_oneof![Just(0x00u8), Just(0x80u8), any::<u8>()],
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            proptest::collection::vec(any::<u8>(), 0..80)
+        )
             .prop_map(|(cla, ins, p1, p2, rest)| {
                 let mut v = vec![cla, ins, p1, p2];
                 v.extend(rest);

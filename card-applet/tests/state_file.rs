@@ -46,7 +46,11 @@ fn golden_files_of_format_version_1() {
         let bytes = std::fs::read(&path).unwrap();
         // Reads as the state, and the state writes byte for byte as the file.
         assert_eq!(&CardState::from_file_bytes(&bytes, &path).unwrap(), state, "{name}");
-        assert_eq!(String::from_utf8(state.to_file_bytes().to_vec()).unwrap(), String::from_utf8(bytes).unwrap(), "{name}");
+        assert_eq!(
+            String::from_utf8(state.to_file_bytes().to_vec()).unwrap(),
+            String::from_utf8(bytes).unwrap(),
+            "{name}"
+        );
     }
 }
 
@@ -73,7 +77,10 @@ fn bad_files_are_refused_with_a_reason() {
         assert!(!msg.contains("0001020304") && !msg.contains("2021222324"), "{msg}");
     }
     let v2 = text.replace("\"version\": 1", "\"version\": 2");
-    assert!(matches!(CardState::from_file_bytes(v2.as_bytes(), p), Err(StoreError::UnsupportedVersion { version: 2, .. })));
+    assert!(matches!(
+        CardState::from_file_bytes(v2.as_bytes(), p),
+        Err(StoreError::UnsupportedVersion { version: 2, .. })
+    ));
 }
 
 #[test]

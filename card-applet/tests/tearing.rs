@@ -215,7 +215,8 @@ fn puk_and_admin_tries_are_on_disk_before_the_comparison() {
     assert_eq!(disk.durable().personal.as_ref().unwrap().puk_tries, 8);
 
     let mut s = card_applet::host::admin::AdminSession::with_host_challenge(&[0xEE; 32], [1; 16]);
-    let auth = s.external_authenticate(&tx(&mut card, &card_applet::host::admin::AdminSession::get_challenge())).unwrap();
+    let auth =
+        s.external_authenticate(&tx(&mut card, &card_applet::host::admin::AdminSession::get_challenge())).unwrap();
     disk.fail_at(Some(disk.writes()), Tear::Lost);
     assert_eq!(sw(&tx(&mut card, &auth)), 0x6581);
     assert_eq!(disk.durable().admin_tries, 10);

@@ -55,7 +55,13 @@ fn paysim1_vectors_from_the_otp_module() {
     let challenge = h(&p["challenge_hex"]);
     let vid = p["verifier_id"].as_str().unwrap().as_bytes();
     let t = tx_of(p);
-    let fields = TxFields { verifier_id: vid, transaction_id: &t.id, amount_minor: t.amount, currency: &t.currency, payee: &t.payee };
+    let fields = TxFields {
+        verifier_id: vid,
+        transaction_id: &t.id,
+        amount_minor: t.amount,
+        currency: &t.currency,
+        payee: &t.payee,
+    };
     assert_eq!(login_context(vid), h(&p["login_context_hex"]));
     assert_eq!(tx_context(&fields), h(&p["tx_context_hex"]));
     let steps = p["steps"].as_array().unwrap();

@@ -51,7 +51,14 @@ pub fn data(resp: &[u8]) -> &[u8] {
 }
 
 /// Runs the whole admin protocol through `card` with the host session.
-pub fn personalize_with<S: Store>(card: &mut CardFront<S>, key: &[u8; 32], seed: &[u8; 32], pin: &str, puk: &str, serial: &str) {
+pub fn personalize_with<S: Store>(
+    card: &mut CardFront<S>,
+    key: &[u8; 32],
+    seed: &[u8; 32],
+    pin: &str,
+    puk: &str,
+    serial: &str,
+) {
     assert_eq!(sw(&tx(card, &host::select())), 0x9000);
     let mut s = AdminSession::with_host_challenge(key, [0x11; 16]);
     let rc = tx(card, &AdminSession::get_challenge());
@@ -111,7 +118,13 @@ pub struct Disk(pub Rc<RefCell<DiskInner>>);
 
 impl Disk {
     pub fn new(state: CardState) -> Self {
-        Disk(Rc::new(RefCell::new(DiskInner { durable: state, writes: 0, fail_at: None, tear: Tear::Lost, failed: false })))
+        Disk(Rc::new(RefCell::new(DiskInner {
+            durable: state,
+            writes: 0,
+            fail_at: None,
+            tear: Tear::Lost,
+            failed: false,
+        })))
     }
     pub fn fail_at(&self, n: Option<usize>, tear: Tear) {
         let mut d = self.0.borrow_mut();
