@@ -148,6 +148,9 @@ impl Terminal {
 impl Ui for Terminal {
     fn secret(&mut self, prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
         if self.pin_stdin {
+            // The prompt still goes to standard error, one line, so a script (or a test) can
+            // see where the bridge is.
+            eprintln!("{}", prompt.trim_end());
             return self.read_line().map(Zeroizing::new);
         }
         rpassword::prompt_password(prompt)

@@ -1,0 +1,869 @@
+//! The whole system end to end, through the real binaries: `virtual-card` in a vpcd slot
+//! behind the real pcscd, `bank-server serve` on 127.0.0.1 with a fresh SQLite database, and
+//! `reader-bridge`. Each test has its own card state, database and bridge state directory.
+//!
+//! The bank is set up with `bank_server::ops` (the functions `bank-tools` wraps), which work
+//! on the database while the server runs. Processes are waited on by their readiness lines,
+//! by pcscd's reader events, and by their exit: never by sleeping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use e2e_tests::{CardSpec, TestCard, WAIT};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+
+// ---------------------------------------------------------------------------------------
+// Binaries and processes
+// ---------------------------------------------------------------------------------------
+
+/// `target/<profile>/`: the test executable lives in its `deps/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    assert!(
+        deps.ends_with("deps"),
+        "unexpected test location {}",
+        exe.display()
+    );
+    deps.parent().unwrap().to_path_buf()
+}
+
+/// Builds `bank-server` and `reader-bridge` once per test process (the harness builds
+/// `virtual-card` and `bank-tools`) and returns the path of binary `name`.
+fn bin(name: &str) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = profile_dir();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(e2e_tests::workspace_root())
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "bank-server",
+                "-p",
+                "reader-bridge",
+                "--bins",
+                "--target-dir",
+            ])
+            .arg(dir.parent().unwrap());
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("cannot run cargo");
+        assert!(
+            out.status.success(),
+            "building bank-server and reader-bridge failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    });
+    dir.join(name)
+}
+
+/// Reads a child's pipe line by line on a thread, so the test can wait for a line with a
+/// deadline.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, what: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("{what}: no line starting with {prefix:?} within {WAIT:?} ({e})"),
+        }
+    }
+}
+
+/// A running `bank-server serve`.
+struct Bank {
+    child: Option<Child>,
+    db: PathBuf,
+    port: u16,
+}
+
+impl Bank {
+    /// Starts the bank on `port` (0: a free one) and waits for its readiness line.
+    fn start(db: &Path, port: u16) -> Bank {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(db.with_extension("log"))
+            .unwrap();
+        let mut child = Command::new(bin("bank-server"))
+            .args(["serve", "--db"])
+            .arg(db)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start bank-server");
+        let rx = lines_of(child.stdout.take().unwrap());
+        let line = wait_line(&rx, "bank-server listening on http://", "bank-server");
+        let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+        Bank {
+            child: Some(child),
+            db: db.to_owned(),
+            port,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `kill -9`: whatever was acknowledged must survive.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        let again = Bank::start(&self.db, self.port);
+        *self = again;
+    }
+}
+
+impl Drop for Bank {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One test's world: a personalized card in a vpcd slot, the bank with alice (enrolled with
+/// the card's token file, ACC-ALICE-EUR holding 1000.00 EUR) and bob (ACC-BOB-EUR, empty),
+/// and a bridge state directory.
+struct World {
+    card: TestCard,
+    bank: Bank,
+    state_dir: PathBuf,
+}
+
+fn world() -> World {
+    let card = TestCard::personalized(&CardSpec::default());
+    let db = card.dir.path().join("bank.sqlite3");
+    let bank = Bank::start(&db, 0);
+    bank_server::ops::add_user(&db, "alice").unwrap();
+    bank_server::ops::add_user(&db, "bob").unwrap();
+    let serial = bank_server::ops::enroll_token_file(&db, &card.token_path, "alice").unwrap();
+    assert_eq!(serial, card.token.serial);
+    bank_server::ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
+    bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+    bank_server::ops::fund(&db, "ACC-ALICE-EUR", 100_000, "opening deposit").unwrap();
+    let state_dir = card.dir.path().join("bridge-state");
+    World {
+        card,
+        bank,
+        state_dir,
+    }
+}
+
+impl World {
+    fn bridge_cmd(&self, args: &[&str]) -> Command {
+        self.bridge_cmd_at(&self.bank.url(), args)
+    }
+
+    /// The bridge configured with bank address `server`.
+    fn bridge_cmd_at(&self, server: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("reader-bridge"));
+        cmd.arg("--server")
+            .arg(server)
+            .arg("--reader")
+            .arg(self.card.reader())
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(["--wait", "5", "--pin-stdin"])
+            .args(args)
+            .env_remove("PAYSIM_SERVER")
+            .env_remove("PAYSIM_READER")
+            .env_remove("PAYSIM_BRIDGE_STATE_DIR");
+        cmd
+    }
+
+    /// Runs the bridge with `stdin` and returns its output.
+    fn bridge(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .bridge_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start reader-bridge");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn bridge_ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.bridge(args, stdin);
+        assert!(
+            out.status.success(),
+            "reader-bridge {args:?} failed: {}",
+            describe(&out)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn login(&self) {
+        let out = self.bridge_ok(&["login", "--user", "alice"], "1234\n");
+        assert!(out.contains("logged in as alice"), "{out}");
+    }
+
+    fn balance(&self, user: &str, number: &str) -> i64 {
+        bank_server::ops::accounts(&self.bank.db, user)
+            .unwrap()
+            .into_iter()
+            .find(|a| a.number == number)
+            .unwrap()
+            .balance_minor
+    }
+
+    /// The session token the bridge stored at login.
+    fn session_token(&self) -> String {
+        let text = std::fs::read_to_string(self.state_dir.join("session.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `reader-bridge respond ... --yes`: the counter and code it prints.
+    fn respond(&self, args: &[&str], pin: &str) -> (u64, String) {
+        let mut all = vec!["respond", "--yes"];
+        all.extend_from_slice(args);
+        let out = self.bridge_ok(&all, &format!("{pin}\n"));
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix("type into the page: "))
+            .unwrap_or_else(|| panic!("no code in {out}"));
+        let (counter, otp) = line.split_once('-').unwrap();
+        (counter.parse().unwrap(), otp.to_owned())
+    }
+
+    fn books_ok(&self) {
+        let books = bank_server::ops::check_books(&self.bank.db).unwrap();
+        assert!(books.problems.is_empty(), "{:?}", books.problems);
+    }
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "{} \nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+// ---------------------------------------------------------------------------------------
+// The bank's JSON API, for what the bridge does not do (replays, crossing codes)
+// ---------------------------------------------------------------------------------------
+
+fn http() -> &'static reqwest::blocking::Client {
+    static C: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    C.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    })
+}
+
+fn api(
+    w: &World,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let url = format!("{}/api/v1{path}", w.bank.url());
+    let mut req = match method {
+        "GET" => http().get(url),
+        _ => http().post(url),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The flows
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
+    let w = world();
+    let status = w.bridge_ok(&["status"], "");
+    assert!(status.contains(&w.card.token.serial), "{status}");
+    assert!(status.contains("next counter:    0"), "{status}");
+
+    // Before login the bank refuses the browse pages.
+    let out = w.bridge(&["accounts"], "");
+    assert_eq!(code(&out), 33, "{}", describe(&out));
+
+    w.login();
+    let accounts = w.bridge_ok(&["accounts"], "");
+    assert!(
+        accounts.contains("ACC-ALICE-EUR") && accounts.contains("1000.00"),
+        "{accounts}"
+    );
+
+    let out = w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "12.34",
+            "--currency",
+            "EUR",
+            "--yes",
+        ],
+        "1234\n",
+    );
+    assert!(out.contains("The card will sign this transfer"), "{out}");
+    assert!(out.contains("12.34 EUR (1234 minor units)"), "{out}");
+    assert!(
+        out.contains(&format!("bank (verifier id): {}", w.bank.url())),
+        "{out}"
+    );
+    assert!(
+        out.contains("executed: 12.34 EUR from ACC-ALICE-EUR to ACC-BOB-EUR"),
+        "{out}"
+    );
+
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1234);
+    assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 1234);
+    let accounts = w.bridge_ok(&["accounts"], "");
+    assert!(accounts.contains("987.66"), "{accounts}");
+    let history = w.bridge_ok(&["history"], "");
+    assert!(
+        history.contains("ACC-ALICE-EUR -> ACC-BOB-EUR") && history.contains("executed"),
+        "{history}"
+    );
+    assert_eq!(w.bridge_ok(&["pending"], "").trim(), "no pending transfers");
+    // Two codes were used: the login's (counter 0) and the transfer's (counter 1).
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    2"));
+    w.books_ok();
+}
+
+#[test]
+fn wrong_pin_three_times_blocks_and_the_puk_unblocks() {
+    let w = world();
+    let out = w.bridge(&["login", "--user", "alice"], "0000\n");
+    assert_eq!(code(&out), 20, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 tries left"),
+        "{}",
+        describe(&out)
+    );
+    let out = w.bridge(&["login", "--user", "alice"], "0000\n");
+    assert_eq!(code(&out), 20, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 try left"),
+        "{}",
+        describe(&out)
+    );
+    let out = w.bridge(&["login", "--user", "alice"], "0000\n");
+    assert_eq!(code(&out), 21, "{}", describe(&out));
+    // Blocked: even the right PIN is not tried.
+    let out = w.bridge(&["login", "--user", "alice"], "1234\n");
+    assert_eq!(code(&out), 21, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PIN is blocked"),
+        "{}",
+        describe(&out)
+    );
+    assert!(w.bridge_ok(&["status"], "").contains("PIN tries left:  0"));
+
+    // A wrong PUK costs a PUK try; the right one unblocks and sets the new PIN.
+    let out = w.bridge(&["unblock"], "00000000\n4321\n4321\n");
+    assert_eq!(code(&out), 20, "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong PUK: 9 tries left"),
+        "{}",
+        describe(&out)
+    );
+    w.bridge_ok(&["unblock"], "12345678\n4321\n4321\n");
+    assert!(w.bridge_ok(&["status"], "").contains("PIN tries left:  3"));
+    let out = w.bridge(&["login", "--user", "alice"], "1234\n");
+    assert_eq!(code(&out), 20, "the old PIN is gone: {}", describe(&out));
+    w.bridge_ok(&["login", "--user", "alice"], "4321\n");
+}
+
+#[test]
+fn a_replayed_login_code_is_refused() {
+    let w = world();
+    let (s, ch) = api(
+        &w,
+        "POST",
+        "/login/challenge",
+        None,
+        Some(serde_json::json!({"user": "alice"})),
+    );
+    assert_eq!(s, 200, "{ch}");
+    let (counter, otp) = w.respond(
+        &["--challenge", ch["challenge_hex"].as_str().unwrap()],
+        "1234",
+    );
+    let submit = |cid: &str| {
+        api(
+            &w,
+            "POST",
+            "/login",
+            None,
+            Some(serde_json::json!({"challenge_id": cid, "counter": counter, "otp": otp})),
+        )
+    };
+    let (s, body) = submit(ch["challenge_id"].as_str().unwrap());
+    assert_eq!(s, 200, "{body}");
+    // The same answer again: the challenge is used up.
+    let (s, body) = submit(ch["challenge_id"].as_str().unwrap());
+    assert_eq!((s, body["error"].as_str()), (401, Some("auth_failed")));
+    // The same counter and code on a fresh challenge: a replay.
+    let (_, ch2) = api(
+        &w,
+        "POST",
+        "/login/challenge",
+        None,
+        Some(serde_json::json!({"user": "alice"})),
+    );
+    let (s, body) = submit(ch2["challenge_id"].as_str().unwrap());
+    assert_eq!((s, body["error"].as_str()), (401, Some("auth_failed")));
+}
+
+#[test]
+fn a_code_for_one_transfer_does_not_confirm_another() {
+    let w = world();
+    w.login();
+    let token = w.session_token();
+    let create = |id: &str, amount: u64| {
+        let (s, body) = api(
+            &w,
+            "POST",
+            "/transfers",
+            Some(&token),
+            Some(
+                serde_json::json!({"transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": amount, "currency": "EUR"}),
+            ),
+        );
+        assert_eq!(s, 201, "{body}");
+        body
+    };
+    let a = create("t-a", 100);
+    let b = create("t-b", 90_000);
+    // The card signs transfer A (its challenge and fields) ...
+    let (counter, otp) = w.respond(
+        &[
+            "--challenge",
+            a["challenge_hex"].as_str().unwrap(),
+            "--transaction-id",
+            "t-a",
+            "--amount-minor",
+            "100",
+            "--currency",
+            "EUR",
+            "--payee",
+            "ACC-BOB-EUR",
+        ],
+        "1234",
+    );
+    // ... and that code cannot confirm B, with B's challenge or with A's.
+    for cid in [&b["challenge_id"], &a["challenge_id"]] {
+        let (s, body) = api(
+            &w,
+            "POST",
+            "/transfers/t-b/confirm",
+            Some(&token),
+            Some(serde_json::json!({"challenge_id": cid, "counter": counter, "otp": otp})),
+        );
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (401, Some("auth_failed")),
+            "{body}"
+        );
+    }
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000);
+    // It confirms A.
+    let (s, body) = api(
+        &w,
+        "POST",
+        "/transfers/t-a/confirm",
+        Some(&token),
+        Some(
+            serde_json::json!({"challenge_id": a["challenge_id"], "counter": counter, "otp": otp}),
+        ),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["transfer"]["status"], "executed");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 100);
+    w.books_ok();
+}
+
+#[test]
+fn desync_codes_never_sent_are_absorbed_but_not_twenty() {
+    let w = world();
+    let challenge = "00".repeat(32);
+    // Five codes that never reach the bank.
+    for _ in 0..5 {
+        w.respond(&["--challenge", &challenge], "1234");
+    }
+    w.login();
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    6"));
+    // Twenty more: the next code is outside the bank's window of 20.
+    for _ in 0..20 {
+        w.respond(&["--challenge", &challenge], "1234");
+    }
+    let out = w.bridge(&["login", "--user", "alice"], "1234\n");
+    assert_eq!(code(&out), 31, "{}", describe(&out));
+}
+
+/// Starts `reader-bridge transfer` and waits until it asks for the PIN (the card is open, no
+/// request has gone to the bank yet); returns the running child.
+fn transfer_until_pin_prompt(w: &World, amount: &str) -> (Child, mpsc::Receiver<String>) {
+    let mut child = w
+        .bridge_cmd(&[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            amount,
+            "--currency",
+            "EUR",
+            "--yes",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    wait_line(&stderr, "PIN for the card", "reader-bridge transfer");
+    (child, stderr)
+}
+
+fn finish(mut child: Child, stderr: mpsc::Receiver<String>, stdin: &str) -> (i32, String, String) {
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err: Vec<String> = stderr.try_iter().collect();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        err.join("\n"),
+    )
+}
+
+#[test]
+fn card_removed_mid_transfer_and_bank_restarted_then_retry_moves_money_exactly_once() {
+    let mut w = world();
+    w.login();
+
+    // The card is pulled while the bridge waits for the PIN: the bridge then records the
+    // transfer id, creates the transfer at the bank, and fails at the card.
+    let (child, stderr) = transfer_until_pin_prompt(&w, "25.00");
+    w.card.process().kill();
+    let (status, stdout, err) = finish(child, stderr, "1234\n");
+    assert_eq!(status, 12, "stdout: {stdout}\nstderr: {err}");
+    assert!(err.contains("run the same transfer command again"), "{err}");
+    let pending = w.bridge_ok(&["pending"], "");
+    let id = pending.split_whitespace().next().unwrap().to_owned();
+    assert!(id.starts_with("tx-"), "{pending}");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000);
+
+    // The bank dies hard and comes back; the card comes back.
+    w.bank.restart();
+    w.card.process().restart().unwrap();
+
+    let out = w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "25.00",
+            "--currency",
+            "EUR",
+            "--yes",
+        ],
+        "1234\n",
+    );
+    assert!(out.contains(&format!("resuming transfer {id}")), "{out}");
+    assert!(out.contains(&format!("transfer {id} executed")), "{out}");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 2500);
+    assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 2500);
+    let token = w.session_token();
+    let (_, history) = api(&w, "GET", "/transfers", Some(&token), None);
+    let transfers = history["transfers"].as_array().unwrap();
+    assert_eq!(transfers.len(), 1, "{history}");
+    assert_eq!(transfers[0]["transfer_id"], id.as_str());
+    w.books_ok();
+}
+
+#[test]
+fn bank_killed_mid_transfer_then_retry_moves_money_exactly_once() {
+    let mut w = world();
+    w.login();
+    let (child, stderr) = transfer_until_pin_prompt(&w, "7.50");
+    w.bank.kill();
+    let (status, stdout, err) = finish(child, stderr, "1234\n");
+    assert_eq!(status, 30, "stdout: {stdout}\nstderr: {err}");
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(w.bridge_ok(&["pending"], "").starts_with("tx-"));
+
+    w.bank.restart();
+    let out = w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "7.50",
+            "--currency",
+            "EUR",
+            "--yes",
+        ],
+        "1234\n",
+    );
+    assert!(out.contains("resuming transfer"), "{out}");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 750);
+    // Running the same command once more is a new, second payment (the first one is known).
+    w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "7.50",
+            "--currency",
+            "EUR",
+            "--yes",
+        ],
+        "1234\n",
+    );
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1500);
+    w.books_ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// The website by HTTP, with codes from `reader-bridge respond`
+// ---------------------------------------------------------------------------------------
+
+/// A tiny cookie-keeping browser without JavaScript.
+struct Browser<'a> {
+    w: &'a World,
+    cookie: Option<String>,
+}
+
+impl Browser<'_> {
+    fn send(&mut self, req: reqwest::blocking::RequestBuilder) -> (u16, String, Option<String>) {
+        let req = match &self.cookie {
+            Some(c) => req.header("cookie", c.as_str()),
+            None => req,
+        };
+        let resp = req.send().unwrap();
+        if let Some(set) = resp.headers().get("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+            self.cookie = Some(pair);
+        }
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (status, resp.text().unwrap(), location)
+    }
+
+    fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
+        let url = format!("{}{path}", self.w.bank.url());
+        self.send(http().get(url))
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        let url = format!("{}{path}", self.w.bank.url());
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            http()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    }
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the hidden input `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no input {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The `reader-bridge respond ...` command line the page prints, as arguments after `respond`.
+fn respond_args(html: &str) -> Vec<String> {
+    let start = html
+        .find("reader-bridge respond")
+        .unwrap_or_else(|| panic!("no respond command in {html}"));
+    let line = html[start..].split('<').next().unwrap();
+    let line = line
+        .replace("&amp;", "&")
+        .replace("&#x2F;", "/")
+        .replace("&#47;", "/");
+    line.split_whitespace().skip(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn website_login_and_transfer_with_codes_from_respond() {
+    let w = world();
+    let mut b = Browser {
+        w: &w,
+        cookie: None,
+    };
+
+    let (s, page, _) = b.get("/login");
+    assert_eq!(s, 200);
+    let csrf = hidden(&page, "csrf");
+    let (s, page, _) = b.post("/login", &[("csrf", &csrf), ("user", "alice")]);
+    assert_eq!(s, 200, "{page}");
+    assert!(
+        page.contains(&w.bank.url()),
+        "the page shows the bank's verifier id"
+    );
+    let args = respond_args(&page);
+    assert!(args.contains(&w.bank.url()), "{args:?}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // The bridge is told the address by the page's command line (its --server).
+    let (counter, otp) = w.respond(&args, "1234");
+    let (s, _, location) = b.post(
+        "/login/code",
+        &[
+            ("csrf", &csrf),
+            ("challenge_id", &hidden(&page, "challenge_id")),
+            ("code", &format!("{counter}-{otp}")),
+        ],
+    );
+    assert_eq!((s, location.as_deref()), (303, Some("/welcome")));
+
+    let (s, page, _) = b.get("/transfer");
+    assert_eq!(s, 200, "{page}");
+    let csrf = hidden(&page, "csrf");
+    let (s, page, _) = b.post(
+        "/transfer",
+        &[
+            ("csrf", &csrf),
+            ("transfer_id", &hidden(&page, "transfer_id")),
+            ("from", "ACC-ALICE-EUR"),
+            ("to", "ACC-BOB-EUR"),
+            ("amount", "12.34"),
+        ],
+    );
+    assert_eq!(s, 200, "{page}");
+    let args = respond_args(&page);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for expected in [
+        "--transaction-id",
+        "--amount-minor",
+        "1234",
+        "ACC-BOB-EUR",
+        "EUR",
+    ] {
+        assert!(args.contains(&expected), "{expected} missing in {args:?}");
+    }
+    let (counter, otp) = w.respond(&args, "1234");
+    let (s, result, _) = b.post(
+        "/transfer/confirm",
+        &[
+            ("csrf", &csrf),
+            ("challenge_id", &hidden(&page, "challenge_id")),
+            ("transfer_id", &hidden(&page, "transfer_id")),
+            ("code", &format!("{counter}-{otp}")),
+        ],
+    );
+    assert_eq!(s, 200, "{result}");
+    assert!(result.contains("The transfer was executed."), "{result}");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1234);
+    assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 1234);
+    w.books_ok();
+}
+
+#[test]
+fn a_bridge_pointed_at_another_address_gets_codes_the_bank_refuses() {
+    let w = world();
+    // Same bank, reached under another name (as a look-alike relay would present itself).
+    let lookalike = format!("http://localhost:{}", w.bank.port);
+    let out = w
+        .bridge_cmd_at(&lookalike, &["login", "--user", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"1234\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(code(&out), 31, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the server says its verifier id is"),
+        "{err}"
+    );
+    // The same card at the real address still logs in (the refused code fell in the window).
+    w.login();
+}
