@@ -446,7 +446,7 @@ impl<S: Store> Card<S> {
         let [seed, pin, puk, serial] =
             tlv::parse_flat(&plain, [tag::SEED, tag::PIN, tag::PUK, tag::SERIAL]).ok_or(bad)?;
         let seed = Zeroizing::new(seed.ok_or(bad)?);
-        let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| bad)?;
+        let seed = Zeroizing::new(<[u8; 32]>::try_from(seed.as_slice()).map_err(|_| bad)?);
         let pin = PinBlock::from_block(&Zeroizing::new(pin.ok_or(bad)?)).map_err(|_| bad)?;
         let puk = PukBlock::from_block(&Zeroizing::new(puk.ok_or(bad)?)).map_err(|_| bad)?;
         let serial = String::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?;
@@ -460,7 +460,7 @@ impl<S: Store> Card<S> {
             pin_tries: PIN_TRIES,
             puk,
             puk_tries: PUK_TRIES,
-            chain_key: ChainKey::from_bytes(seed),
+            chain_key: ChainKey::from_bytes(*seed),
             counter: 0,
         });
         self.pin_verified = false;

@@ -383,12 +383,17 @@ impl FileStore {
     }
 }
 
-/// Writes `bytes` to `tmp` (mode 0600) and fsyncs it.
+/// Writes `bytes` to a new `tmp` (mode 0600) and fsyncs it. Whatever was at `tmp` before
+/// (a stale file of another mode, a symlink) is removed, never written through.
 fn write_tmp(tmp: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    match std::fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io("remove stale", tmp)(e)),
+    }
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(tmp)
         .map_err(StoreError::io("create", tmp))?;

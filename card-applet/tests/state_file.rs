@@ -145,6 +145,12 @@ fn commits_replace_the_file_atomically_and_keep_mode_0600() {
     store.commit(&state).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), state.to_file_bytes().as_slice());
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    // A stale world-readable temp file is replaced, not written through.
+    let tmp = dir.path().join("card.json.tmp");
+    std::fs::write(&tmp, b"stale").unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+    store.commit(&state).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     drop(store);
     // A crash between writing the temp file and renaming it leaves a stale temp file:
     // the card opens with the old state and removes it.
