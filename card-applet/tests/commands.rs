@@ -477,3 +477,17 @@ fn apdu_builders_spell_the_documented_bytes() {
         "8010000015".to_owned() + "0110" + &"AB".repeat(16) + "020176" + "00"
     );
 }
+
+#[test]
+fn transceive_stops_on_a_card_that_never_stops_chaining() {
+    let mut calls = 0;
+    let mut endless = |_: &[u8]| {
+        calls += 1;
+        let mut r = vec![0xAA; 256];
+        r.extend_from_slice(&[0x61, 0x00]);
+        Ok::<_, std::convert::Infallible>(r)
+    };
+    let resp = host::transceive(&host::select(), &mut endless).unwrap();
+    assert!(calls <= 300, "{calls} calls");
+    assert!(matches!(host::parse_select(&resp), Err(CardError::Status(0x6100))));
+}
