@@ -174,8 +174,7 @@ impl OcraSuite {
     /// Parses `OCRA-1:HOTP-<hash>-<digits>:<DataInput>`.
     pub fn parse(text: &str) -> Result<Self, OcraError> {
         let mut parts = text.split(':');
-        let (Some(version), Some(crypto), Some(data), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(version), Some(crypto), Some(data), None) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(OcraError::Suite);
         };
@@ -460,10 +459,7 @@ pub struct TxFields<'a> {
 /// `"PAYSIM-1 TX" ‖ [verifier id, transaction id, amount (8 bytes BE), currency, payee]`.
 pub fn tx_context(tx: &TxFields<'_>) -> Vec<u8> {
     let amount = tx.amount_minor.to_be_bytes();
-    context(
-        LABEL_TX,
-        &[tx.verifier_id, tx.transaction_id, &amount, tx.currency, tx.payee],
-    )
+    context(LABEL_TX, &[tx.verifier_id, tx.transaction_id, &amount, tx.currency, tx.payee])
 }
 
 /// The PAYSIM-1 code at step `counter` with chain key `ck` (which must be `ck_counter`).
@@ -471,17 +467,10 @@ pub fn paysim_otp(ck: &ChainKey, counter: u64, challenge: &[u8], context: &[u8])
     let k = ck.step_key();
     let q = hex::encode_upper(challenge);
     let s = Sha512::digest(context);
-    let input = OcraInput {
-        counter: Some(counter),
-        question: &q,
-        session: Some(&s),
-        ..Default::default()
-    };
+    let input = OcraInput { counter: Some(counter), question: &q, session: Some(&s), ..Default::default() };
     // The suite is a constant that parses; a challenge outside 1..=32 bytes cannot reach here
     // from the card or the bank, and would yield a code that matches nothing.
-    let code = OcraSuite::parse(PAYSIM_SUITE)
-        .and_then(|suite| ocra(&suite, k.as_ref(), &input))
-        .unwrap_or_default();
+    let code = OcraSuite::parse(PAYSIM_SUITE).and_then(|suite| ocra(&suite, k.as_ref(), &input)).unwrap_or_default();
     Otp(code)
 }
 
@@ -657,13 +646,8 @@ mod tests {
     #[test]
     fn context_encoding_is_length_prefixed() {
         assert_eq!(login_context(b"ab"), b"PAYSIM-1 LOGIN\x00\x02ab".to_vec());
-        let tx = TxFields {
-            verifier_id: b"v",
-            transaction_id: b"t1",
-            amount_minor: 0x0102,
-            currency: b"EUR",
-            payee: b"P",
-        };
+        let tx =
+            TxFields { verifier_id: b"v", transaction_id: b"t1", amount_minor: 0x0102, currency: b"EUR", payee: b"P" };
         let mut want = b"PAYSIM-1 TX".to_vec();
         want.extend_from_slice(b"\x00\x01v\x00\x02t1\x00\x08\x00\x00\x00\x00\x00\x00\x01\x02\x00\x03EUR\x00\x01P");
         assert_eq!(tx_context(&tx), want);
