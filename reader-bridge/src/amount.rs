@@ -36,8 +36,8 @@ impl Currency {
     /// exceptions below use 2, which is ISO 4217's value for almost all of them.
     pub fn exponent(&self) -> u32 {
         match self.as_str() {
-            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
-            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
+            | "VUV" | "XAF" | "XOF" | "XPF" => 0,
             "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
             "CLF" | "UYW" => 4,
             _ => 2,
@@ -52,9 +52,7 @@ impl std::fmt::Display for Currency {
 }
 
 fn bad_currency(text: &str) -> Error {
-    Error::BadInput(format!(
-        "bad currency {text:?}: give a three-letter ISO 4217 code such as EUR"
-    ))
+    Error::BadInput(format!("bad currency {text:?}: give a three-letter ISO 4217 code such as EUR"))
 }
 
 /// Parses a decimal amount such as `12.34` into minor units of `currency` (1234 for EUR).
@@ -66,11 +64,7 @@ pub fn parse_amount(text: &str, currency: Currency) -> Result<u64> {
     let t = text.trim();
     let exp = currency.exponent();
     let example = example(exp);
-    let bad = |why: &str| {
-        Error::BadInput(format!(
-            "bad amount {text:?}: {why}; write it like {example}"
-        ))
-    };
+    let bad = |why: &str| Error::BadInput(format!("bad amount {text:?}: {why}; write it like {example}"));
     if t.is_empty() {
         return Err(bad("it is empty"));
     }
@@ -84,9 +78,7 @@ pub fn parse_amount(text: &str, currency: Currency) -> Result<u64> {
     let frac = match frac {
         None => "",
         Some("") => return Err(bad("digits must follow the decimal point")),
-        Some(f) if !f.bytes().all(|b| b.is_ascii_digit()) => {
-            return Err(bad("use only digits and one decimal point"))
-        }
+        Some(f) if !f.bytes().all(|b| b.is_ascii_digit()) => return Err(bad("use only digits and one decimal point")),
         Some(_) if exp == 0 => return Err(bad(&format!("{currency} has no decimals"))),
         Some(f) if f.len() > exp as usize => {
             return Err(bad(&format!("{currency} has only {exp} decimals")));
@@ -101,10 +93,7 @@ pub fn parse_amount(text: &str, currency: Currency) -> Result<u64> {
         let d = frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
         frac_minor = frac_minor * 10 + d;
     }
-    let minor = whole
-        .checked_mul(scale)
-        .and_then(|w| w.checked_add(frac_minor))
-        .ok_or_else(too_big)?;
+    let minor = whole.checked_mul(scale).and_then(|w| w.checked_add(frac_minor)).ok_or_else(too_big)?;
     if minor == 0 {
         return Err(bad("it must be more than zero"));
     }
@@ -124,12 +113,7 @@ pub fn format_minor_exp(minor: i128, exp: u32) -> String {
         return format!("{sign}{abs}");
     }
     let scale = 10u128.pow(exp);
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / scale,
-        abs % scale,
-        width = exp as usize
-    )
+    format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = exp as usize)
 }
 
 fn example(exp: u32) -> String {
@@ -204,10 +188,7 @@ mod tests {
         assert_eq!(cur("eur").as_str(), "EUR");
         assert_eq!(cur("EUR").bytes(), b"EUR");
         for bad in ["EU", "EURO", "E1R", "", "€UR"] {
-            assert!(
-                matches!(Currency::parse(bad), Err(Error::BadInput(_))),
-                "{bad}"
-            );
+            assert!(matches!(Currency::parse(bad), Err(Error::BadInput(_))), "{bad}");
         }
         assert_eq!(cur("JPY").exponent(), 0);
         assert_eq!(cur("BHD").exponent(), 3);
@@ -216,13 +197,7 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for (text, c) in [
-            ("12.34", "EUR"),
-            ("0.05", "EUR"),
-            ("1234", "JPY"),
-            ("1.234", "KWD"),
-            ("1.000", "KWD"),
-        ] {
+        for (text, c) in [("12.34", "EUR"), ("0.05", "EUR"), ("1234", "JPY"), ("1.234", "KWD"), ("1.000", "KWD")] {
             let minor = parse_amount(text, cur(c)).unwrap();
             assert_eq!(format_minor(minor, cur(c)), text);
         }

@@ -48,10 +48,7 @@ pub struct CardOtp {
 
 impl std::fmt::Debug for CardOtp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardOtp")
-            .field("counter", &self.counter)
-            .field("otp", &"<8 digits>")
-            .finish()
+        f.debug_struct("CardOtp").field("counter", &self.counter).field("otp", &"<8 digits>").finish()
     }
 }
 
@@ -63,9 +60,7 @@ impl Pin {
     pub fn new(text: &str) -> Result<Self> {
         let t = text.trim_end_matches(['\r', '\n']);
         if !(4..=8).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::BadInput(
-                "a PIN is 4 to 8 digits; nothing was sent to the card".to_owned(),
-            ));
+            return Err(Error::BadInput("a PIN is 4 to 8 digits; nothing was sent to the card".to_owned()));
         }
         Ok(Pin(Zeroizing::new(t.to_owned())))
     }
@@ -89,9 +84,7 @@ impl Puk {
     pub fn new(text: &str) -> Result<Self> {
         let t = text.trim_end_matches(['\r', '\n']);
         if t.len() != 8 || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::BadInput(
-                "a PUK is 8 digits; nothing was sent to the card".to_owned(),
-            ));
+            return Err(Error::BadInput("a PUK is 8 digits; nothing was sent to the card".to_owned()));
         }
         Ok(Puk(Zeroizing::new(t.to_owned())))
     }
@@ -118,10 +111,7 @@ pub fn card_error(command: &'static str, e: CardError) -> Error {
         CardError::WrongPuk { tries_left: 0 } | CardError::PukBlocked => Error::PukBlocked,
         CardError::WrongPuk { tries_left } => Error::WrongPuk { tries_left },
         CardError::NotPersonalized => Error::NotPersonalized,
-        other => Error::Card {
-            command,
-            source: other,
-        },
+        other => Error::Card { command, source: other },
     }
 }
 
@@ -145,10 +135,7 @@ mod tests {
         assert!(Puk::new("1234567a").is_err());
         assert_eq!(Puk::new("12345678").unwrap().digits(), "12345678");
         assert_eq!(format!("{:?}", Pin::new("1234").unwrap()), "Pin(<hidden>)");
-        assert_eq!(
-            format!("{:?}", Puk::new("12345678").unwrap()),
-            "Puk(<hidden>)"
-        );
+        assert_eq!(format!("{:?}", Puk::new("12345678").unwrap()), "Puk(<hidden>)");
     }
 
     #[test]
@@ -157,34 +144,16 @@ mod tests {
             card_error("VERIFY", CardError::WrongPin { tries_left: 2 }),
             Error::WrongPin { tries_left: 2 }
         ));
-        assert!(matches!(
-            card_error("VERIFY", CardError::WrongPin { tries_left: 0 }),
-            Error::PinBlocked
-        ));
-        assert!(matches!(
-            card_error("VERIFY", CardError::PinBlocked),
-            Error::PinBlocked
-        ));
+        assert!(matches!(card_error("VERIFY", CardError::WrongPin { tries_left: 0 }), Error::PinBlocked));
+        assert!(matches!(card_error("VERIFY", CardError::PinBlocked), Error::PinBlocked));
         assert!(matches!(
             card_error("RESET RETRY COUNTER", CardError::WrongPuk { tries_left: 9 }),
             Error::WrongPuk { tries_left: 9 }
         ));
-        assert!(matches!(
-            card_error("RESET RETRY COUNTER", CardError::PukBlocked),
-            Error::PukBlocked
-        ));
-        assert!(matches!(
-            card_error("LOGIN OTP", CardError::NotPersonalized),
-            Error::NotPersonalized
-        ));
+        assert!(matches!(card_error("RESET RETRY COUNTER", CardError::PukBlocked), Error::PukBlocked));
+        assert!(matches!(card_error("LOGIN OTP", CardError::NotPersonalized), Error::NotPersonalized));
         let other = card_error("LOGIN OTP", CardError::SecurityNotSatisfied);
-        assert!(matches!(
-            other,
-            Error::Card {
-                command: "LOGIN OTP",
-                ..
-            }
-        ));
+        assert!(matches!(other, Error::Card { command: "LOGIN OTP", .. }));
         assert!(other.to_string().contains("LOGIN OTP"), "{other}");
     }
 
@@ -221,10 +190,7 @@ mod tests {
 
     #[test]
     fn otp_answers_hide_the_code_in_debug() {
-        let otp = CardOtp {
-            counter: 7,
-            otp: Otp::from_digits("01234567").unwrap(),
-        };
+        let otp = CardOtp { counter: 7, otp: Otp::from_digits("01234567").unwrap() };
         let dbg = format!("{otp:?}");
         assert!(dbg.contains('7') && !dbg.contains("0123"), "{dbg}");
     }

@@ -121,17 +121,20 @@ impl Bank {
     pub fn new(server_url: &str) -> Result<Self> {
         let verifier_id = card_applet::otp::verifier_id(server_url)
             .map_err(|e| Error::BadInput(format!("bad --server URL {server_url:?}: {e}")))?;
+        if verifier_id.starts_with("https://") {
+            // The workspace's one HTTP stack is built without a TLS backend; say so plainly
+            // instead of failing later as "unreachable".
+            return Err(Error::BadInput(format!(
+                "this reader-bridge build speaks plain http only; {server_url:?} needs TLS (see docs/bridge.md)"
+            )));
+        }
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("reader-bridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::BadInput(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Bank {
-            http,
-            base: server_url.trim().trim_end_matches('/').to_owned(),
-            verifier_id,
-        })
+        Ok(Bank { http, base: server_url.trim().trim_end_matches('/').to_owned(), verifier_id })
     }
 
     /// The verifier id derived from the configured URL.
@@ -149,10 +152,7 @@ impl Bank {
     }
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<(u16, Vec<u8>)> {
-        let unreachable = |source| Error::BankUnreachable {
-            url: self.base.clone(),
-            source,
-        };
+        let unreachable = |source| Error::BankUnreachable { url: self.base.clone(), source };
         let resp = req.send().map_err(unreachable)?;
         let status = resp.status().as_u16();
         let body = resp.bytes().map_err(unreachable)?;
@@ -168,26 +168,21 @@ impl Bank {
 
     /// `POST /login/challenge`.
     pub fn login_challenge(&self, user: &str) -> Result<LoginChallenge> {
-        let (_, body) = self.send(
-            self.http
-                .post(self.url_of("/login/challenge"))
-                .json(&serde_json::json!({ "user": user })),
-        )?;
+        let (_, body) =
+            self.send(self.http.post(self.url_of("/login/challenge")).json(&serde_json::json!({ "user": user })))?;
         Self::json(&body)
     }
 
     /// `POST /login` with the card's counter and code.
     pub fn login(&self, challenge_id: &str, counter: u64, otp: &str) -> Result<LoginOk> {
-        let body =
-            serde_json::json!({ "challenge_id": challenge_id, "counter": counter, "otp": otp });
+        let body = serde_json::json!({ "challenge_id": challenge_id, "counter": counter, "otp": otp });
         let (_, body) = self.send(self.http.post(self.url_of("/login")).json(&body))?;
         Self::json(&body)
     }
 
     /// `POST /logout`.
     pub fn logout(&self, token: &str) -> Result<()> {
-        self.send(self.http.post(self.url_of("/logout")).bearer_auth(token))
-            .map(|_| ())
+        self.send(self.http.post(self.url_of("/logout")).bearer_auth(token)).map(|_| ())
     }
 
     /// `GET /accounts`.
@@ -206,11 +201,7 @@ impl Bank {
         struct Transfers {
             transfers: Vec<Transfer>,
         }
-        let req = self
-            .http
-            .get(self.url_of("/transfers"))
-            .query(&[("limit", limit)])
-            .bearer_auth(token);
+        let req = self.http.get(self.url_of("/transfers")).query(&[("limit", limit)]).bearer_auth(token);
         let (_, body) = self.send(req)?;
         Ok(Self::json::<Transfers>(&body)?.transfers)
     }
@@ -218,32 +209,19 @@ impl Bank {
     /// `GET /transfers/{id}`.
     pub fn transfer(&self, token: &str, id: &str) -> Result<Transfer> {
         check_transfer_id(id)?;
-        let (_, body) = self.send(
-            self.http
-                .get(self.url_of(&format!("/transfers/{id}")))
-                .bearer_auth(token),
-        )?;
-        Self::json::<TransferEnvelope>(&body)
-            .map(|e| e.transfer)
-            .or_else(|_| Self::json::<Transfer>(&body))
+        let (_, body) = self.send(self.http.get(self.url_of(&format!("/transfers/{id}"))).bearer_auth(token))?;
+        Self::json::<TransferEnvelope>(&body).map(|e| e.transfer).or_else(|_| Self::json::<Transfer>(&body))
     }
 
     /// `POST /transfers`: creates (or, for a known id with the same fields, re-challenges)
     /// a transfer.
     pub fn create_transfer(&self, token: &str, t: &NewTransfer) -> Result<Created> {
         check_transfer_id(&t.transfer_id)?;
-        let (status, body) = self.send(
-            self.http
-                .post(self.url_of("/transfers"))
-                .bearer_auth(token)
-                .json(t),
-        )?;
+        let (status, body) = self.send(self.http.post(self.url_of("/transfers")).bearer_auth(token).json(t))?;
         if status == 201 {
             return Ok(Created::Challenge(Self::json(&body)?));
         }
-        Ok(Created::AlreadyExecuted(
-            Self::json::<TransferEnvelope>(&body)?.transfer,
-        ))
+        Ok(Created::AlreadyExecuted(Self::json::<TransferEnvelope>(&body)?.transfer))
     }
 
     /// `POST /transfers/{id}/confirm` with the card's counter and code.
@@ -256,13 +234,8 @@ impl Bank {
         otp: &str,
     ) -> Result<Transfer> {
         check_transfer_id(id)?;
-        let body =
-            serde_json::json!({ "challenge_id": challenge_id, "counter": counter, "otp": otp });
-        let req = self
-            .http
-            .post(self.url_of(&format!("/transfers/{id}/confirm")))
-            .bearer_auth(token)
-            .json(&body);
+        let body = serde_json::json!({ "challenge_id": challenge_id, "counter": counter, "otp": otp });
+        let req = self.http.post(self.url_of(&format!("/transfers/{id}/confirm"))).bearer_auth(token).json(&body);
         let (_, body) = self.send(req)?;
         Ok(Self::json::<TransferEnvelope>(&body)?.transfer)
     }
@@ -271,15 +244,11 @@ impl Bank {
 /// Transfer ids go into URL paths: 1-64 characters of `A-Z a-z 0-9 . _ ~ -` (docs/api.md).
 pub fn check_transfer_id(id: &str) -> Result<()> {
     let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
     if ok {
         Ok(())
     } else {
-        Err(Error::BadInput(format!(
-            "bad transfer id {id:?}: use 1-64 characters of A-Z a-z 0-9 . _ ~ -"
-        )))
+        Err(Error::BadInput(format!("bad transfer id {id:?}: use 1-64 characters of A-Z a-z 0-9 . _ ~ -")))
     }
 }
 
@@ -287,10 +256,7 @@ pub fn check_transfer_id(id: &str) -> Result<()> {
 fn api_error(status: u16, body: &[u8]) -> Error {
     let (code, message) = match serde_json::from_slice::<ApiError>(body) {
         Ok(e) => (e.error, e.message),
-        Err(_) => (
-            String::new(),
-            String::from_utf8_lossy(body).chars().take(200).collect(),
-        ),
+        Err(_) => (String::new(), String::from_utf8_lossy(body).chars().take(200).collect()),
     };
     match code.as_str() {
         "auth_failed" => Error::OtpRejected,
@@ -302,26 +268,15 @@ fn api_error(status: u16, body: &[u8]) -> Error {
         | "currency_mismatch"
         | "unsupported_currency"
         | "invalid_amount" => Error::TransferRefused { code, message },
-        _ => Error::Bank {
-            status,
-            code: if code.is_empty() {
-                "unknown".to_owned()
-            } else {
-                code
-            },
-            message,
-        },
+        _ => Error::Bank { status, code: if code.is_empty() { "unknown".to_owned() } else { code }, message },
     }
 }
 
 /// Decodes a challenge from hex and checks its length (16-32 bytes, docs/protocol.md).
 pub fn decode_challenge(hex_text: &str) -> Result<Vec<u8>> {
-    let cleaned: String = hex_text
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-' && *c != ':')
-        .collect();
-    let bytes = hex::decode(&cleaned)
-        .map_err(|_| Error::BadInput("the challenge must be hexadecimal digits".to_owned()))?;
+    let cleaned: String = hex_text.chars().filter(|c| !c.is_whitespace() && *c != '-' && *c != ':').collect();
+    let bytes =
+        hex::decode(&cleaned).map_err(|_| Error::BadInput("the challenge must be hexadecimal digits".to_owned()))?;
     if !(card_applet::otp::CHALLENGE_MIN..=card_applet::otp::CHALLENGE_MAX).contains(&bytes.len()) {
         return Err(Error::BadInput(format!(
             "the challenge must be {} to {} bytes ({} to {} hex digits); got {} hex digits",
@@ -345,30 +300,21 @@ mod tests {
         let b = Bank::new("http://127.0.0.1:8080/").unwrap();
         assert_eq!(b.verifier_id(), "http://127.0.0.1:8080");
         assert_eq!(b.url(), "http://127.0.0.1:8080");
-        let b = Bank::new("https://Bank.Example/login").unwrap();
-        assert_eq!(b.verifier_id(), "https://bank.example:443");
+        let b = Bank::new("HTTP://Bank.Example/login").unwrap();
+        assert_eq!(b.verifier_id(), "http://bank.example:80");
+        let e = Bank::new("https://bank.example").err().unwrap();
+        assert!(e.to_string().contains("plain http only"), "{e}");
         assert!(matches!(Bank::new("ftp://bank"), Err(Error::BadInput(_))));
     }
 
     #[test]
     fn api_errors_map_to_typed_errors() {
-        let e = |code: &str| {
-            api_error(
-                409,
-                format!(r#"{{"error":"{code}","message":"m"}}"#).as_bytes(),
-            )
-        };
+        let e = |code: &str| api_error(409, format!(r#"{{"error":"{code}","message":"m"}}"#).as_bytes());
         assert!(matches!(e("auth_failed"), Error::OtpRejected));
         assert!(matches!(e("unauthenticated"), Error::NotLoggedIn));
         assert!(matches!(e("insufficient_funds"), Error::InsufficientFunds));
-        assert!(matches!(
-            e("currency_mismatch"),
-            Error::TransferRefused { .. }
-        ));
-        assert!(matches!(
-            e("transfer_id_conflict"),
-            Error::TransferRefused { .. }
-        ));
+        assert!(matches!(e("currency_mismatch"), Error::TransferRefused { .. }));
+        assert!(matches!(e("transfer_id_conflict"), Error::TransferRefused { .. }));
         let internal = api_error(500, br#"{"error":"internal","message":"x"}"#);
         assert!(matches!(internal, Error::Bank { status: 500, .. }));
         assert!(internal.outcome_unknown());
@@ -379,17 +325,9 @@ mod tests {
     #[test]
     fn challenges_are_checked() {
         assert_eq!(decode_challenge(&"ab".repeat(32)).unwrap(), vec![0xAB; 32]);
-        assert_eq!(
-            decode_challenge("0011 2233 4455 6677 8899 aabb ccdd eeff")
-                .unwrap()
-                .len(),
-            16
-        );
+        assert_eq!(decode_challenge("0011 2233 4455 6677 8899 aabb ccdd eeff").unwrap().len(), 16);
         assert!(decode_challenge("zz").is_err());
-        assert!(decode_challenge(&"ab".repeat(15))
-            .unwrap_err()
-            .to_string()
-            .contains("32 to 64 hex digits"));
+        assert!(decode_challenge(&"ab".repeat(15)).unwrap_err().to_string().contains("32 to 64 hex digits"));
         assert!(decode_challenge(&"ab".repeat(33)).is_err());
     }
 
@@ -404,11 +342,7 @@ mod tests {
     #[test]
     fn unreachable_bank_is_bank_unreachable() {
         // A port nobody listens on: bind one, learn it, close it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let b = Bank::new(&format!("http://127.0.0.1:{port}")).unwrap();
         let e = b.login_challenge("alice").unwrap_err();
         assert!(matches!(e, Error::BankUnreachable { .. }), "{e:?}");

@@ -60,28 +60,17 @@ impl Pcsc {
         let mut out = Vec::new();
         for (name, state) in names.iter().zip(states) {
             let text = name.to_string_lossy().into_owned();
-            let present =
-                state.contains(pcsc::State::PRESENT) && !state.contains(pcsc::State::MUTE);
-            let mut info = ReaderInfo {
-                name: text,
-                card_present: present,
-                paysim_serial: None,
-                note: None,
-            };
+            let present = state.contains(pcsc::State::PRESENT) && !state.contains(pcsc::State::MUTE);
+            let mut info = ReaderInfo { name: text, card_present: present, paysim_serial: None, note: None };
             if present {
                 match self.connect_paysim(name) {
                     Ok(mut link) => match link.exchange(|ch| {
-                        Ok(ch
-                            .fci()
-                            .and_then(|f| f.serial.clone())
-                            .unwrap_or_else(|| "(not personalized)".to_owned()))
+                        Ok(ch.fci().and_then(|f| f.serial.clone()).unwrap_or_else(|| "(not personalized)".to_owned()))
                     }) {
                         Ok(serial) => info.paysim_serial = Some(serial),
                         Err(e) => info.note = Some(e.to_string()),
                     },
-                    Err(Error::NoApplet { .. }) => {
-                        info.note = Some("card without the PAYSIM applet".to_owned())
-                    }
+                    Err(Error::NoApplet { .. }) => info.note = Some("card without the PAYSIM applet".to_owned()),
                     Err(e) => info.note = Some(e.to_string()),
                 }
             }
@@ -106,34 +95,20 @@ impl Pcsc {
             let candidates: Vec<CString> = match wanted {
                 None => names.clone(),
                 Some(w) => {
-                    let hit: Vec<CString> = names
-                        .iter()
-                        .filter(|n| n.to_string_lossy() == w)
-                        .cloned()
-                        .collect();
+                    let hit: Vec<CString> = names.iter().filter(|n| n.to_string_lossy() == w).cloned().collect();
                     if hit.is_empty() {
                         return Err(Error::UnknownReader {
                             name: w.to_owned(),
-                            available: names
-                                .iter()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .collect(),
+                            available: names.iter().map(|n| n.to_string_lossy().into_owned()).collect(),
                         });
                     }
                     hit
                 }
             };
-            let mut states: Vec<pcsc::ReaderState> = candidates
-                .iter()
-                .map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE))
-                .collect();
-            states.push(pcsc::ReaderState::new(
-                pcsc::PNP_NOTIFICATION(),
-                pcsc::State::UNAWARE,
-            ));
-            self.ctx
-                .get_status_change(Duration::ZERO, &mut states)
-                .map_err(Error::from)?;
+            let mut states: Vec<pcsc::ReaderState> =
+                candidates.iter().map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE)).collect();
+            states.push(pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE));
+            self.ctx.get_status_change(Duration::ZERO, &mut states).map_err(Error::from)?;
 
             let mut found = Vec::new();
             let mut not_ours = Vec::new();
@@ -153,32 +128,19 @@ impl Pcsc {
             match found.len() {
                 1 => return Ok(found.remove(0)),
                 0 => {}
-                _ => {
-                    return Err(Error::SeveralCards {
-                        readers: found.iter().map(|l| l.reader.clone()).collect(),
-                    })
-                }
+                _ => return Err(Error::SeveralCards { readers: found.iter().map(|l| l.reader.clone()).collect() }),
             }
             if let (Some(_), Some(reader)) = (wanted, not_ours.first()) {
-                return Err(Error::NoApplet {
-                    reader: reader.clone(),
-                });
+                return Err(Error::NoApplet { reader: reader.clone() });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(match (wanted, not_ours.first()) {
-                    (None, Some(reader)) if not_ours.len() == 1 => Error::NoApplet {
-                        reader: reader.clone(),
-                    },
-                    _ => Error::NoCard {
-                        seconds: wait.as_secs(),
-                    },
+                    (None, Some(reader)) if not_ours.len() == 1 => Error::NoApplet { reader: reader.clone() },
+                    _ => Error::NoCard { seconds: wait.as_secs() },
                 });
             }
-            tracing::info!(
-                "waiting up to {} ms for a PAYSIM card",
-                remaining.as_millis()
-            );
+            tracing::info!("waiting up to {} ms for a PAYSIM card", remaining.as_millis());
             for st in &mut states {
                 st.sync_current_state();
             }
@@ -196,10 +158,8 @@ impl Pcsc {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let mut states: Vec<pcsc::ReaderState> = names
-            .iter()
-            .map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE))
-            .collect();
+        let mut states: Vec<pcsc::ReaderState> =
+            names.iter().map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE)).collect();
         self.ctx.get_status_change(Duration::ZERO, &mut states)?;
         Ok(states.iter().map(|s| s.event_state()).collect())
     }
@@ -207,28 +167,17 @@ impl Pcsc {
     /// Connects to the card in `reader` and checks that it answers SELECT for our applet.
     fn connect_paysim(&self, reader: &CStr) -> Result<CardLink> {
         let name = reader.to_string_lossy().into_owned();
-        let card = match self
-            .ctx
-            .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-        {
+        let card = match self.ctx.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
             Ok(c) => c,
             Err(pcsc::Error::UnresponsiveCard | pcsc::Error::UnsupportedCard) => {
                 return Err(Error::NoApplet { reader: name })
             }
             Err(e) => return Err(e.into()),
         };
-        let mut link = CardLink {
-            card,
-            reader: name,
-            buf: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
-        };
+        let mut link = CardLink { card, reader: name, buf: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] };
         match link.exchange(|_| Ok(())) {
             Ok(()) => Ok(link),
-            Err(Error::Card {
-                command: "SELECT", ..
-            }) => Err(Error::NoApplet {
-                reader: link.reader,
-            }),
+            Err(Error::Card { command: "SELECT", .. }) => Err(Error::NoApplet { reader: link.reader }),
             Err(e) => Err(e),
         }
     }
@@ -255,27 +204,14 @@ impl CardLink {
             Ok(tx) => tx,
             // Somebody (possibly our own last exchange) reset the card: reconnect once.
             Err((card, pcsc::Error::ResetCard)) => {
-                card.reconnect(
-                    pcsc::ShareMode::Shared,
-                    pcsc::Protocols::ANY,
-                    pcsc::Disposition::LeaveCard,
-                )?;
+                card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::ANY, pcsc::Disposition::LeaveCard)?;
                 card.transaction()?
             }
             Err((_, e)) => return Err(e.into()),
         };
-        let mut ch = Channel {
-            tx,
-            buf: &mut self.buf,
-            pin_touched: false,
-            fci: None,
-        };
+        let mut ch = Channel { tx, buf: &mut self.buf, pin_touched: false, fci: None };
         let result = ch.select().and_then(|_| f(&mut ch));
-        let disposition = if ch.pin_touched {
-            pcsc::Disposition::ResetCard
-        } else {
-            pcsc::Disposition::LeaveCard
-        };
+        let disposition = if ch.pin_touched { pcsc::Disposition::ResetCard } else { pcsc::Disposition::LeaveCard };
         if let Err((_, e)) = ch.tx.end(disposition) {
             // Ending fails when the card left; the result of `f` says more in that case.
             tracing::debug!("ending the PC/SC transaction failed: {e}");
@@ -287,14 +223,8 @@ impl CardLink {
     pub fn status(&mut self) -> Result<CardStatus> {
         let reader = self.reader.clone();
         self.exchange(|ch| {
-            let fci = ch.fci.clone().ok_or(Error::NoApplet {
-                reader: reader.clone(),
-            })?;
-            let serial = if fci.personalized() {
-                ch.serial()?
-            } else {
-                String::new()
-            };
+            let fci = ch.fci.clone().ok_or(Error::NoApplet { reader: reader.clone() })?;
+            let serial = if fci.personalized() { ch.serial()? } else { String::new() };
             let next_counter = if fci.personalized() {
                 let resp = ch.transmit(&host::get_data(DataObject::NextCounter))?;
                 Some(host::parse_counter(&resp).map_err(|e| card_error("GET DATA", e))?)
@@ -310,14 +240,7 @@ impl CardLink {
                 format!("state {:#04x}", fci.life_cycle)
             };
             let version = format!("{}.{}", fci.version[0], fci.version[1]);
-            Ok(CardStatus {
-                reader,
-                serial,
-                next_counter,
-                pin_tries_left,
-                life_cycle,
-                version,
-            })
+            Ok(CardStatus { reader, serial, next_counter, pin_tries_left, life_cycle, version })
         })
     }
 
@@ -353,10 +276,7 @@ impl Channel<'_> {
     pub fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
         let tx = &self.tx;
         let buf = &mut *self.buf;
-        host::transceive(apdu, &mut |a: &[u8]| {
-            tx.transmit(a, buf).map(<[u8]>::to_vec)
-        })
-        .map_err(Error::from)
+        host::transceive(apdu, &mut |a: &[u8]| tx.transmit(a, buf).map(<[u8]>::to_vec)).map_err(Error::from)
     }
 
     fn select(&mut self) -> Result<()> {
@@ -428,8 +348,7 @@ impl Channel<'_> {
     /// TRANSACTION OTP (needs the PIN verified in this exchange).
     pub fn tx_otp(&mut self, tx: &TxRequest<'_>) -> Result<CardOtp> {
         let resp = self.transmit(&tx.apdu()?)?;
-        let (counter, otp) =
-            host::parse_otp(&resp).map_err(|e| card_error("TRANSACTION OTP", e))?;
+        let (counter, otp) = host::parse_otp(&resp).map_err(|e| card_error("TRANSACTION OTP", e))?;
         Ok(CardOtp { counter, otp })
     }
 }

@@ -9,26 +9,19 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The PC/SC service (pcscd) is not running or not reachable.
-    #[error(
-        "the PC/SC service is not available ({0}); start pcscd (e.g. `systemctl start pcscd`)"
-    )]
+    #[error("the PC/SC service is not available ({0}); start pcscd (e.g. `systemctl start pcscd`)")]
     NoService(#[source] pcsc::Error),
     /// PC/SC works but lists no reader at all.
     #[error("no smart-card reader found; plug in a reader (or start vpcd) and retry")]
     NoReader,
     /// `--reader NAME` names a reader that PC/SC does not list.
     #[error("no reader named {name:?}; readers present: {}", list(.available))]
-    UnknownReader {
-        name: String,
-        available: Vec<String>,
-    },
+    UnknownReader { name: String, available: Vec<String> },
     /// More than one reader holds a PAYSIM card and none was chosen.
     #[error("several readers hold a PAYSIM card: {}; choose one with --reader NAME", list(.readers))]
     SeveralCards { readers: Vec<String> },
     /// No PAYSIM card appeared within the wait time.
-    #[error(
-        "no PAYSIM card found within {seconds} s; insert the card and retry (or raise --wait)"
-    )]
+    #[error("no PAYSIM card found within {seconds} s; insert the card and retry (or raise --wait)")]
     NoCard { seconds: u64 },
     /// The card was removed, reset or lost power while the bridge was using it.
     #[error("the card was removed or reset during the operation; insert it again and retry")]
@@ -84,11 +77,7 @@ pub enum Error {
     TransferRefused { code: String, message: String },
     /// Any other refusal with a stable error code from the bank.
     #[error("the bank answered {status}: {message} ({code})")]
-    Bank {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Bank { status: u16, code: String, message: String },
     /// The bank's answer does not have the documented shape.
     #[error("the bank's answer is malformed: {0}")]
     BadBankResponse(String),
@@ -118,11 +107,7 @@ fn list(items: &[String]) -> String {
     if items.is_empty() {
         "none".to_owned()
     } else {
-        items
-            .iter()
-            .map(|r| format!("{r:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        items.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -203,15 +188,7 @@ impl Error {
     /// True when the outcome at the bank is unknown (the request may or may not have been
     /// processed): the pending transfer must be kept so that a retry reuses its id.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(
-            self,
-            Error::BankUnreachable { .. }
-                | Error::CardRemoved
-                | Error::Bank {
-                    status: 500..=599,
-                    ..
-                }
-        )
+        matches!(self, Error::BankUnreachable { .. } | Error::CardRemoved | Error::Bank { status: 500..=599, .. })
     }
 }
 
@@ -221,11 +198,9 @@ impl From<pcsc::Error> for Error {
     fn from(e: pcsc::Error) -> Self {
         use pcsc::Error as P;
         match e {
-            P::RemovedCard
-            | P::ResetCard
-            | P::NoSmartcard
-            | P::UnpoweredCard
-            | P::ReaderUnavailable => Error::CardRemoved,
+            P::RemovedCard | P::ResetCard | P::NoSmartcard | P::UnpoweredCard | P::ReaderUnavailable => {
+                Error::CardRemoved
+            }
             P::NoService | P::ServiceStopped | P::Shutdown => Error::NoService(e),
             P::NoReadersAvailable => Error::NoReader,
             other => Error::Pcsc(other),
@@ -240,11 +215,7 @@ mod tests {
 
     #[test]
     fn card_loss_maps_to_card_removed() {
-        for e in [
-            pcsc::Error::RemovedCard,
-            pcsc::Error::ResetCard,
-            pcsc::Error::NoSmartcard,
-        ] {
+        for e in [pcsc::Error::RemovedCard, pcsc::Error::ResetCard, pcsc::Error::NoSmartcard] {
             let mapped = Error::from(e);
             assert!(matches!(mapped, Error::CardRemoved), "{e:?} -> {mapped:?}");
             assert_eq!(mapped.exit_code(), exit::CARD_REMOVED);
@@ -254,30 +225,15 @@ mod tests {
 
     #[test]
     fn service_and_reader_errors_map_to_no_reader() {
-        assert_eq!(
-            Error::from(pcsc::Error::NoService).exit_code(),
-            exit::NO_READER
-        );
-        assert!(matches!(
-            Error::from(pcsc::Error::NoReadersAvailable),
-            Error::NoReader
-        ));
-        assert!(matches!(
-            Error::from(pcsc::Error::SharingViolation),
-            Error::Pcsc(_)
-        ));
+        assert_eq!(Error::from(pcsc::Error::NoService).exit_code(), exit::NO_READER);
+        assert!(matches!(Error::from(pcsc::Error::NoReadersAvailable), Error::NoReader));
+        assert!(matches!(Error::from(pcsc::Error::SharingViolation), Error::Pcsc(_)));
     }
 
     #[test]
     fn wrong_pin_message_says_tries_left() {
-        assert_eq!(
-            Error::WrongPin { tries_left: 2 }.to_string(),
-            "wrong PIN: 2 tries left before the PIN blocks"
-        );
-        assert_eq!(
-            Error::WrongPin { tries_left: 1 }.to_string(),
-            "wrong PIN: 1 try left before the PIN blocks"
-        );
+        assert_eq!(Error::WrongPin { tries_left: 2 }.to_string(), "wrong PIN: 2 tries left before the PIN blocks");
+        assert_eq!(Error::WrongPin { tries_left: 1 }.to_string(), "wrong PIN: 1 try left before the PIN blocks");
     }
 
     #[test]
@@ -293,11 +249,7 @@ mod tests {
             Error::OtpRejected.exit_code(),
             Error::InsufficientFunds.exit_code(),
             Error::NotLoggedIn.exit_code(),
-            Error::TransferRefused {
-                code: "x".into(),
-                message: "y".into(),
-            }
-            .exit_code(),
+            Error::TransferRefused { code: "x".into(), message: "y".into() }.exit_code(),
             Error::Cancelled.exit_code(),
             Error::BadInput("x".into()).exit_code(),
         ];
@@ -310,9 +262,7 @@ mod tests {
 
     #[test]
     fn several_cards_lists_readers() {
-        let e = Error::SeveralCards {
-            readers: vec!["A 00".into(), "B 01".into()],
-        };
+        let e = Error::SeveralCards { readers: vec!["A 00".into(), "B 01".into()] };
         assert_eq!(
             e.to_string(),
             "several readers hold a PAYSIM card: \"A 00\", \"B 01\"; choose one with --reader NAME"

@@ -84,21 +84,12 @@ pub struct TransferRequest {
 #[derive(Clone, Debug)]
 pub enum RespondFields {
     Login,
-    Transfer {
-        transaction_id: String,
-        payee: String,
-        amount_minor: u64,
-        currency: Currency,
-    },
+    Transfer { transaction_id: String, payee: String, amount_minor: u64, currency: Currency },
 }
 
 impl Bridge {
     /// A bridge for the bank at `server_url`, keeping its state in `state_dir`.
-    pub fn new(
-        server_url: &str,
-        state_dir: impl Into<std::path::PathBuf>,
-        card: CardChoice,
-    ) -> Result<Self> {
+    pub fn new(server_url: &str, state_dir: impl Into<std::path::PathBuf>, card: CardChoice) -> Result<Self> {
         Ok(Bridge {
             bank: Bank::new(server_url)?,
             state: StateDir::open(state_dir)?,
@@ -140,9 +131,7 @@ impl Bridge {
     }
 
     fn session(&self) -> Result<Session> {
-        self.state
-            .session(self.bank.verifier_id())?
-            .ok_or(Error::NotLoggedIn)
+        self.state.session(self.bank.verifier_id())?.ok_or(Error::NotLoggedIn)
     }
 
     /// Runs `f` with the stored session; forgets the session when the bank says it ended.
@@ -177,14 +166,8 @@ impl Bridge {
         let challenge = bank::decode_challenge(&ch.challenge_hex)
             .map_err(|e| Error::BadBankResponse(format!("login challenge: {e}")))?;
         let otp = card.login_otp(&pin, &challenge, self.bank.verifier_id())?;
-        let ok = self
-            .bank
-            .login(&ch.challenge_id, otp.counter, otp.otp.as_str())?;
-        let session = Session {
-            verifier_id: self.bank.verifier_id().to_owned(),
-            user: ok.user,
-            token: ok.token,
-        };
+        let ok = self.bank.login(&ch.challenge_id, otp.counter, otp.otp.as_str())?;
+        let session = Session { verifier_id: self.bank.verifier_id().to_owned(), user: ok.user, token: ok.token };
         self.state.save_session(&session)?;
         ui.say(&format!(
             "logged in as {} at {} (card counter {}); the session ends after {} s without use",
@@ -257,12 +240,7 @@ impl Bridge {
         };
         bank::check_transfer_id(&pending.transfer_id)?;
 
-        ui.say(&describe_transfer(
-            self.bank.verifier_id(),
-            &pending.transfer_id,
-            &from,
-            req,
-        ));
+        ui.say(&describe_transfer(self.bank.verifier_id(), &pending.transfer_id, &from, req));
         if !req.yes && !ui.confirm("Sign and send this transfer?")? {
             return Err(Error::Cancelled);
         }
@@ -304,10 +282,7 @@ impl Bridge {
         };
         let ch = match self.bank.create_transfer(&s.token, &new)? {
             Created::AlreadyExecuted(t) => {
-                ui.say(&format!(
-                    "the bank had already executed transfer {}; nothing moved again",
-                    t.transfer_id
-                ));
+                ui.say(&format!("the bank had already executed transfer {}; nothing moved again", t.transfer_id));
                 return Ok(t);
             }
             Created::Challenge(ch) => ch,
@@ -327,11 +302,8 @@ impl Bridge {
         let challenge = bank::decode_challenge(&ch.challenge_hex)
             .map_err(|e| Error::BadBankResponse(format!("transfer challenge: {e}")))?;
         ui.say(&format!("bank challenge: {}", ch.challenge_hex));
-        let currency: [u8; 3] = p
-            .currency
-            .as_bytes()
-            .try_into()
-            .map_err(|_| Error::BadInput(format!("bad currency {:?}", p.currency)))?;
+        let currency: [u8; 3] =
+            p.currency.as_bytes().try_into().map_err(|_| Error::BadInput(format!("bad currency {:?}", p.currency)))?;
         let otp = card.tx_otp(
             pin,
             &TxRequest {
@@ -343,34 +315,21 @@ impl Bridge {
                 payee: &p.to,
             },
         )?;
-        let t = self.bank.confirm_transfer(
-            &s.token,
-            &p.transfer_id,
-            &ch.challenge_id,
-            otp.counter,
-            otp.otp.as_str(),
-        )?;
+        let t =
+            self.bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, otp.otp.as_str())?;
         Ok(t)
     }
 
     /// The user's one account in `currency`, for a transfer without `--from`.
     fn pick_source(&self, s: &Session, currency: Currency) -> Result<String> {
         let accounts = self.bank.accounts(&s.token)?;
-        let mut same: Vec<&Account> = accounts
-            .iter()
-            .filter(|a| a.currency == currency.as_str())
-            .collect();
+        let mut same: Vec<&Account> = accounts.iter().filter(|a| a.currency == currency.as_str()).collect();
         match same.len() {
             1 => Ok(same.remove(0).number.clone()),
-            0 => Err(Error::BadInput(format!(
-                "you have no {currency} account; see `reader-bridge accounts`"
-            ))),
+            0 => Err(Error::BadInput(format!("you have no {currency} account; see `reader-bridge accounts`"))),
             _ => Err(Error::BadInput(format!(
                 "you have several {currency} accounts ({}); choose one with --from",
-                same.iter()
-                    .map(|a| a.number.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                same.iter().map(|a| a.number.as_str()).collect::<Vec<_>>().join(", ")
             ))),
         }
     }
@@ -378,13 +337,7 @@ impl Bridge {
     /// `respond`: manual mode for the website. Shows what will be signed, asks for
     /// confirmation and the PIN, and returns the card's counter and code for the person to
     /// type into the page.
-    pub fn respond(
-        &self,
-        challenge_hex: &str,
-        fields: &RespondFields,
-        yes: bool,
-        ui: &mut dyn Ui,
-    ) -> Result<CardOtp> {
+    pub fn respond(&self, challenge_hex: &str, fields: &RespondFields, yes: bool, ui: &mut dyn Ui) -> Result<CardOtp> {
         let challenge = bank::decode_challenge(challenge_hex)?;
         let vid = self.bank.verifier_id();
         let mut text = String::new();
@@ -393,12 +346,7 @@ impl Bridge {
                 text.push_str("The card will sign a LOGIN:\n");
                 text.push_str(&format!("  bank (verifier id): {vid}\n"));
             }
-            RespondFields::Transfer {
-                transaction_id,
-                payee,
-                amount_minor,
-                currency,
-            } => {
+            RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => {
                 bank::check_transfer_id(transaction_id)?;
                 check_account(payee)?;
                 text.push_str("The card will sign a TRANSFER:\n");
@@ -411,10 +359,7 @@ impl Bridge {
                 ));
             }
         }
-        text.push_str(&format!(
-            "  challenge:          {}",
-            hex::encode_upper(&challenge)
-        ));
+        text.push_str(&format!("  challenge:          {}", hex::encode_upper(&challenge)));
         ui.say(&text);
         if !yes && !ui.confirm("Is this what the bank's page shows, and do you want to sign it?")? {
             return Err(Error::Cancelled);
@@ -423,12 +368,7 @@ impl Bridge {
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
         match fields {
             RespondFields::Login => card.login_otp(&pin, &challenge, vid),
-            RespondFields::Transfer {
-                transaction_id,
-                payee,
-                amount_minor,
-                currency,
-            } => card.tx_otp(
+            RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => card.tx_otp(
                 &pin,
                 &TxRequest {
                     challenge: &challenge,
@@ -472,9 +412,7 @@ fn new_pin(ui: &mut dyn Ui) -> Result<Pin> {
     let a = ui.secret("new PIN (4-8 digits): ")?;
     let b = ui.secret("new PIN again: ")?;
     if a != b {
-        return Err(Error::BadInput(
-            "the two new PINs differ; nothing was sent to the card".to_owned(),
-        ));
+        return Err(Error::BadInput("the two new PINs differ; nothing was sent to the card".to_owned()));
     }
     Pin::new(&a)
 }
@@ -482,25 +420,16 @@ fn new_pin(ui: &mut dyn Ui) -> Result<Pin> {
 /// Account numbers: 1-34 characters of `A-Z 0-9 -` (docs/api.md).
 pub fn check_account(number: &str) -> Result<()> {
     let ok = (1..=34).contains(&number.len())
-        && number
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+        && number.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(Error::BadInput(format!(
-            "bad account number {number:?}: use 1-34 characters of A-Z 0-9 -"
-        )))
+        Err(Error::BadInput(format!("bad account number {number:?}: use 1-34 characters of A-Z 0-9 -")))
     }
 }
 
 /// The text shown before a transfer is signed: exactly the fields the card signs.
-pub fn describe_transfer(
-    verifier_id: &str,
-    transfer_id: &str,
-    from: &str,
-    req: &TransferRequest,
-) -> String {
+pub fn describe_transfer(verifier_id: &str, transfer_id: &str, from: &str, req: &TransferRequest) -> String {
     format!(
         "The card will sign this transfer:\n  \
          bank (verifier id): {verifier_id}\n  \
@@ -529,12 +458,7 @@ pub fn format_time(unix: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[cfg(test)]
@@ -568,14 +492,8 @@ mod tests {
             yes: false,
         };
         let text = describe_transfer("http://127.0.0.1:8080", "tx-1", "ACC-ALICE-EUR", &req);
-        for needle in [
-            "http://127.0.0.1:8080",
-            "tx-1",
-            "ACC-BOB-EUR",
-            "12.34 EUR",
-            "1234 minor units",
-            "ACC-ALICE-EUR",
-        ] {
+        for needle in ["http://127.0.0.1:8080", "tx-1", "ACC-BOB-EUR", "12.34 EUR", "1234 minor units", "ACC-ALICE-EUR"]
+        {
             assert!(text.contains(needle), "{needle} missing in {text}");
         }
     }

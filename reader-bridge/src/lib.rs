@@ -11,6 +11,22 @@
 //! - [`state`]: the state directory: session token and pending transfers.
 //! - [`error`]: the one error type and its exit codes.
 
+//!
+//! ```no_run
+//! use reader_bridge::flow::{Bridge, CardChoice};
+//! use std::time::Duration;
+//! # fn demo(ui: &mut dyn reader_bridge::flow::Ui) -> reader_bridge::Result<()> {
+//! let card = CardChoice { reader: None, wait: Duration::from_secs(10) };
+//! let bridge = Bridge::new("http://127.0.0.1:8080", "/tmp/bridge-state", card)?;
+//! bridge.login("alice", ui)?; // PIN through `ui`, code from the card, session stored
+//! for a in bridge.accounts()? {
+//!     println!("{} {} {}", a.number, a.balance_minor, a.currency);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are one [`Error`] enum; [`Error::exit_code`] gives the CLI's exit code per class.
+
 pub mod amount;
 pub mod apdu;
 pub mod bank;

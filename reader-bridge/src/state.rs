@@ -53,15 +53,7 @@ impl PendingTransfer {
         // Not a security boundary: only groups retries of the same fields. A stable,
         // readable key beats a cryptographic one here; collisions are checked on load.
         let mut h = Fnv64::default();
-        (
-            &self.verifier_id,
-            &self.user,
-            &self.from,
-            &self.to,
-            self.amount_minor,
-            &self.currency,
-        )
-            .hash(&mut h);
+        (&self.verifier_id, &self.user, &self.from, &self.to, self.amount_minor, &self.currency).hash(&mut h);
         format!("{:016x}", h.finish())
     }
 
@@ -164,16 +156,10 @@ impl StateDir {
     /// Every pending transfer.
     pub fn all_pending(&self) -> Result<Vec<PendingTransfer>> {
         let dir = self.root.join("pending");
-        let entries = std::fs::read_dir(&dir).map_err(|source| Error::State {
-            path: dir.clone(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| Error::State { path: dir.clone(), source })?;
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| Error::State {
-                path: dir.clone(),
-                source,
-            })?;
+            let entry = entry.map_err(|source| Error::State { path: dir.clone(), source })?;
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "json") {
                 if let Some(p) = read_json::<PendingTransfer>(&path)? {
@@ -207,10 +193,7 @@ pub fn new_transfer_id() -> Result<String> {
 }
 
 fn create_private_dir(path: &Path) -> Result<()> {
-    let err = |source| Error::State {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| Error::State { path: path.to_owned(), source };
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -225,24 +208,15 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Error::State {
-                path: path.to_owned(),
-                source: std::io::Error::other(e),
-            }),
+            .map_err(|e| Error::State { path: path.to_owned(), source: std::io::Error::other(e) }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::State {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(Error::State { path: path.to_owned(), source }),
     }
 }
 
 /// Writes JSON atomically with mode 0600: temp file, fsync, rename, fsync of the directory.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let err = |source| Error::State {
-        path: path.to_owned(),
-        source,
-    };
+    let err = |source| Error::State { path: path.to_owned(), source };
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| err(std::io::Error::other(e)))?;
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
@@ -257,8 +231,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     {
         // An existing temp file keeps its old mode: force 0600.
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(err)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     }
     f.write_all(&bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
@@ -276,10 +249,7 @@ fn remove(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(Error::State {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(Error::State { path: path.to_owned(), source }),
     }
 }
 
@@ -308,15 +278,9 @@ mod tests {
         assert_eq!(st.find_pending(&p).unwrap(), None);
         st.save_pending(&p).unwrap();
         // A new attempt has a fresh id but the same fields: it finds the old id.
-        let retry = PendingTransfer {
-            transfer_id: new_transfer_id().unwrap(),
-            ..p.clone()
-        };
+        let retry = PendingTransfer { transfer_id: new_transfer_id().unwrap(), ..p.clone() };
         assert_ne!(retry.transfer_id, p.transfer_id);
-        assert_eq!(
-            st.find_pending(&retry).unwrap().unwrap().transfer_id,
-            p.transfer_id
-        );
+        assert_eq!(st.find_pending(&retry).unwrap().unwrap().transfer_id, p.transfer_id);
         // Different amount: a different transfer.
         assert_eq!(st.find_pending(&pending(1235)).unwrap(), None);
         assert_eq!(st.all_pending().unwrap(), vec![p.clone()]);
@@ -331,16 +295,9 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let st = StateDir::open(dir.path().join("s")).unwrap();
-        let s = Session {
-            verifier_id: "http://a:1".into(),
-            user: "u".into(),
-            token: "secret".into(),
-        };
+        let s = Session { verifier_id: "http://a:1".into(), user: "u".into(), token: "secret".into() };
         st.save_session(&s).unwrap();
-        let mode = std::fs::metadata(st.path().join("session.json"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(st.path().join("session.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let mode = std::fs::metadata(st.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);

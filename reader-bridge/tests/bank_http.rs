@@ -116,6 +116,8 @@ struct SoftCard {
     ck: ChainKey,
     counter: u64,
     before_tx: Option<Hook>,
+    /// Every verifier id the token was asked to sign for.
+    signed_for: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -127,7 +129,12 @@ impl SoftToken {
             ck: ChainKey::from_bytes(seed),
             counter: 0,
             before_tx: None,
+            signed_for: Vec::new(),
         })))
+    }
+
+    fn signed_for(&self) -> Vec<String> {
+        self.0.lock().unwrap().signed_for.clone()
     }
 
     fn on_next_tx(&self, hook: Hook) {
@@ -156,6 +163,7 @@ impl Token for SoftToken {
     ) -> reader_bridge::Result<CardOtp> {
         Self::check_pin(pin)?;
         let mut c = self.0.lock().unwrap();
+        c.signed_for.push(verifier_id.to_owned());
         let code = otp::login_otp(&c.ck, c.counter, challenge, verifier_id.as_bytes());
         let out = CardOtp {
             counter: c.counter,
@@ -169,6 +177,7 @@ impl Token for SoftToken {
     fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> reader_bridge::Result<CardOtp> {
         Self::check_pin(pin)?;
         let mut c = self.0.lock().unwrap();
+        c.signed_for.push(tx.verifier_id.to_owned());
         if let Some(mut hook) = c.before_tx.take() {
             if let Some(e) = hook() {
                 return Err(e);
@@ -311,6 +320,7 @@ fn login_transfer_and_browse() {
     };
     let t = b.transfer(&req, &mut ui).unwrap();
     assert_eq!(t.status, "executed");
+    assert_eq!(w.token.signed_for(), vec![w.bank.url(), w.bank.url()]);
     assert_eq!(
         (t.from.as_str(), t.to.as_str(), t.amount_minor),
         ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1234)
@@ -379,6 +389,8 @@ fn codes_signed_for_a_look_alike_address_are_useless_at_the_bank() {
         "{warned}"
     );
     assert!(warned.contains(&w.bank.url()), "{warned}");
+    // The card was asked to sign for the configured address, not the one the server stated.
+    assert_eq!(w.token.signed_for(), vec![lookalike.clone()]);
     // The real address works (the card's counter moved on; the bank's window absorbs it).
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     b.login("alice", &mut pins(1)).unwrap();
