@@ -22,12 +22,7 @@ use zeroize::Zeroizing;
 )]
 struct Cli {
     /// The bank's address. The card binds every code to this address (its verifier id).
-    #[arg(
-        long,
-        global = true,
-        env = "PAYSIM_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "PAYSIM_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
     /// The PC/SC reader to use (default: the one reader holding a PAYSIM card).
     #[arg(long, global = true, env = "PAYSIM_READER")]
@@ -132,14 +127,9 @@ struct Terminal {
 impl Terminal {
     fn read_line(&self) -> reader_bridge::Result<String> {
         let mut line = String::new();
-        let n = std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(Error::Terminal)?;
+        let n = std::io::stdin().lock().read_line(&mut line).map_err(Error::Terminal)?;
         if n == 0 {
-            return Err(Error::BadInput(
-                "standard input ended before the answer was given".to_owned(),
-            ));
+            return Err(Error::BadInput("standard input ended before the answer was given".to_owned()));
         }
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
@@ -153,19 +143,14 @@ impl Ui for Terminal {
             eprintln!("{}", prompt.trim_end());
             return self.read_line().map(Zeroizing::new);
         }
-        rpassword::prompt_password(prompt)
-            .map(Zeroizing::new)
-            .map_err(Error::Terminal)
+        rpassword::prompt_password(prompt).map(Zeroizing::new).map_err(Error::Terminal)
     }
 
     fn confirm(&mut self, question: &str) -> reader_bridge::Result<bool> {
         eprint!("{question} [y/N] ");
         let _ = std::io::stderr().flush();
         let answer = self.read_line()?;
-        Ok(matches!(
-            answer.trim().to_ascii_lowercase().as_str(),
-            "y" | "yes"
-        ))
+        Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
     }
 
     fn ask(&mut self, prompt: &str) -> reader_bridge::Result<String> {
@@ -186,35 +171,25 @@ impl Ui for Terminal {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.verbose {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter("reader_bridge=debug")
-            .init();
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("reader_bridge=debug").init();
     }
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
             eprintln!("error: {err:#}");
-            let code = err
-                .downcast_ref::<Error>()
-                .map_or(exit::OTHER, Error::exit_code);
+            let code = err.downcast_ref::<Error>().map_or(exit::OTHER, Error::exit_code);
             ExitCode::from(code)
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut ui = Terminal {
-        pin_stdin: cli.pin_stdin,
-    };
+    let mut ui = Terminal { pin_stdin: cli.pin_stdin };
     if let Command::Readers = cli.command {
         return readers();
     }
     let state_dir = cli.state_dir.clone().unwrap_or_else(StateDir::default_path);
-    let card = CardChoice {
-        reader: cli.reader.clone(),
-        wait: Duration::from_secs(cli.wait),
-    };
+    let card = CardChoice { reader: cli.reader.clone(), wait: Duration::from_secs(cli.wait) };
     let bridge = Bridge::new(&cli.server, &state_dir, card)?;
     match cli.command {
         Command::Readers => readers(),
@@ -232,9 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Login { user } => {
-            bridge
-                .login(&user, &mut ui)
-                .with_context(|| format!("login of {user:?} at {} failed", cli.server))?;
+            bridge.login(&user, &mut ui).with_context(|| format!("login of {user:?} at {} failed", cli.server))?;
             Ok(())
         }
         Command::Logout => {
@@ -261,20 +234,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("no transfers yet");
             }
             for t in transfers {
-                let when = t
-                    .executed_at
-                    .or(t.created_at)
-                    .map(flow::format_time)
-                    .unwrap_or_default();
+                let when = t.executed_at.or(t.created_at).map(flow::format_time).unwrap_or_default();
                 let amount = Currency::parse(&t.currency)
                     .map(|c| amount::format_minor(t.amount_minor, c))
                     .unwrap_or_else(|_| format!("{} minor units", t.amount_minor));
                 let dir = t.direction.as_deref().unwrap_or("");
-                let reason = t
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
+                let reason = t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
                 println!(
                     "{when}  {dir:<3}  {:>14} {}  {} -> {}  {}{reason}  [{}]",
                     amount, t.currency, t.from, t.to, t.status, t.transfer_id
@@ -282,29 +247,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Transfer {
-            to,
-            amount,
-            currency,
-            from,
-            yes,
-        } => {
+        Command::Transfer { to, amount, currency, from, yes } => {
             let currency = Currency::parse(&currency)?;
             let amount_minor = amount::parse_amount(&amount, currency)?;
             flow::check_account(&to)?;
             if let Some(f) = &from {
                 flow::check_account(f)?;
             }
-            let req = TransferRequest {
-                from,
-                to,
-                amount_minor,
-                currency,
-                yes,
-            };
-            let t = bridge
-                .transfer(&req, &mut ui)
-                .context("the transfer did not complete")?;
+            let req = TransferRequest { from, to, amount_minor, currency, yes };
+            let t = bridge.transfer(&req, &mut ui).context("the transfer did not complete")?;
             match t.status.as_str() {
                 "executed" => println!(
                     "transfer {} executed: {} {} from {} to {}",
@@ -337,16 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Respond {
-            challenge,
-            transfer,
-            transaction_id,
-            payee,
-            amount,
-            amount_minor,
-            currency,
-            yes,
-        } => {
+        Command::Respond { challenge, transfer, transaction_id, payee, amount, amount_minor, currency, yes } => {
             let challenge = match challenge {
                 Some(c) => c,
                 None => ui.ask("challenge shown by the bank's page: ")?,
@@ -358,27 +300,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 || amount_minor.is_some()
                 || currency.is_some();
             let fields = if is_transfer {
-                let mut given =
-                    |v: Option<String>, prompt: &str| -> reader_bridge::Result<String> {
-                        match v {
-                            Some(v) => Ok(v),
-                            None => ui.ask(prompt),
-                        }
-                    };
+                let mut given = |v: Option<String>, prompt: &str| -> reader_bridge::Result<String> {
+                    match v {
+                        Some(v) => Ok(v),
+                        None => ui.ask(prompt),
+                    }
+                };
                 let transaction_id = given(transaction_id, "transaction id shown by the page: ")?;
                 let payee = given(payee, "payee account shown by the page: ")?;
                 let currency = Currency::parse(&given(currency, "currency shown by the page: ")?)?;
                 let amount_minor = match amount_minor {
-                    Some(0) => {
-                        return Err(
-                            Error::BadInput("the amount must be more than zero".to_owned()).into(),
-                        )
-                    }
+                    Some(0) => return Err(Error::BadInput("the amount must be more than zero".to_owned()).into()),
                     Some(m) => m,
-                    None => amount::parse_amount(
-                        &given(amount, "amount shown by the page (e.g. 12.34): ")?,
-                        currency,
-                    )?,
+                    None => amount::parse_amount(&given(amount, "amount shown by the page (e.g. 12.34): ")?, currency)?,
                 };
                 RespondFields::Transfer {
                     transaction_id: transaction_id.trim().to_owned(),

@@ -36,19 +36,11 @@ impl TestBank {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let db = db.to_owned();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                    .await
-                    .unwrap();
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
                 let addr = listener.local_addr().unwrap();
-                let state =
-                    bank_server::AppState::open(&db, &format!("http://{addr}"), Clock::system())
-                        .unwrap();
+                let state = bank_server::AppState::open(&db, &format!("http://{addr}"), Clock::system()).unwrap();
                 ready_tx.send(addr.port()).unwrap();
                 bank_server::serve(listener, state, async {
                     let _ = stop_rx.await;
@@ -57,14 +49,8 @@ impl TestBank {
                 .unwrap();
             });
         });
-        let port = ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("bank did not start");
-        TestBank {
-            port,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
+        let port = ready_rx.recv_timeout(Duration::from_secs(30)).expect("bank did not start");
+        TestBank { port, stop: Some(stop_tx), thread: Some(thread) }
     }
 
     fn url(&self) -> String {
@@ -100,12 +86,7 @@ fn setup(db: &Path) {
 }
 
 fn balance(db: &Path, user: &str, number: &str) -> i64 {
-    ops::accounts(db, user)
-        .unwrap()
-        .into_iter()
-        .find(|a| a.number == number)
-        .unwrap()
-        .balance_minor
+    ops::accounts(db, user).unwrap().into_iter().find(|a| a.number == number).unwrap().balance_minor
 }
 
 /// What the software token does right before it computes a transaction code.
@@ -155,20 +136,12 @@ impl Token for SoftToken {
         "soft token"
     }
 
-    fn login_otp(
-        &mut self,
-        pin: &Pin,
-        challenge: &[u8],
-        verifier_id: &str,
-    ) -> reader_bridge::Result<CardOtp> {
+    fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> reader_bridge::Result<CardOtp> {
         Self::check_pin(pin)?;
         let mut c = self.0.lock().unwrap();
         c.signed_for.push(verifier_id.to_owned());
         let code = otp::login_otp(&c.ck, c.counter, challenge, verifier_id.as_bytes());
-        let out = CardOtp {
-            counter: c.counter,
-            otp: code,
-        };
+        let out = CardOtp { counter: c.counter, otp: code };
         c.ck = c.ck.next();
         c.counter += 1;
         Ok(out)
@@ -191,10 +164,7 @@ impl Token for SoftToken {
             payee: tx.payee.as_bytes(),
         };
         let code = otp::tx_otp(&c.ck, c.counter, tx.challenge, &fields);
-        let out = CardOtp {
-            counter: c.counter,
-            otp: code,
-        };
+        let out = CardOtp { counter: c.counter, otp: code };
         c.ck = c.ck.next();
         c.counter += 1;
         Ok(out)
@@ -212,17 +182,10 @@ struct Script {
 
 impl Ui for Script {
     fn secret(&mut self, _prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
-        Ok(Zeroizing::new(
-            self.secrets
-                .pop_front()
-                .expect("the bridge asked for an unexpected secret"),
-        ))
+        Ok(Zeroizing::new(self.secrets.pop_front().expect("the bridge asked for an unexpected secret")))
     }
     fn confirm(&mut self, _question: &str) -> reader_bridge::Result<bool> {
-        Ok(self
-            .confirms
-            .pop_front()
-            .expect("the bridge asked an unexpected question"))
+        Ok(self.confirms.pop_front().expect("the bridge asked an unexpected question"))
     }
     fn ask(&mut self, _prompt: &str) -> reader_bridge::Result<String> {
         panic!("the bridge asked for text")
@@ -236,26 +199,14 @@ impl Ui for Script {
 }
 
 fn pins(n: usize) -> Script {
-    Script {
-        secrets: std::iter::repeat_n(PIN.to_owned(), n).collect(),
-        ..Script::default()
-    }
+    Script { secrets: std::iter::repeat_n(PIN.to_owned(), n).collect(), ..Script::default() }
 }
 
 fn bridge(url: &str, state: &Path, token: &SoftToken) -> Bridge {
     let token = token.clone();
-    Bridge::new(
-        url,
-        state,
-        CardChoice {
-            reader: None,
-            wait: Duration::ZERO,
-        },
-    )
-    .unwrap()
-    .with_token_opener(Box::new(move |_| {
-        Ok(Box::new(token.clone()) as Box<dyn Token>)
-    }))
+    Bridge::new(url, state, CardChoice { reader: None, wait: Duration::ZERO })
+        .unwrap()
+        .with_token_opener(Box::new(move |_| Ok(Box::new(token.clone()) as Box<dyn Token>)))
 }
 
 struct World {
@@ -272,13 +223,7 @@ fn world() -> World {
     let bank = TestBank::start(&db, 0);
     setup(&db);
     let state = dir.path().join("bridge-state");
-    World {
-        db,
-        state,
-        bank,
-        token: SoftToken::new(SEED),
-        _dir: dir,
-    }
+    World { db, state, bank, token: SoftToken::new(SEED), _dir: dir }
 }
 
 fn eur_transfer(to: &str, amount_minor: u64) -> TransferRequest {
@@ -304,33 +249,18 @@ fn login_transfer_and_browse() {
 
     let accounts = b.accounts().unwrap();
     assert_eq!(accounts.len(), 1);
-    assert_eq!(
-        (accounts[0].number.as_str(), accounts[0].balance_minor),
-        ("ACC-ALICE-EUR", 100_000)
-    );
+    assert_eq!((accounts[0].number.as_str(), accounts[0].balance_minor), ("ACC-ALICE-EUR", 100_000));
 
     // Without --from the bridge picks alice's one EUR account; it asks before signing.
-    let mut ui = Script {
-        confirms: [true].into(),
-        ..pins(1)
-    };
-    let req = TransferRequest {
-        yes: false,
-        ..eur_transfer("ACC-BOB-EUR", 1234)
-    };
+    let mut ui = Script { confirms: [true].into(), ..pins(1) };
+    let req = TransferRequest { yes: false, ..eur_transfer("ACC-BOB-EUR", 1234) };
     let t = b.transfer(&req, &mut ui).unwrap();
     assert_eq!(t.status, "executed");
     assert_eq!(w.token.signed_for(), vec![w.bank.url(), w.bank.url()]);
-    assert_eq!(
-        (t.from.as_str(), t.to.as_str(), t.amount_minor),
-        ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1234)
-    );
+    assert_eq!((t.from.as_str(), t.to.as_str(), t.amount_minor), ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1234));
     let shown = ui.said.join("\n");
     for field in ["ACC-BOB-EUR", "12.34 EUR", &t.transfer_id, &w.bank.url()] {
-        assert!(
-            shown.contains(field),
-            "{field} not shown before signing: {shown}"
-        );
+        assert!(shown.contains(field), "{field} not shown before signing: {shown}");
     }
 
     assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 1234);
@@ -342,19 +272,8 @@ fn login_transfer_and_browse() {
     assert!(ops::check_books(&w.db).unwrap().problems.is_empty());
 
     // Declining signs nothing and sends nothing.
-    let mut ui = Script {
-        confirms: [false].into(),
-        ..Script::default()
-    };
-    let e = b
-        .transfer(
-            &TransferRequest {
-                yes: false,
-                ..eur_transfer("ACC-BOB-EUR", 100)
-            },
-            &mut ui,
-        )
-        .unwrap_err();
+    let mut ui = Script { confirms: [false].into(), ..Script::default() };
+    let e = b.transfer(&TransferRequest { yes: false, ..eur_transfer("ACC-BOB-EUR", 100) }, &mut ui).unwrap_err();
     assert!(matches!(e, Error::Cancelled));
     assert_eq!(b.history(10).unwrap().len(), 1);
 
@@ -384,10 +303,7 @@ fn codes_signed_for_a_look_alike_address_are_useless_at_the_bank() {
     let e = b.login("alice", &mut ui).unwrap_err();
     assert!(matches!(e, Error::OtpRejected), "{e:?}");
     let warned = ui.warned.join("\n");
-    assert!(
-        warned.contains(&format!("http://localhost:{}", w.bank.port)),
-        "{warned}"
-    );
+    assert!(warned.contains(&format!("http://localhost:{}", w.bank.port)), "{warned}");
     assert!(warned.contains(&w.bank.url()), "{warned}");
     // The card was asked to sign for the configured address, not the one the server stated.
     assert_eq!(w.token.signed_for(), vec![lookalike.clone()]);
@@ -402,42 +318,21 @@ fn insufficient_funds_and_refusals_are_final() {
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     b.login("alice", &mut pins(1)).unwrap();
 
-    let e = b
-        .transfer(&eur_transfer("ACC-BOB-EUR", 100_001), &mut pins(1))
-        .unwrap_err();
+    let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 100_001), &mut pins(1)).unwrap_err();
     assert!(matches!(e, Error::InsufficientFunds), "{e:?}");
     assert_eq!(e.exit_code(), exit::INSUFFICIENT_FUNDS);
 
-    let e = b
-        .transfer(&eur_transfer("ACC-NOBODY", 100), &mut pins(1))
-        .unwrap_err();
-    assert!(
-        matches!(e, Error::TransferRefused { ref code, .. } if code == "unknown_account"),
-        "{e:?}"
-    );
+    let e = b.transfer(&eur_transfer("ACC-NOBODY", 100), &mut pins(1)).unwrap_err();
+    assert!(matches!(e, Error::TransferRefused { ref code, .. } if code == "unknown_account"), "{e:?}");
 
-    let e = b
-        .transfer(&eur_transfer("ACC-ALICE-EUR", 100), &mut pins(1))
-        .unwrap_err();
-    assert!(
-        matches!(e, Error::TransferRefused { ref code, .. } if code == "same_account"),
-        "{e:?}"
-    );
+    let e = b.transfer(&eur_transfer("ACC-ALICE-EUR", 100), &mut pins(1)).unwrap_err();
+    assert!(matches!(e, Error::TransferRefused { ref code, .. } if code == "same_account"), "{e:?}");
 
-    let usd = TransferRequest {
-        currency: Currency::parse("USD").unwrap(),
-        ..eur_transfer("ACC-BOB-EUR", 100)
-    };
+    let usd = TransferRequest { currency: Currency::parse("USD").unwrap(), ..eur_transfer("ACC-BOB-EUR", 100) };
     let e = b.transfer(&usd, &mut pins(1)).unwrap_err();
-    assert!(
-        matches!(e, Error::BadInput(ref m) if m.contains("no USD account")),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::BadInput(ref m) if m.contains("no USD account")), "{e:?}");
 
-    assert!(
-        b.pending().unwrap().is_empty(),
-        "final answers leave nothing pending"
-    );
+    assert!(b.pending().unwrap().is_empty(), "final answers leave nothing pending");
     assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000);
 }
 
@@ -464,18 +359,10 @@ fn bank_down_mid_transfer_then_retry_moves_money_exactly_once() {
             stopped_tx.send(()).unwrap();
         });
         let mut ui = pins(1);
-        let e = b
-            .transfer(&eur_transfer("ACC-BOB-EUR", 2500), &mut ui)
-            .unwrap_err();
+        let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 2500), &mut ui).unwrap_err();
         assert!(matches!(e, Error::BankUnreachable { .. }), "{e:?}");
         assert_eq!(e.exit_code(), exit::BANK_UNREACHABLE);
-        assert!(
-            ui.warned
-                .join("\n")
-                .contains("run the same transfer command again"),
-            "{:?}",
-            ui.warned
-        );
+        assert!(ui.warned.join("\n").contains("run the same transfer command again"), "{:?}", ui.warned);
         stopper.join().unwrap();
     });
     let pending = b.pending().unwrap();
@@ -485,15 +372,9 @@ fn bank_down_mid_transfer_then_retry_moves_money_exactly_once() {
     // The bank comes back on the same address; the same command resumes the same id.
     w.bank = TestBank::start(&w.db, port);
     let mut ui = pins(1);
-    let t = b
-        .transfer(&eur_transfer("ACC-BOB-EUR", 2500), &mut ui)
-        .unwrap();
+    let t = b.transfer(&eur_transfer("ACC-BOB-EUR", 2500), &mut ui).unwrap();
     assert_eq!(t.transfer_id, pending[0].transfer_id);
-    assert!(
-        ui.said.join("\n").contains("resuming transfer"),
-        "{:?}",
-        ui.said
-    );
+    assert!(ui.said.join("\n").contains("resuming transfer"), "{:?}", ui.said);
     assert!(b.pending().unwrap().is_empty());
     assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 2500);
     assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 2500);
@@ -505,9 +386,7 @@ fn a_lost_answer_is_retried_without_paying_twice() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     b.login("alice", &mut pins(1)).unwrap();
-    let t = b
-        .transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut pins(1))
-        .unwrap();
+    let t = b.transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut pins(1)).unwrap();
     // As if the bridge died after the bank executed but before it removed the record.
     b.state
         .save_pending(&reader_bridge::state::PendingTransfer {
@@ -521,21 +400,14 @@ fn a_lost_answer_is_retried_without_paying_twice() {
         })
         .unwrap();
     let mut ui = pins(1);
-    let again = b
-        .transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut ui)
-        .unwrap();
+    let again = b.transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut ui).unwrap();
     assert_eq!(again.transfer_id, t.transfer_id);
-    assert!(
-        ui.said.join("\n").contains("already executed"),
-        "{:?}",
-        ui.said
-    );
+    assert!(ui.said.join("\n").contains("already executed"), "{:?}", ui.said);
     assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 700);
     assert!(b.pending().unwrap().is_empty());
 
     // With the record gone, the same fields are a NEW transfer (a second, wanted payment).
-    b.transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut pins(1))
-        .unwrap();
+    b.transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut pins(1)).unwrap();
     assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 1400);
 }
 
@@ -545,25 +417,16 @@ fn card_removed_before_signing_then_retry_moves_money_once() {
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     b.login("alice", &mut pins(1)).unwrap();
     w.token.on_next_tx(Box::new(|| Some(Error::CardRemoved)));
-    let e = b
-        .transfer(&eur_transfer("ACC-BOB-EUR", 300), &mut pins(1))
-        .unwrap_err();
+    let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 300), &mut pins(1)).unwrap_err();
     assert!(matches!(e, Error::CardRemoved));
     assert_eq!(e.exit_code(), exit::CARD_REMOVED);
     let pending = b.pending().unwrap();
     assert_eq!(pending.len(), 1);
 
-    let t = b
-        .transfer(&eur_transfer("ACC-BOB-EUR", 300), &mut pins(1))
-        .unwrap();
+    let t = b.transfer(&eur_transfer("ACC-BOB-EUR", 300), &mut pins(1)).unwrap();
     assert_eq!(t.transfer_id, pending[0].transfer_id);
     assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 300);
-    let ours: Vec<_> = b
-        .history(50)
-        .unwrap()
-        .into_iter()
-        .filter(|h| h.transfer_id == t.transfer_id)
-        .collect();
+    let ours: Vec<_> = b.history(50).unwrap().into_iter().filter(|h| h.transfer_id == t.transfer_id).collect();
     assert_eq!(ours.len(), 1);
 }
 
@@ -571,17 +434,11 @@ fn card_removed_before_signing_then_retry_moves_money_once() {
 fn a_wrong_pin_never_reaches_the_bank() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    let mut ui = Script {
-        secrets: ["9999".to_owned()].into(),
-        ..Script::default()
-    };
+    let mut ui = Script { secrets: ["9999".to_owned()].into(), ..Script::default() };
     let e = b.login("alice", &mut ui).unwrap_err();
     assert!(matches!(e, Error::WrongPin { tries_left: 2 }), "{e:?}");
     assert_eq!(e.exit_code(), exit::WRONG_PIN);
-    let mut ui = Script {
-        secrets: ["12a4".to_owned()].into(),
-        ..Script::default()
-    };
+    let mut ui = Script { secrets: ["12a4".to_owned()].into(), ..Script::default() };
     assert!(matches!(b.login("alice", &mut ui), Err(Error::BadInput(_))));
 }
 
@@ -591,12 +448,7 @@ fn an_expired_session_is_forgotten() {
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     b.login("alice", &mut pins(1)).unwrap();
     // The bank ends the session (logout from elsewhere): the bridge sees `unauthenticated`.
-    let token = b
-        .state
-        .session(b.bank.verifier_id())
-        .unwrap()
-        .unwrap()
-        .token;
+    let token = b.state.session(b.bank.verifier_id()).unwrap().unwrap().token;
     b.bank.logout(&token).unwrap();
     let e = b.accounts().unwrap_err();
     assert!(matches!(e, Error::NotLoggedIn), "{e:?}");

@@ -22,11 +22,7 @@ use std::sync::{mpsc, OnceLock};
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let deps = exe.parent().unwrap();
-    assert!(
-        deps.ends_with("deps"),
-        "unexpected test location {}",
-        exe.display()
-    );
+    assert!(deps.ends_with("deps"), "unexpected test location {}", exe.display());
     deps.parent().unwrap().to_path_buf()
 }
 
@@ -39,16 +35,7 @@ fn bin(name: &str) -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(e2e_tests::workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "bank-server",
-                "-p",
-                "reader-bridge",
-                "--bins",
-                "--target-dir",
-            ])
+            .args(["build", "--quiet", "-p", "bank-server", "-p", "reader-bridge", "--bins", "--target-dir"])
             .arg(dir.parent().unwrap());
         if dir.ends_with("release") {
             cmd.arg("--release");
@@ -100,11 +87,7 @@ struct Bank {
 impl Bank {
     /// Starts the bank on `port` (0: a free one) and waits for its readiness line.
     fn start(db: &Path, port: u16) -> Bank {
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(db.with_extension("log"))
-            .unwrap();
+        let log = std::fs::File::options().create(true).append(true).open(db.with_extension("log")).unwrap();
         let mut child = Command::new(bin("bank-server"))
             .args(["serve", "--db"])
             .arg(db)
@@ -117,11 +100,7 @@ impl Bank {
         let rx = lines_of(child.stdout.take().unwrap());
         let line = wait_line(&rx, "bank-server listening on http://", "bank-server");
         let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
-        Bank {
-            child: Some(child),
-            db: db.to_owned(),
-            port,
-        }
+        Bank { child: Some(child), db: db.to_owned(), port }
     }
 
     fn url(&self) -> String {
@@ -170,11 +149,7 @@ fn world() -> World {
     bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
     bank_server::ops::fund(&db, "ACC-ALICE-EUR", 100_000, "opening deposit").unwrap();
     let state_dir = card.dir.path().join("bridge-state");
-    World {
-        card,
-        bank,
-        state_dir,
-    }
+    World { card, bank, state_dir }
 }
 
 impl World {
@@ -208,22 +183,13 @@ impl World {
             .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start reader-bridge");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     }
 
     fn bridge_ok(&self, args: &[&str], stdin: &str) -> String {
         let out = self.bridge(args, stdin);
-        assert!(
-            out.status.success(),
-            "reader-bridge {args:?} failed: {}",
-            describe(&out)
-        );
+        assert!(out.status.success(), "reader-bridge {args:?} failed: {}", describe(&out));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -286,12 +252,7 @@ fn code(out: &Output) -> i32 {
 
 fn http() -> &'static reqwest::blocking::Client {
     static C: OnceLock<reqwest::blocking::Client> = OnceLock::new();
-    C.get_or_init(|| {
-        reqwest::blocking::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-    })
+    C.get_or_init(|| reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap())
 }
 
 fn api(
@@ -315,10 +276,7 @@ fn api(
     let resp = req.send().unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -338,44 +296,21 @@ fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
 
     w.login();
     let accounts = w.bridge_ok(&["accounts"], "");
-    assert!(
-        accounts.contains("ACC-ALICE-EUR") && accounts.contains("1000.00"),
-        "{accounts}"
-    );
+    assert!(accounts.contains("ACC-ALICE-EUR") && accounts.contains("1000.00"), "{accounts}");
 
-    let out = w.bridge_ok(
-        &[
-            "transfer",
-            "--to",
-            "ACC-BOB-EUR",
-            "--amount",
-            "12.34",
-            "--currency",
-            "EUR",
-            "--yes",
-        ],
-        "1234\n",
-    );
+    let out =
+        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "12.34", "--currency", "EUR", "--yes"], "1234\n");
     assert!(out.contains("The card will sign this transfer"), "{out}");
     assert!(out.contains("12.34 EUR (1234 minor units)"), "{out}");
-    assert!(
-        out.contains(&format!("bank (verifier id): {}", w.bank.url())),
-        "{out}"
-    );
-    assert!(
-        out.contains("executed: 12.34 EUR from ACC-ALICE-EUR to ACC-BOB-EUR"),
-        "{out}"
-    );
+    assert!(out.contains(&format!("bank (verifier id): {}", w.bank.url())), "{out}");
+    assert!(out.contains("executed: 12.34 EUR from ACC-ALICE-EUR to ACC-BOB-EUR"), "{out}");
 
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1234);
     assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 1234);
     let accounts = w.bridge_ok(&["accounts"], "");
     assert!(accounts.contains("987.66"), "{accounts}");
     let history = w.bridge_ok(&["history"], "");
-    assert!(
-        history.contains("ACC-ALICE-EUR -> ACC-BOB-EUR") && history.contains("executed"),
-        "{history}"
-    );
+    assert!(history.contains("ACC-ALICE-EUR -> ACC-BOB-EUR") && history.contains("executed"), "{history}");
     assert_eq!(w.bridge_ok(&["pending"], "").trim(), "no pending transfers");
     // Two codes were used: the login's (counter 0) and the transfer's (counter 1).
     assert!(w.bridge_ok(&["status"], "").contains("next counter:    2"));
@@ -387,38 +322,22 @@ fn wrong_pin_three_times_blocks_and_the_puk_unblocks() {
     let w = world();
     let out = w.bridge(&["login", "--user", "alice"], "0000\n");
     assert_eq!(code(&out), 20, "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("2 tries left"),
-        "{}",
-        describe(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 tries left"), "{}", describe(&out));
     let out = w.bridge(&["login", "--user", "alice"], "0000\n");
     assert_eq!(code(&out), 20, "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("1 try left"),
-        "{}",
-        describe(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 try left"), "{}", describe(&out));
     let out = w.bridge(&["login", "--user", "alice"], "0000\n");
     assert_eq!(code(&out), 21, "{}", describe(&out));
     // Blocked: even the right PIN is not tried.
     let out = w.bridge(&["login", "--user", "alice"], "1234\n");
     assert_eq!(code(&out), 21, "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("PIN is blocked"),
-        "{}",
-        describe(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PIN is blocked"), "{}", describe(&out));
     assert!(w.bridge_ok(&["status"], "").contains("PIN tries left:  0"));
 
     // A wrong PUK costs a PUK try; the right one unblocks and sets the new PIN.
     let out = w.bridge(&["unblock"], "00000000\n4321\n4321\n");
     assert_eq!(code(&out), 20, "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("wrong PUK: 9 tries left"),
-        "{}",
-        describe(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong PUK: 9 tries left"), "{}", describe(&out));
     w.bridge_ok(&["unblock"], "12345678\n4321\n4321\n");
     assert!(w.bridge_ok(&["status"], "").contains("PIN tries left:  3"));
     let out = w.bridge(&["login", "--user", "alice"], "1234\n");
@@ -429,26 +348,11 @@ fn wrong_pin_three_times_blocks_and_the_puk_unblocks() {
 #[test]
 fn a_replayed_login_code_is_refused() {
     let w = world();
-    let (s, ch) = api(
-        &w,
-        "POST",
-        "/login/challenge",
-        None,
-        Some(serde_json::json!({"user": "alice"})),
-    );
+    let (s, ch) = api(&w, "POST", "/login/challenge", None, Some(serde_json::json!({"user": "alice"})));
     assert_eq!(s, 200, "{ch}");
-    let (counter, otp) = w.respond(
-        &["--challenge", ch["challenge_hex"].as_str().unwrap()],
-        "1234",
-    );
+    let (counter, otp) = w.respond(&["--challenge", ch["challenge_hex"].as_str().unwrap()], "1234");
     let submit = |cid: &str| {
-        api(
-            &w,
-            "POST",
-            "/login",
-            None,
-            Some(serde_json::json!({"challenge_id": cid, "counter": counter, "otp": otp})),
-        )
+        api(&w, "POST", "/login", None, Some(serde_json::json!({"challenge_id": cid, "counter": counter, "otp": otp})))
     };
     let (s, body) = submit(ch["challenge_id"].as_str().unwrap());
     assert_eq!(s, 200, "{body}");
@@ -456,13 +360,7 @@ fn a_replayed_login_code_is_refused() {
     let (s, body) = submit(ch["challenge_id"].as_str().unwrap());
     assert_eq!((s, body["error"].as_str()), (401, Some("auth_failed")));
     // The same counter and code on a fresh challenge: a replay.
-    let (_, ch2) = api(
-        &w,
-        "POST",
-        "/login/challenge",
-        None,
-        Some(serde_json::json!({"user": "alice"})),
-    );
+    let (_, ch2) = api(&w, "POST", "/login/challenge", None, Some(serde_json::json!({"user": "alice"})));
     let (s, body) = submit(ch2["challenge_id"].as_str().unwrap());
     assert_eq!((s, body["error"].as_str()), (401, Some("auth_failed")));
 }
@@ -512,11 +410,7 @@ fn a_code_for_one_transfer_does_not_confirm_another() {
             Some(&token),
             Some(serde_json::json!({"challenge_id": cid, "counter": counter, "otp": otp})),
         );
-        assert_eq!(
-            (s, body["error"].as_str()),
-            (401, Some("auth_failed")),
-            "{body}"
-        );
+        assert_eq!((s, body["error"].as_str()), (401, Some("auth_failed")), "{body}");
     }
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000);
     // It confirms A.
@@ -525,9 +419,7 @@ fn a_code_for_one_transfer_does_not_confirm_another() {
         "POST",
         "/transfers/t-a/confirm",
         Some(&token),
-        Some(
-            serde_json::json!({"challenge_id": a["challenge_id"], "counter": counter, "otp": otp}),
-        ),
+        Some(serde_json::json!({"challenge_id": a["challenge_id"], "counter": counter, "otp": otp})),
     );
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["transfer"]["status"], "executed");
@@ -557,16 +449,7 @@ fn desync_codes_never_sent_are_absorbed_but_not_twenty() {
 /// request has gone to the bank yet); returns the running child.
 fn transfer_until_pin_prompt(w: &World, amount: &str) -> (Child, mpsc::Receiver<String>) {
     let mut child = w
-        .bridge_cmd(&[
-            "transfer",
-            "--to",
-            "ACC-BOB-EUR",
-            "--amount",
-            amount,
-            "--currency",
-            "EUR",
-            "--yes",
-        ])
+        .bridge_cmd(&["transfer", "--to", "ACC-BOB-EUR", "--amount", amount, "--currency", "EUR", "--yes"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -578,19 +461,10 @@ fn transfer_until_pin_prompt(w: &World, amount: &str) -> (Child, mpsc::Receiver<
 }
 
 fn finish(mut child: Child, stderr: mpsc::Receiver<String>, stdin: &str) -> (i32, String, String) {
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let err: Vec<String> = stderr.try_iter().collect();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        err.join("\n"),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), err.join("\n"))
 }
 
 #[test]
@@ -614,19 +488,8 @@ fn card_removed_mid_transfer_and_bank_restarted_then_retry_moves_money_exactly_o
     w.bank.restart();
     w.card.process().restart().unwrap();
 
-    let out = w.bridge_ok(
-        &[
-            "transfer",
-            "--to",
-            "ACC-BOB-EUR",
-            "--amount",
-            "25.00",
-            "--currency",
-            "EUR",
-            "--yes",
-        ],
-        "1234\n",
-    );
+    let out =
+        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "25.00", "--currency", "EUR", "--yes"], "1234\n");
     assert!(out.contains(&format!("resuming transfer {id}")), "{out}");
     assert!(out.contains(&format!("transfer {id} executed")), "{out}");
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 2500);
@@ -651,35 +514,12 @@ fn bank_killed_mid_transfer_then_retry_moves_money_exactly_once() {
     assert!(w.bridge_ok(&["pending"], "").starts_with("tx-"));
 
     w.bank.restart();
-    let out = w.bridge_ok(
-        &[
-            "transfer",
-            "--to",
-            "ACC-BOB-EUR",
-            "--amount",
-            "7.50",
-            "--currency",
-            "EUR",
-            "--yes",
-        ],
-        "1234\n",
-    );
+    let out =
+        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "7.50", "--currency", "EUR", "--yes"], "1234\n");
     assert!(out.contains("resuming transfer"), "{out}");
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 750);
     // Running the same command once more is a new, second payment (the first one is known).
-    w.bridge_ok(
-        &[
-            "transfer",
-            "--to",
-            "ACC-BOB-EUR",
-            "--amount",
-            "7.50",
-            "--currency",
-            "EUR",
-            "--yes",
-        ],
-        "1234\n",
-    );
+    w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "7.50", "--currency", "EUR", "--yes"], "1234\n");
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1500);
     w.books_ok();
 }
@@ -706,10 +546,7 @@ impl Browser<'_> {
             self.cookie = Some(pair);
         }
         let status = resp.status().as_u16();
-        let location = resp
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned());
+        let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
         (status, resp.text().unwrap(), location)
     }
 
@@ -720,26 +557,15 @@ impl Browser<'_> {
 
     fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
         let url = format!("{}{path}", self.w.bank.url());
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        self.send(
-            http()
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body),
-        )
+        let body: String = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
+        self.send(http().post(url).header("content-type", "application/x-www-form-urlencoded").body(body))
     }
 }
 
 fn urlencode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -748,43 +574,29 @@ fn urlencode(v: &str) -> String {
 /// The value of the hidden input `name` in `html`.
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no input {name} in {html}"))
-        + marker.len();
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no input {name} in {html}")) + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
 /// The `reader-bridge respond ...` command line the page prints, as arguments after `respond`.
 fn respond_args(html: &str) -> Vec<String> {
-    let start = html
-        .find("reader-bridge respond")
-        .unwrap_or_else(|| panic!("no respond command in {html}"));
+    let start = html.find("reader-bridge respond").unwrap_or_else(|| panic!("no respond command in {html}"));
     let line = html[start..].split('<').next().unwrap();
-    let line = line
-        .replace("&amp;", "&")
-        .replace("&#x2F;", "/")
-        .replace("&#47;", "/");
+    let line = line.replace("&amp;", "&").replace("&#x2F;", "/").replace("&#47;", "/");
     line.split_whitespace().skip(2).map(str::to_owned).collect()
 }
 
 #[test]
 fn website_login_and_transfer_with_codes_from_respond() {
     let w = world();
-    let mut b = Browser {
-        w: &w,
-        cookie: None,
-    };
+    let mut b = Browser { w: &w, cookie: None };
 
     let (s, page, _) = b.get("/login");
     assert_eq!(s, 200);
     let csrf = hidden(&page, "csrf");
     let (s, page, _) = b.post("/login", &[("csrf", &csrf), ("user", "alice")]);
     assert_eq!(s, 200, "{page}");
-    assert!(
-        page.contains(&w.bank.url()),
-        "the page shows the bank's verifier id"
-    );
+    assert!(page.contains(&w.bank.url()), "the page shows the bank's verifier id");
     let args = respond_args(&page);
     assert!(args.contains(&w.bank.url()), "{args:?}");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -792,11 +604,7 @@ fn website_login_and_transfer_with_codes_from_respond() {
     let (counter, otp) = w.respond(&args, "1234");
     let (s, _, location) = b.post(
         "/login/code",
-        &[
-            ("csrf", &csrf),
-            ("challenge_id", &hidden(&page, "challenge_id")),
-            ("code", &format!("{counter}-{otp}")),
-        ],
+        &[("csrf", &csrf), ("challenge_id", &hidden(&page, "challenge_id")), ("code", &format!("{counter}-{otp}"))],
     );
     assert_eq!((s, location.as_deref()), (303, Some("/welcome")));
 
@@ -816,13 +624,7 @@ fn website_login_and_transfer_with_codes_from_respond() {
     assert_eq!(s, 200, "{page}");
     let args = respond_args(&page);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    for expected in [
-        "--transaction-id",
-        "--amount-minor",
-        "1234",
-        "ACC-BOB-EUR",
-        "EUR",
-    ] {
+    for expected in ["--transaction-id", "--amount-minor", "1234", "ACC-BOB-EUR", "EUR"] {
         assert!(args.contains(&expected), "{expected} missing in {args:?}");
     }
     let (counter, otp) = w.respond(&args, "1234");
@@ -860,10 +662,7 @@ fn a_bridge_pointed_at_another_address_gets_codes_the_bank_refuses() {
         .unwrap();
     assert_eq!(code(&out), 31, "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("warning: the server says its verifier id is"),
-        "{err}"
-    );
+    assert!(err.contains("warning: the server says its verifier id is"), "{err}");
     // The same card at the real address still logs in (the refused code fell in the window).
     w.login();
 }
