@@ -343,6 +343,14 @@ fn wrong_pin_three_times_blocks_and_the_puk_unblocks() {
     let out = w.bridge(&["login", "--user", "alice"], "1234\n");
     assert_eq!(code(&out), 20, "the old PIN is gone: {}", describe(&out));
     w.bridge_ok(&["login", "--user", "alice"], "4321\n");
+
+    // The person changes the PIN; mistyped confirmations are refused before the card.
+    let out = w.bridge(&["change-pin"], "4321\n5678\n5679\n");
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    w.bridge_ok(&["change-pin"], "4321\n5678\n5678\n");
+    let out = w.bridge(&["login", "--user", "alice"], "4321\n");
+    assert_eq!(code(&out), 20, "{}", describe(&out));
+    w.bridge_ok(&["login", "--user", "alice"], "5678\n");
 }
 
 #[test]
