@@ -42,11 +42,7 @@ pub fn append(
     detail: serde_json::Value,
 ) -> rusqlite::Result<i64> {
     let last: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (id, prev) = match last {
         Some((id, hash)) => (id + 1, hash),
@@ -86,8 +82,7 @@ impl AuditReport {
 
 /// Walks the whole chain in id order.
 pub fn verify(tx: &Transaction<'_>) -> rusqlite::Result<AuditReport> {
-    let mut stmt =
-        tx.prepare("SELECT id, at, kind, actor, detail, prev_hash, hash FROM audit ORDER BY id")?;
+    let mut stmt = tx.prepare("SELECT id, at, kind, actor, detail, prev_hash, hash FROM audit ORDER BY id")?;
     let mut rows = stmt.query([])?;
     let mut expect_id = 1i64;
     let mut prev = vec![0u8; 32];
@@ -95,11 +90,7 @@ pub fn verify(tx: &Transaction<'_>) -> rusqlite::Result<AuditReport> {
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let bad = |problem| {
-            Ok(AuditReport {
-                rows: count,
-                head_hex: hex::encode(&prev),
-                first_bad: Some(BadRow { id, problem }),
-            })
+            Ok(AuditReport { rows: count, head_hex: hex::encode(&prev), first_bad: Some(BadRow { id, problem }) })
         };
         // Columns are read loosely: a tampered row may hold a value of the wrong type.
         let at: Option<i64> = r.get(1).ok();
@@ -109,11 +100,7 @@ pub fn verify(tx: &Transaction<'_>) -> rusqlite::Result<AuditReport> {
         let prev_hash: Option<Vec<u8>> = r.get(5).ok();
         let hash: Option<Vec<u8>> = r.get(6).ok();
         if id != expect_id {
-            let problem = if id > expect_id {
-                "rows are missing before this one"
-            } else {
-                "row id out of order"
-            };
+            let problem = if id > expect_id { "rows are missing before this one" } else { "row id out of order" };
             return bad(problem);
         }
         let (Some(at), Some(kind), Some(actor), Some(detail), Some(prev_hash), Some(hash)) =
@@ -131,11 +118,7 @@ pub fn verify(tx: &Transaction<'_>) -> rusqlite::Result<AuditReport> {
         expect_id += 1;
         count += 1;
     }
-    Ok(AuditReport {
-        rows: count,
-        head_hex: hex::encode(&prev),
-        first_bad: None,
-    })
+    Ok(AuditReport { rows: count, head_hex: hex::encode(&prev), first_bad: None })
 }
 
 /// One audit event as stored.
@@ -151,27 +134,18 @@ pub struct Event {
 
 /// The latest `limit` events, newest first.
 pub fn recent(tx: &Transaction<'_>, limit: u32) -> rusqlite::Result<Vec<Event>> {
-    let mut stmt =
-        tx.prepare("SELECT id, at, kind, actor, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+    let mut stmt = tx.prepare("SELECT id, at, kind, actor, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
     let rows = stmt.query_map([limit], |r| {
-        Ok(Event {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            kind: r.get(2)?,
-            actor: r.get(3)?,
-            detail: r.get(4)?,
-        })
+        Ok(Event { id: r.get(0)?, at: r.get(1)?, kind: r.get(2)?, actor: r.get(3)?, detail: r.get(4)? })
     })?;
     rows.collect()
 }
 
 /// How many events of `kind` mention `needle` in their detail (tests and operators).
 pub fn count(tx: &Transaction<'_>, kind: &str, needle: &str) -> rusqlite::Result<i64> {
-    tx.query_row(
-        "SELECT count(*) FROM audit WHERE kind = ?1 AND instr(detail, ?2) > 0",
-        params![kind, needle],
-        |r| r.get(0),
-    )
+    tx.query_row("SELECT count(*) FROM audit WHERE kind = ?1 AND instr(detail, ?2) > 0", params![kind, needle], |r| {
+        r.get(0)
+    })
 }
 
 #[cfg(test)]
@@ -204,15 +178,10 @@ mod tests {
         tx.finish().unwrap();
 
         // SQL refuses edits...
-        assert!(c
-            .execute("UPDATE audit SET detail = '{}' WHERE id = 4", [])
-            .is_err());
+        assert!(c.execute("UPDATE audit SET detail = '{}' WHERE id = 4", []).is_err());
         assert!(c.execute("DELETE FROM audit WHERE id = 4", []).is_err());
         // ...so the attacker drops the trigger first; the chain still shows it.
-        c.execute_batch(
-            "DROP TRIGGER audit_no_update; UPDATE audit SET detail = '{\"i\":99}' WHERE id = 4;",
-        )
-        .unwrap();
+        c.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET detail = '{\"i\":99}' WHERE id = 4;").unwrap();
         let tx = c.transaction().unwrap();
         let r = verify(&tx).unwrap();
         assert_eq!(r.first_bad.as_ref().map(|b| b.id), Some(4), "{r:?}");
@@ -227,8 +196,7 @@ mod tests {
             append(&tx, i, "test", "system", json!({})).unwrap();
         }
         tx.commit().unwrap();
-        c.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 2;")
-            .unwrap();
+        c.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 2;").unwrap();
         let tx = c.transaction().unwrap();
         assert_eq!(verify(&tx).unwrap().first_bad.map(|b| b.id), Some(3));
     }

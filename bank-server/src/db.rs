@@ -11,19 +11,10 @@ use tokio::sync::Semaphore;
 /// The migrations, in order. Version `i + 1` is `MIGRATIONS[i]`; `PRAGMA user_version` says
 /// which have been applied.
 const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_audit.sql",
-        include_str!("../migrations/0001_audit.sql"),
-    ),
+    ("0001_audit.sql", include_str!("../migrations/0001_audit.sql")),
     ("0002_auth.sql", include_str!("../migrations/0002_auth.sql")),
-    (
-        "0003_ledger.sql",
-        include_str!("../migrations/0003_ledger.sql"),
-    ),
-    (
-        "0004_website.sql",
-        include_str!("../migrations/0004_website.sql"),
-    ),
+    ("0003_ledger.sql", include_str!("../migrations/0003_ledger.sql")),
+    ("0004_website.sql", include_str!("../migrations/0004_website.sql")),
 ];
 
 /// The schema version this build expects.
@@ -38,22 +29,14 @@ const POOL_SIZE: usize = 8;
 pub enum DbError {
     #[error("sqlite: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("database {path}: PRAGMA {pragma} is {got:?}, the bank needs {want:?}; refusing to run")]
+    Pragma { path: String, pragma: &'static str, got: String, want: &'static str },
     #[error(
-        "database {path}: PRAGMA {pragma} is {got:?}, the bank needs {want:?}; refusing to run"
+        "database {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; use a newer bank-server"
     )]
-    Pragma {
-        path: String,
-        pragma: &'static str,
-        got: String,
-        want: &'static str,
-    },
-    #[error("database {path} has schema version {found}, newer than this build's {SCHEMA_VERSION}; use a newer bank-server")]
     TooNew { path: String, found: u32 },
     #[error("migration {name} failed: {source}")]
-    Migration {
-        name: &'static str,
-        source: rusqlite::Error,
-    },
+    Migration { name: &'static str, source: rusqlite::Error },
     #[error("the database worker thread stopped")]
     Worker,
 }
@@ -62,39 +45,22 @@ pub enum DbError {
 pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let shown = path.display().to_string();
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(DbError::Pragma {
-            path: shown,
-            pragma: "journal_mode",
-            got: mode,
-            want: "wal",
-        });
+        return Err(DbError::Pragma { path: shown, pragma: "journal_mode", got: mode, want: "wal" });
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
     if sync != 2 {
-        return Err(DbError::Pragma {
-            path: shown,
-            pragma: "synchronous",
-            got: sync.to_string(),
-            want: "2 (FULL)",
-        });
+        return Err(DbError::Pragma { path: shown, pragma: "synchronous", got: sync.to_string(), want: "2 (FULL)" });
     }
     let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
     if fk != 1 {
-        return Err(DbError::Pragma {
-            path: shown,
-            pragma: "foreign_keys",
-            got: fk.to_string(),
-            want: "1 (ON)",
-        });
+        return Err(DbError::Pragma { path: shown, pragma: "foreign_keys", got: fk.to_string(), want: "1 (ON)" });
     }
     Ok(conn)
 }
@@ -104,20 +70,15 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
-        return Err(DbError::TooNew {
-            path: path.display().to_string(),
-            found: current,
-        });
+        return Err(DbError::TooNew { path: path.display().to_string(), found: current });
     }
     for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = i as u32 + 1;
         if version <= current {
             continue;
         }
-        tx.execute_batch(sql)
-            .map_err(|source| DbError::Migration { name, source })?;
-        tx.pragma_update(None, "user_version", version)
-            .map_err(|source| DbError::Migration { name, source })?;
+        tx.execute_batch(sql).map_err(|source| DbError::Migration { name, source })?;
+        tx.pragma_update(None, "user_version", version).map_err(|source| DbError::Migration { name, source })?;
         tracing::info!(migration = name, version, "applied migration");
     }
     tx.commit()?;
@@ -126,10 +87,7 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, DbError> {
 
 /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits when it returns `Ok`.
 /// Immediate: the write lock is taken at the start, so two verifications never interleave.
-pub fn immediate<T, E>(
-    conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-) -> Result<T, E>
+pub fn immediate<T, E>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
 where
     E: From<rusqlite::Error>,
 {
@@ -140,10 +98,7 @@ where
 }
 
 /// Runs `f` inside a read transaction (a consistent snapshot).
-pub fn read<T, E>(
-    conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-) -> Result<T, E>
+pub fn read<T, E>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
 where
     E: From<rusqlite::Error>,
 {
@@ -167,9 +122,7 @@ struct Inner {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("path", &self.inner.path)
-            .finish()
+        f.debug_struct("Db").field("path", &self.inner.path).finish()
     }
 }
 
@@ -198,13 +151,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
-        let permit = self
-            .inner
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| DbError::Worker)?;
+        let permit = self.inner.permits.clone().acquire_owned().await.map_err(|_| DbError::Worker)?;
         let inner = self.inner.clone();
         let job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -217,10 +164,7 @@ impl Db {
     }
 
     /// The same, for synchronous callers (operator functions, tests).
-    pub fn run_blocking<T, E>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, E>,
-    ) -> Result<T, E>
+    pub fn run_blocking<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E>) -> Result<T, E>
     where
         E: From<DbError>,
     {
@@ -263,12 +207,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bank.sqlite3");
         let db = Db::open(&path).unwrap();
-        let v: u32 = db
-            .run_blocking(|c| {
-                c.query_row("PRAGMA user_version", [], |r| r.get(0))
-                    .map_err(DbError::from)
-            })
-            .unwrap();
+        let v: u32 =
+            db.run_blocking(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(DbError::from)).unwrap();
         assert_eq!(v, SCHEMA_VERSION);
         drop(db);
         // Opening again applies nothing and keeps the version.
@@ -289,9 +229,7 @@ mod tests {
     fn pragmas_are_the_durable_ones() {
         let dir = tempfile::tempdir().unwrap();
         let c = open_connection(&dir.path().join("x.sqlite3")).unwrap();
-        let mode: String = c
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
+        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!(sync, 2);
@@ -302,27 +240,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.sqlite3");
         let mut c = open_connection(&path).unwrap();
-        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        assert!(matches!(
-            migrate(&mut c, &path),
-            Err(DbError::TooNew { .. })
-        ));
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        assert!(matches!(migrate(&mut c, &path), Err(DbError::TooNew { .. })));
     }
 
     #[test]
     fn an_in_memory_database_is_refused_for_lack_of_wal() {
         // ":memory:" cannot use WAL: the check must refuse it rather than run undurably.
         let err = open_connection(Path::new(":memory:")).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DbError::Pragma {
-                    pragma: "journal_mode",
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, DbError::Pragma { pragma: "journal_mode", .. }), "{err}");
     }
 }

@@ -66,10 +66,7 @@ impl Config {
         Ok(Config {
             public_url: public_url.trim().trim_end_matches('/').to_owned(),
             secure_cookies: verifier_id.starts_with("https://"),
-            auth: AuthConfig {
-                verifier_id,
-                challenge_ttl: CHALLENGE_TTL_S,
-            },
+            auth: AuthConfig { verifier_id, challenge_ttl: CHALLENGE_TTL_S },
             session_idle: SESSION_IDLE_S,
             session_max: SESSION_MAX_S,
         })
@@ -110,26 +107,14 @@ impl AppState {
 
     /// Builds the state from parts (tests choose the key and settings).
     pub fn with(db: Db, key: MasterKey, cfg: Config, clock: Clock) -> Result<Self, StartError> {
-        db.run_blocking(|c| {
-            db::immediate(c, |tx| {
-                auth::check_master_key(tx, &key).map_err(StartError::from)
-            })
-        })?;
-        Ok(AppState {
-            db,
-            key: Arc::new(key),
-            cfg: Arc::new(cfg),
-            clock,
-        })
+        db.run_blocking(|c| db::immediate(c, |tx| auth::check_master_key(tx, &key).map_err(StartError::from)))?;
+        Ok(AppState { db, key: Arc::new(key), cfg: Arc::new(cfg), clock })
     }
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("db", &self.db)
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
+        f.debug_struct("AppState").field("db", &self.db).field("cfg", &self.cfg).finish_non_exhaustive()
     }
 }
 
@@ -144,7 +129,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }

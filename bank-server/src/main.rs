@@ -9,11 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "bank-server",
-    version,
-    about = "The PAYSIM bank: website, JSON API, token authentication and ledger"
-)]
+#[command(name = "bank-server", version, about = "The PAYSIM bank: website, JSON API, token authentication and ledger")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,14 +52,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve {
-        db,
-        listen,
-        public_url,
-    } = cli.command;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let Command::Serve { db, listen, public_url } = cli.command;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
     let state = bank_server::AppState::open(&db, &public_url, bank_server::clock::Clock::system())
@@ -73,9 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     writeln!(out, "bank-server listening on http://{addr}")?;
     out.flush()?;
     drop(out);
-    bank_server::serve(listener, state, shutdown_signal())
-        .await
-        .context("server failed")?;
+    bank_server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -25,10 +25,7 @@ pub enum KeyError {
     #[error("master key file {0} is readable by group or others; run `chmod 600` on it")]
     Permissions(PathBuf),
     #[error("master key file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("the operating system's random generator failed")]
     Random,
     #[error("sealed data did not open: wrong master key or altered database row")]
@@ -89,17 +86,12 @@ impl MasterKey {
 
     /// Loads the key file at `path`, or creates it with a fresh random key.
     pub fn load_or_create_file(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| KeyError::Io { path: path.to_path_buf(), source };
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let text = Zeroizing::new(text);
                 check_permissions(path)?;
-                parse_hex32(&text)
-                    .map(MasterKey)
-                    .ok_or_else(|| KeyError::BadFile(path.to_path_buf()))
+                parse_hex32(&text).map(MasterKey).ok_or_else(|| KeyError::BadFile(path.to_path_buf()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Zeroizing::new(random_bytes::<32>()?);
@@ -119,9 +111,7 @@ impl MasterKey {
                         Ok(MasterKey(key))
                     }
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create_file(path)
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create_file(path),
                     Err(e) => Err(io(e)),
                 }
             }
@@ -134,18 +124,9 @@ impl MasterKey {
         let cipher = Aes256Gcm::new_from_slice(self.0.as_ref()).map_err(|_| KeyError::Open)?;
         let nonce = random_bytes::<12>()?;
         let ciphertext = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: ad,
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: ad })
             .map_err(|_| KeyError::Open)?;
-        Ok(Sealed {
-            nonce: nonce.to_vec(),
-            ciphertext,
-        })
+        Ok(Sealed { nonce: nonce.to_vec(), ciphertext })
     }
 
     /// Opens a sealed value; fails if the key, the associated data or the bytes differ.
@@ -155,13 +136,7 @@ impl MasterKey {
         }
         let cipher = Aes256Gcm::new_from_slice(self.0.as_ref()).map_err(|_| KeyError::Open)?;
         cipher
-            .decrypt(
-                Nonce::from_slice(&sealed.nonce),
-                Payload {
-                    msg: &sealed.ciphertext,
-                    aad: ad,
-                },
-            )
+            .decrypt(Nonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: ad })
             .map(Zeroizing::new)
             .map_err(|_| KeyError::Open)
     }
@@ -170,10 +145,7 @@ impl MasterKey {
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), KeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|source| KeyError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(KeyError::Permissions(path.to_path_buf()));
     }
@@ -214,15 +186,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(
-                MasterKey::load_or_create_file(&path),
-                Err(KeyError::Permissions(_))
-            ));
+            assert!(matches!(MasterKey::load_or_create_file(&path), Err(KeyError::Permissions(_))));
         }
     }
 }

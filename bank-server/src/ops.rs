@@ -50,10 +50,7 @@ pub const TOKEN_FILE_FORMAT: &str = "paysim-token-v1";
 
 /// Reads and checks a personalization output file.
 pub fn load_token_file(path: &Path) -> Result<TokenFile, OpsError> {
-    let bad = |problem: &str| OpsError::TokenFile {
-        path: path.display().to_string(),
-        problem: problem.to_owned(),
-    };
+    let bad = |problem: &str| OpsError::TokenFile { path: path.display().to_string(), problem: problem.to_owned() };
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?);
     parse_token_file(&text).map_err(bad)
 }
@@ -64,29 +61,15 @@ pub fn parse_token_file(text: &str) -> Result<TokenFile, &'static str> {
     if v.get("format").and_then(|f| f.as_str()) != Some(TOKEN_FILE_FORMAT) {
         return Err("`format` must be \"paysim-token-v1\"");
     }
-    let serial = v
-        .get("serial")
-        .and_then(|s| s.as_str())
-        .ok_or("`serial` is missing")?;
+    let serial = v.get("serial").and_then(|s| s.as_str()).ok_or("`serial` is missing")?;
     if !auth::valid_serial(serial) {
         return Err("`serial` must be 1-16 characters of A-Z 0-9 -");
     }
-    let seed_hex = v
-        .get("seed_hex")
-        .and_then(|s| s.as_str())
-        .ok_or("`seed_hex` is missing")?;
+    let seed_hex = v.get("seed_hex").and_then(|s| s.as_str()).ok_or("`seed_hex` is missing")?;
     let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(seed_hex, seed.as_mut())
-        .map_err(|_| "`seed_hex` must be 64 hex digits")?;
-    let counter = v
-        .get("counter")
-        .and_then(|c| c.as_u64())
-        .ok_or("`counter` must be a non-negative integer")?;
-    Ok(TokenFile {
-        serial: serial.to_owned(),
-        seed: ChainKey::from_bytes(*seed),
-        counter,
-    })
+    hex::decode_to_slice(seed_hex, seed.as_mut()).map_err(|_| "`seed_hex` must be 64 hex digits")?;
+    let counter = v.get("counter").and_then(|c| c.as_u64()).ok_or("`counter` must be a non-negative integer")?;
+    Ok(TokenFile { serial: serial.to_owned(), seed: ChainKey::from_bytes(*seed), counter })
 }
 
 fn open(db_path: &Path) -> Result<Db, OpsError> {
@@ -104,31 +87,16 @@ fn write<T>(
 
 /// Adds a user (1-32 characters of a-z 0-9 . _ -).
 pub fn add_user(db_path: &Path, name: &str) -> Result<(), OpsError> {
-    write(db_path, |tx, now| {
-        Ok(auth::add_user(tx, now, name, OPERATOR).map(|_| ())?)
-    })
+    write(db_path, |tx, now| Ok(auth::add_user(tx, now, name, OPERATOR).map(|_| ())?))
 }
 
 /// Enrolls a token for an existing user: `seed` is `ck_0`, `counter` the card's next counter.
 /// The chain key is sealed under the master key (`BANK_MASTER_KEY` or the key file beside the
 /// database, created if missing).
-pub fn enroll_token(
-    db_path: &Path,
-    serial: &str,
-    seed: &ChainKey,
-    counter: u64,
-    user: &str,
-) -> Result<(), OpsError> {
+pub fn enroll_token(db_path: &Path, serial: &str, seed: &ChainKey, counter: u64, user: &str) -> Result<(), OpsError> {
     let key = MasterKey::load_or_create(db_path)?;
-    let e = auth::Enrollment {
-        user,
-        serial,
-        ck0: seed,
-        counter,
-    };
-    write(db_path, |tx, now| {
-        Ok(auth::enroll_token(tx, now, &key, &e, OPERATOR)?)
-    })
+    let e = auth::Enrollment { user, serial, ck0: seed, counter };
+    write(db_path, |tx, now| Ok(auth::enroll_token(tx, now, &key, &e, OPERATOR)?))
 }
 
 /// [`enroll_token`] from a personalization output file; returns its serial.
@@ -139,52 +107,26 @@ pub fn enroll_token_file(db_path: &Path, file: &Path, user: &str) -> Result<Stri
 }
 
 /// Opens an account (1-34 characters of A-Z 0-9 -) in a supported currency for a user.
-pub fn open_account(
-    db_path: &Path,
-    user: &str,
-    number: &str,
-    currency: &str,
-) -> Result<(), OpsError> {
+pub fn open_account(db_path: &Path, user: &str, number: &str, currency: &str) -> Result<(), OpsError> {
     write(db_path, |tx, now| {
-        let uid =
-            auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.to_owned()))?;
-        Ok(ledger::open_account(
-            tx, now, uid, number, currency, OPERATOR,
-        )?)
+        let uid = auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.to_owned()))?;
+        Ok(ledger::open_account(tx, now, uid, number, currency, OPERATOR)?)
     })
 }
 
 /// Funds an account with `amount_minor` (> 0) minor units; returns the new balance.
-pub fn fund(
-    db_path: &Path,
-    account: &str,
-    amount_minor: u64,
-    reason: &str,
-) -> Result<i64, OpsError> {
-    write(db_path, |tx, now| {
-        Ok(ledger::fund(
-            tx,
-            now,
-            account,
-            amount_minor,
-            reason,
-            OPERATOR,
-        )?)
-    })
+pub fn fund(db_path: &Path, account: &str, amount_minor: u64, reason: &str) -> Result<i64, OpsError> {
+    write(db_path, |tx, now| Ok(ledger::fund(tx, now, account, amount_minor, reason, OPERATOR)?))
 }
 
 /// Clears a token's lock and failure counts.
 pub fn unlock_token(db_path: &Path, serial: &str) -> Result<(), OpsError> {
-    write(db_path, |tx, now| {
-        Ok(auth::unlock_token(tx, now, serial, OPERATOR)?)
-    })
+    write(db_path, |tx, now| Ok(auth::unlock_token(tx, now, serial, OPERATOR)?))
 }
 
 /// Revokes a token for good.
 pub fn revoke_token(db_path: &Path, serial: &str) -> Result<(), OpsError> {
-    write(db_path, |tx, now| {
-        Ok(auth::revoke_token(tx, now, serial, OPERATOR)?)
-    })
+    write(db_path, |tx, now| Ok(auth::revoke_token(tx, now, serial, OPERATOR)?))
 }
 
 /// All tokens with their state (no key material).
@@ -199,8 +141,7 @@ pub fn accounts(db_path: &Path, user: &str) -> Result<Vec<Account>, OpsError> {
     let db = open(db_path)?;
     db.run_blocking(|c| {
         db::read(c, |tx| {
-            let uid =
-                auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.to_owned()))?;
+            let uid = auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.to_owned()))?;
             Ok(ledger::accounts_of(tx, uid)?)
         })
     })

@@ -22,6 +22,8 @@ pub const MAX_FAILURES: i64 = 5;
 pub const LOCK_BASE_S: i64 = 60;
 /// Longest lock delay.
 pub const LOCK_MAX_S: i64 = 24 * 3600;
+/// A lock more than this long after the previous one ended starts the escalation again.
+pub const LOCK_DECAY_S: i64 = 7 * 24 * 3600;
 /// Largest counter accepted at enrollment (the chain is stepped that far once).
 pub const MAX_ENROLL_COUNTER: u64 = 1_000_000;
 
@@ -98,10 +100,7 @@ impl Failure {
 
     /// Whether the token's consecutive-failure count goes up: only for an evaluated code.
     fn counts(self) -> bool {
-        matches!(
-            self,
-            Failure::CounterReplay | Failure::CounterOutOfWindow | Failure::OtpMismatch
-        )
+        matches!(self, Failure::CounterReplay | Failure::CounterOutOfWindow | Failure::OtpMismatch)
     }
 }
 
@@ -134,12 +133,7 @@ pub struct Challenge {
 #[derive(Clone, Copy, Debug)]
 pub enum Signed<'a> {
     Login,
-    Tx {
-        transaction_id: &'a str,
-        amount_minor: u64,
-        currency: &'a [u8; 3],
-        payee: &'a str,
-    },
+    Tx { transaction_id: &'a str, amount_minor: u64, currency: &'a [u8; 3], payee: &'a str },
 }
 
 /// A client's answer. `counter: None` (a person typed only the 8 digits) makes the check try
@@ -153,9 +147,7 @@ pub struct Submission<'a> {
 
 impl std::fmt::Debug for Submission<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Submission")
-            .field("counter", &self.counter)
-            .finish_non_exhaustive()
+        f.debug_struct("Submission").field("counter", &self.counter).finish_non_exhaustive()
     }
 }
 
@@ -192,26 +184,18 @@ pub struct TokenInfo {
 
 pub fn valid_user_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
 pub fn valid_serial(serial: &str) -> bool {
     (1..=16).contains(&serial.len())
-        && serial
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+        && serial.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn ck_ad(token_id: i64, serial: &str, next_counter: u64) -> Vec<u8> {
     let mut ad = CK_AD_LABEL.to_vec();
     ad.extend_from_slice(&token_id.to_be_bytes());
-    ad.extend_from_slice(
-        &u32::try_from(serial.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
+    ad.extend_from_slice(&u32::try_from(serial.len()).unwrap_or(u32::MAX).to_be_bytes());
     ad.extend_from_slice(serial.as_bytes());
     ad.extend_from_slice(&next_counter.to_be_bytes());
     ad
@@ -234,13 +218,7 @@ fn store_chain(
     Ok(())
 }
 
-fn load_chain(
-    key: &MasterKey,
-    token_id: i64,
-    serial: &str,
-    next: u64,
-    sealed: &Sealed,
-) -> Result<ChainKey, AuthError> {
+fn load_chain(key: &MasterKey, token_id: i64, serial: &str, next: u64, sealed: &Sealed) -> Result<ChainKey, AuthError> {
     let plain = key.open(&ck_ad(token_id, serial, next), sealed)?;
     let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| KeyError::Open)?;
     Ok(ChainKey::from_bytes(bytes))
@@ -249,32 +227,19 @@ fn load_chain(
 /// Makes sure `key` is the key this database was set up with; stores a check value the first
 /// time. Starting with another key is refused here instead of failing every login later.
 pub fn check_master_key(tx: &Transaction<'_>, key: &MasterKey) -> Result<(), AuthError> {
-    let stored: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT value FROM auth_meta WHERE name = 'key_check'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let stored: Option<Vec<u8>> =
+        tx.query_row("SELECT value FROM auth_meta WHERE name = 'key_check'", [], |r| r.get(0)).optional()?;
     match stored {
         Some(v) if v.len() > 12 => {
-            let sealed = Sealed {
-                nonce: v[..12].to_vec(),
-                ciphertext: v[12..].to_vec(),
-            };
-            key.open(KEY_CHECK_AD, &sealed)
-                .map(|_| ())
-                .map_err(|_| AuthError::MasterKeyMismatch)
+            let sealed = Sealed { nonce: v[..12].to_vec(), ciphertext: v[12..].to_vec() };
+            key.open(KEY_CHECK_AD, &sealed).map(|_| ()).map_err(|_| AuthError::MasterKeyMismatch)
         }
         Some(_) => Err(AuthError::MasterKeyMismatch),
         None => {
             let sealed = key.seal(KEY_CHECK_AD, b"paysim bank master key")?;
             let mut v = sealed.nonce;
             v.extend_from_slice(&sealed.ciphertext);
-            tx.execute(
-                "INSERT INTO auth_meta (name, value) VALUES ('key_check', ?1)",
-                [v],
-            )?;
+            tx.execute("INSERT INTO auth_meta (name, value) VALUES ('key_check', ?1)", [v])?;
             Ok(())
         }
     }
@@ -288,25 +253,18 @@ pub fn add_user(tx: &Transaction<'_>, now: i64, name: &str, actor: &str) -> Resu
     if user_id(tx, name)?.is_some() {
         return Err(AuthError::UserExists(name.to_owned()));
     }
-    tx.execute(
-        "INSERT INTO users (name, created_at) VALUES (?1, ?2)",
-        params![name, now],
-    )?;
+    tx.execute("INSERT INTO users (name, created_at) VALUES (?1, ?2)", params![name, now])?;
     let id = tx.last_insert_rowid();
     audit::append(tx, now, "user_added", actor, json!({ "user": name }))?;
     Ok(id)
 }
 
 pub fn user_id(tx: &Transaction<'_>, name: &str) -> Result<Option<i64>, AuthError> {
-    Ok(tx
-        .query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
-        .optional()?)
+    Ok(tx.query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0)).optional()?)
 }
 
 pub fn user_name(tx: &Transaction<'_>, id: i64) -> Result<Option<String>, AuthError> {
-    Ok(tx
-        .query_row("SELECT name FROM users WHERE id = ?1", [id], |r| r.get(0))
-        .optional()?)
+    Ok(tx.query_row("SELECT name FROM users WHERE id = ?1", [id], |r| r.get(0)).optional()?)
 }
 
 /// A token to enroll: `ck0` is the chain seed (`ck_0`) from the personalization output and
@@ -327,12 +285,7 @@ pub fn enroll_token(
     e: &Enrollment<'_>,
     actor: &str,
 ) -> Result<(), AuthError> {
-    let Enrollment {
-        user,
-        serial,
-        ck0,
-        counter,
-    } = *e;
+    let Enrollment { user, serial, ck0, counter } = *e;
     if !valid_serial(serial) {
         return Err(AuthError::InvalidSerial);
     }
@@ -341,26 +294,16 @@ pub fn enroll_token(
     }
     check_master_key(tx, key)?;
     let uid = user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.to_owned()))?;
-    let exists: Option<i64> = tx
-        .query_row("SELECT id FROM tokens WHERE serial = ?1", [serial], |r| {
-            r.get(0)
-        })
-        .optional()?;
+    let exists: Option<i64> =
+        tx.query_row("SELECT id FROM tokens WHERE serial = ?1", [serial], |r| r.get(0)).optional()?;
     if exists.is_some() {
         return Err(AuthError::DuplicateSerial(serial.to_owned()));
     }
     let active: Option<String> = tx
-        .query_row(
-            "SELECT serial FROM tokens WHERE user_id = ?1 AND status = 'active'",
-            [uid],
-            |r| r.get(0),
-        )
+        .query_row("SELECT serial FROM tokens WHERE user_id = ?1 AND status = 'active'", [uid], |r| r.get(0))
         .optional()?;
     if let Some(serial) = active {
-        return Err(AuthError::ActiveTokenExists {
-            user: user.to_owned(),
-            serial,
-        });
+        return Err(AuthError::ActiveTokenExists { user: user.to_owned(), serial });
     }
     tx.execute(
         "INSERT INTO tokens (serial, user_id, status, next_counter, ck_nonce, ck_sealed, created_at)
@@ -369,58 +312,29 @@ pub fn enroll_token(
     )?;
     let token_id = tx.last_insert_rowid();
     store_chain(tx, key, token_id, serial, counter, &ck0.advance(counter))?;
-    audit::append(
-        tx,
-        now,
-        "token_enrolled",
-        actor,
-        json!({ "serial": serial, "user": user, "counter": counter }),
-    )?;
+    audit::append(tx, now, "token_enrolled", actor, json!({ "serial": serial, "user": user, "counter": counter }))?;
     Ok(())
 }
 
 fn token_row(tx: &Transaction<'_>, serial: &str) -> Result<(i64, String), AuthError> {
-    tx.query_row(
-        "SELECT id, status FROM tokens WHERE serial = ?1",
-        [serial],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()?
-    .ok_or_else(|| AuthError::UnknownToken(serial.to_owned()))
+    tx.query_row("SELECT id, status FROM tokens WHERE serial = ?1", [serial], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or_else(|| AuthError::UnknownToken(serial.to_owned()))
 }
 
 /// Clears a lock and the failure counts (operator).
-pub fn unlock_token(
-    tx: &Transaction<'_>,
-    now: i64,
-    serial: &str,
-    actor: &str,
-) -> Result<(), AuthError> {
+pub fn unlock_token(tx: &Transaction<'_>, now: i64, serial: &str, actor: &str) -> Result<(), AuthError> {
     let (id, status) = token_row(tx, serial)?;
     if status != "active" {
         return Err(AuthError::TokenRevoked(serial.to_owned()));
     }
-    tx.execute(
-        "UPDATE tokens SET failures = 0, lock_count = 0, locked_until = 0 WHERE id = ?1",
-        [id],
-    )?;
-    audit::append(
-        tx,
-        now,
-        "token_unlocked",
-        actor,
-        json!({ "serial": serial }),
-    )?;
+    tx.execute("UPDATE tokens SET failures = 0, lock_count = 0, locked_until = 0 WHERE id = ?1", [id])?;
+    audit::append(tx, now, "token_unlocked", actor, json!({ "serial": serial }))?;
     Ok(())
 }
 
 /// Revokes a token for good: it never authenticates again and its challenges are dropped.
-pub fn revoke_token(
-    tx: &Transaction<'_>,
-    now: i64,
-    serial: &str,
-    actor: &str,
-) -> Result<(), AuthError> {
+pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &str, actor: &str) -> Result<(), AuthError> {
     let (id, status) = token_row(tx, serial)?;
     if status == "revoked" {
         return Err(AuthError::TokenRevoked(serial.to_owned()));
@@ -468,11 +382,7 @@ fn new_challenge(
         "INSERT INTO challenges (id, token_id, purpose, binding, challenge, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![id, token_id, purpose.encode(), binding, bytes.as_slice(), expires_at],
     )?;
-    Ok(Challenge {
-        id,
-        bytes,
-        expires_at,
-    })
+    Ok(Challenge { id, bytes, expires_at })
 }
 
 /// A login challenge for `user`. An unknown user, or one without an active token, gets a
@@ -596,21 +506,10 @@ fn load_token(tx: &Transaction<'_>, token_id: i64) -> Result<TokenState, AuthErr
     )?)
 }
 
-fn code_at(
-    ck: &ChainKey,
-    counter: u64,
-    challenge: &[u8],
-    verifier_id: &[u8],
-    signed: Signed<'_>,
-) -> otp::Otp {
+fn code_at(ck: &ChainKey, counter: u64, challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> otp::Otp {
     match signed {
         Signed::Login => otp::login_otp(ck, counter, challenge, verifier_id),
-        Signed::Tx {
-            transaction_id,
-            amount_minor,
-            currency,
-            payee,
-        } => otp::tx_otp(
+        Signed::Tx { transaction_id, amount_minor, currency, payee } => otp::tx_otp(
             ck,
             counter,
             challenge,
@@ -654,14 +553,7 @@ pub fn verify(
             },
         )
         .optional()?;
-    let Some(ChallengeRow {
-        token_id,
-        purpose: c_purpose,
-        binding: c_binding,
-        challenge,
-        expires_at,
-    }) = row
-    else {
+    let Some(ChallengeRow { token_id, purpose: c_purpose, binding: c_binding, challenge, expires_at }) = row else {
         audit::append(
             tx,
             now,
@@ -743,27 +635,24 @@ pub fn verify(
                 return Ok(Err(Failure::CounterOutOfWindow));
             };
             store_chain(tx, key, tok.id, &tok.serial, next, &ck.next())?;
-            tx.execute(
-                "UPDATE tokens SET failures = 0, lock_count = 0, locked_until = 0 WHERE id = ?1",
-                [tok.id],
-            )?;
+            // A success ends the run of failures; the lock escalation is kept (see below).
+            tx.execute("UPDATE tokens SET failures = 0 WHERE id = ?1", [tok.id])?;
             log("ok", Some(c))?;
-            Ok(Ok(Verified {
-                user_id: tok.user_id,
-                user: tok.user.clone(),
-                serial: tok.serial.clone(),
-                counter: c,
-            }))
+            Ok(Ok(Verified { user_id: tok.user_id, user: tok.user.clone(), serial: tok.serial.clone(), counter: c }))
         }
         Err(f) => {
             log(f.reason(), sub.counter)?;
             if f.counts() {
                 tok.failures += 1;
                 if tok.failures >= MAX_FAILURES {
+                    // Escalation: each lock doubles the delay, unless the last lock ended more
+                    // than LOCK_DECAY_S (a week) ago. A success in between does not reset it, so a
+                    // guesser gains nothing from the owner's own logins.
+                    if now - tok.locked_until > LOCK_DECAY_S {
+                        tok.lock_count = 0;
+                    }
                     tok.lock_count += 1;
-                    let shift = u32::try_from(tok.lock_count - 1)
-                        .unwrap_or(u32::MAX)
-                        .min(20);
+                    let shift = u32::try_from(tok.lock_count - 1).unwrap_or(u32::MAX).min(20);
                     let delay = LOCK_BASE_S.saturating_mul(1i64 << shift).min(LOCK_MAX_S);
                     tok.locked_until = now + delay;
                     tok.failures = 0;

@@ -15,15 +15,11 @@ pub const MAX_AMOUNT: u64 = 1_000_000_000_000_000;
 pub const MAX_BALANCE: i64 = 1_000_000_000_000_000_000;
 
 /// Currencies the bank keeps, with their ISO 4217 minor-unit exponent.
-pub const CURRENCIES: &[(&str, u32)] =
-    &[("EUR", 2), ("USD", 2), ("GBP", 2), ("CHF", 2), ("JPY", 0)];
+pub const CURRENCIES: &[(&str, u32)] = &[("EUR", 2), ("USD", 2), ("GBP", 2), ("CHF", 2), ("JPY", 0)];
 
 /// The minor-unit exponent of a supported currency.
 pub fn exponent(currency: &str) -> Option<u32> {
-    CURRENCIES
-        .iter()
-        .find(|(c, _)| *c == currency)
-        .map(|(_, e)| *e)
+    CURRENCIES.iter().find(|(c, _)| *c == currency).map(|(_, e)| *e)
 }
 
 /// Writes `minor` in major units: `format_amount(1234, "EUR") == "12.34"`.
@@ -51,36 +47,24 @@ pub fn parse_amount(text: &str, currency: &str) -> Option<u64> {
     if int.is_empty() || int.len() > 16 || !int.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    if frac.len() > e as usize
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || (text.contains('.') && frac.is_empty())
-    {
+    if frac.len() > e as usize || !frac.bytes().all(|b| b.is_ascii_digit()) || (text.contains('.') && frac.is_empty()) {
         return None;
     }
     let mut v: u64 = int.parse().ok()?;
     v = v.checked_mul(10u64.pow(e))?;
-    let mut f: u64 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
+    let mut f: u64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
     f = f.checked_mul(10u64.pow(e - u32::try_from(frac.len()).ok()?))?;
     let v = v.checked_add(f)?;
     (1..=MAX_AMOUNT).contains(&v).then_some(v)
 }
 
 pub fn valid_account_number(n: &str) -> bool {
-    (1..=34).contains(&n.len())
-        && n.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    (1..=34).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A client transfer id: 1-64 URL-safe characters.
 pub fn valid_transfer_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,24 +170,17 @@ struct AccountRow {
     balance: i64,
 }
 
-fn account_by_number(
-    tx: &Transaction<'_>,
-    number: &str,
-) -> Result<Option<AccountRow>, LedgerError> {
+fn account_by_number(tx: &Transaction<'_>, number: &str) -> Result<Option<AccountRow>, LedgerError> {
     Ok(tx
-        .query_row(
-            "SELECT id, user_id, kind, currency, balance FROM accounts WHERE number = ?1",
-            [number],
-            |r| {
-                Ok(AccountRow {
-                    id: r.get(0)?,
-                    user_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    currency: r.get(3)?,
-                    balance: r.get(4)?,
-                })
-            },
-        )
+        .query_row("SELECT id, user_id, kind, currency, balance FROM accounts WHERE number = ?1", [number], |r| {
+            Ok(AccountRow {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                kind: r.get(2)?,
+                currency: r.get(3)?,
+                balance: r.get(4)?,
+            })
+        })
         .optional()?)
 }
 
@@ -225,11 +202,8 @@ pub fn open_account(
     if account_by_number(tx, number)?.is_some() {
         return Err(LedgerError::AccountExists(number.to_owned()));
     }
-    let user_known: Option<i64> = tx
-        .query_row("SELECT id FROM users WHERE id = ?1", [user_id], |r| {
-            r.get(0)
-        })
-        .optional()?;
+    let user_known: Option<i64> =
+        tx.query_row("SELECT id FROM users WHERE id = ?1", [user_id], |r| r.get(0)).optional()?;
     if user_known.is_none() {
         return Err(LedgerError::UnknownUser(user_id));
     }
@@ -259,20 +233,12 @@ fn funding_account(tx: &Transaction<'_>, now: i64, currency: &str) -> Result<i64
     Ok(tx.last_insert_rowid())
 }
 
-fn post(
-    tx: &Transaction<'_>,
-    journal_id: i64,
-    account_id: i64,
-    amount: i64,
-) -> Result<(), LedgerError> {
+fn post(tx: &Transaction<'_>, journal_id: i64, account_id: i64, amount: i64) -> Result<(), LedgerError> {
     tx.execute(
         "INSERT INTO postings (journal_id, account_id, amount) VALUES (?1, ?2, ?3)",
         params![journal_id, account_id, amount],
     )?;
-    tx.execute(
-        "UPDATE accounts SET balance = balance + ?1 WHERE id = ?2",
-        params![amount, account_id],
-    )?;
+    tx.execute("UPDATE accounts SET balance = balance + ?1 WHERE id = ?2", params![amount, account_id])?;
     Ok(())
 }
 
@@ -293,11 +259,7 @@ pub fn fund(
     let acc = account_by_number(tx, number)?
         .filter(|a| a.kind == "customer")
         .ok_or_else(|| LedgerError::UnknownAccount(number.to_owned()))?;
-    if acc
-        .balance
-        .checked_add(amount)
-        .is_none_or(|b| b > MAX_BALANCE)
-    {
+    if acc.balance.checked_add(amount).is_none_or(|b| b > MAX_BALANCE) {
         return Err(LedgerError::BalanceLimit);
     }
     let source = funding_account(tx, now, &acc.currency)?;
@@ -320,7 +282,9 @@ pub fn fund(
 
 /// The user's accounts.
 pub fn accounts_of(tx: &Transaction<'_>, user_id: i64) -> Result<Vec<Account>, LedgerError> {
-    let mut stmt = tx.prepare("SELECT number, currency, balance FROM accounts WHERE user_id = ?1 AND kind = 'customer' ORDER BY number")?;
+    let mut stmt = tx.prepare(
+        "SELECT number, currency, balance FROM accounts WHERE user_id = ?1 AND kind = 'customer' ORDER BY number",
+    )?;
     let rows = stmt.query_map([user_id], |r| {
         let currency: String = r.get(1)?;
         Ok(Account {
@@ -333,7 +297,8 @@ pub fn accounts_of(tx: &Transaction<'_>, user_id: i64) -> Result<Vec<Account>, L
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-const TRANSFER_SELECT: &str = "SELECT t.id, t.client_id, fa.number, ta.number, t.amount, t.currency, t.status, t.reason,
+const TRANSFER_SELECT: &str =
+    "SELECT t.id, t.client_id, fa.number, ta.number, t.amount, t.currency, t.status, t.reason,
         t.created_at, t.executed_at, t.user_id
  FROM transfers t JOIN accounts fa ON fa.id = t.from_account JOIN accounts ta ON ta.id = t.to_account";
 
@@ -356,26 +321,14 @@ fn transfer_from_row(r: &rusqlite::Row<'_>, viewer: i64) -> rusqlite::Result<Tra
 }
 
 /// The transfer `transfer_id` created by `user_id`, if any.
-pub fn transfer(
-    tx: &Transaction<'_>,
-    user_id: i64,
-    transfer_id: &str,
-) -> Result<Option<Transfer>, LedgerError> {
+pub fn transfer(tx: &Transaction<'_>, user_id: i64, transfer_id: &str) -> Result<Option<Transfer>, LedgerError> {
     let sql = format!("{TRANSFER_SELECT} WHERE t.user_id = ?1 AND t.client_id = ?2");
-    Ok(tx
-        .query_row(&sql, params![user_id, transfer_id], |r| {
-            transfer_from_row(r, user_id)
-        })
-        .optional()?)
+    Ok(tx.query_row(&sql, params![user_id, transfer_id], |r| transfer_from_row(r, user_id)).optional()?)
 }
 
 /// The user's history, newest first: everything they created, and executed transfers into
 /// their accounts.
-pub fn history(
-    tx: &Transaction<'_>,
-    user_id: i64,
-    limit: u32,
-) -> Result<Vec<Transfer>, LedgerError> {
+pub fn history(tx: &Transaction<'_>, user_id: i64, limit: u32) -> Result<Vec<Transfer>, LedgerError> {
     let sql = format!(
         "{TRANSFER_SELECT} WHERE t.user_id = ?1 OR (t.status = 'executed' AND ta.user_id = ?1)
          ORDER BY t.id DESC LIMIT ?2"
@@ -398,11 +351,7 @@ pub fn create_transfer(
         return Err(LedgerError::InvalidTransferId);
     }
     if let Some(t) = transfer(tx, user_id, &req.transfer_id)? {
-        if t.from != req.from
-            || t.to != req.to
-            || t.amount_minor != req.amount_minor
-            || t.currency != req.currency
-        {
+        if t.from != req.from || t.to != req.to || t.amount_minor != req.amount_minor || t.currency != req.currency {
             return Err(LedgerError::TransferIdConflict);
         }
         return Ok(match t.status {
@@ -445,8 +394,7 @@ pub fn create_transfer(
         actor,
         json!({ "transfer_id": req.transfer_id, "from": req.from, "to": req.to, "amount_minor": req.amount_minor, "currency": req.currency }),
     )?;
-    let t = transfer(tx, user_id, &req.transfer_id)?
-        .ok_or_else(|| LedgerError::UnknownAccount(req.from.clone()))?;
+    let t = transfer(tx, user_id, &req.transfer_id)?.ok_or_else(|| LedgerError::UnknownAccount(req.from.clone()))?;
     Ok(Created::Pending(t))
 }
 
@@ -459,22 +407,16 @@ pub fn execute_transfer(
     transfer_id: &str,
     actor: &str,
 ) -> Result<Transfer, LedgerError> {
-    let t = transfer(tx, user_id, transfer_id)?
-        .ok_or_else(|| LedgerError::UnknownAccount(transfer_id.to_owned()))?;
+    let t = transfer(tx, user_id, transfer_id)?.ok_or_else(|| LedgerError::UnknownAccount(transfer_id.to_owned()))?;
     if t.status != Status::Pending {
         return Ok(t);
     }
     let amount = i64::try_from(t.amount_minor).map_err(|_| LedgerError::InvalidAmount)?;
-    let (from_id, to_id): (i64, i64) = tx.query_row(
-        "SELECT from_account, to_account FROM transfers WHERE id = ?1",
-        [t.row_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let balance: i64 = tx.query_row(
-        "SELECT balance FROM accounts WHERE id = ?1",
-        [from_id],
-        |r| r.get(0),
-    )?;
+    let (from_id, to_id): (i64, i64) =
+        tx.query_row("SELECT from_account, to_account FROM transfers WHERE id = ?1", [t.row_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let balance: i64 = tx.query_row("SELECT balance FROM accounts WHERE id = ?1", [from_id], |r| r.get(0))?;
     let detail = json!({ "transfer_id": t.transfer_id, "from": t.from, "to": t.to, "amount_minor": t.amount_minor, "currency": t.currency });
     if balance < amount {
         tx.execute(
@@ -496,20 +438,10 @@ pub fn execute_transfer(
         let j = tx.last_insert_rowid();
         post(tx, j, from_id, -amount)?;
         post(tx, j, to_id, amount)?;
-        tx.execute(
-            "UPDATE transfers SET status = 'executed', executed_at = ?1 WHERE id = ?2",
-            params![now, t.row_id],
-        )?;
-        audit::append(
-            tx,
-            now,
-            "transfer_executed",
-            actor,
-            json!({ "transfer": detail, "journal": j }),
-        )?;
+        tx.execute("UPDATE transfers SET status = 'executed', executed_at = ?1 WHERE id = ?2", params![now, t.row_id])?;
+        audit::append(tx, now, "transfer_executed", actor, json!({ "transfer": detail, "journal": j }))?;
     }
-    transfer(tx, user_id, transfer_id)?
-        .ok_or_else(|| LedgerError::UnknownAccount(transfer_id.to_owned()))
+    transfer(tx, user_id, transfer_id)?.ok_or_else(|| LedgerError::UnknownAccount(transfer_id.to_owned()))
 }
 
 /// The books' invariants, for operators and tests.
@@ -527,9 +459,8 @@ pub struct Books {
 /// balance below zero; customers' total per currency equals what was funded.
 pub fn check_books(tx: &Transaction<'_>) -> Result<Books, LedgerError> {
     let mut problems = Vec::new();
-    let mut stmt = tx.prepare(
-        "SELECT journal_id, sum(amount) FROM postings GROUP BY journal_id HAVING sum(amount) <> 0",
-    )?;
+    let mut stmt =
+        tx.prepare("SELECT journal_id, sum(amount) FROM postings GROUP BY journal_id HAVING sum(amount) <> 0")?;
     for r in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
         let (j, s) = r?;
         problems.push(format!("journal entry {j} does not balance (sum {s})"));
@@ -538,23 +469,14 @@ pub fn check_books(tx: &Transaction<'_>) -> Result<Books, LedgerError> {
         "SELECT a.number, a.balance, coalesce((SELECT sum(p.amount) FROM postings p WHERE p.account_id = a.id), 0)
          FROM accounts a",
     )?;
-    for r in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
+    for r in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
         let (n, b, s) = r?;
         if b != s {
             problems.push(format!("account {n}: balance {b} but postings sum to {s}"));
         }
     }
-    let neg: i64 = tx.query_row(
-        "SELECT count(*) FROM accounts WHERE kind = 'customer' AND balance < 0",
-        [],
-        |r| r.get(0),
-    )?;
+    let neg: i64 =
+        tx.query_row("SELECT count(*) FROM accounts WHERE kind = 'customer' AND balance < 0", [], |r| r.get(0))?;
     if neg > 0 {
         problems.push(format!("{neg} customer accounts below zero"));
     }
@@ -563,24 +485,19 @@ pub fn check_books(tx: &Transaction<'_>) -> Result<Books, LedgerError> {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     };
-    let customer_totals =
-        totals("SELECT currency, sum(balance) FROM accounts WHERE kind = 'customer' GROUP BY currency ORDER BY currency")?;
-    let funded = totals("SELECT currency, -sum(balance) FROM accounts WHERE kind = 'funding' GROUP BY currency ORDER BY currency")?;
+    let customer_totals = totals(
+        "SELECT currency, sum(balance) FROM accounts WHERE kind = 'customer' GROUP BY currency ORDER BY currency",
+    )?;
+    let funded = totals(
+        "SELECT currency, -sum(balance) FROM accounts WHERE kind = 'funding' GROUP BY currency ORDER BY currency",
+    )?;
     for (cur, total) in &customer_totals {
-        let f = funded
-            .iter()
-            .find(|(c, _)| c == cur)
-            .map(|(_, v)| *v)
-            .unwrap_or(0);
+        let f = funded.iter().find(|(c, _)| c == cur).map(|(_, v)| *v).unwrap_or(0);
         if f != *total {
             problems.push(format!("{cur}: customers hold {total} but {f} was funded"));
         }
     }
-    Ok(Books {
-        customer_totals,
-        funded,
-        problems,
-    })
+    Ok(Books { customer_totals, funded, problems })
 }
 
 #[cfg(test)]
@@ -597,18 +514,7 @@ mod tests {
         assert_eq!(parse_amount("12.345", "EUR"), None);
         assert_eq!(parse_amount("12.34", "JPY"), None);
         assert_eq!(parse_amount("1234", "JPY"), Some(1234));
-        for bad in [
-            "",
-            "-1",
-            "+1",
-            "1.",
-            ".5",
-            "1,00",
-            "0",
-            "0.00",
-            "1e3",
-            "99999999999999999",
-        ] {
+        for bad in ["", "-1", "+1", "1.", ".5", "1,00", "0", "0.00", "1e3", "99999999999999999"] {
             assert_eq!(parse_amount(bad, "EUR"), None, "{bad}");
         }
         assert_eq!(parse_amount("1", "XXX"), None);

@@ -30,8 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn body(bytes: &Bytes) -> Result<Value, AppError> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|_| AppError::invalid("the body must be a JSON object"))?;
+    let v: Value = serde_json::from_slice(bytes).map_err(|_| AppError::invalid("the body must be a JSON object"))?;
     if !v.is_object() {
         return Err(AppError::invalid("the body must be a JSON object"));
     }
@@ -41,18 +40,16 @@ fn body(bytes: &Bytes) -> Result<Value, AppError> {
 fn field_str<'a>(v: &'a Value, name: &str, max: usize) -> Result<&'a str, AppError> {
     match v.get(name) {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= max => Ok(s),
-        Some(_) => Err(AppError::invalid(format!(
-            "field `{name}` must be a string of 1-{max} bytes"
-        ))),
+        Some(_) => Err(AppError::invalid(format!("field `{name}` must be a string of 1-{max} bytes"))),
         None => Err(AppError::invalid(format!("field `{name}` is missing"))),
     }
 }
 
 fn field_u64(v: &Value, name: &str) -> Result<u64, AppError> {
     match v.get(name) {
-        Some(n) => n.as_u64().ok_or_else(|| {
-            AppError::invalid(format!("field `{name}` must be a non-negative integer"))
-        }),
+        Some(n) => {
+            n.as_u64().ok_or_else(|| AppError::invalid(format!("field `{name}` must be a non-negative integer")))
+        }
         None => Err(AppError::invalid(format!("field `{name}` is missing"))),
     }
 }
@@ -60,9 +57,7 @@ fn field_u64(v: &Value, name: &str) -> Result<u64, AppError> {
 fn challenge_id(v: &Value) -> Result<&str, AppError> {
     let id = field_str(v, "challenge_id", 64)?;
     if !session::well_formed(id) {
-        return Err(AppError::invalid(
-            "field `challenge_id` must be 32 lower-case hex digits",
-        ));
+        return Err(AppError::invalid("field `challenge_id` must be 32 lower-case hex digits"));
     }
     Ok(id)
 }
@@ -70,9 +65,7 @@ fn challenge_id(v: &Value) -> Result<&str, AppError> {
 fn otp_field(v: &Value) -> Result<&str, AppError> {
     match v.get("otp") {
         Some(Value::String(s)) if s.len() <= 16 => Ok(s),
-        Some(_) => Err(AppError::invalid(
-            "field `otp` must be a string of 8 digits",
-        )),
+        Some(_) => Err(AppError::invalid("field `otp` must be a string of 8 digits")),
         None => Err(AppError::invalid("field `otp` is missing")),
     }
 }
@@ -81,18 +74,14 @@ fn transfer_id_ok(id: &str) -> Result<(), AppError> {
     if ledger::valid_transfer_id(id) {
         Ok(())
     } else {
-        Err(AppError::invalid(
-            "transfer id must be 1-64 characters of A-Z a-z 0-9 . _ ~ -",
-        ))
+        Err(AppError::invalid("transfer id must be 1-64 characters of A-Z a-z 0-9 . _ ~ -"))
     }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
 }
 
 /// The caller's live API session, or `unauthenticated`.
@@ -103,35 +92,19 @@ fn require(
     token: &Option<String>,
 ) -> Result<(Session, i64), AppError> {
     let token = token.as_deref().ok_or(AppError::Unauthenticated)?;
-    let s = session::lookup(tx, now, token, Kind::Api, state.cfg.session_idle)?
-        .ok_or(AppError::Unauthenticated)?;
+    let s = session::lookup(tx, now, token, Kind::Api, state.cfg.session_idle)?.ok_or(AppError::Unauthenticated)?;
     let uid = s.user_id.ok_or(AppError::Unauthenticated)?;
     Ok((s, uid))
 }
 
-async fn login_challenge(
-    State(state): State<AppState>,
-    bytes: Bytes,
-) -> Result<Response, AppError> {
+async fn login_challenge(State(state): State<AppState>, bytes: Bytes) -> Result<Response, AppError> {
     let v = body(&bytes)?;
     let user = field_str(&v, "user", 32)?.to_owned();
     if !auth::valid_user_name(&user) {
-        return Err(AppError::invalid(
-            "field `user` must be 1-32 characters of a-z 0-9 . _ -",
-        ));
+        return Err(AppError::invalid("field `user` must be 1-32 characters of a-z 0-9 . _ -"));
     }
     let st = state.clone();
-    let c = state
-        .tx(move |tx, now| {
-            Ok(auth::issue_login_challenge(
-                tx,
-                now,
-                &st.cfg.auth,
-                &user,
-                None,
-            )?)
-        })
-        .await?;
+    let c = state.tx(move |tx, now| Ok(auth::issue_login_challenge(tx, now, &st.cfg.auth, &user, None)?)).await?;
     Ok(Json(json!({
         "challenge_id": c.id,
         "challenge_hex": hex::encode_upper(c.bytes),
@@ -149,35 +122,23 @@ async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, 
     let st = state.clone();
     let out = state
         .tx(move |tx, now| {
-            let sub = Submission {
-                challenge_id: &cid,
-                counter: Some(counter),
-                otp: &otp,
-            };
-            let expect = Expect {
-                purpose: Purpose::Login,
-                binding: None,
-                user_id: None,
-            };
+            let sub = Submission { challenge_id: &cid, counter: Some(counter), otp: &otp };
+            let expect = Expect { purpose: Purpose::Login, binding: None, user_id: None };
             match auth::verify(tx, now, &st.cfg.auth, &st.key, &sub, &expect, Signed::Login)? {
                 Err(_) => Ok(None),
                 Ok(ok) => {
-                    let (token, s) = session::create(
-                        tx,
-                        now,
-                        Kind::Api,
-                        Some(ok.user_id),
-                        st.cfg.session_idle,
-                        st.cfg.session_max,
-                    )?;
+                    let (token, s) =
+                        session::create(tx, now, Kind::Api, Some(ok.user_id), st.cfg.session_idle, st.cfg.session_max)?;
                     Ok(Some((token, ok.user, s.expires_at)))
                 }
             }
         })
         .await?;
     let (token, user, expires_at) = out.ok_or(AppError::AuthFailed)?;
-    Ok(Json(json!({ "token": token, "user": user, "expires_at": expires_at, "idle_timeout_s": state.cfg.session_idle }))
-        .into_response())
+    Ok(Json(
+        json!({ "token": token, "user": user, "expires_at": expires_at, "idle_timeout_s": state.cfg.session_idle }),
+    )
+    .into_response())
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
@@ -192,16 +153,12 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn session_info(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
+async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let token = bearer(&headers);
     let st = state.clone();
-    let s = state
-        .tx(move |tx, now| Ok(require(&st, tx, now, &token)?.0))
-        .await?;
-    Ok(Json(json!({ "user": s.user, "expires_at": s.expires_at, "idle_timeout_s": state.cfg.session_idle })).into_response())
+    let s = state.tx(move |tx, now| Ok(require(&st, tx, now, &token)?.0)).await?;
+    Ok(Json(json!({ "user": s.user, "expires_at": s.expires_at, "idle_timeout_s": state.cfg.session_idle }))
+        .into_response())
 }
 
 async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
@@ -268,9 +225,7 @@ fn new_transfer(v: &Value) -> Result<NewTransfer, AppError> {
     transfer_id_ok(transfer_id)?;
     let currency = field_str(v, "currency", 3)?;
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(AppError::invalid(
-            "field `currency` must be 3 upper-case letters",
-        ));
+        return Err(AppError::invalid("field `currency` must be 3 upper-case letters"));
     }
     Ok(NewTransfer {
         transfer_id: transfer_id.to_owned(),
@@ -341,11 +296,7 @@ async fn create_transfer(
 
 fn insufficient(t: ledger::Transfer) -> Response {
     let (status, code, message) = AppError::Ledger(ledger::LedgerError::InsufficientFunds).parts();
-    (
-        status,
-        Json(json!({ "error": code, "message": message, "transfer": t })),
-    )
-        .into_response()
+    (status, Json(json!({ "error": code, "message": message, "transfer": t }))).into_response()
 }
 
 async fn confirm(
@@ -364,11 +315,7 @@ async fn confirm(
     let out = state
         .tx(move |tx, now| {
             let (s, _) = require(&st, tx, now, &token)?;
-            let sub = Submission {
-                challenge_id: &cid,
-                counter: Some(counter),
-                otp: &otp,
-            };
+            let sub = Submission { challenge_id: &cid, counter: Some(counter), otp: &otp };
             confirm_transfer(&st, tx, now, &s, &id, &sub)
         })
         .await?;

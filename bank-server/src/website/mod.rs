@@ -58,11 +58,9 @@ impl AppError {
                 "not logged in, or the session ended: log in again".into(),
             ),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "not found".into()),
-            AppError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed".into(),
-            ),
+            AppError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed".into())
+            }
             AppError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "csrf",
@@ -70,39 +68,19 @@ impl AppError {
             ),
             AppError::Ledger(e) => {
                 let (status, code) = match e {
-                    LedgerError::TransferIdConflict => {
-                        (StatusCode::CONFLICT, "transfer_id_conflict")
-                    }
+                    LedgerError::TransferIdConflict => (StatusCode::CONFLICT, "transfer_id_conflict"),
                     LedgerError::InsufficientFunds => (StatusCode::CONFLICT, "insufficient_funds"),
-                    LedgerError::UnknownAccount(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_account")
-                    }
+                    LedgerError::UnknownAccount(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_account"),
                     LedgerError::SameAccount => (StatusCode::UNPROCESSABLE_ENTITY, "same_account"),
-                    LedgerError::CurrencyMismatch => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch")
-                    }
-                    LedgerError::UnsupportedCurrency(_) => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_currency")
-                    }
-                    LedgerError::InvalidAmount => {
-                        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount")
-                    }
+                    LedgerError::CurrencyMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
+                    LedgerError::UnsupportedCurrency(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_currency"),
+                    LedgerError::InvalidAmount => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"),
                     LedgerError::InvalidTransferId => (StatusCode::BAD_REQUEST, "invalid_request"),
-                    _ => {
-                        return (
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "internal",
-                            "internal error".into(),
-                        )
-                    }
+                    _ => return (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
                 };
                 (status, code, e.to_string())
             }
-            AppError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error".into(),
-            ),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
         }
     }
 
@@ -154,11 +132,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log();
         let (status, code, message) = self.parts();
-        (
-            status,
-            axum::Json(serde_json::json!({ "error": code, "message": message })),
-        )
-            .into_response()
+        (status, axum::Json(serde_json::json!({ "error": code, "message": message }))).into_response()
     }
 }
 
@@ -170,9 +144,7 @@ impl AppState {
         F: FnOnce(&Transaction<'_>, i64) -> Result<T, AppError> + Send + 'static,
     {
         let now = self.clock.now();
-        self.db
-            .run(move |conn| db::immediate(conn, |tx| f(tx, now)))
-            .await
+        self.db.run(move |conn| db::immediate(conn, |tx| f(tx, now))).await
     }
 }
 
@@ -200,32 +172,14 @@ pub fn confirm_transfer(
     if t.status != ledger::Status::Pending {
         return Ok(Confirmed::Final(t));
     }
-    let currency: [u8; 3] = t
-        .currency
-        .as_bytes()
-        .try_into()
-        .map_err(|_| AppError::Internal("bad currency".into()))?;
+    let currency: [u8; 3] = t.currency.as_bytes().try_into().map_err(|_| AppError::Internal("bad currency".into()))?;
     let binding = s.binding();
-    let expect = Expect {
-        purpose: Purpose::Transfer(t.row_id),
-        binding: Some(&binding),
-        user_id: Some(user_id),
-    };
-    let signed = Signed::Tx {
-        transaction_id: &t.transfer_id,
-        amount_minor: t.amount_minor,
-        currency: &currency,
-        payee: &t.to,
-    };
+    let expect = Expect { purpose: Purpose::Transfer(t.row_id), binding: Some(&binding), user_id: Some(user_id) };
+    let signed =
+        Signed::Tx { transaction_id: &t.transfer_id, amount_minor: t.amount_minor, currency: &currency, payee: &t.to };
     match auth::verify(tx, now, &state.cfg.auth, &state.key, sub, &expect, signed)? {
         Err(f) => Ok(Confirmed::Refused(f)),
-        Ok(_) => Ok(Confirmed::Final(ledger::execute_transfer(
-            tx,
-            now,
-            user_id,
-            transfer_id,
-            &actor,
-        )?)),
+        Ok(_) => Ok(Confirmed::Final(ledger::execute_transfer(tx, now, user_id, transfer_id, &actor)?)),
     }
 }
 
@@ -257,10 +211,7 @@ async fn method_not_allowed(uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
         AppError::MethodNotAllowed.into_response()
     } else {
-        pages::error_page(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "That page does not take this kind of request.",
-        )
+        pages::error_page(StatusCode::METHOD_NOT_ALLOWED, "That page does not take this kind of request.")
     }
 }
 
@@ -271,14 +222,8 @@ async fn security_headers(mut res: Response) -> Response {
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
@@ -302,24 +247,10 @@ mod tests {
 
     #[test]
     fn codes_people_type() {
-        assert_eq!(
-            parse_code("17-12345678"),
-            Some((Some(17), "12345678".into()))
-        );
-        assert_eq!(
-            parse_code(" 0 - 1234 5678 "),
-            Some((Some(0), "12345678".into()))
-        );
+        assert_eq!(parse_code("17-12345678"), Some((Some(17), "12345678".into())));
+        assert_eq!(parse_code(" 0 - 1234 5678 "), Some((Some(0), "12345678".into())));
         assert_eq!(parse_code("12345678"), Some((None, "12345678".into())));
-        for bad in [
-            "",
-            "-12345678",
-            "x-12345678",
-            "1-1234567",
-            "1-123456789",
-            "1234567a",
-            "1-2-12345678",
-        ] {
+        for bad in ["", "-12345678", "x-12345678", "1-1234567", "1-123456789", "1234567a", "1-2-12345678"] {
             assert_eq!(parse_code(bad), None, "{bad}");
         }
     }

@@ -47,8 +47,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-const STYLE: &str =
-    "body{font-family:sans-serif;max-width:46em;margin:2em auto;padding:0 1em;line-height:1.4}\
+const STYLE: &str = "body{font-family:sans-serif;max-width:46em;margin:2em auto;padding:0 1em;line-height:1.4}\
 table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .6em;text-align:left}\
 .num{text-align:right;font-family:monospace}code,.mono{font-family:monospace;word-break:break-all}\
 nav form{display:inline}nav a,nav button{margin-right:1em}.err{color:#a00}";
@@ -73,10 +72,7 @@ fn layout(title: &str, nav: Option<(&str, &str)>, body: &str) -> String {
 
 /// The error page: a status, a sentence for a person, and a way back.
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let body = format!(
-        "<p class=\"err\">{}</p><p><a href=\"/\">Back to the start</a></p>",
-        esc(message)
-    );
+    let body = format!("<p class=\"err\">{}</p><p><a href=\"/\">Back to the start</a></p>", esc(message));
     (status, Html(layout("Something went wrong", None, &body))).into_response()
 }
 
@@ -90,28 +86,14 @@ impl AppState {
     }
 
     fn set_cookie(&self, token: &str) -> HeaderValue {
-        let secure = if self.cfg.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        };
-        let v = format!(
-            "{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}",
-            self.cookie_name()
-        );
+        let secure = if self.cfg.secure_cookies { "; Secure" } else { "" };
+        let v = format!("{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}", self.cookie_name());
         HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
     fn clear_cookie(&self) -> HeaderValue {
-        let secure = if self.cfg.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        };
-        let v = format!(
-            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
-            self.cookie_name()
-        );
+        let secure = if self.cfg.secure_cookies { "; Secure" } else { "" };
+        let v = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}", self.cookie_name());
         HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
@@ -149,8 +131,7 @@ fn render(state: &AppState, page: Result<Page, AppError>) -> Response {
         Ok(Page::Html(status, html)) => (status, Html(html)).into_response(),
         Ok(Page::HtmlWithCookie(html, token)) => {
             let mut r = Html(html).into_response();
-            r.headers_mut()
-                .insert(header::SET_COOKIE, state.set_cookie(&token));
+            r.headers_mut().insert(header::SET_COOKIE, state.set_cookie(&token));
             r
         }
         Ok(Page::Refused(message)) => error_page(StatusCode::UNAUTHORIZED, message),
@@ -158,12 +139,10 @@ fn render(state: &AppState, page: Result<Page, AppError>) -> Response {
             let mut r = Redirect::to(to).into_response();
             match cookie {
                 Some(Cookie::Set(token)) => {
-                    r.headers_mut()
-                        .insert(header::SET_COOKIE, state.set_cookie(&token));
+                    r.headers_mut().insert(header::SET_COOKIE, state.set_cookie(&token));
                 }
                 Some(Cookie::Clear) => {
-                    r.headers_mut()
-                        .insert(header::SET_COOKIE, state.clear_cookie());
+                    r.headers_mut().insert(header::SET_COOKIE, state.clear_cookie());
                 }
                 None => {}
             }
@@ -189,13 +168,7 @@ fn session_of(
     cookie: &Option<String>,
 ) -> Result<Option<Session>, AppError> {
     match cookie {
-        Some(c) => Ok(session::lookup(
-            tx,
-            now,
-            c,
-            Kind::Web,
-            state.cfg.session_idle,
-        )?),
+        Some(c) => Ok(session::lookup(tx, now, c, Kind::Web, state.cfg.session_idle)?),
         None => Ok(None),
     }
 }
@@ -226,13 +199,8 @@ async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let st = state.clone();
     let page = state
         .tx(move |tx, now| {
-            let logged = session_of(&st, tx, now, &cookie)?
-                .and_then(|s| s.user_id)
-                .is_some();
-            Ok(Page::Redirect(
-                if logged { "/welcome" } else { "/login" },
-                None,
-            ))
+            let logged = session_of(&st, tx, now, &cookie)?.and_then(|s| s.user_id).is_some();
+            Ok(Page::Redirect(if logged { "/welcome" } else { "/login" }, None))
         })
         .await;
     render(&state, page)
@@ -259,14 +227,8 @@ async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Respon
                 Some(s) => Ok(Page::Html(StatusCode::OK, login_form_html(&s.csrf, ""))),
                 None => {
                     // A visitor's session: it carries the CSRF token and the login challenge.
-                    let (token, s) = session::create(
-                        tx,
-                        now,
-                        Kind::Web,
-                        None,
-                        st.cfg.session_idle,
-                        st.cfg.session_max,
-                    )?;
+                    let (token, s) =
+                        session::create(tx, now, Kind::Web, None, st.cfg.session_idle, st.cfg.session_max)?;
                     Ok(Page::HtmlWithCookie(login_form_html(&s.csrf, ""), token))
                 }
             }
@@ -281,11 +243,7 @@ struct LoginStart {
     user: String,
 }
 
-async fn login_start(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<LoginStart>,
-) -> Response {
+async fn login_start(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginStart>) -> Response {
     let cookie = state.cookie(&headers);
     let st = state.clone();
     let page = state
@@ -335,11 +293,7 @@ struct CodeForm {
     transfer_id: String,
 }
 
-async fn login_code(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<CodeForm>,
-) -> Response {
+async fn login_code(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
     let cookie = state.cookie(&headers);
     let st = state.clone();
     let code = zeroize::Zeroizing::new(f.code);
@@ -357,31 +311,15 @@ async fn login_code(
             };
             let otp = zeroize::Zeroizing::new(otp);
             let binding = s.binding();
-            let sub = Submission {
-                challenge_id: &f.challenge_id,
-                counter,
-                otp: &otp,
-            };
-            let expect = Expect {
-                purpose: Purpose::Login,
-                binding: Some(&binding),
-                user_id: None,
-            };
+            let sub = Submission { challenge_id: &f.challenge_id, counter, otp: &otp };
+            let expect = Expect { purpose: Purpose::Login, binding: Some(&binding), user_id: None };
             match auth::verify(tx, now, &st.cfg.auth, &st.key, &sub, &expect, Signed::Login)? {
-                Err(_) => Ok(Page::Refused(
-                    "The code was not accepted. Log in again with a new challenge.",
-                )),
+                Err(_) => Ok(Page::Refused("The code was not accepted. Log in again with a new challenge.")),
                 Ok(ok) => {
                     // A new session id at login: the visitor's id is thrown away.
                     session::delete(tx, &s)?;
-                    let (token, _) = session::create(
-                        tx,
-                        now,
-                        Kind::Web,
-                        Some(ok.user_id),
-                        st.cfg.session_idle,
-                        st.cfg.session_max,
-                    )?;
+                    let (token, _) =
+                        session::create(tx, now, Kind::Web, Some(ok.user_id), st.cfg.session_idle, st.cfg.session_max)?;
                     Ok(Page::Redirect("/welcome", Some(Cookie::Set(token))))
                 }
             }
@@ -514,11 +452,7 @@ fn result_html(t: &ledger::Transfer) -> String {
     )
 }
 
-async fn transfer_start(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<TransferStart>,
-) -> Response {
+async fn transfer_start(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<TransferStart>) -> Response {
     let cookie = state.cookie(&headers);
     let st = state.clone();
     let page = state
@@ -592,11 +526,7 @@ async fn transfer_start(
     render(&state, page)
 }
 
-async fn transfer_confirm(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<CodeForm>,
-) -> Response {
+async fn transfer_confirm(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
     let cookie = state.cookie(&headers);
     let st = state.clone();
     let code = zeroize::Zeroizing::new(f.code);
@@ -616,7 +546,9 @@ async fn transfer_confirm(
                 Confirmed::Refused(_) => Ok(Page::Refused(
                     "The code was not accepted, nothing was transferred. Start the transfer again for a new challenge.",
                 )),
-                Confirmed::Final(t) => Ok(Page::Html(StatusCode::OK, layout("Transfer result", Some((&user, &s.csrf)), &result_html(&t)))),
+                Confirmed::Final(t) => {
+                    Ok(Page::Html(StatusCode::OK, layout("Transfer result", Some((&user, &s.csrf)), &result_html(&t))))
+                }
             }
         })
         .await;
@@ -628,11 +560,7 @@ struct CsrfOnly {
     csrf: String,
 }
 
-async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
-) -> Response {
+async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
     let cookie = state.cookie(&headers);
     let st = state.clone();
     let page = state
@@ -655,9 +583,6 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(
-            esc("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
+        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
     }
 }

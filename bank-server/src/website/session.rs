@@ -48,8 +48,7 @@ impl Session {
     /// Constant-time check of a form's CSRF token.
     pub fn csrf_ok(&self, submitted: &str) -> bool {
         use subtle::ConstantTimeEq;
-        self.csrf.len() == submitted.len()
-            && bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
+        self.csrf.len() == submitted.len() && bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
     }
 }
 
@@ -59,9 +58,7 @@ fn hash_token(token: &str) -> [u8; 32] {
 
 /// Whether `s` looks like a token we issue (32 lower-case hex digits).
 pub fn well_formed(s: &str) -> bool {
-    s.len() == 32
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Starts a session; returns the token to hand to the client and the session.
@@ -73,10 +70,7 @@ pub fn create(
     idle: i64,
     max_age: i64,
 ) -> Result<(String, Session), auth::AuthError> {
-    tx.execute(
-        "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2",
-        params![now, now - idle],
-    )?;
+    tx.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2", params![now, now - idle])?;
     let token = hex::encode(random_bytes::<16>()?);
     let csrf = hex::encode(random_bytes::<16>()?);
     let id_hash = hash_token(&token);
@@ -84,30 +78,13 @@ pub fn create(
     tx.execute(
         "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-        params![
-            id_hash.as_slice(),
-            kind.as_str(),
-            user_id,
-            csrf,
-            now,
-            expires_at
-        ],
+        params![id_hash.as_slice(), kind.as_str(), user_id, csrf, now, expires_at],
     )?;
     let user = match user_id {
         Some(id) => auth::user_name(tx, id)?,
         None => None,
     };
-    Ok((
-        token,
-        Session {
-            id_hash,
-            kind,
-            user_id,
-            user,
-            csrf,
-            expires_at,
-        },
-    ))
+    Ok((token, Session { id_hash, kind, user_id, user, csrf, expires_at }))
 }
 
 /// The live session for `token`, touched; `None` if unknown, of another kind, idle too long
@@ -137,37 +114,21 @@ pub fn lookup(
         return Ok(None);
     }
     if now >= expires_at || now - last_seen >= idle {
-        tx.execute(
-            "DELETE FROM sessions WHERE id_hash = ?1",
-            [id_hash.as_slice()],
-        )?;
+        tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash.as_slice()])?;
         return Ok(None);
     }
     if now - last_seen >= TOUCH_EVERY_S {
-        tx.execute(
-            "UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2",
-            params![now, id_hash.as_slice()],
-        )?;
+        tx.execute("UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2", params![now, id_hash.as_slice()])?;
     }
     let user = match user_id {
         Some(id) => auth::user_name(tx, id)?,
         None => None,
     };
-    Ok(Some(Session {
-        id_hash,
-        kind,
-        user_id,
-        user,
-        csrf,
-        expires_at,
-    }))
+    Ok(Some(Session { id_hash, kind, user_id, user, csrf, expires_at }))
 }
 
 /// Ends a session.
 pub fn delete(tx: &Transaction<'_>, session: &Session) -> Result<(), auth::AuthError> {
-    tx.execute(
-        "DELETE FROM sessions WHERE id_hash = ?1",
-        [session.id_hash.as_slice()],
-    )?;
+    tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [session.id_hash.as_slice()])?;
     Ok(())
 }

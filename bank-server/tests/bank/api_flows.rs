@@ -30,14 +30,10 @@ async fn login_browse_transfer_logout() {
     assert_eq!(v["idle_timeout_s"], 300);
     let token = v["token"].as_str().unwrap().to_owned();
 
-    let (st, s) = bank
-        .call("GET", "/api/v1/session", Some(&token), None)
-        .await;
+    let (st, s) = bank.call("GET", "/api/v1/session", Some(&token), None).await;
     assert_eq!((st, s["user"].as_str()), (StatusCode::OK, Some("alice")));
 
-    let (st, v) = bank
-        .call("GET", "/api/v1/accounts", Some(&token), None)
-        .await;
+    let (st, v) = bank.call("GET", "/api/v1/accounts", Some(&token), None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(
         v["accounts"],
@@ -47,9 +43,7 @@ async fn login_browse_transfer_logout() {
         ])
     );
 
-    let (st, created) = bank
-        .create_transfer(&token, "t-1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 1234, "EUR")
-        .await;
+    let (st, created) = bank.create_transfer(&token, "t-1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 1234, "EUR").await;
     assert_eq!(st, StatusCode::CREATED, "{created}");
     assert_eq!(
         created["sign"],
@@ -60,24 +54,18 @@ async fn login_browse_transfer_logout() {
     assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, 100_000);
 
     let (counter, otp) = sign_tx(&mut card, &created);
-    let (st, done) = bank
-        .confirm(&token, "t-1", &created["challenge_id"], counter, &otp)
-        .await;
+    let (st, done) = bank.confirm(&token, "t-1", &created["challenge_id"], counter, &otp).await;
     assert_eq!(st, StatusCode::OK, "{done}");
     assert_eq!(done["transfer"]["status"], "executed");
     assert_eq!(done["transfer"]["amount_minor"], 1234);
     assert_eq!(done["transfer"]["executed_at"], T0);
     assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, 100_000 - 1234);
 
-    let (st, one) = bank
-        .call("GET", "/api/v1/transfers/t-1", Some(&token), None)
-        .await;
+    let (st, one) = bank.call("GET", "/api/v1/transfers/t-1", Some(&token), None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(one, done["transfer"]);
 
-    let (st, h) = bank
-        .call("GET", "/api/v1/transfers", Some(&token), None)
-        .await;
+    let (st, h) = bank.call("GET", "/api/v1/transfers", Some(&token), None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(h["transfers"].as_array().unwrap().len(), 1);
     assert_eq!(h["transfers"][0]["direction"], "out");
@@ -89,25 +77,13 @@ async fn login_browse_transfer_logout() {
     assert_eq!(h["transfers"][0]["direction"], "in");
     assert_eq!(bank.balance(&bt, "ACC-BOB-EUR").await, 1234);
     // Bob cannot read alice's transfer by id.
-    let (st, v) = bank
-        .call("GET", "/api/v1/transfers/t-1", Some(&bt), None)
-        .await;
-    assert_eq!(
-        (st, v["error"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
+    let (st, v) = bank.call("GET", "/api/v1/transfers/t-1", Some(&bt), None).await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 
-    let (st, _) = bank
-        .call("POST", "/api/v1/logout", Some(&token), None)
-        .await;
+    let (st, _) = bank.call("POST", "/api/v1/logout", Some(&token), None).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    let (st, v) = bank
-        .call("GET", "/api/v1/accounts", Some(&token), None)
-        .await;
-    assert_eq!(
-        (st, v["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
-    );
+    let (st, v) = bank.call("GET", "/api/v1/accounts", Some(&token), None).await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
     assert!(bank.state.db.path().exists());
     assert!(bank.balances().contains(&("ACC-BOB-EUR".into(), 1234)));
 }
@@ -118,9 +94,7 @@ async fn login_failures_are_one_generic_error() {
     let mut card = Card::new(seed("alice"));
     // Unknown user: a challenge anyway, which can never succeed.
     let c = bank.challenge("nobody").await;
-    let (counter, otp) = card
-        .clone()
-        .login(c["challenge_hex"].as_str().unwrap(), VID);
+    let (counter, otp) = card.clone().login(c["challenge_hex"].as_str().unwrap(), VID);
     let (st, v) = bank
         .call(
             "POST",
@@ -129,37 +103,24 @@ async fn login_failures_are_one_generic_error() {
             Some(json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp })),
         )
         .await;
-    assert_eq!(
-        (st, v["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("auth_failed"))
-    );
+    assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("auth_failed")));
     let generic = v["message"].clone();
 
     // Wrong code, expired challenge, wrong verifier id: the same answer each time.
     let c = bank.challenge("alice").await;
-    let (counter, _) = card
-        .clone()
-        .login(c["challenge_hex"].as_str().unwrap(), VID);
+    let (counter, _) = card.clone().login(c["challenge_hex"].as_str().unwrap(), VID);
     let (st, v) = bank
         .call(
             "POST",
             "/api/v1/login",
             None,
-            Some(
-                json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": "00000000" }),
-            ),
+            Some(json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": "00000000" })),
         )
         .await;
-    assert_eq!(
-        (st, &v["error"], &v["message"]),
-        (StatusCode::UNAUTHORIZED, &json!("auth_failed"), &generic)
-    );
+    assert_eq!((st, &v["error"], &v["message"]), (StatusCode::UNAUTHORIZED, &json!("auth_failed"), &generic));
 
     let c = bank.challenge("alice").await;
-    let (counter, otp) = card.clone().login(
-        c["challenge_hex"].as_str().unwrap(),
-        "http://evil.test:8080",
-    );
+    let (counter, otp) = card.clone().login(c["challenge_hex"].as_str().unwrap(), "http://evil.test:8080");
     let (st, v) = bank
         .call(
             "POST",
@@ -172,9 +133,7 @@ async fn login_failures_are_one_generic_error() {
 
     let c = bank.challenge("alice").await;
     bank.clock.advance(120);
-    let (counter, otp) = card
-        .clone()
-        .login(c["challenge_hex"].as_str().unwrap(), VID);
+    let (counter, otp) = card.clone().login(c["challenge_hex"].as_str().unwrap(), VID);
     let (st, v) = bank
         .call(
             "POST",
@@ -186,10 +145,7 @@ async fn login_failures_are_one_generic_error() {
     assert_eq!((st, &v["message"]), (StatusCode::UNAUTHORIZED, &generic));
 
     // The audit log has the true reasons.
-    assert_eq!(
-        bank.audit_count("challenge_refused", "no_active_token_or_unknown_user"),
-        1
-    );
+    assert_eq!(bank.audit_count("challenge_refused", "no_active_token_or_unknown_user"), 1);
     assert_eq!(bank.audit_count("otp_check", "\"unknown_challenge\""), 1);
     assert_eq!(bank.audit_count("otp_check", "\"otp_mismatch\""), 2);
     assert_eq!(bank.audit_count("otp_check", "\"challenge_expired\""), 1);
@@ -208,45 +164,16 @@ async fn every_error_code() {
     let code = |v: &serde_json::Value| v["error"].as_str().unwrap_or("").to_owned();
 
     // invalid_request: body and field shapes, each naming the field.
-    let (st, v) = bank
-        .call("POST", "/api/v1/login/challenge", None, Some(json!("x")))
-        .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
-    let (st, v) = bank
-        .call("POST", "/api/v1/login/challenge", None, Some(json!({})))
-        .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
+    let (st, v) = bank.call("POST", "/api/v1/login/challenge", None, Some(json!("x"))).await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
+    let (st, v) = bank.call("POST", "/api/v1/login/challenge", None, Some(json!({}))).await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
     assert!(v["message"].as_str().unwrap().contains("`user`"));
-    let (st, v) = bank
-        .call(
-            "POST",
-            "/api/v1/login/challenge",
-            None,
-            Some(json!({ "user": "Not Valid" })),
-        )
-        .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
-    let (st, v) = bank
-        .call(
-            "POST",
-            "/api/v1/login",
-            None,
-            Some(json!({ "challenge_id": "zz", "counter": 1, "otp": "1" })),
-        )
-        .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
+    let (st, v) = bank.call("POST", "/api/v1/login/challenge", None, Some(json!({ "user": "Not Valid" }))).await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
+    let (st, v) =
+        bank.call("POST", "/api/v1/login", None, Some(json!({ "challenge_id": "zz", "counter": 1, "otp": "1" }))).await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
     assert!(v["message"].as_str().unwrap().contains("challenge_id"));
     let (st, v) = bank
         .call(
@@ -256,10 +183,7 @@ async fn every_error_code() {
             Some(json!({ "challenge_id": "0".repeat(32), "counter": -1, "otp": "12345678" })),
         )
         .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
     assert!(v["message"].as_str().unwrap().contains("counter"));
     // An OTP of the wrong type is refused without echoing it.
     let (st, v) = bank
@@ -270,30 +194,14 @@ async fn every_error_code() {
             Some(json!({ "challenge_id": "0".repeat(32), "counter": 1, "otp": 98765432 })),
         )
         .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
     assert!(!v.to_string().contains("98765432"));
-    let (st, v) = bank
-        .create_transfer(&token, "bad/id", "ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "EUR")
-        .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
-    let (st, v) = bank
-        .create_transfer(&token, "t", "ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "eur")
-        .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
+    let (st, v) = bank.create_transfer(&token, "bad/id", "ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "EUR").await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
+    let (st, v) = bank.create_transfer(&token, "t", "ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "eur").await;
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
     let (st, v) = bank.call("GET", "/api/v1/transfers?limit=0", t, None).await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_request".into())
-    );
+    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_request".into()));
 
     // unauthenticated
     for (m, p) in [
@@ -303,11 +211,7 @@ async fn every_error_code() {
         ("GET", "/api/v1/session"),
     ] {
         let (st, v) = bank.call(m, p, None, None).await;
-        assert_eq!(
-            (st, code(&v)),
-            (StatusCode::UNAUTHORIZED, "unauthenticated".into()),
-            "{p}"
-        );
+        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated".into()), "{p}");
         let (st, _) = bank.call(m, p, Some(&"0".repeat(32)), None).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{p}");
     }
@@ -317,82 +221,21 @@ async fn every_error_code() {
     assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "not_found".into()));
     let (st, v) = bank.call("GET", "/api/v1/transfers/never", t, None).await;
     assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "not_found".into()));
-    let (st, v) = bank
-        .confirm(&token, "never", &json!("0".repeat(32)), 1, "12345678")
-        .await;
+    let (st, v) = bank.confirm(&token, "never", &json!("0".repeat(32)), 1, "12345678").await;
     assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "not_found".into()));
     let (st, v) = bank.call("DELETE", "/api/v1/accounts", t, None).await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into())
-    );
+    assert_eq!((st, code(&v)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed".into()));
 
     // The ledger's refusals.
     let cases = [
-        (
-            "ACC-BOB-EUR",
-            "ACC-ALICE-EUR",
-            1,
-            "EUR",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_account",
-        ),
-        (
-            "ACC-ALICE-EUR",
-            "ACC-NOBODY",
-            1,
-            "EUR",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_account",
-        ),
-        (
-            "ACC-ALICE-EUR",
-            "FUNDING-EUR",
-            1,
-            "EUR",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_account",
-        ),
-        (
-            "ACC-ALICE-EUR",
-            "ACC-ALICE-EUR",
-            1,
-            "EUR",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "same_account",
-        ),
-        (
-            "ACC-ALICE-USD",
-            "ACC-BOB-EUR",
-            1,
-            "USD",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "currency_mismatch",
-        ),
-        (
-            "ACC-ALICE-EUR",
-            "ACC-BOB-EUR",
-            1,
-            "USD",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "currency_mismatch",
-        ),
-        (
-            "ACC-ALICE-EUR",
-            "ACC-BOB-EUR",
-            1,
-            "XAU",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unsupported_currency",
-        ),
-        (
-            "ACC-ALICE-EUR",
-            "ACC-BOB-EUR",
-            0,
-            "EUR",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_amount",
-        ),
+        ("ACC-BOB-EUR", "ACC-ALICE-EUR", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "unknown_account"),
+        ("ACC-ALICE-EUR", "ACC-NOBODY", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "unknown_account"),
+        ("ACC-ALICE-EUR", "FUNDING-EUR", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "unknown_account"),
+        ("ACC-ALICE-EUR", "ACC-ALICE-EUR", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "same_account"),
+        ("ACC-ALICE-USD", "ACC-BOB-EUR", 1, "USD", StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
+        ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "USD", StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
+        ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "XAU", StatusCode::UNPROCESSABLE_ENTITY, "unsupported_currency"),
+        ("ACC-ALICE-EUR", "ACC-BOB-EUR", 0, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"),
         (
             "ACC-ALICE-EUR",
             "ACC-BOB-EUR",
@@ -401,41 +244,22 @@ async fn every_error_code() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_amount",
         ),
-        (
-            "ACC-ALICE-EUR",
-            "ACC-BOB-EUR",
-            100_001,
-            "EUR",
-            StatusCode::CONFLICT,
-            "insufficient_funds",
-        ),
+        ("ACC-ALICE-EUR", "ACC-BOB-EUR", 100_001, "EUR", StatusCode::CONFLICT, "insufficient_funds"),
     ];
     for (i, (from, to, amount, cur, want_st, want)) in cases.into_iter().enumerate() {
-        let (st, v) = bank
-            .create_transfer(&token, &format!("e-{i}"), from, to, amount, cur)
-            .await;
+        let (st, v) = bank.create_transfer(&token, &format!("e-{i}"), from, to, amount, cur).await;
         assert_eq!((st, code(&v)), (want_st, want.to_owned()), "case {i}: {v}");
     }
 
     // transfer_id_conflict
-    let (st, _) = bank
-        .create_transfer(&token, "same", "ACC-ALICE-EUR", "ACC-BOB-EUR", 10, "EUR")
-        .await;
+    let (st, _) = bank.create_transfer(&token, "same", "ACC-ALICE-EUR", "ACC-BOB-EUR", 10, "EUR").await;
     assert_eq!(st, StatusCode::CREATED);
-    let (st, v) = bank
-        .create_transfer(&token, "same", "ACC-ALICE-EUR", "ACC-BOB-EUR", 11, "EUR")
-        .await;
-    assert_eq!(
-        (st, code(&v)),
-        (StatusCode::CONFLICT, "transfer_id_conflict".into())
-    );
+    let (st, v) = bank.create_transfer(&token, "same", "ACC-ALICE-EUR", "ACC-BOB-EUR", 11, "EUR").await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "transfer_id_conflict".into()));
 
     // Nothing of this moved money.
     let b = bank.balances();
-    assert!(
-        b.contains(&("ACC-ALICE-EUR".into(), 100_000)) && b.contains(&("ACC-BOB-EUR".into(), 0)),
-        "{b:?}"
-    );
+    assert!(b.contains(&("ACC-ALICE-EUR".into(), 100_000)) && b.contains(&("ACC-BOB-EUR".into(), 0)), "{b:?}");
 }
 
 #[tokio::test]
@@ -444,32 +268,19 @@ async fn insufficient_funds_at_confirmation_is_final() {
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
     // Two pending transfers that together exceed the balance.
-    let (_, a) = bank
-        .create_transfer(&token, "a", "ACC-ALICE-EUR", "ACC-BOB-EUR", 70_000, "EUR")
-        .await;
-    let (_, b) = bank
-        .create_transfer(&token, "b", "ACC-ALICE-EUR", "ACC-BOB-EUR", 40_000, "EUR")
-        .await;
+    let (_, a) = bank.create_transfer(&token, "a", "ACC-ALICE-EUR", "ACC-BOB-EUR", 70_000, "EUR").await;
+    let (_, b) = bank.create_transfer(&token, "b", "ACC-ALICE-EUR", "ACC-BOB-EUR", 40_000, "EUR").await;
     let (c, o) = sign_tx(&mut card, &a);
     let (st, _) = bank.confirm(&token, "a", &a["challenge_id"], c, &o).await;
     assert_eq!(st, StatusCode::OK);
     let (c, o) = sign_tx(&mut card, &b);
     let (st, v) = bank.confirm(&token, "b", &b["challenge_id"], c, &o).await;
-    assert_eq!(
-        (st, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("insufficient_funds")),
-        "{v}"
-    );
+    assert_eq!((st, v["error"].as_str()), (StatusCode::CONFLICT, Some("insufficient_funds")), "{v}");
     assert_eq!(v["transfer"]["status"], "rejected");
     assert_eq!(v["transfer"]["reason"], "insufficient_funds");
     // A retry says the same; nothing moves.
-    let (st, v) = bank
-        .create_transfer(&token, "b", "ACC-ALICE-EUR", "ACC-BOB-EUR", 40_000, "EUR")
-        .await;
-    assert_eq!(
-        (st, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("insufficient_funds"))
-    );
+    let (st, v) = bank.create_transfer(&token, "b", "ACC-ALICE-EUR", "ACC-BOB-EUR", 40_000, "EUR").await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::CONFLICT, Some("insufficient_funds")));
     assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, 30_000);
 }
 
@@ -479,18 +290,11 @@ async fn sessions_end_when_idle_or_old() {
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
     bank.clock.advance(299);
-    let (st, _) = bank
-        .call("GET", "/api/v1/accounts", Some(&token), None)
-        .await;
+    let (st, _) = bank.call("GET", "/api/v1/accounts", Some(&token), None).await;
     assert_eq!(st, StatusCode::OK);
     bank.clock.advance(300);
-    let (st, v) = bank
-        .call("GET", "/api/v1/accounts", Some(&token), None)
-        .await;
-    assert_eq!(
-        (st, v["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
-    );
+    let (st, v) = bank.call("GET", "/api/v1/accounts", Some(&token), None).await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
 
     // Absolute: active every 4 minutes, still over after 12 hours.
     let token = bank.login(&mut card, "alice").await;
@@ -498,15 +302,11 @@ async fn sessions_end_when_idle_or_old() {
     while elapsed + 240 < 12 * 3600 {
         bank.clock.advance(240);
         elapsed += 240;
-        let (st, _) = bank
-            .call("GET", "/api/v1/session", Some(&token), None)
-            .await;
+        let (st, _) = bank.call("GET", "/api/v1/session", Some(&token), None).await;
         assert_eq!(st, StatusCode::OK, "after {elapsed} s");
     }
     bank.clock.advance(12 * 3600 - elapsed);
-    let (st, _) = bank
-        .call("GET", "/api/v1/session", Some(&token), None)
-        .await;
+    let (st, _) = bank.call("GET", "/api/v1/session", Some(&token), None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
 
@@ -516,12 +316,8 @@ async fn a_transfer_challenge_is_bound_to_its_transfer_and_session() {
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
     let other = bank.login(&mut card, "alice").await;
-    let (_, a) = bank
-        .create_transfer(&token, "a", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR")
-        .await;
-    let (_, b) = bank
-        .create_transfer(&token, "b", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR")
-        .await;
+    let (_, a) = bank.create_transfer(&token, "a", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR").await;
+    let (_, b) = bank.create_transfer(&token, "b", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR").await;
     // A code for "a" does not confirm "b", even with a's challenge.
     let (c, o) = sign_tx(&mut card.clone(), &a);
     let (st, _) = bank.confirm(&token, "b", &a["challenge_id"], c, &o).await;
@@ -531,12 +327,8 @@ async fn a_transfer_challenge_is_bound_to_its_transfer_and_session() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // A login challenge does not confirm a transfer.
     let lc = bank.challenge("alice").await;
-    let (c2, o2) = card
-        .clone()
-        .login(lc["challenge_hex"].as_str().unwrap(), VID);
-    let (st, _) = bank
-        .confirm(&token, "a", &lc["challenge_id"], c2, &o2)
-        .await;
+    let (c2, o2) = card.clone().login(lc["challenge_hex"].as_str().unwrap(), VID);
+    let (st, _) = bank.confirm(&token, "a", &lc["challenge_id"], c2, &o2).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // The mismatches did not use the challenges up: the right ones still work.
     let (c, o) = sign_tx(&mut card, &a);

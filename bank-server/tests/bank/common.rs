@@ -25,10 +25,7 @@ pub struct Card {
 
 impl Card {
     pub fn new(seed: [u8; 32]) -> Self {
-        Card {
-            ck: ChainKey::from_bytes(seed),
-            counter: 0,
-        }
+        Card { ck: ChainKey::from_bytes(seed), counter: 0 }
     }
 
     fn step(&mut self) -> u64 {
@@ -41,18 +38,14 @@ impl Card {
     /// LOGIN OTP over (challenge, verifier id); the card's counter moves on.
     pub fn login(&mut self, challenge_hex: &str, vid: &str) -> (u64, String) {
         let ch = hex::decode(challenge_hex).unwrap();
-        let otp = otp::login_otp(&self.ck, self.counter, &ch, vid.as_bytes())
-            .as_str()
-            .to_owned();
+        let otp = otp::login_otp(&self.ck, self.counter, &ch, vid.as_bytes()).as_str().to_owned();
         (self.step(), otp)
     }
 
     /// TRANSACTION OTP over (challenge, fields).
     pub fn tx(&mut self, challenge_hex: &str, f: &TxFields<'_>) -> (u64, String) {
         let ch = hex::decode(challenge_hex).unwrap();
-        let otp = otp::tx_otp(&self.ck, self.counter, &ch, f)
-            .as_str()
-            .to_owned();
+        let otp = otp::tx_otp(&self.ck, self.counter, &ch, f).as_str().to_owned();
         (self.step(), otp)
     }
 
@@ -67,12 +60,7 @@ impl Card {
 /// The `sign` object of a transfer answer, as the card would sign it.
 pub fn sign_tx(card: &mut Card, created: &Value) -> (u64, String) {
     let s = &created["sign"];
-    let cur: [u8; 3] = s["currency"]
-        .as_str()
-        .unwrap()
-        .as_bytes()
-        .try_into()
-        .unwrap();
+    let cur: [u8; 3] = s["currency"].as_str().unwrap().as_bytes().try_into().unwrap();
     card.tx(
         created["challenge_hex"].as_str().unwrap(),
         &TxFields {
@@ -128,25 +116,13 @@ impl TestBank {
         let clock = Clock::manual(T0);
         let state = AppState::open(&path, URL, clock.clone()).unwrap();
         let app = bank_server::app(state.clone());
-        TestBank {
-            dir,
-            path,
-            state,
-            app,
-            clock,
-        }
+        TestBank { dir, path, state, app, clock }
     }
 
     /// A server restart: a new state over the same files, the clock where it was.
     pub fn restart(self) -> Self {
         let now = self.clock.now();
-        let TestBank {
-            dir,
-            path,
-            state,
-            app,
-            ..
-        } = self;
+        let TestBank { dir, path, state, app, .. } = self;
         drop(app);
         drop(state);
         let bank = Self::open(dir, path);
@@ -165,14 +141,7 @@ impl TestBank {
     }
 
     pub async fn challenge(&self, user: &str) -> Value {
-        let (st, v) = self
-            .call(
-                "POST",
-                "/api/v1/login/challenge",
-                None,
-                Some(json!({ "user": user })),
-            )
-            .await;
+        let (st, v) = self.call("POST", "/api/v1/login/challenge", None, Some(json!({ "user": user }))).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         v
     }
@@ -194,16 +163,9 @@ impl TestBank {
     }
 
     pub async fn balance(&self, token: &str, account: &str) -> i64 {
-        let (st, v) = self
-            .call("GET", "/api/v1/accounts", Some(token), None)
-            .await;
+        let (st, v) = self.call("GET", "/api/v1/accounts", Some(token), None).await;
         assert_eq!(st, StatusCode::OK, "{v}");
-        v["accounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["number"] == account)
-            .unwrap()["balance_minor"]
+        v["accounts"].as_array().unwrap().iter().find(|a| a["number"] == account).unwrap()["balance_minor"]
             .as_i64()
             .unwrap()
     }
@@ -226,8 +188,7 @@ impl TestBank {
             .db
             .run_blocking(|c| {
                 bank_server::db::read(c, |tx| {
-                    bank_server::audit::count(tx, kind, needle)
-                        .map_err(bank_server::db::DbError::from)
+                    bank_server::audit::count(tx, kind, needle).map_err(bank_server::db::DbError::from)
                 })
             })
             .unwrap()
@@ -285,8 +246,7 @@ impl TestBank {
             return (st, created);
         }
         let (counter, otp) = sign_tx(card, &created);
-        self.confirm(token, id, &created["challenge_id"], counter, &otp)
-            .await
+        self.confirm(token, id, &created["challenge_id"], counter, &otp).await
     }
 }
 
@@ -302,10 +262,7 @@ pub async fn call(
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
     let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
+        Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())).unwrap(),
         None => req.body(Body::empty()).unwrap(),
     };
     let res = app.clone().oneshot(req).await.unwrap();
@@ -314,8 +271,7 @@ pub async fn call(
     let v = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
     };
     (status, v)
 }
@@ -333,11 +289,7 @@ pub fn form(fields: &[(&str, &str)]) -> String {
         }
         o
     };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
 /// A browser request: optional cookie and form; returns status, headers and body text.
@@ -353,10 +305,9 @@ pub async fn web(
         req = req.header(header::COOKIE, format!("bank_session={c}"));
     }
     let req = match fields {
-        Some(f) => req
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form(f)))
-            .unwrap(),
+        Some(f) => {
+            req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(form(f))).unwrap()
+        }
         None => req.body(Body::empty()).unwrap(),
     };
     let res = app.clone().oneshot(req).await.unwrap();
@@ -377,20 +328,14 @@ pub fn set_cookie(h: &HeaderMap) -> Option<String> {
 /// The value of `<input ... name="NAME" value="VALUE">` in a page.
 pub fn input(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no input {name} in {html}"))
-        + marker.len();
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no input {name} in {html}")) + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
 /// The text of the table cell after `<th>LABEL</th>`.
 pub fn cell(html: &str, label: &str) -> String {
     let marker = format!("<th>{label}</th>");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {label} in {html}"))
-        + marker.len();
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {label} in {html}")) + marker.len();
     let rest = &html[start..];
     let open = rest.find('>').unwrap() + 1;
     rest[open..].split('<').next().unwrap().to_owned()

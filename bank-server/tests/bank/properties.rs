@@ -17,9 +17,7 @@ async fn a_used_login_code_replayed_1000_times_in_a_row_succeeds_once() {
     let body = json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp });
     let mut ok = 0;
     for _ in 0..1000 {
-        let (st, _) = bank
-            .call("POST", "/api/v1/login", None, Some(body.clone()))
-            .await;
+        let (st, _) = bank.call("POST", "/api/v1/login", None, Some(body.clone())).await;
         match st {
             StatusCode::OK => ok += 1,
             StatusCode::UNAUTHORIZED => {}
@@ -51,17 +49,12 @@ async fn a_login_code_sent_100_times_at_once_succeeds_once() {
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (bank, body) = (bank.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            bank.call("POST", "/api/v1/login", None, Some(body)).await.0
-        }));
+        tasks.push(tokio::spawn(async move { bank.call("POST", "/api/v1/login", None, Some(body)).await.0 }));
     }
     let mut ok = 0;
     for t in tasks {
         let st = t.await.unwrap();
-        assert!(
-            st == StatusCode::OK || st == StatusCode::UNAUTHORIZED,
-            "{st}"
-        );
+        assert!(st == StatusCode::OK || st == StatusCode::UNAUTHORIZED, "{st}");
         ok += usize::from(st == StatusCode::OK);
     }
     assert_eq!(ok, 1);
@@ -72,21 +65,12 @@ async fn a_transfer_code_sent_100_times_at_once_moves_money_once() {
     let bank = Arc::new(TestBank::new());
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
-    let (_, created) = bank
-        .create_transfer(&token, "once", "ACC-ALICE-EUR", "ACC-BOB-EUR", 700, "EUR")
-        .await;
+    let (_, created) = bank.create_transfer(&token, "once", "ACC-ALICE-EUR", "ACC-BOB-EUR", 700, "EUR").await;
     let (counter, otp) = sign_tx(&mut card, &created);
     let mut tasks = Vec::new();
     for _ in 0..100 {
-        let (bank, token, cid, otp) = (
-            bank.clone(),
-            token.clone(),
-            created["challenge_id"].clone(),
-            otp.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            bank.confirm(&token, "once", &cid, counter, &otp).await
-        }));
+        let (bank, token, cid, otp) = (bank.clone(), token.clone(), created["challenge_id"].clone(), otp.clone());
+        tasks.push(tokio::spawn(async move { bank.confirm(&token, "once", &cid, counter, &otp).await }));
     }
     for t in tasks {
         // Every answer is the one result: the first executes it, the others see it executed.
@@ -96,11 +80,7 @@ async fn a_transfer_code_sent_100_times_at_once_moves_money_once() {
     }
     assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, 100_000 - 700);
     assert_eq!(bank.audit_count("transfer_executed", "\"once\""), 1);
-    assert_eq!(
-        bank.audit_count("otp_check", "\"ok\""),
-        2,
-        "login + this transfer"
-    );
+    assert_eq!(bank.audit_count("otp_check", "\"ok\""), 2, "login + this transfer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,19 +103,13 @@ async fn fifty_parallel_wrong_codes_lock_after_exactly_five() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(
-        bank.audit_count("otp_check", "\"otp_mismatch\""),
-        5,
-        "exactly five codes were evaluated"
-    );
+    assert_eq!(bank.audit_count("otp_check", "\"otp_mismatch\""), 5, "exactly five codes were evaluated");
     assert_eq!(bank.audit_count("otp_check", "\"token_locked\""), 45);
     assert_eq!(bank.audit_count("token_locked", "PSIM-ALICE"), 1);
 
     // The right code is refused while locked...
     let c = bank.challenge("alice").await;
-    let (counter, otp) = card
-        .clone()
-        .login(c["challenge_hex"].as_str().unwrap(), VID);
+    let (counter, otp) = card.clone().login(c["challenge_hex"].as_str().unwrap(), VID);
     let (st, _) = bank
         .call(
             "POST",
@@ -147,11 +121,7 @@ async fn fifty_parallel_wrong_codes_lock_after_exactly_five() {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let tokens = bank_server::ops::list_tokens(&bank.path).unwrap();
     let alice = tokens.iter().find(|t| t.serial == "PSIM-ALICE").unwrap();
-    assert_eq!(
-        (alice.status.as_str(), alice.failures),
-        ("active", 0),
-        "the failure count restarts with each lock"
-    );
+    assert_eq!((alice.status.as_str(), alice.failures), ("active", 0), "the failure count restarts with each lock");
 
     // ...and accepted once the first lock's minute is over.
     bank.clock.advance(60);
@@ -166,12 +136,8 @@ async fn locks_escalate_and_an_operator_can_unlock() {
     let fail5 = || async {
         for _ in 0..5 {
             let c = bank.challenge("alice").await;
-            let body =
-                json!({ "challenge_id": c["challenge_id"], "counter": 0, "otp": "00000000" });
-            assert_eq!(
-                bank.call("POST", "/api/v1/login", None, Some(body)).await.0,
-                StatusCode::UNAUTHORIZED
-            );
+            let body = json!({ "challenge_id": c["challenge_id"], "counter": 0, "otp": "00000000" });
+            assert_eq!(bank.call("POST", "/api/v1/login", None, Some(body)).await.0, StatusCode::UNAUTHORIZED);
         }
     };
     let try_login = |card: &mut Card| {
@@ -181,17 +147,14 @@ async fn locks_escalate_and_an_operator_can_unlock() {
             let c = bank.challenge("alice").await;
             let (counter, otp) = probe.login(c["challenge_hex"].as_str().unwrap(), VID);
             let body = json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp });
-            (
-                bank.call("POST", "/api/v1/login", None, Some(body)).await.0 == StatusCode::OK,
-                probe,
-            )
+            (bank.call("POST", "/api/v1/login", None, Some(body)).await.0 == StatusCode::OK, probe)
         }
     };
     fail5().await;
     bank.clock.advance(59);
     assert!(!try_login(&mut card).await.0, "still locked after 59 s");
     bank.clock.advance(1);
-    fail5().await; // second lock without a success between: 120 s
+    fail5().await; // second lock: 120 s
     bank.clock.advance(119);
     assert!(!try_login(&mut card).await.0);
     bank.clock.advance(1);
@@ -199,13 +162,35 @@ async fn locks_escalate_and_an_operator_can_unlock() {
     assert!(ok);
     card = probe;
 
-    // After a success the delay starts again at 60 s; an operator unlock ends it at once.
+    // The owner's success does not reset the escalation: the third lock is 240 s.
+    fail5().await;
+    bank.clock.advance(239);
+    assert!(!try_login(&mut card).await.0);
+    bank.clock.advance(1);
+    let (ok, probe) = try_login(&mut card).await;
+    assert!(ok);
+    card = probe;
+
+    // Within a week the escalation goes on (480 s); a week after a lock ended it starts again.
+    bank.clock.advance(6 * 24 * 3600);
+    fail5().await;
+    bank.clock.advance(479);
+    assert!(!try_login(&mut card).await.0);
+    bank.clock.advance(1 + 7 * 24 * 3600 + 1);
+    fail5().await;
+    bank.clock.advance(60);
+    let (ok, probe) = try_login(&mut card).await;
+    assert!(ok);
+    card = probe;
+
+    // An operator unlock ends a lock at once.
     fail5().await;
     assert!(!try_login(&mut card).await.0);
     bank_server::ops::unlock_token(&bank.path, "PSIM-ALICE").unwrap();
     let (ok, _) = try_login(&mut card).await;
     assert!(ok);
     assert_eq!(bank.audit_count("token_unlocked", "PSIM-ALICE"), 1);
+    assert_eq!(bank.audit_count("token_locked", "PSIM-ALICE"), 6);
 
     // A revoked token never logs in again.
     bank_server::ops::revoke_token(&bank.path, "PSIM-ALICE").unwrap();
@@ -220,45 +205,19 @@ async fn each_single_field_change_is_refused_and_moves_nothing() {
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
     let mut expected = 100_000i64;
-    for (i, field) in [
-        "amount",
-        "currency",
-        "payee",
-        "transfer id",
-        "challenge",
-        "verifier id",
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, field) in ["amount", "currency", "payee", "transfer id", "challenge", "verifier id"].into_iter().enumerate()
     {
         let id = format!("f-{i}");
-        let (st, created) = bank
-            .create_transfer(&token, &id, "ACC-ALICE-EUR", "ACC-BOB-EUR", 500, "EUR")
-            .await;
+        let (st, created) = bank.create_transfer(&token, &id, "ACC-ALICE-EUR", "ACC-BOB-EUR", 500, "EUR").await;
         assert_eq!(st, StatusCode::CREATED);
         let other_challenge = "11".repeat(32);
-        let challenge = if field == "challenge" {
-            other_challenge.as_str()
-        } else {
-            created["challenge_hex"].as_str().unwrap()
-        };
-        let vid = if field == "verifier id" {
-            "http://bank.test:8081"
-        } else {
-            VID
-        };
-        let tid = if field == "transfer id" {
-            format!("{id}x")
-        } else {
-            id.clone()
-        };
+        let challenge =
+            if field == "challenge" { other_challenge.as_str() } else { created["challenge_hex"].as_str().unwrap() };
+        let vid = if field == "verifier id" { "http://bank.test:8081" } else { VID };
+        let tid = if field == "transfer id" { format!("{id}x") } else { id.clone() };
         let amount = if field == "amount" { 501 } else { 500 };
         let cur = if field == "currency" { b"USD" } else { b"EUR" };
-        let payee = if field == "payee" {
-            "ACC-CAROL-EUR"
-        } else {
-            "ACC-BOB-EUR"
-        };
+        let payee = if field == "payee" { "ACC-CAROL-EUR" } else { "ACC-BOB-EUR" };
         let (counter, otp) = card.tx(
             challenge,
             &TxFields {
@@ -269,38 +228,17 @@ async fn each_single_field_change_is_refused_and_moves_nothing() {
                 payee: payee.as_bytes(),
             },
         );
-        let (st, v) = bank
-            .confirm(&token, &id, &created["challenge_id"], counter, &otp)
-            .await;
-        assert_eq!(
-            (st, v["error"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("auth_failed")),
-            "{field}"
-        );
-        assert_eq!(
-            bank.balance(&token, "ACC-ALICE-EUR").await,
-            expected,
-            "{field}"
-        );
-        let (_, t) = bank
-            .call(
-                "GET",
-                &format!("/api/v1/transfers/{id}"),
-                Some(&token),
-                None,
-            )
-            .await;
+        let (st, v) = bank.confirm(&token, &id, &created["challenge_id"], counter, &otp).await;
+        assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("auth_failed")), "{field}");
+        assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, expected, "{field}");
+        let (_, t) = bank.call("GET", &format!("/api/v1/transfers/{id}"), Some(&token), None).await;
         assert_eq!(t["status"], "pending", "{field}");
 
         // The honest signature over a new challenge executes it, once.
-        let (st, again) = bank
-            .create_transfer(&token, &id, "ACC-ALICE-EUR", "ACC-BOB-EUR", 500, "EUR")
-            .await;
+        let (st, again) = bank.create_transfer(&token, &id, "ACC-ALICE-EUR", "ACC-BOB-EUR", 500, "EUR").await;
         assert_eq!(st, StatusCode::CREATED);
         let (counter, otp) = sign_tx(&mut card, &again);
-        let (st, _) = bank
-            .confirm(&token, &id, &again["challenge_id"], counter, &otp)
-            .await;
+        let (st, _) = bank.confirm(&token, &id, &again["challenge_id"], counter, &otp).await;
         assert_eq!(st, StatusCode::OK, "{field}");
         expected -= 500;
         assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, expected);
@@ -313,68 +251,25 @@ async fn retries_of_a_transfer_id_move_money_once_even_across_a_restart() {
     let mut bank = TestBank::new();
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
-    let (st, created) = bank
-        .create_transfer(
-            &token,
-            "idem-1",
-            "ACC-ALICE-EUR",
-            "ACC-BOB-EUR",
-            2500,
-            "EUR",
-        )
-        .await;
+    let (st, created) = bank.create_transfer(&token, "idem-1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 2500, "EUR").await;
     assert_eq!(st, StatusCode::CREATED);
     // A retry while pending: a new challenge for the same transfer; the first stays valid.
-    let (st, created2) = bank
-        .create_transfer(
-            &token,
-            "idem-1",
-            "ACC-ALICE-EUR",
-            "ACC-BOB-EUR",
-            2500,
-            "EUR",
-        )
-        .await;
+    let (st, created2) = bank.create_transfer(&token, "idem-1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 2500, "EUR").await;
     assert_eq!(st, StatusCode::CREATED);
     assert_ne!(created["challenge_id"], created2["challenge_id"]);
     let (counter, otp) = sign_tx(&mut card, &created);
-    let (st, first) = bank
-        .confirm(&token, "idem-1", &created["challenge_id"], counter, &otp)
-        .await;
+    let (st, first) = bank.confirm(&token, "idem-1", &created["challenge_id"], counter, &otp).await;
     assert_eq!(st, StatusCode::OK);
 
     for round in 0..2 {
-        let (st, v) = bank
-            .create_transfer(
-                &token,
-                "idem-1",
-                "ACC-ALICE-EUR",
-                "ACC-BOB-EUR",
-                2500,
-                "EUR",
-            )
-            .await;
+        let (st, v) = bank.create_transfer(&token, "idem-1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 2500, "EUR").await;
         assert_eq!(st, StatusCode::OK, "round {round}");
         assert_eq!(v["transfer"], first["transfer"]);
         assert!(v.get("challenge_id").is_none());
-        let (st, v) = bank
-            .confirm(&token, "idem-1", &created["challenge_id"], counter, &otp)
-            .await;
+        let (st, v) = bank.confirm(&token, "idem-1", &created["challenge_id"], counter, &otp).await;
         assert_eq!((st, &v["transfer"]), (StatusCode::OK, &first["transfer"]));
-        let (st, v) = bank
-            .create_transfer(
-                &token,
-                "idem-1",
-                "ACC-ALICE-EUR",
-                "ACC-CAROL-EUR",
-                2500,
-                "EUR",
-            )
-            .await;
-        assert_eq!(
-            (st, v["error"].as_str()),
-            (StatusCode::CONFLICT, Some("transfer_id_conflict"))
-        );
+        let (st, v) = bank.create_transfer(&token, "idem-1", "ACC-ALICE-EUR", "ACC-CAROL-EUR", 2500, "EUR").await;
+        assert_eq!((st, v["error"].as_str()), (StatusCode::CONFLICT, Some("transfer_id_conflict")));
         assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, 100_000 - 2500);
         bank = bank.restart();
     }
@@ -386,12 +281,7 @@ async fn retries_of_a_transfer_id_move_money_once_even_across_a_restart() {
 async fn concurrent_random_transfers_conserve_money() {
     let bank = Arc::new(TestBank::new());
     let before = bank.balances();
-    let total = |b: &[(String, i64)]| {
-        b.iter()
-            .filter(|(n, _)| n.ends_with("-EUR"))
-            .map(|(_, v)| v)
-            .sum::<i64>()
-    };
+    let total = |b: &[(String, i64)]| b.iter().filter(|(n, _)| n.ends_with("-EUR")).map(|(_, v)| v).sum::<i64>();
     let accounts = ["ACC-ALICE-EUR", "ACC-BOB-EUR", "ACC-CAROL-EUR"];
     let mut tasks = Vec::new();
     for (ui, user) in ["alice", "bob", "carol"].into_iter().enumerate() {
@@ -407,17 +297,8 @@ async fn concurrent_random_transfers_conserve_money() {
                 x ^= x << 17;
                 let to = accounts[(ui + 1 + (x % 2) as usize) % 3];
                 let amount = 1 + x % 40_000;
-                let (st, v) = bank
-                    .pay(
-                        &token,
-                        &mut card,
-                        &format!("{user}-{i}"),
-                        accounts[ui],
-                        to,
-                        amount,
-                        "EUR",
-                    )
-                    .await;
+                let (st, v) =
+                    bank.pay(&token, &mut card, &format!("{user}-{i}"), accounts[ui], to, amount, "EUR").await;
                 match st {
                     StatusCode::OK => executed += 1,
                     StatusCode::CONFLICT => assert_eq!(v["error"], "insufficient_funds"),
@@ -431,10 +312,7 @@ async fn concurrent_random_transfers_conserve_money() {
     for t in tasks {
         executed += t.await.unwrap();
     }
-    assert!(
-        executed > 10,
-        "too few transfers executed ({executed}) to say anything"
-    );
+    assert!(executed > 10, "too few transfers executed ({executed}) to say anything");
     let after = bank.balances();
     assert_eq!(total(&before), total(&after));
     assert!(after.iter().all(|(_, v)| *v >= 0), "{after:?}");
@@ -487,36 +365,16 @@ async fn audit_verify_names_the_first_tampered_row() {
     let bank = TestBank::new();
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
-    let (st, _) = bank
-        .pay(
-            &token,
-            &mut card,
-            "aud-1",
-            "ACC-ALICE-EUR",
-            "ACC-BOB-EUR",
-            100,
-            "EUR",
-        )
-        .await;
+    let (st, _) = bank.pay(&token, &mut card, "aud-1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR").await;
     assert_eq!(st, StatusCode::OK);
     let report = bank_server::ops::verify_audit(&bank.path).unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert!(report.rows > 10);
     // Someone with the file edits the transfer's audit row.
     let c = rusqlite::Connection::open(&bank.path).unwrap();
-    let id: i64 = c
-        .query_row(
-            "SELECT id FROM audit WHERE kind = 'transfer_executed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let id: i64 = c.query_row("SELECT id FROM audit WHERE kind = 'transfer_executed'", [], |r| r.get(0)).unwrap();
     c.execute_batch("DROP TRIGGER audit_no_update").unwrap();
-    c.execute(
-        "UPDATE audit SET detail = replace(detail, '100', '1') WHERE id = ?1",
-        [id],
-    )
-    .unwrap();
+    c.execute("UPDATE audit SET detail = replace(detail, '100', '1') WHERE id = ?1", [id]).unwrap();
     let report = bank_server::ops::verify_audit(&bank.path).unwrap();
     assert_eq!(report.first_bad.map(|b| b.id), Some(id));
 }
@@ -529,28 +387,18 @@ async fn a_database_dump_holds_no_usable_key() {
     // Checkpoint so everything is in the main file, then look for any chain key in the bytes.
     bank.state
         .db
-        .run_blocking(|c| {
-            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-                .map_err(bank_server::db::DbError::from)
-        })
+        .run_blocking(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(bank_server::db::DbError::from))
         .unwrap();
     let bytes = std::fs::read(&bank.path).unwrap();
     let seed = card_applet::otp::ChainKey::from_bytes(seed("alice"));
     for i in 0..4 {
         let ck = seed.advance(i);
-        assert!(
-            !bytes.windows(32).any(|w| w == ck.expose()),
-            "ck_{i} in the database file"
-        );
+        assert!(!bytes.windows(32).any(|w| w == ck.expose()), "ck_{i} in the database file");
     }
     // And with another master key the server refuses to start instead of failing every login.
     let other = bank_server::master_key::MasterKey::from_bytes([1; 32]);
     let cfg = bank_server::Config::new(URL).unwrap();
     let db = bank_server::db::Db::open(&bank.path).unwrap();
-    let err = bank_server::AppState::with(db, other, cfg, bank_server::clock::Clock::system())
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("master key does not match"),
-        "{err}"
-    );
+    let err = bank_server::AppState::with(db, other, cfg, bank_server::clock::Clock::system()).unwrap_err();
+    assert!(err.to_string().contains("master key does not match"), "{err}");
 }

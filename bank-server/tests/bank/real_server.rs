@@ -21,14 +21,7 @@ impl Server {
     /// Starts `bank-server serve` on 127.0.0.1:0 and waits for its readiness line.
     fn spawn(db: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--public-url",
-                VID,
-                "--db",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--public-url", VID, "--db"])
             .arg(db)
             .env_remove("BANK_MASTER_KEY")
             .env("RUST_LOG", "warn")
@@ -37,21 +30,11 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("bank-server listening on ")
-            .unwrap_or_else(|| panic!("readiness line: {line:?}"));
-        assert!(
-            base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
-            "{base}"
-        );
-        Server {
-            base: base.to_owned(),
-            child,
-        }
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base =
+            line.trim().strip_prefix("bank-server listening on ").unwrap_or_else(|| panic!("readiness line: {line:?}"));
+        assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
+        Server { base: base.to_owned(), child }
     }
 }
 
@@ -70,40 +53,22 @@ struct Api {
 
 impl Api {
     fn post(&self, path: &str, body: Value) -> reqwest::Result<(u16, Value)> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()?;
+        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send()?;
         Ok((r.status().as_u16(), r.json().unwrap_or(Value::Null)))
     }
 
     fn get(&self, path: &str) -> reqwest::Result<(u16, Value)> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()?;
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send()?;
         Ok((r.status().as_u16(), r.json().unwrap_or(Value::Null)))
     }
 
     fn login(base: &str, card: &mut Card, user: &str) -> Api {
-        let mut api = Api {
-            http: reqwest::blocking::Client::new(),
-            base: base.to_owned(),
-            token: String::new(),
-        };
-        let (st, c) = api
-            .post("/api/v1/login/challenge", json!({ "user": user }))
-            .unwrap();
+        let mut api = Api { http: reqwest::blocking::Client::new(), base: base.to_owned(), token: String::new() };
+        let (st, c) = api.post("/api/v1/login/challenge", json!({ "user": user })).unwrap();
         assert_eq!(st, 200, "{c}");
         let (counter, otp) = card.login(c["challenge_hex"].as_str().unwrap(), VID);
         let (st, v) = api
-            .post(
-                "/api/v1/login",
-                json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp }),
-            )
+            .post("/api/v1/login", json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp }))
             .unwrap();
         assert_eq!(st, 200, "{v}");
         api.token = v["token"].as_str().unwrap().to_owned();
@@ -128,14 +93,8 @@ impl Api {
 fn setup(db: &Path) {
     for user in ["alice", "bob"] {
         ops::add_user(db, user).unwrap();
-        ops::enroll_token(
-            db,
-            &format!("PSIM-{}", user.to_uppercase()),
-            &ChainKey::from_bytes(seed(user)),
-            0,
-            user,
-        )
-        .unwrap();
+        ops::enroll_token(db, &format!("PSIM-{}", user.to_uppercase()), &ChainKey::from_bytes(seed(user)), 0, user)
+            .unwrap();
         ops::open_account(db, user, &format!("ACC-{}-EUR", user.to_uppercase()), "EUR").unwrap();
     }
     ops::fund(db, "ACC-ALICE-EUR", 1_000_000, "opening").unwrap();
@@ -150,26 +109,15 @@ fn the_binary_serves_a_whole_flow_on_port_0() {
     let mut card = Card::new(seed("alice"));
     let api = Api::login(&server.base, &mut card, "alice");
     let (st, v) = api.pay(&mut card, "real-1", 4200).unwrap();
-    assert_eq!(
-        (st, &v["transfer"]["status"]),
-        (200, &json!("executed")),
-        "{v}"
-    );
+    assert_eq!((st, &v["transfer"]["status"]), (200, &json!("executed")), "{v}");
     let (st, v) = api.get("/api/v1/accounts").unwrap();
     assert_eq!(st, 200);
     assert_eq!(v["accounts"][0]["balance_minor"], 1_000_000 - 4200);
     // The website answers on the same port.
-    let page = api
-        .http
-        .get(format!("{}/login", server.base))
-        .send()
-        .unwrap();
+    let page = api.http.get(format!("{}/login", server.base)).send().unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
 }
 
 #[test]
@@ -214,29 +162,13 @@ fn kill_9_in_the_middle_of_a_load_loses_no_acknowledged_transfer() {
     assert_eq!(books.customer_totals, vec![("EUR".to_owned(), 1_000_000)]);
     let c = rusqlite::Connection::open(&db).unwrap();
     for id in &acked {
-        let status: String = c
-            .query_row(
-                "SELECT status FROM transfers WHERE client_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let status: String =
+            c.query_row("SELECT status FROM transfers WHERE client_id = ?1", [id], |r| r.get(0)).unwrap();
         assert_eq!(status, "executed", "{id}");
     }
-    let executed: i64 = c
-        .query_row(
-            "SELECT count(*) FROM transfers WHERE status = 'executed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let bob: i64 = c
-        .query_row(
-            "SELECT balance FROM accounts WHERE number = 'ACC-BOB-EUR'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let executed: i64 =
+        c.query_row("SELECT count(*) FROM transfers WHERE status = 'executed'", [], |r| r.get(0)).unwrap();
+    let bob: i64 = c.query_row("SELECT balance FROM accounts WHERE number = 'ACC-BOB-EUR'", [], |r| r.get(0)).unwrap();
     assert_eq!(bob, executed * 100);
     assert!(executed as usize >= acked.len());
     assert!(ops::verify_audit(&db).unwrap().is_intact());
@@ -246,26 +178,13 @@ fn kill_9_in_the_middle_of_a_load_loses_no_acknowledged_transfer() {
     let api = Api::login(&server.base, &mut card, "alice");
     let last = sent.last().unwrap();
     let (st, v) = api.pay(&mut card, last, 100).unwrap();
-    assert!(
-        st == 200 && v["transfer"]["status"] == "executed",
-        "{st} {v}"
-    );
+    assert!(st == 200 && v["transfer"]["status"] == "executed", "{st} {v}");
     let (_, v) = api.pay(&mut card, last, 100).unwrap();
     assert_eq!(v["transfer"]["status"], "executed");
-    let bob_after: i64 = c
-        .query_row(
-            "SELECT balance FROM accounts WHERE number = 'ACC-BOB-EUR'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let executed_after: i64 = c
-        .query_row(
-            "SELECT count(*) FROM transfers WHERE status = 'executed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let bob_after: i64 =
+        c.query_row("SELECT balance FROM accounts WHERE number = 'ACC-BOB-EUR'", [], |r| r.get(0)).unwrap();
+    let executed_after: i64 =
+        c.query_row("SELECT count(*) FROM transfers WHERE status = 'executed'", [], |r| r.get(0)).unwrap();
     assert_eq!(bob_after, executed_after * 100);
     assert!(executed_after == executed || executed_after == executed + 1);
 }

@@ -20,14 +20,8 @@ async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String
     let anon = set_cookie(&h).unwrap();
     let csrf = input(&html, "csrf");
 
-    let (st, _, page) = web(
-        &bank.app,
-        "POST",
-        "/login",
-        Some(&anon),
-        Some(&[("csrf", &csrf), ("user", "alice")]),
-    )
-    .await;
+    let (st, _, page) =
+        web(&bank.app, "POST", "/login", Some(&anon), Some(&[("csrf", &csrf), ("user", "alice")])).await;
     assert_eq!(st, StatusCode::OK, "{page}");
     assert_eq!(cell(&page, "Bank (verifier id)"), VID);
     let challenge = cell(&page, "Challenge");
@@ -42,11 +36,7 @@ async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String
         "POST",
         "/login/code",
         Some(&anon),
-        Some(&[
-            ("csrf", &csrf),
-            ("challenge_id", &challenge_id),
-            ("code", &code),
-        ]),
+        Some(&[("csrf", &csrf), ("challenge_id", &challenge_id), ("code", &code)]),
     )
     .await;
     assert_eq!(st, StatusCode::SEE_OTHER);
@@ -55,13 +45,7 @@ async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String
     assert_ne!(session, anon, "a new session id at login");
     // The visitor's id is dead.
     let (st, h, _) = web(&bank.app, "GET", "/welcome", Some(&anon), None).await;
-    assert_eq!(
-        (st, &h[header::LOCATION]),
-        (
-            StatusCode::SEE_OTHER,
-            &"/login".parse::<header::HeaderValue>().unwrap()
-        )
-    );
+    assert_eq!((st, &h[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse::<header::HeaderValue>().unwrap()));
     session
 }
 
@@ -74,17 +58,11 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
     let (st, h, html) = web(&bank.app, "GET", "/welcome", Some(&s), None).await;
     assert_eq!(st, StatusCode::OK);
     assert!(html.contains("Welcome, <b>alice</b>"));
-    assert!(h[header::CONTENT_SECURITY_POLICY]
-        .to_str()
-        .unwrap()
-        .contains("default-src 'none'"));
+    assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("default-src 'none'"));
     assert!(!html.contains("<script"));
 
     let (_, _, html) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
-    assert!(
-        html.contains("ACC-ALICE-EUR") && html.contains("1000.00"),
-        "{html}"
-    );
+    assert!(html.contains("ACC-ALICE-EUR") && html.contains("1000.00"), "{html}");
 
     let (_, _, form) = web(&bank.app, "GET", "/transfer", Some(&s), None).await;
     let csrf = input(&form, "csrf");
@@ -122,58 +100,25 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
         ("challenge_id", &input(&confirm, "challenge_id")),
         ("code", &code),
     ];
-    let (st, _, result) = web(
-        &bank.app,
-        "POST",
-        "/transfer/confirm",
-        Some(&s),
-        Some(&cfields),
-    )
-    .await;
+    let (st, _, result) = web(&bank.app, "POST", "/transfer/confirm", Some(&s), Some(&cfields)).await;
     assert_eq!(st, StatusCode::OK, "{result}");
     assert!(result.contains("The transfer was executed."), "{result}");
     // Sending the same form again shows the same result and moves nothing.
-    let (_, _, again) = web(
-        &bank.app,
-        "POST",
-        "/transfer/confirm",
-        Some(&s),
-        Some(&cfields),
-    )
-    .await;
+    let (_, _, again) = web(&bank.app, "POST", "/transfer/confirm", Some(&s), Some(&cfields)).await;
     assert!(again.contains("The transfer was executed."));
     let (_, _, again) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&fields)).await;
     assert!(again.contains("The transfer was executed."));
-    assert!(bank
-        .balances()
-        .contains(&("ACC-ALICE-EUR".into(), 100_000 - 1234)));
+    assert!(bank.balances().contains(&("ACC-ALICE-EUR".into(), 100_000 - 1234)));
 
     let (_, _, html) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
     assert!(html.contains(&tid) && html.contains("-12.34 EUR"), "{html}");
 
     // Logout needs the CSRF token too.
-    let (st, _, _) = web(
-        &bank.app,
-        "POST",
-        "/logout",
-        Some(&s),
-        Some(&[("csrf", "wrong")]),
-    )
-    .await;
+    let (st, _, _) = web(&bank.app, "POST", "/logout", Some(&s), Some(&[("csrf", "wrong")])).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, h, _) = web(
-        &bank.app,
-        "POST",
-        "/logout",
-        Some(&s),
-        Some(&[("csrf", &csrf)]),
-    )
-    .await;
+    let (st, h, _) = web(&bank.app, "POST", "/logout", Some(&s), Some(&[("csrf", &csrf)])).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
-    assert!(h[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .contains("Max-Age=0"));
+    assert!(h[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
     let (st, _, _) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
 }
@@ -197,53 +142,19 @@ async fn forms_without_the_csrf_token_and_wrong_codes_are_refused() {
     let (_, h, html) = web(&bank.app, "GET", "/login", None, None).await;
     let anon = set_cookie(&h).unwrap();
     let csrf = input(&html, "csrf");
-    let (st, _, page) = web(
-        &bank.app,
-        "POST",
-        "/login",
-        Some(&anon),
-        Some(&[("csrf", "0"), ("user", "alice")]),
-    )
-    .await;
+    let (st, _, page) = web(&bank.app, "POST", "/login", Some(&anon), Some(&[("csrf", "0"), ("user", "alice")])).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{page}");
-    let (st, _, _) = web(
-        &bank.app,
-        "POST",
-        "/login",
-        None,
-        Some(&[("csrf", &csrf), ("user", "alice")]),
-    )
-    .await;
+    let (st, _, _) = web(&bank.app, "POST", "/login", None, Some(&[("csrf", &csrf), ("user", "alice")])).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _, page) = web(
-        &bank.app,
-        "POST",
-        "/login",
-        Some(&anon),
-        Some(&[("csrf", &csrf), ("user", "Bad Name!")]),
-    )
-    .await;
+    let (st, _, page) =
+        web(&bank.app, "POST", "/login", Some(&anon), Some(&[("csrf", &csrf), ("user", "Bad Name!")])).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(page.contains("A user name is"));
 
-    let (_, _, page) = web(
-        &bank.app,
-        "POST",
-        "/login",
-        Some(&anon),
-        Some(&[("csrf", &csrf), ("user", "alice")]),
-    )
-    .await;
+    let (_, _, page) = web(&bank.app, "POST", "/login", Some(&anon), Some(&[("csrf", &csrf), ("user", "alice")])).await;
     let cid = input(&page, "challenge_id");
     let (counter, otp) = card.clone().login(&cell(&page, "Challenge"), VID);
-    let wrong = format!(
-        "{counter}-{}",
-        if otp == "00000000" {
-            "00000001"
-        } else {
-            "00000000"
-        }
-    );
+    let wrong = format!("{counter}-{}", if otp == "00000000" { "00000001" } else { "00000000" });
     let (st, _, page) = web(
         &bank.app,
         "POST",
@@ -279,9 +190,7 @@ async fn forms_without_the_csrf_token_and_wrong_codes_are_refused() {
 
     // An API login challenge cannot be used by the website (it is bound to no session).
     let c = bank.challenge("alice").await;
-    let (counter, otp) = card
-        .clone()
-        .login(c["challenge_hex"].as_str().unwrap(), VID);
+    let (counter, otp) = card.clone().login(c["challenge_hex"].as_str().unwrap(), VID);
     let (st, _, _) = web(
         &bank.app,
         "POST",
@@ -312,15 +221,9 @@ async fn pages_need_a_session_and_it_ends_when_idle() {
     let mut card = Card::new(seed("alice"));
     let s = web_login(&bank, &mut card, "counter-otp").await;
     bank.clock.advance(299);
-    assert_eq!(
-        web(&bank.app, "GET", "/welcome", Some(&s), None).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(web(&bank.app, "GET", "/welcome", Some(&s), None).await.0, StatusCode::OK);
     bank.clock.advance(300);
-    assert_eq!(
-        web(&bank.app, "GET", "/welcome", Some(&s), None).await.0,
-        StatusCode::SEE_OTHER
-    );
+    assert_eq!(web(&bank.app, "GET", "/welcome", Some(&s), None).await.0, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
@@ -332,30 +235,10 @@ async fn a_bad_transfer_form_gets_an_error_page() {
     let csrf = input(&form, "csrf");
     let tid = input(&form, "transfer_id");
     for (to, amount, want, text) in [
-        (
-            "ACC-BOB-EUR",
-            "12.345",
-            StatusCode::BAD_REQUEST,
-            "at most 2 decimals",
-        ),
-        (
-            "ACC-BOB-EUR",
-            "-1",
-            StatusCode::BAD_REQUEST,
-            "positive number",
-        ),
-        (
-            "ACC-NOBODY",
-            "1",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown account",
-        ),
-        (
-            "ACC-BOB-EUR",
-            "5000",
-            StatusCode::CONFLICT,
-            "insufficient funds",
-        ),
+        ("ACC-BOB-EUR", "12.345", StatusCode::BAD_REQUEST, "at most 2 decimals"),
+        ("ACC-BOB-EUR", "-1", StatusCode::BAD_REQUEST, "positive number"),
+        ("ACC-NOBODY", "1", StatusCode::UNPROCESSABLE_ENTITY, "unknown account"),
+        ("ACC-BOB-EUR", "5000", StatusCode::CONFLICT, "insufficient funds"),
     ] {
         let f = [
             ("csrf", csrf.as_str()),
@@ -376,10 +259,5 @@ async fn a_bad_transfer_form_gets_an_error_page() {
         ("to", "ACC-ALICE-EUR"),
         ("amount", "1"),
     ];
-    assert_eq!(
-        web(&bank.app, "POST", "/transfer", Some(&s), Some(&f))
-            .await
-            .0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    assert_eq!(web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
 }
