@@ -1,0 +1,215 @@
+//! The whole flow per second and its latency, as a ratio to the sum of its parts measured in
+//! the same run.
+//!
+//! ```text
+//! sudo bash scripts/setup.sh                  # pcscd + vpcd up
+//! cargo bench -p reader-bridge --bench flow   # BENCH_N=100 for more rounds (default 30)
+//! ```
+//!
+//! One round of the whole flow is what a customer does: `Bridge::login` (login challenge from
+//! the bank, card over pcscd: SELECT + VERIFY + LOGIN OTP, bank verifies, session stored) and
+//! `Bridge::transfer` (transfer created at the bank, card: SELECT + VERIFY + TRANSACTION OTP,
+//! bank verifies and moves the money in one SQLite transaction, pending record written and
+//! removed). Its parts, each timed on its own in the same run:
+//!
+//! - card: the same two card exchanges through the same PC/SC connection path;
+//! - bank: the same four HTTP requests with codes computed in software (no card), for a second
+//!   user with a software token.
+//!
+//! The ratio whole / (card + bank) shows what the glue costs: opening the card per operation,
+//! the state files (fsync), the session lookups.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bank_server::clock::Clock;
+use bank_server::ops;
+use card_applet::otp::{self, ChainKey};
+use e2e_tests::{require_pcscd, CardSpec, TestCard};
+use reader_bridge::amount::Currency;
+use reader_bridge::apdu::{Pin, TxRequest};
+use reader_bridge::bank::{Bank, Created, NewTransfer};
+use reader_bridge::card::Pcsc;
+use reader_bridge::flow::{Bridge, CardChoice, TransferRequest, Ui};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+struct Always;
+
+impl Ui for Always {
+    fn secret(&mut self, _: &str) -> reader_bridge::Result<Zeroizing<String>> {
+        Ok(Zeroizing::new("1234".to_owned()))
+    }
+    fn confirm(&mut self, _: &str) -> reader_bridge::Result<bool> {
+        Ok(true)
+    }
+    fn ask(&mut self, _: &str) -> reader_bridge::Result<String> {
+        unreachable!("the bench never asks for text")
+    }
+    fn say(&mut self, _: &str) {}
+    fn warn(&mut self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
+fn stats(label: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let n = samples.len();
+    let total: Duration = samples.iter().sum();
+    let mean = total / u32::try_from(n).unwrap();
+    println!(
+        "flow: {label:<34} {:>8.1} /s   mean {:>8.2} ms   median {:>8.2} ms   p99 {:>8.2} ms   (n = {n})",
+        1.0 / mean.as_secs_f64(),
+        ms(mean),
+        ms(samples[n / 2]),
+        ms(samples[(n * 99 / 100).min(n - 1)]),
+    );
+    mean
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    require_pcscd();
+    let card = TestCard::personalized(&CardSpec::default());
+    let db = card.dir.path().join("bank.sqlite3");
+
+    // The bank, in this process on its own runtime, on a free loopback port.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let db_for_bank = db.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let state = bank_server::AppState::open(&db_for_bank, &format!("http://{addr}"), Clock::system()).unwrap();
+            ready_tx.send(addr.port()).unwrap();
+            bank_server::serve(listener, state, std::future::pending()).await.unwrap();
+        });
+    });
+    let port = ready_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+
+    for user in ["alice", "bob", "carol"] {
+        ops::add_user(&db, user).unwrap();
+    }
+    ops::enroll_token_file(&db, &card.token_path, "alice").unwrap();
+    let soft_seed = [0x33; 32];
+    ops::enroll_token(&db, "SOFT-1", &ChainKey::from_bytes(soft_seed), 0, "bob").unwrap();
+    ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
+    ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+    ops::open_account(&db, "carol", "ACC-CAROL-EUR", "EUR").unwrap();
+    ops::fund(&db, "ACC-ALICE-EUR", 1_000_000_000, "bench").unwrap();
+    ops::fund(&db, "ACC-BOB-EUR", 1_000_000_000, "bench").unwrap();
+
+    // Whole flow: the bridge as the CLI runs it, with the real card.
+    let choice = CardChoice { reader: Some(card.reader()), wait: Duration::from_secs(5) };
+    let bridge = Bridge::new(&url, card.dir.path().join("bridge-state"), choice).unwrap();
+    let transfer = TransferRequest {
+        from: Some("ACC-ALICE-EUR".into()),
+        to: "ACC-CAROL-EUR".into(),
+        amount_minor: 1,
+        currency: Currency::parse("EUR").unwrap(),
+        yes: true,
+    };
+    let round = || {
+        bridge.login("alice", &mut Always).unwrap();
+        let t = bridge.transfer(&transfer, &mut Always).unwrap();
+        assert_eq!(t.status, "executed");
+    };
+    round(); // warm-up
+    let whole: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t0 = Instant::now();
+            round();
+            t0.elapsed()
+        })
+        .collect();
+
+    // Part 1, the card: LOGIN OTP and TRANSACTION OTP exchanges, each with SELECT + VERIFY in
+    // one PC/SC transaction, over one connection.
+    let pin = Pin::new("1234").unwrap();
+    let mut link = Pcsc::establish().unwrap().open(Some(&card.reader()), Duration::from_secs(5)).unwrap();
+    let vid = bridge.bank.verifier_id().to_owned();
+    let challenge = [0x5Au8; 32];
+    let tx = TxRequest {
+        challenge: &challenge,
+        verifier_id: &vid,
+        transaction_id: "tx-bench",
+        amount_minor: 1,
+        currency: b"EUR",
+        payee: "ACC-CAROL-EUR",
+    };
+    let card_part: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t0 = Instant::now();
+            link.login_otp(&pin, &challenge, &vid).unwrap();
+            link.tx_otp(&pin, &tx).unwrap();
+            t0.elapsed()
+        })
+        .collect();
+
+    // Part 2, the bank: the same four requests with software codes (bob's software token).
+    let bank = Bank::new(&url).unwrap();
+    let mut ck = ChainKey::from_bytes(soft_seed);
+    let mut counter = 0u64;
+    let mut next_code = |sign: &dyn Fn(&ChainKey, u64) -> otp::Otp| {
+        let code = sign(&ck, counter);
+        let out = (counter, code);
+        ck = ck.next();
+        counter += 1;
+        out
+    };
+    let mut bank_round = |i: usize| {
+        let ch = bank.login_challenge("bob").unwrap();
+        let c = hex::decode(&ch.challenge_hex).unwrap();
+        let (k, code) = next_code(&|ck, k| otp::login_otp(ck, k, &c, vid.as_bytes()));
+        let session = bank.login(&ch.challenge_id, k, code.as_str()).unwrap();
+        let id = format!("tx-bank-{i}");
+        let new = NewTransfer {
+            transfer_id: id.clone(),
+            from: "ACC-BOB-EUR".into(),
+            to: "ACC-CAROL-EUR".into(),
+            amount_minor: 1,
+            currency: "EUR".into(),
+        };
+        let Created::Challenge(tc) = bank.create_transfer(&session.token, &new).unwrap() else {
+            panic!("a new transfer id must get a challenge")
+        };
+        let c = hex::decode(&tc.challenge_hex).unwrap();
+        let fields = otp::TxFields {
+            verifier_id: vid.as_bytes(),
+            transaction_id: id.as_bytes(),
+            amount_minor: 1,
+            currency: b"EUR",
+            payee: b"ACC-CAROL-EUR",
+        };
+        let (k, code) = next_code(&|ck, k| otp::tx_otp(ck, k, &c, &fields));
+        let t = bank.confirm_transfer(&session.token, &id, &tc.challenge_id, k, code.as_str()).unwrap();
+        assert_eq!(t.status, "executed");
+    };
+    bank_round(usize::MAX); // warm-up
+    let bank_part: Vec<Duration> = (0..n)
+        .map(|i| {
+            let t0 = Instant::now();
+            bank_round(i);
+            t0.elapsed()
+        })
+        .collect();
+
+    println!("flow: login + transfer, {n} rounds each, bank at {url}, card in {:?}", card.reader());
+    let whole = stats("whole flow (bridge, real card)", whole);
+    let card_mean = stats("part: card (2 exchanges via pcscd)", card_part);
+    let bank_mean = stats("part: bank (4 HTTP requests)", bank_part);
+    let parts = card_mean + bank_mean;
+    println!(
+        "flow: whole / (card + bank) = {:.2}   ({:.2} ms vs {:.2} ms + {:.2} ms)",
+        whole.as_secs_f64() / parts.as_secs_f64(),
+        ms(whole),
+        ms(card_mean),
+        ms(bank_mean)
+    );
+    let books = ops::check_books(&db).unwrap();
+    assert!(books.problems.is_empty(), "{:?}", books.problems);
+}
