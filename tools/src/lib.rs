@@ -4,6 +4,8 @@
 //!
 //! - [`card`]: create a factory card state ([`card::create`]) and personalize a card over
 //!   PC/SC ([`card::personalize`]); the result is a [`card::TokenFile`] the bank enrolls.
+//! - [`bank`]: what the bank commands add to `bank_server::ops`: exact amount parsing,
+//!   the database-path check, an account's currency.
 //! - [`seed`]: the PAYSIM-1 seed derivation (HKDF-SHA256 over a random secret and the
 //!   identity materials).
 //! - [`pcsc_link`]: one PC/SC connection and transaction to a card, with GET RESPONSE.
@@ -15,6 +17,7 @@
 //! # Ok::<(), tools::card::CardError>(())
 //! ```
 
+pub mod bank;
 pub mod card;
 pub mod pcsc_link;
 pub mod secret_file;

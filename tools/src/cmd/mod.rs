@@ -1,3 +1,8 @@
 //! One module per command group; each has a clap `...Command` enum and a `run`.
 
+pub mod account;
+pub mod audit;
+pub mod bank_db;
 pub mod card;
+pub mod token;
+pub mod user;

@@ -1,0 +1,98 @@
+//! `bank-tools account ...`
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+use tools::bank::{self, show_amount};
+
+use super::bank_db::DbArgs;
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Open an account for a user, in one currency.
+    Open {
+        /// The owner (must exist: `user add`).
+        #[arg(long)]
+        user: String,
+        /// Account number: 1-34 characters of A-Z 0-9 -
+        #[arg(long)]
+        number: String,
+        /// ISO 4217 code of a currency the bank keeps: EUR, USD, GBP, CHF, JPY.
+        #[arg(long)]
+        currency: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Put money into an account from the bank's funding account (audited; the only way the
+    /// customers' total grows).
+    Fund {
+        /// The account number.
+        #[arg(long)]
+        account: String,
+        /// Amount in major units, e.g. 12.34 (EUR) or 500 (JPY): exact, at most the
+        /// currency's decimals, more than zero.
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+        /// The account's currency, stated as a check (EUR, USD, GBP, CHF, JPY).
+        #[arg(long)]
+        currency: String,
+        /// Why: kept in the journal and the audit log.
+        #[arg(long, default_value = "operator funding")]
+        memo: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List a user's accounts and balances.
+    List {
+        /// The owner.
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
+    match cmd {
+        AccountCommand::Open { user, number, currency, db } => {
+            let currency = bank::currency(&currency)?;
+            let path = db.path()?;
+            bank_server::ops::open_account(path, &user, &number, &currency)
+                .with_context(|| format!("cannot open account {number:?} for user {user:?}"))?;
+            println!("opened account {number} ({currency}) for user {user}");
+            Ok(())
+        }
+        AccountCommand::Fund { account, amount, currency, memo, db } => {
+            let minor = bank::parse_amount(&amount, &currency)?;
+            let currency = bank::currency(&currency)?;
+            let path = db.path()?;
+            let what = || format!("cannot fund account {account:?}");
+            match bank::account_currency(path, &account).with_context(what)? {
+                None => bail!("{}: unknown account {account:?}", what()),
+                Some(kept) if kept != currency => {
+                    bail!("{}: it is kept in {kept}, not {currency}; nothing was moved", what())
+                }
+                Some(_) => {}
+            }
+            let balance = bank_server::ops::fund(path, &account, minor, &memo).with_context(what)?;
+            println!(
+                "funded account {account} with {}; balance now {}",
+                show_amount(i64::try_from(minor).unwrap_or(i64::MAX), &currency),
+                show_amount(balance, &currency)
+            );
+            Ok(())
+        }
+        AccountCommand::List { user, db } => {
+            let path = db.path()?;
+            let accounts = bank_server::ops::accounts(path, &user)
+                .with_context(|| format!("cannot list the accounts of {user:?}"))?;
+            if accounts.is_empty() {
+                println!("user {user} has no accounts");
+            }
+            for a in accounts {
+                println!("{}  {}", a.number, show_amount(a.balance_minor, &a.currency));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `bank-tools token ...`
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::bank_db::DbArgs;
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Enroll a personalized card for a user, from the token file `card personalize --out`
+    /// wrote (the seed is sealed under the bank's master key; the file can then be destroyed).
+    Enroll {
+        /// The user who gets the token (must exist: `user add`).
+        #[arg(long)]
+        user: String,
+        /// The personalization output file (paysim-token-v1 JSON, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List every token: serial, user, status, next counter, failures, lock.
+    List {
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Clear a token's lock and failure count (after the owner has been identified).
+    Unlock {
+        /// Card serial, e.g. PSIM-00000001.
+        serial: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a token for good (lost or stolen card): it never authenticates again.
+    Revoke {
+        /// Card serial, e.g. PSIM-00000001.
+        serial: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Enroll { user, token_file, db } => enroll(&user, &token_file, &db),
+        TokenCommand::List { json, db } => list(json, &db),
+        TokenCommand::Unlock { serial, db } => {
+            check_serial(&serial)?;
+            let path = db.path()?;
+            bank_server::ops::unlock_token(path, &serial).with_context(|| format!("cannot unlock token {serial:?}"))?;
+            println!("unlocked token {serial}: failure count cleared, lock lifted");
+            Ok(())
+        }
+        TokenCommand::Revoke { serial, db } => {
+            check_serial(&serial)?;
+            let path = db.path()?;
+            bank_server::ops::revoke_token(path, &serial).with_context(|| format!("cannot revoke token {serial:?}"))?;
+            println!("revoked token {serial}: it will never authenticate again");
+            Ok(())
+        }
+    }
+}
+
+fn check_serial(serial: &str) -> anyhow::Result<()> {
+    if bank_server::auth::valid_serial(serial) {
+        Ok(())
+    } else {
+        anyhow::bail!("{serial:?} is not a card serial (1-16 characters of A-Z 0-9 -)")
+    }
+}
+
+fn enroll(user: &str, file: &std::path::Path, db: &DbArgs) -> anyhow::Result<()> {
+    let path = db.path()?;
+    let what = || format!("cannot enroll the token in {} for user {user:?}", file.display());
+    // The file holds the seed: refuse one other users can read, as every secret file here.
+    let raw = tools::secret_file::read_private(file).with_context(what)?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| anyhow::anyhow!("{}: not a paysim-token-v1 file (not UTF-8)", file.display()))
+        .with_context(what)?;
+    let token = bank_server::ops::parse_token_file(text)
+        .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))
+        .with_context(what)?;
+    bank_server::ops::enroll_token(path, &token.serial, &token.seed, token.counter, user).with_context(what)?;
+    println!("enrolled token {} for user {user} (next counter {})", token.serial, token.counter);
+    Ok(())
+}
+
+fn list(json: bool, db: &DbArgs) -> anyhow::Result<()> {
+    let path = db.path()?;
+    let tokens = bank_server::ops::list_tokens(path).context("cannot list the tokens")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        return Ok(());
+    }
+    if tokens.is_empty() {
+        println!("no tokens enrolled in {}", path.display());
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let rows: Vec<[String; 6]> = tokens
+        .iter()
+        .map(|t| {
+            [
+                t.serial.clone(),
+                t.user.clone(),
+                t.status.clone(),
+                t.next_counter.to_string(),
+                t.failures.to_string(),
+                match t.locked_until {
+                    Some(until) => format!("locked, {} s left", (until - now).max(0)),
+                    None => "-".to_owned(),
+                },
+            ]
+        })
+        .collect();
+    let head = ["SERIAL", "USER", "STATUS", "NEXT", "FAILURES", "LOCK"];
+    let mut width = head.map(str::len);
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let parts: Vec<String> = cells.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(head);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+    }
+    Ok(())
+}
