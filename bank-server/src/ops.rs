@@ -147,6 +147,26 @@ pub fn accounts(db_path: &Path, user: &str) -> Result<Vec<Account>, OpsError> {
     })
 }
 
+/// One customer account by number, with its owner's name; `None` if there is none.
+pub fn account(db_path: &Path, number: &str) -> Result<Option<(Account, String)>, OpsError> {
+    let db = open(db_path)?;
+    db.run_blocking(|c| {
+        db::read(c, |tx| {
+            let Some((account, owner)) = ledger::account(tx, number)? else {
+                return Ok(None);
+            };
+            let name = auth::user_name(tx, owner)?.unwrap_or_default();
+            Ok(Some((account, name)))
+        })
+    })
+}
+
+/// The latest `limit` audit events, newest first.
+pub fn recent_audit(db_path: &Path, limit: u32) -> Result<Vec<crate::audit::Event>, OpsError> {
+    let db = open(db_path)?;
+    db.run_blocking(|c| db::read(c, |tx| Ok(crate::audit::recent(tx, limit)?)))
+}
+
 /// Walks the audit chain; the report names the first bad row, if any.
 pub fn verify_audit(db_path: &Path) -> Result<AuditReport, OpsError> {
     let db = open(db_path)?;
@@ -163,6 +183,64 @@ pub fn check_books(db_path: &Path) -> Result<Books, OpsError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn operator_functions_refuse_bad_input_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("ops.sqlite3");
+        add_user(&db, "alice").unwrap();
+        assert!(matches!(add_user(&db, "alice"), Err(OpsError::Auth(AuthError::UserExists(_)))));
+        assert!(matches!(add_user(&db, "Alice!"), Err(OpsError::Auth(AuthError::InvalidUserName))));
+        let seed = ChainKey::from_bytes([1; 32]);
+        assert!(matches!(enroll_token(&db, "PSIM-1", &seed, 0, "bob"), Err(OpsError::Auth(AuthError::UnknownUser(_)))));
+        enroll_token(&db, "PSIM-1", &seed, 0, "alice").unwrap();
+        assert!(matches!(
+            enroll_token(&db, "PSIM-1", &seed, 0, "alice"),
+            Err(OpsError::Auth(AuthError::DuplicateSerial(_)))
+        ));
+        assert!(matches!(
+            enroll_token(&db, "PSIM-2", &seed, 0, "alice"),
+            Err(OpsError::Auth(AuthError::ActiveTokenExists { .. }))
+        ));
+        assert!(matches!(enroll_token(&db, "psim", &seed, 0, "alice"), Err(OpsError::Auth(AuthError::InvalidSerial))));
+        revoke_token(&db, "PSIM-1").unwrap();
+        enroll_token(&db, "PSIM-2", &seed, 5, "alice").unwrap();
+        assert!(matches!(unlock_token(&db, "PSIM-9"), Err(OpsError::Auth(AuthError::UnknownToken(_)))));
+        assert!(matches!(unlock_token(&db, "PSIM-1"), Err(OpsError::Auth(AuthError::TokenRevoked(_)))));
+        let tokens = list_tokens(&db).unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert_eq!((tokens[1].serial.as_str(), tokens[1].next_counter), ("PSIM-2", 5));
+
+        open_account(&db, "alice", "ACC-A", "EUR").unwrap();
+        assert!(matches!(
+            open_account(&db, "alice", "ACC-A", "EUR"),
+            Err(OpsError::Ledger(LedgerError::AccountExists(_)))
+        ));
+        assert!(matches!(
+            open_account(&db, "alice", "ACC-B", "XYZ"),
+            Err(OpsError::Ledger(LedgerError::UnsupportedCurrency(_)))
+        ));
+        assert!(matches!(
+            open_account(&db, "alice", "FUNDING-EUR", "EUR"),
+            Err(OpsError::Ledger(LedgerError::InvalidAccountNumber))
+        ));
+        assert!(matches!(open_account(&db, "nobody", "ACC-C", "EUR"), Err(OpsError::Auth(AuthError::UnknownUser(_)))));
+        assert_eq!(fund(&db, "ACC-A", 250, "test").unwrap(), 250);
+        assert!(matches!(fund(&db, "ACC-A", 0, "test"), Err(OpsError::Ledger(LedgerError::InvalidAmount))));
+        assert!(matches!(fund(&db, "ACC-Z", 1, "test"), Err(OpsError::Ledger(LedgerError::UnknownAccount(_)))));
+        let (acc, owner) = account(&db, "ACC-A").unwrap().unwrap();
+        assert_eq!((acc.balance_minor, acc.currency.as_str(), owner.as_str()), (250, "EUR", "alice"));
+        assert!(account(&db, "FUNDING-EUR").unwrap().is_none());
+        let books = check_books(&db).unwrap();
+        assert!(books.problems.is_empty(), "{:?}", books.problems);
+        assert_eq!(books.customer_totals, vec![("EUR".to_owned(), 250)]);
+        assert!(verify_audit(&db).unwrap().is_intact());
+        let recent = recent_audit(&db, 1).unwrap();
+        assert_eq!(recent[0].kind, "funding");
+        // A secret never reaches an error message.
+        let e = enroll_token(&db, "PSIM-2", &seed, 0, "alice").unwrap_err().to_string();
+        assert!(!e.contains("0101"), "{e}");
+    }
 
     #[test]
     fn token_files_parse_and_refuse_garbage() {

@@ -280,6 +280,15 @@ pub fn fund(
     Ok(acc.balance + amount)
 }
 
+/// A customer account by number, with its owner's user id.
+pub fn account(tx: &Transaction<'_>, number: &str) -> Result<Option<(Account, i64)>, LedgerError> {
+    Ok(account_by_number(tx, number)?.filter(|a| a.kind == "customer").and_then(|a| {
+        let owner = a.user_id?;
+        let exponent = exponent(&a.currency).unwrap_or(0);
+        Some((Account { number: number.to_owned(), currency: a.currency, exponent, balance_minor: a.balance }, owner))
+    }))
+}
+
 /// The user's accounts.
 pub fn accounts_of(tx: &Transaction<'_>, user_id: i64) -> Result<Vec<Account>, LedgerError> {
     let mut stmt = tx.prepare(

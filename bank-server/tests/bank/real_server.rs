@@ -118,6 +118,11 @@ fn the_binary_serves_a_whole_flow_on_port_0() {
     assert_eq!(page.status().as_u16(), 200);
     let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // SIGTERM: a clean stop with exit status 0.
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(server.child.wait().unwrap().success());
 }
 
 #[test]

@@ -261,3 +261,19 @@ async fn a_bad_transfer_form_gets_an_error_page() {
     ];
     assert_eq!(web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn over_https_the_cookie_is_secure_and_host_prefixed() {
+    let bank = TestBank::new();
+    let state = bank_server::AppState::open(&bank.path, "https://bank.example", bank.clock.clone()).unwrap();
+    assert_eq!(state.cfg.auth.verifier_id, "https://bank.example:443");
+    let app = bank_server::app(state);
+    let (st, h, _) = web(&app, "GET", "/login", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let set = h[header::SET_COOKIE].to_str().unwrap();
+    assert!(set.starts_with("__Host-bank_session="), "{set}");
+    for attr in ["; Path=/", "; HttpOnly", "; SameSite=Strict", "; Secure"] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    assert!(!set.contains("Domain="));
+}
