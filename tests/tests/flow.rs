@@ -290,6 +290,15 @@ fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     assert!(status.contains(&w.card.token.serial), "{status}");
     assert!(status.contains("next counter:    0"), "{status}");
 
+    // `readers` names the card in its reader (the other slot may hold another test's card).
+    let readers = w.bridge_ok(&["readers"], "");
+    let ours = format!("{}: PAYSIM card {}", w.card.reader(), w.card.token.serial);
+    assert!(readers.lines().any(|l| l == ours), "{readers}");
+    // A reader that does not exist: exit 10, and the message lists the readers there are.
+    let out = w.bridge_cmd(&["status"]).arg("--reader").arg("No Such Reader").output().unwrap();
+    assert_eq!(code(&out), 10, "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&w.card.reader()), "{}", describe(&out));
+
     // Before login the bank refuses the browse pages.
     let out = w.bridge(&["accounts"], "");
     assert_eq!(code(&out), 33, "{}", describe(&out));
