@@ -6,6 +6,14 @@
 # started directly and we wait for its socket and vpcd's ports with a bounded poll.
 set -euo pipefail
 
+# --restart-pcscd: stop a running pcscd first (the tests use it to check that cards reconnect).
+restart=0
+case "${1:-}" in
+    "") ;;
+    --restart-pcscd) restart=1 ;;
+    *) echo "usage: setup.sh [--restart-pcscd]" >&2; exit 2 ;;
+esac
+
 PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools opensc pkg-config)
 PCSCD_SOCKET=/run/pcscd/pcscd.comm
 VPCD_PORTS=(35963 35964)
@@ -80,14 +88,14 @@ stop_pcscd() {
     log "stopping pcscd (pid $pid)"
     kill "$pid"
     for i in $(seq 1 100); do
-        [ -d "/proc/$pid" ] || return 0
+        [ "$(pcscd_pid)" = "$pid" ] || return 0 # gone, or a zombie nobody reaps
         sleep 0.1
     done
     die "pcscd (pid $pid) did not stop within 10 s"
 }
 
 # pcscd loads reader drivers at start: after vpcd is first installed it must be restarted.
-if [ "$vpcd_newly_installed" = 1 ]; then
+if [ "$vpcd_newly_installed" = 1 ] || [ "$restart" = 1 ]; then
     stop_pcscd
 fi
 

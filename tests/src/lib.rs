@@ -49,10 +49,7 @@ pub fn select_apdu() -> Vec<u8> {
 
 /// The workspace's top directory.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
 }
 
 /// The directory holding this profile's binaries: the test executable lives in
@@ -75,29 +72,16 @@ fn built_bins() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = profile_dir();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let target = dir
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| workspace_root().join("target"));
+        let target = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| workspace_root().join("target"));
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "card-applet",
-                "-p",
-                "tools",
-                "--bins",
-            ])
+            .args(["build", "--quiet", "-p", "card-applet", "-p", "tools", "--bins"])
             .arg("--target-dir")
             .arg(&target);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cargo to build the binaries: {e}"));
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build the binaries: {e}"));
         assert!(
             out.status.success(),
             "building virtual-card and bank-tools failed:\n{}",
@@ -114,12 +98,10 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Panics with what to do unless pcscd runs with vpcd's readers.
 pub fn require_pcscd() {
-    const HINT: &str =
-        "run `sudo bash scripts/setup.sh` (installs and starts pcscd with vsmartcard-vpcd)";
-    let ctx = pcsc::Context::establish(pcsc::Scope::User)
-        .unwrap_or_else(|e| panic!("pcscd is not running ({e}): {HINT}"));
-    let readers =
-        pcsc_link::readers(&ctx).unwrap_or_else(|e| panic!("cannot list readers ({e}): {HINT}"));
+    const HINT: &str = "run `sudo bash scripts/setup.sh` (installs and starts pcscd with vsmartcard-vpcd)";
+    let ctx =
+        pcsc::Context::establish(pcsc::Scope::User).unwrap_or_else(|e| panic!("pcscd is not running ({e}): {HINT}"));
+    let readers = pcsc_link::readers(&ctx).unwrap_or_else(|e| panic!("cannot list readers ({e}): {HINT}"));
     for slot in Slot::ALL {
         assert!(
             readers.contains(&slot.reader()),
@@ -158,27 +140,15 @@ impl Slot {
             .write(true)
             .open(self.lock_path())
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.lock_path().display()));
-        file.lock()
-            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", self.lock_path().display()));
-        SlotLock {
-            slot: self,
-            _file: file,
-        }
+        file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", self.lock_path().display()));
+        SlotLock { slot: self, _file: file }
     }
 
     /// Takes the slot if it is free right now.
     pub fn try_lock(self) -> Option<SlotLock> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.lock_path())
-            .ok()?;
+        let file = File::options().create(true).truncate(false).write(true).open(self.lock_path()).ok()?;
         file.try_lock().ok()?;
-        Some(SlotLock {
-            slot: self,
-            _file: file,
-        })
+        Some(SlotLock { slot: self, _file: file })
     }
 }
 
@@ -195,15 +165,8 @@ pub fn lock_any_slot() -> SlotLock {
         }
     }
     // All busy: queue on the slots without a foreign card, in turn, so waiting tests spread.
-    let usable: Vec<Slot> = Slot::ALL
-        .into_iter()
-        .filter(|s| s.try_lock().is_none() || reader_is_empty(*s))
-        .collect();
-    let pool = if usable.is_empty() {
-        Slot::ALL.to_vec()
-    } else {
-        usable
-    };
+    let usable: Vec<Slot> = Slot::ALL.into_iter().filter(|s| s.try_lock().is_none() || reader_is_empty(*s)).collect();
+    let pool = if usable.is_empty() { Slot::ALL.to_vec() } else { usable };
     let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % pool.len();
     pool[i].lock()
 }
@@ -246,11 +209,7 @@ pub fn wait_reader(reader: &str, present: bool, timeout: Duration) -> Result<(),
         if left.is_zero() {
             return Err(format!(
                 "{reader}: still {} after {timeout:?}",
-                if present {
-                    "without a card"
-                } else {
-                    "holding a card"
-                }
+                if present { "without a card" } else { "holding a card" }
             ));
         }
         states[0].sync_current_state();
@@ -264,6 +223,7 @@ pub struct VirtualCard {
     state: PathBuf,
     log: PathBuf,
     extra: Vec<String>,
+    lines: Option<mpsc::Receiver<String>>,
     lock: SlotLock,
 }
 
@@ -275,17 +235,13 @@ impl VirtualCard {
     }
 
     /// As [`VirtualCard::spawn`] with extra flags (e.g. `--no-quickack`).
-    pub fn spawn_with(
-        lock: SlotLock,
-        state: &Path,
-        log: &Path,
-        extra: &[&str],
-    ) -> Result<Self, String> {
+    pub fn spawn_with(lock: SlotLock, state: &Path, log: &Path, extra: &[&str]) -> Result<Self, String> {
         let mut card = Self {
             child: None,
             state: state.to_owned(),
             log: log.to_owned(),
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            lines: None,
             lock,
         };
         card.start()?;
@@ -324,16 +280,25 @@ impl VirtualCard {
                 }
             }
         });
+        self.lines = Some(rx);
+        self.wait_connected()
+    }
+
+    /// Waits for the next readiness line (`virtual-card: connected to vpcd ...`) and then
+    /// for pcscd to see the card. After a pcscd restart this is how to wait for the card
+    /// to be back.
+    pub fn wait_connected(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + WAIT;
         loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with("virtual-card: connected to vpcd") => break,
-                Ok(_) => continue,
-                Err(_) => {
-                    let status = self
-                        .child
-                        .as_mut()
-                        .and_then(|c| c.try_wait().ok().flatten());
+            let got = match &self.lines {
+                Some(rx) => rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
+                None => None,
+            };
+            match got {
+                Some(line) if line.starts_with("virtual-card: connected to vpcd") => break,
+                Some(_) => continue,
+                None => {
+                    let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
                     return Err(format!(
                         "virtual-card did not connect to vpcd within {WAIT:?} (exit status: {status:?}); its log:\n{}",
                         self.log()
@@ -341,8 +306,7 @@ impl VirtualCard {
                 }
             }
         }
-        wait_reader(&self.reader(), true, WAIT)
-            .map_err(|e| format!("{e}; virtual-card log:\n{}", self.log()))
+        wait_reader(&self.reader(), true, WAIT).map_err(|e| format!("{e}; virtual-card log:\n{}", self.log()))
     }
 
     pub fn slot(&self) -> Slot {
@@ -377,9 +341,7 @@ impl VirtualCard {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 }
 
@@ -393,11 +355,7 @@ impl Drop for VirtualCard {
 pub fn bank_tools(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(bin("bank-tools"))
         .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -405,9 +363,7 @@ pub fn bank_tools(args: &[&str], stdin: Option<&str>) -> Output {
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let _ = pipe.write_all(input.as_bytes());
     }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("bank-tools: {e}"))
+    child.wait_with_output().unwrap_or_else(|e| panic!("bank-tools: {e}"))
 }
 
 /// Panics with bank-tools' output unless it succeeded.
@@ -430,10 +386,8 @@ pub struct Token {
 
 impl Token {
     pub fn read(path: &Path) -> Token {
-        let text =
-            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let v: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(v["format"], "paysim-token-v1", "token file format");
         let seed_hex = v["seed_hex"].as_str().unwrap_or_default();
         let mut seed = [0u8; 32];
@@ -494,24 +448,15 @@ impl TestCard {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let state = dir.path().join("card.state");
         let admin_key = dir.path().join("card.admin");
-        let out = bank_tools(
-            &[
-                "card",
-                "create",
-                "--state",
-                path_str(&state),
-                "--admin-key-out",
-                path_str(&admin_key),
-            ],
-            None,
-        );
+        let out =
+            bank_tools(&["card", "create", "--state", path_str(&state), "--admin-key-out", path_str(&admin_key)], None);
         assert_success("bank-tools card create", &out);
         let lock = match slot {
             Some(s) => s.lock(),
             None => lock_any_slot(),
         };
-        let card = VirtualCard::spawn(lock, &state, &dir.path().join("virtual-card.log"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let card =
+            VirtualCard::spawn(lock, &state, &dir.path().join("virtual-card.log")).unwrap_or_else(|e| panic!("{e}"));
         (dir, state, admin_key, card)
     }
 
@@ -542,15 +487,7 @@ impl TestCard {
         assert_success("bank-tools card personalize", &out);
         let token = Token::read(&token_path);
         assert_eq!(token.serial, spec.serial);
-        TestCard {
-            dir,
-            state,
-            admin_key,
-            token_path,
-            token,
-            spec: spec.clone(),
-            card,
-        }
+        TestCard { dir, state, admin_key, token_path, token, spec: spec.clone(), card }
     }
 
     pub fn reader(&self) -> String {
@@ -573,8 +510,7 @@ impl TestCard {
 }
 
 fn path_str(p: &Path) -> &str {
-    p.to_str()
-        .unwrap_or_else(|| panic!("non-UTF-8 temp path {}", p.display()))
+    p.to_str().unwrap_or_else(|| panic!("non-UTF-8 temp path {}", p.display()))
 }
 
 /// One response as a third-party tool printed it.
@@ -628,11 +564,7 @@ fn parse_scriptor(text: &str) -> Result<Vec<ToolResponse>, String> {
     Ok(answers)
 }
 
-fn push_scriptor_line(
-    current: &mut Option<String>,
-    answers: &mut Vec<ToolResponse>,
-    line: &str,
-) -> Result<(), String> {
+fn push_scriptor_line(current: &mut Option<String>, answers: &mut Vec<ToolResponse>, line: &str) -> Result<(), String> {
     let Some(acc) = current.as_mut() else {
         return Ok(());
     };
@@ -662,12 +594,7 @@ pub fn opensc_tool(reader: &str, apdus: &[String]) -> Result<Vec<ToolResponse>, 
         .output()
         .map_err(|e| format!("cannot run opensc-tool (opensc; run scripts/setup.sh): {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    parse_opensc(&text).map_err(|e| {
-        format!(
-            "{e}\nopensc-tool said:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    parse_opensc(&text).map_err(|e| format!("{e}\nopensc-tool said:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// opensc-tool prints, per APDU, "Sending: ..", "Received (SW1=0x90, SW2=0x00)" and, when
@@ -677,26 +604,20 @@ fn parse_opensc(text: &str) -> Result<Vec<ToolResponse>, String> {
     let mut in_answer = false;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Received (SW1=0x") {
-            let sw1 = u8::from_str_radix(rest.get(0..2).unwrap_or(""), 16)
-                .map_err(|e| format!("SW1 in {line:?}: {e}"))?;
+            let sw1 =
+                u8::from_str_radix(rest.get(0..2).unwrap_or(""), 16).map_err(|e| format!("SW1 in {line:?}: {e}"))?;
             let sw2 = rest
                 .split("SW2=0x")
                 .nth(1)
                 .and_then(|s| s.get(0..2))
                 .ok_or_else(|| format!("no SW2 in {line:?}"))
-                .and_then(|s| {
-                    u8::from_str_radix(s, 16).map_err(|e| format!("SW2 in {line:?}: {e}"))
-                })?;
-            answers.push(ToolResponse {
-                data: Vec::new(),
-                sw: u16::from_be_bytes([sw1, sw2]),
-            });
+                .and_then(|s| u8::from_str_radix(s, 16).map_err(|e| format!("SW2 in {line:?}: {e}")))?;
+            answers.push(ToolResponse { data: Vec::new(), sw: u16::from_be_bytes([sw1, sw2]) });
             in_answer = true;
         } else if line.starts_with("Sending:") {
             in_answer = false;
         } else if in_answer {
-            let bytes = parse_hexdump_line(line)
-                .ok_or_else(|| format!("unexpected opensc-tool line {line:?}"))?;
+            let bytes = parse_hexdump_line(line).ok_or_else(|| format!("unexpected opensc-tool line {line:?}"))?;
             if let Some(last) = answers.last_mut() {
                 last.data.extend_from_slice(&bytes);
             }
@@ -725,16 +646,7 @@ fn parse_hexdump_line(line: &str) -> Option<Vec<u8>> {
                 }
             })
             .collect::<Option<Vec<u8>>>()?;
-        let ascii: String = bytes
-            .iter()
-            .map(|c| {
-                if (0x20..0x7F).contains(c) {
-                    char::from(*c)
-                } else {
-                    '.'
-                }
-            })
-            .collect();
+        let ascii: String = bytes.iter().map(|c| if (0x20..0x7F).contains(c) { char::from(*c) } else { '.' }).collect();
         line.ends_with(&ascii).then_some(bytes)
     })
 }
@@ -745,10 +657,7 @@ fn parse_tool_hex(s: &str) -> Result<ToolResponse, String> {
         .map(|t| u8::from_str_radix(t, 16).map_err(|e| format!("{t:?}: {e}")))
         .collect::<Result<Vec<u8>, _>>()?;
     match bytes.as_slice() {
-        [data @ .., a, b] => Ok(ToolResponse {
-            data: data.to_vec(),
-            sw: u16::from_be_bytes([*a, *b]),
-        }),
+        [data @ .., a, b] => Ok(ToolResponse { data: data.to_vec(), sw: u16::from_be_bytes([*a, *b]) }),
         _ => Err(format!("short answer {s:?}")),
     }
 }
@@ -776,14 +685,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ToolResponse {
-                    data: vec![0x6F, 0x05, 0x84, 0x03, 0x41, 0x42, 0x43],
-                    sw: 0x9000
-                },
-                ToolResponse {
-                    data: vec![],
-                    sw: 0x63C2
-                },
+                ToolResponse { data: vec![0x6F, 0x05, 0x84, 0x03, 0x41, 0x42, 0x43], sw: 0x9000 },
+                ToolResponse { data: vec![], sw: 0x63C2 },
             ]
         );
     }
@@ -807,23 +710,14 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].data.len(), 19);
         assert_eq!(got[0].sw, 0x9000);
-        assert_eq!(
-            got[1],
-            ToolResponse {
-                data: vec![],
-                sw: 0x63C2
-            }
-        );
+        assert_eq!(got[1], ToolResponse { data: vec![], sw: 0x63C2 });
     }
 
     #[test]
     fn parses_scriptor_answer_lines() {
         assert_eq!(
             parse_tool_hex("6F 01 AA 90 00 ").unwrap(),
-            ToolResponse {
-                data: vec![0x6F, 0x01, 0xAA],
-                sw: 0x9000
-            }
+            ToolResponse { data: vec![0x6F, 0x01, 0xAA], sw: 0x9000 }
         );
         assert!(parse_tool_hex("90").is_err());
     }

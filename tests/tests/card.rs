@@ -5,9 +5,7 @@
 use card_applet::command::DataObject;
 use card_applet::host::{self, CardError, PinStatus};
 use card_applet::otp::{self, ChainKey, TxFields};
-use e2e_tests::{
-    bank_tools, hex_upper, opensc_tool, require_pcscd, scriptor, CardSpec, Slot, TestCard,
-};
+use e2e_tests::{bank_tools, hex_upper, opensc_tool, require_pcscd, scriptor, CardSpec, Slot, TestCard};
 use tools::pcsc_link::Exchange;
 
 const VERIFIER: &str = "https://bank.example:443";
@@ -29,22 +27,13 @@ fn pcsc_finds_both_vpcd_readers() {
     require_pcscd();
     let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
     let readers = tools::pcsc_link::readers(&ctx).unwrap();
-    assert!(
-        readers.contains(&"Virtual PCD 00 00".to_owned()),
-        "{readers:?}"
-    );
-    assert!(
-        readers.contains(&"Virtual PCD 00 01".to_owned()),
-        "{readers:?}"
-    );
+    assert!(readers.contains(&"Virtual PCD 00 00".to_owned()), "{readers:?}");
+    assert!(readers.contains(&"Virtual PCD 00 01".to_owned()), "{readers:?}");
 }
 
 #[test]
 fn personalized_card_selects_verifies_and_gives_otps_matching_the_algorithm() {
-    let spec = CardSpec {
-        slot: Some(Slot(0)),
-        ..CardSpec::default()
-    };
+    let spec = CardSpec { slot: Some(Slot(0)), ..CardSpec::default() };
     let card = TestCard::personalized(&spec);
     assert_eq!(card.reader(), "Virtual PCD 00 00");
     let mut link = card.link();
@@ -53,40 +42,24 @@ fn personalized_card_selects_verifies_and_gives_otps_matching_the_algorithm() {
     let fci = host::parse_select(&send(&tx, &host::select())).unwrap();
     assert!(fci.personalized());
     assert_eq!(fci.serial.as_deref(), Some("PSIM-00000001"));
-    assert_eq!(
-        host::parse_serial(&send(&tx, &host::get_data(DataObject::Serial))).unwrap(),
-        "PSIM-00000001"
-    );
-    assert_eq!(
-        host::parse_counter(&send(&tx, &host::get_data(DataObject::NextCounter))).unwrap(),
-        0
-    );
+    assert_eq!(host::parse_serial(&send(&tx, &host::get_data(DataObject::Serial))).unwrap(), "PSIM-00000001");
+    assert_eq!(host::parse_counter(&send(&tx, &host::get_data(DataObject::NextCounter))).unwrap(), 0);
 
     // No OTP before the PIN.
     let early = send(&tx, &host::login_otp(&challenge(0), VERIFIER).unwrap());
-    assert_eq!(
-        host::parse_otp(&early).unwrap_err(),
-        CardError::SecurityNotSatisfied
-    );
+    assert_eq!(host::parse_otp(&early).unwrap_err(), CardError::SecurityNotSatisfied);
 
     host::parse_verify(&send(&tx, &host::verify("1234").unwrap())).unwrap();
-    assert_eq!(
-        host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(),
-        PinStatus::Verified
-    );
+    assert_eq!(host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(), PinStatus::Verified);
 
     let ck0 = ChainKey::from_bytes(card.token.seed);
     assert_eq!(card.token.counter, 0);
     for i in 0..3u64 {
         let ch = challenge(u8::try_from(i).unwrap());
-        let (counter, code) =
-            host::parse_otp(&send(&tx, &host::login_otp(&ch, VERIFIER).unwrap())).unwrap();
+        let (counter, code) = host::parse_otp(&send(&tx, &host::login_otp(&ch, VERIFIER).unwrap())).unwrap();
         assert_eq!(counter, i);
         let expected = otp::login_otp(&ck0.advance(i), i, &ch, VERIFIER.as_bytes());
-        assert!(
-            expected.matches(code.as_str()),
-            "login OTP at counter {i} does not match the algorithm"
-        );
+        assert!(expected.matches(code.as_str()), "login OTP at counter {i} does not match the algorithm");
     }
 
     let txf = TxFields {
@@ -102,10 +75,7 @@ fn personalized_card_selects_verifies_and_gives_otps_matching_the_algorithm() {
     assert!(otp::tx_otp(&ck0.advance(3), 3, &ch, &txf).matches(code.as_str()));
     // The login code at the same step differs: the transaction fields are bound in.
     assert!(!otp::login_otp(&ck0.advance(3), 3, &ch, VERIFIER.as_bytes()).matches(code.as_str()));
-    assert_eq!(
-        host::parse_counter(&send(&tx, &host::get_data(DataObject::NextCounter))).unwrap(),
-        4
-    );
+    assert_eq!(host::parse_counter(&send(&tx, &host::get_data(DataObject::NextCounter))).unwrap(), 4);
 }
 
 #[test]
@@ -124,10 +94,7 @@ fn wrong_pin_counts_down_blocks_and_the_puk_unblocks() {
         assert_eq!(sw(&send(&tx, &host::verify("9997").unwrap())), 0x63C0);
         // Blocked: even the right PIN is refused.
         assert_eq!(sw(&send(&tx, &host::verify("1234").unwrap())), 0x6983);
-        assert_eq!(
-            host::parse_byte(&send(&tx, &host::get_data(DataObject::PinTries))).unwrap(),
-            0
-        );
+        assert_eq!(host::parse_byte(&send(&tx, &host::get_data(DataObject::PinTries))).unwrap(), 0);
     }
     // Counters survive a reset and a restart of the card process.
     link.reset().unwrap();
@@ -136,28 +103,15 @@ fn wrong_pin_counts_down_blocks_and_the_puk_unblocks() {
     let mut link = card.link();
     let tx = link.transaction().unwrap();
     host::parse_select(&send(&tx, &host::select())).unwrap();
+    assert_eq!(host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(), PinStatus::Blocked);
     assert_eq!(
-        host::parse_pin_status(&send(&tx, &host::verify_status())).unwrap(),
-        PinStatus::Blocked
-    );
-    assert_eq!(
-        host::parse_reset_retry_counter(&send(
-            &tx,
-            &host::reset_retry_counter("87654321", "4321").unwrap()
-        )),
+        host::parse_reset_retry_counter(&send(&tx, &host::reset_retry_counter("87654321", "4321").unwrap())),
         Err(CardError::WrongPuk { tries_left: 9 })
     );
-    host::parse_reset_retry_counter(&send(
-        &tx,
-        &host::reset_retry_counter("12345678", "4321").unwrap(),
-    ))
-    .unwrap();
+    host::parse_reset_retry_counter(&send(&tx, &host::reset_retry_counter("12345678", "4321").unwrap())).unwrap();
     assert_eq!(sw(&send(&tx, &host::verify("1234").unwrap())), 0x63C2);
     host::parse_verify(&send(&tx, &host::verify("4321").unwrap())).unwrap();
-    assert_eq!(
-        host::parse_byte(&send(&tx, &host::get_data(DataObject::PinTries))).unwrap(),
-        3
-    );
+    assert_eq!(host::parse_byte(&send(&tx, &host::get_data(DataObject::PinTries))).unwrap(), 3);
 }
 
 #[test]
@@ -169,11 +123,7 @@ fn reset_and_power_cycle_clear_the_verified_pin() {
             let tx = link.transaction().unwrap();
             host::parse_select(&send(&tx, &host::select())).unwrap();
             host::parse_verify(&send(&tx, &host::verify("1234").unwrap())).unwrap();
-            host::parse_otp(&send(
-                &tx,
-                &host::login_otp(&challenge(1), VERIFIER).unwrap(),
-            ))
-            .unwrap();
+            host::parse_otp(&send(&tx, &host::login_otp(&challenge(1), VERIFIER).unwrap())).unwrap();
         }
         if disposition {
             link.power_cycle().unwrap();
@@ -188,33 +138,19 @@ fn reset_and_power_cycle_clear_the_verified_pin() {
             "after a {what}"
         );
         let resp = send(&tx, &host::login_otp(&challenge(2), VERIFIER).unwrap());
-        assert_eq!(
-            host::parse_otp(&resp).unwrap_err(),
-            CardError::SecurityNotSatisfied,
-            "after a {what}"
-        );
+        assert_eq!(host::parse_otp(&resp).unwrap_err(), CardError::SecurityNotSatisfied, "after a {what}");
     }
-    assert!(
-        card.log().contains("reset"),
-        "the card logs resets:\n{}",
-        card.log()
-    );
+    assert!(card.log().contains("reset"), "the card logs resets:\n{}", card.log());
 }
 
 #[test]
 fn third_party_clients_get_the_same_answers() {
-    let card = TestCard::personalized(&CardSpec {
-        serial: "PSIM-3RD-PARTY".into(),
-        ..CardSpec::default()
-    });
+    let card = TestCard::personalized(&CardSpec { serial: "PSIM-3RD-PARTY".into(), ..CardSpec::default() });
     let reader = card.reader();
     let (fci_pcsc, tries_pcsc) = {
         let mut link = card.link();
         let tx = link.transaction().unwrap();
-        (
-            send(&tx, &host::select()),
-            send(&tx, &host::get_data(DataObject::PinTries)),
-        )
+        (send(&tx, &host::select()), send(&tx, &host::get_data(DataObject::PinTries)))
     };
     assert_eq!(sw(&fci_pcsc), 0x9000);
 
@@ -229,20 +165,9 @@ fn third_party_clients_get_the_same_answers() {
     ]
     .map(|a| hex_upper(&a));
     let answers = scriptor(&reader, &apdus).unwrap();
-    assert_eq!(
-        answers[0].data,
-        fci_pcsc[..fci_pcsc.len() - 2],
-        "scriptor sees the same FCI"
-    );
+    assert_eq!(answers[0].data, fci_pcsc[..fci_pcsc.len() - 2], "scriptor sees the same FCI");
     assert_eq!(answers[0].sw, 0x9000);
-    assert_eq!(
-        [
-            answers[1].data.clone(),
-            answers[1].sw.to_be_bytes().to_vec()
-        ]
-        .concat(),
-        tries_pcsc
-    );
+    assert_eq!([answers[1].data.clone(), answers[1].sw.to_be_bytes().to_vec()].concat(), tries_pcsc);
     assert_eq!(answers[2].sw, 0x9000);
     let mut otp_resp = answers[3].data.clone();
     otp_resp.extend_from_slice(&answers[3].sw.to_be_bytes());
@@ -252,19 +177,11 @@ fn third_party_clients_get_the_same_answers() {
     assert_eq!(answers[4].data, (counter + 1).to_be_bytes());
 
     // opensc-tool: SELECT and GET DATA serial, and a wrong PIN counts as it does for pcsc.
-    let apdus = [
-        host::select(),
-        host::get_data(DataObject::Serial),
-        host::verify("0000").unwrap().to_vec(),
-    ]
-    .map(|a| hex_upper(&a));
+    let apdus = [host::select(), host::get_data(DataObject::Serial), host::verify("0000").unwrap().to_vec()]
+        .map(|a| hex_upper(&a));
     let answers = opensc_tool(&reader, &apdus).unwrap();
     assert_eq!(answers.len(), 3, "{answers:?}");
-    assert_eq!(
-        answers[0].data,
-        fci_pcsc[..fci_pcsc.len() - 2],
-        "opensc-tool sees the same FCI"
-    );
+    assert_eq!(answers[0].data, fci_pcsc[..fci_pcsc.len() - 2], "opensc-tool sees the same FCI");
     assert_eq!(answers[1].data, b"PSIM-3RD-PARTY");
     assert_eq!(answers[2].sw, 0x63C2);
     let mut link = card.link();
@@ -325,39 +242,11 @@ fn personalize_refuses_bad_input_before_touching_the_card() {
     };
     for (args, needle) in [
         (
-            [
-                base("psim lower"),
-                vec![
-                    "--pin".into(),
-                    "1234".into(),
-                    "--puk".into(),
-                    "12345678".into(),
-                ],
-            ]
-            .concat(),
+            [base("psim lower"), vec!["--pin".into(), "1234".into(), "--puk".into(), "12345678".into()]].concat(),
             "serial",
         ),
-        (
-            [
-                base("PSIM-1"),
-                vec![
-                    "--pin".into(),
-                    "12".into(),
-                    "--puk".into(),
-                    "12345678".into(),
-                ],
-            ]
-            .concat(),
-            "PIN",
-        ),
-        (
-            [
-                base("PSIM-1"),
-                vec!["--pin".into(), "1234".into(), "--puk".into(), "123".into()],
-            ]
-            .concat(),
-            "PUK",
-        ),
+        ([base("PSIM-1"), vec!["--pin".into(), "12".into(), "--puk".into(), "12345678".into()]].concat(), "PIN"),
+        ([base("PSIM-1"), vec!["--pin".into(), "1234".into(), "--puk".into(), "123".into()]].concat(), "PUK"),
         (
             [
                 base("PSIM-1"),
@@ -378,18 +267,13 @@ fn personalize_refuses_bad_input_before_touching_the_card() {
         assert!(!out_proc.status.success());
         let err = String::from_utf8_lossy(&out_proc.stderr);
         assert!(err.contains(needle), "expected {needle:?} in: {err}");
-        assert!(
-            !err.contains("1234"),
-            "a PIN reached an error message: {err}"
-        );
+        assert!(!err.contains("1234"), "a PIN reached an error message: {err}");
     }
     assert!(!out.exists());
     // The card is still factory-fresh.
     let mut link = card_link(&reader);
     let tx = link.transaction().unwrap();
-    assert!(!host::parse_select(&send(&tx, &host::select()))
-        .unwrap()
-        .personalized());
+    assert!(!host::parse_select(&send(&tx, &host::select())).unwrap().personalized());
 }
 
 fn card_link(reader: &str) -> tools::pcsc_link::Link {
@@ -424,9 +308,6 @@ fn a_wrong_admin_key_is_refused_and_counted() {
     );
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
-    assert!(
-        err.contains("admin authentication failed: 9 tries left"),
-        "{err}"
-    );
+    assert!(err.contains("admin authentication failed: 9 tries left"), "{err}");
     assert!(!out.exists());
 }

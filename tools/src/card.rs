@@ -26,6 +26,8 @@ pub enum CardError {
     Random(getrandom::Error),
     #[error("admin key file {}: expected 64 hex digits", .0.display())]
     AdminKeyFormat(PathBuf),
+    #[error("{}: not a {TOKEN_FORMAT} token file", .0.display())]
+    TokenFormat(PathBuf),
     #[error("the card serial must be 1 to 16 characters of A-Z, 0-9 and '-'")]
     Serial,
     #[error("PIN: {0}")]
@@ -38,8 +40,10 @@ pub enum CardError {
     Select(host::CardError),
     #[error("admin authentication or PERSONALIZE failed: {0}")]
     Admin(#[from] AdminError),
-    #[error("the card is personalized as {serial}, but its token file could not be written ({source}); \
-             its seed is lost: personalize the card again with a new --out file")]
+    #[error(
+        "the card is personalized as {serial}, but its token file could not be written ({source}); \
+             its seed is lost: personalize the card again with a new --out file"
+    )]
     TokenNotWritten {
         serial: String,
         #[source]
@@ -129,18 +133,23 @@ pub fn personalize(
     session.check_personalized(&transmit(&cmd)?)?;
     drop(tx);
 
-    TokenFile::new(&job.serial, &seed)
-        .write_new(out)
-        .map_err(|e| match e {
-            CardError::File(source) => CardError::TokenNotWritten {
-                serial: job.serial.clone(),
-                source,
-            },
-            other => other,
-        })?;
-    Ok(Personalized {
-        previous_serial: fci.serial,
-    })
+    TokenFile::new(&job.serial, &seed).write_new(out).map_err(|e| match e {
+        CardError::File(source) => CardError::TokenNotWritten { serial: job.serial.clone(), source },
+        other => other,
+    })?;
+    Ok(Personalized { previous_serial: fci.serial })
+}
+
+/// Checks a login OTP a card gave against the PAYSIM-1 algorithm run from the token file's
+/// seed: `otp::login_otp(ck_counter, counter, challenge, verifier_id)`, compared in constant
+/// time. For operators and the demo; it never prints the expected code.
+pub fn check_login_otp(token: &TokenFile, counter: u64, challenge: &[u8], verifier_id: &str, code: &str) -> bool {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    if hex::decode_to_slice(&token.seed_hex, seed.as_mut()).is_err() || counter < token.counter {
+        return false;
+    }
+    let ck = card_applet::otp::ChainKey::from_bytes(*seed).advance(counter - token.counter);
+    card_applet::otp::login_otp(&ck, counter, challenge, verifier_id.as_bytes()).matches(code)
 }
 
 /// The personalization output the bank enrolls a token from:
@@ -171,13 +180,18 @@ impl Drop for TokenFile {
 }
 
 impl TokenFile {
-    pub fn new(serial: &str, seed: &[u8; 32]) -> Self {
-        Self {
-            format: TOKEN_FORMAT.to_owned(),
-            serial: serial.to_owned(),
-            seed_hex: hex::encode(seed),
-            counter: 0,
+    /// Reads a token file written by [`personalize`].
+    pub fn read(path: &Path) -> Result<Self, CardError> {
+        let raw = secret_file::read_private(path)?;
+        let t: TokenFile = serde_json::from_slice(&raw).map_err(|_| CardError::TokenFormat(path.to_owned()))?;
+        if t.format != TOKEN_FORMAT || t.seed_hex.len() != 64 {
+            return Err(CardError::TokenFormat(path.to_owned()));
         }
+        Ok(t)
+    }
+
+    pub fn new(serial: &str, seed: &[u8; 32]) -> Self {
+        Self { format: TOKEN_FORMAT.to_owned(), serial: serial.to_owned(), seed_hex: hex::encode(seed), counter: 0 }
     }
 
     /// Writes the file, mode 0600, refusing to overwrite.
@@ -203,12 +217,7 @@ mod tests {
         let key = dir.path().join("card.state.admin");
         create(&state, &key).unwrap();
         for p in [&state, &key] {
-            assert_eq!(
-                std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
-                0o600,
-                "{}",
-                p.display()
-            );
+            assert_eq!(std::fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o600, "{}", p.display());
         }
         let k1 = read_admin_key(&key).unwrap();
         assert_ne!(*k1, [0u8; 32]);
@@ -223,21 +232,31 @@ mod tests {
     }
 
     #[test]
+    fn check_login_otp_follows_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.json");
+        let seed = [0x11; 32];
+        TokenFile::new("PSIM-1", &seed).write_new(&p).unwrap();
+        let token = TokenFile::read(&p).unwrap();
+        let ck3 = card_applet::otp::ChainKey::from_bytes(seed).advance(3);
+        let code = card_applet::otp::login_otp(&ck3, 3, &[7; 32], b"https://b.example:443");
+        assert!(check_login_otp(&token, 3, &[7; 32], "https://b.example:443", code.as_str()));
+        assert!(!check_login_otp(&token, 2, &[7; 32], "https://b.example:443", code.as_str()));
+        assert!(!check_login_otp(&token, 3, &[8; 32], "https://b.example:443", code.as_str()));
+        assert!(!check_login_otp(&token, 3, &[7; 32], "https://c.example:443", code.as_str()));
+    }
+
+    #[test]
     fn token_file_has_the_shared_shape() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.json");
-        TokenFile::new("PSIM-00000001", &[0xAB; 32])
-            .write_new(&p)
-            .unwrap();
+        TokenFile::new("PSIM-00000001", &[0xAB; 32]).write_new(&p).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["format"], "paysim-token-v1");
         assert_eq!(v["serial"], "PSIM-00000001");
         assert_eq!(v["seed_hex"], "ab".repeat(32));
         assert_eq!(v["counter"], 0);
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(format!("{:?}", TokenFile::new("X", &[0xAB; 32])).contains("<secret>"));
     }
 }

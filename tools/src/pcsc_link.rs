@@ -19,10 +19,7 @@ pub enum LinkError {
     #[error("cannot reach pcscd ({0}); is it running? (`sudo bash scripts/setup.sh` starts it)")]
     NoService(#[source] pcsc::Error),
     #[error("no reader named {name:?}; readers present: {}", if .available.is_empty() { "none".to_owned() } else { .available.join(", ") })]
-    NoReader {
-        name: String,
-        available: Vec<String>,
-    },
+    NoReader { name: String, available: Vec<String> },
     #[error("no card in reader {0:?} (waited {1:?})")]
     NoCard(String, Duration),
     #[error("the card was removed or reset during the exchange; start again")]
@@ -35,9 +32,7 @@ pub enum LinkError {
 
 fn map_card_err(e: pcsc::Error) -> LinkError {
     match e {
-        pcsc::Error::RemovedCard | pcsc::Error::ResetCard | pcsc::Error::NoSmartcard => {
-            LinkError::CardGone
-        }
+        pcsc::Error::RemovedCard | pcsc::Error::ResetCard | pcsc::Error::NoSmartcard => LinkError::CardGone,
         pcsc::Error::NoService | pcsc::Error::ServiceStopped => LinkError::NoService(e),
         other => LinkError::Pcsc(other),
     }
@@ -53,12 +48,7 @@ pub struct Response {
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Response data may be an OTP: only its length is shown.
-        write!(
-            f,
-            "Response {{ data: <{} bytes>, sw: {:04X} }}",
-            self.data.len(),
-            self.sw
-        )
+        write!(f, "Response {{ data: <{} bytes>, sw: {:04X} }}", self.data.len(), self.sw)
     }
 }
 
@@ -66,10 +56,7 @@ impl Response {
     /// Splits raw response bytes (data ‖ SW1 SW2).
     pub fn from_bytes(raw: &[u8]) -> Result<Self, LinkError> {
         match raw {
-            [data @ .., a, b] => Ok(Self {
-                data: data.to_vec(),
-                sw: u16::from_be_bytes([*a, *b]),
-            }),
+            [data @ .., a, b] => Ok(Self { data: data.to_vec(), sw: u16::from_be_bytes([*a, *b]) }),
             _ => Err(LinkError::ShortResponse),
         }
     }
@@ -89,10 +76,7 @@ impl Response {
 /// Names of the readers pcscd knows.
 pub fn readers(ctx: &Context) -> Result<Vec<String>, LinkError> {
     match ctx.list_readers_owned() {
-        Ok(list) => Ok(list
-            .iter()
-            .map(|r| r.to_string_lossy().into_owned())
-            .collect()),
+        Ok(list) => Ok(list.iter().map(|r| r.to_string_lossy().into_owned()).collect()),
         Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
         Err(e) => Err(map_card_err(e)),
     }
@@ -102,15 +86,9 @@ pub fn readers(ctx: &Context) -> Result<Vec<String>, LinkError> {
 pub fn wait_for_card(ctx: &Context, name: &str, timeout: Duration) -> Result<(), LinkError> {
     let available = readers(ctx)?;
     if !available.iter().any(|r| r == name) {
-        return Err(LinkError::NoReader {
-            name: name.to_owned(),
-            available,
-        });
+        return Err(LinkError::NoReader { name: name.to_owned(), available });
     }
-    let cname = CString::new(name).map_err(|_| LinkError::NoReader {
-        name: name.to_owned(),
-        available: Vec::new(),
-    })?;
+    let cname = CString::new(name).map_err(|_| LinkError::NoReader { name: name.to_owned(), available: Vec::new() })?;
     let mut states = [ReaderState::new(cname, State::UNAWARE)];
     let deadline = std::time::Instant::now() + timeout;
     loop {
@@ -125,10 +103,7 @@ pub fn wait_for_card(ctx: &Context, name: &str, timeout: Duration) -> Result<(),
             return Ok(());
         }
         if ev.contains(State::UNKNOWN) {
-            return Err(LinkError::NoReader {
-                name: name.to_owned(),
-                available: readers(ctx)?,
-            });
+            return Err(LinkError::NoReader { name: name.to_owned(), available: readers(ctx)? });
         }
         if left.is_zero() {
             return Err(LinkError::NoCard(name.to_owned(), timeout));
@@ -151,27 +126,14 @@ impl Link {
     pub fn connect(name: &str, wait: Duration) -> Result<Self, LinkError> {
         let ctx = Context::establish(Scope::User).map_err(LinkError::NoService)?;
         wait_for_card(&ctx, name, wait)?;
-        let cname = CString::new(name).map_err(|_| LinkError::NoReader {
-            name: name.to_owned(),
-            available: Vec::new(),
+        let cname =
+            CString::new(name).map_err(|_| LinkError::NoReader { name: name.to_owned(), available: Vec::new() })?;
+        let card = ctx.connect(&cname, ShareMode::Shared, Protocols::ANY).map_err(|e| match e {
+            pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => LinkError::NoCard(name.to_owned(), wait),
+            pcsc::Error::UnknownReader => LinkError::NoReader { name: name.to_owned(), available: Vec::new() },
+            other => map_card_err(other),
         })?;
-        let card = ctx
-            .connect(&cname, ShareMode::Shared, Protocols::ANY)
-            .map_err(|e| match e {
-                pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => {
-                    LinkError::NoCard(name.to_owned(), wait)
-                }
-                pcsc::Error::UnknownReader => LinkError::NoReader {
-                    name: name.to_owned(),
-                    available: Vec::new(),
-                },
-                other => map_card_err(other),
-            })?;
-        Ok(Self {
-            card,
-            reader: name.to_owned(),
-            _ctx: ctx,
-        })
+        Ok(Self { card, reader: name.to_owned(), _ctx: ctx })
     }
 
     pub fn reader(&self) -> &str {
@@ -180,32 +142,23 @@ impl Link {
 
     /// Starts an exclusive transaction; it ends (leaving the card as is) when dropped.
     pub fn transaction(&mut self) -> Result<Exchange<'_>, LinkError> {
-        Ok(Exchange {
-            tx: self.card.transaction().map_err(map_card_err)?,
-        })
+        Ok(Exchange { tx: self.card.transaction().map_err(map_card_err)? })
     }
 
     /// Resets the card (warm reset through pcscd): the card's volatile state, such as a
     /// verified PIN, is cleared.
     pub fn reset(&mut self) -> Result<(), LinkError> {
-        self.card
-            .reconnect(ShareMode::Shared, Protocols::ANY, Disposition::ResetCard)
-            .map_err(map_card_err)
+        self.card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::ResetCard).map_err(map_card_err)
     }
 
     /// Powers the card off and on again (cold reset).
     pub fn power_cycle(&mut self) -> Result<(), LinkError> {
-        self.card
-            .reconnect(ShareMode::Shared, Protocols::ANY, Disposition::UnpowerCard)
-            .map_err(map_card_err)
+        self.card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::UnpowerCard).map_err(map_card_err)
     }
 
     /// Sends one APDU outside a transaction (each call is then its own exchange).
     pub fn transmit(&self, apdu: &[u8]) -> Result<Response, LinkError> {
-        transmit_following(
-            |cmd| recv(|c, b| self.card.transmit(c, b).map(|r| r.len()), cmd),
-            apdu,
-        )
+        transmit_following(|cmd| recv(|c, b| self.card.transmit(c, b).map(|r| r.len()), cmd), apdu)
     }
 }
 
@@ -217,10 +170,7 @@ pub struct Exchange<'a> {
 impl Exchange<'_> {
     /// Sends one APDU; `61xx` answers are completed with GET RESPONSE.
     pub fn transmit(&self, apdu: &[u8]) -> Result<Response, LinkError> {
-        transmit_following(
-            |cmd| recv(|c, b| self.tx.transmit(c, b).map(|r| r.len()), cmd),
-            apdu,
-        )
+        transmit_following(|cmd| recv(|c, b| self.tx.transmit(c, b).map(|r| r.len()), cmd), apdu)
     }
 }
 
@@ -236,27 +186,15 @@ fn transmit_following(
         out.extend_from_slice(&resp.data);
         let [sw1, sw2] = resp.sw.to_be_bytes();
         if sw1 != 0x61 {
-            return Ok(Response {
-                data: out,
-                sw: resp.sw,
-            });
+            return Ok(Response { data: out, sw: resp.sw });
         }
         // GET RESPONSE on the command's logical channel.
-        cmd = vec![
-            apdu.first().copied().unwrap_or(0) & 0x03,
-            0xC0,
-            0x00,
-            0x00,
-            sw2,
-        ];
+        cmd = vec![apdu.first().copied().unwrap_or(0) & 0x03, 0xC0, 0x00, 0x00, sw2];
     }
     Err(LinkError::ShortResponse)
 }
 
-fn recv(
-    f: impl FnOnce(&[u8], &mut [u8]) -> Result<usize, pcsc::Error>,
-    cmd: &[u8],
-) -> Result<Vec<u8>, pcsc::Error> {
+fn recv(f: impl FnOnce(&[u8], &mut [u8]) -> Result<usize, pcsc::Error>, cmd: &[u8]) -> Result<Vec<u8>, pcsc::Error> {
     let mut buf = vec![0u8; RECV_MAX];
     let n = f(cmd, &mut buf)?;
     buf.truncate(n);

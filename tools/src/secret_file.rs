@@ -23,33 +23,21 @@ pub enum SecretFileError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SecretFileError + '_ {
-    move |source| SecretFileError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| SecretFileError::Io { path: path.to_owned(), source }
 }
 
 /// Creates `path` with mode 0600 and writes `contents`, flushed to disk. Fails with
 /// [`SecretFileError::Exists`] if the file is already there.
 pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), SecretFileError> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| match e.kind() {
+    let mut file =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => SecretFileError::Exists(path.to_owned()),
-            _ => SecretFileError::Io {
-                path: path.to_owned(),
-                source: e,
-            },
+            _ => SecretFileError::Io { path: path.to_owned(), source: e },
         })?;
     file.write_all(contents).map_err(io_err(path))?;
     file.sync_all().map_err(io_err(path))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
     }
     Ok(())
 }
@@ -59,10 +47,7 @@ pub fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretFileError> 
     let mut file = File::open(path).map_err(io_err(path))?;
     let mode = file.metadata().map_err(io_err(path))?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(SecretFileError::Permissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(SecretFileError::Permissions { path: path.to_owned(), mode });
     }
     let mut buf = Zeroizing::new(Vec::new());
     file.read_to_end(&mut buf).map_err(io_err(path))?;
@@ -74,10 +59,7 @@ pub fn ensure_absent(path: &Path) -> Result<(), SecretFileError> {
     match path.symlink_metadata() {
         Ok(_) => Err(SecretFileError::Exists(path.to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(SecretFileError::Io {
-            path: path.to_owned(),
-            source: e,
-        }),
+        Err(e) => Err(SecretFileError::Io { path: path.to_owned(), source: e }),
     }
 }
 
@@ -92,14 +74,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key");
         write_new(&p, b"abc").unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(matches!(
-            write_new(&p, b"other"),
-            Err(SecretFileError::Exists(_))
-        ));
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(matches!(write_new(&p, b"other"), Err(SecretFileError::Exists(_))));
         assert!(matches!(ensure_absent(&p), Err(SecretFileError::Exists(_))));
         assert_eq!(read_private(&p).unwrap().as_slice(), b"abc");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -86,9 +86,7 @@ impl Secret {
     /// A given secret. Refuses anything but 32 bytes, and a byte repeated 32 times (an
     /// all-zero "secret" would leave only the guessable materials).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SeedError> {
-        let arr: [u8; LEN] = bytes
-            .try_into()
-            .map_err(|_| SeedError::SecretLength(bytes.len()))?;
+        let arr: [u8; LEN] = bytes.try_into().map_err(|_| SeedError::SecretLength(bytes.len()))?;
         let arr = Zeroizing::new(arr);
         if arr.iter().all(|b| *b == arr[0]) {
             return Err(SeedError::SecretNotRandom);
@@ -116,9 +114,7 @@ pub struct Materials(Vec<(Tag, Vec<u8>)>);
 
 impl std::fmt::Debug for Materials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|(t, _)| t))
-            .finish()
+        f.debug_list().entries(self.0.iter().map(|(t, _)| t)).finish()
     }
 }
 
@@ -196,8 +192,7 @@ mod tests {
         // Added out of order on purpose: the encoding sorts by tag.
         m.add(Tag::Imei, "490154203237518").unwrap();
         m.add(Tag::UserId, "alice").unwrap();
-        m.add_cert_sha256_hex("8466704473f5d2d54a42710d1ebd5d25981daff3e701bbd254ffca8a816a51a4")
-            .unwrap();
+        m.add_cert_sha256_hex("8466704473f5d2d54a42710d1ebd5d25981daff3e701bbd254ffca8a816a51a4").unwrap();
         m
     }
 
@@ -239,48 +234,24 @@ mod tests {
         assert_ne!(*base, *derive(&vector_secret(), &other));
         let mut secret = (0u8..32).collect::<Vec<_>>();
         secret[31] ^= 1;
-        assert_ne!(
-            *base,
-            *derive(&Secret::from_bytes(&secret).unwrap(), &vector_materials())
-        );
+        assert_ne!(*base, *derive(&Secret::from_bytes(&secret).unwrap(), &vector_materials()));
     }
 
     #[test]
     fn refuses_weak_or_malformed_input() {
-        assert_eq!(
-            Secret::from_bytes(&[0u8; 32]).unwrap_err(),
-            SeedError::SecretNotRandom
-        );
-        assert_eq!(
-            Secret::from_bytes(&[1u8; 16]).unwrap_err(),
-            SeedError::SecretLength(16)
-        );
-        assert_eq!(
-            Secret::from_file_contents(b"abc").unwrap_err(),
-            SeedError::SecretFormat
-        );
+        assert_eq!(Secret::from_bytes(&[0u8; 32]).unwrap_err(), SeedError::SecretNotRandom);
+        assert_eq!(Secret::from_bytes(&[1u8; 16]).unwrap_err(), SeedError::SecretLength(16));
+        assert_eq!(Secret::from_file_contents(b"abc").unwrap_err(), SeedError::SecretFormat);
         let hex_file = format!("{}\n", hex::encode((0u8..32).collect::<Vec<_>>()));
         assert!(Secret::from_file_contents(hex_file.as_bytes()).is_ok());
         let raw: Vec<u8> = (100u8..132).collect();
         assert!(Secret::from_file_contents(&raw).is_ok());
         let mut m = Materials::new();
         m.add(Tag::UserId, "a").unwrap();
-        assert_eq!(
-            m.add(Tag::UserId, "b").unwrap_err(),
-            SeedError::Duplicate(Tag::UserId)
-        );
-        assert_eq!(
-            m.add(Tag::Iccid, "").unwrap_err(),
-            SeedError::MaterialLength(Tag::Iccid)
-        );
-        assert_eq!(
-            m.add(Tag::Imei, vec![b'1'; 256]).unwrap_err(),
-            SeedError::MaterialLength(Tag::Imei)
-        );
-        assert_eq!(
-            m.add_cert_sha256_hex("abcd").unwrap_err(),
-            SeedError::CertHash
-        );
+        assert_eq!(m.add(Tag::UserId, "b").unwrap_err(), SeedError::Duplicate(Tag::UserId));
+        assert_eq!(m.add(Tag::Iccid, "").unwrap_err(), SeedError::MaterialLength(Tag::Iccid));
+        assert_eq!(m.add(Tag::Imei, vec![b'1'; 256]).unwrap_err(), SeedError::MaterialLength(Tag::Imei));
+        assert_eq!(m.add_cert_sha256_hex("abcd").unwrap_err(), SeedError::CertHash);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 use card_applet::vpcd::{self, Options};
+use clap::Parser;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Run a PAYSIM virtual card in a vpcd slot")]

@@ -16,6 +16,27 @@ pub enum CardCommand {
     Create(CreateArgs),
     /// Personalize the card in a reader: admin authentication, then seed, PIN, PUK, serial.
     Personalize(Box<PersonalizeArgs>),
+    /// Check a login OTP from a card against the algorithm run from its token file.
+    CheckOtp(CheckOtpArgs),
+}
+
+#[derive(Args)]
+pub struct CheckOtpArgs {
+    /// The token file from `card personalize --out`.
+    #[arg(long, value_name = "FILE")]
+    token: PathBuf,
+    /// The counter the card reported with the code.
+    #[arg(long)]
+    counter: u64,
+    /// The challenge sent to the card, hex.
+    #[arg(long, value_name = "HEX")]
+    challenge: String,
+    /// The verifier id sent to the card, e.g. https://bank.example:443.
+    #[arg(long)]
+    verifier_id: String,
+    /// The 8-digit code the card answered.
+    #[arg(long)]
+    otp: String,
 }
 
 #[derive(Args)]
@@ -84,6 +105,7 @@ pub fn run(cmd: CardCommand) -> anyhow::Result<()> {
     match cmd {
         CardCommand::Create(a) => create(a),
         CardCommand::Personalize(a) => personalize(*a),
+        CardCommand::CheckOtp(a) => check_otp(a),
     }
 }
 
@@ -94,11 +116,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         PathBuf::from(p)
     });
     card::create(&a.state, &key_out).context("cannot create the card")?;
-    println!(
-        "created factory card {} (admin key in {})",
-        a.state.display(),
-        key_out.display()
-    );
+    println!("created factory card {} (admin key in {})", a.state.display(), key_out.display());
     Ok(())
 }
 
@@ -107,9 +125,7 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
     let mut next_line = |what: &str| -> anyhow::Result<Zeroizing<String>> {
         match stdin_lines.next() {
             Some(line) => Ok(Zeroizing::new(
-                line.with_context(|| format!("cannot read the {what} from standard input"))?
-                    .trim()
-                    .to_owned(),
+                line.with_context(|| format!("cannot read the {what} from standard input"))?.trim().to_owned(),
             )),
             None => bail!("standard input ended before the {what} line"),
         }
@@ -124,14 +140,12 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
     };
     let secret = match &a.secret_file {
         Some(path) => {
-            let raw =
-                tools::secret_file::read_private(path).context("cannot read the secret file")?;
-            Secret::from_file_contents(&raw)
-                .with_context(|| format!("secret file {}", path.display()))?
+            let raw = tools::secret_file::read_private(path).context("cannot read the secret file")?;
+            Secret::from_file_contents(&raw).with_context(|| format!("secret file {}", path.display()))?
         }
-        None => Secret::random().map_err(|e| {
-            anyhow::anyhow!("cannot get random bytes from the operating system: {e}")
-        })?,
+        None => {
+            Secret::random().map_err(|e| anyhow::anyhow!("cannot get random bytes from the operating system: {e}"))?
+        }
     };
     let mut materials = Materials::new();
     for (tag, value) in [
@@ -150,23 +164,23 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
         materials.add_cert_sha256_hex(h)?;
     }
     let admin_key = card::read_admin_key(&a.admin_key).context("cannot read the admin key")?;
-    let job = Personalization {
-        serial: a.serial,
-        pin,
-        puk,
-        secret,
-        materials,
-    };
+    let job = Personalization { serial: a.serial, pin, puk, secret, materials };
     let done = card::personalize(&a.reader, &admin_key, &job, &a.out)
         .with_context(|| format!("cannot personalize the card in {:?}", a.reader))?;
     if let Some(old) = done.previous_serial {
         eprintln!("bank-tools: note: the card was personalized as {old}; its old chain is wiped");
     }
-    println!(
-        "personalized card {} in {:?}; token file {}",
-        job.serial,
-        a.reader,
-        a.out.display()
-    );
+    println!("personalized card {} in {:?}; token file {}", job.serial, a.reader, a.out.display());
     Ok(())
+}
+
+fn check_otp(a: CheckOtpArgs) -> anyhow::Result<()> {
+    let token = card::TokenFile::read(&a.token)?;
+    let challenge = hex::decode(a.challenge.trim()).context("--challenge must be hex")?;
+    if card::check_login_otp(&token, a.counter, &challenge, &a.verifier_id, &a.otp) {
+        println!("OTP matches the PAYSIM-1 login algorithm for card {} at counter {}", token.serial, a.counter);
+        Ok(())
+    } else {
+        bail!("the OTP does NOT match the PAYSIM-1 login algorithm for card {} at counter {}", token.serial, a.counter)
+    }
 }
