@@ -77,6 +77,17 @@ fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, what: &str) -> String {
     }
 }
 
+fn wait_line_containing(rx: &mpsc::Receiver<String>, needle: &str, what: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => continue,
+            Err(e) => panic!("{what}: no line containing {needle:?} within {WAIT:?} ({e})"),
+        }
+    }
+}
+
 /// A running `bank-server serve`.
 struct Bank {
     child: Option<Child>,
@@ -682,4 +693,31 @@ fn a_bridge_pointed_at_another_address_gets_codes_the_bank_refuses() {
     assert!(err.contains("warning: the server says its verifier id is"), "{err}");
     // The same card at the real address still logs in (the refused code fell in the window).
     w.login();
+}
+
+#[test]
+fn the_bridge_waits_for_a_card_inserted_after_it_started() {
+    let mut w = world();
+    w.card.process().kill();
+    // No card: a short wait ends with exit 11 and says what to do.
+    let out = w.bridge_cmd(&["status"]).arg("--wait").arg("0").output().unwrap();
+    assert_eq!(code(&out), 11, "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("insert the card"), "{}", describe(&out));
+
+    // A long wait: once the bridge says it is waiting (SCardGetStatusChange), insert the card.
+    let mut child = w
+        .bridge_cmd(&["-v", "status"])
+        .arg("--wait")
+        .arg("60")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    wait_line_containing(&stderr, "waiting up to", "reader-bridge status --wait 60");
+    w.card.process().restart().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&w.card.token.serial));
 }
