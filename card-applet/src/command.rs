@@ -338,7 +338,7 @@ impl<'a> TryFrom<CommandView<'a>> for Command<'a> {
             ins::PERSONALIZE => {
                 p1p2(&v, 0x00, 0x00)?;
                 // At least one cipher block plus the C-MAC, whole blocks only.
-                require(v.data.len() >= 32 && v.data.len() % 16 == 0, Status::WrongLength)?;
+                require(v.data.len() >= 32 && v.data.len().is_multiple_of(16), Status::WrongLength)?;
                 Ok(Command::Personalize { header: [v.cla, v.ins, v.p1, v.p2], protected: v.data })
             }
             _ => Err(Status::InstructionNotSupportedOrInvalid),
