@@ -6,6 +6,7 @@
 //!   PC/SC ([`card::personalize`]); the result is a [`card::TokenFile`] the bank enrolls.
 //! - [`bank`]: what the bank commands add to `bank_server::ops`: exact amount parsing,
 //!   the database-path check, an account's currency.
+//! - [`batch`]: many cards from one CSV file (`card personalize --batch`).
 //! - [`seed`]: the PAYSIM-1 seed derivation (HKDF-SHA256 over a random secret and the
 //!   identity materials).
 //! - [`pcsc_link`]: one PC/SC connection and transaction to a card, with GET RESPONSE.
@@ -18,6 +19,7 @@
 //! ```
 
 pub mod bank;
+pub mod batch;
 pub mod card;
 pub mod pcsc_link;
 pub mod secret_file;

@@ -31,7 +31,7 @@ pub struct CheckOtpArgs {
     /// The challenge sent to the card, hex.
     #[arg(long, value_name = "HEX")]
     challenge: String,
-    /// The verifier id sent to the card, e.g. https://bank.example:443.
+    /// The verifier id sent to the card: the bank's scheme://host:port.
     #[arg(long)]
     verifier_id: String,
     /// The 8-digit code the card answered.
@@ -52,28 +52,28 @@ pub struct CreateArgs {
 #[derive(Args)]
 pub struct PersonalizeArgs {
     /// PC/SC reader holding the card, e.g. "Virtual PCD 00 00".
-    #[arg(long, value_name = "NAME")]
-    reader: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "batch")]
+    reader: Option<String>,
     /// The card's admin key file, from `card create`.
-    #[arg(long, value_name = "FILE")]
-    admin_key: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "batch")]
+    admin_key: Option<PathBuf>,
     /// Where to write the token file the bank enrolls from (mode 0600; never overwritten).
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "batch")]
+    out: Option<PathBuf>,
     /// Card serial: 1-16 characters of A-Z, 0-9 and '-'.
-    #[arg(long)]
-    serial: String,
+    #[arg(long, required_unless_present = "batch")]
+    serial: Option<String>,
     /// Read the PIN (4-8 digits) from the first line of standard input.
     #[arg(long, conflicts_with = "pin")]
     pin_stdin: bool,
     /// The PIN (4-8 digits). Visible to other users in the process list: prefer --pin-stdin.
-    #[arg(long, required_unless_present = "pin_stdin")]
+    #[arg(long, required_unless_present_any = ["pin_stdin", "batch"])]
     pin: Option<String>,
     /// Read the PUK (8 digits) from the next line of standard input.
     #[arg(long, conflicts_with = "puk")]
     puk_stdin: bool,
     /// The PUK (8 digits).
-    #[arg(long, required_unless_present = "puk_stdin")]
+    #[arg(long, required_unless_present_any = ["puk_stdin", "batch"])]
     puk: Option<String>,
     /// File holding the 32-byte secret (64 hex digits or raw); default: 32 fresh random bytes.
     #[arg(long, value_name = "FILE")]
@@ -99,6 +99,16 @@ pub struct PersonalizeArgs {
     /// Identity material 7: user identification (e.g. an ID document number).
     #[arg(long)]
     user_identification: Option<String>,
+    /// Personalize many cards listed in a CSV file (mode 0600; columns in docs/tools.md)
+    /// instead of one: a progress bar, one result line per card, non-zero exit if any failed.
+    #[arg(long, value_name = "FILE.csv", conflicts_with_all = [
+        "reader", "admin_key", "out", "serial", "pin_stdin", "pin", "puk_stdin", "puk", "secret_file",
+        "user_id", "cert_sha256", "iccid", "tf_card_id", "imei", "sticker_id", "user_identification",
+    ])]
+    batch: Option<PathBuf>,
+    /// With --batch: how long to wait for the operator to swap the card in a reader listed again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, requires = "batch")]
+    swap_wait: u64,
 }
 
 pub fn run(cmd: CardCommand) -> anyhow::Result<()> {
@@ -121,6 +131,12 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
 }
 
 fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
+    if let Some(file) = &a.batch {
+        return super::batch::run(file, std::time::Duration::from_secs(a.swap_wait));
+    }
+    let (Some(reader), Some(admin_key), Some(out), Some(serial)) = (a.reader, a.admin_key, a.out, a.serial) else {
+        bail!("--reader, --admin-key, --out and --serial are required (or --batch FILE.csv)");
+    };
     let mut stdin_lines = std::io::stdin().lock().lines();
     let mut next_line = |what: &str| -> anyhow::Result<Zeroizing<String>> {
         match stdin_lines.next() {
@@ -163,14 +179,14 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
     if let Some(h) = &a.cert_sha256 {
         materials.add_cert_sha256_hex(h)?;
     }
-    let admin_key = card::read_admin_key(&a.admin_key).context("cannot read the admin key")?;
-    let job = Personalization { serial: a.serial, pin, puk, secret, materials };
-    let done = card::personalize(&a.reader, &admin_key, &job, &a.out)
-        .with_context(|| format!("cannot personalize the card in {:?}", a.reader))?;
+    let admin_key = card::read_admin_key(&admin_key).context("cannot read the admin key")?;
+    let job = Personalization { serial, pin, puk, secret, materials };
+    let done = card::personalize(&reader, &admin_key, &job, &out)
+        .with_context(|| format!("cannot personalize the card in {reader:?}"))?;
     if let Some(old) = done.previous_serial {
         eprintln!("bank-tools: note: the card was personalized as {old}; its old chain is wiped");
     }
-    println!("personalized card {} in {:?}; token file {}", job.serial, a.reader, a.out.display());
+    println!("personalized card {} in {:?}; token file {}", job.serial, reader, out.display());
     Ok(())
 }
 

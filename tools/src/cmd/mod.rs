@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod bank_db;
+pub mod batch;
 pub mod card;
 pub mod token;
 pub mod user;
