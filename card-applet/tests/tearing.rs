@@ -37,7 +37,7 @@ fn tx_fields(n: u8) -> ([u8; 8], TxFields<'static>) {
 /// The APDU of the `n`-th OTP command of a scenario: logins and transactions alternate.
 fn otp_command(n: u8) -> Vec<u8> {
     let challenge = [n; 16];
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         login_apdu(&challenge)
     } else {
         let (id, f) = tx_fields(n);
@@ -48,7 +48,7 @@ fn otp_command(n: u8) -> Vec<u8> {
 fn expected_code(n: u8, counter: u64) -> card_applet::otp::Otp {
     let ck = ChainKey::from_bytes(SEED).advance(counter);
     let challenge = [n; 16];
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         login_otp(&ck, counter, &challenge, VERIFIER.as_bytes())
     } else {
         let (id, f) = tx_fields(n);
