@@ -228,6 +228,17 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
+/// One log line per request: method, path (no query, no body), status, time. Never a header
+/// or a body, so no session token, CSRF token or code reaches the log.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::info!(%method, %path, status = res.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
+    res
+}
+
 /// The whole application: API and pages, with the shared fallbacks and headers.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -237,6 +248,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }
 
@@ -244,6 +256,23 @@ pub fn app(state: AppState) -> Router {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn no_typed_code_panics(text in ".{0,48}") {
+            if let Some((_, otp)) = parse_code(&text) {
+                proptest::prop_assert_eq!(otp.len(), 8);
+            }
+        }
+
+        #[test]
+        fn no_amount_or_token_file_panics(text in ".{0,80}", cur in "[A-Z]{3}") {
+            if let Some(v) = crate::ledger::parse_amount(&text, &cur) {
+                proptest::prop_assert!((1..=crate::ledger::MAX_AMOUNT).contains(&v));
+            }
+            let _ = crate::ops::parse_token_file(&text);
+        }
+    }
 
     #[test]
     fn codes_people_type() {

@@ -339,3 +339,46 @@ async fn a_transfer_challenge_is_bound_to_its_transfer_and_session() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, 100_000 - 200);
 }
+
+/// Junk bodies never reach a 5xx: every endpoint answers a clear 4xx.
+#[tokio::test]
+async fn junk_bodies_get_4xx_never_5xx() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let token = bank.login(&mut card, "alice").await;
+    let bodies = [
+        json!(null),
+        json!([]),
+        json!({ "user": 5 }),
+        json!({ "user": "a".repeat(33) }),
+        json!({ "challenge_id": "A".repeat(32), "counter": 1, "otp": "12345678" }),
+        json!({ "challenge_id": "0".repeat(32), "counter": 1.5, "otp": "1" }),
+        json!({ "challenge_id": "0".repeat(32), "counter": u64::MAX, "otp": "12345678" }),
+        json!({ "challenge_id": "0".repeat(32), "counter": 0, "otp": "x".repeat(17) }),
+        json!({ "transfer_id": "", "from": "A", "to": "B", "amount_minor": 1, "currency": "EUR" }),
+        json!({ "transfer_id": "x", "from": "", "to": "B", "amount_minor": 1, "currency": "EUR" }),
+        json!({ "transfer_id": "x", "from": "A", "to": "B", "amount_minor": -1, "currency": "EUR" }),
+        json!({ "transfer_id": "x", "from": "A", "to": "B", "amount_minor": 1, "currency": "EURO" }),
+        json!({ "transfer_id": "x", "from": "A".repeat(65), "to": "B", "amount_minor": 1, "currency": "EUR" }),
+    ];
+    let paths = [
+        "/api/v1/login/challenge",
+        "/api/v1/login",
+        "/api/v1/transfers",
+        "/api/v1/transfers/x/confirm",
+        "/api/v1/logout",
+    ];
+    for path in paths {
+        for body in &bodies {
+            let (st, v) = bank.call("POST", path, Some(&token), Some(body.clone())).await;
+            assert!(st.is_client_error() || st.is_success(), "{path} {body}: {st} {v}");
+            if st.is_client_error() {
+                assert!(v["error"].is_string(), "{path} {body}: {v}");
+            }
+        }
+    }
+    // Not JSON at all.
+    let req = axum::http::Request::post("/api/v1/login").body(axum::body::Body::from("\u{0}\u{ff}garbage")).unwrap();
+    let res = tower::ServiceExt::oneshot(bank.app.clone(), req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
