@@ -1,0 +1,235 @@
+//! What the `bank-tools` tests share: running the real binary against a temp database,
+//! token files, and a real `bank-server` process on the same database.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// What one `bank-tools` run did.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics unless the command succeeded; returns its standard output.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    /// Panics unless the command failed with exit code 1 and a `bank-tools: error:` line;
+    /// returns its standard error.
+    #[track_caller]
+    pub fn refused(&self) -> &str {
+        assert_eq!(self.code, Some(1), "expected a refusal\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(self.stderr.starts_with("bank-tools: error: "), "{}", self.stderr);
+        &self.stderr
+    }
+}
+
+/// Runs `bank-tools ARGS` with a clean environment (no BANK_DB, no BANK_MASTER_KEY).
+pub fn bank_tools(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_bank-tools"))
+        .args(args)
+        .env_remove("BANK_DB")
+        .env_remove("BANK_MASTER_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run bank-tools");
+    Run::from(out)
+}
+
+/// A temp directory with a bank database made by `user add --create-db`.
+pub struct Bank {
+    pub dir: TempDir,
+    pub db: PathBuf,
+}
+
+impl Bank {
+    /// A fresh database holding user `alice`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("bank.sqlite3");
+        let b = Bank { dir, db };
+        b.run(&["user", "add", "alice", "--create-db"]).ok();
+        b
+    }
+
+    pub fn db_str(&self) -> &str {
+        self.db.to_str().unwrap()
+    }
+
+    /// `bank-tools ARGS --db <this database>`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--db", self.db_str()]);
+        bank_tools(&all)
+    }
+
+    /// Writes a personalization output file (mode 0600) for `serial` with `seed`.
+    pub fn token_file(&self, serial: &str, seed: [u8; 32]) -> PathBuf {
+        let p = self.dir.path().join(format!("{serial}.json"));
+        tools::card::TokenFile::new(serial, &seed).write_new(&p).unwrap();
+        p
+    }
+
+    /// A direct connection to the database, for checks and tampering.
+    pub fn sql(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(&self.db).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
+    }
+}
+
+/// The directory of this profile's binaries: the test executable sits in `<target>/<profile>/deps/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    assert!(deps.ends_with("deps"), "unexpected test location {}", exe.display());
+    deps.parent().unwrap().to_path_buf()
+}
+
+/// The `bank-server` binary, built once per test process with this test's profile and
+/// target directory.
+pub fn bank_server_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = profile_dir();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+            .args(["build", "--quiet", "-p", "bank-server", "--bin", "bank-server", "--target-dir"])
+            .arg(dir.parent().unwrap());
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("cannot run cargo");
+        assert!(out.status.success(), "building bank-server failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        dir.join("bank-server")
+    })
+}
+
+/// A running `bank-server serve` on a port of its choosing; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts the server on `db` and waits for its readiness line.
+    pub fn start(db: &Path) -> Self {
+        let mut child = Command::new(bank_server_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .env_remove("BANK_DB")
+            .env_remove("BANK_MASTER_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start bank-server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| {
+            let _ = child.kill();
+            panic!("bank-server printed no readiness line: {e}")
+        });
+        let url = line
+            .strip_prefix("bank-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from bank-server: {line}"))
+            .to_owned();
+        let addr = url.trim_start_matches("http://").parse().unwrap();
+        Server { child, addr, url }
+    }
+
+    /// One HTTP/1.1 request (connection closed after it); returns status and JSON body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n", self.addr);
+        if let Some(t) = bearer {
+            req.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        if !body.is_empty() {
+            req.push_str("content-type: application/json\r\n");
+        }
+        req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// A login challenge for `user`: (challenge id, challenge bytes).
+    pub fn challenge(&self, user: &str) -> (String, Vec<u8>) {
+        let (status, v) =
+            self.request("POST", "/api/v1/login/challenge", None, Some(&serde_json::json!({ "user": user })));
+        assert_eq!(status, 200, "{v}");
+        (v["challenge_id"].as_str().unwrap().to_owned(), hex::decode(v["challenge_hex"].as_str().unwrap()).unwrap())
+    }
+
+    /// Logs `user` in with the card's code at `counter` computed from `seed` (what the card
+    /// would answer); returns the HTTP status and body.
+    pub fn login(&self, user: &str, seed: [u8; 32], counter: u64) -> (u16, serde_json::Value) {
+        let (id, challenge) = self.challenge(user);
+        let vid = card_applet::otp::verifier_id(&self.url).unwrap();
+        let ck = card_applet::otp::ChainKey::from_bytes(seed).advance(counter);
+        let otp = card_applet::otp::login_otp(&ck, counter, &challenge, vid.as_bytes());
+        self.request(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(&serde_json::json!({ "challenge_id": id, "counter": counter, "otp": otp.as_str() })),
+        )
+    }
+
+    /// A wrong code for `user` (uses up one challenge).
+    pub fn wrong_login(&self, user: &str, counter: u64) -> u16 {
+        let (id, _) = self.challenge(user);
+        let body = serde_json::json!({ "challenge_id": id, "counter": counter, "otp": "00000000" });
+        self.request("POST", "/api/v1/login", None, Some(&body)).0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
