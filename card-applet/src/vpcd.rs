@@ -331,6 +331,59 @@ mod tests {
         assert_eq!(events, ["on", "apdu 6", "reset", "apdu 7", "off", "off"]);
     }
 
+    /// Accepts one connection, failing (instead of hanging) when none comes in time.
+    fn accept_within(listener: &TcpListener, limit: Duration) -> TcpStream {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    return s;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "the card did not connect within {limit:?}");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+
+    /// vpcd going away (pcscd restart): the card is powered off and `serve` connects again.
+    #[test]
+    fn serve_reconnects_after_vpcd_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (connected, connects) = std::sync::mpsc::channel();
+        let (events_tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            struct Reporting(std::sync::mpsc::Sender<&'static str>);
+            impl VSmartCard for Reporting {
+                fn power_off(&mut self) {
+                    let _ = self.0.send("off");
+                }
+                fn execute(&mut self, _apdu: &[u8]) -> Vec<u8> {
+                    vec![0x90, 0x00]
+                }
+            }
+            let mut opts = Options::new(addr.to_string());
+            opts.min_backoff = Duration::from_millis(1);
+            serve(&mut Reporting(events_tx), &opts, move |peer| {
+                let _ = connected.send(peer);
+            })
+        });
+        listener.set_nonblocking(true).unwrap();
+        for round in 0..2 {
+            let mut vpcd = accept_within(&listener, Duration::from_secs(10));
+            assert_eq!(connects.recv_timeout(Duration::from_secs(10)).unwrap(), addr, "connection {round}");
+            vpcd.write_all(&[0x00, 0x01, CTRL_GET_ATR]).unwrap();
+            assert_eq!(read_reply(&mut vpcd), vpicc::DEFAULT_ATR);
+            drop(vpcd);
+            assert_eq!(events.recv_timeout(Duration::from_secs(10)).unwrap(), "off");
+        }
+        // The serving thread keeps retrying against the closed listener until the test ends.
+    }
+
     #[test]
     fn torn_frame_is_an_error_and_powers_the_card_off() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
