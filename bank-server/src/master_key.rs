@@ -107,6 +107,13 @@ impl MasterKey {
                         let text = Zeroizing::new(format!("{}\n", hex::encode(key.as_ref())));
                         f.write_all(text.as_bytes()).map_err(io)?;
                         f.sync_all().map_err(io)?;
+                        // The directory entry too: a crash must not keep a database whose key
+                        // file vanished.
+                        let dir = match path.parent() {
+                            Some(d) if !d.as_os_str().is_empty() => d,
+                            _ => Path::new("."),
+                        };
+                        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
                         tracing::info!(path = %path.display(), "created a new master key file");
                         Ok(MasterKey(key))
                     }
