@@ -260,8 +260,8 @@ async fn login_start(State(state): State<AppState>, headers: HeaderMap, Form(f):
             let vid = &st.cfg.auth.verifier_id;
             let body = format!(
                 "<p>Log in as <b>{user}</b> with your card.</p>\
-                 <table><tr><th>Bank (verifier id)</th><td class=\"mono\">{vid}</td></tr>\
-                 <tr><th>Challenge</th><td class=\"mono\">{ch}</td></tr>\
+                 <table><tr><th>Bank (verifier id)</th><td class=\"mono\" id=\"verifier-id\">{vid}</td></tr>\
+                 <tr><th>Challenge</th><td class=\"mono\" id=\"challenge\">{ch}</td></tr>\
                  <tr><th>Valid for</th><td>{ttl} seconds</td></tr></table>\
                  <p>On your computer with the card reader, run</p>\
                  <pre class=\"mono\">reader-bridge respond --server {url} --challenge {ch}</pre>\
@@ -492,13 +492,13 @@ async fn transfer_start(State(state): State<AppState>, headers: HeaderMap, Form(
             let amount = format_amount(i64::try_from(t.amount_minor).unwrap_or(0), &t.currency);
             let body = format!(
                 "<p>Your card will sign exactly these fields. Check them on the bridge's screen too.</p>\
-                 <table><tr><th>Bank (verifier id)</th><td class=\"mono\">{vid}</td></tr>\
-                 <tr><th>Transaction id</th><td class=\"mono\">{tid}</td></tr>\
-                 <tr><th>Amount</th><td class=\"num\">{amount} {cur} ({minor} minor units)</td></tr>\
-                 <tr><th>Currency</th><td class=\"mono\">{cur}</td></tr>\
-                 <tr><th>Payee</th><td class=\"mono\">{payee}</td></tr>\
+                 <table><tr><th>Bank (verifier id)</th><td class=\"mono\" id=\"verifier-id\">{vid}</td></tr>\
+                 <tr><th>Transaction id</th><td class=\"mono\" id=\"transaction-id\">{tid}</td></tr>\
+                 <tr><th>Amount</th><td class=\"num\">{amount} {cur} (<span id=\"amount-minor\">{minor}</span> minor units)</td></tr>\
+                 <tr><th>Currency</th><td class=\"mono\" id=\"currency\">{cur}</td></tr>\
+                 <tr><th>Payee</th><td class=\"mono\" id=\"payee\">{payee}</td></tr>\
                  <tr><th>From</th><td class=\"mono\">{from}</td></tr>\
-                 <tr><th>Challenge</th><td class=\"mono\">{ch}</td></tr>\
+                 <tr><th>Challenge</th><td class=\"mono\" id=\"challenge\">{ch}</td></tr>\
                  <tr><th>Valid for</th><td>{ttl} seconds</td></tr></table>\
                  <p>On your computer with the card reader, run</p>\
                  <pre class=\"mono\">reader-bridge respond --server {url} --challenge {ch} --transaction-id {tid} --amount-minor {minor} --currency {cur} --payee {payee}</pre>\

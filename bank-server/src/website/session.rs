@@ -28,7 +28,7 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Session {
     id_hash: [u8; 32],
     pub kind: Kind,
@@ -37,6 +37,16 @@ pub struct Session {
     pub user: Option<String>,
     pub csrf: String,
     pub expires_at: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("kind", &self.kind)
+            .field("user", &self.user)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
