@@ -265,7 +265,7 @@ async fn login_start(State(state): State<AppState>, headers: HeaderMap, Form(f):
                  <tr><th>Valid for</th><td>{ttl} seconds</td></tr></table>\
                  <p>On your computer with the card reader, run</p>\
                  <pre class=\"mono\">reader-bridge respond --server {url} --challenge {ch}</pre>\
-                 <p>check that it shows this bank, enter your PIN there, and type the code it prints\
+                 <p>check that it shows this bank, enter your PIN there, and type the code it prints \
                  (<code>COUNTER-OTP</code>, e.g. <code>17-12345678</code>; the 8 digits alone also work).</p>\
                  <form method=\"post\" action=\"/login/code\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"challenge_id\" value=\"{cid}\">\
