@@ -113,6 +113,11 @@ fn the_binary_serves_a_whole_flow_on_port_0() {
     let (st, v) = api.get("/api/v1/accounts").unwrap();
     assert_eq!(st, 200);
     assert_eq!(v["accounts"][0]["balance_minor"], 1_000_000 - 4200);
+    // Operator functions work on the database while the server runs.
+    assert_eq!(ops::fund(&db, "ACC-ALICE-EUR", 800, "while serving").unwrap(), 1_000_000 - 4200 + 800);
+    assert_eq!(ops::list_tokens(&db).unwrap().len(), 2);
+    let (_, v) = api.get("/api/v1/accounts").unwrap();
+    assert_eq!(v["accounts"][0]["balance_minor"], 1_000_000 - 4200 + 800);
     // The website answers on the same port.
     let page = api.http.get(format!("{}/login", server.base)).send().unwrap();
     assert_eq!(page.status().as_u16(), 200);
@@ -192,4 +197,24 @@ fn kill_9_in_the_middle_of_a_load_loses_no_acknowledged_transfer() {
         c.query_row("SELECT count(*) FROM transfers WHERE status = 'executed'", [], |r| r.get(0)).unwrap();
     assert_eq!(bob_after, executed_after * 100);
     assert!(executed_after == executed || executed_after == executed + 1);
+}
+
+#[test]
+fn the_binary_refuses_a_key_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    setup(&db);
+    let key = bank_server::master_key::key_path(&db);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env_remove("BANK_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no readiness line");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
 }
