@@ -34,12 +34,12 @@ impl Run {
         &self.stdout
     }
 
-    /// Panics unless the command failed with exit code 1 and a `bank-tools: error:` line;
-    /// returns its standard error.
+    /// Panics unless the command failed with exit code 1 and printed a `bank-tools: error:`
+    /// line; returns its standard error.
     #[track_caller]
     pub fn refused(&self) -> &str {
         assert_eq!(self.code, Some(1), "expected a refusal\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
-        assert!(self.stderr.starts_with("bank-tools: error: "), "{}", self.stderr);
+        assert!(self.stderr.lines().any(|l| l.starts_with("bank-tools: error: ")), "{}", self.stderr);
         &self.stderr
     }
 }
