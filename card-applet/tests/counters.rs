@@ -226,3 +226,67 @@ fn no_answer_ever_contains_a_secret() {
     let dbg = format!("{:?}", c.card());
     assert!(!dbg.contains("5e5e") && !dbg.contains("94, 94") && !dbg.contains(PUK), "{dbg}");
 }
+
+#[test]
+fn the_counter_never_wraps_at_the_end_of_the_chain() {
+    // A card one step before the end: it emits step u64::MAX - 1, commits u64::MAX, and from
+    // then on refuses (6985) without writing anything, without moving the chain, without a code.
+    use card_applet::state::{CardState, MemStore};
+    let mut state = personalized().card().state().clone();
+    let last = u64::MAX - 1;
+    let ck = ChainKey::from_bytes([0x3C; 32]);
+    if let Some(p) = state.personal.as_mut() {
+        p.counter = last;
+        p.chain_key = ck.clone();
+    }
+    let mut c = front(MemStore::default(), state);
+    tx(&mut c, &host::select());
+    tx(&mut c, &host::verify(PIN).unwrap());
+    let writes = c.card().store().writes;
+    let (i, code) = host::parse_otp(&tx(&mut c, &login_apdu(&[4; 16]))).unwrap();
+    assert_eq!((i, code), (last, login_otp(&ck, last, &[4; 16], VERIFIER.as_bytes())));
+    let committed = c.card().store().committed.clone().unwrap();
+    assert_eq!(committed.personal.as_ref().unwrap().counter, u64::MAX);
+    assert_eq!(committed.personal.as_ref().unwrap().chain_key, ck.next());
+    assert_eq!(c.card().store().writes, writes + 1);
+
+    for apdu in [
+        login_apdu(&[5; 16]),
+        host::tx_otp(
+            &[5; 16],
+            &card_applet::otp::TxFields {
+                verifier_id: VERIFIER.as_bytes(),
+                transaction_id: b"t",
+                amount_minor: 1,
+                currency: b"EUR",
+                payee: b"p",
+            },
+        )
+        .unwrap(),
+    ] {
+        let resp = tx(&mut c, &apdu);
+        assert_eq!(resp, [0x69, 0x85], "no code after the last step");
+    }
+    assert_eq!(c.card().store().writes, writes + 1, "nothing written");
+    let p = c.card().state().personal.as_ref().unwrap();
+    assert_eq!((p.counter, &p.chain_key), (u64::MAX, &ck.next()));
+    assert_eq!(host::parse_counter(&tx(&mut c, &host::get_data(DataObject::NextCounter))).unwrap(), u64::MAX);
+    // The PIN still works and the card can be re-personalized onto a fresh chain.
+    assert_eq!(sw(&tx(&mut c, &host::verify_status())), 0x9000);
+    personalize_with(&mut c, &ADMIN_KEY, &SEED, PIN, PUK, SERIAL);
+    tx(&mut c, &host::select());
+    tx(&mut c, &host::verify(PIN).unwrap());
+    assert_eq!(host::parse_otp(&tx(&mut c, &login_apdu(&[6; 16]))).unwrap().0, 0);
+}
+
+#[test]
+fn a_state_file_at_the_end_of_the_chain_loads_and_stays_there() {
+    let mut state = personalized().card().state().clone();
+    if let Some(p) = state.personal.as_mut() {
+        p.counter = u64::MAX;
+    }
+    let bytes = state.to_file_bytes();
+    assert!(String::from_utf8_lossy(&bytes).contains("\"counter\": 18446744073709551615"));
+    let back = card_applet::state::CardState::from_file_bytes(&bytes, std::path::Path::new("x")).unwrap();
+    assert_eq!(back, state);
+}
