@@ -391,12 +391,8 @@ fn write_tmp(tmp: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(StoreError::io("remove stale", tmp)(e)),
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
-        .map_err(StoreError::io("create", tmp))?;
+    let mut f =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp).map_err(StoreError::io("create", tmp))?;
     f.write_all(bytes).map_err(StoreError::io("write", tmp))?;
     f.sync_all().map_err(StoreError::io("fsync", tmp))?;
     Ok(())
