@@ -2,8 +2,9 @@
 # Brings a Debian machine to the point where the PAYSIM tests and demo can run:
 # installs pcscd, vsmartcard's vpcd reader driver, the PC/SC headers and the PC/SC client tools
 # (only when something is missing), then makes sure pcscd runs with vpcd's two readers.
-# Idempotent; run as root (sudo bash scripts/setup.sh); as another user it only checks. There is no systemd here: pcscd is
-# started directly and we wait for its socket and vpcd's ports with a bounded poll.
+# Idempotent; run as root (sudo bash scripts/setup.sh); as another user it only checks.
+# There is no systemd here: pcscd is started directly, and we wait for its socket and vpcd's
+# ports with a bounded poll.
 set -euo pipefail
 
 # --restart-pcscd: stop a running pcscd first (the tests use it to check that cards reconnect).
@@ -41,7 +42,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update
     apt-get install -y --no-install-recommends "${missing[@]}"
     for p in "${missing[@]}"; do
-        [ "$p" = vsmartcard-vpcd ] && vpcd_newly_installed=1
+        if [ "$p" = vsmartcard-vpcd ]; then
+            vpcd_newly_installed=1
+        fi
     done
 else
     log "packages present: ${PACKAGES[*]}"
