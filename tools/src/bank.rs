@@ -149,7 +149,8 @@ mod tests {
     #[test]
     fn bad_amounts_say_why() {
         use AmountError::*;
-        let cases: &[(&str, &str, fn(&AmountError) -> bool)] = &[
+        type Check = fn(&AmountError) -> bool;
+        let cases: &[(&str, &str, Check)] = &[
             ("12.345", "EUR", |e| matches!(e, TooManyDecimals { got: 3, max: 2, .. })),
             ("1.5", "JPY", |e| matches!(e, TooManyDecimals { got: 1, max: 0, .. })),
             ("-5", "EUR", |e| matches!(e, Negative(_))),

@@ -275,3 +275,27 @@ fn audit_books_fails_when_a_balance_is_forged() {
     assert!(run.refused().contains("the books do NOT balance"), "{}", run.stderr);
     assert!(run.stdout.contains("problem: "), "{}", run.stdout);
 }
+
+#[test]
+fn enrolling_under_another_master_key_is_refused() {
+    let bank = Bank::new();
+    bank.run(&["user", "add", "bob"]).ok();
+    let first = bank.token_file("PSIM-00000001", [1; 32]);
+    // The first enrollment creates the key file beside the database.
+    bank.run(&["token", "enroll", "--user", "alice", "--token-file", first.to_str().unwrap()]).ok();
+    let key_file = bank_server::master_key::key_path(&bank.db);
+    assert!(key_file.exists(), "{}", key_file.display());
+    let second = bank.token_file("PSIM-00000002", [2; 32]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bank-tools"))
+        .args(["token", "enroll", "--user", "bob", "--token-file", second.to_str().unwrap(), "--db", bank.db_str()])
+        .env_remove("BANK_DB")
+        .env("BANK_MASTER_KEY", "77".repeat(32))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the master key does not match this database"), "{err}");
+    assert!(!err.contains(&"77".repeat(32)), "the key leaked: {err}");
+    let list = bank.run(&["token", "list", "--json"]).ok().to_owned();
+    assert!(!list.contains("PSIM-00000002"), "{list}");
+}
