@@ -54,12 +54,14 @@ fn personalized_card_selects_verifies_and_gives_otps_matching_the_algorithm() {
 
     let ck0 = ChainKey::from_bytes(card.token.seed);
     assert_eq!(card.token.counter, 0);
+    let mut codes = Vec::new();
     for i in 0..3u64 {
         let ch = challenge(u8::try_from(i).unwrap());
         let (counter, code) = host::parse_otp(&send(&tx, &host::login_otp(&ch, VERIFIER).unwrap())).unwrap();
         assert_eq!(counter, i);
         let expected = otp::login_otp(&ck0.advance(i), i, &ch, VERIFIER.as_bytes());
         assert!(expected.matches(code.as_str()), "login OTP at counter {i} does not match the algorithm");
+        codes.push(code.as_str().to_owned());
     }
 
     let txf = TxFields {
@@ -76,6 +78,18 @@ fn personalized_card_selects_verifies_and_gives_otps_matching_the_algorithm() {
     // The login code at the same step differs: the transaction fields are bound in.
     assert!(!otp::login_otp(&ck0.advance(3), 3, &ch, VERIFIER.as_bytes()).matches(code.as_str()));
     assert_eq!(host::parse_counter(&send(&tx, &host::get_data(DataObject::NextCounter))).unwrap(), 4);
+    codes.push(code.as_str().to_owned());
+
+    // The card logged the exchanges, and no secret: not the seed, the PIN block or a code.
+    let log = card.log();
+    assert!(log.contains("ins=10") && log.contains("sw=9000"), "the card logs INS and SW:\n{log}");
+    let seed_hex = hex::encode(card.token.seed);
+    for secret in [seed_hex.as_str(), &seed_hex.to_uppercase(), "31323334", "31 32 33 34"]
+        .into_iter()
+        .chain(codes.iter().map(String::as_str))
+    {
+        assert!(!log.contains(secret), "the card's log holds a secret ({} chars)", secret.len());
+    }
 }
 
 #[test]
