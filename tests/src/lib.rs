@@ -5,13 +5,20 @@
 //!
 //! - [`require_pcscd`]: fail fast, with what to do, when pcscd or vpcd is not up.
 //! - [`bin`]: the path of a workspace binary, built once per test process.
-//! - [`Slot`], [`SlotLock`]: vpcd's two slots and a cross-process lock per slot, so tests that
-//!   use the same slot serialize (test binaries run one after another, but the tests inside one
-//!   binary run in parallel threads).
+//! - [`Slot`], [`SlotLock`], [`lock_any_slot`]: vpcd's two slots and a cross-process lock per
+//!   slot (`$TMPDIR/paysim-vpcd-slot-N.lock`, also taken by `scripts/demo.sh`), so tests that
+//!   use the same slot serialize (test binaries run one after another, but the tests inside
+//!   one binary run in parallel threads). `lock_any_slot` takes whichever is free.
 //! - [`VirtualCard`]: a running `virtual-card` on a locked slot; waits for the readiness line
-//!   and for pcscd to see the card, and on drop kills it and waits for the reader to be empty.
+//!   and for pcscd to see the card (`SCardGetStatusChange`, bounded by [`WAIT`]); `kill`
+//!   pulls the card, `restart` powers it up again from its state file, `wait_connected` waits
+//!   for the reconnect after `scripts/setup.sh --restart-pcscd`; on drop it kills the process
+//!   and waits for the reader to be empty.
 //! - [`TestCard`]: a card created and personalized through `bank-tools card create` and
-//!   `bank-tools card personalize`, with its token file (serial and seed) read back.
+//!   `bank-tools card personalize` (PIN and PUK on standard input), with its token file
+//!   (serial and seed) read back as a [`Token`]; [`TestCard::factory`] stops before
+//!   personalization.
+//! - [`wait_reader`]: wait until a reader holds a card or is empty.
 //! - [`scriptor`] and [`opensc_tool`]: third-party PC/SC clients.
 //!
 //! ```no_run
