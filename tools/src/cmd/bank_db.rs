@@ -7,10 +7,10 @@ use clap::Args;
 #[derive(Args)]
 pub struct DbArgs {
     /// The bank's SQLite database, the one `bank-server serve --db` uses. Commands work while
-    /// the server runs. The chain-key master key comes from BANK_MASTER_KEY or <DB>.master-key.
+    /// the server runs. The chain-key master key comes from BANK_MASTER_KEY or the file PATH.master-key.
     #[arg(long, value_name = "PATH", env = "BANK_DB", default_value = "bank.sqlite3")]
     pub db: PathBuf,
-    /// Create the database (and its master key file) if it does not exist yet. Without it a
+    /// Create the database if it does not exist yet (as the server would). Without it a
     /// missing database is refused, so a mistyped path cannot start a second, empty bank.
     #[arg(long)]
     pub create_db: bool,
