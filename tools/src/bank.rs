@@ -112,17 +112,9 @@ pub fn check_db(path: &Path, create: bool) -> Result<(), DbPathError> {
 }
 
 /// The currency customer account `number` is kept in, or `None` if there is no such account.
-///
-/// A read-only query: `bank_server::ops` has no lookup of one account by number (only a user's
-/// accounts), so this reads the ledger's `accounts` table directly. It runs in its own
-/// read-only connection and changes nothing; the funding itself goes through `ops::fund`.
-pub fn account_currency(db: &Path, number: &str) -> Result<Option<String>, rusqlite::Error> {
-    use rusqlite::{OpenFlags, OptionalExtension};
-    let conn =
-        rusqlite::Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.query_row("SELECT currency FROM accounts WHERE number = ?1 AND kind = 'customer'", [number], |r| r.get(0))
-        .optional()
+/// Asks the ledger through `bank_server::ops::account`: the ledger's tables stay its own.
+pub fn account_currency(db: &Path, number: &str) -> Result<Option<String>, bank_server::ops::OpsError> {
+    Ok(bank_server::ops::account(db, number)?.map(|(account, _owner)| account.currency))
 }
 
 #[cfg(test)]
