@@ -231,7 +231,7 @@ fn no_answer_ever_contains_a_secret() {
 fn the_counter_never_wraps_at_the_end_of_the_chain() {
     // A card one step before the end: it emits step u64::MAX - 1, commits u64::MAX, and from
     // then on refuses (6985) without writing anything, without moving the chain, without a code.
-    use card_applet::state::{CardState, MemStore};
+    use card_applet::state::MemStore;
     let mut state = personalized().card().state().clone();
     let last = u64::MAX - 1;
     let ck = ChainKey::from_bytes([0x3C; 32]);

@@ -72,7 +72,7 @@ fn counter(c: &mut CardFront<MemStore>) -> u64 {
     host::parse_counter(&tx(c, &host::get_data(DataObject::NextCounter))).unwrap()
 }
 
-fn get<'a>(f: &'a Fields, tag: u8) -> &'a [u8] {
+fn get(f: &Fields, tag: u8) -> &[u8] {
     &f.iter().find(|(t, _)| *t == tag).unwrap().1
 }
 
