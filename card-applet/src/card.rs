@@ -445,11 +445,12 @@ impl<S: Store> Card<S> {
         let bad = Status::IncorrectDataParameter;
         let [seed, pin, puk, serial] =
             tlv::parse_flat(&plain, [tag::SEED, tag::PIN, tag::PUK, tag::SERIAL]).ok_or(bad)?;
-        let seed = Zeroizing::new(seed.ok_or(bad)?);
-        let seed = Zeroizing::new(<[u8; 32]>::try_from(seed.as_slice()).map_err(|_| bad)?);
-        let pin = PinBlock::from_block(&Zeroizing::new(pin.ok_or(bad)?)).map_err(|_| bad)?;
-        let puk = PukBlock::from_block(&Zeroizing::new(puk.ok_or(bad)?)).map_err(|_| bad)?;
-        let serial = String::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?;
+        // The values borrow from `plain` (zeroized on drop); the seed is copied once, into
+        // a zeroizing array, and from there into the chain key.
+        let seed = Zeroizing::new(<[u8; 32]>::try_from(seed.ok_or(bad)?).map_err(|_| bad)?);
+        let pin = PinBlock::from_block(pin.ok_or(bad)?).map_err(|_| bad)?;
+        let puk = PukBlock::from_block(puk.ok_or(bad)?).map_err(|_| bad)?;
+        let serial = std::str::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?.to_owned();
         if !serial_is_valid(&serial) {
             return Err(bad);
         }

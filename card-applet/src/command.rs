@@ -199,14 +199,14 @@ fn bad_data() -> Status {
     Status::IncorrectDataParameter
 }
 
-fn utf8_field(value: Vec<u8>) -> Result<Vec<u8>, Status> {
-    require((1..=FIELD_MAX).contains(&value.len()) && std::str::from_utf8(&value).is_ok(), bad_data())?;
-    Ok(value)
+fn utf8_field(value: &[u8]) -> Result<Vec<u8>, Status> {
+    require((1..=FIELD_MAX).contains(&value.len()) && std::str::from_utf8(value).is_ok(), bad_data())?;
+    Ok(value.to_vec())
 }
 
-fn challenge_field(value: Vec<u8>) -> Result<Vec<u8>, Status> {
+fn challenge_field(value: &[u8]) -> Result<Vec<u8>, Status> {
     require((crate::otp::CHALLENGE_MIN..=crate::otp::CHALLENGE_MAX).contains(&value.len()), bad_data())?;
-    Ok(value)
+    Ok(value.to_vec())
 }
 
 /// Which instructions exist in which class.
@@ -323,6 +323,7 @@ impl<'a> TryFrom<CommandView<'a>> for Command<'a> {
                 .ok_or_else(bad_data)?;
                 let tx_id = tx_id.ok_or_else(bad_data)?;
                 require((1..=FIELD_MAX).contains(&tx_id.len()), bad_data())?;
+                let tx_id = tx_id.to_vec();
                 let amount: [u8; 8] = amount.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
                 let currency: [u8; 3] = currency.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
                 require(currency.iter().all(u8::is_ascii_uppercase), bad_data())?;

@@ -31,25 +31,34 @@ pub fn tag_number(tag: &Tag) -> u64 {
 }
 
 /// Parses a flat list of primitive objects with one-byte tags from `allowed`, each at most
-/// once, in any order. Returns the values indexed like `allowed`. `None` on anything else:
-/// a constructed object, an unknown or repeated tag, a truncated or overlong length, or
-/// trailing bytes. Constructed tags are refused before the parser sees them, so hostile
-/// input cannot make it recurse.
-pub fn parse_flat<const N: usize>(mut data: &[u8], allowed: [u8; N]) -> Option<[Option<Vec<u8>>; N]> {
-    let mut out: [Option<Vec<u8>>; N] = std::array::from_fn(|_| None);
-    while let Some(&first) = data.first() {
-        if first & 0x20 != 0 {
+/// once, in any order. Returns the values indexed like `allowed`, borrowed from `data`: no
+/// copy of a secret value (the PERSONALIZE seed, PIN, PUK) is ever made on the heap, so the
+/// caller's zeroized buffer is the only one. `None` on anything else: a constructed object or
+/// a multi-byte tag, an unknown or repeated tag, an indefinite, overlong (more than 4 length
+/// bytes) or truncated length, or trailing bytes. ISO/IEC 7816-4 §5.2 (BER-TLV) lengths:
+/// `00`-`7F` in one byte, `81`-`84` followed by 1-4 length bytes.
+pub fn parse_flat<const N: usize>(mut data: &[u8], allowed: [u8; N]) -> Option<[Option<&[u8]>; N]> {
+    let mut out: [Option<&[u8]>; N] = [None; N];
+    while let Some((&tag, rest)) = data.split_first() {
+        // Constructed (bit 6) and multi-byte tags (low five bits all set) are never allowed.
+        if tag & 0x20 != 0 || tag & 0x1F == 0x1F {
             return None;
         }
-        let (tlv, rest) = Tlv::parse(data);
-        let tlv = tlv.ok()?;
-        data = rest;
-        let tag = u8::try_from(tag_number(tlv.tag())).ok()?;
-        let slot = allowed.iter().position(|&a| a == tag)?;
-        let Value::Primitive(value) = tlv.value() else {
-            return None;
+        let (&l0, rest) = rest.split_first()?;
+        let (len, rest) = if l0 < 0x80 {
+            (usize::from(l0), rest)
+        } else {
+            let n = usize::from(l0 & 0x7F);
+            if !(1..=4).contains(&n) {
+                return None;
+            }
+            let (len_bytes, rest) = rest.split_at_checked(n)?;
+            (len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b)), rest)
         };
-        if out[slot].replace(value.clone()).is_some() {
+        let (value, rest) = rest.split_at_checked(len)?;
+        data = rest;
+        let slot = out.get_mut(allowed.iter().position(|&a| a == tag)?)?;
+        if slot.replace(value).is_some() {
             return None;
         }
     }
@@ -117,6 +126,11 @@ mod tests {
         let [a, b] = parse_flat(&data, [1, 2]).unwrap();
         assert_eq!(a.unwrap(), [0xAA; 3]);
         assert_eq!(b.unwrap(), b"v");
+        // Values borrow from the input.
+        assert!(std::ptr::eq(b.unwrap().as_ptr(), &data[2]));
+        // Absent tags are None.
+        assert_eq!(parse_flat(&[2, 0], [1, 2]).unwrap(), [None, Some(&[][..])]);
+        assert_eq!(parse_flat(&[], [1, 2]).unwrap(), [None, None]);
         // Repeated, unknown, constructed, truncated, trailing garbage.
         assert!(parse_flat(&[1, 1, 0, 1, 1, 0], [1, 2]).is_none());
         assert!(parse_flat(&[3, 1, 0], [1, 2]).is_none());
@@ -126,6 +140,30 @@ mod tests {
         // Long-form lengths are accepted.
         let [a, _] = parse_flat(&[1, 0x81, 2, 9, 9], [1, 2]).unwrap();
         assert_eq!(a.unwrap(), [9, 9]);
+        let [a, _] = parse_flat(&[1, 0x84, 0, 0, 0, 1, 7], [1, 2]).unwrap();
+        assert_eq!(a.unwrap(), [7]);
+        // Indefinite length, five length bytes, lengths that overflow the data, multi-byte tags.
+        assert!(parse_flat(&[1, 0x80, 0, 0], [1, 2]).is_none());
+        assert!(parse_flat(&[1, 0x85, 0, 0, 0, 0, 1, 7], [1, 2]).is_none());
+        assert!(parse_flat(&[1, 0x84, 0xFF, 0xFF, 0xFF, 0xFF, 7], [1, 2]).is_none());
+        assert!(parse_flat(&[1, 0x82, 0x01], [1, 2]).is_none());
+        assert!(parse_flat(&[0x1F, 0x01, 1, 0], [0x1F, 1]).is_none());
+        assert!(parse_flat(&[1], [1, 2]).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn flat_lists_round_trip_and_garbage_never_panics(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3),
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let data = encode_primitives(&[(7, &a), (0x84, &b)]).unwrap();
+            let [x, y, z] = parse_flat(&data, [0x84, 7, 1]).unwrap();
+            proptest::prop_assert_eq!((x, y, z), (Some(&b[..]), Some(&a[..]), None));
+            let _ = parse_flat(&junk, [1, 2, 0x81]);
+            let _ = depth_ok(&junk, 2);
+        }
     }
 
     #[test]

@@ -389,9 +389,7 @@ pub fn parse_otp(resp: &[u8]) -> Result<(u64, Otp), CardError> {
         .try_into()
         .map_err(|_| CardError::Malformed("counter is not 8 bytes"))?;
     let otp = otp.ok_or(CardError::Malformed("OTP answer without code"))?;
-    let otp = std::str::from_utf8(&otp)
-        .ok()
-        .and_then(Otp::from_digits)
-        .ok_or(CardError::Malformed("code is not 8 digits"))?;
+    let otp =
+        std::str::from_utf8(otp).ok().and_then(Otp::from_digits).ok_or(CardError::Malformed("code is not 8 digits"))?;
     Ok((u64::from_be_bytes(counter), otp))
 }
