@@ -50,6 +50,10 @@ pub const FORMAT_NAME: &str = "paysim-card-state";
 pub const FORMAT_VERSION: u64 = 1;
 /// Longest card serial.
 pub const SERIAL_MAX: usize = 16;
+/// Largest state file [`FileStore::open`] reads; a real one is under 1 KiB.
+pub const STATE_FILE_MAX: usize = 16 * 1024;
+/// Buffer reserved for serializing a state (more than the largest one needs).
+const STATE_FILE_CAPACITY: usize = 2048;
 
 /// Whether `serial` is a valid card serial: 1-16 characters of `[A-Z0-9-]`.
 pub fn serial_is_valid(serial: &str) -> bool {
@@ -117,7 +121,7 @@ impl CardState {
         let file = FileV1 {
             format: FORMAT_NAME.to_owned(),
             version: FORMAT_VERSION,
-            admin_key_hex: hex::encode(*self.admin_key),
+            admin_key_hex: hex::encode(self.admin_key.as_slice()),
             admin_tries: self.admin_tries,
             personal: self.personal.as_ref().map(|p| PersonalV1 {
                 serial: p.serial.clone(),
@@ -129,9 +133,16 @@ impl CardState {
                 counter: p.counter,
             }),
         };
-        let mut text = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        // Room for the whole file up front: a growing Vec would leave copies of the secrets
+        // in the buffers it frees. Serializing these plain structs cannot fail; if it ever
+        // did, the empty result is refused by every writer (see `checked`).
+        let mut text = Zeroizing::new(Vec::with_capacity(STATE_FILE_CAPACITY));
+        if serde_json::to_writer_pretty(&mut *text, &file).is_err() {
+            text.clear();
+            return text;
+        }
         text.push(b'\n');
-        Zeroizing::new(text)
+        text
     }
 
     /// Parses a state file of any supported version. `what` names the file in errors.
@@ -367,8 +378,14 @@ impl FileStore {
         if mode & 0o077 != 0 {
             return Err(StoreError::Permissions { path: path.to_owned(), mode });
         }
-        let mut bytes = Zeroizing::new(Vec::new());
-        file.read_to_end(&mut bytes).map_err(StoreError::io("read card state", path))?;
+        // Read into one buffer of fixed capacity (no reallocation leaving secrets behind), and
+        // refuse anything far larger than a card state could be.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(STATE_FILE_MAX + 1));
+        let limit = u64::try_from(STATE_FILE_MAX + 1).unwrap_or(u64::MAX);
+        (&mut file).take(limit).read_to_end(&mut bytes).map_err(StoreError::io("read card state", path))?;
+        if bytes.len() > STATE_FILE_MAX {
+            return Err(StoreError::Format { path: path.to_owned(), reason: "larger than any card state (16 KiB)" });
+        }
         let state = CardState::from_file_bytes(&bytes, path)?;
         // A temp file left by a crash between write and rename is stale: the rename did not
         // happen, so the old state is the current one.
@@ -404,10 +421,18 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 impl Store for FileStore {
     fn commit(&mut self, state: &CardState) -> Result<(), StoreError> {
-        write_tmp(&self.tmp, &state.to_file_bytes())?;
+        write_tmp(&self.tmp, &checked(state.to_file_bytes(), &self.path)?)?;
         std::fs::rename(&self.tmp, &self.path).map_err(StoreError::io("rename", &self.path))?;
         sync_dir(&self.dir)
     }
+}
+
+/// Refuses to write an empty serialization over a card (it would lose the card's secrets).
+fn checked(bytes: Zeroizing<Vec<u8>>, path: &Path) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    if bytes.is_empty() {
+        return Err(StoreError::Format { path: path.to_owned(), reason: "the state could not be serialized" });
+    }
+    Ok(bytes)
 }
 
 /// Creates a factory-fresh card file at `path` (mode 0600) with the given admin key.
@@ -419,7 +444,7 @@ pub fn create_factory(path: &Path, admin_key: &[u8; 32]) -> Result<(), StoreErro
         return Err(StoreError::Exists { path: path.to_owned() });
     }
     let tmp = sibling(path, ".tmp");
-    write_tmp(&tmp, &CardState::factory(admin_key).to_file_bytes())?;
+    write_tmp(&tmp, &checked(CardState::factory(admin_key).to_file_bytes(), path)?)?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {

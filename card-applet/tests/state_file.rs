@@ -252,3 +252,27 @@ fn a_second_process_cannot_run_a_card_that_is_running() {
     // The kernel dropped the dead process's lock.
     VirtualCard::open(&path).unwrap();
 }
+
+#[test]
+fn an_oversized_card_file_is_refused_and_the_largest_state_fits_its_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    create_factory(&path, &ADMIN_KEY).unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&" ".repeat(card_applet::state::STATE_FILE_MAX));
+    std::fs::write(&path, text).unwrap();
+    let err = FileStore::open(&path).unwrap_err();
+    assert!(err.to_string().contains("larger than any card state"), "{err}");
+
+    // The largest possible state serializes well inside the reserved buffer (2 KiB), so the
+    // serializer never reallocates (and never leaves a copy of the secrets behind).
+    let mut big = golden_state();
+    if let Some(p) = big.personal.as_mut() {
+        p.serial = "PSIM-00000000000".into();
+        p.counter = u64::MAX;
+        p.pin = PinBlock::from_pin("12345678").unwrap();
+    }
+    let bytes = big.to_file_bytes();
+    assert!(bytes.len() < 1024, "{}", bytes.len());
+    assert_eq!(CardState::from_file_bytes(&bytes, &path).unwrap(), big);
+}
