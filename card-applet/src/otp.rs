@@ -93,8 +93,11 @@ pub fn hmac(alg: HashAlg, key: &[u8], msg: &[u8]) -> Vec<u8> {
 /// HMAC-SHA256 into a fixed array.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    let v = hmac(HashAlg::Sha256, key, msg);
-    out.copy_from_slice(&v);
+    // The MAC is the next chain key or a step key: wipe the temporary copy.
+    let v = zeroize::Zeroizing::new(hmac(HashAlg::Sha256, key, msg));
+    if let Some(v) = v.get(..32) {
+        out.copy_from_slice(v);
+    }
     out
 }
 
