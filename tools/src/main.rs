@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "bank-tools", version, about = "PAYSIM operator tools: cards, users, tokens, accounts and the audit log")]
+#[command(
+    name = "bank-tools",
+    version,
+    about = "PAYSIM operator tools: cards, users, tokens, accounts and the audit log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
