@@ -249,24 +249,33 @@ impl<S: Store> Card<S> {
         }
     }
 
-    /// Spends a PIN try, commits it, then compares. `9000` / `63Cx` / `6983` / `6581`.
-    fn check_pin(&mut self, pin: &PinBlock) -> Outcome {
+    /// Spends a PIN try, commits it, then compares (constant time). On a match the try is
+    /// still spent: the caller restores the tries in its own single commit.
+    /// `Ok` match; `63Cx` wrong, x left; `6983` blocked (nothing spent or compared); `6985`
+    /// not personalized; `6581` the spent try could not be committed (nothing compared).
+    fn spend_pin_try_and_compare(&mut self, pin: &PinBlock) -> Result<(), Status> {
         let Some(p) = self.state.personal.as_mut() else {
             return Err(Status::ConditionsOfUseNotSatisfied);
         };
-        if p.pin_tries == 0 {
+        let Some(left) = p.pin_tries.checked_sub(1) else {
             return Err(Status::OperationBlocked);
-        }
-        p.pin_tries -= 1;
-        let left = p.pin_tries;
-        self.commit()?;
-        let Some(p) = self.state.personal.as_mut() else {
-            return Err(Status::ConditionsOfUseNotSatisfied);
         };
-        if !p.pin.ct_eq(pin) {
-            return Err(Status::RemainingRetries(left));
+        p.pin_tries = left;
+        self.commit()?;
+        match &self.state.personal {
+            Some(p) if p.pin.ct_eq(pin) => Ok(()),
+            Some(_) => Err(Status::RemainingRetries(left)),
+            None => Err(Status::ConditionsOfUseNotSatisfied),
         }
-        p.pin_tries = PIN_TRIES;
+    }
+
+    /// Checks the PIN of VERIFY: spend, commit, compare, then restore 3 tries (a second
+    /// commit) and mark the PIN verified. `9000` / `63Cx` / `6983` / `6985` / `6581`.
+    fn check_pin(&mut self, pin: &PinBlock) -> Outcome {
+        self.spend_pin_try_and_compare(pin)?;
+        if let Some(p) = self.state.personal.as_mut() {
+            p.pin_tries = PIN_TRIES;
+        }
         self.commit()?;
         self.pin_verified = true;
         Ok(Vec::new())
@@ -274,17 +283,19 @@ impl<S: Store> Card<S> {
 
     /// CHANGE REFERENCE DATA: old PIN ‖ new PIN.
     ///
+    /// Spends a try and commits it, compares the old PIN, then stores the new PIN with 3
+    /// tries in one commit: the file holds the old PIN (with the try spent) or the new one,
+    /// never anything else.
+    ///
     /// `9000` changed (and the PIN counts as verified); `63Cx` wrong old PIN; `6983` PIN
-    /// blocked; `6985` not personalized; `6581` write failed.
+    /// blocked; `6985` not personalized; `6581` write failed (not verified).
     fn change_reference_data(&mut self, old: PinBlock, new: PinBlock) -> Outcome {
         self.pin_verified = false;
-        self.check_pin(&old)?;
-        self.pin_verified = false;
-        let Some(p) = self.state.personal.as_mut() else {
-            return Err(Status::ConditionsOfUseNotSatisfied);
-        };
-        p.pin = new;
-        p.pin_tries = PIN_TRIES;
+        self.spend_pin_try_and_compare(&old)?;
+        if let Some(p) = self.state.personal.as_mut() {
+            p.pin = new;
+            p.pin_tries = PIN_TRIES;
+        }
         self.commit()?;
         self.pin_verified = true;
         Ok(Vec::new())

@@ -221,3 +221,59 @@ fn puk_and_admin_tries_are_on_disk_before_the_comparison() {
     assert_eq!(sw(&tx(&mut card, &auth)), 0x6581);
     assert_eq!(disk.durable().admin_tries, 10);
 }
+
+#[test]
+fn change_reference_data_torn_at_every_write() {
+    // Two writes: the spent try, then the new PIN with 3 tries. Whatever fails, the disk holds
+    // the old PIN (with the try spent, or untouched if that first write was lost) or the new
+    // PIN with 3 tries; the card answers 6581 and does not count the PIN as verified.
+    let new_pin = "97531";
+    for tear in [Tear::Lost, Tear::Landed] {
+        for w in 0..2 {
+            let disk = Disk::new(personalized_state());
+            let mut card = disk.restart();
+            assert_eq!(sw(&tx(&mut card, &host::select())), 0x9000);
+            disk.fail_at(Some(disk.writes() + w), tear);
+            assert_eq!(sw(&tx(&mut card, &host::change_pin(PIN, new_pin).unwrap())), 0x6581, "{tear:?} @{w}");
+            assert!(!card.card().pin_verified());
+            assert_eq!(sw(&tx(&mut card, &login_apdu(&[1; 16]))), 0x6982);
+            let on_disk = disk.durable().personal.unwrap();
+            let is_new = on_disk.pin == card_applet::pin::PinBlock::from_pin(new_pin).unwrap();
+            let want = match (w, tear) {
+                (0, Tear::Lost) => (false, 3),
+                (0, Tear::Landed) | (1, Tear::Lost) => (false, 2),
+                _ => (true, 3),
+            };
+            assert_eq!((is_new, on_disk.pin_tries), want, "{tear:?} @{w}");
+            disk.fail_at(None, tear);
+            let mut card = disk.restart();
+            assert_eq!(sw(&tx(&mut card, &host::select())), 0x9000);
+            let works = if is_new { new_pin } else { PIN };
+            assert_eq!(sw(&tx(&mut card, &host::verify(works).unwrap())), 0x9000, "{tear:?} @{w}");
+        }
+    }
+    // Without failures: exactly two writes, and the new PIN is the one on the disk.
+    let disk = Disk::new(personalized_state());
+    let mut card = disk.restart();
+    tx(&mut card, &host::select());
+    let before = disk.writes();
+    assert_eq!(sw(&tx(&mut card, &host::change_pin(PIN, new_pin).unwrap())), 0x9000);
+    assert_eq!(disk.writes(), before + 2);
+    assert!(disk.durable().personal.unwrap().pin == card_applet::pin::PinBlock::from_pin(new_pin).unwrap());
+}
+
+#[test]
+fn a_wrong_old_pin_is_compared_only_after_its_try_is_on_disk() {
+    for tear in [Tear::Lost, Tear::Landed] {
+        let disk = Disk::new(personalized_state());
+        let mut card = disk.restart();
+        tx(&mut card, &host::select());
+        disk.fail_at(Some(disk.writes()), tear);
+        // The write of the spent try fails: nothing is compared (no 63Cx).
+        assert_eq!(sw(&tx(&mut card, &host::change_pin("0000", "1111").unwrap())), 0x6581);
+        let tries = disk.durable().personal.unwrap().pin_tries;
+        assert_eq!(tries, if tear == Tear::Landed { 2 } else { 3 });
+        // The running card keeps the try spent.
+        assert_eq!(card.card().state().personal.as_ref().unwrap().pin_tries, 2);
+    }
+}
