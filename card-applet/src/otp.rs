@@ -361,9 +361,19 @@ pub fn ocra(suite: &OcraSuite, key: &[u8], input: &OcraInput<'_>) -> Result<Stri
     Ok(truncate(&mac, suite.digits))
 }
 
-/// A 32-byte PAYSIM-1 chain key `ck_i`. Zeroized on drop; `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// A 32-byte PAYSIM-1 chain key `ck_i`. Zeroized on drop; `Debug` never shows it; `==` is
+/// constant-time.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct ChainKey([u8; 32]);
+
+impl PartialEq for ChainKey {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+impl Eq for ChainKey {}
 
 impl std::fmt::Debug for ChainKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -401,9 +411,18 @@ impl ChainKey {
     }
 }
 
-/// An 8-digit PAYSIM-1 code. `Debug` hides it so that it cannot reach a log by accident.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+/// An 8-digit PAYSIM-1 code. `Debug` hides it so that it cannot reach a log by accident;
+/// `==` is constant-time, like [`Otp::matches`].
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Otp(String);
+
+impl PartialEq for Otp {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(&other.0)
+    }
+}
+
+impl Eq for Otp {}
 
 impl std::fmt::Debug for Otp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

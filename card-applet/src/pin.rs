@@ -28,12 +28,12 @@ pub enum PinFormatError {
     Puk,
 }
 
-/// A PIN as its 8-byte padded block. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+/// A PIN as its 8-byte padded block. `Debug` never shows it; `==` is constant-time.
+#[derive(Clone)]
 pub struct PinBlock(Zeroizing<[u8; BLOCK_LEN]>);
 
-/// A PUK as its 8-byte block. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+/// A PUK as its 8-byte block. `Debug` never shows it; `==` is constant-time.
+#[derive(Clone)]
 pub struct PukBlock(Zeroizing<[u8; BLOCK_LEN]>);
 
 impl std::fmt::Debug for PinBlock {
@@ -47,6 +47,24 @@ impl std::fmt::Debug for PukBlock {
         f.write_str("PukBlock(<secret>)")
     }
 }
+
+// `==` on secrets goes through the constant-time comparison, so no caller (or derived
+// `PartialEq` of a containing type) can compare them with an early-exit loop by accident.
+impl PartialEq for PinBlock {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl Eq for PinBlock {}
+
+impl PartialEq for PukBlock {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl Eq for PukBlock {}
 
 impl PinBlock {
     /// Pads a PIN typed by a person: 4-8 ASCII digits.
@@ -140,6 +158,14 @@ mod tests {
         assert!(PukBlock::from_block(b"12345678").is_ok());
         assert!(PukBlock::from_block(b"1234567\xFF").is_err());
         assert!(PukBlock::from_puk("1234567").is_err());
+    }
+
+    #[test]
+    fn equality_is_by_content() {
+        assert_eq!(PinBlock::from_pin("1234").unwrap(), PinBlock::from_block(b"1234\xFF\xFF\xFF\xFF").unwrap());
+        assert_ne!(PinBlock::from_pin("1234").unwrap(), PinBlock::from_pin("12345").unwrap());
+        assert_eq!(PukBlock::from_puk("12345678").unwrap(), PukBlock::from_puk("12345678").unwrap());
+        assert_ne!(PukBlock::from_puk("12345678").unwrap(), PukBlock::from_puk("12345679").unwrap());
     }
 
     #[test]
