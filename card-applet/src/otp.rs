@@ -105,16 +105,17 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 /// `digits` must be 1..=10; other values are clamped into that range.
 pub fn truncate(mac: &[u8], digits: u32) -> String {
     let digits = digits.clamp(1, 10);
+    let width = usize::try_from(digits).unwrap_or(10);
     let Some(&last) = mac.last() else {
-        return "0".repeat(digits as usize);
+        return "0".repeat(width);
     };
     let off = usize::from(last & 0x0f);
     let Some(b) = mac.get(off..off + 4) else {
-        return "0".repeat(digits as usize);
+        return "0".repeat(width);
     };
     let bin = u64::from(u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]));
     let code = bin % 10u64.pow(digits);
-    format!("{code:0width$}", width = digits as usize)
+    format!("{code:0width$}")
 }
 
 /// HOTP (RFC 4226 §5.3), generalised to SHA-256/512 as RFC 6238 does.
@@ -278,11 +279,11 @@ fn decimal_to_hex(dec: &str) -> Option<String> {
         let mut carry = d;
         for b in bytes.iter_mut().rev() {
             let v = u32::from(*b) * 10 + carry;
-            *b = (v & 0xff) as u8;
+            *b = v.to_le_bytes()[0];
             carry = v >> 8;
         }
         while carry > 0 {
-            bytes.insert(0, (carry & 0xff) as u8);
+            bytes.insert(0, carry.to_le_bytes()[0]);
             carry >>= 8;
         }
     }
