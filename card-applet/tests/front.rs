@@ -220,3 +220,38 @@ proptest! {
         let _ = card_applet::apdu::CommandView::parse(&bytes);
     }
 }
+
+#[test]
+fn le_00_means_256_and_an_exact_le_needs_no_get_response() {
+    // The personalized FCI is 39 bytes. Le 00 (= 256, short) and 0000 (= 65536, extended)
+    // take it whole in one answer; Le 39 exactly too; Le 38 leaves one byte waiting.
+    let mut c = personalized();
+    let select = hexs("00 A4 04 00 08 F0 50 41 59 53 49 4D 01");
+    for (le, want_sw, want_len) in [
+        (&[0x00][..], [0x90, 0x00], 39),
+        (&[0x00, 0x00], [0x90, 0x00], 39), // extended: 00 Lc(2) ... Le(2), built below
+        (&[39], [0x90, 0x00], 39),
+        (&[40], [0x90, 0x00], 39),
+        (&[38], [0x61, 0x01], 38),
+    ] {
+        let apdu = if le.len() == 2 {
+            let mut a = select[..4].to_vec();
+            a.extend_from_slice(&[0x00, 0x00, 0x08]);
+            a.extend_from_slice(&select[5..]);
+            a.extend_from_slice(le);
+            a
+        } else {
+            [&select[..], le].concat()
+        };
+        let r = c.process(&apdu);
+        assert_eq!(&r[r.len() - 2..], &want_sw, "Le {le:02X?}");
+        assert_eq!(r.len() - 2, want_len, "Le {le:02X?}");
+    }
+    // Case 2 GET DATA with Le 00: the 13-byte serial, whole.
+    tx(&mut c, &host::select());
+    assert_eq!(c.process(&hexs("00 CA DF 01 00")), [SERIAL.as_bytes(), &[0x90, 0x00]].concat());
+    // A short Le of 5 on the serial: 5 bytes and 61 08, then GET RESPONSE 00 gets the rest.
+    let r = c.process(&hexs("00 CA DF 01 05"));
+    assert_eq!(r, [&SERIAL.as_bytes()[..5], &[0x61, 0x08]].concat());
+    assert_eq!(c.process(&hexs("00 C0 00 00 00")), [&SERIAL.as_bytes()[5..], &[0x90, 0x00]].concat());
+}
