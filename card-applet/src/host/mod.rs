@@ -393,3 +393,56 @@ pub fn parse_otp(resp: &[u8]) -> Result<(u64, Otp), CardError> {
         std::str::from_utf8(otp).ok().and_then(Otp::from_digits).ok_or(CardError::Malformed("code is not 8 digits"))?;
     Ok((u64::from_be_bytes(counter), otp))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A card (or something pretending to be one) answers the bridge: whatever it sends, the
+    /// host parsers return a value or an error, never a panic.
+    fn parse_everything(resp: &[u8]) {
+        let _ = split(resp);
+        let _ = parse_select(resp);
+        let _ = parse_verify(resp);
+        let _ = parse_pin_status(resp);
+        let _ = parse_reset_retry_counter(resp);
+        let _ = parse_get_data(resp);
+        let _ = parse_counter(resp);
+        let _ = parse_serial(resp);
+        let _ = parse_byte(resp);
+        let _ = parse_otp(resp);
+        let mut s = admin::AdminSession::with_host_challenge(&[1; 32], [2; 16]);
+        let _ = s.external_authenticate(resp);
+        let _ = s.check_authenticated(resp);
+    }
+
+    #[test]
+    fn hostile_answers_are_errors() {
+        // 6F with 2000 nested constructed objects: refused before the recursive parser.
+        let mut deep = Vec::new();
+        for _ in 0..2000 {
+            deep.extend_from_slice(&[0x6F, 0x80]);
+        }
+        deep.extend_from_slice(&[0x90, 0x00]);
+        assert_eq!(parse_select(&deep), Err(CardError::Malformed("FCI")));
+        parse_everything(&deep);
+        for resp in [&[][..], &[0x90], &[0x90, 0x00], &[0x6F, 0x84, 0xFF, 0xFF, 0xFF, 0xFF, 0x90, 0x00]] {
+            parse_everything(resp);
+        }
+        let truncated = [0x03, 0x08, 0, 0, 0, 0, 0, 0, 0, 1, 0x04, 0x08, b'1', 0x90, 0x00];
+        assert_eq!(parse_otp(&truncated).unwrap_err(), CardError::Malformed("OTP answer TLV"));
+        assert!(matches!(parse_otp(&[0x90, 0x00]), Err(CardError::Malformed(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn random_answers_never_panic_the_host(resp in proptest::collection::vec(any::<u8>(), 0..400)) {
+            parse_everything(&resp);
+            let mut with_ok = resp.clone();
+            with_ok.extend_from_slice(&[0x90, 0x00]);
+            parse_everything(&with_ok);
+        }
+    }
+}
