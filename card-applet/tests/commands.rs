@@ -119,6 +119,14 @@ const TABLE: &[(&str, Kind, &str, u16)] = &[
     ("GET DATA DF08", Kind::Locked, "00 CA DF 08 00", 0x6A88),
     ("GET DATA 0001", Kind::Locked, "00 CA 00 01 00", 0x6A88),
     ("GET DATA with data", Kind::Locked, "00 CA DF 01 01 00 00", 0x6700),
+    ("GET DATA case 1", Kind::Locked, "00 CA DF 01", 0x9000),
+    ("GET DATA case 2E", Kind::Locked, "00 CA DF 01 00 00 00", 0x9000),
+    ("GET DATA case 2E Le 0100", Kind::Locked, "00 CA DF 02 00 01 00", 0x9000),
+    ("GET DATA case 4E", Kind::Locked, "00 CA DF 01 00 00 01 00 00 00", 0x6700),
+    ("VERIFY case 3E", Kind::Locked, "00 20 00 81 00 00 08 31 32 33 34 FF FF FF FF", 0x9000),
+    ("VERIFY case 4E", Kind::Locked, "00 20 00 81 00 00 08 31 32 33 34 FF FF FF FF 00 00", 0x9000),
+    ("VERIFY status case 2E", Kind::Locked, "00 20 00 81 00 00 00", 0x63C3),
+    ("CHANGE case 3E", Kind::Locked, "00 24 00 81 00 00 10 31 32 33 34 FF FF FF FF 35 36 37 38 FF FF FF FF", 0x9000),
     // LOGIN OTP (CH16 + VID = 23 bytes).
     (
         "LOGIN factory",
