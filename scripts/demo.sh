@@ -1,118 +1,257 @@
 #!/usr/bin/env bash
-# The main job: bring up pcscd with vpcd, build, create and personalize a virtual PAYSIM card
-# in slot 0 ("Virtual PCD 00 00"), then use a third-party PC/SC client (pcsc-tools' scriptor)
-# to SELECT the applet, VERIFY the PIN and get a LOGIN OTP, and check that OTP against the
-# PAYSIM-1 algorithm run from the personalization output.
-#   sudo bash scripts/demo.sh
-# Files go to $DEMO_DIR (default: a new /tmp/paysim-demo.XXXXXX). Non-interactive.
-set -euo pipefail
+# The main job: the whole PAYSIM system on its embedded defaults.
+#   sudo bash scripts/demo.sh [--no-wait]
+#
+# pcscd with vpcd (scripts/setup.sh), a build of the four binaries (debug, the tests' target
+# directory), a bank-server with a fresh SQLite database, a virtual card personalized in vpcd's
+# slot 0 ("Virtual PCD 00 00") and enrolled for user alice, then through reader-bridge a login,
+# a 12.34 EUR transfer to bob signed by the card, the balances and history, and the audit log
+# and books checked. Then it leaves the bank and the card running, prints how to log in by
+# hand in a browser, and waits for Ctrl-C, which stops both.
+#
+# Environment:
+#   PAYSIM_PORT=8080       the bank's port on 127.0.0.1
+#   PAYSIM_DEMO_DIR=DIR    work directory (must be new or empty; default: a new /tmp/paysim-demo.*)
+#   PAYSIM_DEMO_EXIT=1     same as --no-wait: stop everything and exit 0 after the automated part
+#   PAYSIM_SLOT_WAIT=300   seconds to wait for slot 0 while tests hold it
+#   CARGO_TARGET_DIR       as for cargo (default: target)
+# The PIN 1234 is this demo's fixed default and is printed on purpose; the card's seed, its
+# admin key, the PUK and the bank's master key are never printed.
+set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
+NO_WAIT=${PAYSIM_DEMO_EXIT:-0}
+for arg in "$@"; do
+    case "$arg" in
+        --no-wait) NO_WAIT=1 ;;
+        -h | --help) sed -n '2,/^set -E/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "usage: demo.sh [--no-wait]   (see the top of scripts/demo.sh)" >&2; exit 2 ;;
+    esac
+done
+
+PORT=${PAYSIM_PORT:-8080}
+SLOT_WAIT=${PAYSIM_SLOT_WAIT:-300}
+SLOT=0
 READER="Virtual PCD 00 00"
 VPCD=127.0.0.1:35963
 SERIAL=PSIM-00000001
-PIN=1234
-PUK=12345678
-VERIFIER_ID=https://bank.example:443
-AID=F050415953494D01
+PIN=1234     # the demo card's PIN: a fixed demo default, printed at the end
+PUK=12345678 # never printed
+USER_NAME=alice
+PAYEE_NAME=bob
+FROM_ACC=ACC-ALICE-EUR
+TO_ACC=ACC-BOB-EUR
+CURRENCY=EUR
+FUNDING=1000.00
+AMOUNT=12.34
+# The demo's own settings, not whatever the caller's environment says.
+unset BANK_DB BANK_MASTER_KEY PAYSIM_SERVER PAYSIM_READER PAYSIM_BRIDGE_STATE_DIR
 
-step() { printf '\n==> %s\n' "$*"; }
-die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+case "$PORT" in
+    '' | *[!0-9]*) echo "demo: error: PAYSIM_PORT=$PORT is not a port number" >&2; exit 2 ;;
+esac
+if [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then
+    echo "demo: error: PAYSIM_PORT=$PORT is not a port number (1-65535)" >&2
+    exit 2
+fi
 
-step "pcscd and vpcd"
+current_step="start"
+failed_cmd=""
+step() {
+    current_step=$*
+    printf '\n==> %s\n' "$*"
+}
+die() {
+    printf 'demo: error: %s\n' "$*" >&2
+    exit 1
+}
+
+WORK=""
+card_pid=""
+bank_pid=""
+stop_all() {
+    if [ -n "$card_pid" ]; then
+        stop_pid "$card_pid"
+        card_pid=""
+        # Hand the slot over empty, as the tests do (bounded: pcscd notices within ~0.5 s).
+        for ((i = 0; i < 100; i++)); do
+            "$BIN/reader-bridge" readers 2>/dev/null | grep -qxF "$READER: empty" && break
+            sleep 0.05
+        done
+    fi
+    if [ -n "$bank_pid" ]; then
+        stop_pid "$bank_pid"
+        bank_pid=""
+    fi
+    exec 9>&- # the slot lock
+}
+on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$card_pid$bank_pid" ]; then
+        echo "demo: stopping the virtual card and the bank"
+    fi
+    stop_all
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; then
+        printf '\ndemo: FAILED at step "%s"%s (exit %s)\n' "$current_step" \
+            "${failed_cmd:+, command: $failed_cmd}" "$rc" >&2
+        if [ -n "$WORK" ]; then
+            printf 'demo: logs are in %s\n' "$WORK" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap 'failed_cmd=$BASH_COMMAND' ERR
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "pcscd and vpcd (scripts/setup.sh)"
 bash scripts/setup.sh
 
-step "build"
+step "build bank-server, reader-bridge, bank-tools, virtual-card (debug)"
 find_cargo
-cargo build --quiet -p card-applet -p tools --bins
-BIN="${CARGO_TARGET_DIR:-target}/debug"
+cargo build -p bank-server -p reader-bridge -p tools -p card-applet --bins
+BIN=$(cd "${CARGO_TARGET_DIR:-target}/debug" && pwd)
 
-DEMO_DIR=${DEMO_DIR:-$(mktemp -d /tmp/paysim-demo.XXXXXX)}
-mkdir -p "$DEMO_DIR"
-chmod 700 "$DEMO_DIR"
+step "work directory"
+WORK=${PAYSIM_DEMO_DIR:-$(mktemp -d /tmp/paysim-demo.XXXXXX)}
+mkdir -p "$WORK"
+[ -z "$(ls -A "$WORK")" ] || die "PAYSIM_DEMO_DIR=$WORK is not empty; the demo needs a new or empty directory"
+WORK=$(cd "$WORK" && pwd)
+chmod 700 "$WORK"
+echo "demo: work directory $WORK"
+DB="$WORK/bank.sqlite3"
+tools() { "$BIN/bank-tools" "$@" --db "$DB"; }
 
-# Hold slot 0 like the tests do (same lock file), so a test run cannot take it meanwhile.
-exec 9>"${TMPDIR:-/tmp}/paysim-vpcd-slot-0.lock"
-flock -w 120 9 || die "slot 0 is busy (tests running?) for over 2 minutes"
+step "take vpcd slot $SLOT ($READER)"
+lock_slot 9 "$SLOT" "$SLOT_WAIT" \
+    || die "vpcd slot $SLOT is still busy after $SLOT_WAIT s (tests running?); try again later"
+"$BIN/reader-bridge" readers | grep -qxF "$READER: empty" \
+    || die "\"$READER\" already holds a card that this demo did not start (a virtual-card run by hand?); stop it"
+echo "demo: slot $SLOT is ours ($(slot_lock_path "$SLOT"))"
 
-card_pid=""
-cleanup() {
-    if [ -n "$card_pid" ] && kill -0 "$card_pid" 2>/dev/null; then
-        kill "$card_pid"
-        wait "$card_pid" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
+step "start bank-server on 127.0.0.1:$PORT with a fresh database"
+if port_listening "$PORT"; then
+    die "port $PORT is taken (another bank-server or demo?); stop it, or choose another port: sudo PAYSIM_PORT=$((PORT + 1)) bash scripts/demo.sh"
+fi
+"$BIN/bank-server" serve --db "$DB" --listen "127.0.0.1:$PORT" \
+    >"$WORK/bank-server.out" 2>"$WORK/bank-server.log" 9>&- </dev/null &
+bank_pid=$!
+wait_line "$WORK/bank-server.out" '^bank-server listening on http://' "$bank_pid" 20 \
+    || die "bank-server did not start within 20 s; its log ($WORK/bank-server.log):
+$(cat "$WORK/bank-server.log")"
+URL=$(sed -n 's/^bank-server listening on //p' "$WORK/bank-server.out" | head -n 1)
+echo "demo: bank-server is up at $URL (pid $bank_pid, log $WORK/bank-server.log)"
 
-step "create a factory card in $DEMO_DIR"
-"$BIN/bank-tools" card create --state "$DEMO_DIR/card.state" --admin-key-out "$DEMO_DIR/card.admin"
-
-step "start virtual-card in slot 0 ($READER)"
-"$BIN/virtual-card" --state "$DEMO_DIR/card.state" --vpcd "$VPCD" \
-    >"$DEMO_DIR/virtual-card.out" 2>"$DEMO_DIR/virtual-card.log" &
+step "create a factory card and start it in $READER"
+"$BIN/bank-tools" card create --state "$WORK/card.state" --admin-key-out "$WORK/card.admin"
+"$BIN/virtual-card" --state "$WORK/card.state" --vpcd "$VPCD" \
+    >"$WORK/virtual-card.out" 2>"$WORK/virtual-card.log" 9>&- </dev/null &
 card_pid=$!
-for _ in $(seq 1 200); do
-    grep -q '^virtual-card: connected to vpcd' "$DEMO_DIR/virtual-card.out" && break
-    kill -0 "$card_pid" 2>/dev/null || die "virtual-card stopped: $(cat "$DEMO_DIR/virtual-card.log")"
-    sleep 0.1
-done
-grep -q '^virtual-card: connected to vpcd' "$DEMO_DIR/virtual-card.out" \
-    || die "virtual-card did not reach vpcd within 20 s (another card in slot 0?); log: $DEMO_DIR/virtual-card.log"
-cat "$DEMO_DIR/virtual-card.out"
+wait_line "$WORK/virtual-card.out" '^virtual-card: connected to vpcd' "$card_pid" 20 \
+    || die "virtual-card did not reach vpcd within 20 s (is another card in slot $SLOT?); its log:
+$(cat "$WORK/virtual-card.log")"
+cat "$WORK/virtual-card.out"
 
-step "personalize it: admin authentication, seed, PIN, PUK, serial"
+step "personalize the card: admin authentication, seed, PIN, PUK, serial $SERIAL"
 # bank-tools waits (SCardGetStatusChange, bounded) until pcscd sees the card.
 printf '%s\n%s\n' "$PIN" "$PUK" | "$BIN/bank-tools" card personalize \
-    --reader "$READER" --admin-key "$DEMO_DIR/card.admin" \
-    --serial "$SERIAL" --pin-stdin --puk-stdin --user-id alice \
-    --out "$DEMO_DIR/token.json"
+    --reader "$READER" --admin-key "$WORK/card.admin" --serial "$SERIAL" \
+    --pin-stdin --puk-stdin --user-id "$USER_NAME" --out "$WORK/token.json"
 
-step "SELECT, VERIFY, LOGIN OTP with scriptor (pcsc-tools), one PC/SC connection"
-hex() { od -An -v -tx1 | tr -d ' \n' | tr 'a-f' 'A-F'; }
-challenge=$(head -c 32 /dev/urandom | hex)
-pin_block=$(printf '%s' "$PIN" | hex)
-while [ "${#pin_block}" -lt 16 ]; do pin_block="${pin_block}FF"; done
-vid_hex=$(printf '%s' "$VERIFIER_ID" | hex)
-printf -v vid_len '%02X' $((${#vid_hex} / 2))
-login_data="0120${challenge}02${vid_len}${vid_hex}"
-printf -v login_lc '%02X' $((${#login_data} / 2))
-apdus=(
-    "00A4040008${AID}00"       # SELECT the applet
-    "0020008108${pin_block}"   # VERIFY PIN
-    "80100000${login_lc}${login_data}00" # LOGIN OTP {01 challenge, 02 verifier id}
-    "00CADF0200"               # GET DATA next counter
-)
-printf '%s\n' "${apdus[@]}" | scriptor -r "$READER" >"$DEMO_DIR/scriptor.out" 2>&1 \
-    || die "scriptor failed: $(cat "$DEMO_DIR/scriptor.out")"
-# One line per answer: scriptor wraps long answers and ends each with " : meaning".
-answers=$(awk '
-    /^< / { ans = substr($0, 3); open = 1 }
-    !/^< / && open { ans = ans " " $0 }
-    open && /:/ { sub(/ *:.*/, "", ans); print ans; open = 0 }
-' "$DEMO_DIR/scriptor.out")
-[ "$(printf '%s\n' "$answers" | wc -l)" -eq 4 ] || die "unexpected scriptor output: $DEMO_DIR/scriptor.out"
-sw() { printf '%s\n' "$answers" | sed -n "${1}p" | awk '{ print $(NF-1) $NF }'; }
-for i in 1 2 3 4; do
-    printf '  %-10s -> SW %s\n' "$(echo SELECT VERIFY LOGIN-OTP GET-DATA | cut -d' ' -f"$i")" "$(sw "$i")"
-done
-[ "$(sw 1)" = 9000 ] || die "SELECT answered $(sw 1)"
-[ "$(sw 2)" = 9000 ] || die "VERIFY answered $(sw 2)"
-[ "$(sw 3)" = 9000 ] || die "LOGIN OTP answered $(sw 3)"
-read -r -a otp_answer <<<"$(printf '%s\n' "$answers" | sed -n 3p)"
-# 03 08 <counter: 8 bytes> 04 08 <code: 8 ASCII digits> 90 00
-[ "${otp_answer[0]}${otp_answer[1]}${otp_answer[10]}${otp_answer[11]}" = 03080408 ] \
-    || die "unexpected LOGIN OTP answer layout"
-counter=$((16#$(printf '%s' "${otp_answer[@]:2:8}")))
-otp=""
-for b in "${otp_answer[@]:12:8}"; do otp+=$(printf "\\x$b"); done
+step "enroll: users, token, accounts, funding (bank-tools on the running bank's database)"
+tools user add "$USER_NAME"
+tools user add "$PAYEE_NAME"
+tools token enroll --user "$USER_NAME" --token-file "$WORK/token.json"
+# The bank holds the sealed seed now; the token file has done its job.
+shred -u "$WORK/token.json"
+tools account open --user "$USER_NAME" --number "$FROM_ACC" --currency "$CURRENCY"
+tools account open --user "$PAYEE_NAME" --number "$TO_ACC" --currency "$CURRENCY"
+tools account fund --account "$FROM_ACC" --amount "$FUNDING" --currency "$CURRENCY" --memo "demo opening deposit"
+tools token list
 
-step "the card's OTP"
-printf 'card %s, counter %s, challenge %s..., verifier id %s\n' "$SERIAL" "$counter" "${challenge:0:16}" "$VERIFIER_ID"
-printf 'OTP: %s\n' "$otp"
+# balance_minor USER ACCOUNT: the account's balance in minor units, from `account list`.
+balance_minor() {
+    local amount
+    amount=$(tools account list --user "$1" | awk -v acc="$2" '$1 == acc { print $2 }')
+    [[ "$amount" =~ ^[0-9]+\.[0-9]{2}$ ]] || die "no balance for $2 in bank-tools account list --user $1"
+    echo $((10#${amount/./}))
+}
+from_before=$(balance_minor "$USER_NAME" "$FROM_ACC")
+to_before=$(balance_minor "$PAYEE_NAME" "$TO_ACC")
 
-step "check it against the PAYSIM-1 algorithm from the personalization output"
-"$BIN/bank-tools" card check-otp --token "$DEMO_DIR/token.json" --counter "$counter" \
-    --challenge "$challenge" --verifier-id "$VERIFIER_ID" --otp "$otp"
+BRIDGE=("$BIN/reader-bridge" --server "$URL" --reader "$READER" --state-dir "$WORK/bridge-state")
 
-printf '\ndemo: done. Files in %s (card state, admin key, token file, logs).\n' "$DEMO_DIR"
+step "reader-bridge login --user $USER_NAME (challenge, PIN, LOGIN OTP from the card)"
+printf '%s\n' "$PIN" | "${BRIDGE[@]}" --pin-stdin login --user "$USER_NAME"
+
+step "reader-bridge accounts"
+"${BRIDGE[@]}" accounts
+
+step "reader-bridge transfer --to $TO_ACC --amount $AMOUNT --currency $CURRENCY (TRANSACTION OTP)"
+printf '%s\n' "$PIN" | "${BRIDGE[@]}" --pin-stdin transfer \
+    --to "$TO_ACC" --amount "$AMOUNT" --currency "$CURRENCY" --yes
+
+step "reader-bridge accounts and history after the transfer"
+"${BRIDGE[@]}" accounts
+"${BRIDGE[@]}" history
+
+step "check the balances moved by exactly $AMOUNT $CURRENCY"
+from_after=$(balance_minor "$USER_NAME" "$FROM_ACC")
+to_after=$(balance_minor "$PAYEE_NAME" "$TO_ACC")
+moved=$((10#${AMOUNT/./}))
+[ $((from_before - from_after)) -eq "$moved" ] \
+    || die "$FROM_ACC went from $from_before to $from_after minor units, expected a debit of $moved"
+[ $((to_after - to_before)) -eq "$moved" ] \
+    || die "$TO_ACC went from $to_before to $to_after minor units, expected a credit of $moved"
+minor() { printf '%d.%02d' $(($1 / 100)) $(($1 % 100)); }
+echo "demo: balances moved by exactly $AMOUNT $CURRENCY:" \
+    "$FROM_ACC $(minor "$from_before") -> $(minor "$from_after")," \
+    "$TO_ACC $(minor "$to_before") -> $(minor "$to_after")"
+
+step "bank-tools audit verify and audit books"
+tools audit verify
+tools audit books
+
+if [ "$NO_WAIT" = 1 ]; then
+    step "stop (PAYSIM_DEMO_EXIT=1 / --no-wait)"
+    echo "demo: stopping the virtual card and the bank"
+    stop_all
+    echo "demo: done; files in $WORK"
+    exit 0
+fi
+
+current_step="running (Ctrl-C stops)"
+cat <<EOF
+
+================================================================================
+ The bank and the virtual card keep running. Log in by hand:
+
+   website:   $URL
+   user:      $USER_NAME
+   PIN:       $PIN   (the demo card's fixed default PIN; a demo value, fine to show)
+   card:      $SERIAL in "$READER"
+
+ 1. Open $URL in a browser (on another machine: ssh -L $PORT:127.0.0.1:$PORT <this host>),
+    enter the user name $USER_NAME.
+ 2. In a second terminal, put the bridge on PATH:
+      export PATH="$BIN:\$PATH"
+    and run the reader-bridge respond ... command the page shows (copy it whole). It shows
+    the bank address and the fields the card signs, asks you to confirm, then for the PIN:
+    type $PIN.
+ 3. Type the "type into the page" code (COUNTER-OTP) into the page. Transfers work the same
+    way: the confirmation page shows its own respond command with the signed fields.
+
+ Bridge from the terminal instead:   $BIN/reader-bridge --server $URL login --user $USER_NAME
+ Work directory (database, logs):    $WORK
+ Ctrl-C stops the card and the bank.
+================================================================================
+EOF
+wait -n "$bank_pid" "$card_pid" || true
+# Only reached when one of them stopped on its own (Ctrl-C runs the INT trap instead).
+if ! kill -0 "$bank_pid" 2>/dev/null; then
+    die "bank-server stopped; its log: $WORK/bank-server.log"
+fi
+die "virtual-card stopped; its log: $WORK/virtual-card.log"
