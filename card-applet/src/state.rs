@@ -29,7 +29,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -267,6 +267,8 @@ pub enum StoreError {
     UnsupportedVersion { path: PathBuf, version: u64 },
     #[error("card state {path} has mode {mode:04o} and holds card secrets; run `chmod 600 {}`", path.display())]
     Permissions { path: PathBuf, mode: u32 },
+    #[error("card state {path} has {links} hard links; a card file must have exactly one name (copy it instead of linking, then remove the other names)")]
+    Linked { path: PathBuf, links: u64 },
     #[error("injected storage failure (test)")]
     Injected,
 }
@@ -371,12 +373,21 @@ impl FileStore {
     /// Errors: [`StoreError::Locked`] if another process runs this card,
     /// [`StoreError::Permissions`] if group/others may access it, I/O and format errors.
     pub fn open(path: &Path) -> Result<(Self, CardState), StoreError> {
+        // The lock file sits next to the real file: a symlink (to the file or to a directory
+        // on the way) must not lead a second process to a second lock for the same card.
+        let real = std::fs::canonicalize(path).map_err(StoreError::io("open card state", path))?;
+        let path = real.as_path();
         let lock = lock(path)?;
         let mut file = File::open(path).map_err(StoreError::io("open card state", path))?;
         let meta = file.metadata().map_err(StoreError::io("stat card state", path))?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(StoreError::Permissions { path: path.to_owned(), mode });
+        }
+        // A second hard link is a second name with a second lock file, and the atomic rename
+        // would silently cut it off from every later state.
+        if meta.nlink() > 1 {
+            return Err(StoreError::Linked { path: path.to_owned(), links: meta.nlink() });
         }
         // Read into one buffer of fixed capacity (no reallocation leaving secrets behind), and
         // refuse anything far larger than a card state could be.
@@ -439,6 +450,14 @@ fn checked(bytes: Zeroizing<Vec<u8>>, path: &Path) -> Result<Zeroizing<Vec<u8>>,
 /// Refuses to overwrite an existing file ([`StoreError::Exists`]), also against a racing
 /// creator: the file appears atomically through a hard link that fails if it exists.
 pub fn create_factory(path: &Path, admin_key: &[u8; 32]) -> Result<(), StoreError> {
+    // Lock next to the real location, as `FileStore::open` does (the directory may be reached
+    // through a symlink).
+    let dir = std::fs::canonicalize(parent_dir(path)).map_err(StoreError::io("open directory", path))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| StoreError::io("create card state", path)(std::io::ErrorKind::InvalidInput.into()))?;
+    let real = dir.join(name);
+    let path = real.as_path();
     let _lock = lock(path)?;
     if path.symlink_metadata().is_ok() {
         return Err(StoreError::Exists { path: path.to_owned() });

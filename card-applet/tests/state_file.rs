@@ -276,3 +276,43 @@ fn an_oversized_card_file_is_refused_and_the_largest_state_fits_its_buffer() {
     assert!(bytes.len() < 1024, "{}", bytes.len());
     assert_eq!(CardState::from_file_bytes(&bytes, &path).unwrap(), big);
 }
+
+#[test]
+fn another_name_for_a_running_card_is_refused_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let real_dir = dir.path().join("cards");
+    std::fs::create_dir(&real_dir).unwrap();
+    let path = real_dir.join("card.json");
+    create_factory(&path, &ADMIN_KEY).unwrap();
+    let card = VirtualCard::open(&path).unwrap();
+
+    // A symlink to the file, and a symlinked directory: same card, same lock.
+    let file_link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&path, &file_link).unwrap();
+    let dir_link = dir.path().join("alias");
+    std::os::unix::fs::symlink(&real_dir, &dir_link).unwrap();
+    for other in [&file_link, &dir_link.join("card.json")] {
+        let err = VirtualCard::open(other).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{}: {err}", other.display());
+    }
+    assert!(matches!(create_factory(&dir_link.join("card.json"), &ADMIN_KEY), Err(StoreError::Locked { .. })));
+    drop(card);
+
+    // Opened through the symlink, the card writes the real file and the link stays a link.
+    let mut card = VirtualCard::open(&file_link).unwrap();
+    personalize_with(&mut card, &ADMIN_KEY, &SEED, PIN, PUK, SERIAL);
+    drop(card);
+    assert!(std::fs::symlink_metadata(&file_link).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&path).unwrap().contains(SERIAL));
+
+    // A hard link is refused under either name: the rename would cut one name off.
+    let hard = dir.path().join("hard.json");
+    std::fs::hard_link(&path, &hard).unwrap();
+    for name in [&path, &hard] {
+        let err = VirtualCard::open(name).err().unwrap();
+        assert!(matches!(err, StoreError::Linked { links: 2, .. }), "{err}");
+        assert!(err.to_string().contains("exactly one name"), "{err}");
+    }
+    std::fs::remove_file(&hard).unwrap();
+    VirtualCard::open(&path).unwrap();
+}
