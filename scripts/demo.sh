@@ -74,11 +74,8 @@ stop_all() {
     if [ -n "$card_pid" ]; then
         stop_pid "$card_pid"
         card_pid=""
-        # Hand the slot over empty, as the tests do (bounded: pcscd notices within ~0.5 s).
-        for ((i = 0; i < 100; i++)); do
-            "$BIN/reader-bridge" readers 2>/dev/null | grep -qxF "$READER: empty" && break
-            sleep 0.05
-        done
+        # Hand the slot over empty, as the tests do (pcscd notices within ~0.5 s).
+        wait_reader_empty "$READER" 10 || echo "demo: warning: pcscd still sees a card in \"$READER\"" >&2
     fi
     if [ -n "$bank_pid" ]; then
         stop_pid "$bank_pid"
@@ -128,8 +125,8 @@ tools() { "$BIN/bank-tools" "$@" --db "$DB"; }
 step "take vpcd slot $SLOT ($READER)"
 lock_slot 9 "$SLOT" "$SLOT_WAIT" \
     || die "vpcd slot $SLOT is still busy after $SLOT_WAIT s (tests running?); try again later"
-"$BIN/reader-bridge" readers | grep -qxF "$READER: empty" \
-    || die "\"$READER\" already holds a card that this demo did not start (a virtual-card run by hand?); stop it"
+wait_reader_empty "$READER" 10 \
+    || die "\"$READER\" holds a card this demo did not start (pcscd: $(reader_state "$READER")); a virtual-card run by hand? stop it"
 echo "demo: slot $SLOT is ours ($(slot_lock_path "$SLOT"))"
 
 step "start bank-server on 127.0.0.1:$PORT with a fresh database"
@@ -142,7 +139,7 @@ bank_pid=$!
 wait_line "$WORK/bank-server.out" '^bank-server listening on http://' "$bank_pid" 20 \
     || die "bank-server did not start within 20 s; its log ($WORK/bank-server.log):
 $(cat "$WORK/bank-server.log")"
-URL=$(sed -n 's/^bank-server listening on //p' "$WORK/bank-server.out" | head -n 1)
+URL=$(awk '/^bank-server listening on / { print $4; exit }' "$WORK/bank-server.out")
 echo "demo: bank-server is up at $URL (pid $bank_pid, log $WORK/bank-server.log)"
 
 step "create a factory card and start it in $READER"

@@ -83,3 +83,29 @@ stop_pid() {
     fi
     wait "$pid" 2>/dev/null || true
 }
+
+# reader_state NAME: pcscd's card state for reader NAME as pcsc-tools' pcsc_scan prints it,
+# e.g. "Card removed," or "Card inserted, Mute card,". It never connects to the card (a
+# connect to a card that just went away can leave pcscd believing in a mute card).
+reader_state() {
+    local out
+    out=$(pcsc_scan -c -n </dev/null 2>&1) || return 1
+    awk -v r="$1" '
+        /^ *Reader [0-9]+: / { sub(/^ *Reader [0-9]+: /, ""); cur = $0; next }
+        /^ *Card state: / && cur == r { sub(/^ *Card state: */, ""); print; exit }
+    ' <<<"$out"
+}
+
+# wait_reader_empty NAME SECONDS: wait (bounded) until pcscd has seen reader NAME without any
+# card, mute or not. vpcd reports a card that reconnects within one presence poll (~0.4 s)
+# as the same card, so a slot is handed on only after this.
+wait_reader_empty() {
+    local i
+    for ((i = 0; i < $2 * 20; i++)); do
+        case "$(reader_state "$1")" in
+            "Card removed"*) return 0 ;;
+        esac
+        sleep 0.05
+    done
+    return 1
+}
