@@ -131,3 +131,74 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
 }
+
+/// The role boundaries of the crate guide, checked on the source: each role's SQL names only
+/// its own tables, and auth and ledger never reach into the website.
+#[cfg(test)]
+mod boundaries {
+    const AUDIT: &[&str] = &["audit"];
+    const AUTH: &[&str] = &["users", "tokens", "challenges", "auth_meta"];
+    const LEDGER: &[&str] = &["accounts", "transfers", "journal", "postings"];
+    const WEBSITE: &[&str] = &["sessions"];
+
+    /// The tables named right after an SQL keyword (`FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`)
+    /// in a source file.
+    fn tables_in(src: &str) -> Vec<&str> {
+        let words: Vec<&str> =
+            src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+        let all: Vec<&str> = [AUDIT, AUTH, LEDGER, WEBSITE].concat();
+        words
+            .windows(2)
+            .filter(|w| ["FROM", "JOIN", "INTO", "UPDATE", "TABLE"].contains(&w[0]))
+            .map(|w| w[1])
+            .filter(|t| all.contains(t))
+            .collect()
+    }
+
+    fn check(file: &str, src: &str, own: &[&str]) {
+        for t in tables_in(src) {
+            assert!(own.contains(&t), "{file} has SQL on table `{t}`, which another role owns");
+        }
+    }
+
+    #[test]
+    fn each_role_touches_only_its_own_tables() {
+        check("audit.rs", include_str!("audit.rs"), AUDIT);
+        check("auth/mod.rs", include_str!("auth/mod.rs"), AUTH);
+        check("ledger/mod.rs", include_str!("ledger/mod.rs"), LEDGER);
+        for (file, src) in [
+            ("website/mod.rs", include_str!("website/mod.rs")),
+            ("website/api.rs", include_str!("website/api.rs")),
+            ("website/pages.rs", include_str!("website/pages.rs")),
+            ("website/session.rs", include_str!("website/session.rs")),
+        ] {
+            check(file, src, WEBSITE);
+        }
+        // The operator functions are a facade over the roles: no SQL of their own.
+        check("ops.rs", include_str!("ops.rs"), &[]);
+        // The checker itself sees what it should.
+        assert_eq!(tables_in("SELECT a FROM users u JOIN tokens t"), ["users", "tokens"]);
+    }
+
+    #[test]
+    fn auth_and_ledger_never_import_the_website() {
+        for (file, src) in [
+            ("audit.rs", include_str!("audit.rs")),
+            ("auth/mod.rs", include_str!("auth/mod.rs")),
+            ("ledger/mod.rs", include_str!("ledger/mod.rs")),
+            ("db.rs", include_str!("db.rs")),
+            ("master_key.rs", include_str!("master_key.rs")),
+        ] {
+            assert!(
+                !src.contains("crate::website") && !src.contains("website::"),
+                "{file} reaches into the website role"
+            );
+        }
+        for (file, src) in [("auth/mod.rs", include_str!("auth/mod.rs"))] {
+            assert!(!src.contains("crate::ledger"), "{file} reaches into the ledger");
+        }
+        for (file, src) in [("ledger/mod.rs", include_str!("ledger/mod.rs"))] {
+            assert!(!src.contains("crate::auth"), "{file} reaches into auth");
+        }
+    }
+}

@@ -202,15 +202,16 @@ pub fn open_account(
     if account_by_number(tx, number)?.is_some() {
         return Err(LedgerError::AccountExists(number.to_owned()));
     }
-    let user_known: Option<i64> =
-        tx.query_row("SELECT id FROM users WHERE id = ?1", [user_id], |r| r.get(0)).optional()?;
-    if user_known.is_none() {
-        return Err(LedgerError::UnknownUser(user_id));
-    }
+    // The user is auth's: its table is not read here. The foreign key (foreign_keys=ON is
+    // checked at start) refuses an id that names no user.
     tx.execute(
         "INSERT INTO accounts (number, kind, user_id, currency, balance, created_at) VALUES (?1, 'customer', ?2, ?3, 0, ?4)",
         params![number, user_id, currency, now],
-    )?;
+    )
+    .map_err(|e| match e.sqlite_error().map(|f| f.extended_code) {
+        Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => LedgerError::UnknownUser(user_id),
+        _ => LedgerError::Sql(e),
+    })?;
     audit::append(
         tx,
         now,
@@ -531,6 +532,19 @@ mod tests {
         assert_eq!(format_amount(5, "EUR"), "0.05");
         assert_eq!(format_amount(-5, "EUR"), "-0.05");
         assert_eq!(format_amount(1234, "JPY"), "1234");
+    }
+
+    #[test]
+    fn an_account_for_an_unknown_user_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let mut c = crate::db::open_connection(&path).unwrap();
+        crate::db::migrate(&mut c, &path).unwrap();
+        let tx = c.transaction().unwrap();
+        let e = open_account(&tx, 0, 42, "ACC-X", "EUR", "operator").unwrap_err();
+        assert!(matches!(e, LedgerError::UnknownUser(42)), "{e:?}");
+        let n: i64 = tx.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
     }
 
     #[test]
