@@ -186,9 +186,18 @@ impl Error {
     }
 
     /// True when the outcome at the bank is unknown (the request may or may not have been
-    /// processed): the pending transfer must be kept so that a retry reuses its id.
+    /// processed): the pending transfer must be kept so that a retry reuses its id. An answer
+    /// the bridge cannot read counts as unknown too: the bank may have executed the transfer
+    /// before it answered. Keeping a record is always safe (a retry reuses the id); dropping
+    /// one is what could pay twice.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, Error::BankUnreachable { .. } | Error::CardRemoved | Error::Bank { status: 500..=599, .. })
+        matches!(
+            self,
+            Error::BankUnreachable { .. }
+                | Error::CardRemoved
+                | Error::Bank { status: 500..=599, .. }
+                | Error::BadBankResponse(_)
+        )
     }
 }
 
@@ -258,6 +267,17 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), classes.len(), "{classes:?}");
         assert!(!classes.contains(&exit::OK));
+    }
+
+    #[test]
+    fn an_unreadable_bank_answer_keeps_the_transfer_pending() {
+        // The bank may have executed the transfer and answered something the bridge cannot
+        // parse: dropping the pending record would let the retry draw a new id and pay twice.
+        assert!(Error::BadBankResponse("expected value at line 1".into()).outcome_unknown());
+        // Final refusals are not unknown.
+        assert!(!Error::OtpRejected.outcome_unknown());
+        assert!(!Error::InsufficientFunds.outcome_unknown());
+        assert!(!Error::Bank { status: 409, code: "x".into(), message: "y".into() }.outcome_unknown());
     }
 
     #[test]
