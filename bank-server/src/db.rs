@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_auth.sql", include_str!("../migrations/0002_auth.sql")),
     ("0003_ledger.sql", include_str!("../migrations/0003_ledger.sql")),
     ("0004_website.sql", include_str!("../migrations/0004_website.sql")),
+    ("0005_auth_challenge_index.sql", include_str!("../migrations/0005_auth_challenge_index.sql")),
 ];
 
 /// The schema version this build expects.

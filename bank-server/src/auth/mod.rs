@@ -24,6 +24,14 @@ pub const LOCK_BASE_S: i64 = 60;
 pub const LOCK_MAX_S: i64 = 24 * 3600;
 /// A lock more than this long after the previous one ended starts the escalation again.
 pub const LOCK_DECAY_S: i64 = 7 * 24 * 3600;
+/// Login challenges a token keeps open; issuing one more drops its oldest login challenge.
+/// Login challenges are handed to anyone who names the user, so this bounds what an
+/// unauthenticated client can make the bank store.
+pub const MAX_LOGIN_CHALLENGES: i64 = 64;
+/// Transfer challenges a token keeps open (only logged-in sessions ask for them).
+pub const MAX_TRANSFER_CHALLENGES: i64 = 32;
+/// Expired challenges deleted per issued challenge (a bounded amount of work per request).
+const EXPIRED_BATCH: i64 = 64;
 /// Largest counter accepted at enrollment (the chain is stepped that far once).
 pub const MAX_ENROLL_COUNTER: u64 = 1_000_000;
 
@@ -373,14 +381,30 @@ fn new_challenge(
     purpose: Purpose,
     binding: Option<&str>,
 ) -> Result<Challenge, AuthError> {
-    // Expired challenges are dropped as new ones are made; the table stays small.
-    tx.execute("DELETE FROM challenges WHERE expires_at <= ?1", [now])?;
+    // Expired challenges are dropped as new ones are made, a bounded batch each time.
+    tx.execute(
+        "DELETE FROM challenges WHERE rowid IN
+           (SELECT rowid FROM challenges WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+        params![now, EXPIRED_BATCH],
+    )?;
     let id = hex::encode(random_bytes::<16>()?);
     let bytes = random_bytes::<32>()?;
     let expires_at = now + cfg.challenge_ttl;
     tx.execute(
         "INSERT INTO challenges (id, token_id, purpose, binding, challenge, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![id, token_id, purpose.encode(), binding, bytes.as_slice(), expires_at],
+    )?;
+    // The cap per token and kind: the newest stay, older ones of the same kind go. Login and
+    // transfer challenges are counted apart, so a flood of login challenges from anyone who
+    // knows the user name never pushes out a logged-in user's transfer challenge.
+    let (like, cap) = match purpose {
+        Purpose::Login => ("login", MAX_LOGIN_CHALLENGES),
+        Purpose::Transfer(_) => ("transfer:%", MAX_TRANSFER_CHALLENGES),
+    };
+    tx.execute(
+        "DELETE FROM challenges WHERE token_id = ?1 AND purpose LIKE ?2 AND rowid NOT IN
+           (SELECT rowid FROM challenges WHERE token_id = ?1 AND purpose LIKE ?2 ORDER BY rowid DESC LIMIT ?3)",
+        params![token_id, like, cap],
     )?;
     Ok(Challenge { id, bytes, expires_at })
 }

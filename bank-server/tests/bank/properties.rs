@@ -402,3 +402,94 @@ async fn a_database_dump_holds_no_usable_key() {
     let err = bank_server::AppState::with(db, other, cfg, bank_server::clock::Clock::system()).unwrap_err();
     assert!(err.to_string().contains("master key does not match"), "{err}");
 }
+
+/// Open challenges in the database, per purpose class, for one token.
+fn open_challenges(bank: &TestBank, serial: &str) -> (i64, i64) {
+    let c = rusqlite::Connection::open(&bank.path).unwrap();
+    let q = |like: &str| -> i64 {
+        c.query_row(
+            "SELECT count(*) FROM challenges WHERE purpose LIKE ?2
+             AND token_id = (SELECT id FROM tokens WHERE serial = ?1)",
+            [serial, like],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    (q("login"), q("transfer:%"))
+}
+
+/// Anyone who knows a user name can ask for login challenges without logging in: the rows they
+/// leave are capped per token, the newest ones work, and a flood of login challenges does not
+/// push out a logged-in user's transfer challenge.
+#[tokio::test]
+async fn challenge_rows_are_capped_per_token() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let token = bank.login(&mut card, "alice").await;
+    let (st, created) = bank.create_transfer(&token, "capped", "ACC-ALICE-EUR", "ACC-BOB-EUR", 300, "EUR").await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+
+    let mut issued = Vec::new();
+    for _ in 0..150 {
+        issued.push(bank.challenge("alice").await);
+    }
+    let (logins, transfers) = open_challenges(&bank, "PSIM-ALICE");
+    assert_eq!(logins, bank_server::auth::MAX_LOGIN_CHALLENGES, "login challenges kept for one token");
+    assert_eq!(transfers, 1);
+
+    // The oldest were dropped (refused, and not counted as a failure); the newest works.
+    let first = &issued[0];
+    let (counter, otp) = card.login(first["challenge_hex"].as_str().unwrap(), VID);
+    let (st, _) = bank
+        .call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({ "challenge_id": first["challenge_id"], "counter": counter, "otp": otp })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let last = issued.last().unwrap();
+    let (counter, otp) = card.login(last["challenge_hex"].as_str().unwrap(), VID);
+    let (st, v) = bank
+        .call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({ "challenge_id": last["challenge_id"], "counter": counter, "otp": otp })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // Retrying a pending transfer issues a challenge each time: capped too.
+    for _ in 0..60 {
+        let (st, _) = bank.create_transfer(&token, "capped", "ACC-ALICE-EUR", "ACC-BOB-EUR", 300, "EUR").await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    let (_, transfers) = open_challenges(&bank, "PSIM-ALICE");
+    assert_eq!(transfers, bank_server::auth::MAX_TRANSFER_CHALLENGES, "transfer challenges kept for one token");
+    // The transfer challenge is still usable after all that (the newest one).
+    let (_, created) = bank.create_transfer(&token, "capped", "ACC-ALICE-EUR", "ACC-BOB-EUR", 300, "EUR").await;
+    for _ in 0..100 {
+        bank.challenge("alice").await;
+    }
+    let (counter, otp) = sign_tx(&mut card, &created);
+    let (st, v) = bank.confirm(&token, "capped", &created["challenge_id"], counter, &otp).await;
+    assert_eq!((st, &v["transfer"]["status"]), (StatusCode::OK, &json!("executed")), "{v}");
+}
+
+/// Expired challenges are removed as new ones are issued, a bounded batch at a time.
+#[tokio::test]
+async fn expired_challenges_are_cleaned_up() {
+    let bank = TestBank::new();
+    for user in ["alice", "bob", "carol"] {
+        for _ in 0..5 {
+            bank.challenge(user).await;
+        }
+    }
+    bank.clock.advance(bank_server::CHALLENGE_TTL_S + 1);
+    bank.challenge("bob").await;
+    let c = rusqlite::Connection::open(&bank.path).unwrap();
+    let n: i64 = c.query_row("SELECT count(*) FROM challenges", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 1, "only the fresh challenge is left");
+}
