@@ -24,6 +24,12 @@ pub trait Ui {
     fn say(&mut self, text: &str);
     /// Warns the person (standard error).
     fn warn(&mut self, text: &str);
+    /// Asks the person to pick one of `options` (an index into it), or `None` when nobody can
+    /// be asked (no terminal: a script must say what it wants, e.g. with `--reader`).
+    fn choose(&mut self, prompt: &str, options: &[String]) -> Result<Option<usize>> {
+        let _ = (prompt, options);
+        Ok(None)
+    }
 }
 
 /// Where the card is and how long to wait for it.
@@ -108,12 +114,30 @@ impl Bridge {
         self
     }
 
-    fn open_card(&self) -> Result<CardLink> {
-        Pcsc::establish()?.open(self.card.reader.as_deref(), self.card.wait)
+    fn open_card(&self, ui: &mut dyn Ui) -> Result<CardLink> {
+        self.open_with(ui, |c| Pcsc::establish()?.open(c.reader.as_deref(), c.wait))
     }
 
-    fn open_token(&self) -> Result<Box<dyn Token>> {
-        (self.opener)(&self.card)
+    fn open_token(&self, ui: &mut dyn Ui) -> Result<Box<dyn Token>> {
+        self.open_with(ui, |c| (self.opener)(c))
+    }
+
+    /// Opens the card with `open`; without `--reader` and with several readers holding a
+    /// PAYSIM card, asks the person which one (a script without a terminal gets the error,
+    /// which lists the readers and says to use `--reader`).
+    fn open_with<T>(&self, ui: &mut dyn Ui, open: impl Fn(&CardChoice) -> Result<T>) -> Result<T> {
+        match open(&self.card) {
+            Err(Error::SeveralCards { readers }) => {
+                let Some(i) = ui.choose("Several readers hold a PAYSIM card. Which one?", &readers)? else {
+                    return Err(Error::SeveralCards { readers });
+                };
+                let Some(reader) = readers.get(i).cloned() else {
+                    return Err(Error::BadInput(format!("choose a reader by its number, 1 to {}", readers.len())));
+                };
+                open(&CardChoice { reader: Some(reader), ..self.card.clone() })
+            }
+            other => other,
+        }
     }
 
     /// `readers`: every reader, and which hold a PAYSIM card.
@@ -126,8 +150,8 @@ impl Bridge {
     }
 
     /// `status`: the card's serial, counter, PIN tries and life-cycle state.
-    pub fn status(&self) -> Result<CardStatus> {
-        self.open_card()?.status()
+    pub fn status(&self, ui: &mut dyn Ui) -> Result<CardStatus> {
+        self.open_card(ui)?.status()
     }
 
     fn session(&self) -> Result<Session> {
@@ -159,7 +183,7 @@ impl Bridge {
 
     /// `login`: challenge from the bank, PIN, LOGIN OTP from the card, session stored.
     pub fn login(&self, user: &str, ui: &mut dyn Ui) -> Result<Session> {
-        let mut card = self.open_token()?;
+        let mut card = self.open_token(ui)?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
         let ch = self.bank.login_challenge(user)?;
         self.warn_if_verifier_differs(ui, &ch.verifier_id);
@@ -244,7 +268,7 @@ impl Bridge {
         if !req.yes && !ui.confirm("Sign and send this transfer?")? {
             return Err(Error::Cancelled);
         }
-        let mut card = self.open_token()?;
+        let mut card = self.open_token(ui)?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
 
         // Durable before the first byte goes to the bank.
@@ -364,7 +388,7 @@ impl Bridge {
         if !yes && !ui.confirm("Is this what the bank's page shows, and do you want to sign it?")? {
             return Err(Error::Cancelled);
         }
-        let mut card = self.open_token()?;
+        let mut card = self.open_token(ui)?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
         match fields {
             RespondFields::Login => card.login_otp(&pin, &challenge, vid),
@@ -384,7 +408,7 @@ impl Bridge {
 
     /// `unblock`: PUK and a new PIN (RESET RETRY COUNTER).
     pub fn unblock(&self, ui: &mut dyn Ui) -> Result<()> {
-        let mut card = self.open_card()?;
+        let mut card = self.open_card(ui)?;
         let puk = Puk::new(&ui.secret("PUK (8 digits): ")?)?;
         let new = new_pin(ui)?;
         card.exchange(|ch| ch.unblock(&puk, &new))?;
@@ -394,7 +418,7 @@ impl Bridge {
 
     /// `change-pin`: old PIN and a new one (CHANGE REFERENCE DATA).
     pub fn change_pin(&self, ui: &mut dyn Ui) -> Result<()> {
-        let mut card = self.open_card()?;
+        let mut card = self.open_card(ui)?;
         let old = Pin::new(&ui.secret("current PIN: ")?)?;
         let new = new_pin(ui)?;
         card.exchange(|ch| {

@@ -8,7 +8,7 @@ use reader_bridge::error::exit;
 use reader_bridge::flow::{self, Bridge, CardChoice, RespondFields, TransferRequest, Ui};
 use reader_bridge::state::StateDir;
 use reader_bridge::Error;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,7 +24,8 @@ struct Cli {
     /// The bank's address. The card binds every code to this address (its verifier id).
     #[arg(long, global = true, env = "PAYSIM_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// The PC/SC reader to use (default: the one reader holding a PAYSIM card).
+    /// The PC/SC reader to use (default: the one reader holding a PAYSIM card; asks which
+    /// one at a terminal when several do).
     #[arg(long, global = true, env = "PAYSIM_READER")]
     reader: Option<String>,
     /// Where the session and pending transfers are kept
@@ -166,6 +167,26 @@ impl Ui for Terminal {
     fn warn(&mut self, text: &str) {
         eprintln!("{text}");
     }
+
+    /// Asks only a person at a terminal; a script (standard input not a terminal) gets `None`
+    /// and so the error that says to use `--reader`.
+    fn choose(&mut self, prompt: &str, options: &[String]) -> reader_bridge::Result<Option<usize>> {
+        if !std::io::stdin().is_terminal() {
+            return Ok(None);
+        }
+        eprintln!("{prompt}");
+        for (i, o) in options.iter().enumerate() {
+            eprintln!("  {}) {o}", i + 1);
+        }
+        let answer = self.ask(&format!("number (1-{}): ", options.len()))?;
+        match answer.trim().parse::<usize>() {
+            Ok(n) if (1..=options.len()).contains(&n) => Ok(Some(n - 1)),
+            _ => Err(Error::BadInput(format!(
+                "{answer:?} is not one of the numbers 1 to {}; nothing was sent to a card (or use --reader NAME)",
+                options.len()
+            ))),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -194,7 +215,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Readers => readers(),
         Command::Status => {
-            let s = bridge.status()?;
+            let s = bridge.status(&mut ui)?;
             println!("reader:          {}", s.reader);
             println!("serial:          {}", s.serial);
             match s.next_counter {

@@ -176,6 +176,9 @@ impl Token for SoftToken {
 struct Script {
     secrets: VecDeque<String>,
     confirms: VecDeque<bool>,
+    /// Answers to "which reader?"; `None` plays a script without a terminal.
+    choices: VecDeque<Option<usize>>,
+    asked_to_choose: Vec<Vec<String>>,
     said: Vec<String>,
     warned: Vec<String>,
 }
@@ -195,6 +198,10 @@ impl Ui for Script {
     }
     fn warn(&mut self, text: &str) {
         self.warned.push(text.to_owned());
+    }
+    fn choose(&mut self, _prompt: &str, options: &[String]) -> reader_bridge::Result<Option<usize>> {
+        self.asked_to_choose.push(options.to_vec());
+        Ok(self.choices.pop_front().expect("the bridge asked for a reader unexpectedly"))
     }
 }
 
@@ -454,4 +461,37 @@ fn an_expired_session_is_forgotten() {
     assert!(matches!(e, Error::NotLoggedIn), "{e:?}");
     assert_eq!(e.exit_code(), exit::NOT_LOGGED_IN);
     assert!(b.state.session(b.bank.verifier_id()).unwrap().is_none());
+}
+
+#[test]
+fn with_several_cards_the_bridge_asks_which_reader_or_says_to_use_reader() {
+    let w = world();
+    // Two readers hold a PAYSIM card and no --reader was given: the opener (standing in for
+    // PC/SC) answers SeveralCards unless a reader is named, and records what it was asked.
+    let readers = vec!["Virtual PCD 00 00".to_owned(), "Virtual PCD 00 01".to_owned()];
+    let opened = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let (token, seen, listed) = (w.token.clone(), opened.clone(), readers.clone());
+    let b = Bridge::new(&w.bank.url(), &w.state, CardChoice { reader: None, wait: Duration::ZERO })
+        .unwrap()
+        .with_token_opener(Box::new(move |c: &CardChoice| {
+            seen.lock().unwrap().push(c.reader.clone());
+            match &c.reader {
+                None => Err(Error::SeveralCards { readers: listed.clone() }),
+                Some(_) => Ok(Box::new(token.clone()) as Box<dyn Token>),
+            }
+        }));
+
+    // A person at a terminal picks the second reader; the login goes on with it.
+    let mut ui = Script { choices: [Some(1)].into(), ..pins(1) };
+    b.login("alice", &mut ui).unwrap();
+    assert_eq!(ui.asked_to_choose, vec![readers.clone()]);
+    assert_eq!(*opened.lock().unwrap(), vec![None, Some("Virtual PCD 00 01".to_owned())]);
+
+    // A script (nobody to ask): the error lists the readers and says to use --reader.
+    let mut ui = Script { choices: [None].into(), ..Script::default() };
+    let e = b.login("alice", &mut ui).unwrap_err();
+    assert!(matches!(e, Error::SeveralCards { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), exit::SEVERAL_CARDS);
+    let text = e.to_string();
+    assert!(text.contains("Virtual PCD 00 01") && text.contains("--reader"), "{text}");
 }
