@@ -16,6 +16,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_ledger.sql", include_str!("../migrations/0003_ledger.sql")),
     ("0004_website.sql", include_str!("../migrations/0004_website.sql")),
     ("0005_auth_challenge_index.sql", include_str!("../migrations/0005_auth_challenge_index.sql")),
+    ("0006_website_visitors.sql", include_str!("../migrations/0006_website_visitors.sql")),
 ];
 
 /// The schema version this build expects.

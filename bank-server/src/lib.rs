@@ -48,6 +48,9 @@ pub const SESSION_IDLE_S: i64 = 5 * 60;
 /// Sessions end this long after login whatever happens.
 pub const SESSION_MAX_S: i64 = 12 * 3600;
 
+/// Default cap on visitor sessions (see [`Config::max_visitor_sessions`]).
+pub const MAX_VISITOR_SESSIONS: i64 = 10_000;
+
 /// Deployment settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -58,6 +61,9 @@ pub struct Config {
     pub session_max: i64,
     /// `Secure` cookies with the `__Host-` prefix: on when the public URL is https.
     pub secure_cookies: bool,
+    /// Website sessions of visitors who have not logged in (anyone can start one by opening
+    /// `/login`) kept at most; beyond that the oldest go.
+    pub max_visitor_sessions: i64,
 }
 
 impl Config {
@@ -69,6 +75,7 @@ impl Config {
             auth: AuthConfig { verifier_id, challenge_ttl: CHALLENGE_TTL_S },
             session_idle: SESSION_IDLE_S,
             session_max: SESSION_MAX_S,
+            max_visitor_sessions: MAX_VISITOR_SESSIONS,
         })
     }
 }

@@ -127,8 +127,15 @@ async fn login(State(state): State<AppState>, bytes: Bytes) -> Result<Response, 
             match auth::verify(tx, now, &st.cfg.auth, &st.key, &sub, &expect, Signed::Login)? {
                 Err(_) => Ok(None),
                 Ok(ok) => {
-                    let (token, s) =
-                        session::create(tx, now, Kind::Api, Some(ok.user_id), st.cfg.session_idle, st.cfg.session_max)?;
+                    let (token, s) = session::create(
+                        tx,
+                        now,
+                        Kind::Api,
+                        Some(ok.user_id),
+                        st.cfg.session_idle,
+                        st.cfg.session_max,
+                        st.cfg.max_visitor_sessions,
+                    )?;
                     Ok(Some((token, ok.user, s.expires_at)))
                 }
             }

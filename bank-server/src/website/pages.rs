@@ -227,8 +227,15 @@ async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Respon
                 Some(s) => Ok(Page::Html(StatusCode::OK, login_form_html(&s.csrf, ""))),
                 None => {
                     // A visitor's session: it carries the CSRF token and the login challenge.
-                    let (token, s) =
-                        session::create(tx, now, Kind::Web, None, st.cfg.session_idle, st.cfg.session_max)?;
+                    let (token, s) = session::create(
+                        tx,
+                        now,
+                        Kind::Web,
+                        None,
+                        st.cfg.session_idle,
+                        st.cfg.session_max,
+                        st.cfg.max_visitor_sessions,
+                    )?;
                     Ok(Page::HtmlWithCookie(login_form_html(&s.csrf, ""), token))
                 }
             }
@@ -318,8 +325,15 @@ async fn login_code(State(state): State<AppState>, headers: HeaderMap, Form(f): 
                 Ok(ok) => {
                     // A new session id at login: the visitor's id is thrown away.
                     session::delete(tx, &s)?;
-                    let (token, _) =
-                        session::create(tx, now, Kind::Web, Some(ok.user_id), st.cfg.session_idle, st.cfg.session_max)?;
+                    let (token, _) = session::create(
+                        tx,
+                        now,
+                        Kind::Web,
+                        Some(ok.user_id),
+                        st.cfg.session_idle,
+                        st.cfg.session_max,
+                        st.cfg.max_visitor_sessions,
+                    )?;
                     Ok(Page::Redirect("/welcome", Some(Cookie::Set(token))))
                 }
             }

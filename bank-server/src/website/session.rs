@@ -71,7 +71,23 @@ pub fn well_formed(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Starts a session; returns the token to hand to the client and the session.
+/// Anyone can start a visitor session (a website session before login) by opening `/login`:
+/// keeps the newest `max` of them and deletes the older ones. Logged-in sessions are not
+/// touched.
+fn cap_visitors(tx: &Transaction<'_>, max: i64) -> Result<(), auth::AuthError> {
+    let n: i64 = tx.query_row("SELECT count(*) FROM sessions WHERE user_id IS NULL", [], |r| r.get(0))?;
+    if n > max {
+        tx.execute(
+            "DELETE FROM sessions WHERE rowid IN
+               (SELECT rowid FROM sessions WHERE user_id IS NULL ORDER BY created_at, rowid LIMIT ?1)",
+            [n - max],
+        )?;
+    }
+    Ok(())
+}
+
+/// Starts a session; returns the token to hand to the client and the session. A visitor
+/// session (`user_id` `None`) may push out the oldest visitor sessions beyond `max_visitors`.
 pub fn create(
     tx: &Transaction<'_>,
     now: i64,
@@ -79,6 +95,7 @@ pub fn create(
     user_id: Option<i64>,
     idle: i64,
     max_age: i64,
+    max_visitors: i64,
 ) -> Result<(String, Session), auth::AuthError> {
     tx.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2", params![now, now - idle])?;
     let token = hex::encode(random_bytes::<16>()?);
@@ -90,6 +107,9 @@ pub fn create(
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
         params![id_hash.as_slice(), kind.as_str(), user_id, csrf, now, expires_at],
     )?;
+    if user_id.is_none() {
+        cap_visitors(tx, max_visitors)?;
+    }
     let user = match user_id {
         Some(id) => auth::user_name(tx, id)?,
         None => None,

@@ -278,3 +278,42 @@ async fn over_https_the_cookie_is_secure_and_host_prefixed() {
     }
     assert!(!set.contains("Domain="));
 }
+
+/// Every browser that opens /login without a cookie gets a visitor session (it carries the
+/// CSRF token and, later, the login challenge). Those rows are capped: the oldest visitor
+/// sessions go, the newest still work, and logged-in sessions are never touched.
+#[tokio::test]
+async fn visitor_sessions_are_capped() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let api_token = bank.login(&mut card, "alice").await;
+    let logged_in = web_login(&bank, &mut card, "counter-otp").await;
+
+    let mut cfg = bank_server::Config::new(URL).unwrap();
+    cfg.max_visitor_sessions = 5;
+    let key = bank_server::master_key::MasterKey::load_or_create(&bank.path).unwrap();
+    let db = bank_server::db::Db::open(&bank.path).unwrap();
+    let app = bank_server::app(bank_server::AppState::with(db, key, cfg, bank.clock.clone()).unwrap());
+    let mut visitors = Vec::new();
+    for _ in 0..40 {
+        let (st, h, html) = web(&app, "GET", "/login", None, None).await;
+        assert_eq!(st, StatusCode::OK);
+        visitors.push((set_cookie(&h).unwrap(), input(&html, "csrf")));
+    }
+    let c = rusqlite::Connection::open(&bank.path).unwrap();
+    let anonymous: i64 = c.query_row("SELECT count(*) FROM sessions WHERE user_id IS NULL", [], |r| r.get(0)).unwrap();
+    assert_eq!(anonymous, 5, "visitor sessions kept");
+
+    // The newest visitor goes on to the challenge page; the oldest must start again.
+    let (cookie, csrf) = visitors.last().unwrap();
+    let f = [("csrf", csrf.as_str()), ("user", "alice")];
+    let (st, _, page) = web(&app, "POST", "/login", Some(cookie), Some(&f)).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let (cookie, csrf) = &visitors[0];
+    let f = [("csrf", csrf.as_str()), ("user", "alice")];
+    assert_eq!(web(&app, "POST", "/login", Some(cookie), Some(&f)).await.0, StatusCode::FORBIDDEN);
+
+    // Logged-in sessions, website and API, are untouched.
+    assert_eq!(web(&app, "GET", "/welcome", Some(&logged_in), None).await.0, StatusCode::OK);
+    assert_eq!(bank.call("GET", "/api/v1/session", Some(&api_token), None).await.0, StatusCode::OK);
+}
