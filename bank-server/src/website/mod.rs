@@ -228,6 +228,42 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
+/// What axum's extractors refuse (a body over the limit, a wrong `Content-Type`, a path or
+/// query that does not decode, a form with a missing field) comes back as bare text; this
+/// gives it the API's JSON error shape or the website's error page, with a fixed message that
+/// never echoes the input. The status stays a 4xx.
+async fn uniform_rejections(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let status = res.status();
+    let bare = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    if !status.is_client_error() || !bare {
+        return res;
+    }
+    let (status, code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (status, "body_too_large", "the request body is larger than 64 KiB"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            status,
+            "invalid_request",
+            "wrong Content-Type: the API takes application/json, forms application/x-www-form-urlencoded",
+        ),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request could not be read: check the path, the query and the body's format",
+        ),
+    };
+    if api {
+        (status, axum::Json(serde_json::json!({ "error": code, "message": message }))).into_response()
+    } else {
+        pages::error_page(status, &format!("{message}. Start again from the first page."))
+    }
+}
+
 /// One log line per request: method, path (no query, no body), status, time. Never a header
 /// or a body, so no session token, CSRF token or code reaches the log.
 async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -247,6 +283,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(uniform_rejections))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)

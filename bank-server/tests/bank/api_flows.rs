@@ -382,3 +382,65 @@ async fn junk_bodies_get_4xx_never_5xx() {
     let res = tower::ServiceExt::oneshot(bank.app.clone(), req).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Input the extractors refuse (a body over the limit, a path or query that is not UTF-8, a
+/// form with missing fields or the wrong type) still gets a clear 4xx in the API's JSON error
+/// shape, or the website's error page: never axum's bare text, never a 5xx.
+#[tokio::test]
+async fn refused_input_gets_the_documented_error_shape() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let token = bank.login(&mut card, "alice").await;
+    let huge = format!("{{\"user\":\"{}\"}}", "a".repeat(200 * 1024));
+    let api = [
+        Request::post("/api/v1/login/challenge")
+            .header("content-type", "application/json")
+            .body(Body::from(huge.clone())),
+        Request::post("/api/v1/transfers")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(huge.clone())),
+        Request::get("/api/v1/transfers/%FF%FE").header("authorization", format!("Bearer {token}")).body(Body::empty()),
+        Request::get("/api/v1/transfers?limit=%FF")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty()),
+        Request::get("/api/v1/transfers?limit=1&limit=2")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty()),
+    ];
+    for req in api {
+        let req = req.unwrap();
+        let what = format!("{} {}", req.method(), req.uri());
+        let res = tower::ServiceExt::oneshot(bank.app.clone(), req).await.unwrap();
+        let st = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(st.is_client_error(), "{what}: {st}");
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{what}: {st} not JSON: {}", String::from_utf8_lossy(&body)));
+        assert!(v["error"].is_string() && v["message"].is_string(), "{what}: {v}");
+    }
+    let pages = [
+        Request::post("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("user=alice")),
+        Request::post("/login").header("content-type", "text/plain").body(Body::from("csrf=x&user=alice")),
+        Request::post("/transfer")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={}", "a".repeat(200 * 1024)))),
+        Request::post("/transfer/confirm")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("csrf=x&code=%FF%FE")),
+    ];
+    for req in pages {
+        let req = req.unwrap();
+        let what = format!("{} {}", req.method(), req.uri());
+        let res = tower::ServiceExt::oneshot(bank.app.clone(), req).await.unwrap();
+        let st = res.status();
+        let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let body = String::from_utf8_lossy(&res.into_body().collect().await.unwrap().to_bytes()).into_owned();
+        assert!(st.is_client_error(), "{what}: {st} {body}");
+        assert!(ct.starts_with("text/html") && body.contains("Something went wrong"), "{what}: {st} {ct} {body}");
+    }
+}
