@@ -57,8 +57,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let state = bank_server::AppState::open(&db, &public_url, bank_server::clock::Clock::system())
-        .with_context(|| format!("cannot open the bank database {}", db.display()))?;
+    // Opening, checking and migrating the database is blocking SQLite work: a blocking
+    // thread does it, never the async worker.
+    let opened = {
+        let (db, public_url) = (db.clone(), public_url.clone());
+        tokio::task::spawn_blocking(move || {
+            bank_server::AppState::open(&db, &public_url, bank_server::clock::Clock::system())
+        })
+        .await
+        .context("the start-up thread failed")?
+    };
+    let state = opened.with_context(|| format!("cannot open the bank database {}", db.display()))?;
     tracing::info!(db = %db.display(), verifier_id = %state.cfg.auth.verifier_id, "bank ready");
     let mut out = std::io::stdout().lock();
     writeln!(out, "bank-server listening on http://{addr}")?;
