@@ -68,10 +68,10 @@ impl Pcsc {
                         Ok(ch.fci().and_then(|f| f.serial.clone()).unwrap_or_else(|| "(not personalized)".to_owned()))
                     }) {
                         Ok(serial) => info.paysim_serial = Some(serial),
-                        Err(e) => info.note = Some(e.to_string()),
+                        Err(e) => info.note = Some(e.chain()),
                     },
                     Err(Error::NoApplet { .. }) => info.note = Some("card without the PAYSIM applet".to_owned()),
-                    Err(e) => info.note = Some(e.to_string()),
+                    Err(e) => info.note = Some(e.chain()),
                 }
             }
             out.push(info);

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 /// the class: ask for another PIN, tell the person to insert the card, retry later.
 ///
 /// No variant carries a PIN, PUK, OTP or key: their `Display` texts are safe to print and log.
+/// A variant with a cause keeps it as `source()` and does not repeat it in its own text, so
+/// the CLI's chain (`error: outer: cause`) names each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The PC/SC service (pcscd) is not running or not reachable.
-    #[error("the PC/SC service is not available ({0}); start pcscd (e.g. `systemctl start pcscd`)")]
+    #[error("the PC/SC service is not available; start pcscd (e.g. `systemctl start pcscd`)")]
     NoService(#[source] pcsc::Error),
     /// PC/SC works but lists no reader at all.
     #[error("no smart-card reader found; plug in a reader (or start vpcd) and retry")]
@@ -45,14 +47,14 @@ pub enum Error {
     #[error("the card is not personalized yet; ask the bank to personalize it")]
     NotPersonalized,
     /// The card refused `command` otherwise, or answered something malformed.
-    #[error("the card refused {command}: {source}")]
+    #[error("the card refused {command}")]
     Card {
         command: &'static str,
         #[source]
         source: card_applet::host::CardError,
     },
     /// Any other PC/SC failure.
-    #[error("PC/SC error: {0}")]
+    #[error("PC/SC error")]
     Pcsc(#[source] pcsc::Error),
 
     /// The bank did not answer (connection refused, timeout, connection dropped).
@@ -89,14 +91,14 @@ pub enum Error {
     #[error("cancelled: nothing was signed or sent")]
     Cancelled,
     /// Reading or writing the state directory failed.
-    #[error("cannot use the state file {path}: {source}")]
+    #[error("cannot use the state file {path}")]
     State {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// Reading from the terminal failed.
-    #[error("cannot read from the terminal: {0}")]
+    #[error("cannot read from the terminal (scripts: use --pin-stdin)")]
     Terminal(#[source] std::io::Error),
 }
 
@@ -161,6 +163,19 @@ pub mod exit {
 }
 
 impl Error {
+    /// The text with every cause after it (`outer: cause: ...`), for places that print one
+    /// line without the CLI's chain formatting (the `readers` list).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
     /// The exit code for this failure class (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -278,6 +293,23 @@ mod tests {
         assert!(!Error::OtpRejected.outcome_unknown());
         assert!(!Error::InsufficientFunds.outcome_unknown());
         assert!(!Error::Bank { status: 409, code: "x".into(), message: "y".into() }.outcome_unknown());
+    }
+
+    #[test]
+    fn causes_are_kept_as_sources_not_repeated_in_the_text() {
+        use std::error::Error as _;
+        let io = || std::io::Error::other("disk on fire");
+        for e in [
+            Error::NoService(pcsc::Error::NoService),
+            Error::Pcsc(pcsc::Error::SharingViolation),
+            Error::Card { command: "VERIFY", source: card_applet::host::CardError::SecurityNotSatisfied },
+            Error::State { path: "/x".into(), source: io() },
+            Error::Terminal(io()),
+        ] {
+            let cause = e.source().expect("the cause is kept").to_string();
+            assert!(!e.to_string().contains(&cause), "{e} repeats its cause {cause:?}");
+            assert_eq!(e.chain(), format!("{e}: {cause}"));
+        }
     }
 
     #[test]
