@@ -218,3 +218,99 @@ fn the_binary_refuses_a_key_file_others_can_read() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "{err}");
 }
+
+/// Run with every log level on, through a whole API and website flow: nothing secret reaches
+/// the log (session tokens, CSRF tokens, codes, the master key, the card's seed).
+#[test]
+fn the_log_at_trace_level_holds_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    setup(&db);
+    let log_path = dir.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--public-url", VID, "--db"])
+        .arg(&db)
+        .env_remove("BANK_MASTER_KEY")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().strip_prefix("bank-server listening on ").unwrap().to_owned();
+    let mut server = Server { child, base };
+
+    let mut secrets: Vec<String> = Vec::new();
+    let mut card = Card::new(seed("alice"));
+    secrets.push(hex::encode(seed("alice")));
+    secrets.push(std::fs::read_to_string(bank_server::master_key::key_path(&db)).unwrap().trim().to_owned());
+    let api = Api::login(&server.base, &mut card, "alice");
+    secrets.push(api.token.clone());
+    let body = json!({ "transfer_id": "log-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR" });
+    let (_, created) = api.post("/api/v1/transfers", body).unwrap();
+    let (counter, otp) = sign_tx(&mut card, &created);
+    secrets.push(otp.clone());
+    // A wrong code first (it is logged as a failure, never as the code), then the right one.
+    let wrong = if otp == "00000000" { "11111111" } else { "00000000" };
+    let (st, _) = api
+        .post(
+            "/api/v1/transfers/log-1/confirm",
+            json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": wrong }),
+        )
+        .unwrap();
+    assert_eq!(st, 401);
+    let (_, created) = api
+        .post("/api/v1/transfers", json!({ "transfer_id": "log-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR" }))
+        .unwrap();
+    let (counter, otp) = sign_tx(&mut card, &created);
+    secrets.push(otp.clone());
+    let (st, v) = api
+        .post(
+            "/api/v1/transfers/log-1/confirm",
+            json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp }),
+        )
+        .unwrap();
+    assert_eq!(st, 200, "{v}");
+
+    // The website: visitor cookie, CSRF token, the typed code, the new session cookie.
+    let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie_of = |r: &reqwest::blocking::Response| -> String {
+        let v = r.headers()["set-cookie"].to_str().unwrap();
+        v.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+    };
+    let r = http.get(format!("{}/login", server.base)).send().unwrap();
+    let visitor = cookie_of(&r);
+    let html = r.text().unwrap();
+    let csrf = crate::common::input(&html, "csrf");
+    let r = http
+        .post(format!("{}/login", server.base))
+        .header("cookie", format!("bank_session={visitor}"))
+        .form(&[("csrf", csrf.as_str()), ("user", "alice")])
+        .send()
+        .unwrap();
+    let html = r.text().unwrap();
+    let challenge = crate::common::cell(&html, "Challenge");
+    let cid = crate::common::input(&html, "challenge_id");
+    let (counter, otp) = card.login(&challenge, VID);
+    let code = format!("{counter}-{otp}");
+    let r = http
+        .post(format!("{}/login/code", server.base))
+        .header("cookie", format!("bank_session={visitor}"))
+        .form(&[("csrf", csrf.as_str()), ("challenge_id", cid.as_str()), ("code", code.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let logged_in = cookie_of(&r);
+    secrets.extend([visitor, csrf, otp, logged_in]);
+
+    // A clean stop flushes the log.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(server.child.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("request"), "the log was written: {log}");
+    for s in &secrets {
+        assert!(!log.to_lowercase().contains(&s.to_lowercase()), "a secret ({} chars) is in the log", s.len());
+    }
+}

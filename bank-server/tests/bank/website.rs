@@ -317,3 +317,44 @@ async fn visitor_sessions_are_capped() {
     assert_eq!(web(&app, "GET", "/welcome", Some(&logged_in), None).await.0, StatusCode::OK);
     assert_eq!(bank.call("GET", "/api/v1/session", Some(&api_token), None).await.0, StatusCode::OK);
 }
+
+/// What a person types comes back into pages only escaped: a payee, an amount, a user name or
+/// a transfer id full of markup never becomes markup.
+#[tokio::test]
+async fn typed_markup_is_escaped_in_every_page() {
+    let bank = TestBank::new();
+    let evil = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>";
+    // The login form with a user name that is not one.
+    let (_, h, html) = web(&bank.app, "GET", "/login", None, None).await;
+    let visitor = set_cookie(&h).unwrap();
+    let csrf = input(&html, "csrf");
+    let (st, _, page) =
+        web(&bank.app, "POST", "/login", Some(&visitor), Some(&[("csrf", &csrf), ("user", evil)])).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
+
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    let (_, _, form) = web(&bank.app, "GET", "/transfer", Some(&s), None).await;
+    let csrf = input(&form, "csrf");
+    let tid = input(&form, "transfer_id");
+    for (tid, from, to, amount) in [
+        (tid.as_str(), "ACC-ALICE-EUR", evil, "1"),
+        (tid.as_str(), "ACC-ALICE-EUR", "ACC-BOB-EUR", evil),
+        (tid.as_str(), evil, "ACC-BOB-EUR", "1"),
+        (evil, "ACC-ALICE-EUR", "ACC-BOB-EUR", "1"),
+    ] {
+        let f = [("csrf", csrf.as_str()), ("transfer_id", tid), ("from", from), ("to", to), ("amount", amount)];
+        let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
+        assert!(st.is_client_error(), "{st}");
+        assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
+        if to == evil {
+            assert!(page.contains("&lt;script&gt;"), "the payee is shown, escaped: {page}");
+        }
+    }
+    // The code form of a confirmation.
+    let f = [("csrf", csrf.as_str()), ("transfer_id", evil), ("challenge_id", evil), ("code", evil)];
+    let (st, _, page) = web(&bank.app, "POST", "/transfer/confirm", Some(&s), Some(&f)).await;
+    assert!(st.is_client_error(), "{st}");
+    assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
+}
