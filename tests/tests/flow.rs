@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use e2e_tests::{CardSpec, TestCard, WAIT};
+use e2e_tests::{CardSpec, Slot, TestCard, WAIT};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -93,25 +93,30 @@ struct Bank {
     child: Option<Child>,
     db: PathBuf,
     port: u16,
+    /// `--public-url`, when the bank is reached through a relay (its verifier id).
+    public_url: Option<String>,
 }
 
 impl Bank {
     /// Starts the bank on `port` (0: a free one) and waits for its readiness line.
     fn start(db: &Path, port: u16) -> Bank {
+        Self::start_as(db, port, None)
+    }
+
+    /// As [`Bank::start`], with `--public-url URL` when given.
+    fn start_as(db: &Path, port: u16, public_url: Option<&str>) -> Bank {
         let log = std::fs::File::options().create(true).append(true).open(db.with_extension("log")).unwrap();
-        let mut child = Command::new(bin("bank-server"))
-            .args(["serve", "--db"])
-            .arg(db)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start bank-server");
+        let mut cmd = Command::new(bin("bank-server"));
+        cmd.args(["serve", "--db"]).arg(db).args(["--listen", &format!("127.0.0.1:{port}")]);
+        if let Some(url) = public_url {
+            cmd.args(["--public-url", url]);
+        }
+        let mut child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log).spawn().expect("cannot start bank-server");
         let rx = lines_of(child.stdout.take().unwrap());
         let line = wait_line(&rx, "bank-server listening on http://", "bank-server");
         let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
-        Bank { child: Some(child), db: db.to_owned(), port }
+        Bank { child: Some(child), db: db.to_owned(), port, public_url: public_url.map(str::to_owned) }
     }
 
     fn url(&self) -> String {
@@ -128,7 +133,7 @@ impl Bank {
 
     fn restart(&mut self) {
         self.kill();
-        let again = Bank::start(&self.db, self.port);
+        let again = Bank::start_as(&self.db, self.port, self.public_url.as_deref());
         *self = again;
     }
 }
@@ -146,12 +151,19 @@ struct World {
     card: TestCard,
     bank: Bank,
     state_dir: PathBuf,
+    /// The bridge's `--server`: the bank's public URL.
+    server: String,
 }
 
 fn world() -> World {
+    world_with(|db| Bank::start(db, 0))
+}
+
+/// A world whose bank is started by `start` (given the database path).
+fn world_with(start: impl FnOnce(&Path) -> Bank) -> World {
     let card = TestCard::personalized(&CardSpec::default());
     let db = card.dir.path().join("bank.sqlite3");
-    let bank = Bank::start(&db, 0);
+    let bank = start(&db);
     bank_server::ops::add_user(&db, "alice").unwrap();
     bank_server::ops::add_user(&db, "bob").unwrap();
     let serial = bank_server::ops::enroll_token_file(&db, &card.token_path, "alice").unwrap();
@@ -160,12 +172,13 @@ fn world() -> World {
     bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
     bank_server::ops::fund(&db, "ACC-ALICE-EUR", 100_000, "opening deposit").unwrap();
     let state_dir = card.dir.path().join("bridge-state");
-    World { card, bank, state_dir }
+    let server = bank.public_url.clone().unwrap_or_else(|| bank.url());
+    World { card, bank, state_dir, server }
 }
 
 impl World {
     fn bridge_cmd(&self, args: &[&str]) -> Command {
-        self.bridge_cmd_at(&self.bank.url(), args)
+        self.bridge_cmd_at(&self.server, args)
     }
 
     /// The bridge configured with bank address `server`.
@@ -334,6 +347,15 @@ fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     assert_eq!(w.bridge_ok(&["pending"], "").trim(), "no pending transfers");
     // Two codes were used: the login's (counter 0) and the transfer's (counter 1).
     assert!(w.bridge_ok(&["status"], "").contains("next counter:    2"));
+
+    // More than alice holds: exit 32, the reason in words, nothing moved, nothing pending.
+    let out =
+        w.bridge(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "5000.00", "--currency", "EUR", "--yes"], "1234\n");
+    assert_eq!(code(&out), 32, "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("insufficient funds"), "{}", describe(&out));
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1234);
+    assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 1234);
+    assert_eq!(w.bridge_ok(&["pending"], "").trim(), "no pending transfers");
     w.books_ok();
 }
 
@@ -471,6 +493,7 @@ fn desync_codes_never_sent_are_absorbed_but_not_twenty() {
     }
     let out = w.bridge(&["login", "--user", "alice"], "1234\n");
     assert_eq!(code(&out), 31, "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the bank refused the one-time code"), "{}", describe(&out));
 }
 
 /// Starts `reader-bridge transfer` and waits until it asks for the PIN (the card is open, no
@@ -550,6 +573,171 @@ fn bank_killed_mid_transfer_then_retry_moves_money_exactly_once() {
     w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "7.50", "--currency", "EUR", "--yes"], "1234\n");
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1500);
     w.books_ok();
+}
+
+/// A loopback relay between the bridge and the bank. Once armed, it passes the next
+/// `POST .../confirm` to the bank, waits for the first byte of the bank's answer (the bank has
+/// committed by then), and cuts both connections instead of passing the answer on: the bank
+/// executed the transfer, the bridge never hears it. Afterwards it relays everything.
+struct Relay {
+    port: u16,
+    /// One message per answer eaten.
+    eaten: mpsc::Receiver<()>,
+}
+
+impl Relay {
+    fn start(listener: std::net::TcpListener, bank_port: u16) -> Relay {
+        use std::io::Read;
+        use std::net::{Shutdown, TcpStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(true));
+        let (eaten_tx, eaten) = mpsc::channel();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                // The bank may be down (restarted by the test): drop the client, as a dead bank would.
+                let Ok(server) = TcpStream::connect(("127.0.0.1", bank_port)) else { continue };
+                let confirm_sent = Arc::new(AtomicBool::new(false));
+                let (mut c_in, mut s_out, sent) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap(), confirm_sent.clone());
+                let armed_up = armed.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match c_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &buf[..n];
+                        if armed_up.load(Ordering::SeqCst)
+                            && chunk.starts_with(b"POST ")
+                            && chunk.windows(9).any(|w| w == b"/confirm ")
+                        {
+                            sent.store(true, Ordering::SeqCst);
+                        }
+                        if s_out.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(Shutdown::Write);
+                });
+                let (mut s_in, mut c_out, armed_down, eaten_tx) = (server, client, armed.clone(), eaten_tx.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match s_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if confirm_sent.load(Ordering::SeqCst) && armed_down.swap(false, Ordering::SeqCst) {
+                            let _ = c_out.shutdown(Shutdown::Both);
+                            let _ = s_in.shutdown(Shutdown::Both);
+                            let _ = eaten_tx.send(());
+                            return;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(Shutdown::Write);
+                });
+            }
+        });
+        Relay { port, eaten }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+#[test]
+fn bank_executes_but_the_answer_is_lost_then_bank_restarts_and_the_retry_pays_once() {
+    // The bridge talks to the bank through the relay; the bank's public URL (its verifier id)
+    // is the relay's, so the codes the card signs are the ones the bank expects.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_url = format!("http://{}", listener.local_addr().unwrap());
+    let mut w = world_with(|db| Bank::start_as(db, 0, Some(&relay_url)));
+    let relay = Relay::start(listener, w.bank.port);
+    assert_eq!(relay.url(), w.server);
+    w.login();
+
+    let transfer = ["transfer", "--to", "ACC-BOB-EUR", "--amount", "42.00", "--currency", "EUR", "--yes"];
+    let out = w.bridge(&transfer, "1234\n");
+    relay.eaten.recv_timeout(WAIT).expect("the relay never saw the confirmation");
+    // The bank executed the transfer; the bridge only saw the connection drop.
+    assert_eq!(code(&out), 30, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unreachable") && err.contains("run the same transfer command again"), "{err}");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 4200, "the bank did execute it");
+    let pending = w.bridge_ok(&["pending"], "");
+    let id = pending.split_whitespace().next().unwrap().to_owned();
+    assert!(id.starts_with("tx-"), "{pending}");
+
+    // The bank dies hard and comes back on the same address; the person runs the command again.
+    w.bank.restart();
+    let out = w.bridge_ok(&transfer, "1234\n");
+    assert!(out.contains(&format!("resuming transfer {id}")), "{out}");
+    assert!(out.contains(&format!("the bank had already executed transfer {id}; nothing moved again")), "{out}");
+    assert!(out.contains(&format!("transfer {id} executed")), "{out}");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 4200);
+    assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 4200);
+    assert_eq!(w.bridge_ok(&["pending"], "").trim(), "no pending transfers");
+    let (_, history) = api(&w, "GET", "/transfers", Some(&w.session_token()), None);
+    let transfers = history["transfers"].as_array().unwrap();
+    assert_eq!(transfers.len(), 1, "{history}");
+    assert_eq!(transfers[0]["transfer_id"], id.as_str());
+    w.books_ok();
+}
+
+#[test]
+fn without_reader_the_bridge_uses_the_one_paysim_card_and_never_guesses_between_two() {
+    let a = TestCard::personalized(&CardSpec { serial: "PSIM-A".into(), slot: Some(Slot(0)), ..CardSpec::default() });
+    let mut b =
+        TestCard::personalized(&CardSpec { serial: "PSIM-B".into(), slot: Some(Slot(1)), ..CardSpec::default() });
+    let state = a.dir.path().join("bridge-state");
+    let status = || {
+        Command::new(bin("reader-bridge"))
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--wait", "2", "status"])
+            .env_remove("PAYSIM_READER")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Two PAYSIM cards, no --reader and no terminal to ask at: exit 13, both listed.
+    let out = status();
+    assert_eq!(code(&out), 13, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&a.reader()) && err.contains(&b.reader()) && err.contains("--reader"), "{err}");
+
+    // One card left: that is the one, without --reader.
+    b.process().kill();
+    let out = status();
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("reader:          {}", a.reader())) && text.contains("PSIM-A"), "{text}");
+}
+
+#[test]
+fn without_pcscd_the_bridge_says_to_start_it() {
+    // libpcsclite finds pcscd through this socket path: point it at nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("reader-bridge"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--wait", "0", "status"])
+        .env("PCSCLITE_CSOCK_NAME", dir.path().join("no-pcscd.sock"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 10, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the PC/SC service is not available") && err.contains("start pcscd"), "{err}");
+    assert_eq!(err.matches("not running").count(), 1, "the cause is printed once: {err}");
 }
 
 // ---------------------------------------------------------------------------------------
