@@ -6,6 +6,7 @@ use card_applet::command::DataObject;
 use card_applet::host::{self, CardError, PinStatus};
 use card_applet::otp::{self, ChainKey, TxFields};
 use e2e_tests::{bank_tools, hex_upper, opensc_tool, require_pcscd, scriptor, CardSpec, Slot, TestCard};
+use std::path::Path;
 use tools::pcsc_link::Exchange;
 
 const VERIFIER: &str = "https://bank.example:443";
@@ -324,4 +325,105 @@ fn a_wrong_admin_key_is_refused_and_counted() {
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("admin authentication failed: 9 tries left"), "{err}");
     assert!(!out.exists());
+}
+
+/// `bank-tools card personalize` through the binary: the seed is HKDF-SHA256 over the
+/// `--secret-file` secret and the materials in tag order (the vector in tools/README.md, flags
+/// given out of order), the token file is mode 0600 and never overwritten, a weak or exposed
+/// secret file is refused, and without `--secret-file` the secret is fresh random bytes.
+#[test]
+fn personalize_derives_the_documented_seed_and_guards_its_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _state, admin, card) = TestCard::factory(None);
+    let reader = card.reader();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let secret = path("secret.hex");
+    tools::secret_file::write_new(
+        Path::new(&secret),
+        format!("{}\n", hex::encode((0u8..32).collect::<Vec<_>>())).as_bytes(),
+    )
+    .unwrap();
+    let materials = [
+        "--imei",
+        "490154203237518",
+        "--cert-sha256",
+        "8466704473f5d2d54a42710d1ebd5d25981daff3e701bbd254ffca8a816a51a4",
+        "--user-id",
+        "alice",
+    ];
+    let personalize = |serial: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "card",
+            "personalize",
+            "--reader",
+            &reader,
+            "--admin-key",
+            admin.to_str().unwrap(),
+            "--serial",
+            serial,
+            "--pin-stdin",
+            "--puk-stdin",
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        bank_tools(&args, Some("1234\n12345678\n"))
+    };
+    let selected_serial = || {
+        let mut link = card_link(&reader);
+        let tx = link.transaction().unwrap();
+        host::parse_select(&send(&tx, &host::select())).unwrap().serial
+    };
+
+    let out = path("kat.json");
+    let run = personalize("PSIM-KAT", &out, &[&["--secret-file", secret.as_str()][..], &materials[..]].concat());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("personalized card PSIM-KAT"), "it says what it did");
+    let token = e2e_tests::Token::read(Path::new(&out));
+    assert_eq!(hex::encode(token.seed), "bd3790c882c240375142f620b70aa215703dcfcbc4d6105c5763e1440f887001");
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    let printed = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(!printed.contains("bd3790c8") && !printed.contains("000102030405"), "a secret was printed: {printed}");
+    // The card runs that seed: its first login code is the algorithm's at counter 0.
+    {
+        let mut link = card_link(&reader);
+        let tx = link.transaction().unwrap();
+        host::parse_select(&send(&tx, &host::select())).unwrap();
+        host::parse_verify(&send(&tx, &host::verify("1234").unwrap())).unwrap();
+        let (counter, code) = host::parse_otp(&send(&tx, &host::login_otp(&challenge(3), VERIFIER).unwrap())).unwrap();
+        assert_eq!(counter, 0);
+        assert!(otp::login_otp(&token.chain_key(), 0, &challenge(3), VERIFIER.as_bytes()).matches(code.as_str()));
+    }
+
+    // The same --out again: refused before the card is touched; file and card unchanged.
+    let before = std::fs::read(&out).unwrap();
+    let run = personalize("PSIM-OTHER", &out, &materials);
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("refusing to overwrite"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    assert_eq!(selected_serial().as_deref(), Some("PSIM-KAT"));
+
+    // A secret file others can read, or one byte repeated, is refused.
+    let loose = path("loose.hex");
+    tools::secret_file::write_new(Path::new(&loose), "ab".repeat(32).as_bytes()).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = personalize("PSIM-OTHER", &path("loose.json"), &["--secret-file", &loose, "--user-id", "alice"]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("chmod 600"), "{}", String::from_utf8_lossy(&run.stderr));
+    let zero = path("zero.hex");
+    tools::secret_file::write_new(Path::new(&zero), "00".repeat(32).as_bytes()).unwrap();
+    let run = personalize("PSIM-OTHER", &path("zero.json"), &["--secret-file", &zero, "--user-id", "alice"]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not random"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(selected_serial().as_deref(), Some("PSIM-KAT"));
+
+    // No --secret-file: the same materials give another seed (32 fresh random bytes).
+    let fresh = path("fresh.json");
+    let run = personalize("PSIM-FRESH", &fresh, &materials);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let fresh = e2e_tests::Token::read(Path::new(&fresh));
+    assert_ne!(fresh.seed, token.seed);
+    assert_eq!(selected_serial().as_deref(), Some("PSIM-FRESH"));
 }
