@@ -162,8 +162,13 @@ mod boundaries {
             .collect()
     }
 
+    /// The source without its test module (tests may set up other roles' state).
+    fn non_test(src: &str) -> &str {
+        src.split("#[cfg(test)]").next().unwrap_or(src)
+    }
+
     fn check(file: &str, src: &str, own: &[&str]) {
-        for t in tables_in(src) {
+        for t in tables_in(non_test(src)) {
             assert!(own.contains(&t), "{file} has SQL on table `{t}`, which another role owns");
         }
     }
@@ -196,16 +201,17 @@ mod boundaries {
             ("db.rs", include_str!("db.rs")),
             ("master_key.rs", include_str!("master_key.rs")),
         ] {
+            let src = non_test(src);
             assert!(
                 !src.contains("crate::website") && !src.contains("website::"),
                 "{file} reaches into the website role"
             );
         }
         for (file, src) in [("auth/mod.rs", include_str!("auth/mod.rs"))] {
-            assert!(!src.contains("crate::ledger"), "{file} reaches into the ledger");
+            assert!(!non_test(src).contains("crate::ledger"), "{file} reaches into the ledger");
         }
         for (file, src) in [("ledger/mod.rs", include_str!("ledger/mod.rs"))] {
-            assert!(!src.contains("crate::auth"), "{file} reaches into auth");
+            assert!(!non_test(src).contains("crate::auth"), "{file} reaches into auth");
         }
     }
 }

@@ -548,6 +548,49 @@ mod tests {
     }
 
     #[test]
+    fn history_is_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let mut c = crate::db::open_connection(&path).unwrap();
+        crate::db::migrate(&mut c, &path).unwrap();
+        let tx = c.transaction().unwrap();
+        crate::auth::add_user(&tx, 0, "alice", "operator").unwrap();
+        crate::auth::add_user(&tx, 0, "bob", "operator").unwrap();
+        open_account(&tx, 0, 1, "ACC-A", "EUR", "operator").unwrap();
+        open_account(&tx, 0, 2, "ACC-B", "EUR", "operator").unwrap();
+        fund(&tx, 0, "ACC-A", 1000, "opening", "operator").unwrap();
+        let req = NewTransfer {
+            transfer_id: "t1".into(),
+            from: "ACC-A".into(),
+            to: "ACC-B".into(),
+            amount_minor: 300,
+            currency: "EUR".into(),
+        };
+        create_transfer(&tx, 0, 1, &req, "user:alice").unwrap();
+        assert_eq!(execute_transfer(&tx, 1, 1, "t1", "user:alice").unwrap().status, Status::Executed);
+        tx.commit().unwrap();
+        for sql in [
+            "UPDATE postings SET amount = amount * 2",
+            "DELETE FROM postings",
+            "UPDATE journal SET memo = 'x'",
+            "DELETE FROM journal",
+            "DELETE FROM transfers",
+            "UPDATE transfers SET status = 'pending'",
+            "UPDATE transfers SET amount = 1",
+        ] {
+            let e = c.execute(sql, []).unwrap_err().to_string();
+            assert!(e.contains("append-only") || e.contains("only moves from pending"), "{sql}: {e}");
+        }
+        // A second execution of the same transfer moves nothing.
+        let tx = c.transaction().unwrap();
+        assert_eq!(execute_transfer(&tx, 2, 1, "t1", "user:alice").unwrap().status, Status::Executed);
+        let books = check_books(&tx).unwrap();
+        assert!(books.problems.is_empty(), "{:?}", books.problems);
+        let b: i64 = tx.query_row("SELECT balance FROM accounts WHERE number = 'ACC-B'", [], |r| r.get(0)).unwrap();
+        assert_eq!(b, 300);
+    }
+
+    #[test]
     fn identifiers() {
         assert!(valid_account_number("ACC-ALICE-EUR"));
         assert!(!valid_account_number("acc"));

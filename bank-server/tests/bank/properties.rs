@@ -493,3 +493,50 @@ async fn expired_challenges_are_cleaned_up() {
     let n: i64 = c.query_row("SELECT count(*) FROM challenges", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 1, "only the fresh challenge is left");
 }
+
+/// Someone who can write the database cannot move a sealed chain key to another token's row,
+/// nor pair it with another counter: the associated data (token id, serial, counter) no
+/// longer matches, the key does not open and nobody logs in with it.
+#[tokio::test]
+async fn a_sealed_chain_key_is_bound_to_its_row_and_counter() {
+    let bank = TestBank::new();
+    let mut alice = Card::new(seed("alice"));
+    let c = rusqlite::Connection::open(&bank.path).unwrap();
+    // Bob's sealed key copied into alice's row: alice's own card no longer verifies, nor bob's.
+    c.execute(
+        "UPDATE tokens SET (ck_nonce, ck_sealed) = (SELECT ck_nonce, ck_sealed FROM tokens WHERE serial = 'PSIM-BOB')
+         WHERE serial = 'PSIM-ALICE'",
+        [],
+    )
+    .unwrap();
+    for card in [&mut alice.clone(), &mut Card::new(seed("bob"))] {
+        let ch = bank.challenge("alice").await;
+        let (counter, otp) = card.login(ch["challenge_hex"].as_str().unwrap(), VID);
+        let (st, _) = bank
+            .call(
+                "POST",
+                "/api/v1/login",
+                None,
+                Some(json!({ "challenge_id": ch["challenge_id"], "counter": counter, "otp": otp })),
+            )
+            .await;
+        assert_ne!(st, StatusCode::OK);
+    }
+    // Carol's row with its counter moved on by 3 (her card skipped 3 codes): refused too,
+    // although the counter is inside the window.
+    c.execute("UPDATE tokens SET next_counter = 3 WHERE serial = 'PSIM-CAROL'", []).unwrap();
+    let mut carol = Card::new(seed("carol"));
+    carol.skip(3);
+    let ch = bank.challenge("carol").await;
+    let (counter, otp) = carol.login(ch["challenge_hex"].as_str().unwrap(), VID);
+    let (st, _) = bank
+        .call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({ "challenge_id": ch["challenge_id"], "counter": counter, "otp": otp })),
+        )
+        .await;
+    assert_ne!(st, StatusCode::OK);
+    assert_eq!(bank.audit_count("otp_check", "\"ok\""), 0, "no code verified with a moved key");
+}
