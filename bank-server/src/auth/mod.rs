@@ -89,6 +89,9 @@ pub enum Failure {
     CounterReplay,
     CounterOutOfWindow,
     OtpMismatch,
+    /// The stored chain key does not open under the master key with its row's associated data:
+    /// the row was altered (or copied from another token), or the key is not this database's.
+    ChainKeyUnreadable,
 }
 
 impl Failure {
@@ -103,6 +106,7 @@ impl Failure {
             Failure::CounterReplay => "counter_replay_or_clone",
             Failure::CounterOutOfWindow => "counter_out_of_window",
             Failure::OtpMismatch => "otp_mismatch",
+            Failure::ChainKeyUnreadable => "chain_key_unreadable",
         }
     }
 
@@ -623,7 +627,18 @@ pub fn verify(
         return Ok(Err(f));
     }
 
-    let ck_next = load_chain(key, tok.id, &tok.serial, tok.next, &tok.sealed)?;
+    let ck_next = match load_chain(key, tok.id, &tok.serial, tok.next, &tok.sealed) {
+        Ok(ck) => ck,
+        Err(AuthError::Key(KeyError::Open)) => {
+            // Not the client's fault and not a guess: no failure is counted. The operator
+            // learns of it from the error log and the audit log; the client gets the usual
+            // generic refusal.
+            tracing::error!(serial = %tok.serial, "a stored chain key does not open: altered token row or wrong master key");
+            log(Failure::ChainKeyUnreadable.reason(), sub.counter)?;
+            return Ok(Err(Failure::ChainKeyUnreadable));
+        }
+        Err(e) => return Err(e),
+    };
     let vid = cfg.verifier_id.as_bytes();
     let outcome: Result<(u64, ChainKey), Failure> = match sub.counter {
         Some(c) if c < tok.next => Err(Failure::CounterReplay),
