@@ -500,7 +500,7 @@ async fn expired_challenges_are_cleaned_up() {
 #[tokio::test]
 async fn a_sealed_chain_key_is_bound_to_its_row_and_counter() {
     let bank = TestBank::new();
-    let mut alice = Card::new(seed("alice"));
+    let alice = Card::new(seed("alice"));
     let c = rusqlite::Connection::open(&bank.path).unwrap();
     // Bob's sealed key copied into alice's row: alice's own card no longer verifies, nor bob's.
     c.execute(
