@@ -185,7 +185,9 @@ fn bad_enrollments_are_refused() {
 
     // Files: missing, readable by others, not a token file.
     let dir = bank.dir.path();
-    assert!(enroll("bob", dir.join("none.json").to_str().unwrap()).refused().contains("none.json"));
+    let missing = enroll("bob", dir.join("none.json").to_str().unwrap()).refused().to_owned();
+    assert!(missing.contains("none.json"), "{missing}");
+    assert_eq!(missing.matches("No such file or directory").count(), 1, "the cause is printed once: {missing}");
     let loose = bank.token_file("PSIM-00000003", [3; 32]);
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
