@@ -230,6 +230,7 @@ fn virtual_card_refuses_a_missing_or_busy_state_file() {
     assert!(!missing.status.success());
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("bank-tools card create"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "the cause is printed once: {err}");
 }
 
 #[test]
