@@ -358,3 +358,67 @@ async fn typed_markup_is_escaped_in_every_page() {
     assert!(st.is_client_error(), "{st}");
     assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
 }
+
+/// Every form of every page carries the session's CSRF token, and every POST refuses a wrong
+/// one with 403 before doing anything.
+#[tokio::test]
+async fn every_form_carries_the_csrf_token_and_every_post_checks_it() {
+    fn forms_carry(page: &str, csrf: &str, what: &str) -> usize {
+        let forms: Vec<&str> = page.split("<form").skip(1).map(|f| f.split("</form>").next().unwrap()).collect();
+        for f in &forms {
+            assert!(f.contains(&format!("name=\"csrf\" value=\"{csrf}\"")), "{what}: a form without the token: {f}");
+        }
+        forms.len()
+    }
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let (_, h, login) = web(&bank.app, "GET", "/login", None, None).await;
+    let visitor = set_cookie(&h).unwrap();
+    let vcsrf = input(&login, "csrf");
+    assert_eq!(forms_carry(&login, &vcsrf, "login"), 1);
+    let (_, _, challenge) =
+        web(&bank.app, "POST", "/login", Some(&visitor), Some(&[("csrf", &vcsrf), ("user", "alice")])).await;
+    assert_eq!(forms_carry(&challenge, &vcsrf, "challenge"), 1);
+    for path in ["/login", "/login/code", "/transfer", "/transfer/confirm", "/logout"] {
+        let (st, _, _) = web(&bank.app, "POST", path, Some(&visitor), Some(&[("csrf", "0".repeat(32).as_str())])).await;
+        assert!(st == StatusCode::FORBIDDEN || st.is_client_error(), "{path}: {st}");
+    }
+
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    let (_, _, welcome) = web(&bank.app, "GET", "/welcome", Some(&s), None).await;
+    let csrf = input(&welcome, "csrf");
+    assert_ne!(csrf, vcsrf);
+    assert_eq!(forms_carry(&welcome, &csrf, "welcome"), 1, "the logout button");
+    let (_, _, accounts) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
+    forms_carry(&accounts, &csrf, "accounts");
+    let (_, _, form) = web(&bank.app, "GET", "/transfer", Some(&s), None).await;
+    assert_eq!(forms_carry(&form, &csrf, "transfer form"), 2);
+    let tid = input(&form, "transfer_id");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("transfer_id", tid.as_str()),
+        ("from", "ACC-ALICE-EUR"),
+        ("to", "ACC-BOB-EUR"),
+        ("amount", "1"),
+    ];
+    let (_, _, confirm) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&fields)).await;
+    assert_eq!(forms_carry(&confirm, &csrf, "confirmation"), 2);
+
+    // With the logged-in session, a wrong token is refused on every POST and changes nothing.
+    let wrong = "0".repeat(32);
+    let posts: [(&str, Vec<(&str, &str)>); 4] = [
+        ("/transfer", fields.iter().map(|(k, v)| if *k == "csrf" { (*k, wrong.as_str()) } else { (*k, *v) }).collect()),
+        (
+            "/transfer/confirm",
+            vec![("csrf", &wrong), ("transfer_id", &tid), ("challenge_id", &wrong), ("code", "0-12345678")],
+        ),
+        ("/logout", vec![("csrf", &wrong)]),
+        ("/login", vec![("csrf", &wrong), ("user", "alice")]),
+    ];
+    for (path, f) in posts {
+        let (st, _, page) = web(&bank.app, "POST", path, Some(&s), Some(&f)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{path}: {page}");
+    }
+    assert_eq!(web(&bank.app, "GET", "/welcome", Some(&s), None).await.0, StatusCode::OK, "still logged in");
+    assert_eq!(bank.audit_count("otp_check", "\"otp_mismatch\""), 0, "no code was checked");
+}
