@@ -2,9 +2,10 @@
 //! behind the real pcscd, `bank-server serve` on 127.0.0.1 with a fresh SQLite database, and
 //! `reader-bridge`. Each test has its own card state, database and bridge state directory.
 //!
-//! The bank is set up with `bank_server::ops` (the functions `bank-tools` wraps), which work
-//! on the database while the server runs. Processes are waited on by their readiness lines,
-//! by pcscd's reader events, and by their exit: never by sleeping.
+//! The operator sets the bank up with `bank-tools` (user add, token enroll from the card's
+//! personalization output, account open and fund) against the database while the server
+//! runs. Processes are waited on by their readiness lines, by pcscd's reader events, and by
+//! their exit: never by sleeping.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -164,13 +165,34 @@ fn world_with(start: impl FnOnce(&Path) -> Bank) -> World {
     let card = TestCard::personalized(&CardSpec::default());
     let db = card.dir.path().join("bank.sqlite3");
     let bank = start(&db);
-    bank_server::ops::add_user(&db, "alice").unwrap();
-    bank_server::ops::add_user(&db, "bob").unwrap();
-    let serial = bank_server::ops::enroll_token_file(&db, &card.token_path, "alice").unwrap();
-    assert_eq!(serial, card.token.serial);
-    bank_server::ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
-    bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
-    bank_server::ops::fund(&db, "ACC-ALICE-EUR", 100_000, "opening deposit").unwrap();
+    // The operator sets the bank up with `bank-tools` while the server runs.
+    let db_arg = db.to_str().unwrap();
+    let token_arg = card.token_path.to_str().unwrap();
+    for (args, says) in [
+        (vec!["user", "add", "alice"], "added user alice".to_owned()),
+        (vec!["user", "add", "bob"], "added user bob".to_owned()),
+        (
+            vec!["token", "enroll", "--user", "alice", "--token-file", token_arg],
+            format!("enrolled token {} for user alice (next counter 0)", card.token.serial),
+        ),
+        (
+            vec!["account", "open", "--user", "alice", "--number", "ACC-ALICE-EUR", "--currency", "EUR"],
+            "opened account ACC-ALICE-EUR (EUR) for user alice".to_owned(),
+        ),
+        (
+            vec!["account", "open", "--user", "bob", "--number", "ACC-BOB-EUR", "--currency", "EUR"],
+            "opened account ACC-BOB-EUR (EUR) for user bob".to_owned(),
+        ),
+        (
+            vec!["account", "fund", "--account", "ACC-ALICE-EUR", "--amount", "1000.00", "--currency", "EUR"],
+            "funded account ACC-ALICE-EUR with 1000.00 EUR; balance now 1000.00 EUR".to_owned(),
+        ),
+    ] {
+        let out = e2e_tests::bank_tools(&[&args[..], &["--db", db_arg]].concat(), None);
+        e2e_tests::assert_success(&format!("bank-tools {args:?}"), &out);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(&says), "bank-tools {args:?} said {stdout:?}, not {says:?}");
+    }
     let state_dir = card.dir.path().join("bridge-state");
     let server = bank.public_url.clone().unwrap_or_else(|| bank.url());
     World { card, bank, state_dir, server }
