@@ -124,9 +124,14 @@ pub fn unlock_token(db_path: &Path, serial: &str) -> Result<(), OpsError> {
     write(db_path, |tx, now| Ok(auth::unlock_token(tx, now, serial, OPERATOR)?))
 }
 
-/// Revokes a token for good.
+/// Revokes a token for good, and ends its user's sessions (API and website) in the same
+/// transaction: whoever logged in with a lost card is out at once.
 pub fn revoke_token(db_path: &Path, serial: &str) -> Result<(), OpsError> {
-    write(db_path, |tx, now| Ok(auth::revoke_token(tx, now, serial, OPERATOR)?))
+    write(db_path, |tx, now| {
+        let user_id = auth::revoke_token(tx, now, serial, OPERATOR)?;
+        crate::website::session::end_all_for_user(tx, now, user_id, "token_revoked", OPERATOR)?;
+        Ok(())
+    })
 }
 
 /// All tokens with their state (no key material).

@@ -346,7 +346,8 @@ pub fn unlock_token(tx: &Transaction<'_>, now: i64, serial: &str, actor: &str) -
 }
 
 /// Revokes a token for good: it never authenticates again and its challenges are dropped.
-pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &str, actor: &str) -> Result<(), AuthError> {
+/// Returns the id of the user it belonged to.
+pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &str, actor: &str) -> Result<i64, AuthError> {
     let (id, status) = token_row(tx, serial)?;
     if status == "revoked" {
         return Err(AuthError::TokenRevoked(serial.to_owned()));
@@ -354,7 +355,8 @@ pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &str, actor: &str) -
     tx.execute("UPDATE tokens SET status = 'revoked' WHERE id = ?1", [id])?;
     tx.execute("DELETE FROM challenges WHERE token_id = ?1", [id])?;
     audit::append(tx, now, "token_revoked", actor, json!({ "serial": serial }))?;
-    Ok(())
+    let user_id: i64 = tx.query_row("SELECT user_id FROM tokens WHERE id = ?1", [id], |r| r.get(0))?;
+    Ok(user_id)
 }
 
 pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, AuthError> {

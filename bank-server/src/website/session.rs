@@ -7,6 +7,7 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
+use crate::audit;
 use crate::auth;
 use crate::master_key::random_bytes;
 
@@ -161,4 +162,19 @@ pub fn lookup(
 pub fn delete(tx: &Transaction<'_>, session: &Session) -> Result<(), auth::AuthError> {
     tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [session.id_hash.as_slice()])?;
     Ok(())
+}
+
+/// Ends every session of a user (API and website), e.g. when their token is revoked; audits
+/// how many. Returns that number.
+pub fn end_all_for_user(
+    tx: &Transaction<'_>,
+    now: i64,
+    user_id: i64,
+    reason: &str,
+    actor: &str,
+) -> Result<usize, auth::AuthError> {
+    let n = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    let user = auth::user_name(tx, user_id)?.unwrap_or_default();
+    audit::append(tx, now, "sessions_ended", actor, serde_json::json!({ "user": user, "count": n, "reason": reason }))?;
+    Ok(n)
 }

@@ -444,3 +444,43 @@ async fn refused_input_gets_the_documented_error_shape() {
         assert!(ct.starts_with("text/html") && body.contains("Something went wrong"), "{what}: {st} {ct} {body}");
     }
 }
+
+/// Revoking a token (a lost or stolen card) also ends its user's sessions, API and website:
+/// whoever logged in with the card cannot go on browsing for the rest of the 12 hours.
+#[tokio::test]
+async fn revoking_a_token_ends_its_users_sessions() {
+    let bank = TestBank::new();
+    let mut alice = Card::new(seed("alice"));
+    let mut bob = Card::new(seed("bob"));
+    let token = bank.login(&mut alice, "alice").await;
+    let bob_token = bank.login(&mut bob, "bob").await;
+    let (_, h, html) = crate::common::web(&bank.app, "GET", "/login", None, None).await;
+    let cookie = crate::common::set_cookie(&h).unwrap();
+    let csrf = crate::common::input(&html, "csrf");
+    let (_, _, page) =
+        crate::common::web(&bank.app, "POST", "/login", Some(&cookie), Some(&[("csrf", &csrf), ("user", "alice")]))
+            .await;
+    let (counter, otp) = alice.login(&crate::common::cell(&page, "Challenge"), VID);
+    let code = format!("{counter}-{otp}");
+    let cid = crate::common::input(&page, "challenge_id");
+    let (st, h, _) = crate::common::web(
+        &bank.app,
+        "POST",
+        "/login/code",
+        Some(&cookie),
+        Some(&[("csrf", &csrf), ("challenge_id", &cid), ("code", &code)]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let web_session = crate::common::set_cookie(&h).unwrap();
+    assert_eq!(crate::common::web(&bank.app, "GET", "/accounts", Some(&web_session), None).await.0, StatusCode::OK);
+
+    bank_server::ops::revoke_token(&bank.path, "PSIM-ALICE").unwrap();
+    let (st, v) = bank.call("GET", "/api/v1/accounts", Some(&token), None).await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+    let (st, h, _) = crate::common::web(&bank.app, "GET", "/accounts", Some(&web_session), None).await;
+    assert_eq!((st, h[axum::http::header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    // Other users are not touched.
+    assert_eq!(bank.call("GET", "/api/v1/accounts", Some(&bob_token), None).await.0, StatusCode::OK);
+    assert_eq!(bank.audit_count("sessions_ended", "\"count\":2"), 1);
+}
