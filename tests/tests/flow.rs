@@ -597,10 +597,18 @@ fn bank_killed_mid_transfer_then_retry_moves_money_exactly_once() {
     w.books_ok();
 }
 
-/// A loopback relay between the bridge and the bank. Once armed, it passes the next
-/// `POST .../confirm` to the bank, waits for the first byte of the bank's answer (the bank has
-/// committed by then), and cuts both connections instead of passing the answer on: the bank
-/// executed the transfer, the bridge never hears it. Afterwards it relays everything.
+/// A loopback relay between the bridge and the bank that, once, loses a transfer's
+/// confirmation on the way: [`Cut::Request`] drops the `POST .../confirm` before the bank sees
+/// it; [`Cut::Answer`] passes it to the bank, waits for the first byte of the bank's answer
+/// (the bank has committed by then) and cuts both connections instead of passing the answer
+/// on, so the bank executed the transfer and the bridge never hears it. Afterwards it relays
+/// everything.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Request,
+    Answer,
+}
+
 struct Relay {
     port: u16,
     /// One message per answer eaten.
@@ -608,7 +616,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(listener: std::net::TcpListener, bank_port: u16) -> Relay {
+    fn start(listener: std::net::TcpListener, bank_port: u16, cut: Cut) -> Relay {
         use std::io::Read;
         use std::net::{Shutdown, TcpStream};
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -624,7 +632,7 @@ impl Relay {
                 let confirm_sent = Arc::new(AtomicBool::new(false));
                 let (mut c_in, mut s_out, sent) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap(), confirm_sent.clone());
-                let armed_up = armed.clone();
+                let (armed_up, eaten_up) = (armed.clone(), eaten_tx.clone());
                 std::thread::spawn(move || {
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
@@ -637,7 +645,16 @@ impl Relay {
                             && chunk.starts_with(b"POST ")
                             && chunk.windows(9).any(|w| w == b"/confirm ")
                         {
-                            sent.store(true, Ordering::SeqCst);
+                            if cut == Cut::Request {
+                                if armed_up.swap(false, Ordering::SeqCst) {
+                                    let _ = c_in.shutdown(Shutdown::Both);
+                                    let _ = s_out.shutdown(Shutdown::Both);
+                                    let _ = eaten_up.send(());
+                                    return;
+                                }
+                            } else {
+                                sent.store(true, Ordering::SeqCst);
+                            }
                         }
                         if s_out.write_all(chunk).is_err() {
                             break;
@@ -682,7 +699,7 @@ fn bank_executes_but_the_answer_is_lost_then_bank_restarts_and_the_retry_pays_on
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_url = format!("http://{}", listener.local_addr().unwrap());
     let mut w = world_with(|db| Bank::start_as(db, 0, Some(&relay_url)));
-    let relay = Relay::start(listener, w.bank.port);
+    let relay = Relay::start(listener, w.bank.port, Cut::Answer);
     assert_eq!(relay.url(), w.server);
     w.login();
 
@@ -711,6 +728,39 @@ fn bank_executes_but_the_answer_is_lost_then_bank_restarts_and_the_retry_pays_on
     let transfers = history["transfers"].as_array().unwrap();
     assert_eq!(transfers.len(), 1, "{history}");
     assert_eq!(transfers[0]["transfer_id"], id.as_str());
+    w.books_ok();
+}
+
+#[test]
+fn bank_restarts_between_challenge_and_confirmation_then_the_retry_pays_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_url = format!("http://{}", listener.local_addr().unwrap());
+    let mut w = world_with(|db| Bank::start_as(db, 0, Some(&relay_url)));
+    let relay = Relay::start(listener, w.bank.port, Cut::Request);
+    w.login();
+
+    // The bank handed out the transfer's challenge; the card signed; the confirmation is lost.
+    let transfer = ["transfer", "--to", "ACC-BOB-EUR", "--amount", "3.21", "--currency", "EUR", "--yes"];
+    let out = w.bridge(&transfer, "1234\n");
+    relay.eaten.recv_timeout(WAIT).expect("the relay never saw the confirmation");
+    assert_eq!(code(&out), 30, "{}", describe(&out));
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000, "the bank never saw the confirmation");
+    let id = w.bridge_ok(&["pending"], "").split_whitespace().next().unwrap().to_owned();
+    assert!(id.starts_with("tx-"), "{id}");
+
+    // The bank dies hard with the transfer pending and comes back; the retry signs a fresh
+    // challenge for the same transfer id, and the money moves once.
+    w.bank.restart();
+    let out = w.bridge_ok(&transfer, "1234\n");
+    assert!(out.contains(&format!("resuming transfer {id}")), "{out}");
+    assert!(out.contains(&format!("transfer {id} executed")), "{out}");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 321);
+    assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 321);
+    assert_eq!(w.bridge_ok(&["pending"], "").trim(), "no pending transfers");
+    let (_, history) = api(&w, "GET", "/transfers", Some(&w.session_token()), None);
+    assert_eq!(history["transfers"].as_array().unwrap().len(), 1, "{history}");
+    // Codes used: login 0, the lost confirmation 1, the retry 2.
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    3"));
     w.books_ok();
 }
 
