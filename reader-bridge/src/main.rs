@@ -14,6 +14,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+/// The longest `--wait`: PC/SC treats a timeout of 2^32-1 ms as "forever", so the flag is
+/// capped well below it.
+const MAX_WAIT_S: u64 = 3600;
+
 #[derive(Parser)]
 #[command(
     name = "reader-bridge",
@@ -32,8 +36,8 @@ struct Cli {
     /// (default: $XDG_STATE_HOME/paysim-bridge or ~/.local/state/paysim-bridge).
     #[arg(long, global = true, env = "PAYSIM_BRIDGE_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// Seconds to wait for a card to be inserted.
-    #[arg(long, global = true, default_value_t = 10)]
+    /// Seconds to wait for a card to be inserted (at most an hour: the wait is always bounded).
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_S))]
     wait: u64,
     /// Read PIN, PUK and new PINs from standard input, one per line (for scripts).
     #[arg(long, global = true)]
@@ -367,4 +371,20 @@ fn readers() -> anyhow::Result<()> {
         println!("{}: {what}", r.name);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_card_wait_is_bounded() {
+        let wait = |w: &str| Cli::try_parse_from(["reader-bridge", "--wait", w, "status"]).map(|c| c.wait);
+        assert_eq!(wait("0").unwrap(), 0);
+        assert_eq!(wait("3600").unwrap(), 3600);
+        // 2^32 ms would be PC/SC's INFINITE: refused, with the allowed range.
+        let e = wait("4294968").err().unwrap().to_string();
+        assert!(e.contains("0..=3600"), "{e}");
+    }
 }
