@@ -314,3 +314,52 @@ fn the_log_at_trace_level_holds_no_secret() {
         assert!(!log.to_lowercase().contains(&s.to_lowercase()), "a secret ({} chars) is in the log", s.len());
     }
 }
+
+/// The master key may come from `BANK_MASTER_KEY` instead of a file: then no key file is
+/// written, another key is refused at start, and a malformed one gets a message saying what
+/// is wrong (never the value).
+#[test]
+fn the_master_key_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    let run = |key: Option<&str>| -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bank-server"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(&db).stdin(Stdio::null());
+        match key {
+            Some(k) => cmd.env("BANK_MASTER_KEY", k),
+            None => cmd.env_remove("BANK_MASTER_KEY"),
+        };
+        cmd.output().unwrap()
+    };
+    let good = "a1".repeat(32);
+    // Started with the key from the environment: it serves (readiness line), writes no key file.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("BANK_MASTER_KEY", &good)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("bank-server listening on http://127.0.0.1:"), "{line:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!bank_server::master_key::key_path(&db).exists(), "no key file when the key comes from the environment");
+
+    let other = "b2".repeat(32);
+    for (key, says) in [
+        (Some(other.as_str()), "master key does not match"),
+        (Some("not-hex"), "BANK_MASTER_KEY must be 64 hex digits"),
+        (None, "master key does not match"),
+    ] {
+        let out = run(key);
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty(), "no readiness line");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{key:?}: {err}");
+        assert!(!err.contains(&other) && !err.contains("not-hex"), "the key's value is never shown: {err}");
+    }
+}
