@@ -230,6 +230,35 @@ fn virtual_card_refuses_a_missing_or_busy_state_file() {
     assert!(!missing.status.success());
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("bank-tools card create"), "{err}");
+
+    // A --vpcd that is not HOST:PORT is refused at once (not retried forever).
+    let free = dir.path().join("free.state");
+    let made = bank_tools(&["card", "create", "--state", free.to_str().unwrap()], None);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    for bad in ["127.0.0.1", "127.0.0.1:notaport", ":35963", "127.0.0.1:0"] {
+        let mut child = std::process::Command::new(e2e_tests::bin("virtual-card"))
+            .arg("--state")
+            .arg(&free)
+            .args(["--vpcd", bad])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut { stderr }, &mut text);
+            let _ = done_tx.send(text);
+        });
+        let Ok(text) = done.recv_timeout(e2e_tests::WAIT) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("virtual-card --vpcd {bad:?} did not give up");
+        };
+        assert!(!child.wait().unwrap().success(), "{bad}");
+        assert!(text.contains("is not HOST:PORT"), "{bad}: {text}");
+    }
     assert_eq!(err.matches("No such file or directory").count(), 1, "the cause is printed once: {err}");
 }
 

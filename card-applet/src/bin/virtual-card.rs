@@ -66,7 +66,24 @@ fn chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// Checks that `--vpcd` is `HOST:PORT` with a port number, so a typo is refused at once
+/// instead of being retried forever as "cannot reach vpcd". (Whether the host resolves is left
+/// to the reconnect loop: vpcd may come up later.)
+fn check_vpcd_addr(addr: &str) -> anyhow::Result<()> {
+    let ok =
+        addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
+    if ok {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "--vpcd {addr:?} is not HOST:PORT (e.g. {} for \"Virtual PCD 00 00\", 127.0.0.1:35964 for \"Virtual PCD 00 01\")",
+            vpcd::DEFAULT_ADDR
+        )
+    }
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
+    check_vpcd_addr(&args.vpcd)?;
     let mut card = card_applet::VirtualCard::open(&args.state).with_context(|| {
         format!(
             "cannot open card state {} (create it with `bank-tools card create --state FILE`; \
