@@ -607,12 +607,16 @@ fn bank_killed_mid_transfer_then_retry_moves_money_exactly_once() {
 enum Cut {
     Request,
     Answer,
+    /// Relay everything (to count the bridge's connections).
+    Nothing,
 }
 
 struct Relay {
     port: u16,
     /// One message per answer eaten.
     eaten: mpsc::Receiver<()>,
+    /// Connections accepted from the bridge so far.
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Relay {
@@ -622,11 +626,14 @@ impl Relay {
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
         let port = listener.local_addr().unwrap().port();
-        let armed = Arc::new(AtomicBool::new(true));
+        let armed = Arc::new(AtomicBool::new(cut != Cut::Nothing));
         let (eaten_tx, eaten) = mpsc::channel();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { break };
+                counter.fetch_add(1, Ordering::SeqCst);
                 // The bank may be down (restarted by the test): drop the client, as a dead bank would.
                 let Ok(server) = TcpStream::connect(("127.0.0.1", bank_port)) else { continue };
                 let confirm_sent = Arc::new(AtomicBool::new(false));
@@ -684,7 +691,7 @@ impl Relay {
                 });
             }
         });
-        Relay { port, eaten }
+        Relay { port, eaten, accepted }
     }
 
     fn url(&self) -> String {
@@ -729,6 +736,24 @@ fn bank_executes_but_the_answer_is_lost_then_bank_restarts_and_the_retry_pays_on
     assert_eq!(transfers.len(), 1, "{history}");
     assert_eq!(transfers[0]["transfer_id"], id.as_str());
     w.books_ok();
+}
+
+#[test]
+fn one_bridge_command_uses_one_http_connection() {
+    // A transfer without --from makes three requests (accounts, create, confirm): one reused
+    // HTTP client keeps them on one kept-alive connection; a client per request would open three.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_url = format!("http://{}", listener.local_addr().unwrap());
+    let w = world_with(|db| Bank::start_as(db, 0, Some(&relay_url)));
+    let relay = Relay::start(listener, w.bank.port, Cut::Nothing);
+    w.login();
+    let before = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(before >= 1, "the login went through the relay");
+    let out =
+        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "1.00", "--currency", "EUR", "--yes"], "1234\n");
+    assert!(out.contains("executed"), "{out}");
+    assert_eq!(relay.accepted.load(std::sync::atomic::Ordering::SeqCst) - before, 1, "connections for one transfer");
+    assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 100);
 }
 
 #[test]
