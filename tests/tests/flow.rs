@@ -811,6 +811,25 @@ fn without_reader_the_bridge_uses_the_one_paysim_card_and_never_guesses_between_
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&a.reader()) && err.contains(&b.reader()) && err.contains("--reader"), "{err}");
 
+    // At a terminal (a pseudo-terminal from util-linux `script`) the bridge asks instead; the
+    // person answers 2 and gets the second reader's card.
+    let line = format!("{} --state-dir {} --wait 2 status", bin("reader-bridge").display(), state.display());
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .env_remove("PAYSIM_READER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run `script` (util-linux)");
+    child.stdin.take().unwrap().write_all(b"2\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Several readers hold a PAYSIM card. Which one?"), "{text}");
+    assert!(text.contains(&format!("2) {}", b.reader())), "{text}");
+    assert!(text.contains(&format!("reader:          {}", b.reader())) && text.contains("PSIM-B"), "{text}");
+
     // One card left: that is the one, without --reader.
     b.process().kill();
     let out = status();
