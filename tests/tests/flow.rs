@@ -415,6 +415,52 @@ fn wrong_pin_three_times_blocks_and_the_puk_unblocks() {
     let out = w.bridge(&["login", "--user", "alice"], "4321\n");
     assert_eq!(code(&out), 20, "{}", describe(&out));
     w.bridge_ok(&["login", "--user", "alice"], "5678\n");
+
+    // At a terminal (a pseudo-terminal from util-linux `script`, without --pin-stdin) the PIN
+    // prompt does not echo: what the person types after the prompt is not on the screen.
+    // (Typed before the prompt, any terminal echoes it: so the test types when it sees it.)
+    w.bridge_ok(&["change-pin"], "5678\n90817263\n90817263\n");
+    let line = format!(
+        "{} --server {} --reader '{}' --state-dir {} --wait 5 login --user alice",
+        bin("reader-bridge").display(),
+        w.server,
+        w.card.reader(),
+        w.state_dir.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run `script` (util-linux)");
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut pty_out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut pty_out, &mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !String::from_utf8_lossy(&screen).contains("PIN for the card in") {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(chunk) => screen.extend_from_slice(&chunk),
+            Err(e) => panic!("no PIN prompt on the terminal ({e}): {}", String::from_utf8_lossy(&screen)),
+        }
+    }
+    let mut keyboard = child.stdin.take().unwrap();
+    keyboard.write_all(b"90817263\n").unwrap();
+    drop(keyboard);
+    let status = child.wait().unwrap();
+    screen.extend(rx.iter().flatten());
+    let screen = String::from_utf8_lossy(&screen);
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("logged in as alice"), "{screen}");
+    assert!(!screen.contains("90817263"), "the PIN was echoed: {screen}");
 }
 
 #[test]
