@@ -14,6 +14,22 @@ use std::process::ExitCode;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+/// `println!` that does not panic when stdout is a closed pipe (`reader-bridge readers | grep -q`):
+/// the process then ends quietly with 141, the status a shell reports for SIGPIPE, since what it
+/// had to say can no longer be read. Other write errors still end it with a message.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(i32::from(exit::OTHER));
+        }
+    }};
+}
+
 /// The longest `--wait`: PC/SC treats a timeout of 2^32-1 ms as "forever", so the flag is
 /// capped well below it.
 const MAX_WAIT_S: u64 = 3600;
@@ -165,7 +181,7 @@ impl Ui for Terminal {
     }
 
     fn say(&mut self, text: &str) {
-        println!("{text}");
+        out!("{text}");
     }
 
     fn warn(&mut self, text: &str) {
@@ -220,15 +236,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Readers => readers(),
         Command::Status => {
             let s = bridge.status(&mut ui)?;
-            println!("reader:          {}", s.reader);
-            println!("serial:          {}", s.serial);
+            out!("reader:          {}", s.reader);
+            out!("serial:          {}", s.serial);
             match s.next_counter {
-                Some(c) => println!("next counter:    {c}"),
-                None => println!("next counter:    - (not personalized)"),
+                Some(c) => out!("next counter:    {c}"),
+                None => out!("next counter:    - (not personalized)"),
             }
-            println!("PIN tries left:  {}", s.pin_tries_left);
-            println!("life-cycle:      {}", s.life_cycle);
-            println!("applet version:  {}", s.version);
+            out!("PIN tries left:  {}", s.pin_tries_left);
+            out!("life-cycle:      {}", s.life_cycle);
+            out!("applet version:  {}", s.version);
             Ok(())
         }
         Command::Login { user } => {
@@ -237,14 +253,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Logout => {
             bridge.logout()?;
-            println!("logged out");
+            out!("logged out");
             Ok(())
         }
         Command::Accounts => {
             let accounts = bridge.accounts()?;
-            println!("{:<34}  {:>22}  currency", "account", "balance");
+            out!("{:<34}  {:>22}  currency", "account", "balance");
             for a in accounts {
-                println!(
+                out!(
                     "{:<34}  {:>22}  {}",
                     a.number,
                     amount::format_minor_exp(i128::from(a.balance_minor), a.exponent),
@@ -256,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::History { limit } => {
             let transfers = bridge.history(limit)?;
             if transfers.is_empty() {
-                println!("no transfers yet");
+                out!("no transfers yet");
             }
             for t in transfers {
                 let when = t.executed_at.or(t.created_at).map(flow::format_time).unwrap_or_default();
@@ -265,9 +281,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .unwrap_or_else(|_| format!("{} minor units", t.amount_minor));
                 let dir = t.direction.as_deref().unwrap_or("");
                 let reason = t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-                println!(
+                out!(
                     "{when}  {dir:<3}  {:>14} {}  {} -> {}  {}{reason}  [{}]",
-                    amount, t.currency, t.from, t.to, t.status, t.transfer_id
+                    amount,
+                    t.currency,
+                    t.from,
+                    t.to,
+                    t.status,
+                    t.transfer_id
                 );
             }
             Ok(())
@@ -282,7 +303,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let req = TransferRequest { from, to, amount_minor, currency, yes };
             let t = bridge.transfer(&req, &mut ui).context("the transfer did not complete")?;
             match t.status.as_str() {
-                "executed" => println!(
+                "executed" => out!(
                     "transfer {} executed: {} {} from {} to {}",
                     t.transfer_id,
                     amount::format_minor(t.amount_minor, currency),
@@ -290,17 +311,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     t.from,
                     t.to
                 ),
-                other => println!("transfer {}: {other}", t.transfer_id),
+                other => out!("transfer {}: {other}", t.transfer_id),
             }
             Ok(())
         }
         Command::Pending => {
             let pending = bridge.pending()?;
             if pending.is_empty() {
-                println!("no pending transfers");
+                out!("no pending transfers");
             }
             for p in pending {
-                println!(
+                out!(
                     "{}  {} {} minor units from {} to {} at {} (user {})",
                     p.transfer_id,
                     p.currency,
@@ -349,9 +370,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 RespondFields::Login
             };
             let otp = bridge.respond(&challenge, &fields, yes, &mut ui)?;
-            println!("counter: {}", otp.counter);
-            println!("code:    {}", otp.otp.as_str());
-            println!("type into the page: {}-{}", otp.counter, otp.otp.as_str());
+            out!("counter: {}", otp.counter);
+            out!("code:    {}", otp.otp.as_str());
+            out!("type into the page: {}-{}", otp.counter, otp.otp.as_str());
             Ok(())
         }
         Command::Unblock => Ok(bridge.unblock(&mut ui)?),
@@ -368,7 +389,7 @@ fn readers() -> anyhow::Result<()> {
             (None, true, None) => "card present".to_owned(),
             (None, false, _) => "empty".to_owned(),
         };
-        println!("{}: {what}", r.name);
+        out!("{}: {what}", r.name);
     }
     Ok(())
 }

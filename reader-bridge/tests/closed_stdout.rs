@@ -1,0 +1,39 @@
+//! The CLI's output to a closed pipe (`reader-bridge … | head -0`): no panic, the SIGPIPE status.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn a_closed_stdout_ends_the_bridge_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // The read end is gone before the bridge starts, so its first line meets EPIPE for sure.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_reader-bridge"))
+        .args(["--server", "http://127.0.0.1:9", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("pending")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn the_same_command_prints_normally_to_an_open_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_reader-bridge"))
+        .args(["--server", "http://127.0.0.1:9", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("pending")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "no pending transfers\n");
+}
