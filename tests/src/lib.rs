@@ -209,8 +209,16 @@ pub fn wait_reader(reader: &str, present: bool, timeout: Duration) -> Result<(),
             Err(e) => return Err(format!("{reader}: {e}")),
         }
         let ev = states[0].event_state();
-        let is_present = ev.contains(pcsc::State::PRESENT) && !ev.contains(pcsc::State::MUTE);
-        if is_present == present {
+        // A card counts as present only when it answers (not MUTE); the reader counts as empty
+        // only when pcscd has seen the card go (no PRESENT at all). A mute card is neither: a
+        // new card connected before pcscd noticed the old one leave can stay mute, so the slot
+        // is handed on only after a real removal.
+        let done = if present {
+            ev.contains(pcsc::State::PRESENT) && !ev.contains(pcsc::State::MUTE)
+        } else {
+            !ev.contains(pcsc::State::PRESENT)
+        };
+        if done {
             return Ok(());
         }
         if left.is_zero() {
