@@ -436,10 +436,13 @@ impl Otp {
         &self.0
     }
 
-    /// Constant-time comparison with a submitted code.
+    /// Constant-time comparison with a submitted code. A code whose computation failed is
+    /// empty and matches nothing, not even an empty submission.
     pub fn matches(&self, submitted: &str) -> bool {
         use subtle::ConstantTimeEq;
-        self.0.len() == submitted.len() && bool::from(self.0.as_bytes().ct_eq(submitted.as_bytes()))
+        !self.0.is_empty()
+            && self.0.len() == submitted.len()
+            && bool::from(self.0.as_bytes().ct_eq(submitted.as_bytes()))
     }
 }
 
@@ -716,6 +719,18 @@ mod tests {
         assert_eq!(verifier_id("http://user@evil:1"), Err(VerifierIdError::Host));
         assert_eq!(verifier_id("http://h:99999"), Err(VerifierIdError::Port));
         assert_eq!(verifier_id("http://h:0"), Err(VerifierIdError::Port));
+    }
+
+    #[test]
+    fn a_code_that_could_not_be_computed_matches_nothing() {
+        // A challenge outside what the suite takes (empty, or over 128 bytes) fails inside
+        // OCRA; the empty result must not accept an empty submission.
+        let ck = ChainKey::from_bytes([3; 32]);
+        for challenge in [&[][..], &[0xAB; 129][..]] {
+            let code = login_otp(&ck, 0, challenge, b"v");
+            assert!(!code.matches(""), "challenge of {} bytes", challenge.len());
+            assert!(!code.matches(code.as_str()));
+        }
     }
 
     #[test]
