@@ -140,20 +140,26 @@ fn expect_ok(resp: &[u8], ctx: Context) -> Result<&[u8], CardError> {
 }
 
 /// Sends `apdu` with `transmit` and follows `61xx` with GET RESPONSE until the whole
-/// answer is in; returns data ‖ final SW. Stops after 64 KiB of chained data, returning
-/// what arrived (whose `61xx` SW then fails any parser).
+/// answer is in; returns data ‖ final SW. Stops after 64 KiB of chained data, or when a
+/// GET RESPONSE brings no data but asks for another, returning what arrived (whose `61xx`
+/// SW then fails any parser): a card cannot keep the host in the loop.
 pub fn transceive<E>(apdu: &[u8], transmit: &mut impl FnMut(&[u8]) -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
     let mut resp = transmit(apdu)?;
     let mut data = Vec::new();
+    let mut first = true;
     loop {
         let Some((chunk, sw)) = resp.split_last_chunk::<2>() else {
             return Ok(resp);
         };
-        if sw[0] != 0x61 || data.len() > crate::apdu::EXTENDED_NE_MAX {
+        // The first answer may be `61xx` alone (no Le in the command); an answer to
+        // GET RESPONSE `Le = xx` that carries nothing makes no progress.
+        let stalled = !first && chunk.is_empty();
+        if sw[0] != 0x61 || stalled || data.len() > crate::apdu::EXTENDED_NE_MAX {
             data.extend_from_slice(chunk);
             data.extend_from_slice(sw);
             return Ok(data);
         }
+        first = false;
         data.extend_from_slice(chunk);
         resp = transmit(&get_response(sw[1]))?;
     }
@@ -434,6 +440,28 @@ mod tests {
         let truncated = [0x03, 0x08, 0, 0, 0, 0, 0, 0, 0, 1, 0x04, 0x08, b'1', 0x90, 0x00];
         assert_eq!(parse_otp(&truncated).unwrap_err(), CardError::Malformed("OTP answer TLV"));
         assert!(matches!(parse_otp(&[0x90, 0x00]), Err(CardError::Malformed(_))));
+    }
+
+    /// A card that answers every GET RESPONSE with `61 00` and no data: `transceive`
+    /// returns (with the `61xx` a parser then refuses) instead of asking forever.
+    #[test]
+    fn a_card_that_never_delivers_cannot_keep_the_host_looping() {
+        let mut calls = 0usize;
+        let mut transmit = |_: &[u8]| -> Result<Vec<u8>, usize> {
+            calls += 1;
+            if calls > 1000 {
+                return Err(calls);
+            }
+            Ok(vec![0x61, 0x00])
+        };
+        let resp = transceive(&select(), &mut transmit).expect("transceive kept asking");
+        assert_eq!(resp, [0x61, 0x00]);
+        assert_eq!(calls, 2, "the command, then one GET RESPONSE");
+        assert_eq!(parse_select(&resp), Err(CardError::Status(0x6100)));
+        // A real chained answer still arrives whole: 61xx alone first, then the data.
+        let mut parts = vec![vec![0x61, 0x03], vec![1, 2, 0x61, 0x01], vec![3, 0x90, 0x00]].into_iter();
+        let mut transmit = |_: &[u8]| -> Result<Vec<u8>, ()> { parts.next().ok_or(()) };
+        assert_eq!(transceive(&select(), &mut transmit), Ok(vec![1, 2, 3, 0x90, 0x00]));
     }
 
     proptest! {
