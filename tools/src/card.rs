@@ -41,6 +41,11 @@ pub enum CardError {
     #[error("admin authentication or PERSONALIZE failed: {0}")]
     Admin(#[from] AdminError),
     #[error(
+        "counter {counter} is more than {CHECK_OTP_MAX_STEPS} steps past the token file's counter {from}; \
+         check the --counter the card reported"
+    )]
+    CounterTooFar { counter: u64, from: u64 },
+    #[error(
         "the card is personalized as {serial}, but its token file could not be written ({source}); \
              its seed is lost: personalize the card again with a new --out file"
     )]
@@ -140,16 +145,33 @@ pub fn personalize(
     Ok(Personalized { previous_serial: fci.serial })
 }
 
+/// The most chain steps [`check_login_otp`] walks from the token file's counter (about a
+/// second of HMACs); a counter further on is refused instead of hashing for years.
+pub const CHECK_OTP_MAX_STEPS: u64 = 1 << 20;
+
 /// Checks a login OTP a card gave against the PAYSIM-1 algorithm run from the token file's
 /// seed: `otp::login_otp(ck_counter, counter, challenge, verifier_id)`, compared in constant
 /// time. For operators and the demo; it never prints the expected code.
-pub fn check_login_otp(token: &TokenFile, counter: u64, challenge: &[u8], verifier_id: &str, code: &str) -> bool {
+///
+/// Errors: [`CardError::CounterTooFar`] when `counter` is more than [`CHECK_OTP_MAX_STEPS`]
+/// past the token file's counter.
+pub fn check_login_otp(
+    token: &TokenFile,
+    counter: u64,
+    challenge: &[u8],
+    verifier_id: &str,
+    code: &str,
+) -> Result<bool, CardError> {
     let mut seed = Zeroizing::new([0u8; 32]);
     if hex::decode_to_slice(&token.seed_hex, seed.as_mut()).is_err() || counter < token.counter {
-        return false;
+        return Ok(false);
     }
-    let ck = card_applet::otp::ChainKey::from_bytes(*seed).advance(counter - token.counter);
-    card_applet::otp::login_otp(&ck, counter, challenge, verifier_id.as_bytes()).matches(code)
+    let steps = counter - token.counter;
+    if steps > CHECK_OTP_MAX_STEPS {
+        return Err(CardError::CounterTooFar { counter, from: token.counter });
+    }
+    let ck = card_applet::otp::ChainKey::from_bytes(*seed).advance(steps);
+    Ok(card_applet::otp::login_otp(&ck, counter, challenge, verifier_id.as_bytes()).matches(code))
 }
 
 /// The personalization output the bank enrolls a token from:
@@ -240,10 +262,22 @@ mod tests {
         let token = TokenFile::read(&p).unwrap();
         let ck3 = card_applet::otp::ChainKey::from_bytes(seed).advance(3);
         let code = card_applet::otp::login_otp(&ck3, 3, &[7; 32], b"https://b.example:443");
-        assert!(check_login_otp(&token, 3, &[7; 32], "https://b.example:443", code.as_str()));
-        assert!(!check_login_otp(&token, 2, &[7; 32], "https://b.example:443", code.as_str()));
-        assert!(!check_login_otp(&token, 3, &[8; 32], "https://b.example:443", code.as_str()));
-        assert!(!check_login_otp(&token, 3, &[7; 32], "https://c.example:443", code.as_str()));
+        assert!(check_login_otp(&token, 3, &[7; 32], "https://b.example:443", code.as_str()).unwrap());
+        assert!(!check_login_otp(&token, 2, &[7; 32], "https://b.example:443", code.as_str()).unwrap());
+        assert!(!check_login_otp(&token, 3, &[8; 32], "https://b.example:443", code.as_str()).unwrap());
+        assert!(!check_login_otp(&token, 3, &[7; 32], "https://c.example:443", code.as_str()).unwrap());
+    }
+
+    /// A mistyped huge --counter is refused at once; it used to walk the chain for ever.
+    #[test]
+    fn check_login_otp_refuses_a_counter_far_past_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.json");
+        TokenFile::new("PSIM-1", &[0x11; 32]).write_new(&p).unwrap();
+        let token = TokenFile::read(&p).unwrap();
+        let err = check_login_otp(&token, u64::MAX, &[7; 32], "https://b.example:443", "12345678").unwrap_err();
+        assert!(err.to_string().contains("check the --counter"), "{err}");
+        assert!(check_login_otp(&token, CHECK_OTP_MAX_STEPS + 1, &[7; 32], "v", "12345678").is_err());
     }
 
     #[test]
