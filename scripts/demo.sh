@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: the whole PAYSIM system on its embedded defaults.
-#   sudo bash scripts/demo.sh [--no-wait]
+#   bash scripts/demo.sh [--no-wait]     (as root; from another account: sudo bash ...)
 #
 # pcscd with vpcd (scripts/setup.sh), a build of the four binaries (debug, the tests' target
 # directory), a bank-server with a fresh SQLite database, a virtual card personalized in vpcd's
@@ -131,7 +131,7 @@ echo "demo: slot $SLOT is ours ($(slot_lock_path "$SLOT"))"
 
 step "start bank-server on 127.0.0.1:$PORT with a fresh database"
 if port_listening "$PORT"; then
-    die "port $PORT is taken (another bank-server or demo?); stop it, or choose another port: sudo PAYSIM_PORT=$((PORT + 1)) bash scripts/demo.sh"
+    die "port $PORT is taken (another bank-server or demo?); stop it, or choose another port: PAYSIM_PORT=$((PORT + 1)) bash scripts/demo.sh"
 fi
 "$BIN/bank-server" serve --db "$DB" --listen "127.0.0.1:$PORT" \
     >"$WORK/bank-server.out" 2>"$WORK/bank-server.log" 9>&- </dev/null &

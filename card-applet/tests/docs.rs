@@ -208,3 +208,21 @@ fn admin_vectors_as_published() {
     assert_eq!(value(s, "R-MAC"), hex::encode(&resp[..16]));
     session.check_personalized(&resp).unwrap();
 }
+
+/// The README's two commands for a fresh Debian machine, as root: `.ci/run` runs exactly the
+/// test command, and neither needs `sudo`, which a fresh Debian (and this project's CI, root
+/// in a container) does not have.
+#[test]
+fn readme_commands_run_as_root_and_ci_runs_the_test_command() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let block = section(&readme, "## Two commands", "## ");
+    let block = section(block, "```sh\n", "```");
+    let commands: Vec<&str> =
+        block.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).collect();
+    assert_eq!(commands, ["bash scripts/demo.sh", "bash scripts/test.sh"], "README:\n{block}");
+    let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
+    let ci_commands: Vec<&str> =
+        ci.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    assert_eq!(ci_commands, ["exec bash scripts/test.sh"], ".ci/run runs the README's test command and nothing else");
+}
