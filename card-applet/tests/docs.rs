@@ -222,7 +222,6 @@ fn readme_commands_run_as_root_and_ci_runs_the_test_command() {
         block.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).collect();
     assert_eq!(commands, ["bash scripts/demo.sh", "bash scripts/test.sh"], "README:\n{block}");
     let ci = std::fs::read_to_string(format!("{root}/.ci/run")).unwrap();
-    let ci_commands: Vec<&str> =
-        ci.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let ci_commands: Vec<&str> = ci.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     assert_eq!(ci_commands, ["exec bash scripts/test.sh"], ".ci/run runs the README's test command and nothing else");
 }
