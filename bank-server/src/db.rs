@@ -17,6 +17,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_website.sql", include_str!("../migrations/0004_website.sql")),
     ("0005_auth_challenge_index.sql", include_str!("../migrations/0005_auth_challenge_index.sql")),
     ("0006_website_visitors.sql", include_str!("../migrations/0006_website_visitors.sql")),
+    ("0007_website_csrf_derived.sql", include_str!("../migrations/0007_website_csrf_derived.sql")),
 ];
 
 /// The schema version this build expects.

@@ -2,7 +2,10 @@
 //!
 //! A session token is 128 random bits, shown to the client once as 32 hex digits; the table
 //! keeps only its SHA-256. Sessions end after `idle` seconds without a request or at their
-//! absolute expiry, whichever comes first. Each holds its own CSRF token for forms.
+//! absolute expiry, whichever comes first. Each has its own CSRF token for forms, derived from
+//! the session token (`SHA-256("PAYSIM-BANK-CSRF-1" ‖ token)`, first 16 bytes, hex) and never
+//! stored: a copy of the database holds neither, so it cannot be used to forge a form. (The
+//! `csrf` column of migration 0004 is left empty.)
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
@@ -67,6 +70,14 @@ fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The CSRF token of the session whose token is `token`.
+fn csrf_for(token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"PAYSIM-BANK-CSRF-1");
+    h.update(token.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
 /// Whether `s` looks like a token we issue (32 lower-case hex digits).
 pub fn well_formed(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -100,13 +111,13 @@ pub fn create(
 ) -> Result<(String, Session), auth::AuthError> {
     tx.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2", params![now, now - idle])?;
     let token = hex::encode(random_bytes::<16>()?);
-    let csrf = hex::encode(random_bytes::<16>()?);
+    let csrf = csrf_for(&token);
     let id_hash = hash_token(&token);
     let expires_at = now + max_age;
     tx.execute(
         "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-        params![id_hash.as_slice(), kind.as_str(), user_id, csrf, now, expires_at],
+         VALUES (?1, ?2, ?3, '', ?4, ?4, ?5)",
+        params![id_hash.as_slice(), kind.as_str(), user_id, now, expires_at],
     )?;
     if user_id.is_none() {
         cap_visitors(tx, max_visitors)?;
@@ -131,14 +142,14 @@ pub fn lookup(
         return Ok(None);
     }
     let id_hash = hash_token(token);
-    let row: Option<(String, Option<i64>, String, i64, i64)> = tx
+    let row: Option<(String, Option<i64>, i64, i64)> = tx
         .query_row(
-            "SELECT kind, user_id, csrf, last_seen, expires_at FROM sessions WHERE id_hash = ?1",
+            "SELECT kind, user_id, last_seen, expires_at FROM sessions WHERE id_hash = ?1",
             [id_hash.as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((k, user_id, csrf, last_seen, expires_at)) = row else {
+    let Some((k, user_id, last_seen, expires_at)) = row else {
         return Ok(None);
     };
     if k != kind.as_str() {
@@ -155,7 +166,7 @@ pub fn lookup(
         Some(id) => auth::user_name(tx, id)?,
         None => None,
     };
-    Ok(Some(Session { id_hash, kind, user_id, user, csrf, expires_at }))
+    Ok(Some(Session { id_hash, kind, user_id, user, csrf: csrf_for(token), expires_at }))
 }
 
 /// Ends a session.

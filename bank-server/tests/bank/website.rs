@@ -422,3 +422,35 @@ async fn every_form_carries_the_csrf_token_and_every_post_checks_it() {
     assert_eq!(web(&bank.app, "GET", "/welcome", Some(&s), None).await.0, StatusCode::OK, "still logged in");
     assert_eq!(bank.audit_count("otp_check", "\"otp_mismatch\""), 0, "no code was checked");
 }
+
+/// A copy of the database file holds no CSRF token that could be put into a forged form: the
+/// token is derived from the session id, of which the table keeps only a hash.
+#[tokio::test]
+async fn the_database_file_holds_no_csrf_token() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let (_, h, html) = web(&bank.app, "GET", "/login", None, None).await;
+    let visitor = set_cookie(&h).unwrap();
+    let visitor_csrf = input(&html, "csrf");
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    let (st, _, html) = web(&bank.app, "GET", "/welcome", Some(&s), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let csrf = input(&html, "csrf");
+    assert_eq!(csrf.len(), 32, "{csrf}");
+    // The visitor session still works with its token; the tokens differ per session.
+    let (_, _, again) = web(&bank.app, "GET", "/login", Some(&visitor), None).await;
+    assert_eq!(input(&again, "csrf"), visitor_csrf);
+    assert_ne!(csrf, visitor_csrf);
+    bank.state
+        .db
+        .run_blocking(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(bank_server::db::DbError::from))
+        .unwrap();
+    let mut bytes = std::fs::read(&bank.path).unwrap();
+    bytes.extend(std::fs::read(bank.path.with_extension("sqlite3-wal")).unwrap_or_default());
+    for token in [&csrf, &visitor_csrf] {
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "a CSRF token is in the database file");
+    }
+    // And the logged-in session's token still passes: logging out with it works.
+    let (st, h, _) = web(&bank.app, "POST", "/logout", Some(&s), Some(&[("csrf", &csrf)])).await;
+    assert_eq!((st, &h[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse::<header::HeaderValue>().unwrap()));
+}
