@@ -149,10 +149,9 @@ fn render(state: &AppState, page: Result<Page, AppError>) -> Response {
             r
         }
         Err(e) => {
+            // The cause of a 5xx goes to the log (the page shows only "internal error").
+            e.log();
             let (status, _, message) = e.parts();
-            if status.is_server_error() {
-                tracing::error!(error = %e, "internal error on a page");
-            }
             match e {
                 AppError::Unauthenticated => Redirect::to("/login").into_response(),
                 _ => error_page(status, &message),

@@ -454,3 +454,39 @@ async fn the_database_file_holds_no_csrf_token() {
     let (st, h, _) = web(&bank.app, "POST", "/logout", Some(&s), Some(&[("csrf", &csrf)])).await;
     assert_eq!((st, &h[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse::<header::HeaderValue>().unwrap()));
 }
+
+/// What the log holds, for the test below.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A page that fails inside the bank answers a generic 500 page and logs the cause for the
+/// operator (before, the log said only "internal error").
+#[tokio::test]
+async fn a_failing_page_logs_its_cause_and_shows_none_of_it() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    // The accounts table goes away under the running server.
+    let c = rusqlite::Connection::open(&bank.path).unwrap();
+    c.execute_batch("ALTER TABLE accounts RENAME TO accounts_gone").unwrap();
+    let log = LogBuf::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let (st, _, html) = web(&bank.app, "GET", "/welcome", Some(&s), None).await;
+    drop(guard);
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!html.contains("no such table"), "{html}");
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("no such table: accounts"), "the cause is not in the log: {log}");
+}
