@@ -68,7 +68,8 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-/// Applies the migrations this database has not seen yet, each in its own transaction.
+/// Applies the migrations this database has not seen yet, all in one `BEGIN IMMEDIATE`
+/// transaction: a failure leaves the database at its old version.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

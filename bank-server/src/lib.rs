@@ -13,11 +13,15 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! let state = bank_server::AppState::open(
-//!     std::path::Path::new("bank.sqlite3"),
-//!     "http://127.0.0.1:8080",
-//!     bank_server::clock::Clock::system(),
-//! )?;
+//! // Opening and migrating the database is blocking SQLite work: not on an async worker.
+//! let state = tokio::task::spawn_blocking(|| {
+//!     bank_server::AppState::open(
+//!         std::path::Path::new("bank.sqlite3"),
+//!         "http://127.0.0.1:8080",
+//!         bank_server::clock::Clock::system(),
+//!     )
+//! })
+//! .await??;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! bank_server::serve(listener, state, std::future::pending()).await?;
 //! # Ok(()) }
