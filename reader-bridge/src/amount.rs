@@ -112,7 +112,11 @@ pub fn format_minor_exp(minor: i128, exp: u32) -> String {
     if exp == 0 {
         return format!("{sign}{abs}");
     }
-    let scale = 10u128.pow(exp);
+    // The exponent may come from the bank's answer (`accounts`): one beyond what u128 can
+    // scale (no currency has more than 4) is shown as it is instead of overflowing.
+    let Some(scale) = 10u128.checked_pow(exp) else {
+        return format!("{sign}{abs} minor units (exponent {exp})");
+    };
     format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = exp as usize)
 }
 
@@ -204,5 +208,18 @@ mod tests {
         assert_eq!(format_minor_exp(-1234, 2), "-12.34");
         assert_eq!(format_minor_exp(-5, 2), "-0.05");
         assert_eq!(format_minor_exp(0, 0), "0");
+    }
+
+    #[test]
+    fn an_absurd_exponent_from_the_bank_is_shown_not_a_panic() {
+        // The exponent of `accounts` comes from the bank's answer: 10^39 does not fit in u128.
+        assert_eq!(
+            format_minor_exp(i128::from(i64::MIN), 38),
+            format!("-0.{:038}", i128::from(i64::MIN).unsigned_abs())
+        );
+        for exp in [39, 100, u32::MAX] {
+            let text = format_minor_exp(-1234, exp);
+            assert_eq!(text, format!("-1234 minor units (exponent {exp})"));
+        }
     }
 }
