@@ -82,7 +82,8 @@ enum Command {
     Accounts,
     /// List your transfers, newest first.
     History {
-        #[arg(long, default_value_t = 20)]
+        /// How many transfers to show (the bank answers at most 500).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
     },
     /// Send money: shows what the card will sign, asks to confirm, signs with the card.
@@ -407,5 +408,22 @@ mod tests {
         // 2^32 ms would be PC/SC's INFINITE: refused, with the allowed range.
         let e = wait("4294968").err().unwrap().to_string();
         assert!(e.contains("0..=3600"), "{e}");
+    }
+
+    #[test]
+    fn the_history_limit_is_what_the_bank_accepts() {
+        let limit = |l: &str| {
+            Cli::try_parse_from(["reader-bridge", "history", "--limit", l]).map(|c| match c.command {
+                Command::History { limit } => limit,
+                _ => unreachable!(),
+            })
+        };
+        assert_eq!(limit("1").unwrap(), 1);
+        assert_eq!(limit("500").unwrap(), 500);
+        // The bank answers 400 outside 1-500, which used to end as "the bank failed" (exit 35).
+        for bad in ["0", "501"] {
+            let e = limit(bad).err().unwrap().to_string();
+            assert!(e.contains("1..=500"), "{e}");
+        }
     }
 }
