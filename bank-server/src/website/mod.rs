@@ -138,13 +138,15 @@ impl IntoResponse for AppError {
 
 impl AppState {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction on a blocking thread; commits on `Ok`.
+    /// `f` gets the time read once the write lock is held, so a wait for a pool slot or for
+    /// SQLite's lock cannot let a challenge or a session outlive its expiry.
     pub async fn tx<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>, i64) -> Result<T, AppError> + Send + 'static,
     {
-        let now = self.clock.now();
-        self.db.run(move |conn| db::immediate(conn, |tx| f(tx, now))).await
+        let clock = self.clock.clone();
+        self.db.run(move |conn| db::immediate(conn, |tx| f(tx, clock.now()))).await
     }
 }
 
