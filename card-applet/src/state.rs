@@ -333,9 +333,8 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-// `File::try_lock` is stable since Rust 1.89; the workspace's `rust-version` still says 1.85
-// while the toolchain is 1.95. flock through std keeps the crate free of `unsafe`.
-#[allow(clippy::incompatible_msrv)]
+// `File::try_lock` (stable since Rust 1.89, the workspace's `rust-version`) is flock through
+// std, which keeps the crate free of `unsafe`.
 /// Takes the exclusive lock on `FILE.lock`, recording our pid in it for the error message
 /// another process would see.
 fn lock(path: &Path) -> Result<File, StoreError> {
