@@ -91,6 +91,9 @@ pub enum Error {
     #[error("cancelled: nothing was signed or sent")]
     Cancelled,
     /// Reading or writing the state directory failed.
+    #[error("another transfer is running from the state directory {path}; let it finish, then run this command again")]
+    TransferBusy { path: PathBuf },
+
     #[error("cannot use the state file {path}")]
     State {
         path: PathBuf,
@@ -160,6 +163,8 @@ pub mod exit {
     pub const BANK_ERROR: u8 = 35;
     /// The local state directory cannot be used.
     pub const STATE: u8 = 40;
+    /// Another transfer command is running from the same state directory.
+    pub const BUSY: u8 = 41;
 }
 
 impl Error {
@@ -196,6 +201,7 @@ impl Error {
             Error::BadInput(_) => exit::USAGE,
             Error::Cancelled => exit::CANCELLED,
             Error::State { .. } => exit::STATE,
+            Error::TransferBusy { .. } => exit::BUSY,
             Error::Terminal(_) => exit::OTHER,
         }
     }

@@ -238,6 +238,8 @@ impl Bridge {
     }
 
     fn transfer_in(&self, s: &Session, req: &TransferRequest, ui: &mut dyn Ui) -> Result<Transfer> {
+        // Held until this transfer has a final answer or its record is saved for a retry.
+        let _one_at_a_time = self.state.lock_transfers()?;
         let from = match &req.from {
             Some(f) => f.clone(),
             None => self.pick_source(s, req.currency)?,

@@ -14,6 +14,7 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// The stored session.
@@ -118,6 +119,26 @@ impl StateDir {
     /// Where this directory is.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes this directory's transfer lock (`transfer.lock`, an OS file lock released when the
+    /// returned file is dropped or the process dies). Two transfer commands with the same fields
+    /// started at once would otherwise both miss the other's pending record, draw two transfer
+    /// ids and both pay; with the lock the second is refused until the first has finished.
+    pub fn lock_transfers(&self) -> Result<std::fs::File> {
+        let path = self.root.join("transfer.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| Error::State { path: path.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::TransferBusy { path: self.root.clone() }),
+            Err(std::fs::TryLockError::Error(source)) => Err(Error::State { path, source }),
+        }
     }
 
     fn session_path(&self) -> PathBuf {
@@ -307,6 +328,26 @@ mod tests {
         assert!(!format!("{s:?}").contains("secret"));
         st.clear_session().unwrap();
         assert_eq!(st.session("http://a:1").unwrap(), None);
+    }
+
+    #[test]
+    fn one_transfer_at_a_time_per_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path().join("s")).unwrap();
+        let held = state.lock_transfers().unwrap();
+        // A second bridge process on the same directory (a second open file, as another
+        // process would have) is refused while the first holds the lock...
+        let other = StateDir::open(dir.path().join("s")).unwrap();
+        let err = other.lock_transfers().unwrap_err();
+        assert!(matches!(err, Error::TransferBusy { .. }), "{err:?}");
+        assert_eq!(err.exit_code(), crate::error::exit::BUSY);
+        assert!(err.to_string().contains("another transfer is running"), "{err}");
+        // ...and gets it once the first is done.
+        drop(held);
+        let _again = other.lock_transfers().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("s/transfer.lock")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

@@ -495,3 +495,22 @@ fn with_several_cards_the_bridge_asks_which_reader_or_says_to_use_reader() {
     let text = e.to_string();
     assert!(text.contains("Virtual PCD 00 01") && text.contains("--reader"), "{text}");
 }
+
+#[test]
+fn a_second_transfer_command_waits_its_turn_and_moves_nothing() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login("alice", &mut pins(1)).unwrap();
+    // Another bridge process in the middle of a transfer from the same state directory.
+    let other = reader_bridge::state::StateDir::open(&w.state).unwrap();
+    let held = other.lock_transfers().unwrap();
+    let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 500), &mut pins(1)).unwrap_err();
+    assert!(matches!(e, Error::TransferBusy { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), exit::BUSY);
+    assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 0);
+    assert!(b.history(10).unwrap().is_empty());
+    drop(held);
+    let t = b.transfer(&eur_transfer("ACC-BOB-EUR", 500), &mut pins(1)).unwrap();
+    assert_eq!(t.status, "executed");
+    assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 500);
+}
