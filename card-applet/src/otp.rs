@@ -241,7 +241,7 @@ impl OcraSuite {
                         "H" => 3600,
                         _ => return Err(OcraError::Suite),
                     };
-                    suite.timestamp_step = Some(n * unit);
+                    suite.timestamp_step = Some(n.checked_mul(unit).ok_or(OcraError::Suite)?);
                 }
                 _ => return Err(OcraError::Suite),
             }
@@ -635,6 +635,7 @@ mod tests {
             "OCRA-1:HOTP-SHA1-6:QX08",
             "OCRA-1:HOTP-SHA1-6:QN08-T1X",
             "OCRA-1:HOTP-SHA1-6:QN08:extra",
+            "OCRA-1:HOTP-SHA1-6:QN08-T99999999999999999H",
         ] {
             assert_eq!(OcraSuite::parse(bad), Err(OcraError::Suite), "{bad}");
         }
