@@ -55,20 +55,32 @@ pub fn load_token_file(path: &Path) -> Result<TokenFile, OpsError> {
     parse_token_file(&text).map_err(bad)
 }
 
+/// The token file's fields as written, borrowed from the (zeroized) file text so that the seed's
+/// hex digits are never copied into memory that is not wiped.
+#[derive(serde::Deserialize)]
+struct RawTokenFile<'a> {
+    format: Option<&'a str>,
+    serial: Option<&'a str>,
+    seed_hex: Option<&'a str>,
+    counter: Option<u64>,
+}
+
 /// Parses the text of a token file; the error says what is wrong, never a secret.
 pub fn parse_token_file(text: &str) -> Result<TokenFile, &'static str> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| "not valid JSON")?;
-    if v.get("format").and_then(|f| f.as_str()) != Some(TOKEN_FILE_FORMAT) {
+    let v: RawTokenFile<'_> = serde_json::from_str(text).map_err(|_| {
+        "not valid JSON of the token format (strings without escapes, `counter` a non-negative integer)"
+    })?;
+    if v.format != Some(TOKEN_FILE_FORMAT) {
         return Err("`format` must be \"paysim-token-v1\"");
     }
-    let serial = v.get("serial").and_then(|s| s.as_str()).ok_or("`serial` is missing")?;
+    let serial = v.serial.ok_or("`serial` is missing")?;
     if !auth::valid_serial(serial) {
         return Err("`serial` must be 1-16 characters of A-Z 0-9 -");
     }
-    let seed_hex = v.get("seed_hex").and_then(|s| s.as_str()).ok_or("`seed_hex` is missing")?;
+    let seed_hex = v.seed_hex.ok_or("`seed_hex` is missing")?;
     let mut seed = Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(seed_hex, seed.as_mut()).map_err(|_| "`seed_hex` must be 64 hex digits")?;
-    let counter = v.get("counter").and_then(|c| c.as_u64()).ok_or("`counter` must be a non-negative integer")?;
+    let counter = v.counter.ok_or("`counter` must be a non-negative integer")?;
     Ok(TokenFile { serial: serial.to_owned(), seed: ChainKey::from_bytes(*seed), counter })
 }
 
