@@ -91,7 +91,7 @@ pub enum LedgerError {
     TransferIdConflict,
     #[error("transfer id must be 1-64 characters of A-Z a-z 0-9 . _ ~ -")]
     InvalidTransferId,
-    #[error("funding would take the balance above the bank's limit")]
+    #[error("funding would take the balance, or the total of its currency, above the bank's limit")]
     BalanceLimit,
     #[error("unknown user id {0}")]
     UnknownUser(i64),
@@ -264,6 +264,13 @@ pub fn fund(
         return Err(LedgerError::BalanceLimit);
     }
     let source = funding_account(tx, now, &acc.currency)?;
+    // The funding account holds minus everything ever funded in this currency, which is the
+    // customers' total: capping it keeps every balance and every sum within i64 (SQLite would
+    // otherwise turn an overflowing sum into a float).
+    let outstanding: i64 = tx.query_row("SELECT balance FROM accounts WHERE id = ?1", [source], |r| r.get(0))?;
+    if outstanding.checked_sub(amount).is_none_or(|b| b < -MAX_BALANCE) {
+        return Err(LedgerError::BalanceLimit);
+    }
     tx.execute(
         "INSERT INTO journal (kind, transfer_id, currency, memo, at) VALUES ('funding', NULL, ?1, ?2, ?3)",
         params![acc.currency, memo, now],
@@ -545,6 +552,29 @@ mod tests {
         assert!(matches!(e, LedgerError::UnknownUser(42)), "{e:?}");
         let n: i64 = tx.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn funding_is_capped_per_currency_not_only_per_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let mut c = crate::db::open_connection(&path).unwrap();
+        crate::db::migrate(&mut c, &path).unwrap();
+        let tx = c.transaction().unwrap();
+        crate::auth::add_user(&tx, 0, "alice", "operator").unwrap();
+        crate::auth::add_user(&tx, 0, "bob", "operator").unwrap();
+        open_account(&tx, 0, 1, "ACC-A", "EUR", "operator").unwrap();
+        open_account(&tx, 0, 2, "ACC-B", "EUR", "operator").unwrap();
+        open_account(&tx, 0, 2, "ACC-B-USD", "USD", "operator").unwrap();
+        fund(&tx, 0, "ACC-A", 100, "seed", "operator").unwrap();
+        // As if the EUR customers already held all but 50 minor units of the limit, spread
+        // over accounts each far below its own limit.
+        tx.execute("UPDATE accounts SET balance = ?1 WHERE number = 'FUNDING-EUR'", [-(MAX_BALANCE - 50)]).unwrap();
+        let e = fund(&tx, 0, "ACC-B", 51, "too much", "operator").unwrap_err();
+        assert!(matches!(e, LedgerError::BalanceLimit), "{e:?}");
+        assert_eq!(fund(&tx, 0, "ACC-B", 50, "up to the limit", "operator").unwrap(), 50);
+        // Another currency has its own total.
+        assert_eq!(fund(&tx, 0, "ACC-B-USD", 51, "usd", "operator").unwrap(), 51);
     }
 
     #[test]
