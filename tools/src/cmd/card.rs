@@ -137,13 +137,14 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
     let (Some(reader), Some(admin_key), Some(out), Some(serial)) = (a.reader, a.admin_key, a.out, a.serial) else {
         bail!("--reader, --admin-key, --out and --serial are required (or --batch FILE.csv)");
     };
-    let mut stdin_lines = std::io::stdin().lock().lines();
+    let mut stdin = std::io::stdin().lock();
     let mut next_line = |what: &str| -> anyhow::Result<Zeroizing<String>> {
-        match stdin_lines.next() {
-            Some(line) => Ok(Zeroizing::new(
-                line.with_context(|| format!("cannot read the {what} from standard input"))?.trim().to_owned(),
-            )),
-            None => bail!("standard input ended before the {what} line"),
+        // Read straight into a zeroizing buffer, sized so that a PIN/PUK line never makes it
+        // reallocate (which would leave an unwiped copy behind); the trimmed copy is zeroizing too.
+        let mut line = Zeroizing::new(String::with_capacity(256));
+        match stdin.read_line(&mut line).with_context(|| format!("cannot read the {what} from standard input"))? {
+            0 => bail!("standard input ended before the {what} line"),
+            _ => Ok(Zeroizing::new(line.trim().to_owned())),
         }
     };
     let pin = match a.pin {
