@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use iso7816::Status;
+use zeroize::Zeroizing;
 
 use crate::apdu::{sw_bytes, CommandView};
 use crate::card::Card;
@@ -30,8 +31,10 @@ use crate::state::{FileStore, Store, StoreError};
 pub const ATR: [u8; 16] =
     [0x3B, 0x8C, 0x01, 0x80, 0x56, 0x50, 0x41, 0x59, 0x53, 0x49, 0x4D, 0x73, 0x80, 0x00, 0x40, 0xF7];
 
+/// Response data waiting for GET RESPONSE. It can be an OTP, so it is wiped when it is
+/// delivered, discarded by another command, or lost on reset.
 struct Pending {
-    data: Vec<u8>,
+    data: Zeroizing<Vec<u8>>,
     offset: usize,
     status: Status,
 }
@@ -101,7 +104,7 @@ impl<S: Store> CardFront<S> {
         }
         self.pending = None;
         let resp = self.card.handle_view(view);
-        self.deliver(Pending { data: resp.data, offset: 0, status: resp.status }, view.ne.unwrap_or(0))
+        self.deliver(Pending { data: Zeroizing::new(resp.data), offset: 0, status: resp.status }, view.ne.unwrap_or(0))
     }
 
     /// GET RESPONSE `00 C0 00 00 Le`.
@@ -125,7 +128,10 @@ impl<S: Store> CardFront<S> {
     fn deliver(&mut self, p: Pending, ne: usize) -> Vec<u8> {
         let rest = p.data.get(p.offset..).unwrap_or_default();
         let (now, later) = rest.split_at(rest.len().min(ne));
-        let mut out = now.to_vec();
+        // Sized for the status word too, so that adding it does not reallocate and leave an
+        // unwiped copy of the data behind.
+        let mut out = Vec::with_capacity(now.len() + 2);
+        out.extend_from_slice(now);
         if later.is_empty() {
             out.extend_from_slice(&sw_bytes(p.status));
         } else {
