@@ -465,7 +465,6 @@ impl<S: Store> Card<S> {
         if !serial_is_valid(&serial) {
             return Err(bad);
         }
-        tracing::info!(serial = %serial, "card personalized");
         self.state.personal = Some(Personal {
             serial,
             pin,
@@ -477,6 +476,10 @@ impl<S: Store> Card<S> {
         });
         self.pin_verified = false;
         self.commit()?;
+        // Only now: a failed write (6581) must not leave a log claiming the card is personalized.
+        if let Some(p) = &self.state.personal {
+            tracing::info!(serial = %p.serial, "card personalized");
+        }
         Ok(keys.r_mac(&c_mac).to_vec())
     }
 }

@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use card_applet::host::admin::AdminSession;
+use card_applet::host::admin::{AdminSession, Personalization};
 use card_applet::host::{self};
 use card_applet::otp::ChainKey;
 use card_applet::scp::SessionKeys;
@@ -95,4 +95,39 @@ fn the_card_logs_no_secret() {
     for s in &secrets {
         assert!(!log.contains(s.as_str()), "secret {s:?} in the log:\n{log}");
     }
+}
+
+/// A PERSONALIZE whose write fails answers 6581 and must not log "card personalized": the
+/// log would claim a personalization the card does not hold. A later one that lands does.
+#[test]
+fn a_failed_personalization_is_not_logged_as_done() {
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .without_time()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut after_failure = String::new();
+    tracing::subscriber::with_default(subscriber, || {
+        let disk = Disk::new(CardState::factory(&ADMIN_KEY));
+        let mut card = disk.restart();
+        assert_eq!(sw(&tx(&mut card, &host::select())), 0x9000);
+        let mut s = AdminSession::with_host_challenge(&ADMIN_KEY, [0x11; 16]);
+        let auth = s.external_authenticate(&tx(&mut card, &AdminSession::get_challenge())).unwrap();
+        s.check_authenticated(&tx(&mut card, &auth)).unwrap();
+        let cmd = s.personalize(&Personalization { seed: &SEED, pin: MY_PIN, puk: MY_PUK, serial: SERIAL }).unwrap();
+        disk.fail_at(Some(disk.writes()), Tear::Lost);
+        assert_eq!(sw(&tx(&mut card, &cmd)), 0x6581);
+        assert!(disk.failed(), "the personalization write should have been the one that failed");
+        after_failure = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+
+        disk.fail_at(None, Tear::Lost);
+        personalize_with(&mut card, &ADMIN_KEY, &SEED, MY_PIN, MY_PUK, SERIAL);
+    });
+    assert!(after_failure.contains("card memory write failed"), "{after_failure}");
+    assert!(!after_failure.contains("personalized"), "a failed write was logged as done:\n{after_failure}");
+    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(log.matches("card personalized").count(), 1, "{log}");
 }
