@@ -147,36 +147,19 @@ impl Session {
         }
     }
 
-    fn arm(&self) -> io::Result<()> {
-        if self.quickack {
-            SockRef::from(&self.stream).set_tcp_quickack(true)?;
-        }
-        Ok(())
-    }
-
     /// Reads one frame; `None` on a clean end of stream before a frame started.
     fn read_frame(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let mut len = [0u8; 2];
-        self.arm()?;
-        // The first byte decides between a clean close and a torn frame.
-        if self.stream.read(&mut len[..1])? == 0 {
-            return Ok(None);
-        }
-        self.arm()?;
-        self.stream.read_exact(&mut len[1..])?;
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        let mut filled = 0;
-        while filled < body.len() {
-            self.arm()?;
-            match self.stream.read(&mut body[filled..])? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n => filled += n,
+        let (stream, quickack) = (&self.stream, self.quickack);
+        read_frame_from(&mut &*stream, || {
+            if quickack {
+                SockRef::from(stream).set_tcp_quickack(true)?;
             }
-        }
-        Ok(Some(body))
+            Ok(())
+        })
     }
 
-    /// Writes one frame with a single `write_all`, so length and body leave together.
+    /// Writes one frame with a single `write_all`, so length and body leave together
+    /// (`write_all` itself retries a write interrupted by a signal).
     fn write_frame(&mut self, body: &[u8]) -> io::Result<()> {
         let body = match u16::try_from(body.len()) {
             Ok(_) => body,
@@ -190,6 +173,44 @@ impl Session {
         frame.extend_from_slice(&len);
         frame.extend_from_slice(body);
         self.stream.write_all(&frame)
+    }
+}
+
+/// Reads one frame from `r`, calling `arm` before every read (to re-arm `TCP_QUICKACK`);
+/// `None` on a clean end of stream before a frame started.
+fn read_frame_from<R: Read>(r: &mut R, mut arm: impl FnMut() -> io::Result<()>) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    // The first byte decides between a clean close and a torn frame.
+    if read_some(r, &mut len[..1], &mut arm)? == 0 {
+        return Ok(None);
+    }
+    fill(r, &mut len[1..], &mut arm)?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    fill(r, &mut body, &mut arm)?;
+    Ok(Some(body))
+}
+
+/// Fills `buf`; an end of stream before it is full is `UnexpectedEof` (a torn frame).
+fn fill<R: Read>(r: &mut R, buf: &mut [u8], arm: &mut impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read_some(r, &mut buf[filled..], arm)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => filled += n,
+        }
+    }
+    Ok(())
+}
+
+/// One `read`, armed first. A read interrupted by a signal (`ErrorKind::Interrupted`) has
+/// read nothing and is retried: it is no reason to drop the connection to vpcd.
+fn read_some<R: Read>(r: &mut R, buf: &mut [u8], arm: &mut impl FnMut() -> io::Result<()>) -> io::Result<usize> {
+    loop {
+        arm()?;
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
@@ -414,5 +435,45 @@ mod tests {
         let (mut vpcd, _) = listener.accept().unwrap();
         vpcd.write_all(&[0x00, 0x00]).unwrap();
         assert_eq!(card.join().unwrap(), Err(io::ErrorKind::InvalidData));
+    }
+
+    /// Hands out `data` a few bytes at a time, failing with `Interrupted` before every piece,
+    /// as a read hit by a signal does.
+    struct Interrupting {
+        data: Vec<u8>,
+        pos: usize,
+        interrupted: bool,
+    }
+
+    impl Read for Interrupting {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            self.interrupted = false;
+            let n = buf.len().min(3).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried_not_fatal() {
+        let apdu = [0x00, 0xA4, 0x04, 0x00, 0x02, 0xAB, 0xCD];
+        let mut data = vec![0x00, u8::try_from(apdu.len()).unwrap()];
+        data.extend_from_slice(&apdu);
+        let mut r = Interrupting { data, pos: 0, interrupted: false };
+        let mut arms = 0;
+        let frame = read_frame_from(&mut r, || {
+            arms += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(frame.as_deref(), Some(&apdu[..]));
+        assert_eq!(arms, 10, "re-armed before each of the 5 reads and 5 retries");
+        // Then the stream ends cleanly between frames.
+        assert_eq!(read_frame_from(&mut r, || Ok(())).unwrap(), None);
     }
 }
