@@ -144,12 +144,23 @@ echo "demo: bank-server is up at $URL (pid $bank_pid, log $WORK/bank-server.log)
 
 step "create a factory card and start it in $READER"
 "$BIN/bank-tools" card create --state "$WORK/card.state" --admin-key-out "$WORK/card.admin"
-"$BIN/virtual-card" --state "$WORK/card.state" --vpcd "$VPCD" \
-    >"$WORK/virtual-card.out" 2>"$WORK/virtual-card.log" 9>&- </dev/null &
-card_pid=$!
-wait_line "$WORK/virtual-card.out" '^virtual-card: connected to vpcd' "$card_pid" 20 \
-    || die "virtual-card did not reach vpcd within 20 s (is another card in slot $SLOT?); its log:
+# Rarely pcscd starts powering a newly connected virtual card and never finishes; the reader
+# then shows no usable card until the card is removed. Like a person, the demo pulls and
+# re-inserts such a card (at most twice) before it gives up.
+for attempt in 1 2 3; do
+    "$BIN/virtual-card" --state "$WORK/card.state" --vpcd "$VPCD" \
+        >"$WORK/virtual-card.out" 2>>"$WORK/virtual-card.log" 9>&- </dev/null &
+    card_pid=$!
+    wait_line "$WORK/virtual-card.out" '^virtual-card: connected to vpcd' "$card_pid" 20 \
+        || die "virtual-card did not reach vpcd within 20 s (is another card in slot $SLOT?); its log:
 $(cat "$WORK/virtual-card.log")"
+    wait_reader_usable "$READER" 10 && break
+    [ "$attempt" -lt 3 ] || die "pcscd never made the card in \"$READER\" usable (state: $(reader_state "$READER")); its log: $WORK/virtual-card.log"
+    echo "demo: pcscd did not finish powering the card (state: $(reader_state "$READER")); re-inserting it"
+    stop_pid "$card_pid"
+    card_pid=""
+    wait_reader_empty "$READER" 10 || die "\"$READER\" did not empty after the card stopped"
+done
 cat "$WORK/virtual-card.out"
 
 step "personalize the card: admin authentication, seed, PIN, PUK, serial $SERIAL"

@@ -96,6 +96,21 @@ reader_state() {
     ' <<<"$out"
 }
 
+# wait_reader_usable NAME SECONDS: wait (bounded) until pcscd shows a card in reader NAME that
+# it powered (inserted and not mute).
+wait_reader_usable() {
+    local i state
+    for ((i = 0; i < $2 * 20; i++)); do
+        state=$(reader_state "$1")
+        case "$state" in
+            *Mute*) ;;
+            "Card inserted"*) return 0 ;;
+        esac
+        sleep 0.05
+    done
+    return 1
+}
+
 # wait_reader_empty NAME SECONDS: wait (bounded) until pcscd has seen reader NAME without any
 # card, mute or not. vpcd reports a card that reconnects within one presence poll (~0.4 s)
 # as the same card, so a slot is handed on only after this.
