@@ -522,6 +522,23 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    /// A fresh database with every migration applied (the directory lives as long as it).
+    fn migrated_db() -> (tempfile::TempDir, rusqlite::Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let mut c = crate::db::open_connection(&path).unwrap();
+        crate::db::migrate(&mut c, &path).unwrap();
+        (dir, c)
+    }
+
+    /// Users alice (id 1) and bob (id 2) with the EUR accounts ACC-A and ACC-B.
+    fn alice_and_bob_in_eur(tx: &Transaction<'_>) {
+        crate::auth::add_user(tx, 0, "alice", "operator").unwrap();
+        crate::auth::add_user(tx, 0, "bob", "operator").unwrap();
+        open_account(tx, 0, 1, "ACC-A", "EUR", "operator").unwrap();
+        open_account(tx, 0, 2, "ACC-B", "EUR", "operator").unwrap();
+    }
+
     #[test]
     fn amounts_parse_by_exponent() {
         assert_eq!(parse_amount("12.34", "EUR"), Some(1234));
@@ -543,10 +560,7 @@ mod tests {
 
     #[test]
     fn an_account_for_an_unknown_user_id_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite3");
-        let mut c = crate::db::open_connection(&path).unwrap();
-        crate::db::migrate(&mut c, &path).unwrap();
+        let (_dir, mut c) = migrated_db();
         let tx = c.transaction().unwrap();
         let e = open_account(&tx, 0, 42, "ACC-X", "EUR", "operator").unwrap_err();
         assert!(matches!(e, LedgerError::UnknownUser(42)), "{e:?}");
@@ -556,15 +570,9 @@ mod tests {
 
     #[test]
     fn funding_is_capped_per_currency_not_only_per_account() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite3");
-        let mut c = crate::db::open_connection(&path).unwrap();
-        crate::db::migrate(&mut c, &path).unwrap();
+        let (_dir, mut c) = migrated_db();
         let tx = c.transaction().unwrap();
-        crate::auth::add_user(&tx, 0, "alice", "operator").unwrap();
-        crate::auth::add_user(&tx, 0, "bob", "operator").unwrap();
-        open_account(&tx, 0, 1, "ACC-A", "EUR", "operator").unwrap();
-        open_account(&tx, 0, 2, "ACC-B", "EUR", "operator").unwrap();
+        alice_and_bob_in_eur(&tx);
         open_account(&tx, 0, 2, "ACC-B-USD", "USD", "operator").unwrap();
         fund(&tx, 0, "ACC-A", 100, "seed", "operator").unwrap();
         // As if the EUR customers already held all but 50 minor units of the limit, spread
@@ -579,15 +587,9 @@ mod tests {
 
     #[test]
     fn history_is_append_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite3");
-        let mut c = crate::db::open_connection(&path).unwrap();
-        crate::db::migrate(&mut c, &path).unwrap();
+        let (_dir, mut c) = migrated_db();
         let tx = c.transaction().unwrap();
-        crate::auth::add_user(&tx, 0, "alice", "operator").unwrap();
-        crate::auth::add_user(&tx, 0, "bob", "operator").unwrap();
-        open_account(&tx, 0, 1, "ACC-A", "EUR", "operator").unwrap();
-        open_account(&tx, 0, 2, "ACC-B", "EUR", "operator").unwrap();
+        alice_and_bob_in_eur(&tx);
         fund(&tx, 0, "ACC-A", 1000, "opening", "operator").unwrap();
         let req = NewTransfer {
             transfer_id: "t1".into(),
