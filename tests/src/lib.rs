@@ -270,19 +270,19 @@ impl VirtualCard {
         // card's, and a person would pull and re-insert the card; so does the harness, at
         // most twice, saying so on stderr. A card that never answers still fails the test.
         const ATTEMPTS: u32 = 3;
-        for attempt in 1..=ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             self.spawn_process()?;
-            let wait = if attempt < ATTEMPTS { WAIT / 2 } else { WAIT };
-            match self.wait_connected_within(wait) {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < ATTEMPTS => {
+            let last = attempt == ATTEMPTS;
+            match self.wait_connected_within(if last { WAIT } else { WAIT / 2 }) {
+                Err(e) if !last => {
                     eprintln!("harness: the card in {} is not usable ({e}); re-inserting it", self.reader());
                     self.kill();
+                    attempt += 1;
                 }
-                Err(e) => return Err(e),
+                done => return done,
             }
         }
-        Err("unreachable: the last attempt returns".into())
     }
 
     /// Starts the `virtual-card` process (the reader must be empty) and collects its stdout.
