@@ -35,9 +35,9 @@ use std::rc::Rc;
 use card_applet::command::DataObject;
 use card_applet::host::admin::{AdminSession, Personalization};
 use card_applet::host::{self};
-use card_applet::otp::{login_otp, tx_otp, ChainKey, TxFields};
 use card_applet::state::{CardState, Store, StoreError};
 use card_applet::{Card, CardFront};
+use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
 
 const ADMIN_KEY: [u8; 32] = [0xA0; 32];
 const PIN: &str = "1234";

@@ -18,8 +18,8 @@ use axum::http::{header, Request, StatusCode};
 use bank_server::clock::Clock;
 use bank_server::master_key::MasterKey;
 use bank_server::{ops, AppState};
-use card_applet::otp::{self, ChainKey, TxFields};
 use http_body_util::BodyExt;
+use paysim_otp::{self as otp, ChainKey, TxFields};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 

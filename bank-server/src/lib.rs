@@ -4,7 +4,7 @@
 //! - [`website`]: the HTML pages and the JSON API (`docs/api.md`); sessions and CSRF. It only
 //!   calls the public functions of the other two.
 //! - [`auth`]: users, tokens (sealed chain keys, counters), challenges, the OTP check
-//!   (`card_applet::otp`, the workspace's one implementation), lockout.
+//!   (`paysim_otp`, the workspace's one implementation), lockout.
 //! - [`ledger`]: accounts, double-entry postings, transfers, funding.
 //!
 //! Shared underneath: [`db`] (pragmas, migrations, blocking pool), [`audit`] (hash-chained
@@ -71,8 +71,8 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(public_url: &str) -> Result<Self, card_applet::otp::VerifierIdError> {
-        let verifier_id = card_applet::otp::verifier_id(public_url)?;
+    pub fn new(public_url: &str) -> Result<Self, paysim_otp::VerifierIdError> {
+        let verifier_id = paysim_otp::verifier_id(public_url)?;
         Ok(Config {
             public_url: public_url.trim().trim_end_matches('/').to_owned(),
             secure_cookies: verifier_id.starts_with("https://"),
@@ -95,7 +95,7 @@ pub enum StartError {
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("public URL: {0}")]
-    Url(#[from] card_applet::otp::VerifierIdError),
+    Url(#[from] paysim_otp::VerifierIdError),
 }
 
 /// Everything a request handler needs; cheap to clone.

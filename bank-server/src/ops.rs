@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use card_applet::otp::ChainKey;
+use paysim_otp::ChainKey;
 use zeroize::Zeroizing;
 
 use crate::audit::AuditReport;

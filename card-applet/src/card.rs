@@ -14,11 +14,11 @@ use zeroize::Zeroizing;
 
 use crate::apdu::CommandView;
 use crate::command::{tag, Command, DataObject, LoginRequest, TxRequest, Verify, AID};
-use crate::otp::{login_otp, tx_otp, ChainKey, Otp, TxFields};
 use crate::pin::{PinBlock, PukBlock};
 use crate::scp::{SessionKeys, CHALLENGE_LEN, MAC_LEN};
-use crate::state::{serial_is_valid, CardState, Personal, Store, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
+use crate::state::{CardState, Personal, Store, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
 use crate::tlv;
+use paysim_otp::{login_otp, tx_otp, ChainKey, Otp};
 
 /// Applet version reported in the FCI and by GET DATA `DF05`: major, minor.
 pub const APPLET_VERSION: [u8; 2] = [1, 0];
@@ -375,24 +375,15 @@ impl<S: Store> Card<S> {
     /// LOGIN OTP: `03 08 counter ‖ 04 08 code`.
     ///
     /// `9000`; `6985` not personalized; `6982` PIN not verified; `6581` write failed.
-    fn login_otp(&mut self, req: LoginRequest) -> Outcome {
-        self.next_code(|ck, i| login_otp(ck, i, &req.challenge, &req.verifier_id))
+    fn login_otp(&mut self, req: LoginRequest<'_>) -> Outcome {
+        self.next_code(|ck, i| login_otp(ck, i, req.challenge, req.verifier_id))
     }
 
     /// TRANSACTION OTP: `03 08 counter ‖ 04 08 code`, binding the transaction fields.
     ///
     /// `9000`; `6985` not personalized; `6982` PIN not verified; `6581` write failed.
-    fn transaction_otp(&mut self, req: TxRequest) -> Outcome {
-        self.next_code(|ck, i| {
-            let tx = TxFields {
-                verifier_id: &req.verifier_id,
-                transaction_id: &req.transaction_id,
-                amount_minor: req.amount_minor,
-                currency: &req.currency,
-                payee: &req.payee,
-            };
-            tx_otp(ck, i, &req.challenge, &tx)
-        })
+    fn transaction_otp(&mut self, req: TxRequest<'_>) -> Outcome {
+        self.next_code(|ck, i| tx_otp(ck, i, req.challenge, &req.fields))
     }
 
     /// GET CHALLENGE: a fresh 16-byte card challenge for the next EXTERNAL AUTHENTICATE.
@@ -462,7 +453,7 @@ impl<S: Store> Card<S> {
         let pin = PinBlock::from_block(pin.ok_or(bad)?).map_err(|_| bad)?;
         let puk = PukBlock::from_block(puk.ok_or(bad)?).map_err(|_| bad)?;
         let serial = std::str::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?.to_owned();
-        if !serial_is_valid(&serial) {
+        if !paysim_wire::CardSerial::is_valid(&serial) {
             return Err(bad);
         }
         self.state.personal = Some(Personal {

@@ -19,6 +19,7 @@ use crate::apdu::CommandView;
 use crate::pin::{PinBlock, PukBlock, BLOCK_LEN};
 use crate::scp::{CHALLENGE_LEN, MAC_LEN};
 use crate::tlv::parse_flat;
+use paysim_otp::TxFields;
 
 /// The applet's AID: `F0 50 41 59 53 49 4D 01` (proprietary RID `F0`, "PAYSIM", version 1).
 pub const AID: [u8; 8] = [0xF0, 0x50, 0x41, 0x59, 0x53, 0x49, 0x4D, 0x01];
@@ -129,22 +130,19 @@ pub enum Verify {
     Reset,
 }
 
-/// Data of LOGIN OTP.
+/// Data of LOGIN OTP, borrowed from the APDU.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginRequest {
-    pub challenge: Vec<u8>,
-    pub verifier_id: Vec<u8>,
+pub struct LoginRequest<'a> {
+    pub challenge: &'a [u8],
+    pub verifier_id: &'a [u8],
 }
 
-/// Data of TRANSACTION OTP.
+/// Data of TRANSACTION OTP, borrowed from the APDU: the challenge and the fields the code
+/// binds, as the one [`TxFields`] type the bank and the terminal use too.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxRequest {
-    pub challenge: Vec<u8>,
-    pub verifier_id: Vec<u8>,
-    pub transaction_id: Vec<u8>,
-    pub amount_minor: u64,
-    pub currency: [u8; 3],
-    pub payee: Vec<u8>,
+pub struct TxRequest<'a> {
+    pub challenge: &'a [u8],
+    pub fields: TxFields<'a>,
 }
 
 /// A parsed command.
@@ -165,8 +163,8 @@ pub enum Command<'a> {
         new_pin: PinBlock,
     },
     GetData(DataObject),
-    LoginOtp(LoginRequest),
-    TransactionOtp(TxRequest),
+    LoginOtp(LoginRequest<'a>),
+    TransactionOtp(TxRequest<'a>),
     GetChallenge,
     ExternalAuthenticate {
         host_challenge: [u8; CHALLENGE_LEN],
@@ -199,14 +197,14 @@ fn bad_data() -> Status {
     Status::IncorrectDataParameter
 }
 
-fn utf8_field(value: &[u8]) -> Result<Vec<u8>, Status> {
-    require((1..=FIELD_MAX).contains(&value.len()) && std::str::from_utf8(value).is_ok(), bad_data())?;
-    Ok(value.to_vec())
+fn utf8_field(value: &[u8]) -> Result<&[u8], Status> {
+    require((1..=FIELD_MAX).contains(&value.len()) && core::str::from_utf8(value).is_ok(), bad_data())?;
+    Ok(value)
 }
 
-fn challenge_field(value: &[u8]) -> Result<Vec<u8>, Status> {
-    require((crate::otp::CHALLENGE_MIN..=crate::otp::CHALLENGE_MAX).contains(&value.len()), bad_data())?;
-    Ok(value.to_vec())
+fn challenge_field(value: &[u8]) -> Result<&[u8], Status> {
+    require((paysim_otp::CHALLENGE_MIN..=paysim_otp::CHALLENGE_MAX).contains(&value.len()), bad_data())?;
+    Ok(value)
 }
 
 /// Which instructions exist in which class.
@@ -323,17 +321,18 @@ impl<'a> TryFrom<CommandView<'a>> for Command<'a> {
                 .ok_or_else(bad_data)?;
                 let tx_id = tx_id.ok_or_else(bad_data)?;
                 require((1..=FIELD_MAX).contains(&tx_id.len()), bad_data())?;
-                let tx_id = tx_id.to_vec();
                 let amount: [u8; 8] = amount.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
-                let currency: [u8; 3] = currency.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
+                let currency: &[u8; 3] = currency.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
                 require(currency.iter().all(u8::is_ascii_uppercase), bad_data())?;
                 Ok(Command::TransactionOtp(TxRequest {
                     challenge: challenge_field(challenge.ok_or_else(bad_data)?)?,
-                    verifier_id: utf8_field(verifier_id.ok_or_else(bad_data)?)?,
-                    transaction_id: tx_id,
-                    amount_minor: u64::from_be_bytes(amount),
-                    currency,
-                    payee: utf8_field(payee.ok_or_else(bad_data)?)?,
+                    fields: TxFields {
+                        verifier_id: utf8_field(verifier_id.ok_or_else(bad_data)?)?,
+                        transaction_id: tx_id,
+                        amount_minor: u64::from_be_bytes(amount),
+                        currency,
+                        payee: utf8_field(payee.ok_or_else(bad_data)?)?,
+                    },
                 }))
             }
             ins::PERSONALIZE => {

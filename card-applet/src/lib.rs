@@ -14,9 +14,9 @@
 //!   [`state::FileStore`] and [`state::create_factory`].
 //! - [`scp`]: the admin secure channel (SCP03-like key derivation, cryptograms, PERSONALIZE
 //!   wrapping).
-//! - [`otp`]: HOTP (RFC 4226), TOTP (RFC 6238), OCRA (RFC 6287) and the PAYSIM-1 chain
-//!   algorithm that both the card and the bank run. This is the workspace's one
-//!   implementation of the OTP computation.
+//!
+//! The codes themselves (PAYSIM-1 over OCRA, RFC 6287) are computed by the `paysim-otp` crate,
+//! which the bank and the terminal use too.
 //!
 //! Host side (bridge and tools): [`host`] builds APDUs and parses answers into typed errors;
 //! [`host::admin::AdminSession`] runs admin authentication and PERSONALIZE.
@@ -27,7 +27,7 @@
 //! let fci = host::parse_select(&card.process(&host::select())).unwrap();
 //! assert!(fci.serial.is_none()); // a factory card has no serial yet
 //!
-//! use card_applet::otp::{ChainKey, login_otp};
+//! use paysim_otp::{ChainKey, login_otp};
 //! let ck0 = ChainKey::from_bytes([7u8; 32]);
 //! let code = login_otp(&ck0, 0, &[0xAB; 32], b"https://bank.example:443");
 //! assert_eq!(code.as_str().len(), 8);
@@ -52,7 +52,6 @@ pub mod card;
 pub mod command;
 pub mod front;
 pub mod host;
-pub mod otp;
 pub mod pin;
 pub mod scp;
 pub mod state;

@@ -35,8 +35,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::otp::ChainKey;
 use crate::pin::{PinBlock, PukBlock};
+use paysim_otp::ChainKey;
+use paysim_wire::CardSerial;
 
 /// PIN tries after personalization or a successful VERIFY.
 pub const PIN_TRIES: u8 = 3;
@@ -48,18 +49,10 @@ pub const ADMIN_TRIES: u8 = 10;
 pub const FORMAT_NAME: &str = "paysim-card-state";
 /// The state-file format version this code writes.
 pub const FORMAT_VERSION: u64 = 1;
-/// Longest card serial.
-pub const SERIAL_MAX: usize = 16;
 /// Largest state file [`FileStore::open`] reads; a real one is under 1 KiB.
 pub const STATE_FILE_MAX: usize = 16 * 1024;
 /// Buffer reserved for serializing a state (more than the largest one needs).
 const STATE_FILE_CAPACITY: usize = 2048;
-
-/// Whether `serial` is a valid card serial: 1-16 characters of `[A-Z0-9-]`.
-pub fn serial_is_valid(serial: &str) -> bool {
-    (1..=SERIAL_MAX).contains(&serial.len())
-        && serial.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-}
 
 /// Everything the card remembers across power cycles.
 #[derive(Clone, PartialEq, Eq)]
@@ -221,7 +214,7 @@ impl FileV1 {
         let personal = match &self.personal {
             None => None,
             Some(p) => {
-                if !serial_is_valid(&p.serial) {
+                if !CardSerial::is_valid(&p.serial) {
                     return Err("serial is not 1-16 of [A-Z0-9-]");
                 }
                 let pin = hex_array::<8>(&p.pin_hex, "pin_hex is not 16 hex digits")?;

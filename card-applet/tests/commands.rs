@@ -5,10 +5,10 @@ mod common;
 
 use card_applet::command::DataObject;
 use card_applet::host::{self, CardError, PinStatus};
-use card_applet::otp::{login_otp, tx_otp, ChainKey, TxFields};
 use card_applet::state::MemStore;
 use card_applet::CardFront;
 use common::*;
+use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {

@@ -6,8 +6,8 @@ mod common;
 use card_applet::command::DataObject;
 use card_applet::host::admin::{AdminError, AdminSession, Personalization};
 use card_applet::host::{self, CardError, PinStatus};
-use card_applet::otp::{login_otp, ChainKey};
 use common::*;
+use paysim_otp::{login_otp, ChainKey};
 
 #[test]
 fn pin_tries_count_down_block_and_reset_on_success() {
@@ -254,7 +254,7 @@ fn the_counter_never_wraps_at_the_end_of_the_chain() {
         login_apdu(&[5; 16]),
         host::tx_otp(
             &[5; 16],
-            &card_applet::otp::TxFields {
+            &paysim_otp::TxFields {
                 verifier_id: VERIFIER.as_bytes(),
                 transaction_id: b"t",
                 amount_minor: 1,

@@ -9,11 +9,11 @@ mod common;
 
 use card_applet::host;
 use card_applet::host::admin::{AdminSession, Personalization};
-use card_applet::otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields};
 use card_applet::scp::{kdf, SessionKeys};
 use card_applet::state::{CardState, MemStore};
 use card_applet::{Card, CardFront};
 use common::{sw, tx};
+use paysim_otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields};
 use serde_json::Value;
 
 fn doc() -> String {

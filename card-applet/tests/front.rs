@@ -127,7 +127,7 @@ fn real_commands() -> Vec<Vec<u8>> {
         login_apdu(&[1; 16]),
         host::tx_otp(
             &[2; 32],
-            &card_applet::otp::TxFields {
+            &paysim_otp::TxFields {
                 verifier_id: b"v",
                 transaction_id: b"t",
                 amount_minor: 1,

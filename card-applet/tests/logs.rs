@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use card_applet::host::admin::{AdminSession, Personalization};
 use card_applet::host::{self};
-use card_applet::otp::ChainKey;
 use card_applet::scp::SessionKeys;
 use card_applet::state::CardState;
 use common::*;
+use paysim_otp::ChainKey;
 
 #[derive(Clone, Default)]
 struct Sink(Arc<Mutex<Vec<u8>>>);

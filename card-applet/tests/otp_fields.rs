@@ -9,10 +9,10 @@ mod common;
 use card_applet::apdu::build;
 use card_applet::command::DataObject;
 use card_applet::host;
-use card_applet::otp::{login_otp, tx_otp, ChainKey, TxFields};
 use card_applet::state::MemStore;
 use card_applet::CardFront;
 use common::*;
+use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
 
 type Fields = Vec<(u8, Vec<u8>)>;
 

@@ -8,11 +8,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use card_applet::host;
-use card_applet::otp::ChainKey;
 use card_applet::pin::{PinBlock, PukBlock};
 use card_applet::state::{create_factory, CardState, FileStore, Personal, Store, StoreError};
 use card_applet::VirtualCard;
 use common::*;
+use paysim_otp::ChainKey;
 use zeroize::Zeroizing;
 
 fn testdata(name: &str) -> PathBuf {

@@ -10,10 +10,10 @@ mod common;
 use std::collections::BTreeSet;
 
 use card_applet::host;
-use card_applet::otp::{login_otp, tx_otp, ChainKey, TxFields};
 use card_applet::state::{CardState, MemStore};
 use card_applet::CardFront;
 use common::*;
+use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
 
 fn personalized_state() -> CardState {
     let c: CardFront<MemStore> = personalized();
@@ -45,7 +45,7 @@ fn otp_command(n: u8) -> Vec<u8> {
     }
 }
 
-fn expected_code(n: u8, counter: u64) -> card_applet::otp::Otp {
+fn expected_code(n: u8, counter: u64) -> paysim_otp::Otp {
     let ck = ChainKey::from_bytes(SEED).advance(counter);
     let challenge = [n; 16];
     if n.is_multiple_of(2) {

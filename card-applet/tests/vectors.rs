@@ -8,12 +8,12 @@ mod common;
 
 use card_applet::host::admin::{AdminSession, Personalization};
 use card_applet::host::{self};
-use card_applet::otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields};
 use card_applet::scp::{kdf, SessionKeys};
 use card_applet::state::{CardState, MemStore};
 use card_applet::{Card, CardFront};
 use common::{sw, tx};
 use hmac::{Hmac, Mac};
+use paysim_otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 

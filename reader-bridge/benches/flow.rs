@@ -22,10 +22,10 @@
 
 use bank_server::clock::Clock;
 use bank_server::ops;
-use card_applet::otp::{self, ChainKey};
 use e2e_tests::{require_pcscd, CardSpec, TestCard};
+use paysim_otp::{self as otp, ChainKey};
 use reader_bridge::amount::Currency;
-use reader_bridge::apdu::{Pin, TxRequest};
+use reader_bridge::apdu::Pin;
 use reader_bridge::bank::{Bank, Created, NewTransfer};
 use reader_bridge::card::Pcsc;
 use reader_bridge::flow::{Bridge, CardChoice, TransferRequest, Ui};
@@ -133,19 +133,18 @@ fn main() {
     let mut link = Pcsc::establish().unwrap().open(Some(&card.reader()), Duration::from_secs(5)).unwrap();
     let vid = bridge.bank.verifier_id().to_owned();
     let challenge = [0x5Au8; 32];
-    let tx = TxRequest {
-        challenge: &challenge,
-        verifier_id: &vid,
-        transaction_id: "tx-bench",
+    let tx = otp::TxFields {
+        verifier_id: vid.as_bytes(),
+        transaction_id: b"tx-bench",
         amount_minor: 1,
         currency: b"EUR",
-        payee: "ACC-CAROL-EUR",
+        payee: b"ACC-CAROL-EUR",
     };
     let card_part: Vec<Duration> = (0..n)
         .map(|_| {
             let t0 = Instant::now();
             link.login_otp(&pin, &challenge, &vid).unwrap();
-            link.tx_otp(&pin, &tx).unwrap();
+            link.tx_otp(&pin, &challenge, &tx).unwrap();
             t0.elapsed()
         })
         .collect();

@@ -5,37 +5,12 @@
 //! `card_applet::host`, the workspace's one host-side implementation of docs/protocol.md.
 
 use crate::error::{Error, Result};
-use card_applet::host::{self, CardError, RequestError};
-use card_applet::otp::Otp;
+use card_applet::host::{CardError, RequestError};
+use paysim_otp::Otp;
 use zeroize::Zeroizing;
 
 pub use card_applet::command::DataObject;
 pub use card_applet::AID;
-
-/// What the card signs for a transfer (the shared contract in the team brief).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TxRequest<'a> {
-    pub challenge: &'a [u8],
-    pub verifier_id: &'a str,
-    pub transaction_id: &'a str,
-    pub amount_minor: u64,
-    pub currency: &'a [u8; 3],
-    pub payee: &'a str,
-}
-
-impl TxRequest<'_> {
-    /// The TRANSACTION OTP APDU.
-    pub fn apdu(&self) -> Result<Vec<u8>> {
-        let fields = card_applet::otp::TxFields {
-            verifier_id: self.verifier_id.as_bytes(),
-            transaction_id: self.transaction_id.as_bytes(),
-            amount_minor: self.amount_minor,
-            currency: self.currency,
-            payee: self.payee.as_bytes(),
-        };
-        host::tx_otp(self.challenge, &fields).map_err(request_error)
-    }
-}
 
 /// The card's answer to LOGIN OTP or TRANSACTION OTP. `Debug` hides the code.
 #[derive(Clone, PartialEq, Eq)]
@@ -155,37 +130,6 @@ mod tests {
         let other = card_error("LOGIN OTP", CardError::SecurityNotSatisfied);
         assert!(matches!(other, Error::Card { command: "LOGIN OTP", .. }));
         assert!(other.to_string().contains("LOGIN OTP"), "{other}");
-    }
-
-    #[test]
-    fn tx_request_builds_through_the_host_module() {
-        let apdu = TxRequest {
-            challenge: &[1; 16],
-            verifier_id: "https://b:443",
-            transaction_id: "t1",
-            amount_minor: 0x0102,
-            currency: b"EUR",
-            payee: "DE01",
-        }
-        .apdu()
-        .unwrap();
-        assert_eq!(&apdu[..4], &[0x80, 0x12, 0x00, 0x00]);
-        // The amount travels as 8 bytes big-endian under tag 06.
-        let amount_tlv = [0x06, 8, 0, 0, 0, 0, 0, 0, 1, 2];
-        assert!(apdu.windows(amount_tlv.len()).any(|w| w == amount_tlv));
-
-        let bad = TxRequest {
-            challenge: &[1; 15],
-            ..TxRequest {
-                challenge: &[],
-                verifier_id: "v",
-                transaction_id: "t",
-                amount_minor: 1,
-                currency: b"EUR",
-                payee: "p",
-            }
-        };
-        assert!(matches!(bad.apdu(), Err(Error::BadInput(_))));
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Bank {
     /// A client for the bank at `server_url`. The verifier id the card will sign is derived
     /// here, from this URL, and from nothing the server says.
     pub fn new(server_url: &str) -> Result<Self> {
-        let verifier_id = card_applet::otp::verifier_id(server_url)
+        let verifier_id = paysim_otp::verifier_id(server_url)
             .map_err(|e| Error::BadInput(format!("bad --server URL {server_url:?}: {e}")))?;
         if verifier_id.starts_with("https://") {
             // The workspace's one HTTP stack is built without a TLS backend; say so plainly
@@ -277,13 +277,13 @@ pub fn decode_challenge(hex_text: &str) -> Result<Vec<u8>> {
     let cleaned: String = hex_text.chars().filter(|c| !c.is_whitespace() && *c != '-' && *c != ':').collect();
     let bytes =
         hex::decode(&cleaned).map_err(|_| Error::BadInput("the challenge must be hexadecimal digits".to_owned()))?;
-    if !(card_applet::otp::CHALLENGE_MIN..=card_applet::otp::CHALLENGE_MAX).contains(&bytes.len()) {
+    if !(paysim_otp::CHALLENGE_MIN..=paysim_otp::CHALLENGE_MAX).contains(&bytes.len()) {
         return Err(Error::BadInput(format!(
             "the challenge must be {} to {} bytes ({} to {} hex digits); got {} hex digits",
-            card_applet::otp::CHALLENGE_MIN,
-            card_applet::otp::CHALLENGE_MAX,
-            2 * card_applet::otp::CHALLENGE_MIN,
-            2 * card_applet::otp::CHALLENGE_MAX,
+            paysim_otp::CHALLENGE_MIN,
+            paysim_otp::CHALLENGE_MAX,
+            2 * paysim_otp::CHALLENGE_MIN,
+            2 * paysim_otp::CHALLENGE_MAX,
             cleaned.len()
         )));
     }

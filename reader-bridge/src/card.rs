@@ -11,9 +11,10 @@
 //!   after the card has already executed the command); `61xx` is followed by GET RESPONSE.
 //! - The bytes come from `card_applet::host` (builders and parsers of docs/protocol.md).
 
-use crate::apdu::{card_error, request_error, CardOtp, DataObject, Pin, Puk, TxRequest};
+use crate::apdu::{card_error, request_error, CardOtp, DataObject, Pin, Puk};
 use crate::error::{Error, Result};
 use card_applet::host;
+use paysim_otp::TxFields;
 use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
 
@@ -253,10 +254,10 @@ impl CardLink {
     }
 
     /// PIN, then TRANSACTION OTP, in one transaction.
-    pub fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> Result<CardOtp> {
+    pub fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
         self.exchange(|ch| {
             ch.verify_pin(pin)?;
-            ch.tx_otp(tx)
+            ch.tx_otp(challenge, tx)
         })
     }
 }
@@ -346,8 +347,9 @@ impl Channel<'_> {
     }
 
     /// TRANSACTION OTP (needs the PIN verified in this exchange).
-    pub fn tx_otp(&mut self, tx: &TxRequest<'_>) -> Result<CardOtp> {
-        let resp = self.transmit(&tx.apdu()?)?;
+    pub fn tx_otp(&mut self, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
+        let apdu = host::tx_otp(challenge, tx).map_err(request_error)?;
+        let resp = self.transmit(&apdu)?;
         let (counter, otp) = host::parse_otp(&resp).map_err(|e| card_error("TRANSACTION OTP", e))?;
         Ok(CardOtp { counter, otp })
     }

@@ -4,11 +4,12 @@
 //! tests implement it with scripted answers), so every flow is testable without a terminal.
 
 use crate::amount::{self, Currency};
-use crate::apdu::{CardOtp, Pin, Puk, TxRequest};
+use crate::apdu::{CardOtp, Pin, Puk};
 use crate::bank::{self, Account, Bank, Created, NewTransfer, Transfer};
 use crate::card::{CardLink, CardStatus, Pcsc, ReaderInfo};
 use crate::error::{Error, Result};
 use crate::state::{self, PendingTransfer, Session, StateDir};
+use paysim_otp::TxFields;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -48,8 +49,8 @@ pub trait Token {
     fn reader(&self) -> &str;
     /// PIN, then LOGIN OTP.
     fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp>;
-    /// PIN, then TRANSACTION OTP.
-    fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> Result<CardOtp>;
+    /// PIN, then TRANSACTION OTP over `challenge` and the fields.
+    fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp>;
 }
 
 impl Token for CardLink {
@@ -59,8 +60,8 @@ impl Token for CardLink {
     fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
         CardLink::login_otp(self, pin, challenge, verifier_id)
     }
-    fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> Result<CardOtp> {
-        CardLink::tx_otp(self, pin, tx)
+    fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
+        CardLink::tx_otp(self, pin, challenge, tx)
     }
 }
 
@@ -332,13 +333,13 @@ impl Bridge {
             p.currency.as_bytes().try_into().map_err(|_| Error::BadInput(format!("bad currency {:?}", p.currency)))?;
         let otp = card.tx_otp(
             pin,
-            &TxRequest {
-                challenge: &challenge,
-                verifier_id: self.bank.verifier_id(),
-                transaction_id: &p.transfer_id,
+            &challenge,
+            &TxFields {
+                verifier_id: self.bank.verifier_id().as_bytes(),
+                transaction_id: p.transfer_id.as_bytes(),
                 amount_minor: p.amount_minor,
                 currency: &currency,
-                payee: &p.to,
+                payee: p.to.as_bytes(),
             },
         )?;
         let t =
@@ -396,13 +397,13 @@ impl Bridge {
             RespondFields::Login => card.login_otp(&pin, &challenge, vid),
             RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => card.tx_otp(
                 &pin,
-                &TxRequest {
-                    challenge: &challenge,
-                    verifier_id: vid,
-                    transaction_id,
+                &challenge,
+                &TxFields {
+                    verifier_id: vid.as_bytes(),
+                    transaction_id: transaction_id.as_bytes(),
                     amount_minor: *amount_minor,
                     currency: currency.bytes(),
-                    payee,
+                    payee: payee.as_bytes(),
                 },
             ),
         }

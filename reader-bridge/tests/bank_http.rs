@@ -7,9 +7,9 @@
 
 use bank_server::clock::Clock;
 use bank_server::ops;
-use card_applet::otp::{self, ChainKey};
+use paysim_otp::{self as otp, ChainKey};
 use reader_bridge::amount::Currency;
-use reader_bridge::apdu::{CardOtp, Pin, TxRequest};
+use reader_bridge::apdu::{CardOtp, Pin};
 use reader_bridge::error::exit;
 use reader_bridge::flow::{Bridge, CardChoice, Token, TransferRequest, Ui};
 use reader_bridge::Error;
@@ -147,23 +147,16 @@ impl Token for SoftToken {
         Ok(out)
     }
 
-    fn tx_otp(&mut self, pin: &Pin, tx: &TxRequest<'_>) -> reader_bridge::Result<CardOtp> {
+    fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &otp::TxFields<'_>) -> reader_bridge::Result<CardOtp> {
         Self::check_pin(pin)?;
         let mut c = self.0.lock().unwrap();
-        c.signed_for.push(tx.verifier_id.to_owned());
+        c.signed_for.push(String::from_utf8_lossy(tx.verifier_id).into_owned());
         if let Some(mut hook) = c.before_tx.take() {
             if let Some(e) = hook() {
                 return Err(e);
             }
         }
-        let fields = otp::TxFields {
-            verifier_id: tx.verifier_id.as_bytes(),
-            transaction_id: tx.transaction_id.as_bytes(),
-            amount_minor: tx.amount_minor,
-            currency: tx.currency,
-            payee: tx.payee.as_bytes(),
-        };
-        let code = otp::tx_otp(&c.ck, c.counter, tx.challenge, &fields);
+        let code = otp::tx_otp(&c.ck, c.counter, challenge, tx);
         let out = CardOtp { counter: c.counter, otp: code };
         c.ck = c.ck.next();
         c.counter += 1;

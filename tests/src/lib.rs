@@ -443,8 +443,8 @@ impl Token {
     }
 
     /// The chain key at the token's counter.
-    pub fn chain_key(&self) -> card_applet::otp::ChainKey {
-        card_applet::otp::ChainKey::from_bytes(self.seed).advance(self.counter)
+    pub fn chain_key(&self) -> paysim_otp::ChainKey {
+        paysim_otp::ChainKey::from_bytes(self.seed).advance(self.counter)
     }
 }
 

@@ -4,8 +4,8 @@
 
 use card_applet::command::DataObject;
 use card_applet::host::{self, CardError, PinStatus};
-use card_applet::otp::{self, ChainKey, TxFields};
 use e2e_tests::{bank_tools, hex_upper, opensc_tool, require_pcscd, scriptor, CardSpec, Slot, TestCard};
+use paysim_otp::{self as otp, ChainKey, TxFields};
 use std::path::Path;
 use tools::pcsc_link::Exchange;
 

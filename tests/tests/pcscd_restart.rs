@@ -7,8 +7,8 @@
 use std::process::Command;
 
 use card_applet::host;
-use card_applet::otp::{self, ChainKey};
 use e2e_tests::{workspace_root, CardSpec, Slot, TestCard};
+use paysim_otp::{self as otp, ChainKey};
 
 const VERIFIER: &str = "https://bank.example:443";
 

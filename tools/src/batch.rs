@@ -249,7 +249,7 @@ pub fn prepare(rows: Vec<Row>, base: &Path) -> Result<Vec<BatchCard>, Vec<String
         if reader.is_empty() {
             bad("the reader is empty".to_owned());
         }
-        if !card_applet::state::serial_is_valid(serial) {
+        if !paysim_wire::CardSerial::is_valid(serial) {
             bad(format!("serial {serial:?} is not 1-16 characters of A-Z, 0-9 and '-'"));
         } else if let Some(first) = serials.insert(serial.to_owned(), line) {
             bad(format!("serial {serial} is already on line {first}"));

@@ -113,7 +113,7 @@ pub fn personalize(
     job: &Personalization,
     out: &Path,
 ) -> Result<Personalized, CardError> {
-    if !card_applet::state::serial_is_valid(&job.serial) {
+    if !paysim_wire::CardSerial::is_valid(&job.serial) {
         return Err(CardError::Serial);
     }
     card_applet::pin::PinBlock::from_pin(&job.pin).map_err(CardError::Pin)?;
@@ -170,8 +170,8 @@ pub fn check_login_otp(
     if steps > CHECK_OTP_MAX_STEPS {
         return Err(CardError::CounterTooFar { counter, from: token.counter });
     }
-    let ck = card_applet::otp::ChainKey::from_bytes(*seed).advance(steps);
-    Ok(card_applet::otp::login_otp(&ck, counter, challenge, verifier_id.as_bytes()).matches(code))
+    let ck = paysim_otp::ChainKey::from_bytes(*seed).advance(steps);
+    Ok(paysim_otp::login_otp(&ck, counter, challenge, verifier_id.as_bytes()).matches(code))
 }
 
 /// The personalization output the bank enrolls a token from:
@@ -260,8 +260,8 @@ mod tests {
         let seed = [0x11; 32];
         TokenFile::new("PSIM-1", &seed).write_new(&p).unwrap();
         let token = TokenFile::read(&p).unwrap();
-        let ck3 = card_applet::otp::ChainKey::from_bytes(seed).advance(3);
-        let code = card_applet::otp::login_otp(&ck3, 3, &[7; 32], b"https://b.example:443");
+        let ck3 = paysim_otp::ChainKey::from_bytes(seed).advance(3);
+        let code = paysim_otp::login_otp(&ck3, 3, &[7; 32], b"https://b.example:443");
         assert!(check_login_otp(&token, 3, &[7; 32], "https://b.example:443", code.as_str()).unwrap());
         assert!(!check_login_otp(&token, 2, &[7; 32], "https://b.example:443", code.as_str()).unwrap());
         assert!(!check_login_otp(&token, 3, &[8; 32], "https://b.example:443", code.as_str()).unwrap());

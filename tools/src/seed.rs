@@ -181,7 +181,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use card_applet::otp::hmac_sha256;
+    use paysim_otp::hmac_sha256;
 
     fn vector_secret() -> Secret {
         Secret::from_bytes(&(0u8..32).collect::<Vec<_>>()).unwrap()

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use card_applet::host;
-use card_applet::otp::{self, ChainKey};
 use e2e_tests::{require_pcscd, Slot, VirtualCard};
+use paysim_otp::{self as otp, ChainKey};
 
 const VERIFIER: &str = "https://bank.example:443";
 

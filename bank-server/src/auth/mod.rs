@@ -1,13 +1,13 @@
 //! Authentication: users, tokens (their sealed chain keys and counters), challenges, the OTP
 //! check, lockout, and the audit events of all of these.
 //!
-//! The OTP itself is `card_applet::otp` (the one implementation in the workspace). Every
+//! The OTP itself is `paysim_otp` (the one implementation in the workspace). Every
 //! function here takes a `&Transaction`, so the caller can put a verification, the challenge's
 //! consumption, the chain's advance and a ledger posting into one `BEGIN IMMEDIATE`
 //! transaction. A failed check is a value ([`Failure`]), not an error, so the caller commits
 //! the failure count too.
 
-use card_applet::otp::{self, ChainKey, TxFields};
+use paysim_otp::{self as otp, ChainKey, TxFields};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::json;
 

@@ -7,8 +7,8 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use bank_server::clock::Clock;
 use bank_server::{ops, AppState};
-use card_applet::otp::{self, ChainKey, TxFields};
 use http_body_util::BodyExt;
+use paysim_otp::{self as otp, ChainKey, TxFields};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 

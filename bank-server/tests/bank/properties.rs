@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use card_applet::otp::TxFields;
+use paysim_otp::TxFields;
 use serde_json::json;
 
 use crate::common::*;
@@ -390,7 +390,7 @@ async fn a_database_dump_holds_no_usable_key() {
         .run_blocking(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(bank_server::db::DbError::from))
         .unwrap();
     let bytes = std::fs::read(&bank.path).unwrap();
-    let seed = card_applet::otp::ChainKey::from_bytes(seed("alice"));
+    let seed = paysim_otp::ChainKey::from_bytes(seed("alice"));
     for i in 0..4 {
         let ck = seed.advance(i);
         assert!(!bytes.windows(32).any(|w| w == ck.expose()), "ck_{i} in the database file");

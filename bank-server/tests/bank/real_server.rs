@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
 use bank_server::ops;
-use card_applet::otp::ChainKey;
+use paysim_otp::ChainKey;
 use serde_json::{json, Value};
 
 use crate::common::{seed, sign_tx, Card, VID};

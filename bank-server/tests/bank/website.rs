@@ -1,7 +1,7 @@
 //! The website by HTTP, as a browser without JavaScript would use it.
 
 use axum::http::{header, StatusCode};
-use card_applet::otp::TxFields;
+use paysim_otp::TxFields;
 
 use crate::common::*;
 

@@ -23,7 +23,6 @@ use crate::apdu::build;
 use crate::command::{ins, tag, CLA_ISO, CLA_PROPRIETARY};
 use crate::pin::{PinBlock, PukBlock};
 use crate::scp::{SessionKeys, CHALLENGE_LEN, MAC_LEN};
-use crate::state::serial_is_valid;
 
 /// What PERSONALIZE writes to the card.
 pub struct Personalization<'a> {
@@ -134,7 +133,7 @@ impl AdminSession {
     pub fn personalize(&mut self, p: &Personalization<'_>) -> Result<Zeroizing<Vec<u8>>, AdminError> {
         let pin = PinBlock::from_pin(p.pin).map_err(RequestError::from)?;
         let puk = PukBlock::from_puk(p.puk).map_err(RequestError::from)?;
-        if !serial_is_valid(p.serial) {
+        if !paysim_wire::CardSerial::is_valid(p.serial) {
             return Err(RequestError::Serial.into());
         }
         let Phase::Authenticated { keys } = std::mem::replace(&mut self.phase, Phase::Done) else {

@@ -22,9 +22,9 @@ use zeroize::Zeroizing;
 
 use crate::apdu::build;
 use crate::command::{ins, tag, DataObject, AID, CLA_ISO, CLA_PROPRIETARY, FIELD_MAX, PIN_REF};
-use crate::otp::{Otp, TxFields, CHALLENGE_MAX, CHALLENGE_MIN};
 use crate::pin::{PinBlock, PinFormatError, PukBlock};
 use crate::tlv;
+use paysim_otp::{Otp, TxFields, CHALLENGE_MAX, CHALLENGE_MIN};
 
 /// An error answer from the card, typed for what the caller does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

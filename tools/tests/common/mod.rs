@@ -208,9 +208,9 @@ impl Server {
     /// would answer); returns the HTTP status and body.
     pub fn login(&self, user: &str, seed: [u8; 32], counter: u64) -> (u16, serde_json::Value) {
         let (id, challenge) = self.challenge(user);
-        let vid = card_applet::otp::verifier_id(&self.url).unwrap();
-        let ck = card_applet::otp::ChainKey::from_bytes(seed).advance(counter);
-        let otp = card_applet::otp::login_otp(&ck, counter, &challenge, vid.as_bytes());
+        let vid = paysim_otp::verifier_id(&self.url).unwrap();
+        let ck = paysim_otp::ChainKey::from_bytes(seed).advance(counter);
+        let otp = paysim_otp::login_otp(&ck, counter, &challenge, vid.as_bytes());
         self.request(
             "POST",
             "/api/v1/login",

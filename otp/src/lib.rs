@@ -1,5 +1,10 @@
+//! # paysim-otp: the one implementation of the codes
+//!
 //! One-time passwords: HOTP (RFC 4226), TOTP (RFC 6238), OCRA (RFC 6287), and the
-//! PAYSIM-1 chain algorithm built on OCRA.
+//! PAYSIM-1 chain algorithm built on OCRA. The card (`card-applet`), the bank (`bank-server`)
+//! and the terminal (`reader-bridge`, `bank-tools`) all compute and check codes with this crate,
+//! so none of them links another's code for it. It is `#![no_std]` with `alloc`, like the card
+//! core that runs it, and does no I/O.
 //!
 //! PAYSIM-1 (see `docs/protocol.md` for the bytes and the project's own vectors):
 //!
@@ -13,6 +18,32 @@
 //!
 //! The chain key is never derived from any output, so a transmitted code says nothing about
 //! the next one.
+
+//! ```
+//! use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
+//! let ck0 = ChainKey::from_bytes([7u8; 32]);
+//! let login = login_otp(&ck0, 0, &[0xAB; 32], b"https://bank.example:443");
+//! assert_eq!(login.as_str().len(), 8);
+//! let tx = TxFields {
+//!     verifier_id: b"https://bank.example:443",
+//!     transaction_id: b"tx-1",
+//!     amount_minor: 1234,
+//!     currency: b"EUR",
+//!     payee: b"ACC-BOB-EUR",
+//! };
+//! let code = tx_otp(&ck0.next(), 1, &[0xAB; 32], &tx);
+//! assert!(!code.matches(login.as_str()));
+//! ```
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
@@ -343,7 +374,7 @@ pub fn ocra_data_input(suite: &OcraSuite, input: &OcraInput<'_>) -> Result<Vec<u
         if s.len() > len {
             return Err(OcraError::Session);
         }
-        msg.extend(std::iter::repeat_n(0u8, len - s.len()));
+        msg.extend(core::iter::repeat_n(0u8, len - s.len()));
         msg.extend_from_slice(s);
     }
     if suite.timestamp_step.is_some() {
@@ -376,8 +407,8 @@ impl PartialEq for ChainKey {
 
 impl Eq for ChainKey {}
 
-impl std::fmt::Debug for ChainKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("ChainKey(<secret>)")
     }
 }
@@ -425,8 +456,8 @@ impl PartialEq for Otp {
 
 impl Eq for Otp {}
 
-impl std::fmt::Debug for Otp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Otp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Otp(<secret>)")
     }
 }

@@ -1,0 +1,419 @@
+//! The JSON API (`/api/v1`, `docs/api.md`): every request body, every answer and the error
+//! codes. `bank-server` deserializes the requests and serializes the answers; `reader-bridge`
+//! does the opposite with the same types, so the two cannot drift apart.
+//!
+//! Secrets in here (`otp`, the session `token`) are wiped on drop and never shown by `Debug`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::ids::{AccountNumber, Challenge, ChallengeId, TransferId, UserName};
+use crate::money::Currency;
+
+/// Longest `otp` field the API reads (the bank compares it in constant time with the
+/// 8-digit code; anything else simply does not match).
+pub const OTP_FIELD_MAX: usize = 16;
+
+/// Default and largest `limit` of `GET /transfers`.
+pub const HISTORY_DEFAULT: u32 = 100;
+/// Largest `limit` of `GET /transfers`.
+pub const HISTORY_MAX: u32 = 500;
+
+/// `POST /login/challenge`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginChallengeRequest {
+    pub user: UserName,
+}
+
+/// The answer of `POST /login/challenge`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginChallenge {
+    pub challenge_id: ChallengeId,
+    #[serde(rename = "challenge_hex")]
+    pub challenge: Challenge,
+    pub expires_at: i64,
+    /// What the server says its verifier id is: information only, never what a client signs.
+    pub verifier_id: String,
+}
+
+/// A code typed or read from a card, as the API carries it: a string of at most
+/// [`OTP_FIELD_MAX`] bytes. Wiped on drop; `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpText(Zeroizing<String>);
+
+impl OtpText {
+    pub fn new(text: &str) -> Option<Self> {
+        (text.len() <= OTP_FIELD_MAX).then(|| Self(Zeroizing::new(text.into())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OtpText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpText(<secret>)")
+    }
+}
+
+impl Serialize for OtpText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OtpText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        Self::new(&text).ok_or_else(|| serde::de::Error::custom("otp must be a string of 8 digits"))
+    }
+}
+
+/// The body of `POST /login` and `POST /transfers/{id}/confirm`: what the card answered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeSubmission {
+    pub challenge_id: ChallengeId,
+    pub counter: u64,
+    pub otp: OtpText,
+}
+
+/// A session token (32 lower-case hex digits), shown once. Wiped on drop; `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(Zeroizing<String>);
+
+impl Serialize for SessionToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self(Zeroizing::new(String::deserialize(d)?)))
+    }
+}
+
+impl SessionToken {
+    pub fn new(text: String) -> Self {
+        Self(Zeroizing::new(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(<secret>)")
+    }
+}
+
+/// The answer of `POST /login`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginOk {
+    pub token: SessionToken,
+    pub user: UserName,
+    pub expires_at: i64,
+    pub idle_timeout_s: u64,
+}
+
+/// The answer of `GET /session`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub user: UserName,
+    pub expires_at: i64,
+    pub idle_timeout_s: u64,
+}
+
+/// One account as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub number: AccountNumber,
+    pub currency: Currency,
+    /// The currency's exponent, so that a client without a table can format the balance.
+    pub exponent: u32,
+    pub balance_minor: i64,
+}
+
+/// The answer of `GET /accounts`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounts {
+    pub accounts: Vec<Account>,
+}
+
+/// Where a transfer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferStatus {
+    /// Waiting for the card's code.
+    Pending,
+    /// Money moved.
+    Executed,
+    /// Refused for good at confirmation (the balance was too low then).
+    Rejected,
+}
+
+impl TransferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Executed => "executed",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// A transfer seen by one user: `out` of their account (they created it) or `in` to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::In => "in",
+            Self::Out => "out",
+        }
+    }
+}
+
+/// A transfer as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub transfer_id: TransferId,
+    pub from: AccountNumber,
+    pub to: AccountNumber,
+    pub amount_minor: u64,
+    pub currency: Currency,
+    pub status: TransferStatus,
+    /// Why a transfer was rejected (`insufficient_funds`).
+    pub reason: Option<String>,
+    pub direction: Direction,
+    pub created_at: i64,
+    pub executed_at: Option<i64>,
+}
+
+/// The answer of `GET /transfers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfers {
+    pub transfers: Vec<Transfer>,
+}
+
+/// A transfer inside an answer: `{"transfer": {...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferEnvelope {
+    pub transfer: Transfer,
+}
+
+/// The body of `POST /transfers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTransfer {
+    pub transfer_id: TransferId,
+    pub from: AccountNumber,
+    pub to: AccountNumber,
+    pub amount_minor: u64,
+    pub currency: Currency,
+}
+
+/// What the bank asks the card to sign for a transfer (besides the challenge).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignFields {
+    /// Information only, like [`LoginChallenge::verifier_id`].
+    pub verifier_id: String,
+    pub transaction_id: TransferId,
+    pub amount_minor: u64,
+    pub currency: Currency,
+    pub payee: AccountNumber,
+}
+
+impl SignFields {
+    /// The fields as the card signs them, for the verifier id the *client* is configured with.
+    pub fn tx_fields<'a>(&'a self, verifier_id: &'a str) -> paysim_otp::TxFields<'a> {
+        paysim_otp::TxFields {
+            verifier_id: verifier_id.as_bytes(),
+            transaction_id: self.transaction_id.as_str().as_bytes(),
+            amount_minor: self.amount_minor,
+            currency: self.currency.as_bytes(),
+            payee: self.payee.as_str().as_bytes(),
+        }
+    }
+}
+
+/// The `201` answer of `POST /transfers`: the transfer is pending, sign this.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferChallenge {
+    pub challenge_id: ChallengeId,
+    #[serde(rename = "challenge_hex")]
+    pub challenge: Challenge,
+    pub expires_at: i64,
+    pub sign: SignFields,
+    pub transfer: Transfer,
+}
+
+/// The stable error codes (`docs/api.md`, "Errors").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    BodyTooLarge,
+    AuthFailed,
+    Unauthenticated,
+    NotFound,
+    MethodNotAllowed,
+    Csrf,
+    TransferIdConflict,
+    InsufficientFunds,
+    UnknownAccount,
+    SameAccount,
+    CurrencyMismatch,
+    UnsupportedCurrency,
+    InvalidAmount,
+    Internal,
+    /// A code this build does not know (a newer server): read, never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::BodyTooLarge => "body_too_large",
+            Self::AuthFailed => "auth_failed",
+            Self::Unauthenticated => "unauthenticated",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Csrf => "csrf",
+            Self::TransferIdConflict => "transfer_id_conflict",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::UnknownAccount => "unknown_account",
+            Self::SameAccount => "same_account",
+            Self::CurrencyMismatch => "currency_mismatch",
+            Self::UnsupportedCurrency => "unsupported_currency",
+            Self::InvalidAmount => "invalid_amount",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The HTTP status the bank answers this code with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidRequest => 400,
+            Self::AuthFailed | Self::Unauthenticated => 401,
+            Self::Csrf => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::TransferIdConflict | Self::InsufficientFunds => 409,
+            Self::BodyTooLarge => 413,
+            Self::UnknownAccount
+            | Self::SameAccount
+            | Self::CurrencyMismatch
+            | Self::UnsupportedCurrency
+            | Self::InvalidAmount => 422,
+            Self::Internal | Self::Unknown => 500,
+        }
+    }
+
+    /// A refusal of the transfer as asked (the person changes the request; nothing moved).
+    pub fn refuses_transfer(self) -> bool {
+        matches!(
+            self,
+            Self::TransferIdConflict
+                | Self::UnknownAccount
+                | Self::SameAccount
+                | Self::CurrencyMismatch
+                | Self::UnsupportedCurrency
+                | Self::InvalidAmount
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every error body: `{"error": code, "message": text}`, and the transfer when the refusal is
+/// about one that exists (`insufficient_funds` at confirmation: final, `rejected`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_codes_are_their_wire_names() {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::BodyTooLarge,
+            ErrorCode::AuthFailed,
+            ErrorCode::Unauthenticated,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::Csrf,
+            ErrorCode::TransferIdConflict,
+            ErrorCode::InsufficientFunds,
+            ErrorCode::UnknownAccount,
+            ErrorCode::SameAccount,
+            ErrorCode::CurrencyMismatch,
+            ErrorCode::UnsupportedCurrency,
+            ErrorCode::InvalidAmount,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+            assert_eq!(serde_json::from_value::<ErrorCode>(json!(code.as_str())).unwrap(), code);
+        }
+        assert_eq!(serde_json::from_value::<ErrorCode>(json!("from_the_future")).unwrap(), ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn a_transfer_reads_what_the_docs_show() {
+        let t: Transfer = serde_json::from_value(json!({
+            "transfer_id": "b7f6c1e0", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR",
+            "amount_minor": 1234, "currency": "EUR", "status": "executed", "reason": null,
+            "direction": "out", "created_at": 1764000000, "executed_at": 1764000005
+        }))
+        .unwrap();
+        assert_eq!((t.status, t.direction, t.amount_minor), (TransferStatus::Executed, Direction::Out, 1234));
+        assert!(serde_json::from_value::<TransferStatus>(json!("lost")).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let sub: CodeSubmission =
+            serde_json::from_value(json!({"challenge_id": "0".repeat(32), "counter": 3, "otp": "98765432"})).unwrap();
+        assert!(!format!("{sub:?}").contains("98765432"));
+        assert!(serde_json::from_value::<CodeSubmission>(
+            json!({"challenge_id": "0".repeat(32), "counter": 3, "otp": "1".repeat(17)})
+        )
+        .is_err());
+        let ok = LoginOk {
+            token: SessionToken::new("ab".repeat(16)),
+            user: "alice".parse().unwrap(),
+            expires_at: 1,
+            idle_timeout_s: 300,
+        };
+        assert!(!format!("{ok:?}").contains("abab"));
+    }
+}
