@@ -24,9 +24,9 @@ use bank_server::clock::Clock;
 use bank_server::ops;
 use e2e_tests::{require_pcscd, CardSpec, TestCard};
 use paysim_otp::{self as otp, ChainKey};
-use reader_bridge::amount::Currency;
+use paysim_wire::api::{NewTransfer, TransferStatus};
 use reader_bridge::apdu::Pin;
-use reader_bridge::bank::{Bank, Created, NewTransfer};
+use reader_bridge::bank::{Bank, Created};
 use reader_bridge::card::Pcsc;
 use reader_bridge::flow::{Bridge, CardChoice, TransferRequest, Ui};
 use std::time::{Duration, Instant};
@@ -107,16 +107,16 @@ fn main() {
     let choice = CardChoice { reader: Some(card.reader()), wait: Duration::from_secs(5) };
     let bridge = Bridge::new(&url, card.dir.path().join("bridge-state"), choice).unwrap();
     let transfer = TransferRequest {
-        from: Some("ACC-ALICE-EUR".into()),
-        to: "ACC-CAROL-EUR".into(),
+        from: Some("ACC-ALICE-EUR".parse().unwrap()),
+        to: "ACC-CAROL-EUR".parse().unwrap(),
         amount_minor: 1,
-        currency: Currency::parse("EUR").unwrap(),
+        currency: "EUR".parse().unwrap(),
         yes: true,
     };
     let round = || {
-        bridge.login("alice", &mut Always).unwrap();
+        bridge.login(&"alice".parse().unwrap(), &mut Always).unwrap();
         let t = bridge.transfer(&transfer, &mut Always).unwrap();
-        assert_eq!(t.status, "executed");
+        assert_eq!(t.status, TransferStatus::Executed);
     };
     round(); // warm-up
     let whole: Vec<Duration> = (0..n)
@@ -161,32 +161,32 @@ fn main() {
         out
     };
     let mut bank_round = |i: usize| {
-        let ch = bank.login_challenge("bob").unwrap();
-        let c = hex::decode(&ch.challenge_hex).unwrap();
+        let ch = bank.login_challenge(&"bob".parse().unwrap()).unwrap();
+        let c = ch.challenge.as_bytes().to_vec();
         let (k, code) = next_code(&|ck, k| otp::login_otp(ck, k, &c, vid.as_bytes()));
-        let session = bank.login(&ch.challenge_id, k, code.as_str()).unwrap();
-        let id = format!("tx-bank-{i}");
+        let session = bank.login(&ch.challenge_id, k, &code).unwrap();
+        let id: paysim_wire::TransferId = format!("tx-bank-{i}").parse().unwrap();
         let new = NewTransfer {
             transfer_id: id.clone(),
-            from: "ACC-BOB-EUR".into(),
-            to: "ACC-CAROL-EUR".into(),
+            from: "ACC-BOB-EUR".parse().unwrap(),
+            to: "ACC-CAROL-EUR".parse().unwrap(),
             amount_minor: 1,
-            currency: "EUR".into(),
+            currency: "EUR".parse().unwrap(),
         };
         let Created::Challenge(tc) = bank.create_transfer(&session.token, &new).unwrap() else {
             panic!("a new transfer id must get a challenge")
         };
-        let c = hex::decode(&tc.challenge_hex).unwrap();
+        let c = tc.challenge.as_bytes().to_vec();
         let fields = otp::TxFields {
             verifier_id: vid.as_bytes(),
-            transaction_id: id.as_bytes(),
+            transaction_id: id.as_str().as_bytes(),
             amount_minor: 1,
             currency: b"EUR",
             payee: b"ACC-CAROL-EUR",
         };
         let (k, code) = next_code(&|ck, k| otp::tx_otp(ck, k, &c, &fields));
-        let t = bank.confirm_transfer(&session.token, &id, &tc.challenge_id, k, code.as_str()).unwrap();
-        assert_eq!(t.status, "executed");
+        let t = bank.confirm_transfer(&session.token, &id, &tc.challenge_id, k, &code).unwrap();
+        assert_eq!(t.status, TransferStatus::Executed);
     };
     bank_round(usize::MAX); // warm-up
     let bank_part: Vec<Duration> = (0..n)

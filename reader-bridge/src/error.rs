@@ -76,10 +76,10 @@ pub enum Error {
     InsufficientFunds,
     /// The bank refused the transfer for a reason that retrying will not fix.
     #[error("the bank refused the transfer: {message} ({code})")]
-    TransferRefused { code: String, message: String },
+    TransferRefused { code: paysim_wire::api::ErrorCode, message: String },
     /// Any other refusal with a stable error code from the bank.
     #[error("the bank answered {status}: {message} ({code})")]
-    Bank { status: u16, code: String, message: String },
+    Bank { status: u16, code: paysim_wire::api::ErrorCode, message: String },
     /// The bank's answer does not have the documented shape.
     #[error("the bank's answer is malformed: {0}")]
     BadBankResponse(String),
@@ -279,7 +279,7 @@ mod tests {
             Error::OtpRejected.exit_code(),
             Error::InsufficientFunds.exit_code(),
             Error::NotLoggedIn.exit_code(),
-            Error::TransferRefused { code: "x".into(), message: "y".into() }.exit_code(),
+            Error::TransferRefused { code: paysim_wire::api::ErrorCode::SameAccount, message: "y".into() }.exit_code(),
             Error::Cancelled.exit_code(),
             Error::BadInput("x".into()).exit_code(),
         ];
@@ -298,7 +298,8 @@ mod tests {
         // Final refusals are not unknown.
         assert!(!Error::OtpRejected.outcome_unknown());
         assert!(!Error::InsufficientFunds.outcome_unknown());
-        assert!(!Error::Bank { status: 409, code: "x".into(), message: "y".into() }.outcome_unknown());
+        assert!(!Error::Bank { status: 409, code: paysim_wire::api::ErrorCode::Csrf, message: "y".into() }
+            .outcome_unknown());
     }
 
     #[test]

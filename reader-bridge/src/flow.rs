@@ -3,13 +3,14 @@
 //! The person is reached through the [`Ui`] trait (the CLI implements it on the terminal,
 //! tests implement it with scripted answers), so every flow is testable without a terminal.
 
-use crate::amount::{self, Currency};
 use crate::apdu::{CardOtp, Pin, Puk};
-use crate::bank::{self, Account, Bank, Created, NewTransfer, Transfer};
+use crate::bank::{Bank, Created};
 use crate::card::{CardLink, CardStatus, Pcsc, ReaderInfo};
 use crate::error::{Error, Result};
 use crate::state::{self, PendingTransfer, Session, StateDir};
 use paysim_otp::TxFields;
+use paysim_wire::api::{Account, NewTransfer, Transfer};
+use paysim_wire::{AccountNumber, Challenge, Currency, TransferId, UserName};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -79,8 +80,8 @@ pub struct Bridge {
 /// A transfer as the person asked for it.
 #[derive(Clone, Debug)]
 pub struct TransferRequest {
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<AccountNumber>,
+    pub to: AccountNumber,
     pub amount_minor: u64,
     pub currency: Currency,
     /// Skip the confirmation question (`--yes`).
@@ -91,7 +92,7 @@ pub struct TransferRequest {
 #[derive(Clone, Debug)]
 pub enum RespondFields {
     Login,
-    Transfer { transaction_id: String, payee: String, amount_minor: u64, currency: Currency },
+    Transfer { transaction_id: TransferId, payee: AccountNumber, amount_minor: u64, currency: Currency },
 }
 
 impl Bridge {
@@ -183,15 +184,13 @@ impl Bridge {
     }
 
     /// `login`: challenge from the bank, PIN, LOGIN OTP from the card, session stored.
-    pub fn login(&self, user: &str, ui: &mut dyn Ui) -> Result<Session> {
+    pub fn login(&self, user: &UserName, ui: &mut dyn Ui) -> Result<Session> {
         let mut card = self.open_token(ui)?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
         let ch = self.bank.login_challenge(user)?;
         self.warn_if_verifier_differs(ui, &ch.verifier_id);
-        let challenge = bank::decode_challenge(&ch.challenge_hex)
-            .map_err(|e| Error::BadBankResponse(format!("login challenge: {e}")))?;
-        let otp = card.login_otp(&pin, &challenge, self.bank.verifier_id())?;
-        let ok = self.bank.login(&ch.challenge_id, otp.counter, otp.otp.as_str())?;
+        let otp = card.login_otp(&pin, ch.challenge.as_bytes(), self.bank.verifier_id())?;
+        let ok = self.bank.login(&ch.challenge_id, otp.counter, &otp.otp)?;
         let session = Session { verifier_id: self.bank.verifier_id().to_owned(), user: ok.user, token: ok.token };
         self.state.save_session(&session)?;
         ui.say(&format!(
@@ -252,7 +251,7 @@ impl Bridge {
             from: Some(from.clone()),
             to: req.to.clone(),
             amount_minor: req.amount_minor,
-            currency: req.currency.as_str().to_owned(),
+            currency: req.currency,
         };
         let pending = match self.state.find_pending(&wanted)? {
             Some(p) => {
@@ -265,7 +264,6 @@ impl Bridge {
             }
             None => wanted,
         };
-        bank::check_transfer_id(&pending.transfer_id)?;
 
         ui.say(&describe_transfer(self.bank.verifier_id(), &pending.transfer_id, &from, req));
         if !req.yes && !ui.confirm("Sign and send this transfer?")? {
@@ -300,12 +298,15 @@ impl Bridge {
         pin: &Pin,
         ui: &mut dyn Ui,
     ) -> Result<Transfer> {
+        let from = p.from.clone().ok_or_else(|| {
+            Error::BadInput(format!("the pending transfer {} names no source account", p.transfer_id))
+        })?;
         let new = NewTransfer {
             transfer_id: p.transfer_id.clone(),
-            from: p.from.clone().unwrap_or_default(),
+            from,
             to: p.to.clone(),
             amount_minor: p.amount_minor,
-            currency: p.currency.clone(),
+            currency: p.currency,
         };
         let ch = match self.bank.create_transfer(&s.token, &new)? {
             Created::AlreadyExecuted(t) => {
@@ -326,31 +327,16 @@ impl Bridge {
                 ch.sign.transaction_id, ch.sign.amount_minor, ch.sign.currency, ch.sign.payee
             )));
         }
-        let challenge = bank::decode_challenge(&ch.challenge_hex)
-            .map_err(|e| Error::BadBankResponse(format!("transfer challenge: {e}")))?;
-        ui.say(&format!("bank challenge: {}", ch.challenge_hex));
-        let currency: [u8; 3] =
-            p.currency.as_bytes().try_into().map_err(|_| Error::BadInput(format!("bad currency {:?}", p.currency)))?;
-        let otp = card.tx_otp(
-            pin,
-            &challenge,
-            &TxFields {
-                verifier_id: self.bank.verifier_id().as_bytes(),
-                transaction_id: p.transfer_id.as_bytes(),
-                amount_minor: p.amount_minor,
-                currency: &currency,
-                payee: p.to.as_bytes(),
-            },
-        )?;
-        let t =
-            self.bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, otp.otp.as_str())?;
+        ui.say(&format!("bank challenge: {}", ch.challenge));
+        let otp = card.tx_otp(pin, ch.challenge.as_bytes(), &ch.sign.tx_fields(self.bank.verifier_id()))?;
+        let t = self.bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, &otp.otp)?;
         Ok(t)
     }
 
     /// The user's one account in `currency`, for a transfer without `--from`.
-    fn pick_source(&self, s: &Session, currency: Currency) -> Result<String> {
+    fn pick_source(&self, s: &Session, currency: Currency) -> Result<AccountNumber> {
         let accounts = self.bank.accounts(&s.token)?;
-        let mut same: Vec<&Account> = accounts.iter().filter(|a| a.currency == currency.as_str()).collect();
+        let mut same: Vec<&Account> = accounts.iter().filter(|a| a.currency == currency).collect();
         match same.len() {
             1 => Ok(same.remove(0).number.clone()),
             0 => Err(Error::BadInput(format!("you have no {currency} account; see `reader-bridge accounts`"))),
@@ -364,8 +350,13 @@ impl Bridge {
     /// `respond`: manual mode for the website. Shows what will be signed, asks for
     /// confirmation and the PIN, and returns the card's counter and code for the person to
     /// type into the page.
-    pub fn respond(&self, challenge_hex: &str, fields: &RespondFields, yes: bool, ui: &mut dyn Ui) -> Result<CardOtp> {
-        let challenge = bank::decode_challenge(challenge_hex)?;
+    pub fn respond(
+        &self,
+        challenge: &Challenge,
+        fields: &RespondFields,
+        yes: bool,
+        ui: &mut dyn Ui,
+    ) -> Result<CardOtp> {
         let vid = self.bank.verifier_id();
         let mut text = String::new();
         match fields {
@@ -374,19 +365,17 @@ impl Bridge {
                 text.push_str(&format!("  bank (verifier id): {vid}\n"));
             }
             RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => {
-                bank::check_transfer_id(transaction_id)?;
-                check_account(payee)?;
                 text.push_str("The card will sign a TRANSFER:\n");
                 text.push_str(&format!("  bank (verifier id): {vid}\n"));
                 text.push_str(&format!("  transfer id:        {transaction_id}\n"));
                 text.push_str(&format!("  payee account:      {payee}\n"));
                 text.push_str(&format!(
                     "  amount:             {} {currency} ({amount_minor} minor units)\n",
-                    amount::format_minor(*amount_minor, *currency)
+                    currency.format_minor(*amount_minor)
                 ));
             }
         }
-        text.push_str(&format!("  challenge:          {}", hex::encode_upper(&challenge)));
+        text.push_str(&format!("  challenge:          {challenge}"));
         ui.say(&text);
         if !yes && !ui.confirm("Is this what the bank's page shows, and do you want to sign it?")? {
             return Err(Error::Cancelled);
@@ -394,16 +383,16 @@ impl Bridge {
         let mut card = self.open_token(ui)?;
         let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
         match fields {
-            RespondFields::Login => card.login_otp(&pin, &challenge, vid),
+            RespondFields::Login => card.login_otp(&pin, challenge.as_bytes(), vid),
             RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => card.tx_otp(
                 &pin,
-                &challenge,
+                challenge.as_bytes(),
                 &TxFields {
                     verifier_id: vid.as_bytes(),
-                    transaction_id: transaction_id.as_bytes(),
+                    transaction_id: transaction_id.as_str().as_bytes(),
                     amount_minor: *amount_minor,
-                    currency: currency.bytes(),
-                    payee: payee.as_bytes(),
+                    currency: currency.as_bytes(),
+                    payee: payee.as_str().as_bytes(),
                 },
             ),
         }
@@ -444,19 +433,13 @@ fn new_pin(ui: &mut dyn Ui) -> Result<Pin> {
     Pin::new(&a)
 }
 
-/// Account numbers: 1-34 characters of `A-Z 0-9 -` (docs/api.md).
-pub fn check_account(number: &str) -> Result<()> {
-    let ok = (1..=34).contains(&number.len())
-        && number.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::BadInput(format!("bad account number {number:?}: use 1-34 characters of A-Z 0-9 -")))
-    }
-}
-
 /// The text shown before a transfer is signed: exactly the fields the card signs.
-pub fn describe_transfer(verifier_id: &str, transfer_id: &str, from: &str, req: &TransferRequest) -> String {
+pub fn describe_transfer(
+    verifier_id: &str,
+    transfer_id: &TransferId,
+    from: &AccountNumber,
+    req: &TransferRequest,
+) -> String {
     format!(
         "The card will sign this transfer:\n  \
          bank (verifier id): {verifier_id}\n  \
@@ -465,7 +448,7 @@ pub fn describe_transfer(verifier_id: &str, transfer_id: &str, from: &str, req: 
          amount:             {} {} ({} minor units)\n\
          from your account {from} (the bank checks it is yours; the card does not sign it)",
         req.to,
-        amount::format_minor(req.amount_minor, req.currency),
+        req.currency.format_minor(req.amount_minor),
         req.currency,
         req.amount_minor,
     )
@@ -502,23 +485,20 @@ mod tests {
     }
 
     #[test]
-    fn account_numbers_are_checked() {
-        assert!(check_account("ACC-BOB-EUR").is_ok());
-        for bad in ["", "acc", "ACC BOB", &"A".repeat(35)] {
-            assert!(check_account(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn the_confirmation_shows_every_signed_field() {
         let req = TransferRequest {
             from: None,
-            to: "ACC-BOB-EUR".into(),
+            to: "ACC-BOB-EUR".parse().unwrap(),
             amount_minor: 1234,
-            currency: Currency::parse("EUR").unwrap(),
+            currency: "EUR".parse().unwrap(),
             yes: false,
         };
-        let text = describe_transfer("http://127.0.0.1:8080", "tx-1", "ACC-ALICE-EUR", &req);
+        let text = describe_transfer(
+            "http://127.0.0.1:8080",
+            &"tx-1".parse().unwrap(),
+            &"ACC-ALICE-EUR".parse().unwrap(),
+            &req,
+        );
         for needle in ["http://127.0.0.1:8080", "tx-1", "ACC-BOB-EUR", "12.34 EUR", "1234 minor units", "ACC-ALICE-EUR"]
         {
             assert!(text.contains(needle), "{needle} missing in {text}");

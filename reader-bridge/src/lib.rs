@@ -5,12 +5,12 @@
 //!
 //! - [`card`]: PC/SC: pick the reader, wait for a card, one transaction per exchange.
 //! - [`apdu`]: the APDUs and their answers (docs/protocol.md).
-//! - [`amount`]: "12.34" EUR to 1234 minor units, exactly.
+//! - [`input`]: what a person types (amounts, currencies, accounts, ids, challenges) parsed
+//!   into the bank's vocabulary (`paysim_wire`), with messages that say what to type.
 //! - [`bank`]: the bank's JSON API (docs/api.md).
 //! - [`flow`]: the operations (login, transfer, respond...) joining card, bank and state.
 //! - [`state`]: the state directory: session token and pending transfers.
 //! - [`error`]: the one error type and its exit codes.
-
 //!
 //! ```no_run
 //! use reader_bridge::flow::{Bridge, CardChoice};
@@ -18,7 +18,7 @@
 //! # fn demo(ui: &mut dyn reader_bridge::flow::Ui) -> reader_bridge::Result<()> {
 //! let card = CardChoice { reader: None, wait: Duration::from_secs(10) };
 //! let bridge = Bridge::new("http://127.0.0.1:8080", "/tmp/bridge-state", card)?;
-//! bridge.login("alice", ui)?; // PIN through `ui`, code from the card, session stored
+//! bridge.login(&reader_bridge::input::user("alice")?, ui)?; // PIN through `ui`, code from the card, session stored
 //! for a in bridge.accounts()? {
 //!     println!("{} {} {}", a.number, a.balance_minor, a.currency);
 //! }
@@ -27,12 +27,12 @@
 //!
 //! Errors are one [`Error`] enum; [`Error::exit_code`] gives the CLI's exit code per class.
 
-pub mod amount;
 pub mod apdu;
 pub mod bank;
 pub mod card;
 pub mod error;
 pub mod flow;
+pub mod input;
 pub mod state;
 
 pub use error::{Error, Result};

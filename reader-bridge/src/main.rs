@@ -3,9 +3,10 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use reader_bridge::amount::{self, Currency};
+use paysim_wire::api::TransferStatus;
 use reader_bridge::error::exit;
 use reader_bridge::flow::{self, Bridge, CardChoice, RespondFields, TransferRequest, Ui};
+use reader_bridge::input;
 use reader_bridge::state::StateDir;
 use reader_bridge::Error;
 use std::io::{BufRead, IsTerminal, Write};
@@ -249,7 +250,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Login { user } => {
-            bridge.login(&user, &mut ui).with_context(|| format!("login of {user:?} at {} failed", cli.server))?;
+            let name = input::user(&user)?;
+            bridge.login(&name, &mut ui).with_context(|| format!("login of {user:?} at {} failed", cli.server))?;
             Ok(())
         }
         Command::Logout => {
@@ -261,12 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let accounts = bridge.accounts()?;
             out!("{:<34}  {:>22}  currency", "account", "balance");
             for a in accounts {
-                out!(
-                    "{:<34}  {:>22}  {}",
-                    a.number,
-                    amount::format_minor_exp(i128::from(a.balance_minor), a.exponent),
-                    a.currency
-                );
+                out!("{:<34}  {:>22}  {}", a.number, a.currency.format_minor(a.balance_minor), a.currency);
             }
             Ok(())
         }
@@ -276,11 +273,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out!("no transfers yet");
             }
             for t in transfers {
-                let when = t.executed_at.or(t.created_at).map(flow::format_time).unwrap_or_default();
-                let amount = Currency::parse(&t.currency)
-                    .map(|c| amount::format_minor(t.amount_minor, c))
-                    .unwrap_or_else(|_| format!("{} minor units", t.amount_minor));
-                let dir = t.direction.as_deref().unwrap_or("");
+                let when = flow::format_time(t.executed_at.unwrap_or(t.created_at));
+                let amount = t.currency.format_minor(t.amount_minor);
+                let dir = t.direction.as_str();
                 let reason = t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
                 out!(
                     "{when}  {dir:<3}  {:>14} {}  {} -> {}  {}{reason}  [{}]",
@@ -288,31 +283,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     t.currency,
                     t.from,
                     t.to,
-                    t.status,
+                    t.status.as_str(),
                     t.transfer_id
                 );
             }
             Ok(())
         }
         Command::Transfer { to, amount, currency, from, yes } => {
-            let currency = Currency::parse(&currency)?;
-            let amount_minor = amount::parse_amount(&amount, currency)?;
-            flow::check_account(&to)?;
-            if let Some(f) = &from {
-                flow::check_account(f)?;
-            }
+            let currency = input::currency(&currency)?;
+            let amount_minor = input::amount(&amount, currency)?;
+            let to = input::account(&to)?;
+            let from = from.as_deref().map(input::account).transpose()?;
             let req = TransferRequest { from, to, amount_minor, currency, yes };
             let t = bridge.transfer(&req, &mut ui).context("the transfer did not complete")?;
-            match t.status.as_str() {
-                "executed" => out!(
+            match t.status {
+                TransferStatus::Executed => out!(
                     "transfer {} executed: {} {} from {} to {}",
                     t.transfer_id,
-                    amount::format_minor(t.amount_minor, currency),
+                    t.currency.format_minor(t.amount_minor),
                     t.currency,
                     t.from,
                     t.to
                 ),
-                other => out!("transfer {}: {other}", t.transfer_id),
+                other => out!("transfer {}: {}", t.transfer_id, other.as_str()),
             }
             Ok(())
         }
@@ -327,7 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     p.transfer_id,
                     p.currency,
                     p.amount_minor,
-                    p.from.as_deref().unwrap_or("?"),
+                    p.from.as_ref().map_or("?", |f| f.as_str()),
                     p.to,
                     p.verifier_id,
                     p.user
@@ -336,10 +329,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Respond { challenge, transfer, transaction_id, payee, amount, amount_minor, currency, yes } => {
-            let challenge = match challenge {
+            let challenge = input::challenge(&match challenge {
                 Some(c) => c,
                 None => ui.ask("challenge shown by the bank's page: ")?,
-            };
+            })?;
             let is_transfer = transfer
                 || transaction_id.is_some()
                 || payee.is_some()
@@ -353,20 +346,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         None => ui.ask(prompt),
                     }
                 };
-                let transaction_id = given(transaction_id, "transaction id shown by the page: ")?;
-                let payee = given(payee, "payee account shown by the page: ")?;
-                let currency = Currency::parse(&given(currency, "currency shown by the page: ")?)?;
+                let transaction_id = input::transfer_id(&given(transaction_id, "transaction id shown by the page: ")?)?;
+                let payee = input::account(&given(payee, "payee account shown by the page: ")?)?;
+                let currency = input::currency(&given(currency, "currency shown by the page: ")?)?;
                 let amount_minor = match amount_minor {
                     Some(0) => return Err(Error::BadInput("the amount must be more than zero".to_owned()).into()),
                     Some(m) => m,
-                    None => amount::parse_amount(&given(amount, "amount shown by the page (e.g. 12.34): ")?, currency)?,
+                    None => input::amount(&given(amount, "amount shown by the page (e.g. 12.34): ")?, currency)?,
                 };
-                RespondFields::Transfer {
-                    transaction_id: transaction_id.trim().to_owned(),
-                    payee: payee.trim().to_owned(),
-                    amount_minor,
-                    currency,
-                }
+                RespondFields::Transfer { transaction_id, payee, amount_minor, currency }
             } else {
                 RespondFields::Login
             };

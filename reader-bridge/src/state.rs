@@ -12,6 +12,8 @@
 //! same transfer, so money cannot move twice.
 
 use crate::error::{Error, Result};
+use paysim_wire::api::SessionToken;
+use paysim_wire::{AccountNumber, Currency, TransferId, UserName};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -22,8 +24,8 @@ use std::path::{Path, PathBuf};
 pub struct Session {
     /// The verifier id of the bank this session belongs to.
     pub verifier_id: String,
-    pub user: String,
-    pub token: String,
+    pub user: UserName,
+    pub token: SessionToken,
 }
 
 impl std::fmt::Debug for Session {
@@ -39,12 +41,12 @@ impl std::fmt::Debug for Session {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingTransfer {
     pub verifier_id: String,
-    pub user: String,
-    pub transfer_id: String,
-    pub from: Option<String>,
-    pub to: String,
+    pub user: UserName,
+    pub transfer_id: TransferId,
+    pub from: Option<AccountNumber>,
+    pub to: AccountNumber,
     pub amount_minor: u64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 impl PendingTransfer {
@@ -54,7 +56,17 @@ impl PendingTransfer {
         // Not a security boundary: only groups retries of the same fields. A stable,
         // readable key beats a cryptographic one here; collisions are checked on load.
         let mut h = Fnv64::default();
-        (&self.verifier_id, &self.user, &self.from, &self.to, self.amount_minor, &self.currency).hash(&mut h);
+        // Hashed as the text the files have always been keyed by.
+        let from = self.from.as_ref().map(AccountNumber::as_str);
+        (
+            self.verifier_id.as_str(),
+            self.user.as_str(),
+            from,
+            self.to.as_str(),
+            self.amount_minor,
+            self.currency.as_str(),
+        )
+            .hash(&mut h);
         format!("{:016x}", h.finish())
     }
 
@@ -204,13 +216,16 @@ impl StateDir {
 }
 
 /// A fresh transfer id: 128 random bits from the OS, hex.
-pub fn new_transfer_id() -> Result<String> {
+pub fn new_transfer_id() -> Result<TransferId> {
     let mut b = [0u8; 16];
     getrandom::getrandom(&mut b).map_err(|e| Error::State {
         path: PathBuf::from("<os random source>"),
         source: std::io::Error::other(e.to_string()),
     })?;
-    Ok(format!("tx-{}", hex::encode(b)))
+    format!("tx-{}", hex::encode(b)).parse().map_err(|e: paysim_wire::IdError| Error::State {
+        path: PathBuf::from("<new transfer id>"),
+        source: std::io::Error::other(e),
+    })
 }
 
 fn create_private_dir(path: &Path) -> Result<()> {
@@ -282,12 +297,12 @@ mod tests {
     fn pending(amount: u64) -> PendingTransfer {
         PendingTransfer {
             verifier_id: "http://127.0.0.1:8080".into(),
-            user: "alice".into(),
+            user: "alice".parse().unwrap(),
             transfer_id: new_transfer_id().unwrap(),
             from: None,
-            to: "ACC-2".into(),
+            to: "ACC-2".parse().unwrap(),
             amount_minor: amount,
-            currency: "EUR".into(),
+            currency: "EUR".parse().unwrap(),
         }
     }
 
@@ -316,7 +331,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let st = StateDir::open(dir.path().join("s")).unwrap();
-        let s = Session { verifier_id: "http://a:1".into(), user: "u".into(), token: "secret".into() };
+        let s = Session {
+            verifier_id: "http://a:1".into(),
+            user: "u".parse().unwrap(),
+            token: SessionToken::new("secret".into()),
+        };
         st.save_session(&s).unwrap();
         let mode = std::fs::metadata(st.path().join("session.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -355,7 +374,7 @@ mod tests {
         let a = new_transfer_id().unwrap();
         let b = new_transfer_id().unwrap();
         assert_ne!(a, b);
-        assert_eq!(a.len(), 35);
-        assert!(a.len() <= 64);
+        assert_eq!(a.as_str().len(), 35);
+        assert!(a.as_str().len() <= 64);
     }
 }

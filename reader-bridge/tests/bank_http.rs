@@ -8,7 +8,8 @@
 use bank_server::clock::Clock;
 use bank_server::ops;
 use paysim_otp::{self as otp, ChainKey};
-use reader_bridge::amount::Currency;
+use paysim_wire::api::ErrorCode;
+use paysim_wire::UserName;
 use reader_bridge::apdu::{CardOtp, Pin};
 use reader_bridge::error::exit;
 use reader_bridge::flow::{Bridge, CardChoice, Token, TransferRequest, Ui};
@@ -21,6 +22,10 @@ use zeroize::Zeroizing;
 
 const SEED: [u8; 32] = [0x5A; 32];
 const PIN: &str = "1234";
+
+fn name(user: &str) -> UserName {
+    user.parse().unwrap()
+}
 
 /// A bank-server on its own thread and runtime.
 struct TestBank {
@@ -227,13 +232,7 @@ fn world() -> World {
 }
 
 fn eur_transfer(to: &str, amount_minor: u64) -> TransferRequest {
-    TransferRequest {
-        from: None,
-        to: to.to_owned(),
-        amount_minor,
-        currency: Currency::parse("EUR").unwrap(),
-        yes: true,
-    }
+    TransferRequest { from: None, to: to.parse().unwrap(), amount_minor, currency: "EUR".parse().unwrap(), yes: true }
 }
 
 #[test]
@@ -243,7 +242,7 @@ fn login_transfer_and_browse() {
     assert!(matches!(b.accounts(), Err(Error::NotLoggedIn)));
 
     let mut ui = pins(1);
-    let s = b.login("alice", &mut ui).unwrap();
+    let s = b.login(&name("alice"), &mut ui).unwrap();
     assert_eq!(s.user, "alice");
     assert!(ui.warned.is_empty(), "{:?}", ui.warned);
 
@@ -255,11 +254,11 @@ fn login_transfer_and_browse() {
     let mut ui = Script { confirms: [true].into(), ..pins(1) };
     let req = TransferRequest { yes: false, ..eur_transfer("ACC-BOB-EUR", 1234) };
     let t = b.transfer(&req, &mut ui).unwrap();
-    assert_eq!(t.status, "executed");
+    assert_eq!(t.status, paysim_wire::api::TransferStatus::Executed);
     assert_eq!(w.token.signed_for(), vec![w.bank.url(), w.bank.url()]);
     assert_eq!((t.from.as_str(), t.to.as_str(), t.amount_minor), ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1234));
     let shown = ui.said.join("\n");
-    for field in ["ACC-BOB-EUR", "12.34 EUR", &t.transfer_id, &w.bank.url()] {
+    for field in ["ACC-BOB-EUR", "12.34 EUR", t.transfer_id.as_str(), &w.bank.url()] {
         assert!(shown.contains(field), "{field} not shown before signing: {shown}");
     }
 
@@ -286,7 +285,7 @@ fn a_wrong_code_is_rejected_and_no_session_is_stored() {
     let w = world();
     let wrong = SoftToken::new([0x11; 32]);
     let b = bridge(&w.bank.url(), &w.state, &wrong);
-    let e = b.login("alice", &mut pins(1)).unwrap_err();
+    let e = b.login(&name("alice"), &mut pins(1)).unwrap_err();
     assert!(matches!(e, Error::OtpRejected), "{e:?}");
     assert_eq!(e.exit_code(), exit::OTP_REJECTED);
     assert!(matches!(b.accounts(), Err(Error::NotLoggedIn)));
@@ -300,7 +299,7 @@ fn codes_signed_for_a_look_alike_address_are_useless_at_the_bank() {
     let lookalike = format!("http://localhost:{}", w.bank.port);
     let b = bridge(&lookalike, &w.state, &w.token);
     let mut ui = pins(1);
-    let e = b.login("alice", &mut ui).unwrap_err();
+    let e = b.login(&name("alice"), &mut ui).unwrap_err();
     assert!(matches!(e, Error::OtpRejected), "{e:?}");
     let warned = ui.warned.join("\n");
     assert!(warned.contains(&format!("http://localhost:{}", w.bank.port)), "{warned}");
@@ -309,26 +308,26 @@ fn codes_signed_for_a_look_alike_address_are_useless_at_the_bank() {
     assert_eq!(w.token.signed_for(), vec![lookalike.clone()]);
     // The real address works (the card's counter moved on; the bank's window absorbs it).
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    b.login("alice", &mut pins(1)).unwrap();
+    b.login(&name("alice"), &mut pins(1)).unwrap();
 }
 
 #[test]
 fn insufficient_funds_and_refusals_are_final() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    b.login("alice", &mut pins(1)).unwrap();
+    b.login(&name("alice"), &mut pins(1)).unwrap();
 
     let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 100_001), &mut pins(1)).unwrap_err();
     assert!(matches!(e, Error::InsufficientFunds), "{e:?}");
     assert_eq!(e.exit_code(), exit::INSUFFICIENT_FUNDS);
 
     let e = b.transfer(&eur_transfer("ACC-NOBODY", 100), &mut pins(1)).unwrap_err();
-    assert!(matches!(e, Error::TransferRefused { ref code, .. } if code == "unknown_account"), "{e:?}");
+    assert!(matches!(e, Error::TransferRefused { ref code, .. } if *code == ErrorCode::UnknownAccount), "{e:?}");
 
     let e = b.transfer(&eur_transfer("ACC-ALICE-EUR", 100), &mut pins(1)).unwrap_err();
-    assert!(matches!(e, Error::TransferRefused { ref code, .. } if code == "same_account"), "{e:?}");
+    assert!(matches!(e, Error::TransferRefused { ref code, .. } if *code == ErrorCode::SameAccount), "{e:?}");
 
-    let usd = TransferRequest { currency: Currency::parse("USD").unwrap(), ..eur_transfer("ACC-BOB-EUR", 100) };
+    let usd = TransferRequest { currency: "USD".parse().unwrap(), ..eur_transfer("ACC-BOB-EUR", 100) };
     let e = b.transfer(&usd, &mut pins(1)).unwrap_err();
     assert!(matches!(e, Error::BadInput(ref m) if m.contains("no USD account")), "{e:?}");
 
@@ -340,7 +339,7 @@ fn insufficient_funds_and_refusals_are_final() {
 fn bank_down_mid_transfer_then_retry_moves_money_exactly_once() {
     let mut w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    b.login("alice", &mut pins(1)).unwrap();
+    b.login(&name("alice"), &mut pins(1)).unwrap();
 
     // The bank goes away after it handed out the challenge, before the code arrives.
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
@@ -385,18 +384,18 @@ fn bank_down_mid_transfer_then_retry_moves_money_exactly_once() {
 fn a_lost_answer_is_retried_without_paying_twice() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    b.login("alice", &mut pins(1)).unwrap();
+    b.login(&name("alice"), &mut pins(1)).unwrap();
     let t = b.transfer(&eur_transfer("ACC-BOB-EUR", 700), &mut pins(1)).unwrap();
     // As if the bridge died after the bank executed but before it removed the record.
     b.state
         .save_pending(&reader_bridge::state::PendingTransfer {
             verifier_id: b.bank.verifier_id().to_owned(),
-            user: "alice".into(),
+            user: "alice".parse().unwrap(),
             transfer_id: t.transfer_id.clone(),
-            from: Some("ACC-ALICE-EUR".into()),
-            to: "ACC-BOB-EUR".into(),
+            from: Some("ACC-ALICE-EUR".parse().unwrap()),
+            to: "ACC-BOB-EUR".parse().unwrap(),
             amount_minor: 700,
-            currency: "EUR".into(),
+            currency: "EUR".parse().unwrap(),
         })
         .unwrap();
     let mut ui = pins(1);
@@ -415,7 +414,7 @@ fn a_lost_answer_is_retried_without_paying_twice() {
 fn card_removed_before_signing_then_retry_moves_money_once() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    b.login("alice", &mut pins(1)).unwrap();
+    b.login(&name("alice"), &mut pins(1)).unwrap();
     w.token.on_next_tx(Box::new(|| Some(Error::CardRemoved)));
     let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 300), &mut pins(1)).unwrap_err();
     assert!(matches!(e, Error::CardRemoved));
@@ -435,18 +434,18 @@ fn a_wrong_pin_never_reaches_the_bank() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     let mut ui = Script { secrets: ["9999".to_owned()].into(), ..Script::default() };
-    let e = b.login("alice", &mut ui).unwrap_err();
+    let e = b.login(&name("alice"), &mut ui).unwrap_err();
     assert!(matches!(e, Error::WrongPin { tries_left: 2 }), "{e:?}");
     assert_eq!(e.exit_code(), exit::WRONG_PIN);
     let mut ui = Script { secrets: ["12a4".to_owned()].into(), ..Script::default() };
-    assert!(matches!(b.login("alice", &mut ui), Err(Error::BadInput(_))));
+    assert!(matches!(b.login(&name("alice"), &mut ui), Err(Error::BadInput(_))));
 }
 
 #[test]
 fn an_expired_session_is_forgotten() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    b.login("alice", &mut pins(1)).unwrap();
+    b.login(&name("alice"), &mut pins(1)).unwrap();
     // The bank ends the session (logout from elsewhere): the bridge sees `unauthenticated`.
     let token = b.state.session(b.bank.verifier_id()).unwrap().unwrap().token;
     b.bank.logout(&token).unwrap();
@@ -476,13 +475,13 @@ fn with_several_cards_the_bridge_asks_which_reader_or_says_to_use_reader() {
 
     // A person at a terminal picks the second reader; the login goes on with it.
     let mut ui = Script { choices: [Some(1)].into(), ..pins(1) };
-    b.login("alice", &mut ui).unwrap();
+    b.login(&name("alice"), &mut ui).unwrap();
     assert_eq!(ui.asked_to_choose, vec![readers.clone()]);
     assert_eq!(*opened.lock().unwrap(), vec![None, Some("Virtual PCD 00 01".to_owned())]);
 
     // A script (nobody to ask): the error lists the readers and says to use --reader.
     let mut ui = Script { choices: [None].into(), ..Script::default() };
-    let e = b.login("alice", &mut ui).unwrap_err();
+    let e = b.login(&name("alice"), &mut ui).unwrap_err();
     assert!(matches!(e, Error::SeveralCards { .. }), "{e:?}");
     assert_eq!(e.exit_code(), exit::SEVERAL_CARDS);
     let text = e.to_string();
@@ -493,7 +492,7 @@ fn with_several_cards_the_bridge_asks_which_reader_or_says_to_use_reader() {
 fn a_second_transfer_command_waits_its_turn_and_moves_nothing() {
     let w = world();
     let b = bridge(&w.bank.url(), &w.state, &w.token);
-    b.login("alice", &mut pins(1)).unwrap();
+    b.login(&name("alice"), &mut pins(1)).unwrap();
     // Another bridge process in the middle of a transfer from the same state directory.
     let other = reader_bridge::state::StateDir::open(&w.state).unwrap();
     let held = other.lock_transfers().unwrap();
@@ -504,6 +503,6 @@ fn a_second_transfer_command_waits_its_turn_and_moves_nothing() {
     assert!(b.history(10).unwrap().is_empty());
     drop(held);
     let t = b.transfer(&eur_transfer("ACC-BOB-EUR", 500), &mut pins(1)).unwrap();
-    assert_eq!(t.status, "executed");
+    assert_eq!(t.status, paysim_wire::api::TransferStatus::Executed);
     assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 500);
 }

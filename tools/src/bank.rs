@@ -5,80 +5,29 @@
 //! - [`check_db`]: refuse a database path that does not exist (a typo would otherwise create
 //!   a second, empty bank with its own master key).
 //! - [`parse_amount`]: a decimal amount typed by a person ("12.34") to exact minor units by the
-//!   currency's ISO 4217 exponent, with an error that says what is wrong. No floats.
+//!   currency's ISO 4217 exponent (`paysim_wire::Currency::parse_amount`), within the bank's
+//!   limit for one funding.
 //! - [`account_currency`]: the currency an account is kept in, so `account fund` can check the
 //!   currency the operator typed before any money moves.
 
 use std::path::Path;
 
-use bank_server::ledger;
-
-/// Why an amount typed on the command line is refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AmountError {
-    #[error("currency {0:?} is not one the bank keeps ({list})", list = currency_list())]
-    UnknownCurrency(String),
-    #[error("amount {0:?} is negative; amounts are positive (money only enters by funding)")]
-    Negative(String),
-    #[error("amount {0:?} is zero; it must be more than zero")]
-    Zero(String),
-    #[error("amount {text:?} has {got} decimals, but {currency} has {max} (its minor unit is 1/{unit})")]
-    TooManyDecimals { text: String, currency: String, got: usize, max: u32, unit: u64 },
-    #[error(
-        "amount {0:?} is not a decimal number like 12.34 (digits, at most one '.', no sign, no thousands separator)"
-    )]
-    NotANumber(String),
-    #[error("amount {0:?} is too large (at most {max} minor units)", max = ledger::MAX_AMOUNT)]
-    TooLarge(String),
-}
-
-fn currency_list() -> String {
-    ledger::CURRENCIES.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
-}
-
-/// A currency code as typed ("eur", " EUR ") made canonical, if the bank keeps it.
-pub fn currency(text: &str) -> Result<String, AmountError> {
-    let code = text.trim().to_ascii_uppercase();
-    if ledger::exponent(&code).is_some() {
-        Ok(code)
-    } else {
-        Err(AmountError::UnknownCurrency(text.to_owned()))
-    }
-}
+use paysim_wire::{AmountError, Currency, MAX_AMOUNT};
 
 /// Converts `text` in major units ("12.34", "12", "0.5") to minor units of `currency`
-/// exactly: EUR "12.34" is 1234, JPY "500" is 500, EUR "12.345" and JPY "1.5" are refused.
-/// The conversion itself is the bank's own [`ledger::parse_amount`]; this adds the reason.
-pub fn parse_amount(text: &str, currency: &str) -> Result<u64, AmountError> {
-    let code = self::currency(currency)?;
-    let max = ledger::exponent(&code).unwrap_or(0);
-    let t = text.trim();
-    if t.starts_with('-') {
-        return Err(AmountError::Negative(text.to_owned()));
+/// exactly: EUR "12.34" is 1234, JPY "500" is 500, EUR "12.345" and JPY "1.5" are refused, and
+/// so is anything above [`MAX_AMOUNT`] minor units.
+pub fn parse_amount(text: &str, currency: Currency) -> Result<u64, AmountError> {
+    let minor = currency.parse_amount(text)?;
+    if minor > MAX_AMOUNT {
+        return Err(AmountError::TooLarge);
     }
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty() || !digits(int) || !digits(frac) || (t.contains('.') && frac.is_empty()) {
-        return Err(AmountError::NotANumber(text.to_owned()));
-    }
-    if frac.len() > max as usize {
-        return Err(AmountError::TooManyDecimals {
-            text: text.to_owned(),
-            currency: code,
-            got: frac.len(),
-            max,
-            unit: 10u64.pow(max),
-        });
-    }
-    if int.bytes().chain(frac.bytes()).all(|b| b == b'0') {
-        return Err(AmountError::Zero(text.to_owned()));
-    }
-    ledger::parse_amount(t, &code).ok_or_else(|| AmountError::TooLarge(text.to_owned()))
+    Ok(minor)
 }
 
 /// `minor` units of `currency` written in major units, with the code: "12.34 EUR".
-pub fn show_amount(minor: i64, currency: &str) -> String {
-    format!("{} {currency}", ledger::format_amount(minor, currency))
+pub fn show_amount(minor: i64, currency: Currency) -> String {
+    format!("{} {currency}", currency.format_minor(minor))
 }
 
 /// Problems with the database path.
@@ -122,9 +71,13 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    fn cur(code: &str) -> Currency {
+        Currency::parse_kept(code).unwrap()
+    }
+
     #[test]
     fn amounts_convert_exactly_by_exponent() {
-        for (text, cur, minor) in [
+        for (text, c, minor) in [
             ("12.34", "EUR", 1234),
             ("12.3", "EUR", 1230),
             ("12", "EUR", 1200),
@@ -134,7 +87,7 @@ mod tests {
             ("0.10", "CHF", 10),
             ("1000000.00", "GBP", 100_000_000),
         ] {
-            assert_eq!(parse_amount(text, cur), Ok(minor), "{text} {cur}");
+            assert_eq!(parse_amount(text, cur(c)), Ok(minor), "{text} {c}");
         }
     }
 
@@ -143,37 +96,40 @@ mod tests {
         use AmountError::*;
         type Check = fn(&AmountError) -> bool;
         let cases: &[(&str, &str, Check)] = &[
-            ("12.345", "EUR", |e| matches!(e, TooManyDecimals { got: 3, max: 2, .. })),
-            ("1.5", "JPY", |e| matches!(e, TooManyDecimals { got: 1, max: 0, .. })),
-            ("-5", "EUR", |e| matches!(e, Negative(_))),
-            ("-0.01", "EUR", |e| matches!(e, Negative(_))),
-            ("0", "EUR", |e| matches!(e, Zero(_))),
-            ("0.00", "EUR", |e| matches!(e, Zero(_))),
-            ("", "EUR", |e| matches!(e, NotANumber(_))),
-            ("12.", "EUR", |e| matches!(e, NotANumber(_))),
-            (".5", "EUR", |e| matches!(e, NotANumber(_))),
-            ("1,000", "EUR", |e| matches!(e, NotANumber(_))),
-            ("1e3", "EUR", |e| matches!(e, NotANumber(_))),
-            ("+5", "EUR", |e| matches!(e, NotANumber(_))),
-            ("1.2.3", "EUR", |e| matches!(e, NotANumber(_))),
-            ("99999999999999999999", "EUR", |e| matches!(e, TooLarge(_))),
-            ("5", "XYZ", |e| matches!(e, UnknownCurrency(_))),
-            ("5", "EURO", |e| matches!(e, UnknownCurrency(_))),
+            ("12.345", "EUR", |e| matches!(e, TooManyDecimals { got: 3, .. })),
+            ("1.5", "JPY", |e| matches!(e, TooManyDecimals { got: 1, .. })),
+            ("-5", "EUR", |e| matches!(e, Negative)),
+            ("-0.01", "EUR", |e| matches!(e, Negative)),
+            ("0", "EUR", |e| matches!(e, Zero)),
+            ("0.00", "EUR", |e| matches!(e, Zero)),
+            ("", "EUR", |e| matches!(e, Empty)),
+            ("12.", "EUR", |e| matches!(e, NoDigitsAfterPoint)),
+            (".5", "EUR", |e| matches!(e, NotANumber { .. })),
+            ("1,000", "EUR", |e| matches!(e, NotANumber { .. })),
+            ("1e3", "EUR", |e| matches!(e, NotANumber { .. })),
+            ("+5", "EUR", |e| matches!(e, NotANumber { .. })),
+            ("1.2.3", "EUR", |e| matches!(e, NotANumber { .. })),
+            ("99999999999999999999", "EUR", |e| matches!(e, TooLarge)),
+            // Above the bank's limit for one funding, though it fits in 64 bits.
+            ("10000000000000.01", "EUR", |e| matches!(e, TooLarge)),
         ];
-        for (text, cur, want) in cases {
-            let e = parse_amount(text, cur).unwrap_err();
-            assert!(want(&e), "{text:?} {cur}: {e:?}");
+        for (text, c, want) in cases {
+            let e = parse_amount(text, cur(c)).unwrap_err();
+            assert!(want(&e), "{text:?} {c}: {e:?}");
         }
-        let msg = parse_amount("12.345", "EUR").unwrap_err().to_string();
+        let msg = parse_amount("12.345", cur("EUR")).unwrap_err().to_string();
         assert!(msg.contains("3 decimals") && msg.contains("EUR has 2"), "{msg}");
-        let msg = parse_amount("5", "XYZ").unwrap_err().to_string();
-        assert!(msg.contains("EUR, USD, GBP, CHF, JPY"), "{msg}");
+        for code in ["XYZ", "EURO", "SEK"] {
+            let msg = Currency::parse_kept(code).unwrap_err().to_string();
+            assert!(msg.contains("EUR, USD, GBP, CHF, JPY"), "{msg}");
+        }
+        assert_eq!(parse_amount("10000000000000.00", cur("EUR")), Ok(MAX_AMOUNT));
     }
 
     #[test]
     fn amounts_show_in_major_units() {
-        assert_eq!(show_amount(1234, "EUR"), "12.34 EUR");
-        assert_eq!(show_amount(5, "JPY"), "5 JPY");
+        assert_eq!(show_amount(1234, cur("EUR")), "12.34 EUR");
+        assert_eq!(show_amount(5, cur("JPY")), "5 JPY");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use card_applet::host::{self, admin::AdminError, admin::AdminSession};
+use paysim_wire::TokenFile;
 use zeroize::Zeroizing;
 
 use crate::pcsc_link::{Link, LinkError};
@@ -12,9 +13,6 @@ use crate::seed::{self, Materials, Secret};
 
 /// How long `personalize` waits for a card in the reader.
 pub const CARD_WAIT: Duration = Duration::from_secs(10);
-
-/// Format name of the personalization output file.
-pub const TOKEN_FORMAT: &str = "paysim-token-v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
@@ -26,8 +24,8 @@ pub enum CardError {
     Random(getrandom::Error),
     #[error("admin key file {}: expected 64 hex digits", .0.display())]
     AdminKeyFormat(PathBuf),
-    #[error("{}: not a {TOKEN_FORMAT} token file", .0.display())]
-    TokenFormat(PathBuf),
+    #[error("{}: {problem}", .path.display())]
+    TokenFile { path: PathBuf, problem: &'static str },
     #[error("the card serial must be 1 to 16 characters of A-Z, 0-9 and '-'")]
     Serial,
     #[error("PIN: {0}")]
@@ -138,7 +136,9 @@ pub fn personalize(
     session.check_personalized(&transmit(&cmd)?)?;
     drop(tx);
 
-    TokenFile::new(&job.serial, &seed).write_new(out).map_err(|e| match e {
+    let serial: paysim_wire::CardSerial = job.serial.parse().map_err(|_| CardError::Serial)?;
+    let token = TokenFile { serial, seed: paysim_otp::ChainKey::from_bytes(*seed), counter: 0 };
+    write_token_file(out, &token).map_err(|e| match e {
         CardError::File(source) => CardError::TokenNotWritten { serial: job.serial.clone(), source },
         other => other,
     })?;
@@ -162,67 +162,29 @@ pub fn check_login_otp(
     verifier_id: &str,
     code: &str,
 ) -> Result<bool, CardError> {
-    let mut seed = Zeroizing::new([0u8; 32]);
-    if hex::decode_to_slice(&token.seed_hex, seed.as_mut()).is_err() || counter < token.counter {
+    if counter < token.counter {
         return Ok(false);
     }
     let steps = counter - token.counter;
     if steps > CHECK_OTP_MAX_STEPS {
         return Err(CardError::CounterTooFar { counter, from: token.counter });
     }
-    let ck = paysim_otp::ChainKey::from_bytes(*seed).advance(steps);
+    let ck = token.seed.advance(steps);
     Ok(paysim_otp::login_otp(&ck, counter, challenge, verifier_id.as_bytes()).matches(code))
 }
 
-/// The personalization output the bank enrolls a token from:
-/// `{"format":"paysim-token-v1","serial":..,"seed_hex":..,"counter":0}`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct TokenFile {
-    pub format: String,
-    pub serial: String,
-    pub seed_hex: String,
-    pub counter: u64,
+/// Reads a token file (`paysim_wire::token_file`), refusing one that others can read.
+pub fn read_token_file(path: &Path) -> Result<TokenFile, CardError> {
+    let raw = secret_file::read_private(path)?;
+    let text =
+        std::str::from_utf8(&raw).map_err(|_| CardError::TokenFile { path: path.to_owned(), problem: "not UTF-8" })?;
+    TokenFile::parse(text).map_err(|problem| CardError::TokenFile { path: path.to_owned(), problem })
 }
 
-impl std::fmt::Debug for TokenFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenFile")
-            .field("format", &self.format)
-            .field("serial", &self.serial)
-            .field("seed_hex", &"<secret>")
-            .field("counter", &self.counter)
-            .finish()
-    }
-}
-
-impl Drop for TokenFile {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.seed_hex);
-    }
-}
-
-impl TokenFile {
-    /// Reads a token file written by [`personalize`].
-    pub fn read(path: &Path) -> Result<Self, CardError> {
-        let raw = secret_file::read_private(path)?;
-        let t: TokenFile = serde_json::from_slice(&raw).map_err(|_| CardError::TokenFormat(path.to_owned()))?;
-        if t.format != TOKEN_FORMAT || t.seed_hex.len() != 64 {
-            return Err(CardError::TokenFormat(path.to_owned()));
-        }
-        Ok(t)
-    }
-
-    pub fn new(serial: &str, seed: &[u8; 32]) -> Self {
-        Self { format: TOKEN_FORMAT.to_owned(), serial: serial.to_owned(), seed_hex: hex::encode(seed), counter: 0 }
-    }
-
-    /// Writes the file, mode 0600, refusing to overwrite.
-    pub fn write_new(&self, path: &Path) -> Result<(), CardError> {
-        let mut json = Zeroizing::new(serde_json::to_vec_pretty(self).unwrap_or_default());
-        json.push(b'\n');
-        secret_file::write_new(path, &json)?;
-        Ok(())
-    }
+/// Writes a token file, mode 0600, refusing to overwrite.
+pub fn write_token_file(path: &Path, token: &TokenFile) -> Result<(), CardError> {
+    secret_file::write_new(path, token.to_text().as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -231,6 +193,10 @@ mod tests {
 
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    fn token_file(serial: &str, seed: [u8; 32]) -> TokenFile {
+        TokenFile { serial: serial.parse().unwrap(), seed: paysim_otp::ChainKey::from_bytes(seed), counter: 0 }
+    }
 
     #[test]
     fn create_writes_two_private_files_and_refuses_to_overwrite() {
@@ -258,8 +224,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.json");
         let seed = [0x11; 32];
-        TokenFile::new("PSIM-1", &seed).write_new(&p).unwrap();
-        let token = TokenFile::read(&p).unwrap();
+        write_token_file(&p, &token_file("PSIM-1", seed)).unwrap();
+        let token = read_token_file(&p).unwrap();
         let ck3 = paysim_otp::ChainKey::from_bytes(seed).advance(3);
         let code = paysim_otp::login_otp(&ck3, 3, &[7; 32], b"https://b.example:443");
         assert!(check_login_otp(&token, 3, &[7; 32], "https://b.example:443", code.as_str()).unwrap());
@@ -273,8 +239,8 @@ mod tests {
     fn check_login_otp_refuses_a_counter_far_past_the_token() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.json");
-        TokenFile::new("PSIM-1", &[0x11; 32]).write_new(&p).unwrap();
-        let token = TokenFile::read(&p).unwrap();
+        write_token_file(&p, &token_file("PSIM-1", [0x11; 32])).unwrap();
+        let token = read_token_file(&p).unwrap();
         let err = check_login_otp(&token, u64::MAX, &[7; 32], "https://b.example:443", "12345678").unwrap_err();
         assert!(err.to_string().contains("check the --counter"), "{err}");
         assert!(check_login_otp(&token, CHECK_OTP_MAX_STEPS + 1, &[7; 32], "v", "12345678").is_err());
@@ -284,13 +250,16 @@ mod tests {
     fn token_file_has_the_shared_shape() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.json");
-        TokenFile::new("PSIM-00000001", &[0xAB; 32]).write_new(&p).unwrap();
+        write_token_file(&p, &token_file("PSIM-00000001", [0xAB; 32])).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["format"], "paysim-token-v1");
         assert_eq!(v["serial"], "PSIM-00000001");
         assert_eq!(v["seed_hex"], "ab".repeat(32));
         assert_eq!(v["counter"], 0);
         assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(format!("{:?}", TokenFile::new("X", &[0xAB; 32])).contains("<secret>"));
+        assert!(format!("{:?}", token_file("X", [0xAB; 32])).contains("<secret>"));
+        // A second write never replaces a token file.
+        assert!(write_token_file(&p, &token_file("PSIM-00000002", [0xCD; 32])).is_err());
+        assert_eq!(read_token_file(&p).unwrap().serial, "PSIM-00000001");
     }
 }

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use card_applet::host;
 use e2e_tests::{require_pcscd, Slot, VirtualCard};
-use paysim_otp::{self as otp, ChainKey};
+use paysim_otp as otp;
 
 const VERIFIER: &str = "https://bank.example:443";
 
 /// The card in `reader` answers a login OTP under `pin` that matches the token file.
 fn check_card(reader: &str, serial: &str, pin: &str, token: &Path) {
-    let t = tools::card::TokenFile::read(token).unwrap();
+    let t = tools::card::read_token_file(token).unwrap();
     assert_eq!(t.serial, serial);
     let mut link = tools::pcsc_link::Link::connect(reader, Duration::from_secs(20)).unwrap();
     let tx = link.transaction().unwrap();
@@ -29,9 +29,7 @@ fn check_card(reader: &str, serial: &str, pin: &str, token: &Path) {
     host::parse_verify(&send(&host::verify(pin).unwrap())).unwrap();
     let challenge = [0x33; 32];
     let (counter, code) = host::parse_otp(&send(&host::login_otp(&challenge, VERIFIER).unwrap())).unwrap();
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(&t.seed_hex, &mut seed).unwrap();
-    let ck = ChainKey::from_bytes(seed).advance(counter);
+    let ck = t.seed.advance(counter);
     assert!(otp::login_otp(&ck, counter, &challenge, VERIFIER.as_bytes()).matches(code.as_str()), "{serial}");
 }
 

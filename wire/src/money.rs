@@ -10,8 +10,8 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Largest amount of one transfer or one funding, in minor units (10^18: every sum of
-/// balances stays inside a 64-bit integer, see the ledger).
+/// Largest amount of one transfer or one funding, in minor units (10^15; the ledger also caps
+/// balances so that every sum stays inside a 64-bit integer).
 pub const MAX_AMOUNT: u64 = 1_000_000_000_000_000;
 
 /// ISO 4217 codes in use (list one, 2025) with their minor-unit exponent. The standard gives
@@ -138,12 +138,12 @@ impl Currency {
         };
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         if whole.is_empty() || !digits(whole) {
-            return Err(AmountError::NotANumber);
+            return Err(AmountError::NotANumber { currency: *self });
         }
         let frac = match frac {
             None => "",
             Some("") => return Err(AmountError::NoDigitsAfterPoint),
-            Some(f) if !digits(f) => return Err(AmountError::NotANumber),
+            Some(f) if !digits(f) => return Err(AmountError::NotANumber { currency: *self }),
             Some(f) => f,
         };
         let exp = self.exponent();
@@ -222,31 +222,32 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
-/// Why an amount was refused. The messages say what is wrong; callers add the text and an
-/// example of what to type.
+/// Why an amount was refused. Each message reads after the amount itself (`amount "-5" is
+/// negative: ...`) and says what to type instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
-    #[error("it is empty")]
+    #[error("is empty")]
     Empty,
-    #[error("use only digits and one decimal point; amounts have no sign (money only enters an account by funding)")]
+    #[error("is negative: use only digits and one decimal point (amounts have no sign; money only enters an account by funding)")]
     Negative,
-    #[error("use only digits and one decimal point (no sign, no thousands separator)")]
-    NotANumber,
-    #[error("digits must follow the decimal point")]
+    #[error("is not a decimal number like {}: use only digits and one decimal point (no sign, no thousands separator)", .currency.example())]
+    NotANumber { currency: Currency },
+    #[error("ends in a decimal point: digits must follow the decimal point")]
     NoDigitsAfterPoint,
     #[error("{}", decimals_message(*currency, *got))]
     TooManyDecimals { currency: Currency, got: usize },
-    #[error("it must be more than zero")]
+    #[error("is zero: it must be more than zero")]
     Zero,
-    #[error("it is too large")]
+    #[error("is too large")]
     TooLarge,
 }
 
 fn decimals_message(currency: Currency, got: usize) -> String {
+    let plural = if got == 1 { "" } else { "s" };
     match currency.exponent() {
-        0 => format!("{currency} has no decimals (got {got})"),
+        0 => format!("has {got} decimal{plural}, but {currency} has no decimals (its amounts are whole numbers)"),
         max => format!(
-            "it has {got} decimals, but {currency} has {max}: only {max} decimals (its minor unit is 1/{})",
+            "has {got} decimal{plural}, but {currency} has {max}: only {max} decimals (its minor unit is 1/{})",
             10u64.pow(max)
         ),
     }
@@ -329,13 +330,14 @@ mod tests {
             ("", eur, Empty),
             ("-1", eur, Negative),
             ("-0.01", eur, Negative),
-            ("+1", eur, NotANumber),
-            ("1,50", eur, NotANumber),
-            ("1e3", eur, NotANumber),
-            ("1.2.3", eur, NotANumber),
-            (".5", eur, NotANumber),
-            ("1 000", eur, NotANumber),
-            ("١٢", eur, NotANumber),
+            ("+1", eur, NotANumber { currency: eur }),
+            ("1,50", eur, NotANumber { currency: eur }),
+            ("1e3", eur, NotANumber { currency: eur }),
+            ("1.2.3", eur, NotANumber { currency: eur }),
+            (".5", eur, NotANumber { currency: eur }),
+            ("1 000", eur, NotANumber { currency: eur }),
+            ("١٢", eur, NotANumber { currency: eur }),
+            ("1.5x", jpy, NotANumber { currency: jpy }),
             ("5.", eur, NoDigitsAfterPoint),
             ("12.345", eur, TooManyDecimals { currency: eur, got: 3 }),
             ("1.5", jpy, TooManyDecimals { currency: jpy, got: 1 }),
@@ -351,6 +353,8 @@ mod tests {
         assert!(msg.contains("3 decimals") && msg.contains("EUR has 2") && msg.contains("only 2 decimals"), "{msg}");
         assert!(jpy.parse_amount("1.5").unwrap_err().to_string().contains("no decimals"));
         assert!(Negative.to_string().contains("only digits"));
+        assert!(eur.parse_amount("1,50").unwrap_err().to_string().contains("is not a decimal number like 12.34"));
+        assert!(jpy.parse_amount("x").unwrap_err().to_string().contains("like 1234"));
     }
 
     #[test]

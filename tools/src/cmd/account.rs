@@ -1,7 +1,8 @@
 //! `bank-tools account ...`
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Subcommand;
+use paysim_wire::Currency;
 
 use tools::bank::{self, show_amount};
 
@@ -55,21 +56,21 @@ pub enum AccountCommand {
 pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
     match cmd {
         AccountCommand::Open { user, number, currency, db } => {
-            let currency = bank::currency(&currency)?;
+            let currency = Currency::parse_kept(&currency)?;
             let path = db.path()?;
-            bank_server::ops::open_account(path, &user, &number, &currency)
+            bank_server::ops::open_account(path, &user, &number, currency.as_str())
                 .with_context(|| format!("cannot open account {number:?} for user {user:?}"))?;
             println!("opened account {number} ({currency}) for user {user}");
             Ok(())
         }
         AccountCommand::Fund { account, amount, currency, memo, db } => {
-            let minor = bank::parse_amount(&amount, &currency)?;
-            let currency = bank::currency(&currency)?;
+            let currency = Currency::parse_kept(&currency)?;
+            let minor = bank::parse_amount(&amount, currency).map_err(|e| anyhow!("amount {amount:?} {e}"))?;
             let path = db.path()?;
             let what = || format!("cannot fund account {account:?}");
             match bank::account_currency(path, &account).with_context(what)? {
                 None => bail!("{}: unknown account {account:?}", what()),
-                Some(kept) if kept != currency => {
+                Some(kept) if kept != currency.as_str() => {
                     bail!("{}: it is kept in {kept}, not {currency}; nothing was moved", what())
                 }
                 Some(_) => {}
@@ -77,8 +78,8 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
             let balance = bank_server::ops::fund(path, &account, minor, &memo).with_context(what)?;
             println!(
                 "funded account {account} with {}; balance now {}",
-                show_amount(i64::try_from(minor).unwrap_or(i64::MAX), &currency),
-                show_amount(balance, &currency)
+                show_amount(i64::try_from(minor).unwrap_or(i64::MAX), currency),
+                show_amount(balance, currency)
             );
             Ok(())
         }
@@ -90,7 +91,8 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
                 println!("user {user} has no accounts");
             }
             for a in accounts {
-                println!("{}  {}", a.number, show_amount(a.balance_minor, &a.currency));
+                let currency = Currency::parse_kept(&a.currency)?;
+                println!("{}  {}", a.number, show_amount(a.balance_minor, currency));
             }
             Ok(())
         }

@@ -48,10 +48,11 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
             let books = bank_server::ops::check_books(path).context("cannot read the books")?;
             for (currency, total) in &books.customer_totals {
                 let funded = books.funded.iter().find(|(c, _)| c == currency).map_or(0, |(_, f)| *f);
+                let kept = paysim_wire::Currency::parse_kept(currency)?;
                 println!(
                     "{currency}: customers hold {}, funded {}",
-                    show_amount(*total, currency),
-                    show_amount(funded, currency)
+                    show_amount(*total, kept),
+                    show_amount(funded, kept)
                 );
             }
             if books.problems.is_empty() {

@@ -192,7 +192,7 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
 }
 
 fn check_otp(a: CheckOtpArgs) -> anyhow::Result<()> {
-    let token = card::TokenFile::read(&a.token)?;
+    let token = card::read_token_file(&a.token)?;
     let challenge = hex::decode(a.challenge.trim()).context("--challenge must be hex")?;
     if card::check_login_otp(&token, a.counter, &challenge, &a.verifier_id, &a.otp)? {
         println!("OTP matches the PAYSIM-1 login algorithm for card {} at counter {}", token.serial, a.counter);

@@ -67,7 +67,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn check_serial(serial: &str) -> anyhow::Result<()> {
-    if bank_server::auth::valid_serial(serial) {
+    if paysim_wire::CardSerial::is_valid(serial) {
         Ok(())
     } else {
         anyhow::bail!("{serial:?} is not a card serial (1-16 characters of A-Z 0-9 -)")
@@ -78,14 +78,8 @@ fn enroll(user: &str, file: &std::path::Path, db: &DbArgs) -> anyhow::Result<()>
     let path = db.path()?;
     let what = || format!("cannot enroll the token in {} for user {user:?}", file.display());
     // The file holds the seed: refuse one other users can read, as every secret file here.
-    let raw = tools::secret_file::read_private(file).with_context(what)?;
-    let text = std::str::from_utf8(&raw)
-        .map_err(|_| anyhow::anyhow!("{}: not a paysim-token-v1 file (not UTF-8)", file.display()))
-        .with_context(what)?;
-    let token = bank_server::ops::parse_token_file(text)
-        .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))
-        .with_context(what)?;
-    bank_server::ops::enroll_token(path, &token.serial, &token.seed, token.counter, user).with_context(what)?;
+    let token = tools::card::read_token_file(file).with_context(what)?;
+    bank_server::ops::enroll_token(path, token.serial.as_str(), &token.seed, token.counter, user).with_context(what)?;
     println!("enrolled token {} for user {user} (next counter {})", token.serial, token.counter);
     Ok(())
 }

@@ -86,7 +86,12 @@ impl Bank {
     /// Writes a personalization output file (mode 0600) for `serial` with `seed`.
     pub fn token_file(&self, serial: &str, seed: [u8; 32]) -> PathBuf {
         let p = self.dir.path().join(format!("{serial}.json"));
-        tools::card::TokenFile::new(serial, &seed).write_new(&p).unwrap();
+        let token = paysim_wire::TokenFile {
+            serial: serial.parse().unwrap(),
+            seed: paysim_otp::ChainKey::from_bytes(seed),
+            counter: 0,
+        };
+        tools::card::write_token_file(&p, &token).unwrap();
         p
     }
 
