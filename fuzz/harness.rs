@@ -71,6 +71,8 @@ struct DiskInner {
 struct Disk(Rc<RefCell<DiskInner>>);
 
 impl Store for Disk {
+    type Error = StoreError;
+
     fn commit(&mut self, state: &CardState) -> Result<(), StoreError> {
         let mut d = self.0.borrow_mut();
         match d.fail_next.take() {

@@ -47,14 +47,18 @@
 //! # Ok(()) }
 //! ```
 
+extern crate alloc;
+
 pub mod apdu;
 pub mod card;
 pub mod command;
+mod file_store;
 pub mod front;
 pub mod host;
 pub mod pin;
 pub mod scp;
 pub mod state;
+mod store;
 pub mod tlv;
 #[cfg(feature = "virtual-card")]
 pub mod vpcd;

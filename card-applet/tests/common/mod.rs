@@ -148,6 +148,8 @@ impl Disk {
 }
 
 impl Store for Disk {
+    type Error = StoreError;
+
     fn commit(&mut self, state: &CardState) -> Result<(), StoreError> {
         let mut d = self.0.borrow_mut();
         let n = d.writes;
