@@ -9,6 +9,11 @@
 //! output. Whatever the file ends up holding, old or new, no code is emitted twice and no
 //! PIN is compared without a spent try having been committed first.
 
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
 use iso7816::Status;
 use zeroize::Zeroizing;
 
@@ -16,7 +21,8 @@ use crate::apdu::CommandView;
 use crate::command::{tag, Command, DataObject, LoginRequest, TxRequest, Verify, AID};
 use crate::pin::{PinBlock, PukBlock};
 use crate::scp::{SessionKeys, CHALLENGE_LEN, MAC_LEN};
-use crate::state::{CardState, Personal, Store, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
+use crate::state::{CardState, Personal, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
+use crate::store::Store;
 use crate::tlv;
 use paysim_otp::{login_otp, tx_otp, ChainKey, Otp};
 
@@ -35,9 +41,9 @@ pub struct Response {
     pub status: Status,
 }
 
-impl std::fmt::Debug for Response {
+impl core::fmt::Debug for Response {
     // The data may carry an OTP; show only its length.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Response({} bytes, {:04X})", self.data.len(), u16::from(self.status))
     }
 }
@@ -55,6 +61,7 @@ impl Response {
 /// A source of random bytes for card challenges; returns false if it failed.
 pub type RandomSource = Box<dyn FnMut(&mut [u8]) -> bool + Send>;
 
+#[cfg(feature = "std")]
 fn os_random() -> RandomSource {
     Box::new(|buf: &mut [u8]| getrandom::getrandom(buf).is_ok())
 }
@@ -102,8 +109,8 @@ pub struct Card<S: Store> {
     random: RandomSource,
 }
 
-impl<S: Store> std::fmt::Debug for Card<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<S: Store> core::fmt::Debug for Card<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Card")
             .field("state", &self.state)
             .field("selected", &self.selected)
@@ -115,7 +122,9 @@ impl<S: Store> std::fmt::Debug for Card<S> {
 type Outcome = Result<Vec<u8>, Status>;
 
 impl<S: Store> Card<S> {
-    /// A card running `state` (as loaded from `store`), with OS randomness.
+    /// A card running `state` (as loaded from `store`), with OS randomness (feature `std`;
+    /// without it the caller injects its source through [`Card::with_random`]).
+    #[cfg(feature = "std")]
     pub fn new(store: S, state: CardState) -> Self {
         Self::with_random(store, state, os_random())
     }
@@ -450,7 +459,7 @@ impl<S: Store> Card<S> {
     /// `9000` + R-MAC; `6982` no admin session; `6988` C-MAC wrong; `6A80` plaintext
     /// malformed; `6581` write failed.
     fn personalize(&mut self, header: [u8; 4], protected: &[u8]) -> Outcome {
-        let Admin::Open(keys) = std::mem::replace(&mut self.admin, Admin::Idle) else {
+        let Admin::Open(keys) = core::mem::replace(&mut self.admin, Admin::Idle) else {
             return Err(Status::SecurityStatusNotSatisfied);
         };
         let (plain, c_mac) = keys.unwrap(header, protected).map_err(|e| match e {
@@ -465,7 +474,7 @@ impl<S: Store> Card<S> {
         let seed = Zeroizing::new(<[u8; 32]>::try_from(seed.ok_or(bad)?).map_err(|_| bad)?);
         let pin = PinBlock::from_block(pin.ok_or(bad)?).map_err(|_| bad)?;
         let puk = PukBlock::from_block(puk.ok_or(bad)?).map_err(|_| bad)?;
-        let serial = std::str::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?.to_owned();
+        let serial = core::str::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?.to_owned();
         if !paysim_wire::CardSerial::is_valid(&serial) {
             return Err(bad);
         }

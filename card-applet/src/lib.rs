@@ -47,11 +47,14 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+
 extern crate alloc;
 
 pub mod apdu;
 pub mod card;
 pub mod command;
+#[cfg(feature = "std")]
 mod file_store;
 pub mod front;
 pub mod host;
@@ -65,5 +68,9 @@ pub mod vpcd;
 
 pub use card::{Card, Response};
 pub use command::{Command, AID};
-pub use front::{CardFront, VirtualCard, ATR};
-pub use state::{CardState, Store, StoreError};
+#[cfg(feature = "std")]
+pub use front::VirtualCard;
+pub use front::{CardFront, ATR};
+#[cfg(feature = "std")]
+pub use state::StoreError;
+pub use state::{CardState, Store};

@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 use crate::pin::{PinBlock, PukBlock};
 use paysim_otp::ChainKey;
 
+#[cfg(feature = "std")]
 pub use crate::file_store::{create_factory, FileStore, StoreError, STATE_FILE_MAX};
 pub use crate::store::{MemStore, Store};
 
@@ -100,7 +101,11 @@ impl CardState {
     }
 }
 
-/// The JSON file format, version 1.
+/// The JSON file format, version 1. It needs `std`: serde_json writes into a buffer of fixed
+/// capacity only through its `std` writer (a growing `Vec` would leave copies of the secrets
+/// in the buffers it frees). A card without a file system keeps [`CardState`] in a layout of
+/// its own, behind its [`Store`].
+#[cfg(feature = "std")]
 mod file_format {
     use std::path::Path;
 
