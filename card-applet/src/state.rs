@@ -4,11 +4,11 @@
 //! and the file store (in `file_store.rs`, feature `std`).
 //!
 //! The state file *is* the card's secure memory (the EEPROM of a real card): it holds the
-//! admin key, the PIN, the PUK and the current chain key in the clear. [`FileStore`] keeps
+//! admin key, the PIN, the PUK and the current chain key in the clear. `FileStore` keeps
 //! it with mode `0600`, writes it atomically and locks it; see its documentation.
 //!
 //! Format (version 1, see `docs/protocol.md` and `testdata/state-v1.json`), written by
-//! [`CardState::to_file_bytes`] and read by [`CardState::from_file_bytes`]:
+//! `CardState::to_file_bytes` and read by `CardState::from_file_bytes` (feature `std`):
 //!
 //! ```json
 //! {
