@@ -45,8 +45,6 @@ pub enum StoreError {
     Permissions { path: PathBuf, mode: u32 },
     #[error("card state {path} has {links} hard links; a card file must have exactly one name (copy it instead of linking, then remove the other names)")]
     Linked { path: PathBuf, links: u64 },
-    #[error("injected storage failure (test)")]
-    Injected,
 }
 
 impl StoreError {
