@@ -67,8 +67,6 @@
 //!   std.
 //! - `std`: the JSON state file and `FileStore`/`VirtualCard`, OS randomness (`Card::new`,
 //!   `AdminSession::new`), and the std features of `thiserror`, `serde_json` and `tracing`.
-//!   The bridge uses the core only; the tools, the end-to-end tests and the fuzz harness ask
-//!   for `std`.
 //! - `virtual-card` (default, implies `std`): the vpcd transport (`vpcd`) and the
 //!   `virtual-card` binary.
 //!
