@@ -1,7 +1,8 @@
 //! The APDU-sequence harness shared by the libFuzzer target (`fuzz_targets/apdu_sequence.rs`)
 //! and the stable test suite (`card-applet/tests/fuzz_harness.rs`, which runs it under
 //! proptest and on hand-written inputs), so the target is compiled and exercised by every
-//! `cargo test -p card-applet`. Only `card_applet`'s public API and `std` are used.
+//! `cargo test -p card-applet`. Only `std` and the public API of `card_applet`'s no_std core
+//! are used (the fuzz crate depends on it without features).
 //!
 //! One personalized card runs on a simulated disk that can tear any write. The input is a
 //! sequence of records, repeated until the bytes run out:
@@ -35,7 +36,7 @@ use std::rc::Rc;
 use card_applet::command::DataObject;
 use card_applet::host::admin::{AdminSession, Personalization};
 use card_applet::host::{self};
-use card_applet::state::{CardState, Store, StoreError};
+use card_applet::state::{CardState, Store};
 use card_applet::{Card, CardFront};
 use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
 
@@ -70,8 +71,19 @@ struct DiskInner {
 #[derive(Clone)]
 struct Disk(Rc<RefCell<DiskInner>>);
 
+/// The error of a write the input made fail.
+struct TornWrite;
+
+impl std::fmt::Display for TornWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fuzz disk: write torn")
+    }
+}
+
 impl Store for Disk {
-    fn commit(&mut self, state: &CardState) -> Result<(), StoreError> {
+    type Error = TornWrite;
+
+    fn commit(&mut self, state: &CardState) -> Result<(), TornWrite> {
         let mut d = self.0.borrow_mut();
         match d.fail_next.take() {
             Some(landed) => {
@@ -79,7 +91,7 @@ impl Store for Disk {
                 if landed {
                     d.durable = state.clone();
                 }
-                Err(StoreError::Injected)
+                Err(TornWrite)
             }
             None => {
                 d.durable = state.clone();

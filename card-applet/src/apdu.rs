@@ -4,6 +4,8 @@
 //! (wrong length). It never panics and never allocates. Interpreting CLA/INS/P1/P2 is
 //! the job of [`crate::command`].
 
+use alloc::vec::Vec;
+
 use iso7816::Status;
 
 /// Largest Ne of a short APDU (`Le = 00`).

@@ -9,6 +9,11 @@
 //! output. Whatever the file ends up holding, old or new, no code is emitted twice and no
 //! PIN is compared without a spent try having been committed first.
 
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
 use iso7816::Status;
 use zeroize::Zeroizing;
 
@@ -16,7 +21,8 @@ use crate::apdu::CommandView;
 use crate::command::{tag, Command, DataObject, LoginRequest, TxRequest, Verify, AID};
 use crate::pin::{PinBlock, PukBlock};
 use crate::scp::{SessionKeys, CHALLENGE_LEN, MAC_LEN};
-use crate::state::{CardState, Personal, Store, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
+use crate::state::{CardState, Personal, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
+use crate::store::Store;
 use crate::tlv;
 use paysim_otp::{login_otp, tx_otp, ChainKey, Otp};
 
@@ -35,9 +41,9 @@ pub struct Response {
     pub status: Status,
 }
 
-impl std::fmt::Debug for Response {
+impl core::fmt::Debug for Response {
     // The data may carry an OTP; show only its length.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Response({} bytes, {:04X})", self.data.len(), u16::from(self.status))
     }
 }
@@ -55,6 +61,7 @@ impl Response {
 /// A source of random bytes for card challenges; returns false if it failed.
 pub type RandomSource = Box<dyn FnMut(&mut [u8]) -> bool + Send>;
 
+#[cfg(feature = "std")]
 fn os_random() -> RandomSource {
     Box::new(|buf: &mut [u8]| getrandom::getrandom(buf).is_ok())
 }
@@ -68,6 +75,30 @@ enum Admin {
     Open(SessionKeys),
 }
 
+/// The three counters that guard a secret, each spent through [`Card::spend_try_then`].
+#[derive(Clone, Copy)]
+enum TryCounter {
+    Pin,
+    Puk,
+    Admin,
+}
+
+impl TryCounter {
+    /// The counter in `state`; `None` for the PIN and PUK of a card not personalized.
+    fn tries(self, state: &mut CardState) -> Option<&mut u8> {
+        match self {
+            Self::Pin => state.personal.as_mut().map(|p| &mut p.pin_tries),
+            Self::Puk => state.personal.as_mut().map(|p| &mut p.puk_tries),
+            Self::Admin => Some(&mut state.admin_tries),
+        }
+    }
+}
+
+/// Constant-time check of `pin` against the stored PIN.
+fn pin_matches(state: &CardState, pin: &PinBlock) -> Option<()> {
+    state.personal.as_ref().is_some_and(|p| p.pin.ct_eq(pin)).then_some(())
+}
+
 /// The applet. `S` is where its persistent state is committed.
 pub struct Card<S: Store> {
     store: S,
@@ -78,8 +109,8 @@ pub struct Card<S: Store> {
     random: RandomSource,
 }
 
-impl<S: Store> std::fmt::Debug for Card<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<S: Store> core::fmt::Debug for Card<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Card")
             .field("state", &self.state)
             .field("selected", &self.selected)
@@ -91,7 +122,9 @@ impl<S: Store> std::fmt::Debug for Card<S> {
 type Outcome = Result<Vec<u8>, Status>;
 
 impl<S: Store> Card<S> {
-    /// A card running `state` (as loaded from `store`), with OS randomness.
+    /// A card running `state` (as loaded from `store`), with OS randomness (feature `std`;
+    /// without it the caller injects its source through [`Card::with_random`]).
+    #[cfg(feature = "std")]
     pub fn new(store: S, state: CardState) -> Self {
         Self::with_random(store, state, os_random())
     }
@@ -228,57 +261,57 @@ impl<S: Store> Card<S> {
     /// - Reset (P1 = `FF`): `9000`, PIN no longer verified.
     /// - `6985` not personalized (there is no PIN); `6581` the spent try could not be committed.
     fn verify(&mut self, v: Verify) -> Outcome {
-        if matches!(v, Verify::Reset) {
-            self.pin_verified = false;
-            return Ok(Vec::new());
-        }
-        let Some(p) = self.state.personal.as_mut() else {
-            return Err(Status::ConditionsOfUseNotSatisfied);
-        };
         match v {
-            Verify::Reset => Ok(Vec::new()),
-            Verify::Status => match (self.pin_verified, p.pin_tries) {
-                (true, _) => Ok(Vec::new()),
-                (false, 0) => Err(Status::OperationBlocked),
-                (false, n) => Err(Status::RemainingRetries(n)),
-            },
+            Verify::Reset => {
+                self.pin_verified = false;
+                Ok(Vec::new())
+            }
+            Verify::Status => {
+                let p = self.state.personal.as_ref().ok_or(Status::ConditionsOfUseNotSatisfied)?;
+                match (self.pin_verified, p.pin_tries) {
+                    (true, _) => Ok(Vec::new()),
+                    (false, 0) => Err(Status::OperationBlocked),
+                    (false, n) => Err(Status::RemainingRetries(n)),
+                }
+            }
             Verify::Check(pin) => {
                 self.pin_verified = false;
-                self.check_pin(&pin)
+                self.spend_try_then(TryCounter::Pin, Ok(()), |s, ()| pin_matches(s, &pin))?;
+                if let Some(p) = self.state.personal.as_mut() {
+                    p.pin_tries = PIN_TRIES;
+                }
+                self.commit()?;
+                self.pin_verified = true;
+                Ok(Vec::new())
             }
         }
     }
 
-    /// Spends a PIN try, commits it, then compares (constant time). On a match the try is
-    /// still spent: the caller restores the tries in its own single commit.
-    /// `Ok` match; `63Cx` wrong, x left; `6983` blocked (nothing spent or compared); `6985`
-    /// not personalized; `6581` the spent try could not be committed (nothing compared).
-    fn spend_pin_try_and_compare(&mut self, pin: &PinBlock) -> Result<(), Status> {
-        let Some(p) = self.state.personal.as_mut() else {
-            return Err(Status::ConditionsOfUseNotSatisfied);
-        };
-        let Some(left) = p.pin_tries.checked_sub(1) else {
+    /// The one way a secret is checked: spend a try of `counter`, commit it, and only then
+    /// compare, so that cutting the power at any moment never yields a free guess.
+    ///
+    /// `ready` is the command's own precondition, looked at after the blocked check and
+    /// before anything is spent; `compare` (constant time) gets its value and returns
+    /// `Some` on a match. On a match the try is still spent: the caller restores the tries
+    /// in its own single commit.
+    ///
+    /// `Ok` match; `63Cx` no match, x tries left; `6983` no try left (nothing spent or
+    /// compared); `6985` not personalized (PIN, PUK), or `ready`'s status; `6581` the spent
+    /// try could not be committed (nothing compared).
+    fn spend_try_then<I, T>(
+        &mut self,
+        counter: TryCounter,
+        ready: Result<I, Status>,
+        compare: impl FnOnce(&CardState, I) -> Option<T>,
+    ) -> Result<T, Status> {
+        let tries = counter.tries(&mut self.state).ok_or(Status::ConditionsOfUseNotSatisfied)?;
+        let Some(left) = tries.checked_sub(1) else {
             return Err(Status::OperationBlocked);
         };
-        p.pin_tries = left;
+        let input = ready?;
+        *tries = left;
         self.commit()?;
-        match &self.state.personal {
-            Some(p) if p.pin.ct_eq(pin) => Ok(()),
-            Some(_) => Err(Status::RemainingRetries(left)),
-            None => Err(Status::ConditionsOfUseNotSatisfied),
-        }
-    }
-
-    /// Checks the PIN of VERIFY: spend, commit, compare, then restore 3 tries (a second
-    /// commit) and mark the PIN verified. `9000` / `63Cx` / `6983` / `6985` / `6581`.
-    fn check_pin(&mut self, pin: &PinBlock) -> Outcome {
-        self.spend_pin_try_and_compare(pin)?;
-        if let Some(p) = self.state.personal.as_mut() {
-            p.pin_tries = PIN_TRIES;
-        }
-        self.commit()?;
-        self.pin_verified = true;
-        Ok(Vec::new())
+        compare(&self.state, input).ok_or(Status::RemainingRetries(left))
     }
 
     /// CHANGE REFERENCE DATA: old PIN ‖ new PIN.
@@ -291,7 +324,7 @@ impl<S: Store> Card<S> {
     /// blocked; `6985` not personalized; `6581` write failed (not verified).
     fn change_reference_data(&mut self, old: PinBlock, new: PinBlock) -> Outcome {
         self.pin_verified = false;
-        self.spend_pin_try_and_compare(&old)?;
+        self.spend_try_then(TryCounter::Pin, Ok(()), |s, ()| pin_matches(s, &old))?;
         if let Some(p) = self.state.personal.as_mut() {
             p.pin = new;
             p.pin_tries = PIN_TRIES;
@@ -308,24 +341,14 @@ impl<S: Store> Card<S> {
     /// personalized; `6581` write failed. A PUK try is spent and committed before comparing.
     fn reset_retry_counter(&mut self, puk: PukBlock, new_pin: PinBlock) -> Outcome {
         self.pin_verified = false;
-        let Some(p) = self.state.personal.as_mut() else {
-            return Err(Status::ConditionsOfUseNotSatisfied);
-        };
-        if p.puk_tries == 0 {
-            return Err(Status::OperationBlocked);
+        self.spend_try_then(TryCounter::Puk, Ok(()), |s, ()| {
+            s.personal.as_ref().is_some_and(|p| p.puk.ct_eq(&puk)).then_some(())
+        })?;
+        if let Some(p) = self.state.personal.as_mut() {
+            p.puk_tries = PUK_TRIES;
+            p.pin = new_pin;
+            p.pin_tries = PIN_TRIES;
         }
-        p.puk_tries -= 1;
-        let left = p.puk_tries;
-        self.commit()?;
-        let Some(p) = self.state.personal.as_mut() else {
-            return Err(Status::ConditionsOfUseNotSatisfied);
-        };
-        if !p.puk.ct_eq(&puk) {
-            return Err(Status::RemainingRetries(left));
-        }
-        p.puk_tries = PUK_TRIES;
-        p.pin = new_pin;
-        p.pin_tries = PIN_TRIES;
         self.commit()?;
         Ok(Vec::new())
     }
@@ -408,21 +431,20 @@ impl<S: Store> Card<S> {
     /// (session open, tries back to 10); `63Cx` wrong cryptogram, x tries left; `6983`
     /// admin key blocked; `6985` no GET CHALLENGE just before; `6581` write failed.
     fn external_authenticate(&mut self, rh: [u8; CHALLENGE_LEN], hc: [u8; MAC_LEN]) -> Outcome {
-        let admin = std::mem::replace(&mut self.admin, Admin::Idle);
-        if self.state.admin_tries == 0 {
-            return Err(Status::OperationBlocked);
-        }
-        let Admin::Challenged(rc) = admin else {
-            return Err(Status::ConditionsOfUseNotSatisfied);
+        let challenged = match core::mem::replace(&mut self.admin, Admin::Idle) {
+            Admin::Challenged(rc) => Ok(rc),
+            Admin::Idle | Admin::Open(_) => Err(Status::ConditionsOfUseNotSatisfied),
         };
-        self.state.admin_tries -= 1;
-        let left = self.state.admin_tries;
-        self.commit()?;
-        let keys = SessionKeys::derive(&self.state.admin_key, &rh, &rc);
-        if !SessionKeys::verify(&keys.host_cryptogram(), &hc) {
-            tracing::info!(tries_left = left, "admin authentication failed");
-            return Err(Status::RemainingRetries(left));
-        }
+        let keys = self
+            .spend_try_then(TryCounter::Admin, challenged, |s, rc| {
+                let keys = SessionKeys::derive(&s.admin_key, &rh, &rc);
+                SessionKeys::verify(&keys.host_cryptogram(), &hc).then_some(keys)
+            })
+            .inspect_err(|sw| {
+                if let Status::RemainingRetries(left) = sw {
+                    tracing::info!(tries_left = left, "admin authentication failed");
+                }
+            })?;
         self.state.admin_tries = ADMIN_TRIES;
         self.commit()?;
         let cc = keys.card_cryptogram();
@@ -437,7 +459,7 @@ impl<S: Store> Card<S> {
     /// `9000` + R-MAC; `6982` no admin session; `6988` C-MAC wrong; `6A80` plaintext
     /// malformed; `6581` write failed.
     fn personalize(&mut self, header: [u8; 4], protected: &[u8]) -> Outcome {
-        let Admin::Open(keys) = std::mem::replace(&mut self.admin, Admin::Idle) else {
+        let Admin::Open(keys) = core::mem::replace(&mut self.admin, Admin::Idle) else {
             return Err(Status::SecurityStatusNotSatisfied);
         };
         let (plain, c_mac) = keys.unwrap(header, protected).map_err(|e| match e {
@@ -452,7 +474,7 @@ impl<S: Store> Card<S> {
         let seed = Zeroizing::new(<[u8; 32]>::try_from(seed.ok_or(bad)?).map_err(|_| bad)?);
         let pin = PinBlock::from_block(pin.ok_or(bad)?).map_err(|_| bad)?;
         let puk = PukBlock::from_block(puk.ok_or(bad)?).map_err(|_| bad)?;
-        let serial = std::str::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?.to_owned();
+        let serial = core::str::from_utf8(serial.ok_or(bad)?).map_err(|_| bad)?.to_owned();
         if !paysim_wire::CardSerial::is_valid(&serial) {
             return Err(bad);
         }

@@ -207,24 +207,69 @@ fn challenge_field(value: &[u8]) -> Result<&[u8], Status> {
     Ok(value)
 }
 
-/// Which instructions exist in which class.
+/// The class a command is sent in (ISO/IEC 7816-4 §5.4.1).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
     Iso,
     Proprietary,
 }
 
-fn class_of(ins: u8) -> Option<Class> {
-    match ins {
-        ins::SELECT
-        | ins::VERIFY
-        | ins::CHANGE_REFERENCE_DATA
-        | ins::RESET_RETRY_COUNTER
-        | ins::GET_DATA
-        | ins::GET_CHALLENGE
-        | ins::EXTERNAL_AUTHENTICATE => Some(Class::Iso),
-        ins::LOGIN_OTP | ins::TRANSACTION_OTP | ins::PERSONALIZE => Some(Class::Proprietary),
-        _ => None,
+/// The instructions the applet knows, each in one class. GET RESPONSE is answered by the
+/// frame layer ([`crate::front`]) and never reaches this parser.
+#[derive(Clone, Copy)]
+enum Instruction {
+    Select,
+    Verify,
+    ChangeReferenceData,
+    ResetRetryCounter,
+    GetData,
+    GetChallenge,
+    ExternalAuthenticate,
+    LoginOtp,
+    TransactionOtp,
+    Personalize,
+}
+
+impl Instruction {
+    fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            ins::SELECT => Self::Select,
+            ins::VERIFY => Self::Verify,
+            ins::CHANGE_REFERENCE_DATA => Self::ChangeReferenceData,
+            ins::RESET_RETRY_COUNTER => Self::ResetRetryCounter,
+            ins::GET_DATA => Self::GetData,
+            ins::GET_CHALLENGE => Self::GetChallenge,
+            ins::EXTERNAL_AUTHENTICATE => Self::ExternalAuthenticate,
+            ins::LOGIN_OTP => Self::LoginOtp,
+            ins::TRANSACTION_OTP => Self::TransactionOtp,
+            ins::PERSONALIZE => Self::Personalize,
+            _ => return None,
+        })
+    }
+
+    fn class(self) -> Class {
+        match self {
+            Self::Select
+            | Self::Verify
+            | Self::ChangeReferenceData
+            | Self::ResetRetryCounter
+            | Self::GetData
+            | Self::GetChallenge
+            | Self::ExternalAuthenticate => Class::Iso,
+            Self::LoginOtp | Self::TransactionOtp | Self::Personalize => Class::Proprietary,
+        }
+    }
+}
+
+/// Step 1 of the check order: the class byte. Command chaining (bit 5) is refused.
+fn class_of(cla: u8) -> Result<Class, Status> {
+    match cla {
+        CLA_ISO => Ok(Class::Iso),
+        CLA_PROPRIETARY => Ok(Class::Proprietary),
+        c if c & 0x10 != 0 && matches!(c & !0x10, CLA_ISO | CLA_PROPRIETARY) => {
+            Err(Status::CommandChainingNotSupported)
+        }
+        _ => Err(Status::ClassNotSupported),
     }
 }
 
@@ -232,116 +277,133 @@ impl<'a> TryFrom<CommandView<'a>> for Command<'a> {
     type Error = Status;
 
     fn try_from(v: CommandView<'a>) -> Result<Self, Status> {
-        let class = match v.cla {
-            CLA_ISO => Class::Iso,
-            CLA_PROPRIETARY => Class::Proprietary,
-            c if c & 0x10 != 0 && matches!(c & !0x10, CLA_ISO | CLA_PROPRIETARY) => {
-                return Err(Status::CommandChainingNotSupported)
-            }
-            _ => return Err(Status::ClassNotSupported),
-        };
-        match class_of(v.ins) {
-            None => return Err(Status::InstructionNotSupportedOrInvalid),
-            Some(c) if c != class => return Err(Status::ClassNotSupported),
-            Some(_) => {}
-        }
-        match v.ins {
-            ins::SELECT => {
-                require(v.p1 == 0x04 && matches!(v.p2, 0x00 | 0x0C), Status::IncorrectP1OrP2Parameter)?;
-                require((1..=16).contains(&v.data.len()), Status::WrongLength)?;
-                Ok(Command::Select { aid: v.data, fci: v.p2 == 0x00 })
-            }
-            ins::VERIFY => {
-                require(v.p2 == PIN_REF, Status::IncorrectP1OrP2Parameter)?;
-                match (v.p1, v.data.len()) {
-                    (0x00, 0) => Ok(Command::Verify(Verify::Status)),
-                    (0x00, BLOCK_LEN) => {
-                        Ok(Command::Verify(Verify::Check(PinBlock::from_block(v.data).map_err(|_| bad_data())?)))
-                    }
-                    (0xFF, 0) => Ok(Command::Verify(Verify::Reset)),
-                    (0x00 | 0xFF, _) => Err(Status::WrongLength),
-                    _ => Err(Status::IncorrectP1OrP2Parameter),
-                }
-            }
-            ins::CHANGE_REFERENCE_DATA => {
-                p1p2(&v, 0x00, PIN_REF)?;
-                require(v.data.len() == 2 * BLOCK_LEN, Status::WrongLength)?;
-                let (old, new) = v.data.split_at(BLOCK_LEN);
-                Ok(Command::ChangeReferenceData {
-                    old: PinBlock::from_block(old).map_err(|_| bad_data())?,
-                    new: PinBlock::from_block(new).map_err(|_| bad_data())?,
-                })
-            }
-            ins::RESET_RETRY_COUNTER => {
-                p1p2(&v, 0x00, PIN_REF)?;
-                require(v.data.len() == 2 * BLOCK_LEN, Status::WrongLength)?;
-                let (puk, pin) = v.data.split_at(BLOCK_LEN);
-                Ok(Command::ResetRetryCounter {
-                    puk: PukBlock::from_block(puk).map_err(|_| bad_data())?,
-                    new_pin: PinBlock::from_block(pin).map_err(|_| bad_data())?,
-                })
-            }
-            ins::GET_DATA => {
-                let obj = DataObject::from_tag(u16::from_be_bytes([v.p1, v.p2])).ok_or(Status::KeyReferenceNotFound)?;
-                no_data(&v)?;
-                Ok(Command::GetData(obj))
-            }
-            ins::GET_CHALLENGE => {
-                p1p2(&v, 0x00, 0x00)?;
-                no_data(&v)?;
-                Ok(Command::GetChallenge)
-            }
-            ins::EXTERNAL_AUTHENTICATE => {
-                p1p2(&v, 0x00, 0x00)?;
-                let (Some((rh, rest)), true) =
-                    (v.data.split_first_chunk::<CHALLENGE_LEN>(), v.data.len() == CHALLENGE_LEN + MAC_LEN)
-                else {
-                    return Err(Status::WrongLength);
-                };
-                let hc: [u8; MAC_LEN] = rest.try_into().map_err(|_| Status::WrongLength)?;
-                Ok(Command::ExternalAuthenticate { host_challenge: *rh, host_cryptogram: hc })
-            }
-            ins::LOGIN_OTP => {
-                p1p2(&v, 0x00, 0x00)?;
-                require(!v.data.is_empty(), Status::WrongLength)?;
-                let [challenge, verifier_id] =
-                    parse_flat(v.data, [tag::CHALLENGE, tag::VERIFIER_ID]).ok_or_else(bad_data)?;
-                Ok(Command::LoginOtp(LoginRequest {
-                    challenge: challenge_field(challenge.ok_or_else(bad_data)?)?,
-                    verifier_id: utf8_field(verifier_id.ok_or_else(bad_data)?)?,
-                }))
-            }
-            ins::TRANSACTION_OTP => {
-                p1p2(&v, 0x00, 0x00)?;
-                require(!v.data.is_empty(), Status::WrongLength)?;
-                let [challenge, verifier_id, tx_id, amount, currency, payee] = parse_flat(
-                    v.data,
-                    [tag::CHALLENGE, tag::VERIFIER_ID, tag::TRANSACTION_ID, tag::AMOUNT, tag::CURRENCY, tag::PAYEE],
-                )
-                .ok_or_else(bad_data)?;
-                let tx_id = tx_id.ok_or_else(bad_data)?;
-                require((1..=FIELD_MAX).contains(&tx_id.len()), bad_data())?;
-                let amount: [u8; 8] = amount.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
-                let currency: &[u8; 3] = currency.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
-                require(currency.iter().all(u8::is_ascii_uppercase), bad_data())?;
-                Ok(Command::TransactionOtp(TxRequest {
-                    challenge: challenge_field(challenge.ok_or_else(bad_data)?)?,
-                    fields: TxFields {
-                        verifier_id: utf8_field(verifier_id.ok_or_else(bad_data)?)?,
-                        transaction_id: tx_id,
-                        amount_minor: u64::from_be_bytes(amount),
-                        currency,
-                        payee: utf8_field(payee.ok_or_else(bad_data)?)?,
-                    },
-                }))
-            }
-            ins::PERSONALIZE => {
-                p1p2(&v, 0x00, 0x00)?;
-                // At least one cipher block plus the C-MAC, whole blocks only.
-                require(v.data.len() >= 32 && v.data.len().is_multiple_of(16), Status::WrongLength)?;
-                Ok(Command::Personalize { header: [v.cla, v.ins, v.p1, v.p2], protected: v.data })
-            }
-            _ => Err(Status::InstructionNotSupportedOrInvalid),
+        let class = class_of(v.cla)?;
+        let instruction = Instruction::from_byte(v.ins).ok_or(Status::InstructionNotSupportedOrInvalid)?;
+        require(instruction.class() == class, Status::ClassNotSupported)?;
+        match instruction {
+            Instruction::Select => select(v),
+            Instruction::Verify => verify(v),
+            Instruction::ChangeReferenceData => change_reference_data(v),
+            Instruction::ResetRetryCounter => reset_retry_counter(v),
+            Instruction::GetData => get_data(v),
+            Instruction::GetChallenge => get_challenge(v),
+            Instruction::ExternalAuthenticate => external_authenticate(v),
+            Instruction::LoginOtp => login_otp(v),
+            Instruction::TransactionOtp => transaction_otp(v),
+            Instruction::Personalize => personalize(v),
         }
     }
+}
+
+/// SELECT `00 A4 04 00|0C Lc DF-name`: `6A86` other P1/P2, `6700` name not 1-16 bytes.
+fn select(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    require(v.p1 == 0x04 && matches!(v.p2, 0x00 | 0x0C), Status::IncorrectP1OrP2Parameter)?;
+    require((1..=16).contains(&v.data.len()), Status::WrongLength)?;
+    Ok(Command::Select { aid: v.data, fci: v.p2 == 0x00 })
+}
+
+/// VERIFY `00 20 00|FF 81 [08 PIN block]`: `6A86` other P1/P2, `6700` a data field of
+/// another length (or any data with P1 = `FF`), `6A80` not a PIN block.
+fn verify(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    require(v.p2 == PIN_REF, Status::IncorrectP1OrP2Parameter)?;
+    match (v.p1, v.data.len()) {
+        (0x00, 0) => Ok(Command::Verify(Verify::Status)),
+        (0x00, BLOCK_LEN) => Ok(Command::Verify(Verify::Check(PinBlock::from_block(v.data).map_err(|_| bad_data())?))),
+        (0xFF, 0) => Ok(Command::Verify(Verify::Reset)),
+        (0x00 | 0xFF, _) => Err(Status::WrongLength),
+        _ => Err(Status::IncorrectP1OrP2Parameter),
+    }
+}
+
+/// CHANGE REFERENCE DATA `00 24 00 81 10 old ‖ new`: `6A86`, `6700`, `6A80`.
+fn change_reference_data(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    p1p2(&v, 0x00, PIN_REF)?;
+    require(v.data.len() == 2 * BLOCK_LEN, Status::WrongLength)?;
+    let (old, new) = v.data.split_at(BLOCK_LEN);
+    Ok(Command::ChangeReferenceData {
+        old: PinBlock::from_block(old).map_err(|_| bad_data())?,
+        new: PinBlock::from_block(new).map_err(|_| bad_data())?,
+    })
+}
+
+/// RESET RETRY COUNTER `00 2C 00 81 10 PUK ‖ new PIN`: `6A86`, `6700`, `6A80`.
+fn reset_retry_counter(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    p1p2(&v, 0x00, PIN_REF)?;
+    require(v.data.len() == 2 * BLOCK_LEN, Status::WrongLength)?;
+    let (puk, pin) = v.data.split_at(BLOCK_LEN);
+    Ok(Command::ResetRetryCounter {
+        puk: PukBlock::from_block(puk).map_err(|_| bad_data())?,
+        new_pin: PinBlock::from_block(pin).map_err(|_| bad_data())?,
+    })
+}
+
+/// GET DATA `00 CA tag`: `6A88` unknown tag, `6700` data present.
+fn get_data(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    let obj = DataObject::from_tag(u16::from_be_bytes([v.p1, v.p2])).ok_or(Status::KeyReferenceNotFound)?;
+    no_data(&v)?;
+    Ok(Command::GetData(obj))
+}
+
+/// GET CHALLENGE `00 84 00 00`: `6A86`, `6700` data present.
+fn get_challenge(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    p1p2(&v, 0x00, 0x00)?;
+    no_data(&v)?;
+    Ok(Command::GetChallenge)
+}
+
+/// EXTERNAL AUTHENTICATE `00 82 00 00 20 host challenge ‖ host cryptogram`: `6A86`, `6700`.
+fn external_authenticate(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    p1p2(&v, 0x00, 0x00)?;
+    let Some((host_challenge, host_cryptogram)) = v.data.split_first_chunk::<CHALLENGE_LEN>() else {
+        return Err(Status::WrongLength);
+    };
+    let host_cryptogram: [u8; MAC_LEN] = host_cryptogram.try_into().map_err(|_| Status::WrongLength)?;
+    Ok(Command::ExternalAuthenticate { host_challenge: *host_challenge, host_cryptogram })
+}
+
+/// LOGIN OTP `80 10 00 00 Lc {01 challenge, 02 verifier id}`: `6A86`, `6700` no data,
+/// `6A80` a field missing, repeated, unknown or out of range.
+fn login_otp(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    p1p2(&v, 0x00, 0x00)?;
+    require(!v.data.is_empty(), Status::WrongLength)?;
+    let [challenge, verifier_id] = parse_flat(v.data, [tag::CHALLENGE, tag::VERIFIER_ID]).ok_or_else(bad_data)?;
+    Ok(Command::LoginOtp(LoginRequest {
+        challenge: challenge_field(challenge.ok_or_else(bad_data)?)?,
+        verifier_id: utf8_field(verifier_id.ok_or_else(bad_data)?)?,
+    }))
+}
+
+/// TRANSACTION OTP `80 12 00 00 Lc {01, 02, 05, 06, 07, 08}`: as LOGIN OTP; the amount is
+/// 8 bytes, the currency 3 upper-case ASCII letters.
+fn transaction_otp(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    p1p2(&v, 0x00, 0x00)?;
+    require(!v.data.is_empty(), Status::WrongLength)?;
+    let [challenge, verifier_id, tx_id, amount, currency, payee] = parse_flat(
+        v.data,
+        [tag::CHALLENGE, tag::VERIFIER_ID, tag::TRANSACTION_ID, tag::AMOUNT, tag::CURRENCY, tag::PAYEE],
+    )
+    .ok_or_else(bad_data)?;
+    let tx_id = tx_id.ok_or_else(bad_data)?;
+    require((1..=FIELD_MAX).contains(&tx_id.len()), bad_data())?;
+    let amount: [u8; 8] = amount.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
+    let currency: &[u8; 3] = currency.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
+    require(currency.iter().all(u8::is_ascii_uppercase), bad_data())?;
+    Ok(Command::TransactionOtp(TxRequest {
+        challenge: challenge_field(challenge.ok_or_else(bad_data)?)?,
+        fields: TxFields {
+            verifier_id: utf8_field(verifier_id.ok_or_else(bad_data)?)?,
+            transaction_id: tx_id,
+            amount_minor: u64::from_be_bytes(amount),
+            currency,
+            payee: utf8_field(payee.ok_or_else(bad_data)?)?,
+        },
+    }))
+}
+
+/// PERSONALIZE `80 E2 00 00 Lc ciphertext ‖ C-MAC`: `6A86`; `6700` unless at least one
+/// cipher block plus the C-MAC, in whole blocks.
+fn personalize(v: CommandView<'_>) -> Result<Command<'_>, Status> {
+    p1p2(&v, 0x00, 0x00)?;
+    require(v.data.len() >= 32 && v.data.len().is_multiple_of(16), Status::WrongLength)?;
+    Ok(Command::Personalize { header: [v.cla, v.ins, v.p1, v.p2], protected: v.data })
 }

@@ -7,15 +7,15 @@
 //! `61xx`, where `xx` is the number of bytes still waiting (`00` = 256 or more); each
 //! `00 C0 00 00 Le` returns the next piece. Any other command discards what is waiting.
 
-use std::path::Path;
-
 use iso7816::Status;
 use zeroize::Zeroizing;
+
+use alloc::vec::Vec;
 
 use crate::apdu::{sw_bytes, CommandView};
 use crate::card::Card;
 use crate::command::{ins, CLA_ISO};
-use crate::state::{FileStore, Store, StoreError};
+use crate::store::Store;
 
 /// The card's ATR (ISO/IEC 7816-3 §8.2):
 ///
@@ -46,13 +46,16 @@ pub struct CardFront<S: Store> {
 }
 
 /// The file-backed card that `virtual-card` runs.
-pub type VirtualCard = CardFront<FileStore>;
+#[cfg(feature = "std")]
+pub type VirtualCard = CardFront<crate::state::FileStore>;
 
-impl CardFront<FileStore> {
-    /// Opens the card file at `path` (see [`FileStore::open`]): errors if another process
-    /// runs it, if it is readable by group/others, or if it cannot be read or parsed.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let (store, state) = FileStore::open(path)?;
+#[cfg(feature = "std")]
+impl CardFront<crate::state::FileStore> {
+    /// Opens the card file at `path` (see [`FileStore::open`](crate::state::FileStore::open)):
+    /// errors if another process runs it, if it is readable by group/others, or if it cannot
+    /// be read or parsed. The card draws its challenges from the operating system.
+    pub fn open(path: &std::path::Path) -> Result<Self, crate::state::StoreError> {
+        let (store, state) = crate::state::FileStore::open(path)?;
         Ok(Self::new(Card::new(store, state)))
     }
 }

@@ -36,14 +36,14 @@ pub struct PinBlock(Zeroizing<[u8; BLOCK_LEN]>);
 #[derive(Clone)]
 pub struct PukBlock(Zeroizing<[u8; BLOCK_LEN]>);
 
-impl std::fmt::Debug for PinBlock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for PinBlock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("PinBlock(<secret>)")
     }
 }
 
-impl std::fmt::Debug for PukBlock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for PukBlock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("PukBlock(<secret>)")
     }
 }

@@ -17,6 +17,9 @@
 //!               R-MAC = CMAC(S-RMAC, C-MAC ‖ 90 00)
 //! ```
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use aes::cipher::{block_padding::Iso7816, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit};
 use aes::Aes256;
 use cmac::{Cmac, Mac};
@@ -66,8 +69,8 @@ pub struct SessionKeys {
     context: [u8; 2 * CHALLENGE_LEN],
 }
 
-impl std::fmt::Debug for SessionKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("SessionKeys(<secret>)")
     }
 }

@@ -2,6 +2,8 @@
 //! objects that command data, OTP answers and the PERSONALIZE payload use, and a depth guard
 //! for parsing templates received from a card.
 
+use alloc::vec::Vec;
+
 use iso7816_tlv::ber::{Tag, Tlv, Value};
 
 /// A primitive BER-TLV object with a one- or two-byte tag.

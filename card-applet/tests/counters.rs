@@ -111,6 +111,25 @@ fn a_right_admin_authentication_restores_the_tries() {
     assert_eq!(c.card().state().admin_tries, 10);
 }
 
+/// EXTERNAL AUTHENTICATE without a GET CHALLENGE just before spends no try (6985); once the
+/// key is blocked it answers 6983 before even looking for a challenge. Neither writes.
+#[test]
+fn an_unchallenged_external_authenticate_costs_nothing() {
+    let mut c = factory();
+    tx(&mut c, &host::select());
+    let unchallenged = card_applet::apdu::build(0x00, 0x82, 0, 0, &[0x11; 32], Some(256)).unwrap();
+    let writes = c.card().store().writes;
+    assert_eq!(sw(&tx(&mut c, &unchallenged)), 0x6985);
+    assert_eq!((c.card().state().admin_tries, c.card().store().writes), (10, writes));
+    for _ in 0..10 {
+        tx(&mut c, &AdminSession::get_challenge());
+        assert_eq!(sw(&tx(&mut c, &unchallenged)) & 0xFFF0, 0x63C0);
+    }
+    let writes = c.card().store().writes;
+    assert_eq!(sw(&tx(&mut c, &unchallenged)), 0x6983);
+    assert_eq!((c.card().state().admin_tries, c.card().store().writes), (0, writes));
+}
+
 #[test]
 fn challenges_are_single_use() {
     let mut c = factory();

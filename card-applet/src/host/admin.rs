@@ -16,6 +16,9 @@
 //! session.check_personalized(&host::transceive(&cmd, &mut transmit).unwrap()).unwrap();
 //! ```
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use zeroize::Zeroizing;
 
 use super::{error_for, split, CardError, Context, RequestError};
@@ -68,14 +71,16 @@ pub struct AdminSession {
     phase: Phase,
 }
 
-impl std::fmt::Debug for AdminSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for AdminSession {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("AdminSession(<secret>)")
     }
 }
 
 impl AdminSession {
-    /// A session with a fresh random host challenge.
+    /// A session with a fresh random host challenge from the operating system (feature
+    /// `std`; without it, draw one and use [`with_host_challenge`](Self::with_host_challenge)).
+    #[cfg(feature = "std")]
     pub fn new(admin_key: &[u8; 32]) -> Result<Self, AdminError> {
         let mut rh = [0u8; CHALLENGE_LEN];
         getrandom::getrandom(&mut rh).map_err(|_| AdminError::Random)?;
@@ -114,7 +119,7 @@ impl AdminSession {
     /// Checks EXTERNAL AUTHENTICATE's answer: the card's cryptogram proves it holds the
     /// admin key. `AdminAuthFailed{tries_left}`, `AdminBlocked`, `CardCryptogram`.
     pub fn check_authenticated(&mut self, response: &[u8]) -> Result<(), AdminError> {
-        let Phase::Sent { keys } = std::mem::replace(&mut self.phase, Phase::Done) else {
+        let Phase::Sent { keys } = core::mem::replace(&mut self.phase, Phase::Done) else {
             return Err(AdminError::OutOfOrder("no EXTERNAL AUTHENTICATE sent"));
         };
         let (data, sw) = split(response)?;
@@ -136,7 +141,7 @@ impl AdminSession {
         if !paysim_wire::CardSerial::is_valid(p.serial) {
             return Err(RequestError::Serial.into());
         }
-        let Phase::Authenticated { keys } = std::mem::replace(&mut self.phase, Phase::Done) else {
+        let Phase::Authenticated { keys } = core::mem::replace(&mut self.phase, Phase::Done) else {
             return Err(AdminError::OutOfOrder("not authenticated"));
         };
         let plain = Zeroizing::new(
@@ -162,7 +167,7 @@ impl AdminSession {
     /// Checks PERSONALIZE's answer: `9000` with an R-MAC that proves this card accepted
     /// exactly this command.
     pub fn check_personalized(&mut self, response: &[u8]) -> Result<(), AdminError> {
-        let Phase::Personalizing { keys, c_mac } = std::mem::replace(&mut self.phase, Phase::Done) else {
+        let Phase::Personalizing { keys, c_mac } = core::mem::replace(&mut self.phase, Phase::Done) else {
             return Err(AdminError::OutOfOrder("no PERSONALIZE sent"));
         };
         let (data, sw) = split(response)?;

@@ -17,6 +17,10 @@
 
 pub mod admin;
 
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
 use iso7816_tlv::ber::{Tlv, Value};
 use zeroize::Zeroizing;
 
@@ -220,7 +224,7 @@ fn check_challenge(challenge: &[u8]) -> Result<(), RequestError> {
 }
 
 fn check_utf8(field: &[u8], err: RequestError) -> Result<(), RequestError> {
-    if (1..=FIELD_MAX).contains(&field.len()) && std::str::from_utf8(field).is_ok() {
+    if (1..=FIELD_MAX).contains(&field.len()) && core::str::from_utf8(field).is_ok() {
         Ok(())
     } else {
         Err(err)
@@ -395,8 +399,10 @@ pub fn parse_otp(resp: &[u8]) -> Result<(u64, Otp), CardError> {
         .try_into()
         .map_err(|_| CardError::Malformed("counter is not 8 bytes"))?;
     let otp = otp.ok_or(CardError::Malformed("OTP answer without code"))?;
-    let otp =
-        std::str::from_utf8(otp).ok().and_then(Otp::from_digits).ok_or(CardError::Malformed("code is not 8 digits"))?;
+    let otp = core::str::from_utf8(otp)
+        .ok()
+        .and_then(Otp::from_digits)
+        .ok_or(CardError::Malformed("code is not 8 digits"))?;
     Ok((u64::from_be_bytes(counter), otp))
 }
 

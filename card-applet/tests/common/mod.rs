@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use card_applet::host::admin::{AdminSession, Personalization};
 use card_applet::host::{self};
-use card_applet::state::{CardState, MemStore, Store, StoreError};
+use card_applet::state::{CardState, MemStore, Store};
 use card_applet::{Card, CardFront};
 
 pub const ADMIN_KEY: [u8; 32] = [0xA0; 32];
@@ -147,8 +147,20 @@ impl Disk {
     }
 }
 
+/// The error of a write [`Disk`] was told to fail.
+#[derive(Debug)]
+pub struct TornWrite(pub Tear);
+
+impl std::fmt::Display for TornWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "test disk: write torn ({:?})", self.0)
+    }
+}
+
 impl Store for Disk {
-    fn commit(&mut self, state: &CardState) -> Result<(), StoreError> {
+    type Error = TornWrite;
+
+    fn commit(&mut self, state: &CardState) -> Result<(), TornWrite> {
         let mut d = self.0.borrow_mut();
         let n = d.writes;
         d.writes += 1;
@@ -157,7 +169,7 @@ impl Store for Disk {
             if d.tear == Tear::Landed {
                 d.durable = state.clone();
             }
-            return Err(StoreError::Injected);
+            return Err(TornWrite(d.tear));
         }
         d.durable = state.clone();
         Ok(())
