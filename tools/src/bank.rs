@@ -11,7 +11,8 @@
 
 use std::path::Path;
 
-use bank_server::ledger;
+use paysim_wire::money::KEPT_BY_BANK;
+use paysim_wire::{Currency, MAX_AMOUNT};
 
 /// Why an amount typed on the command line is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,30 +29,30 @@ pub enum AmountError {
         "amount {0:?} is not a decimal number like 12.34 (digits, at most one '.', no sign, no thousands separator)"
     )]
     NotANumber(String),
-    #[error("amount {0:?} is too large (at most {max} minor units)", max = ledger::MAX_AMOUNT)]
+    #[error("amount {0:?} is too large (at most {max} minor units)", max = MAX_AMOUNT)]
     TooLarge(String),
 }
 
 fn currency_list() -> String {
-    ledger::CURRENCIES.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+    KEPT_BY_BANK.join(", ")
 }
 
 /// A currency code as typed ("eur", " EUR ") made canonical, if the bank keeps it.
 pub fn currency(text: &str) -> Result<String, AmountError> {
-    let code = text.trim().to_ascii_uppercase();
-    if ledger::exponent(&code).is_some() {
-        Ok(code)
-    } else {
-        Err(AmountError::UnknownCurrency(text.to_owned()))
-    }
+    kept(text).map(|c| c.as_str().to_owned())
+}
+
+fn kept(text: &str) -> Result<Currency, AmountError> {
+    Currency::parse_kept(text).map_err(|_| AmountError::UnknownCurrency(text.to_owned()))
 }
 
 /// Converts `text` in major units ("12.34", "12", "0.5") to minor units of `currency`
 /// exactly: EUR "12.34" is 1234, JPY "500" is 500, EUR "12.345" and JPY "1.5" are refused.
-/// The conversion itself is the bank's own [`ledger::parse_amount`]; this adds the reason.
+/// The conversion itself is [`Currency::parse_amount`]; this adds the reason.
 pub fn parse_amount(text: &str, currency: &str) -> Result<u64, AmountError> {
-    let code = self::currency(currency)?;
-    let max = ledger::exponent(&code).unwrap_or(0);
+    let cur = kept(currency)?;
+    let code = cur.as_str().to_owned();
+    let max = cur.exponent();
     let t = text.trim();
     if t.starts_with('-') {
         return Err(AmountError::Negative(text.to_owned()));
@@ -73,12 +74,13 @@ pub fn parse_amount(text: &str, currency: &str) -> Result<u64, AmountError> {
     if int.bytes().chain(frac.bytes()).all(|b| b == b'0') {
         return Err(AmountError::Zero(text.to_owned()));
     }
-    ledger::parse_amount(t, &code).ok_or_else(|| AmountError::TooLarge(text.to_owned()))
+    cur.parse_amount(t).ok().filter(|v| *v <= MAX_AMOUNT).ok_or_else(|| AmountError::TooLarge(text.to_owned()))
 }
 
 /// `minor` units of `currency` written in major units, with the code: "12.34 EUR".
 pub fn show_amount(minor: i64, currency: &str) -> String {
-    format!("{} {currency}", ledger::format_amount(minor, currency))
+    let shown = currency.parse::<Currency>().map_or_else(|_| minor.to_string(), |c| c.format_minor(minor));
+    format!("{shown} {currency}")
 }
 
 /// Problems with the database path.
@@ -114,7 +116,7 @@ pub fn check_db(path: &Path, create: bool) -> Result<(), DbPathError> {
 /// The currency customer account `number` is kept in, or `None` if there is no such account.
 /// Asks the ledger through `bank_server::ops::account`: the ledger's tables stay its own.
 pub fn account_currency(db: &Path, number: &str) -> Result<Option<String>, bank_server::ops::OpsError> {
-    Ok(bank_server::ops::account(db, number)?.map(|(account, _owner)| account.currency))
+    Ok(bank_server::ops::account(db, number)?.map(|(account, _owner)| account.currency.to_string()))
 }
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ impl TestBank {
         let mut out = Vec::new();
         for user in ["alice", "bob", "carol"] {
             for a in ops::accounts(&self.path, user).unwrap() {
-                out.push((a.number, a.balance_minor));
+                out.push((a.number.to_string(), a.balance_minor));
             }
         }
         out

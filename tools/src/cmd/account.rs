@@ -90,7 +90,7 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
                 println!("user {user} has no accounts");
             }
             for a in accounts {
-                println!("{}  {}", a.number, show_amount(a.balance_minor, &a.currency));
+                println!("{}  {}", a.number, show_amount(a.balance_minor, a.currency.as_str()));
             }
             Ok(())
         }

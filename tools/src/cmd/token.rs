@@ -67,7 +67,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn check_serial(serial: &str) -> anyhow::Result<()> {
-    if bank_server::auth::valid_serial(serial) {
+    if paysim_wire::CardSerial::is_valid(serial) {
         Ok(())
     } else {
         anyhow::bail!("{serial:?} is not a card serial (1-16 characters of A-Z 0-9 -)")
@@ -82,10 +82,10 @@ fn enroll(user: &str, file: &std::path::Path, db: &DbArgs) -> anyhow::Result<()>
     let text = std::str::from_utf8(&raw)
         .map_err(|_| anyhow::anyhow!("{}: not a paysim-token-v1 file (not UTF-8)", file.display()))
         .with_context(what)?;
-    let token = bank_server::ops::parse_token_file(text)
+    let token = paysim_wire::TokenFile::parse(text)
         .map_err(|problem| anyhow::anyhow!("{}: {problem}", file.display()))
         .with_context(what)?;
-    bank_server::ops::enroll_token(path, &token.serial, &token.seed, token.counter, user).with_context(what)?;
+    bank_server::ops::enroll_token(path, token.serial.as_str(), &token.seed, token.counter, user).with_context(what)?;
     println!("enrolled token {} for user {user} (next counter {})", token.serial, token.counter);
     Ok(())
 }
@@ -109,9 +109,9 @@ fn list(json: bool, db: &DbArgs) -> anyhow::Result<()> {
         .iter()
         .map(|t| {
             [
-                t.serial.clone(),
-                t.user.clone(),
-                t.status.clone(),
+                t.serial.to_string(),
+                t.user.to_string(),
+                t.status.as_str().to_owned(),
                 t.next_counter.to_string(),
                 t.failures.to_string(),
                 match t.locked_until {
