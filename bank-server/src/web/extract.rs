@@ -19,6 +19,12 @@ use super::AppError;
 pub trait RequestBody: DeserializeOwned {
     /// `(field, rule)` for every required field, in the order they are reported missing.
     const FIELDS: &'static [(&'static str, &'static str)];
+
+    /// A refusal more precise than "field `f` must be ..." for a value of `field` that does
+    /// not deserialize; `None` for the generic one.
+    fn refusal(_field: &str, _value: &Value) -> Option<AppError> {
+        None
+    }
 }
 
 const NON_NEGATIVE: &str = "a non-negative integer";
@@ -40,6 +46,13 @@ impl RequestBody for NewTransfer {
         ("to", AccountNumber::RULE),
         ("amount_minor", NON_NEGATIVE),
     ];
+
+    /// Three upper-case letters that are no ISO 4217 code (`XYZ`) name a currency the bank
+    /// does not keep, as a code of the table it does not keep (`XAU`) does: `unsupported_currency`.
+    fn refusal(field: &str, value: &Value) -> Option<AppError> {
+        let code = value.as_str().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
+        (field == "currency" && code.is_some()).then_some(AppError::UnkeptCurrency)
+    }
 }
 
 /// A JSON body read into `T`.
@@ -53,16 +66,20 @@ pub fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, AppError> {
     if let Some((name, _)) = T::FIELDS.iter().find(|(name, _)| !object.contains_key(*name)) {
         return Err(AppError::invalid(format!("field `{name}` is missing")));
     }
-    serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+    let refusal_of = |object: &Map<String, Value>, e: serde_path_to_error::Error<serde_json::Error>| {
         let field = e.path().iter().next().and_then(|segment| match segment {
             serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
             _ => None,
         });
-        match field.and_then(|f| T::FIELDS.iter().find(|(name, _)| *name == f)) {
-            Some((name, rule)) => AppError::invalid(format!("field `{name}` must be {rule}")),
-            None => not_object(),
-        }
-    })
+        let Some((name, rule)) = field.and_then(|f| T::FIELDS.iter().find(|(name, _)| *name == f)) else {
+            return not_object();
+        };
+        object
+            .get(*name)
+            .and_then(|v| T::refusal(name, v))
+            .unwrap_or_else(|| AppError::invalid(format!("field `{name}` must be {rule}")))
+    };
+    serde_path_to_error::deserialize(Value::Object(object.clone())).map_err(|e| refusal_of(&object, e))
 }
 
 impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
@@ -107,6 +124,8 @@ mod tests {
         assert_eq!(message::<CodeSubmission>(r#"{"counter":1,"otp":"1"}"#), "field `challenge_id` is missing");
         let m = message::<NewTransfer>(r#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"eur"}"#);
         assert_eq!(m, "field `currency` must be 3 upper-case letters of an ISO 4217 code");
+        let xyz = parse::<NewTransfer>(br#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"XYZ"}"#);
+        assert!(matches!(xyz, Err(AppError::UnkeptCurrency)), "{xyz:?}");
         let ok: NewTransfer =
             parse(br#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"XAU","extra":0}"#).unwrap();
         assert_eq!(ok.currency.as_str(), "XAU");

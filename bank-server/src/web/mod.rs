@@ -41,6 +41,10 @@ pub enum AppError {
     /// A refusal of the ledger a person can act on.
     #[error("{0}")]
     Ledger(LedgerError),
+    /// A currency code (three upper-case letters) that the ISO table does not have, so not
+    /// one the bank keeps either.
+    #[error("the currency is not one the bank keeps ({list})", list = paysim_wire::money::KEPT_BY_BANK.join(", "))]
+    UnkeptCurrency,
     /// A payee or source typed on a page that is no account number at all.
     #[error("unknown account {0:?}")]
     NoSuchAccount(String),
@@ -92,6 +96,7 @@ impl AppError {
                 (ErrorCode::Csrf, "the form is out of date or was not sent by this site: start again".into())
             }
             AppError::Ledger(e) => ledger_code(e).map_or(internal, |code| (code, e.to_string())),
+            AppError::UnkeptCurrency => (ErrorCode::UnsupportedCurrency, self.to_string()),
             AppError::NoSuchAccount(_) => (ErrorCode::UnknownAccount, self.to_string()),
             AppError::Rejected(_) => (ErrorCode::InsufficientFunds, LedgerError::InsufficientFunds.to_string()),
             AppError::Internal(_) => internal,
