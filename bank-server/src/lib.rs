@@ -21,15 +21,12 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! // Opening and migrating the database is blocking SQLite work: not on an async worker.
-//! let db = std::path::Path::new("bank.sqlite3");
-//! bank_server::ops::add_user(db, "alice")?;
-//! bank_server::ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR")?;
 //! let state = tokio::task::spawn_blocking(|| {
-//!     bank_server::AppState::open(
-//!         std::path::Path::new("bank.sqlite3"),
-//!         "http://127.0.0.1:8080",
-//!         bank_server::clock::Clock::system(),
-//!     )
+//!     let db = std::path::Path::new("bank.sqlite3");
+//!     bank_server::ops::add_user(db, "alice")?;
+//!     bank_server::ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR")?;
+//!     let state = bank_server::AppState::open(db, "http://127.0.0.1:8080", bank_server::clock::Clock::system())?;
+//!     anyhow::Ok(state)
 //! })
 //! .await??;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -291,7 +288,9 @@ mod boundaries {
         // The web layer joins roles only through the use cases: it names no role function
         // that needs another role's data.
         for (file, src) in COMPOSERS.iter().filter(|(f, _)| f.starts_with("web/")) {
-            assert!(!non_test(src).contains("auth::verify"), "{file} checks codes itself");
+            for joined in ["auth::verify", "ledger::create_transfer", "ledger::execute_transfer", "end_all_for_user"] {
+                assert!(!non_test(src).contains(joined), "{file} calls {joined} itself instead of a use case");
+            }
         }
         assert!(non_test(include_str!("auth/mod.rs")).contains("crate::master_key"), "the checker reads the source");
     }

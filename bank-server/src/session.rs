@@ -106,7 +106,7 @@ fn csrf_for(token: &str) -> String {
 }
 
 /// Whether `s` looks like a token we issue (32 lower-case hex digits).
-pub fn well_formed(s: &str) -> bool {
+fn well_formed(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 

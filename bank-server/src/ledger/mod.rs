@@ -3,7 +3,7 @@
 //!
 //! Amounts are integer minor units ([`paysim_wire::Currency`] knows the exponents). What goes
 //! in and out are the wire types ([`AccountNumber`], [`TransferId`], [`paysim_wire::api::Transfer`] with its
-//! [`TransferStatus`] and [`Direction`]); the table rows stay in here. Every function takes a
+//! `TransferStatus` and `Direction`); the table rows stay in here. Every function takes a
 //! `&Transaction`, so a transfer executes in the same `BEGIN IMMEDIATE` transaction that checks
 //! its code.
 //!
@@ -17,13 +17,13 @@ pub mod books;
 pub mod funding;
 pub mod transfers;
 
+use paysim_wire::api::TransferStatus;
 use paysim_wire::{AccountNumber, Currency, TransferId, MAX_AMOUNT};
 use rusqlite::{params, Transaction};
 
 pub use accounts::{account, accounts_of, open_account};
 pub use books::{check_books, Books};
 pub use funding::fund;
-pub use paysim_wire::api::{Direction, TransferStatus};
 pub use transfers::{create_transfer, execute_transfer, history, transfer};
 
 /// Largest balance an account may reach by funding (keeps every sum inside i64).

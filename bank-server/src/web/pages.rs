@@ -40,7 +40,7 @@ nav form{display:inline}nav a,nav button{margin-right:1em}.err{color:#a00}";
 
 /// Reads what a person typed: `COUNTER-OTP` (e.g. `17-12345678`) or the 8 digits alone.
 /// Spaces are ignored.
-pub fn parse_code(text: &str) -> Option<(Option<u64>, zeroize::Zeroizing<String>)> {
+fn parse_code(text: &str) -> Option<(Option<u64>, zeroize::Zeroizing<String>)> {
     let clean: zeroize::Zeroizing<String> =
         zeroize::Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
     let (counter, otp) = match clean.split_once('-') {
@@ -571,6 +571,17 @@ mod tests {
             if let Some((_, otp)) = parse_code(&text) {
                 proptest::prop_assert_eq!(otp.len(), 8);
             }
+        }
+
+        /// What the transfer form and `token enroll` read from people and files.
+        #[test]
+        fn no_amount_or_token_file_panics(text in ".{0,80}", cur in "[A-Z]{3}") {
+            if let Ok(c) = cur.parse::<paysim_wire::Currency>() {
+                if let Ok(v) = c.parse_amount(&text) {
+                    proptest::prop_assert!(v >= 1);
+                }
+            }
+            let _ = paysim_wire::TokenFile::parse(&text);
         }
     }
 
