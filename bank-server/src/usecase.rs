@@ -13,8 +13,10 @@
 //! | [`revoke_token`] | auth → sessions (the user's are ended) |
 //! | [`open_account`], [`accounts_of_user`], [`account_with_owner`] | auth (names) ↔ ledger |
 
-use paysim_wire::api::{Account, TransferStatus};
-use paysim_wire::api::{CodeSubmission, LoginOk, NewTransfer, SessionToken, SignFields, Transfer, TransferChallenge};
+use paysim_wire::api::{
+    Account, CodeSubmission, LoginOk, NewTransfer, SessionToken, SignFields, Transfer, TransferChallenge,
+    TransferStatus,
+};
 use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
 use rusqlite::Transaction;
 
