@@ -23,6 +23,10 @@ use paysim_otp::{self as otp, ChainKey, TxFields};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+#[path = "../tests/support/card.rs"]
+mod card;
+use card::Card;
+
 const URL: &str = "http://bank.bench:8080";
 const RUN: Duration = Duration::from_secs(2);
 
@@ -62,39 +66,20 @@ fn otp_checks() -> f64 {
     const N: usize = 40_000;
     let key = MasterKey::from_bytes([3; 32]);
     let ad = b"token 1";
+    let challenge = hex::encode([0x42u8; 32]);
+    let mut client = Card::new([9; 32]);
+    let codes: Vec<String> = (0..N).map(|_| client.login(&challenge, URL).1).collect();
     let challenge = [0x42u8; 32];
-    let mut client = ChainKey::from_bytes([9; 32]);
-    let codes: Vec<otp::Otp> = (0..N as u64)
-        .map(|c| {
-            let code = otp::login_otp(&client, c, &challenge, URL.as_bytes());
-            client = client.next();
-            code
-        })
-        .collect();
     let mut sealed = key.seal(ad, &[9; 32]).unwrap();
     let start = Instant::now();
     for (counter, code) in codes.iter().enumerate() {
         let plain = key.open(ad, &sealed).unwrap();
         let ck = ChainKey::from_bytes(plain.as_slice().try_into().unwrap());
         let expected = otp::login_otp(&ck, counter as u64, &challenge, URL.as_bytes());
-        assert!(expected.matches(code.as_str()));
+        assert!(expected.matches(code));
         sealed = key.seal(ad, ck.next().expose()).unwrap();
     }
     N as f64 / start.elapsed().as_secs_f64()
-}
-
-/// A simulated card.
-struct Card {
-    ck: ChainKey,
-    counter: u64,
-}
-
-impl Card {
-    fn step(&mut self) -> u64 {
-        self.ck = self.ck.next();
-        self.counter += 1;
-        self.counter - 1
-    }
 }
 
 async fn call(app: &axum::Router, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
@@ -110,16 +95,10 @@ async fn call(app: &axum::Router, path: &str, token: Option<&str>, body: Value) 
 
 async fn login(app: &axum::Router, card: &mut Card) -> String {
     let (_, c) = call(app, "/api/v1/login/challenge", None, json!({ "user": "alice" })).await;
-    let ch = hex::decode(c["challenge_hex"].as_str().unwrap()).unwrap();
-    let otp = otp::login_otp(&card.ck, card.counter, &ch, URL.as_bytes());
-    let counter = card.step();
-    let (st, v) = call(
-        app,
-        "/api/v1/login",
-        None,
-        json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp.as_str() }),
-    )
-    .await;
+    let (counter, otp) = card.login(c["challenge_hex"].as_str().unwrap(), URL);
+    let (st, v) =
+        call(app, "/api/v1/login", None, json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp }))
+            .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     v["token"].as_str().unwrap().to_owned()
 }
@@ -128,7 +107,6 @@ async fn transfer(app: &axum::Router, token: &str, card: &mut Card, id: &str) {
     let body = json!({ "transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 1, "currency": "EUR" });
     let (st, c) = call(app, "/api/v1/transfers", Some(token), body).await;
     assert_eq!(st, StatusCode::CREATED, "{c}");
-    let ch = hex::decode(c["challenge_hex"].as_str().unwrap()).unwrap();
     let fields = TxFields {
         verifier_id: URL.as_bytes(),
         transaction_id: id.as_bytes(),
@@ -136,9 +114,8 @@ async fn transfer(app: &axum::Router, token: &str, card: &mut Card, id: &str) {
         currency: b"EUR",
         payee: b"ACC-BOB-EUR",
     };
-    let otp = otp::tx_otp(&card.ck, card.counter, &ch, &fields);
-    let counter = card.step();
-    let body = json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp.as_str() });
+    let (counter, otp) = card.tx(c["challenge_hex"].as_str().unwrap(), &fields);
+    let body = json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp });
     let (st, v) = call(app, &format!("/api/v1/transfers/{id}/confirm"), Some(token), body).await;
     assert_eq!(st, StatusCode::OK, "{v}");
 }
@@ -160,7 +137,7 @@ fn main() {
     let hmac = hmac_ceiling();
     let checks = otp_checks();
     let fsync = fsync_ceiling(dir.path());
-    let mut card = Card { ck: ChainKey::from_bytes([1; 32]), counter: 0 };
+    let mut card = Card::new([1; 32]);
     let (logins, transfers) = rt.block_on(async {
         let mut logins = 0u64;
         let start = Instant::now();

@@ -1,4 +1,4 @@
--- Version 1: the audit log (owned by src/audit.rs).
+-- Version 1: the audit log (src/audit.rs).
 --
 -- Append-only: every row is hash-chained to the row before it
 --   hash = SHA-256("PAYSIM-BANK-AUDIT-1" || prev_hash || id || at || kind || actor || detail)

@@ -1,4 +1,4 @@
--- Version 2: authentication (owned by src/auth/).
+-- Version 2: authentication (src/auth/).
 
 -- People who can log in. A name never changes and is never reused.
 CREATE TABLE users (

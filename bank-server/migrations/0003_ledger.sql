@@ -1,4 +1,4 @@
--- Version 3: the ledger (owned by src/ledger/).
+-- Version 3: the ledger (src/ledger/).
 --
 -- Double entry: every journal entry has postings that sum to zero. A customer account's
 -- balance equals the sum of its postings and never goes below zero. Money enters only through

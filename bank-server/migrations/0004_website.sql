@@ -1,4 +1,4 @@
--- Version 4: sessions (owned by src/website/).
+-- Version 4: sessions (src/session.rs).
 --
 -- The table holds SHA-256 of each session token, never the token: a dump of the database
 -- cannot be used to take over a session.

@@ -1,4 +1,4 @@
--- Version 5: authentication (owned by src/auth/): find a token's open challenges quickly.
+-- Version 5: authentication (src/auth/): find a token's open challenges quickly.
 --
 -- Anyone who knows a user name can ask for login challenges, so the number of rows a token may
 -- hold is capped (auth::MAX_LOGIN_CHALLENGES, auth::MAX_TRANSFER_CHALLENGES): issuing one more

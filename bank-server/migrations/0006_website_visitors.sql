@@ -1,4 +1,4 @@
--- Version 6: sessions (owned by src/website/): find visitor sessions (not logged in) quickly.
+-- Version 6: sessions (src/session.rs): find visitor sessions (not logged in) quickly.
 --
 -- Anyone can start a visitor session by opening /login, so the website keeps at most
 -- Config::max_visitor_sessions of them and deletes the oldest beyond that; this partial index

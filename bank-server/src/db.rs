@@ -18,6 +18,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_auth_challenge_index.sql", include_str!("../migrations/0005_auth_challenge_index.sql")),
     ("0006_website_visitors.sql", include_str!("../migrations/0006_website_visitors.sql")),
     ("0007_website_csrf_derived.sql", include_str!("../migrations/0007_website_csrf_derived.sql")),
+    ("0008_auth_challenge_purpose.sql", include_str!("../migrations/0008_auth_challenge_purpose.sql")),
 ];
 
 /// The schema version this build expects.
@@ -68,9 +69,36 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
+/// A stored text that names no value of its type (a state, a kind, an identifier): reading it is
+/// an error, never a guess.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {column} is not a value this build knows")]
+pub struct UnknownValue {
+    pub column: &'static str,
+}
+
+/// Converts a stored text column with `parse`, turning a refusal into a conversion error of
+/// column `index` (so a row with an unknown value fails to load instead of being guessed).
+pub fn parse_column<T>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    column: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(UnknownValue { column }))
+    })
+}
+
 /// Applies the migrations this database has not seen yet, all in one `BEGIN IMMEDIATE`
 /// transaction: a failure leaves the database at its old version.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, DbError> {
+    migrate_to(conn, path, SCHEMA_VERSION)
+}
+
+/// [`migrate`] up to version `target` only (tests put data in an old schema this way).
+fn migrate_to(conn: &mut Connection, path: &Path, target: u32) -> Result<u32, DbError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
@@ -78,7 +106,7 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, DbError> {
     }
     for (i, (name, sql)) in MIGRATIONS.iter().enumerate() {
         let version = i as u32 + 1;
-        if version <= current {
+        if version <= current || version > target {
             continue;
         }
         tx.execute_batch(sql).map_err(|source| DbError::Migration { name, source })?;
@@ -86,7 +114,7 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<u32, DbError> {
         tracing::info!(migration = name, version, "applied migration");
     }
     tx.commit()?;
-    Ok(SCHEMA_VERSION)
+    Ok(target.max(current))
 }
 
 /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits when it returns `Ok`.
@@ -227,6 +255,58 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 9);
+    }
+
+    #[test]
+    fn migration_8_splits_the_challenge_purpose_and_keeps_open_challenges() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bank.sqlite3");
+        let mut c = open_connection(&path).unwrap();
+        assert_eq!(migrate_to(&mut c, &path, 7).unwrap(), 7);
+        c.execute_batch(
+            "INSERT INTO users (id, name, created_at) VALUES (1, 'alice', 0), (2, 'bob', 0);
+             INSERT INTO tokens (id, serial, user_id, status, next_counter, ck_nonce, ck_sealed, created_at)
+               VALUES (1, 'PSIM-A', 1, 'active', 0, x'', x'', 0);
+             INSERT INTO accounts (id, number, kind, user_id, currency, balance, created_at)
+               VALUES (1, 'ACC-A', 'customer', 1, 'EUR', 0, 0), (2, 'ACC-B', 'customer', 2, 'EUR', 0, 0);
+             INSERT INTO transfers (id, user_id, client_id, from_account, to_account, amount, currency, status, created_at)
+               VALUES (7, 1, 'pay-7', 1, 2, 100, 'EUR', 'pending', 0);",
+        )
+        .unwrap();
+        let blob = [0u8; 32];
+        for (id, purpose) in [("a", "login"), ("b", "transfer:7"), ("c", "transfer:99")] {
+            c.execute(
+                "INSERT INTO challenges (id, token_id, purpose, binding, challenge, expires_at)
+                 VALUES (?1, 1, ?2, 'session:x', ?3, 120)",
+                rusqlite::params![id, purpose, blob.as_slice()],
+            )
+            .unwrap();
+        }
+        assert_eq!(migrate(&mut c, &path).unwrap(), SCHEMA_VERSION);
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = c
+            .prepare("SELECT id, kind, transfer_id, binding FROM challenges ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let x = Some("session:x".to_owned());
+        assert_eq!(
+            rows,
+            [("a".into(), "login".into(), None, x.clone()), ("b".into(), "transfer".into(), Some("pay-7".into()), x),],
+            "the login challenge and the transfer one kept; the one naming no transfer dropped"
+        );
+        // The new constraints hold.
+        let e = c.execute(
+            "INSERT INTO challenges (id, token_id, kind, transfer_id, challenge, expires_at) VALUES ('d', 1, 'transfer', NULL, ?1, 1)",
+            [blob.as_slice()],
+        );
+        assert!(e.is_err(), "a transfer challenge without its transfer");
+        let e = c.execute(
+            "INSERT INTO challenges (id, token_id, kind, challenge, expires_at) VALUES ('e', 1, 'other', ?1, 1)",
+            [blob.as_slice()],
+        );
+        assert!(e.is_err(), "an unknown kind");
     }
 
     #[test]

@@ -1,25 +1,32 @@
-//! `bank-server`: the bank of the PAYSIM system. One axum process over one SQLite database,
-//! with three roles a reader can see:
+//! `bank-server`: the bank of the PAYSIM system. One axum process over one SQLite database.
 //!
-//! - [`website`]: the HTML pages and the JSON API (`docs/api.md`); sessions and CSRF. It only
-//!   calls the public functions of the other two.
-//! - [`auth`]: users, tokens (sealed chain keys, counters), challenges, the OTP check
-//!   (`paysim_otp`, the workspace's one implementation), lockout.
-//! - [`ledger`]: accounts, double-entry postings, transfers, funding.
+//! Three layers, top to bottom:
 //!
-//! Shared underneath: [`db`] (pragmas, migrations, blocking pool), [`audit`] (hash-chained
-//! log), [`master_key`] (AES-256-GCM sealing of chain keys). Operators use [`ops`]; each of its
-//! functions opens the database itself and works while the server runs.
+//! - [`web`]: HTTP. [`web::api`] is the JSON API (`docs/api.md`), [`web::pages`] the website
+//!   (`docs/bank.md`); both share [`web::AppError`], the extractors and the middleware
+//!   (security headers, uniform refusals, the request log). Handlers extract typed input,
+//!   call one use case and map its result.
+//! - [`usecase`]: login, start transfer, confirm transfer, revoke token, and the operator's
+//!   queries that need two roles. The only code that joins roles; each use case runs in one
+//!   `BEGIN IMMEDIATE` unit of work.
+//! - The roles, each owning its tables and speaking the wire types of [`paysim_wire`]:
+//!   [`auth`] (users, tokens with sealed chain keys, challenges, the OTP check of
+//!   `paysim_otp`, lockout), [`ledger`] (accounts, double-entry postings, transfers, funding),
+//!   [`session`] (website and API sessions, CSRF tokens) and [`audit`] (the hash-chained log).
+//!
+//! Underneath: [`db`] (pragmas, migrations, blocking pool), [`master_key`] (AES-256-GCM
+//! sealing of chain keys), [`clock`]. Operators use [`ops`]; each of its functions opens the
+//! database itself and works while the server runs.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! // Opening and migrating the database is blocking SQLite work: not on an async worker.
 //! let state = tokio::task::spawn_blocking(|| {
-//!     bank_server::AppState::open(
-//!         std::path::Path::new("bank.sqlite3"),
-//!         "http://127.0.0.1:8080",
-//!         bank_server::clock::Clock::system(),
-//!     )
+//!     let db = std::path::Path::new("bank.sqlite3");
+//!     bank_server::ops::add_user(db, "alice")?;
+//!     bank_server::ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR")?;
+//!     let state = bank_server::AppState::open(db, "http://127.0.0.1:8080", bank_server::clock::Clock::system())?;
+//!     anyhow::Ok(state)
 //! })
 //! .await??;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -34,15 +41,19 @@ pub mod db;
 pub mod ledger;
 pub mod master_key;
 pub mod ops;
-pub mod website;
+pub mod session;
+pub mod usecase;
+pub mod web;
 
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use rusqlite::Transaction;
+
 use crate::auth::AuthConfig;
 use crate::clock::Clock;
-use crate::db::Db;
+use crate::db::{Db, DbError};
 use crate::master_key::MasterKey;
 
 /// Default challenge lifetime (seconds).
@@ -81,6 +92,11 @@ impl Config {
             session_max: SESSION_MAX_S,
             max_visitor_sessions: MAX_VISITOR_SESSIONS,
         })
+    }
+
+    /// What the sessions role needs of these settings.
+    pub fn session_limits(&self) -> session::Limits {
+        session::Limits { idle: self.session_idle, max_age: self.session_max, max_visitors: self.max_visitor_sessions }
     }
 }
 
@@ -121,6 +137,19 @@ impl AppState {
         db.run_blocking(|c| db::immediate(c, |tx| auth::check_master_key(tx, &key).map_err(StartError::from)))?;
         Ok(AppState { db, key: Arc::new(key), cfg: Arc::new(cfg), clock })
     }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on a blocking thread; commits on `Ok`.
+    /// `f` gets the time read once the write lock is held, so a wait for a pool slot or for
+    /// SQLite's lock cannot let a challenge or a session outlive its expiry.
+    pub async fn tx<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + From<rusqlite::Error> + Send + 'static,
+        F: FnOnce(&Transaction<'_>, i64) -> Result<T, E> + Send + 'static,
+    {
+        let clock = self.clock.clone();
+        self.db.run(move |conn| db::immediate(conn, |tx| f(tx, clock.now()))).await
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -131,7 +160,7 @@ impl std::fmt::Debug for AppState {
 
 /// The router with all routes (for `oneshot` tests and [`serve`]).
 pub fn app(state: AppState) -> axum::Router {
-    website::app(state)
+    web::app(state)
 }
 
 /// Serves until `shutdown` completes, then finishes the requests in flight.
@@ -144,20 +173,63 @@ pub async fn serve(
 }
 
 /// The role boundaries of the crate guide, checked on the source: each role's SQL names only
-/// its own tables, and auth and ledger never reach into the website.
+/// its own tables, the roles never reach up into the use cases or the web layer, and neither
+/// the use cases nor the web layer nor the operator functions have SQL of their own.
 #[cfg(test)]
 mod boundaries {
     const AUDIT: &[&str] = &["audit"];
     const AUTH: &[&str] = &["users", "tokens", "challenges", "auth_meta"];
     const LEDGER: &[&str] = &["accounts", "transfers", "journal", "postings"];
-    const WEBSITE: &[&str] = &["sessions"];
+    const SESSIONS: &[&str] = &["sessions"];
+
+    /// A source file: its path under `src/` and its text.
+    type Source = (&'static str, &'static str);
+
+    /// Each role: its name, its tables, its files.
+    const ROLES: &[(&str, &[&str], &[Source])] = &[
+        ("audit", AUDIT, &[("audit.rs", include_str!("audit.rs"))]),
+        (
+            "auth",
+            AUTH,
+            &[
+                ("auth/mod.rs", include_str!("auth/mod.rs")),
+                ("auth/users.rs", include_str!("auth/users.rs")),
+                ("auth/tokens.rs", include_str!("auth/tokens.rs")),
+                ("auth/challenges.rs", include_str!("auth/challenges.rs")),
+                ("auth/verify.rs", include_str!("auth/verify.rs")),
+                ("auth/lockout.rs", include_str!("auth/lockout.rs")),
+            ],
+        ),
+        (
+            "ledger",
+            LEDGER,
+            &[
+                ("ledger/mod.rs", include_str!("ledger/mod.rs")),
+                ("ledger/accounts.rs", include_str!("ledger/accounts.rs")),
+                ("ledger/funding.rs", include_str!("ledger/funding.rs")),
+                ("ledger/transfers.rs", include_str!("ledger/transfers.rs")),
+                ("ledger/books.rs", include_str!("ledger/books.rs")),
+            ],
+        ),
+        ("session", SESSIONS, &[("session.rs", include_str!("session.rs"))]),
+    ];
+
+    /// Files with no SQL at all: they compose the roles.
+    const COMPOSERS: &[Source] = &[
+        ("usecase.rs", include_str!("usecase.rs")),
+        ("ops.rs", include_str!("ops.rs")),
+        ("web/mod.rs", include_str!("web/mod.rs")),
+        ("web/api.rs", include_str!("web/api.rs")),
+        ("web/pages.rs", include_str!("web/pages.rs")),
+        ("web/extract.rs", include_str!("web/extract.rs")),
+    ];
 
     /// The tables named right after an SQL keyword (`FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`)
     /// in a source file.
     fn tables_in(src: &str) -> Vec<&str> {
         let words: Vec<&str> =
             src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
-        let all: Vec<&str> = [AUDIT, AUTH, LEDGER, WEBSITE].concat();
+        let all: Vec<&str> = [AUDIT, AUTH, LEDGER, SESSIONS].concat();
         words
             .windows(2)
             .filter(|w| ["FROM", "JOIN", "INTO", "UPDATE", "TABLE"].contains(&w[0]))
@@ -179,40 +251,47 @@ mod boundaries {
 
     #[test]
     fn each_role_touches_only_its_own_tables() {
-        check("audit.rs", include_str!("audit.rs"), AUDIT);
-        check("auth/mod.rs", include_str!("auth/mod.rs"), AUTH);
-        check("ledger/mod.rs", include_str!("ledger/mod.rs"), LEDGER);
-        for (file, src) in [
-            ("website/mod.rs", include_str!("website/mod.rs")),
-            ("website/api.rs", include_str!("website/api.rs")),
-            ("website/pages.rs", include_str!("website/pages.rs")),
-            ("website/session.rs", include_str!("website/session.rs")),
-        ] {
-            check(file, src, WEBSITE);
+        for (_, own, files) in ROLES {
+            for (file, src) in *files {
+                check(file, src, own);
+            }
         }
-        // The operator functions are a facade over the roles: no SQL of their own.
-        check("ops.rs", include_str!("ops.rs"), &[]);
+        for (file, src) in COMPOSERS {
+            check(file, src, &[]);
+        }
         // The checker itself sees what it should.
         assert_eq!(tables_in("SELECT a FROM users u JOIN tokens t"), ["users", "tokens"]);
     }
 
     #[test]
-    fn auth_and_ledger_never_import_the_website() {
-        for (file, src) in [
-            ("audit.rs", include_str!("audit.rs")),
-            ("auth/mod.rs", include_str!("auth/mod.rs")),
-            ("ledger/mod.rs", include_str!("ledger/mod.rs")),
-            ("db.rs", include_str!("db.rs")),
-            ("master_key.rs", include_str!("master_key.rs")),
-        ] {
-            let src = non_test(src);
-            assert!(
-                !src.contains("crate::website") && !src.contains("website::"),
-                "{file} reaches into the website role"
-            );
+    fn roles_never_call_each_other_or_the_layers_above() {
+        for (role, _, files) in ROLES {
+            for (file, src) in *files {
+                let src = non_test(src);
+                for (other, _, _) in ROLES {
+                    // Every role may write the audit log.
+                    if other != role && *other != "audit" {
+                        assert!(!src.contains(&format!("crate::{other}")), "{file} reaches into the {other} role");
+                    }
+                }
+                for layer in ["crate::usecase", "crate::web", "crate::ops"] {
+                    assert!(!src.contains(layer), "{file} reaches up into {layer}");
+                }
+            }
         }
-        // Auth and ledger are peers: neither calls the other (the website composes them).
-        assert!(!non_test(include_str!("auth/mod.rs")).contains("crate::ledger"), "auth reaches into the ledger");
-        assert!(!non_test(include_str!("ledger/mod.rs")).contains("crate::auth"), "the ledger reaches into auth");
+        // Nor does what lies underneath the roles.
+        for (file, src) in [("db.rs", include_str!("db.rs")), ("master_key.rs", include_str!("master_key.rs"))] {
+            for above in ["crate::auth", "crate::ledger", "crate::session", "crate::usecase", "crate::web"] {
+                assert!(!non_test(src).contains(above), "{file} reaches up into {above}");
+            }
+        }
+        // The web layer joins roles only through the use cases: it names no role function
+        // that needs another role's data.
+        for (file, src) in COMPOSERS.iter().filter(|(f, _)| f.starts_with("web/")) {
+            for joined in ["auth::verify", "ledger::create_transfer", "ledger::execute_transfer", "end_all_for_user"] {
+                assert!(!non_test(src).contains(joined), "{file} calls {joined} itself instead of a use case");
+            }
+        }
+        assert!(non_test(include_str!("auth/mod.rs")).contains("crate::master_key"), "the checker reads the source");
     }
 }

@@ -62,7 +62,7 @@ pub fn check_db(path: &Path, create: bool) -> Result<(), DbPathError> {
 
 /// The currency customer account `number` is kept in, or `None` if there is no such account.
 /// Asks the ledger through `bank_server::ops::account`: the ledger's tables stay its own.
-pub fn account_currency(db: &Path, number: &str) -> Result<Option<String>, bank_server::ops::OpsError> {
+pub fn account_currency(db: &Path, number: &str) -> Result<Option<Currency>, bank_server::ops::OpsError> {
     Ok(bank_server::ops::account(db, number)?.map(|(account, _owner)| account.currency))
 }
 

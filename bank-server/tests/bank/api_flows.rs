@@ -235,6 +235,7 @@ async fn every_error_code() {
         ("ACC-ALICE-USD", "ACC-BOB-EUR", 1, "USD", StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
         ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "USD", StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
         ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "XAU", StatusCode::UNPROCESSABLE_ENTITY, "unsupported_currency"),
+        ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "XYZ", StatusCode::UNPROCESSABLE_ENTITY, "unsupported_currency"),
         ("ACC-ALICE-EUR", "ACC-BOB-EUR", 0, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"),
         (
             "ACC-ALICE-EUR",

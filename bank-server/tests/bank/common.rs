@@ -1,4 +1,4 @@
-//! Shared harness: a bank on a temporary database, a simulated card, HTTP helpers.
+//! Shared harness: a bank on a temporary database, the in-memory card, HTTP helpers.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use axum::Router;
 use bank_server::clock::Clock;
 use bank_server::{ops, AppState};
 use http_body_util::BodyExt;
-use paysim_otp::{self as otp, ChainKey, TxFields};
+use paysim_otp::{ChainKey, TxFields};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -16,46 +16,7 @@ pub const URL: &str = "http://bank.test:8080";
 pub const VID: &str = "http://bank.test:8080";
 pub const T0: i64 = 1_800_000_000;
 
-/// A simulated card: the chain key `ck_counter` and the next counter, as the applet keeps them.
-#[derive(Clone)]
-pub struct Card {
-    pub ck: ChainKey,
-    pub counter: u64,
-}
-
-impl Card {
-    pub fn new(seed: [u8; 32]) -> Self {
-        Card { ck: ChainKey::from_bytes(seed), counter: 0 }
-    }
-
-    fn step(&mut self) -> u64 {
-        let c = self.counter;
-        self.ck = self.ck.next();
-        self.counter += 1;
-        c
-    }
-
-    /// LOGIN OTP over (challenge, verifier id); the card's counter moves on.
-    pub fn login(&mut self, challenge_hex: &str, vid: &str) -> (u64, String) {
-        let ch = hex::decode(challenge_hex).unwrap();
-        let otp = otp::login_otp(&self.ck, self.counter, &ch, vid.as_bytes()).as_str().to_owned();
-        (self.step(), otp)
-    }
-
-    /// TRANSACTION OTP over (challenge, fields).
-    pub fn tx(&mut self, challenge_hex: &str, f: &TxFields<'_>) -> (u64, String) {
-        let ch = hex::decode(challenge_hex).unwrap();
-        let otp = otp::tx_otp(&self.ck, self.counter, &ch, f).as_str().to_owned();
-        (self.step(), otp)
-    }
-
-    /// Codes computed and never sent.
-    pub fn skip(&mut self, n: u64) {
-        for _ in 0..n {
-            self.step();
-        }
-    }
-}
+pub use crate::card::Card;
 
 /// The `sign` object of a transfer answer, as the card would sign it.
 pub fn sign_tx(card: &mut Card, created: &Value) -> (u64, String) {
@@ -177,7 +138,7 @@ impl TestBank {
         let mut out = Vec::new();
         for user in ["alice", "bob", "carol"] {
             for a in ops::accounts(&self.path, user).unwrap() {
-                out.push((a.number, a.balance_minor));
+                out.push((a.number.to_string(), a.balance_minor));
             }
         }
         out

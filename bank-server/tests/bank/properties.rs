@@ -406,16 +406,16 @@ async fn a_database_dump_holds_no_usable_key() {
 /// Open challenges in the database, per purpose class, for one token.
 fn open_challenges(bank: &TestBank, serial: &str) -> (i64, i64) {
     let c = rusqlite::Connection::open(&bank.path).unwrap();
-    let q = |like: &str| -> i64 {
+    let q = |kind: &str| -> i64 {
         c.query_row(
-            "SELECT count(*) FROM challenges WHERE purpose LIKE ?2
+            "SELECT count(*) FROM challenges WHERE kind = ?2
              AND token_id = (SELECT id FROM tokens WHERE serial = ?1)",
-            [serial, like],
+            [serial, kind],
             |r| r.get(0),
         )
         .unwrap()
     };
-    (q("login"), q("transfer:%"))
+    (q("login"), q("transfer"))
 }
 
 /// Anyone who knows a user name can ask for login challenges without logging in: the rows they

@@ -70,7 +70,7 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
             let what = || format!("cannot fund account {account:?}");
             match bank::account_currency(path, &account).with_context(what)? {
                 None => bail!("{}: unknown account {account:?}", what()),
-                Some(kept) if kept != currency.as_str() => {
+                Some(kept) if kept != currency => {
                     bail!("{}: it is kept in {kept}, not {currency}; nothing was moved", what())
                 }
                 Some(_) => {}
@@ -91,8 +91,7 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
                 println!("user {user} has no accounts");
             }
             for a in accounts {
-                let currency = Currency::parse_kept(&a.currency)?;
-                println!("{}  {}", a.number, show_amount(a.balance_minor, currency));
+                println!("{}  {}", a.number, show_amount(a.balance_minor, a.currency));
             }
             Ok(())
         }

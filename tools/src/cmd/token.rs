@@ -103,9 +103,9 @@ fn list(json: bool, db: &DbArgs) -> anyhow::Result<()> {
         .iter()
         .map(|t| {
             [
-                t.serial.clone(),
-                t.user.clone(),
-                t.status.clone(),
+                t.serial.to_string(),
+                t.user.to_string(),
+                t.status.as_str().to_owned(),
                 t.next_counter.to_string(),
                 t.failures.to_string(),
                 match t.locked_until {

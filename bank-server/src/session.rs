@@ -1,4 +1,5 @@
-//! Sessions of the website (cookies) and of the JSON API (bearer tokens).
+//! Sessions: of the website (a cookie) and of the JSON API (a bearer token). This role owns the
+//! `sessions` table; a session names its user by auth's user id and never reads auth's tables.
 //!
 //! A session token is 128 random bits, shown to the client once as 32 hex digits; the table
 //! keeps only its SHA-256. Sessions end after `idle` seconds without a request or at their
@@ -10,13 +11,25 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
+use paysim_wire::api::SessionToken;
+use paysim_wire::UserName;
+
 use crate::audit;
-use crate::auth;
-use crate::master_key::random_bytes;
+use crate::db::parse_column;
+use crate::master_key::{random_bytes, KeyError};
 
 /// `last_seen` is written at most this often, so browsing is not a disk write per click.
 const TOUCH_EVERY_S: i64 = 10;
 
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Key(#[from] KeyError),
+}
+
+/// Where a session lives: a browser's cookie or an API client's bearer token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Web,
@@ -30,6 +43,21 @@ impl Kind {
             Kind::Api => "api",
         }
     }
+
+    fn from_stored(text: &str) -> Option<Self> {
+        [Kind::Web, Kind::Api].into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// How long sessions live, and how many visitor sessions are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Seconds without a request after which a session ends.
+    pub idle: i64,
+    /// Seconds after its start at which a session ends whatever happens.
+    pub max_age: i64,
+    /// Visitor sessions (before login) kept at most; beyond that the oldest go.
+    pub max_visitors: i64,
 }
 
 #[derive(Clone)]
@@ -38,7 +66,6 @@ pub struct Session {
     pub kind: Kind,
     /// `None` for a website visitor who has not logged in yet.
     pub user_id: Option<i64>,
-    pub user: Option<String>,
     pub csrf: String,
     pub expires_at: i64,
 }
@@ -47,7 +74,7 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("kind", &self.kind)
-            .field("user", &self.user)
+            .field("user_id", &self.user_id)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -79,14 +106,14 @@ fn csrf_for(token: &str) -> String {
 }
 
 /// Whether `s` looks like a token we issue (32 lower-case hex digits).
-pub fn well_formed(s: &str) -> bool {
+fn well_formed(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Anyone can start a visitor session (a website session before login) by opening `/login`:
 /// keeps the newest `max` of them and deletes the older ones. Logged-in sessions are not
 /// touched.
-fn cap_visitors(tx: &Transaction<'_>, max: i64) -> Result<(), auth::AuthError> {
+fn cap_visitors(tx: &Transaction<'_>, max: i64) -> Result<(), SessionError> {
     let n: i64 = tx.query_row("SELECT count(*) FROM sessions WHERE user_id IS NULL", [], |r| r.get(0))?;
     if n > max {
         tx.execute(
@@ -99,34 +126,29 @@ fn cap_visitors(tx: &Transaction<'_>, max: i64) -> Result<(), auth::AuthError> {
 }
 
 /// Starts a session; returns the token to hand to the client and the session. A visitor
-/// session (`user_id` `None`) may push out the oldest visitor sessions beyond `max_visitors`.
+/// session (`user_id` `None`) may push out the oldest visitor sessions beyond
+/// [`Limits::max_visitors`].
 pub fn create(
     tx: &Transaction<'_>,
     now: i64,
     kind: Kind,
     user_id: Option<i64>,
-    idle: i64,
-    max_age: i64,
-    max_visitors: i64,
-) -> Result<(String, Session), auth::AuthError> {
-    tx.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2", params![now, now - idle])?;
+    limits: Limits,
+) -> Result<(SessionToken, Session), SessionError> {
+    tx.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2", params![now, now - limits.idle])?;
     let token = hex::encode(random_bytes::<16>()?);
     let csrf = csrf_for(&token);
     let id_hash = hash_token(&token);
-    let expires_at = now + max_age;
+    let expires_at = now + limits.max_age;
     tx.execute(
         "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
          VALUES (?1, ?2, ?3, '', ?4, ?4, ?5)",
         params![id_hash.as_slice(), kind.as_str(), user_id, now, expires_at],
     )?;
     if user_id.is_none() {
-        cap_visitors(tx, max_visitors)?;
+        cap_visitors(tx, limits.max_visitors)?;
     }
-    let user = match user_id {
-        Some(id) => auth::user_name(tx, id)?,
-        None => None,
-    };
-    Ok((token, Session { id_hash, kind, user_id, user, csrf, expires_at }))
+    Ok((SessionToken::new(token), Session { id_hash, kind, user_id, csrf, expires_at }))
 }
 
 /// The live session for `token`, touched; `None` if unknown, of another kind, idle too long
@@ -137,22 +159,22 @@ pub fn lookup(
     token: &str,
     kind: Kind,
     idle: i64,
-) -> Result<Option<Session>, auth::AuthError> {
+) -> Result<Option<Session>, SessionError> {
     if !well_formed(token) {
         return Ok(None);
     }
     let id_hash = hash_token(token);
-    let row: Option<(String, Option<i64>, i64, i64)> = tx
+    let row: Option<(Kind, Option<i64>, i64, i64)> = tx
         .query_row(
             "SELECT kind, user_id, last_seen, expires_at FROM sessions WHERE id_hash = ?1",
             [id_hash.as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((parse_column(r, 0, "session kind", Kind::from_stored)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
     let Some((k, user_id, last_seen, expires_at)) = row else {
         return Ok(None);
     };
-    if k != kind.as_str() {
+    if k != kind {
         return Ok(None);
     }
     if now >= expires_at || now - last_seen >= idle {
@@ -162,15 +184,11 @@ pub fn lookup(
     if now - last_seen >= TOUCH_EVERY_S {
         tx.execute("UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2", params![now, id_hash.as_slice()])?;
     }
-    let user = match user_id {
-        Some(id) => auth::user_name(tx, id)?,
-        None => None,
-    };
-    Ok(Some(Session { id_hash, kind, user_id, user, csrf: csrf_for(token), expires_at }))
+    Ok(Some(Session { id_hash, kind, user_id, csrf: csrf_for(token), expires_at }))
 }
 
 /// Ends a session.
-pub fn delete(tx: &Transaction<'_>, session: &Session) -> Result<(), auth::AuthError> {
+pub fn delete(tx: &Transaction<'_>, session: &Session) -> Result<(), SessionError> {
     tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [session.id_hash.as_slice()])?;
     Ok(())
 }
@@ -181,11 +199,11 @@ pub fn end_all_for_user(
     tx: &Transaction<'_>,
     now: i64,
     user_id: i64,
+    user: &UserName,
     reason: &str,
     actor: &str,
-) -> Result<usize, auth::AuthError> {
+) -> Result<usize, SessionError> {
     let n = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
-    let user = auth::user_name(tx, user_id)?.unwrap_or_default();
     audit::append(tx, now, "sessions_ended", actor, serde_json::json!({ "user": user, "count": n, "reason": reason }))?;
     Ok(n)
 }

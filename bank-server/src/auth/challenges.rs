@@ -1,0 +1,185 @@
+//! Challenges: 32 random bytes the card signs, single use, for one [`ChallengePurpose`], bound
+//! to the session they were issued in, expiring after [`AuthConfig::challenge_ttl`].
+
+use paysim_wire::{Challenge, ChallengeId, UserName};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::json;
+
+use super::{AuthConfig, AuthError, ChallengePurpose, TokenStatus, MAX_LOGIN_CHALLENGES, MAX_TRANSFER_CHALLENGES};
+use crate::audit;
+use crate::db::parse_column;
+use crate::master_key::{random_bytes, KeyError};
+
+/// Expired challenges deleted per issued challenge (a bounded amount of work per request).
+const EXPIRED_BATCH: i64 = 64;
+
+/// A challenge handed to a client.
+#[derive(Clone, Debug)]
+pub struct IssuedChallenge {
+    pub id: ChallengeId,
+    pub challenge: Challenge,
+    pub expires_at: i64,
+}
+
+/// A stored challenge, as the check reads it.
+pub(super) struct ChallengeRow {
+    pub token_id: i64,
+    pub purpose: ChallengePurpose,
+    pub binding: Option<String>,
+    pub challenge: Vec<u8>,
+    pub expires_at: i64,
+}
+
+fn fresh(now: i64, cfg: &AuthConfig) -> Result<IssuedChallenge, AuthError> {
+    let id = ChallengeId::try_from(hex::encode(random_bytes::<16>()?)).map_err(|_| KeyError::Random)?;
+    let challenge = Challenge::from_bytes(&random_bytes::<32>()?).map_err(|_| KeyError::Random)?;
+    Ok(IssuedChallenge { id, challenge, expires_at: now + cfg.challenge_ttl })
+}
+
+fn short(id: &ChallengeId) -> &str {
+    &id.as_str()[..8]
+}
+
+/// Stores a new challenge for the token, dropping a batch of expired ones and the oldest of
+/// the same kind beyond the cap.
+fn store_new(
+    tx: &Transaction<'_>,
+    now: i64,
+    cfg: &AuthConfig,
+    token_id: i64,
+    purpose: &ChallengePurpose,
+    binding: Option<&str>,
+) -> Result<IssuedChallenge, AuthError> {
+    tx.execute(
+        "DELETE FROM challenges WHERE rowid IN
+           (SELECT rowid FROM challenges WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+        params![now, EXPIRED_BATCH],
+    )?;
+    let c = fresh(now, cfg)?;
+    tx.execute(
+        "INSERT INTO challenges (id, token_id, kind, transfer_id, binding, challenge, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            c.id.as_str(),
+            token_id,
+            purpose.kind(),
+            purpose.transfer_id(),
+            binding,
+            c.challenge.as_bytes(),
+            c.expires_at
+        ],
+    )?;
+    // Login and transfer challenges are capped apart, so a flood of login challenges from
+    // anyone who knows the user name never pushes out a logged-in user's transfer challenge.
+    let cap = match purpose {
+        ChallengePurpose::Login => MAX_LOGIN_CHALLENGES,
+        ChallengePurpose::Transfer(_) => MAX_TRANSFER_CHALLENGES,
+    };
+    tx.execute(
+        "DELETE FROM challenges WHERE token_id = ?1 AND kind = ?2 AND rowid NOT IN
+           (SELECT rowid FROM challenges WHERE token_id = ?1 AND kind = ?2 ORDER BY rowid DESC LIMIT ?3)",
+        params![token_id, purpose.kind(), cap],
+    )?;
+    Ok(c)
+}
+
+/// A login challenge for `user`. An unknown user, or one without an active token, gets a
+/// challenge that is stored nowhere and so can never succeed: the answer does not tell who
+/// has an account. Both cases are audited with the truth.
+pub fn issue_login_challenge(
+    tx: &Transaction<'_>,
+    now: i64,
+    cfg: &AuthConfig,
+    user: &UserName,
+    binding: Option<&str>,
+) -> Result<IssuedChallenge, AuthError> {
+    let token: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT t.id, t.serial FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE u.name = ?1 AND t.status = ?2",
+            params![user.as_str(), TokenStatus::Active.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let actor = audit::user_actor(user.as_str());
+    match token {
+        Some((token_id, serial)) => {
+            let c = store_new(tx, now, cfg, token_id, &ChallengePurpose::Login, binding)?;
+            audit::append(
+                tx,
+                now,
+                "challenge_issued",
+                &actor,
+                json!({ "purpose": "login", "serial": serial, "challenge": short(&c.id) }),
+            )?;
+            Ok(c)
+        }
+        None => {
+            audit::append(
+                tx,
+                now,
+                "challenge_refused",
+                &actor,
+                json!({ "purpose": "login", "reason": "no_active_token_or_unknown_user" }),
+            )?;
+            fresh(now, cfg)
+        }
+    }
+}
+
+/// A challenge for `purpose` for a logged-in user's active token.
+pub fn issue_challenge(
+    tx: &Transaction<'_>,
+    now: i64,
+    cfg: &AuthConfig,
+    user_id: i64,
+    purpose: &ChallengePurpose,
+    binding: Option<&str>,
+) -> Result<IssuedChallenge, AuthError> {
+    let (token_id, serial, user): (i64, String, String) = tx
+        .query_row(
+            "SELECT t.id, t.serial, u.name FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE u.id = ?1 AND t.status = ?2",
+            params![user_id, TokenStatus::Active.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?
+        .ok_or(AuthError::NoActiveToken)?;
+    let c = store_new(tx, now, cfg, token_id, purpose, binding)?;
+    audit::append(
+        tx,
+        now,
+        "challenge_issued",
+        &audit::user_actor(&user),
+        json!({ "purpose": purpose.audit(), "serial": serial, "challenge": short(&c.id) }),
+    )?;
+    Ok(c)
+}
+
+/// The stored challenge `id`, if any.
+pub(super) fn load(tx: &Transaction<'_>, id: &ChallengeId) -> Result<Option<ChallengeRow>, AuthError> {
+    Ok(tx
+        .query_row(
+            "SELECT token_id, kind, transfer_id, binding, challenge, expires_at FROM challenges WHERE id = ?1",
+            [id.as_str()],
+            |r| {
+                let transfer_id: Option<String> = r.get(2)?;
+                Ok(ChallengeRow {
+                    token_id: r.get(0)?,
+                    purpose: parse_column(r, 1, "challenge kind", |k| {
+                        ChallengePurpose::from_stored(k, transfer_id.as_deref())
+                    })?,
+                    binding: r.get(3)?,
+                    challenge: r.get(4)?,
+                    expires_at: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Uses the challenge up.
+pub(super) fn consume(tx: &Transaction<'_>, id: &ChallengeId) -> Result<(), AuthError> {
+    tx.execute("DELETE FROM challenges WHERE id = ?1", [id.as_str()])?;
+    Ok(())
+}

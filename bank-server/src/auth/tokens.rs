@@ -1,0 +1,197 @@
+//! Tokens: one card each. The chain key `ck_{next_counter}` is stored only sealed under the
+//! master key, with associated data binding it to (token id, serial, next counter), so rows
+//! cannot be swapped and the counter cannot be moved without the key.
+
+use paysim_otp::ChainKey;
+use paysim_wire::{CardSerial, UserName};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::json;
+
+use super::{AuthError, TokenStatus, MAX_ENROLL_COUNTER};
+use crate::audit;
+use crate::db::parse_column;
+use crate::master_key::{KeyError, MasterKey, Sealed};
+
+const CK_AD_LABEL: &[u8] = b"paysim-bank-ck-v1";
+const KEY_CHECK_AD: &[u8] = b"paysim-bank-key-check-v1";
+
+/// A token as the operator sees it (no key material).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    pub serial: CardSerial,
+    pub user: UserName,
+    pub status: TokenStatus,
+    pub next_counter: u64,
+    pub failures: i64,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A token to enroll: `ck0` is the chain seed (`ck_0`) from the personalization output and
+/// `counter` the card's next counter then (normally 0).
+#[derive(Debug)]
+pub struct Enrollment<'a> {
+    pub user: &'a UserName,
+    pub serial: &'a CardSerial,
+    pub ck0: &'a ChainKey,
+    pub counter: u64,
+}
+
+pub(super) fn status_column(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<TokenStatus> {
+    parse_column(r, index, "token status", TokenStatus::from_stored)
+}
+
+fn ck_ad(token_id: i64, serial: &CardSerial, next_counter: u64) -> Vec<u8> {
+    let serial = serial.as_str();
+    let mut ad = CK_AD_LABEL.to_vec();
+    ad.extend_from_slice(&token_id.to_be_bytes());
+    ad.extend_from_slice(&u32::try_from(serial.len()).unwrap_or(u32::MAX).to_be_bytes());
+    ad.extend_from_slice(serial.as_bytes());
+    ad.extend_from_slice(&next_counter.to_be_bytes());
+    ad
+}
+
+/// Seals `ck` as the key of counter `next` and stores both.
+pub(super) fn store_chain(
+    tx: &Transaction<'_>,
+    key: &MasterKey,
+    token_id: i64,
+    serial: &CardSerial,
+    next: u64,
+    ck: &ChainKey,
+) -> Result<(), AuthError> {
+    let sealed = key.seal(&ck_ad(token_id, serial, next), ck.expose())?;
+    let next_i = i64::try_from(next).map_err(|_| AuthError::CounterTooLarge(next))?;
+    tx.execute(
+        "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2, next_counter = ?3 WHERE id = ?4",
+        params![sealed.nonce, sealed.ciphertext, next_i, token_id],
+    )?;
+    Ok(())
+}
+
+/// Opens the stored chain key; `KeyError::Open` if the row or the key is not the one sealed.
+pub(super) fn load_chain(
+    key: &MasterKey,
+    token_id: i64,
+    serial: &CardSerial,
+    next: u64,
+    sealed: &Sealed,
+) -> Result<ChainKey, AuthError> {
+    let plain = key.open(&ck_ad(token_id, serial, next), sealed)?;
+    let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| KeyError::Open)?;
+    Ok(ChainKey::from_bytes(bytes))
+}
+
+/// Makes sure `key` is the key this database was set up with; stores a check value the first
+/// time. Starting with another key is refused here instead of failing every login later.
+pub fn check_master_key(tx: &Transaction<'_>, key: &MasterKey) -> Result<(), AuthError> {
+    let stored: Option<Vec<u8>> =
+        tx.query_row("SELECT value FROM auth_meta WHERE name = 'key_check'", [], |r| r.get(0)).optional()?;
+    match stored {
+        Some(v) if v.len() > 12 => {
+            let sealed = Sealed { nonce: v[..12].to_vec(), ciphertext: v[12..].to_vec() };
+            key.open(KEY_CHECK_AD, &sealed).map(|_| ()).map_err(|_| AuthError::MasterKeyMismatch)
+        }
+        Some(_) => Err(AuthError::MasterKeyMismatch),
+        None => {
+            let sealed = key.seal(KEY_CHECK_AD, b"paysim bank master key")?;
+            let mut v = sealed.nonce;
+            v.extend_from_slice(&sealed.ciphertext);
+            tx.execute("INSERT INTO auth_meta (name, value) VALUES ('key_check', ?1)", [v])?;
+            Ok(())
+        }
+    }
+}
+
+/// Enrolls a token for an existing user; the bank stores `ck_counter`, sealed.
+pub fn enroll_token(
+    tx: &Transaction<'_>,
+    now: i64,
+    key: &MasterKey,
+    e: &Enrollment<'_>,
+    actor: &str,
+) -> Result<(), AuthError> {
+    let Enrollment { user, serial, ck0, counter } = *e;
+    if counter > MAX_ENROLL_COUNTER {
+        return Err(AuthError::CounterTooLarge(counter));
+    }
+    check_master_key(tx, key)?;
+    let uid = super::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
+    let exists: Option<i64> =
+        tx.query_row("SELECT id FROM tokens WHERE serial = ?1", [serial.as_str()], |r| r.get(0)).optional()?;
+    if exists.is_some() {
+        return Err(AuthError::DuplicateSerial(serial.clone()));
+    }
+    let active: Option<CardSerial> = tx
+        .query_row(
+            "SELECT serial FROM tokens WHERE user_id = ?1 AND status = ?2",
+            params![uid, TokenStatus::Active.as_str()],
+            |r| parse_column(r, 0, "card serial", |t| t.parse().ok()),
+        )
+        .optional()?;
+    if let Some(serial) = active {
+        return Err(AuthError::ActiveTokenExists { user: user.clone(), serial });
+    }
+    tx.execute(
+        "INSERT INTO tokens (serial, user_id, status, next_counter, ck_nonce, ck_sealed, created_at)
+         VALUES (?1, ?2, ?3, 0, x'', x'', ?4)",
+        params![serial.as_str(), uid, TokenStatus::Active.as_str(), now],
+    )?;
+    let token_id = tx.last_insert_rowid();
+    store_chain(tx, key, token_id, serial, counter, &ck0.advance(counter))?;
+    audit::append(tx, now, "token_enrolled", actor, json!({ "serial": serial, "user": user, "counter": counter }))?;
+    Ok(())
+}
+
+/// The token's id, status and user id.
+fn token_row(tx: &Transaction<'_>, serial: &CardSerial) -> Result<(i64, TokenStatus, i64), AuthError> {
+    tx.query_row("SELECT id, status, user_id FROM tokens WHERE serial = ?1", [serial.as_str()], |r| {
+        Ok((r.get(0)?, status_column(r, 1)?, r.get(2)?))
+    })
+    .optional()?
+    .ok_or_else(|| AuthError::UnknownToken(serial.clone()))
+}
+
+/// Clears a lock and the failure counts (operator).
+pub fn unlock_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: &str) -> Result<(), AuthError> {
+    let (id, status, _) = token_row(tx, serial)?;
+    if status != TokenStatus::Active {
+        return Err(AuthError::TokenRevoked(serial.clone()));
+    }
+    tx.execute("UPDATE tokens SET failures = 0, lock_count = 0, locked_until = 0 WHERE id = ?1", [id])?;
+    audit::append(tx, now, "token_unlocked", actor, json!({ "serial": serial }))?;
+    Ok(())
+}
+
+/// Revokes a token for good: it never authenticates again and its challenges are dropped.
+/// Returns the id of the user it belonged to.
+pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: &str) -> Result<i64, AuthError> {
+    let (id, status, user_id) = token_row(tx, serial)?;
+    if status == TokenStatus::Revoked {
+        return Err(AuthError::TokenRevoked(serial.clone()));
+    }
+    tx.execute("UPDATE tokens SET status = ?1 WHERE id = ?2", params![TokenStatus::Revoked.as_str(), id])?;
+    tx.execute("DELETE FROM challenges WHERE token_id = ?1", [id])?;
+    audit::append(tx, now, "token_revoked", actor, json!({ "serial": serial }))?;
+    Ok(user_id)
+}
+
+pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, AuthError> {
+    let mut stmt = tx.prepare(
+        "SELECT t.serial, u.name, t.status, t.next_counter, t.failures, t.locked_until, t.created_at
+         FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY t.serial",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let locked_until: i64 = r.get(5)?;
+        Ok(TokenInfo {
+            serial: parse_column(r, 0, "card serial", |t| t.parse().ok())?,
+            user: parse_column(r, 1, "user name", |t| t.parse().ok())?,
+            status: status_column(r, 2)?,
+            next_counter: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            failures: r.get(4)?,
+            locked_until: (locked_until > now).then_some(locked_until),
+            created_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

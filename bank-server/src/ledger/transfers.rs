@@ -1,0 +1,246 @@
+//! Transfers: asked for (pending), then executed or rejected once the card's code is checked.
+//! The client's transfer id is unique per user, so asking again with the same id and fields
+//! returns the first answer instead of paying twice.
+
+use paysim_wire::api::{Direction, NewTransfer, Transfer, TransferStatus};
+use paysim_wire::TransferId;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::json;
+
+use super::accounts::{by_number, AccountRow};
+use super::{checked_amount, post, status_from_text, LedgerError};
+use crate::audit;
+use crate::db::parse_column;
+
+/// A stored transfer: what the user sees, plus the ledger's own keys.
+struct TransferRow {
+    row_id: i64,
+    from_account: i64,
+    to_account: i64,
+    view: Transfer,
+}
+
+const TRANSFER_SELECT: &str =
+    "SELECT t.id, t.client_id, fa.number, ta.number, t.amount, t.currency, t.status, t.reason,
+        t.created_at, t.executed_at, t.user_id, t.from_account, t.to_account
+ FROM transfers t JOIN accounts fa ON fa.id = t.from_account JOIN accounts ta ON ta.id = t.to_account";
+
+fn from_row(r: &rusqlite::Row<'_>, viewer: i64) -> rusqlite::Result<TransferRow> {
+    let owner: i64 = r.get(10)?;
+    Ok(TransferRow {
+        row_id: r.get(0)?,
+        from_account: r.get(11)?,
+        to_account: r.get(12)?,
+        view: Transfer {
+            transfer_id: parse_column(r, 1, "transfer id", |t| t.parse().ok())?,
+            from: parse_column(r, 2, "account number", |t| t.parse().ok())?,
+            to: parse_column(r, 3, "account number", |t| t.parse().ok())?,
+            amount_minor: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+            currency: parse_column(r, 5, "currency", |t| t.parse().ok())?,
+            status: parse_column(r, 6, "transfer status", status_from_text)?,
+            reason: r.get(7)?,
+            direction: if owner == viewer { Direction::Out } else { Direction::In },
+            created_at: r.get(8)?,
+            executed_at: r.get(9)?,
+        },
+    })
+}
+
+fn row(tx: &Transaction<'_>, user_id: i64, transfer_id: &TransferId) -> Result<Option<TransferRow>, LedgerError> {
+    let sql = format!("{TRANSFER_SELECT} WHERE t.user_id = ?1 AND t.client_id = ?2");
+    Ok(tx.query_row(&sql, params![user_id, transfer_id.as_str()], |r| from_row(r, user_id)).optional()?)
+}
+
+/// The transfer `transfer_id` created by `user_id`, if any.
+pub fn transfer(tx: &Transaction<'_>, user_id: i64, transfer_id: &TransferId) -> Result<Option<Transfer>, LedgerError> {
+    Ok(row(tx, user_id, transfer_id)?.map(|t| t.view))
+}
+
+/// The user's history, newest first: everything they created, and executed transfers into
+/// their accounts.
+pub fn history(tx: &Transaction<'_>, user_id: i64, limit: u32) -> Result<Vec<Transfer>, LedgerError> {
+    let sql = format!(
+        "{TRANSFER_SELECT} WHERE t.user_id = ?1 OR (t.status = 'executed' AND ta.user_id = ?1)
+         ORDER BY t.id DESC LIMIT ?2"
+    );
+    let mut stmt = tx.prepare(&sql)?;
+    let rows = stmt.query_map(params![user_id, limit], |r| from_row(r, user_id).map(|t| t.view))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn same_fields(t: &Transfer, req: &NewTransfer) -> bool {
+    t.from == req.from && t.to == req.to && t.amount_minor == req.amount_minor && t.currency == req.currency
+}
+
+/// Records a transfer request as pending, after checking it; or, for a transfer id the user
+/// already used, returns that transfer as it stands (same fields) or refuses (different
+/// fields). The caller tells a new request from a settled one by its status.
+pub fn create_transfer(
+    tx: &Transaction<'_>,
+    now: i64,
+    user_id: i64,
+    req: &NewTransfer,
+    actor: &str,
+) -> Result<Transfer, LedgerError> {
+    if let Some(t) = transfer(tx, user_id, &req.transfer_id)? {
+        return if same_fields(&t, req) { Ok(t) } else { Err(LedgerError::TransferIdConflict) };
+    }
+    if !req.currency.kept_by_bank() {
+        return Err(LedgerError::UnsupportedCurrency(req.currency));
+    }
+    let amount = checked_amount(req.amount_minor)?;
+    let from = by_number(tx, req.from.as_str())?
+        .filter(|a| a.is_customer() && a.user_id == Some(user_id))
+        .ok_or_else(|| LedgerError::UnknownAccount(req.from.clone()))?;
+    let to = by_number(tx, req.to.as_str())?
+        .filter(AccountRow::is_customer)
+        .ok_or_else(|| LedgerError::UnknownAccount(req.to.clone()))?;
+    if from.id == to.id {
+        return Err(LedgerError::SameAccount);
+    }
+    if from.currency != req.currency || to.currency != req.currency {
+        return Err(LedgerError::CurrencyMismatch);
+    }
+    if from.balance < amount {
+        return Err(LedgerError::InsufficientFunds);
+    }
+    tx.execute(
+        "INSERT INTO transfers (user_id, client_id, from_account, to_account, amount, currency, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            user_id,
+            req.transfer_id.as_str(),
+            from.id,
+            to.id,
+            amount,
+            req.currency.as_str(),
+            TransferStatus::Pending.as_str(),
+            now
+        ],
+    )?;
+    audit::append(
+        tx,
+        now,
+        "transfer_created",
+        actor,
+        json!({ "transfer_id": req.transfer_id, "from": req.from, "to": req.to, "amount_minor": req.amount_minor, "currency": req.currency }),
+    )?;
+    transfer(tx, user_id, &req.transfer_id)?.ok_or_else(|| LedgerError::UnknownTransfer(req.transfer_id.clone()))
+}
+
+/// Executes a pending transfer whose code was just verified (same transaction): balanced
+/// postings, or `rejected` for lack of funds. An already final transfer is returned as it is.
+pub fn execute_transfer(
+    tx: &Transaction<'_>,
+    now: i64,
+    user_id: i64,
+    transfer_id: &TransferId,
+    actor: &str,
+) -> Result<Transfer, LedgerError> {
+    let unknown = || LedgerError::UnknownTransfer(transfer_id.clone());
+    let t = row(tx, user_id, transfer_id)?.ok_or_else(unknown)?;
+    if t.view.status != TransferStatus::Pending {
+        return Ok(t.view);
+    }
+    let amount = checked_amount(t.view.amount_minor)?;
+    let balance: i64 = tx.query_row("SELECT balance FROM accounts WHERE id = ?1", [t.from_account], |r| r.get(0))?;
+    let v = &t.view;
+    let detail = json!({ "transfer_id": v.transfer_id, "from": v.from, "to": v.to, "amount_minor": v.amount_minor, "currency": v.currency });
+    if balance < amount {
+        tx.execute(
+            "UPDATE transfers SET status = ?1, reason = 'insufficient_funds', executed_at = ?2 WHERE id = ?3",
+            params![TransferStatus::Rejected.as_str(), now, t.row_id],
+        )?;
+        audit::append(
+            tx,
+            now,
+            "transfer_rejected",
+            actor,
+            json!({ "transfer": detail, "reason": "insufficient_funds" }),
+        )?;
+    } else {
+        tx.execute(
+            "INSERT INTO journal (kind, transfer_id, currency, memo, at) VALUES ('transfer', ?1, ?2, '', ?3)",
+            params![t.row_id, v.currency.as_str(), now],
+        )?;
+        let j = tx.last_insert_rowid();
+        post(tx, j, t.from_account, -amount)?;
+        post(tx, j, t.to_account, amount)?;
+        tx.execute(
+            "UPDATE transfers SET status = ?1, executed_at = ?2 WHERE id = ?3",
+            params![TransferStatus::Executed.as_str(), now, t.row_id],
+        )?;
+        audit::append(tx, now, "transfer_executed", actor, json!({ "transfer": detail, "journal": j }))?;
+    }
+    transfer(tx, user_id, transfer_id)?.ok_or_else(unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::super::test_db::*;
+    use super::super::{check_books, fund};
+    use super::*;
+
+    fn t1(amount_minor: u64) -> NewTransfer {
+        NewTransfer {
+            transfer_id: "t1".parse().unwrap(),
+            from: n("ACC-A"),
+            to: n("ACC-B"),
+            amount_minor,
+            currency: eur(),
+        }
+    }
+
+    #[test]
+    fn history_is_append_only() {
+        let (_dir, mut c) = migrated_db();
+        let tx = c.transaction().unwrap();
+        alice_and_bob_in_eur(&tx);
+        fund(&tx, 0, &n("ACC-A"), 1000, "opening", "operator").unwrap();
+        let id: TransferId = "t1".parse().unwrap();
+        assert_eq!(create_transfer(&tx, 0, 1, &t1(300), "user:alice").unwrap().status, TransferStatus::Pending);
+        assert_eq!(execute_transfer(&tx, 1, 1, &id, "user:alice").unwrap().status, TransferStatus::Executed);
+        tx.commit().unwrap();
+        for sql in [
+            "UPDATE postings SET amount = amount * 2",
+            "DELETE FROM postings",
+            "UPDATE journal SET memo = 'x'",
+            "DELETE FROM journal",
+            "DELETE FROM transfers",
+            "UPDATE transfers SET status = 'pending'",
+            "UPDATE transfers SET amount = 1",
+        ] {
+            let e = c.execute(sql, []).unwrap_err().to_string();
+            assert!(e.contains("append-only") || e.contains("only moves from pending"), "{sql}: {e}");
+        }
+        // A second execution of the same transfer moves nothing.
+        let tx = c.transaction().unwrap();
+        assert_eq!(execute_transfer(&tx, 2, 1, &id, "user:alice").unwrap().status, TransferStatus::Executed);
+        let books = check_books(&tx).unwrap();
+        assert!(books.problems.is_empty(), "{:?}", books.problems);
+        let b: i64 = tx.query_row("SELECT balance FROM accounts WHERE number = 'ACC-B'", [], |r| r.get(0)).unwrap();
+        assert_eq!(b, 300);
+        // The same id again: the executed transfer; other fields: a conflict.
+        assert_eq!(create_transfer(&tx, 3, 1, &t1(300), "user:alice").unwrap().status, TransferStatus::Executed);
+        assert!(matches!(create_transfer(&tx, 3, 1, &t1(301), "user:alice"), Err(LedgerError::TransferIdConflict)));
+        // Bob sees it coming in.
+        assert_eq!(history(&tx, 2, 10).unwrap()[0].direction, Direction::In);
+        assert_eq!(history(&tx, 1, 10).unwrap()[0].direction, Direction::Out);
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_an_error_not_pending() {
+        let (_dir, mut c) = migrated_db();
+        let tx = c.transaction().unwrap();
+        alice_and_bob_in_eur(&tx);
+        fund(&tx, 0, &n("ACC-A"), 1000, "opening", "operator").unwrap();
+        create_transfer(&tx, 0, 1, &t1(300), "user:alice").unwrap();
+        tx.execute_batch(
+            "DROP TRIGGER transfers_status_only; PRAGMA ignore_check_constraints = ON;
+             UPDATE transfers SET status = 'lost';",
+        )
+        .unwrap();
+        assert!(matches!(transfer(&tx, 1, &"t1".parse().unwrap()), Err(LedgerError::Sql(_))));
+    }
+}

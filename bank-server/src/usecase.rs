@@ -1,0 +1,262 @@
+//! Use cases: the only code that joins roles. Each takes the `&Transaction` of one
+//! `BEGIN IMMEDIATE` unit of work (opened by [`AppState::tx`] for the server, by the operator
+//! functions for `bank-tools`) and calls the roles' own functions inside it, so a code's
+//! check, the challenge's consumption, the chain's advance and the money's move commit
+//! together or not at all.
+//!
+//! | use case | joins |
+//! |---|---|
+//! | [`logged_in`], [`visit`] | sessions → auth (the user's name) |
+//! | [`api_login`], [`web_login`] | auth (the code) → sessions |
+//! | [`start_transfer`] | ledger (pending transfer) → auth (its challenge) |
+//! | [`confirm_transfer`] | ledger → auth (the code) → ledger (execution) |
+//! | [`revoke_token`] | auth → sessions (the user's are ended) |
+//! | [`open_account`], [`accounts_of_user`], [`account_with_owner`] | auth (names) ↔ ledger |
+
+use paysim_wire::api::{
+    Account, CodeSubmission, LoginOk, NewTransfer, SessionToken, SignFields, Transfer, TransferChallenge,
+    TransferStatus,
+};
+use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
+use rusqlite::Transaction;
+
+use crate::auth::{self, AuthError, ChallengePurpose, Expect, Failure, Signed, Submission};
+use crate::ledger::{self, LedgerError};
+use crate::session::{self, Kind, Session, SessionError};
+use crate::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UseCaseError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// No live session, or one without a user.
+    #[error("not logged in, or the session ended")]
+    Unauthenticated,
+    /// The user has no transfer of that id.
+    #[error("no such transfer")]
+    NoSuchTransfer,
+}
+
+/// What a use case that checks a code returns: the result, or the refusal (its reason is for
+/// the audit log, never for an answer). A refusal is a value, not an error, because its unit
+/// of work must commit: the challenge is used up and the failure counts.
+pub type Checked<T> = Result<T, Failure>;
+
+/// A live session with a user, and that user's name.
+#[derive(Clone, Debug)]
+pub struct LoggedIn {
+    pub session: Session,
+    pub user_id: i64,
+    pub user: UserName,
+}
+
+impl LoggedIn {
+    /// The audit log's actor for what this user does.
+    pub fn actor(&self) -> String {
+        crate::audit::user_actor(self.user.as_str())
+    }
+}
+
+fn with_user(tx: &Transaction<'_>, session: Session) -> Result<Option<LoggedIn>, UseCaseError> {
+    let Some(user_id) = session.user_id else {
+        return Ok(None);
+    };
+    // A session whose user has gone is no session.
+    Ok(auth::user_name(tx, user_id)?.map(|user| LoggedIn { session, user_id, user }))
+}
+
+/// The logged-in session for `token` of `kind`, or [`UseCaseError::Unauthenticated`].
+pub fn logged_in(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    kind: Kind,
+    token: Option<&str>,
+) -> Result<LoggedIn, UseCaseError> {
+    let token = token.ok_or(UseCaseError::Unauthenticated)?;
+    let s = session::lookup(tx, now, token, kind, state.cfg.session_idle)?.ok_or(UseCaseError::Unauthenticated)?;
+    with_user(tx, s)?.ok_or(UseCaseError::Unauthenticated)
+}
+
+/// Who a browser is: nobody yet, a visitor (a session before login), or a user.
+#[derive(Clone, Debug)]
+pub enum Visit {
+    Nobody,
+    Visitor(Session),
+    User(LoggedIn),
+}
+
+/// The website session of the cookie `token`, if any.
+pub fn visit(tx: &Transaction<'_>, now: i64, state: &AppState, token: Option<&str>) -> Result<Visit, UseCaseError> {
+    let Some(token) = token else {
+        return Ok(Visit::Nobody);
+    };
+    let Some(s) = session::lookup(tx, now, token, Kind::Web, state.cfg.session_idle)? else {
+        return Ok(Visit::Nobody);
+    };
+    if s.user_id.is_none() {
+        return Ok(Visit::Visitor(s));
+    }
+    Ok(with_user(tx, s)?.map_or(Visit::Nobody, Visit::User))
+}
+
+/// API login: checks the code of a login challenge issued outside any session, then opens an
+/// API session.
+pub fn api_login(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    code: &CodeSubmission,
+) -> Result<Checked<LoginOk>, UseCaseError> {
+    let sub = Submission { challenge_id: &code.challenge_id, counter: Some(code.counter), otp: code.otp.as_str() };
+    let expect = Expect { purpose: &ChallengePurpose::Login, binding: None, user_id: None };
+    let ok = match auth::verify(tx, now, &state.cfg.auth, &state.key, &sub, &expect, Signed::Login)? {
+        Ok(ok) => ok,
+        Err(f) => return Ok(Err(f)),
+    };
+    let (token, s) = session::create(tx, now, Kind::Api, Some(ok.user_id), state.cfg.session_limits())?;
+    Ok(Ok(LoginOk {
+        token,
+        user: ok.user,
+        expires_at: s.expires_at,
+        idle_timeout_s: u64::try_from(state.cfg.session_idle).unwrap_or(0),
+    }))
+}
+
+/// Website login: checks the code of the login challenge issued to the visitor's session,
+/// then replaces that session by a new one of the user (a new id at login). Returns the new
+/// session's token for the cookie.
+pub fn web_login(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    visitor: &Session,
+    challenge_id: &ChallengeId,
+    counter: Option<u64>,
+    otp: &str,
+) -> Result<Checked<SessionToken>, UseCaseError> {
+    let binding = visitor.binding();
+    let sub = Submission { challenge_id, counter, otp };
+    let expect = Expect { purpose: &ChallengePurpose::Login, binding: Some(&binding), user_id: None };
+    let ok = match auth::verify(tx, now, &state.cfg.auth, &state.key, &sub, &expect, Signed::Login)? {
+        Ok(ok) => ok,
+        Err(f) => return Ok(Err(f)),
+    };
+    session::delete(tx, visitor)?;
+    let (token, _) = session::create(tx, now, Kind::Web, Some(ok.user_id), state.cfg.session_limits())?;
+    Ok(Ok(token))
+}
+
+/// How asking for a transfer ended.
+#[derive(Clone, Debug)]
+pub enum Started {
+    /// New or still pending: the card must sign this.
+    Challenge(TransferChallenge),
+    /// The same id and fields were asked for before and are settled: that result.
+    Settled(Transfer),
+}
+
+/// Records the transfer as pending (or finds it, for a retry with the same id) and issues the
+/// challenge that confirms it, bound to the caller's session.
+pub fn start_transfer(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    who: &LoggedIn,
+    req: &NewTransfer,
+) -> Result<Started, UseCaseError> {
+    let t = ledger::create_transfer(tx, now, who.user_id, req, &who.actor())?;
+    if t.status != TransferStatus::Pending {
+        return Ok(Started::Settled(t));
+    }
+    let purpose = ChallengePurpose::Transfer(t.transfer_id.clone());
+    let c = auth::issue_challenge(tx, now, &state.cfg.auth, who.user_id, &purpose, Some(&who.session.binding()))?;
+    let sign = SignFields {
+        verifier_id: state.cfg.auth.verifier_id.clone(),
+        transaction_id: t.transfer_id.clone(),
+        amount_minor: t.amount_minor,
+        currency: t.currency,
+        payee: t.to.clone(),
+    };
+    Ok(Started::Challenge(TransferChallenge {
+        challenge_id: c.id,
+        challenge: c.challenge,
+        expires_at: c.expires_at,
+        sign,
+        transfer: t,
+    }))
+}
+
+/// Confirms a pending transfer with the card's code: check, consume, advance and move money
+/// in one transaction. A transfer already final is returned as it is (a retry); a refused
+/// code leaves it pending.
+#[allow(clippy::too_many_arguments)]
+pub fn confirm_transfer(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    who: &LoggedIn,
+    transfer_id: &TransferId,
+    challenge_id: &ChallengeId,
+    counter: Option<u64>,
+    otp: &str,
+) -> Result<Checked<Transfer>, UseCaseError> {
+    let t = ledger::transfer(tx, who.user_id, transfer_id)?.ok_or(UseCaseError::NoSuchTransfer)?;
+    if t.status != TransferStatus::Pending {
+        return Ok(Ok(t));
+    }
+    let binding = who.session.binding();
+    let purpose = ChallengePurpose::Transfer(t.transfer_id.clone());
+    let expect = Expect { purpose: &purpose, binding: Some(&binding), user_id: Some(who.user_id) };
+    let signed =
+        Signed::Tx { transaction_id: &t.transfer_id, amount_minor: t.amount_minor, currency: t.currency, payee: &t.to };
+    let sub = Submission { challenge_id, counter, otp };
+    if let Err(f) = auth::verify(tx, now, &state.cfg.auth, &state.key, &sub, &expect, signed)? {
+        return Ok(Err(f));
+    }
+    Ok(Ok(ledger::execute_transfer(tx, now, who.user_id, transfer_id, &who.actor())?))
+}
+
+/// Revokes a token for good and ends its user's sessions (API and website): whoever logged in
+/// with a lost card is out at once. Returns how many sessions ended.
+pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: &str) -> Result<usize, UseCaseError> {
+    let user_id = auth::revoke_token(tx, now, serial, actor)?;
+    let user = auth::user_name(tx, user_id)?.ok_or(AuthError::UnknownToken(serial.clone()))?;
+    Ok(session::end_all_for_user(tx, now, user_id, &user, "token_revoked", actor)?)
+}
+
+/// Opens an account for the user named `user`.
+pub fn open_account(
+    tx: &Transaction<'_>,
+    now: i64,
+    user: &UserName,
+    number: &AccountNumber,
+    currency: Currency,
+    actor: &str,
+) -> Result<(), UseCaseError> {
+    let uid = auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
+    Ok(ledger::open_account(tx, now, uid, number, currency, actor)?)
+}
+
+/// The accounts of the user named `user`.
+pub fn accounts_of_user(tx: &Transaction<'_>, user: &UserName) -> Result<Vec<Account>, UseCaseError> {
+    let uid = auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
+    Ok(ledger::accounts_of(tx, uid)?)
+}
+
+/// One customer account with its owner's name.
+pub fn account_with_owner(
+    tx: &Transaction<'_>,
+    number: &AccountNumber,
+) -> Result<Option<(Account, UserName)>, UseCaseError> {
+    let Some((account, owner)) = ledger::account(tx, number)? else {
+        return Ok(None);
+    };
+    Ok(auth::user_name(tx, owner)?.map(|name| (account, name)))
+}

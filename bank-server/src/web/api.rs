@@ -1,0 +1,176 @@
+//! The JSON API (`/api/v1`, `docs/api.md`). Bodies are read into the `paysim_wire::api`
+//! request types by [`Body`]; answers are the wire response types, so the reader-bridge
+//! reads exactly what is sent here.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use paysim_wire::api::{
+    Accounts, CodeSubmission, LoginChallenge, LoginChallengeRequest, LoginOk, NewTransfer, SessionInfo, Transfer,
+    TransferEnvelope, TransferStatus, Transfers, HISTORY_DEFAULT, HISTORY_MAX,
+};
+use paysim_wire::TransferId;
+
+use super::extract::Body;
+use super::AppError;
+use crate::session::{self, Kind};
+use crate::usecase::{self, LoggedIn, Started};
+use crate::{auth, ledger, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/login/challenge", post(login_challenge))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/session", get(session_info))
+        .route("/api/v1/accounts", get(accounts))
+        .route("/api/v1/transfers", get(history).post(create_transfer))
+        .route("/api/v1/transfers/{transfer_id}", get(transfer))
+        .route("/api/v1/transfers/{transfer_id}/confirm", post(confirm))
+}
+
+/// The transfer id of a path.
+fn transfer_id(text: &str) -> Result<TransferId, AppError> {
+    text.parse().map_err(|e: paysim_wire::IdError| AppError::invalid(e.to_string()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+}
+
+/// Runs `f` for the caller's live API session in one unit of work; `unauthenticated` without.
+async fn as_user<T, F>(state: &AppState, headers: &HeaderMap, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>, i64, &AppState, &LoggedIn) -> Result<T, AppError> + Send + 'static,
+{
+    let token = bearer(headers);
+    let st = state.clone();
+    state
+        .tx(move |tx, now| {
+            let who = usecase::logged_in(tx, now, &st, Kind::Api, token.as_deref())?;
+            f(tx, now, &st, &who)
+        })
+        .await
+}
+
+/// A settled transfer as answered: the transfer, or 409 with it when it was rejected.
+fn settled(t: Transfer) -> Result<Json<TransferEnvelope>, AppError> {
+    match t.status {
+        TransferStatus::Rejected => Err(AppError::Rejected(Box::new(t))),
+        TransferStatus::Pending | TransferStatus::Executed => Ok(Json(TransferEnvelope { transfer: t })),
+    }
+}
+
+async fn login_challenge(
+    State(state): State<AppState>,
+    Body(req): Body<LoginChallengeRequest>,
+) -> Result<Json<LoginChallenge>, AppError> {
+    let st = state.clone();
+    let c = state
+        .tx(move |tx, now| Ok::<_, AppError>(auth::issue_login_challenge(tx, now, &st.cfg.auth, &req.user, None)?))
+        .await?;
+    Ok(Json(LoginChallenge {
+        challenge_id: c.id,
+        challenge: c.challenge,
+        expires_at: c.expires_at,
+        verifier_id: state.cfg.auth.verifier_id.clone(),
+    }))
+}
+
+async fn login(State(state): State<AppState>, Body(code): Body<CodeSubmission>) -> Result<Json<LoginOk>, AppError> {
+    let st = state.clone();
+    // A refused code commits (its failure counts) and then answers `auth_failed`.
+    let checked = state.tx(move |tx, now| Ok::<_, AppError>(usecase::api_login(tx, now, &st, &code)?)).await?;
+    Ok(Json(checked.map_err(|_| AppError::AuthFailed)?))
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, AppError> {
+    as_user(&state, &headers, |tx, _, _, who| Ok(session::delete(tx, &who.session)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<SessionInfo>, AppError> {
+    let info = as_user(&state, &headers, |_, _, st, who| {
+        Ok(SessionInfo {
+            user: who.user.clone(),
+            expires_at: who.session.expires_at,
+            idle_timeout_s: u64::try_from(st.cfg.session_idle).unwrap_or(0),
+        })
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Accounts>, AppError> {
+    let accounts = as_user(&state, &headers, |tx, _, _, who| Ok(ledger::accounts_of(tx, who.user_id)?)).await?;
+    Ok(Json(Accounts { accounts }))
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    limit: Option<String>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Transfers>, AppError> {
+    let limit = match q.limit.as_deref() {
+        None => HISTORY_DEFAULT,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=HISTORY_MAX).contains(l))
+            .ok_or_else(|| AppError::invalid(format!("`limit` must be 1-{HISTORY_MAX}")))?,
+    };
+    let transfers =
+        as_user(&state, &headers, move |tx, _, _, who| Ok(ledger::history(tx, who.user_id, limit)?)).await?;
+    Ok(Json(Transfers { transfers }))
+}
+
+async fn transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Transfer>, AppError> {
+    let id = transfer_id(&id)?;
+    let t = as_user(&state, &headers, move |tx, _, _, who| {
+        ledger::transfer(tx, who.user_id, &id)?.ok_or(AppError::NotFound)
+    })
+    .await?;
+    Ok(Json(t))
+}
+
+async fn create_transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Body(req): Body<NewTransfer>,
+) -> Result<Response, AppError> {
+    let started =
+        as_user(&state, &headers, move |tx, now, st, who| Ok(usecase::start_transfer(tx, now, st, who, &req)?)).await?;
+    Ok(match started {
+        Started::Challenge(c) => (StatusCode::CREATED, Json(c)).into_response(),
+        Started::Settled(t) => settled(t)?.into_response(),
+    })
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(code): Body<CodeSubmission>,
+) -> Result<Json<TransferEnvelope>, AppError> {
+    let id = transfer_id(&id)?;
+    let t = as_user(&state, &headers, move |tx, now, st, who| {
+        let otp = code.otp.as_str();
+        Ok(usecase::confirm_transfer(tx, now, st, who, &id, &code.challenge_id, Some(code.counter), otp)?)
+    })
+    .await?;
+    settled(t.map_err(|_| AppError::AuthFailed)?)
+}

@@ -1,0 +1,301 @@
+//! HTTP: the JSON API ([`api`], `docs/api.md`) and the website ([`pages`], `docs/bank.md`),
+//! with what both share: [`AppError`] (every refusal as a stable [`ErrorCode`]), the typed
+//! body extractor ([`extract`]), the fallbacks, the security headers and the request log.
+//!
+//! Handlers are thin: they extract typed input, call one use case ([`crate::usecase`]) or one
+//! role function inside [`AppState::tx`], and map the result to a wire answer or a page.
+
+pub mod api;
+pub mod extract;
+pub mod pages;
+
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use paysim_wire::api::{ErrorBody, ErrorCode, Transfer};
+
+use crate::auth::AuthError;
+use crate::db::DbError;
+use crate::ledger::LedgerError;
+use crate::session::SessionError;
+use crate::usecase::UseCaseError;
+use crate::AppState;
+
+/// Every error the web layer answers with. 4xx carry a stable code; 5xx are logged and
+/// answered generically.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed; the message names the field and its rule, never a value.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("authentication failed")]
+    AuthFailed,
+    #[error("not logged in, or the session ended")]
+    Unauthenticated,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the form is out of date; start again")]
+    Csrf,
+    /// A refusal of the ledger a person can act on.
+    #[error("{0}")]
+    Ledger(LedgerError),
+    /// A currency code (three upper-case letters) that the ISO table does not have, so not
+    /// one the bank keeps either.
+    #[error("the currency is not one the bank keeps ({list})", list = paysim_wire::money::KEPT_BY_BANK.join(", "))]
+    UnkeptCurrency,
+    /// A payee or source typed on a page that is no account number at all.
+    #[error("unknown account {0:?}")]
+    NoSuchAccount(String),
+    /// The transfer was refused for good at confirmation (too little money then).
+    #[error("insufficient funds")]
+    Rejected(Box<Transfer>),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The code of a ledger refusal a client can act on; `None` for what is the bank's fault.
+fn ledger_code(e: &LedgerError) -> Option<ErrorCode> {
+    match e {
+        LedgerError::TransferIdConflict => Some(ErrorCode::TransferIdConflict),
+        LedgerError::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
+        LedgerError::UnknownAccount(_) => Some(ErrorCode::UnknownAccount),
+        LedgerError::SameAccount => Some(ErrorCode::SameAccount),
+        LedgerError::CurrencyMismatch => Some(ErrorCode::CurrencyMismatch),
+        LedgerError::UnsupportedCurrency(_) => Some(ErrorCode::UnsupportedCurrency),
+        LedgerError::InvalidAmount => Some(ErrorCode::InvalidAmount),
+        LedgerError::UnknownTransfer(_) => Some(ErrorCode::NotFound),
+        LedgerError::Sql(_)
+        | LedgerError::InvalidAccountNumber
+        | LedgerError::AccountExists(_)
+        | LedgerError::BalanceLimit
+        | LedgerError::UnknownUser(_) => None,
+    }
+}
+
+impl AppError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        AppError::Invalid(msg.into())
+    }
+
+    /// The stable error code and a message safe to show.
+    pub fn parts(&self) -> (ErrorCode, String) {
+        let internal = (ErrorCode::Internal, "internal error".to_owned());
+        match self {
+            AppError::Invalid(m) => (ErrorCode::InvalidRequest, m.clone()),
+            AppError::AuthFailed => {
+                (ErrorCode::AuthFailed, "authentication failed: get a new challenge and try again".into())
+            }
+            AppError::Unauthenticated => {
+                (ErrorCode::Unauthenticated, "not logged in, or the session ended: log in again".into())
+            }
+            AppError::NotFound => (ErrorCode::NotFound, "not found".into()),
+            AppError::MethodNotAllowed => (ErrorCode::MethodNotAllowed, "method not allowed".into()),
+            AppError::Csrf => {
+                (ErrorCode::Csrf, "the form is out of date or was not sent by this site: start again".into())
+            }
+            AppError::Ledger(e) => ledger_code(e).map_or(internal, |code| (code, e.to_string())),
+            AppError::UnkeptCurrency => (ErrorCode::UnsupportedCurrency, self.to_string()),
+            AppError::NoSuchAccount(_) => (ErrorCode::UnknownAccount, self.to_string()),
+            AppError::Rejected(_) => (ErrorCode::InsufficientFunds, LedgerError::InsufficientFunds.to_string()),
+            AppError::Internal(_) => internal,
+        }
+    }
+
+    /// The HTTP status of the code.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.parts().0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The cause of a 5xx goes to the log (the answer says only "internal error").
+    fn log(&self) {
+        if self.parts().0 == ErrorCode::Internal {
+            match self {
+                AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+                other => tracing::error!(error = %other, "internal error"),
+            }
+        }
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            // A logged-in user whose token was revoked meanwhile cannot get a challenge.
+            AuthError::NoActiveToken | AuthError::TokenRevoked(_) => AppError::AuthFailed,
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<LedgerError> for AppError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Sql(e) => AppError::Internal(e.to_string()),
+            LedgerError::UnknownTransfer(_) => AppError::NotFound,
+            other => AppError::Ledger(other),
+        }
+    }
+}
+
+impl From<SessionError> for AppError {
+    fn from(e: SessionError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<UseCaseError> for AppError {
+    fn from(e: UseCaseError) -> Self {
+        match e {
+            UseCaseError::Auth(e) => e.into(),
+            UseCaseError::Ledger(e) => e.into(),
+            UseCaseError::Session(e) => e.into(),
+            UseCaseError::Sql(e) => e.into(),
+            UseCaseError::Unauthenticated => AppError::Unauthenticated,
+            UseCaseError::NoSuchTransfer => AppError::NotFound,
+        }
+    }
+}
+
+/// The API's error body: `{"error": code, "message": text}` (and the transfer, when it was
+/// rejected).
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let (error, message) = self.parts();
+        let transfer = match self {
+            AppError::Rejected(t) => Some(*t),
+            _ => None,
+        };
+        (status, Json(ErrorBody { error, message, transfer })).into_response()
+    }
+}
+
+async fn fallback(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        AppError::NotFound.into_response()
+    } else {
+        pages::error_page(StatusCode::NOT_FOUND, "There is no such page.")
+    }
+}
+
+async fn method_not_allowed(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        AppError::MethodNotAllowed.into_response()
+    } else {
+        pages::error_page(StatusCode::METHOD_NOT_ALLOWED, "That page does not take this kind of request.")
+    }
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// What axum's extractors refuse (a body over the limit, a wrong `Content-Type`, a path or
+/// query that does not decode, a form with a missing field) comes back as bare text; this
+/// gives it the API's JSON error shape or the website's error page, with a fixed message that
+/// never echoes the input. The status stays a 4xx.
+async fn uniform_rejections(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    let status = res.status();
+    let bare = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    if !status.is_client_error() || !bare {
+        return res;
+    }
+    let (status, code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (status, ErrorCode::BodyTooLarge, "the request body is larger than 64 KiB"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            status,
+            ErrorCode::InvalidRequest,
+            "wrong Content-Type: the API takes application/json, forms application/x-www-form-urlencoded",
+        ),
+        _ => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            "the request could not be read: check the path, the query and the body's format",
+        ),
+    };
+    if api {
+        (status, Json(ErrorBody { error: code, message: message.to_owned(), transfer: None })).into_response()
+    } else {
+        pages::error_page(status, &format!("{message}. Start again from the first page."))
+    }
+}
+
+/// One log line per request: method, path (no query, no body), status, time. Never a header
+/// or a body, so no session token, CSRF token or code reaches the log.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(%method, %path, status = res.status().as_u16(), micros, "request");
+    res
+}
+
+/// The whole application: API and pages, with the shared fallbacks and headers.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(api::router())
+        .merge(pages::router())
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn(uniform_rejections))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_answers_with_its_documented_status() {
+        for (e, status) in [
+            (AppError::invalid("x"), 400),
+            (AppError::AuthFailed, 401),
+            (AppError::Unauthenticated, 401),
+            (AppError::Csrf, 403),
+            (AppError::NotFound, 404),
+            (AppError::Ledger(LedgerError::InsufficientFunds), 409),
+            (AppError::Ledger(LedgerError::SameAccount), 422),
+            (AppError::Ledger(LedgerError::BalanceLimit), 500),
+            (AppError::NoSuchAccount("x".into()), 422),
+            (AppError::Internal("secret detail".into()), 500),
+        ] {
+            assert_eq!(e.status().as_u16(), status, "{e:?}");
+        }
+        assert_eq!(AppError::Internal("secret detail".into()).parts().1, "internal error");
+    }
+}
