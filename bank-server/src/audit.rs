@@ -150,7 +150,6 @@ pub fn count(tx: &Transaction<'_>, kind: &str, needle: &str) -> rusqlite::Result
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::db;
     use serde_json::json;

@@ -166,7 +166,6 @@ fn check_permissions(_path: &Path) -> Result<(), KeyError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -173,7 +173,6 @@ pub fn check_books(db_path: &Path) -> Result<Books, OpsError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

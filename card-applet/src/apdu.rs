@@ -138,7 +138,6 @@ pub fn sw_bytes(sw: Status) -> [u8; 2] {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -118,7 +118,6 @@ pub fn depth_ok(data: &[u8], depth: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -279,7 +279,6 @@ pub fn serve<V: VSmartCard>(card: &mut V, opts: &Options, mut on_connect: impl F
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use std::net::TcpListener;

@@ -1,5 +1,4 @@
 //! Table tests: every command with every status word it can answer (docs/protocol.md).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

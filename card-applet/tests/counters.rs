@@ -1,5 +1,4 @@
 //! PIN, PUK and admin-key try counters, admin authentication and personalization.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! changes the code so that it no longer produces them), this test fails. The JSON copy of the
 //! vectors (`testdata/paysim-vectors.json`) is checked separately by `tests/vectors.rs`; this
 //! test also makes sure the document and the JSON agree.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,5 +1,7 @@
 //! The frame layer: 61xx / GET RESPONSE, extended APDUs, reset, and the robustness
 //! property that no byte string or sequence panics or wedges the card.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,6 +1,8 @@
 //! Runs the cargo-fuzz harness (`fuzz/harness.rs`) on stable: hand-written inputs that must
 //! reach each of its paths, and random inputs under proptest. The libFuzzer target calls the
 //! same `run`, so this also keeps the fuzz target compiling against the current API.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../fuzz/harness.rs"]

@@ -1,8 +1,10 @@
 //! What the card logs, at every level, during a whole life — personalization, wrong and right
 //! PINs, the PUK, OTPs, a failed admin authentication, torn writes — never contains a secret:
 //! not the admin key, seed, chain or step keys, session keys, PIN, PUK or any code emitted.
-#![cfg(feature = "virtual-card")]
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "virtual-card")]
 
 mod common;
 

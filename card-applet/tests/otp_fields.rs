@@ -2,6 +2,8 @@
 //! lengths, alphabets, missing, repeated and unknown tags. A refused command answers `6A80`
 //! and leaves the counter where it was; an accepted one answers the code of exactly the
 //! fields sent.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,5 +1,7 @@
 //! The card file: golden files per format version, atomic replace, lock, mode 0600,
 //! factory creation, and a file-backed card that keeps its counter across restarts.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -3,6 +3,8 @@
 //! failure the card "restarts" from what is on the disk. The state is always the old or
 //! the new one, no counter is ever emitted twice, and no PIN is compared without a spent
 //! try on the disk.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -2,6 +2,8 @@
 //! docs/protocol.md): the otp module, the card and the admin protocol must reproduce them,
 //! and one step is recomputed here by hand from the definition with hmac/sha2 alone.
 //! (testdata/paysim-crosscheck.py recomputes all of them in Python.)
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -593,7 +593,6 @@ pub fn verifier_id(url: &str) -> Result<String, VerifierIdError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use serde_json::Value;
 

@@ -97,7 +97,6 @@ pub fn request_error(e: RequestError) -> Error {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

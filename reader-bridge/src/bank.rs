@@ -173,7 +173,6 @@ fn api_error(status: u16, body: &[u8]) -> Error {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

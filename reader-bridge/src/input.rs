@@ -51,7 +51,6 @@ pub fn challenge(text: &str) -> Result<Challenge> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

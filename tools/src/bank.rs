@@ -68,7 +68,6 @@ pub fn account_currency(db: &Path, number: &str) -> Result<Option<Currency>, ban
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn cur(code: &str) -> Currency {

@@ -88,7 +88,6 @@ pub fn ensure_absent(path: &Path) -> Result<(), SecretFileError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

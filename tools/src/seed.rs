@@ -178,7 +178,6 @@ pub fn derive(secret: &Secret, materials: &Materials) -> Zeroizing<[u8; LEN]> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use paysim_otp::hmac_sha256;

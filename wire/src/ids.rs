@@ -248,7 +248,6 @@ impl<'de> Deserialize<'de> for Challenge {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

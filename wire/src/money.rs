@@ -255,7 +255,6 @@ fn decimals_message(currency: Currency, got: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn cur(c: &str) -> Currency {

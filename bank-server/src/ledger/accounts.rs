@@ -123,7 +123,6 @@ pub fn accounts_of(tx: &Transaction<'_>, user_id: i64) -> Result<Vec<Account>, L
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::super::test_db::*;
     use super::*;
 

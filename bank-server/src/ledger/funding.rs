@@ -63,7 +63,6 @@ pub fn fund(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::super::open_account;
     use super::super::test_db::*;
     use super::*;

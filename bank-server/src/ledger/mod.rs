@@ -89,7 +89,6 @@ fn status_from_text(text: &str) -> Option<TransferStatus> {
 
 #[cfg(test)]
 pub(crate) mod test_db {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     /// A fresh database with every migration applied (the directory lives as long as it).

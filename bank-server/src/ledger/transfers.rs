@@ -177,7 +177,6 @@ pub fn execute_transfer(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::super::test_db::*;
     use super::super::{check_books, fund};
     use super::*;

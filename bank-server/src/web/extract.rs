@@ -95,7 +95,6 @@ impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn message<T: RequestBody + std::fmt::Debug>(body: &str) -> String {

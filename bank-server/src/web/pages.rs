@@ -562,7 +562,6 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(f): Form
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     proptest::proptest! {

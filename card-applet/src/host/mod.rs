@@ -408,7 +408,6 @@ pub fn parse_otp(resp: &[u8]) -> Result<(u64, Otp), CardError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use proptest::prelude::*;
 
