@@ -333,7 +333,7 @@ fn api(
 fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     let w = world();
     let status = w.bridge_ok(&["status"], "");
-    assert!(status.contains(&w.card.token.serial), "{status}");
+    assert!(status.contains(w.card.token.serial.as_str()), "{status}");
     assert!(status.contains("next counter:    0"), "{status}");
 
     // `readers` names the card in its reader (the other slot may hold another test's card).
@@ -1069,5 +1069,5 @@ fn the_bridge_waits_for_a_card_inserted_after_it_started() {
     w.card.process().restart().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&w.card.token.serial));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(w.card.token.serial.as_str()));
 }

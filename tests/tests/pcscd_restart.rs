@@ -7,19 +7,24 @@
 use std::process::Command;
 
 use card_applet::host;
+use card_link::TransportExt;
 use e2e_tests::{workspace_root, CardSpec, Slot, TestCard};
-use paysim_otp::{self as otp, ChainKey};
+use paysim_otp as otp;
 
 const VERIFIER: &str = "https://bank.example:443";
 
 fn otp_at(card: &TestCard, challenge: &[u8]) -> u64 {
     let mut link = card.link();
-    let tx = link.transaction().unwrap();
-    let send = |a: &[u8]| tx.transmit(a).unwrap().to_bytes();
-    host::parse_select(&send(&host::select())).unwrap();
-    host::parse_verify(&send(&host::verify("1234").unwrap())).unwrap();
-    let (counter, code) = host::parse_otp(&send(&host::login_otp(challenge, VERIFIER).unwrap())).unwrap();
-    let ck = ChainKey::from_bytes(card.token.seed).advance(counter);
+    let (counter, code) = link
+        .exchange(|ex| {
+            host::parse_select(&ex.transmit(&host::select())?).unwrap();
+            host::parse_verify(&ex.transmit(&host::verify("1234").unwrap())?).unwrap();
+            Ok::<_, card_link::Error>(
+                host::parse_otp(&ex.transmit(&host::login_otp(challenge, VERIFIER).unwrap())?).unwrap(),
+            )
+        })
+        .unwrap();
+    let ck = card.token.seed.advance(counter);
     assert!(otp::login_otp(&ck, counter, challenge, VERIFIER.as_bytes()).matches(code.as_str()));
     counter
 }
