@@ -21,6 +21,12 @@
 //! - [`wait_reader`]: wait until a reader holds a card or is empty (card-link's bounded
 //!   `SCardGetStatusChange` waits).
 //! - [`scriptor`] and [`opensc_tool`]: third-party PC/SC clients.
+//! - [`process`]: line waits on a child's output ([`lines_of`], [`wait_line`]) and the
+//!   `bank-server serve` process ([`BankServer`]).
+//! - [`relay`]: a loopback relay that loses a transfer's confirmation once ([`Relay`]).
+//! - [`browser`]: the bank's website by HTTP ([`Browser`], [`hidden`]).
+//! - [`pcscd_shared`] and [`pcscd_exclusive`]: the e2e tests share one pcscd; a test that
+//!   restarts it takes it exclusively, so no test in the same process uses a card meanwhile.
 //!
 //! Cards are reached through `card_link` (the workspace's one PC/SC layer):
 //!
@@ -40,6 +46,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
+
+pub mod browser;
+pub mod pcscd;
+pub mod process;
+pub mod relay;
+
+pub use browser::{hidden, Browser};
+pub use pcscd::{pcscd_exclusive, pcscd_shared, PcscdExclusive, PcscdShared};
+pub use process::{lines_of, wait_line, wait_line_containing, BankServer};
+pub use relay::{Cut, Relay};
 
 use card_link::{Pcsc, PcscCard};
 use paysim_wire::TokenFile;
@@ -76,7 +92,8 @@ fn built_bins() -> &'static Path {
         let target = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| workspace_root().join("target"));
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace_root())
-            .args(["build", "--quiet", "-p", "card-applet", "-p", "tools", "--bins"])
+            .args(["build", "--quiet", "-p", "card-applet", "-p", "tools", "-p", "bank-server", "-p", "reader-bridge"])
+            .arg("--bins")
             .arg("--target-dir")
             .arg(&target);
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -85,14 +102,15 @@ fn built_bins() -> &'static Path {
         let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build the binaries: {e}"));
         assert!(
             out.status.success(),
-            "building virtual-card and bank-tools failed:\n{}",
+            "building the workspace binaries failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         dir
     })
 }
 
-/// Path of workspace binary `name` (`virtual-card`, `bank-tools`), built if needed.
+/// Path of workspace binary `name` (`virtual-card`, `bank-tools`, `bank-server`,
+/// `reader-bridge`), built if needed.
 pub fn bin(name: &str) -> PathBuf {
     built_bins().join(name)
 }
@@ -100,6 +118,7 @@ pub fn bin(name: &str) -> PathBuf {
 /// Panics with what to do unless pcscd runs with vpcd's readers.
 pub fn require_pcscd() {
     const HINT: &str = "run `sudo bash scripts/setup.sh` (installs and starts pcscd with vsmartcard-vpcd)";
+    let _pcscd = pcscd_shared();
     let pcsc = Pcsc::establish().unwrap_or_else(|e| panic!("pcscd is not running ({e}): {HINT}"));
     let readers = pcsc.reader_names().unwrap_or_else(|e| panic!("cannot list readers ({e}): {HINT}"));
     for slot in Slot::ALL {
@@ -132,8 +151,10 @@ impl Slot {
         std::env::temp_dir().join(format!("paysim-vpcd-slot-{}.lock", self.0))
     }
 
-    /// Takes the slot, waiting for whoever holds it (another test, another test binary).
+    /// Takes the slot, waiting for whoever holds it (another test, another test binary), and
+    /// shared use of pcscd before that (see [`pcscd`]).
     pub fn lock(self) -> SlotLock {
+        let pcscd = pcscd_shared();
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -141,14 +162,15 @@ impl Slot {
             .open(self.lock_path())
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.lock_path().display()));
         file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", self.lock_path().display()));
-        SlotLock { slot: self, _file: file }
+        SlotLock { slot: self, _file: file, _pcscd: pcscd }
     }
 
     /// Takes the slot if it is free right now.
     pub fn try_lock(self) -> Option<SlotLock> {
+        let pcscd = pcscd::try_pcscd_shared()?;
         let file = File::options().create(true).truncate(false).write(true).open(self.lock_path()).ok()?;
         file.try_lock().ok()?;
-        Some(SlotLock { slot: self, _file: file })
+        Some(SlotLock { slot: self, _file: file, _pcscd: pcscd })
     }
 }
 
@@ -180,6 +202,8 @@ fn reader_is_empty(slot: Slot) -> bool {
 pub struct SlotLock {
     slot: Slot,
     _file: File,
+    // Dropped after the file lock: no pcscd restart until the slot is free.
+    _pcscd: PcscdShared,
 }
 
 impl SlotLock {

@@ -1,7 +1,8 @@
 //! The virtual card survives a pcscd restart: it reconnects to vpcd by itself and keeps its
-//! state. Its own test binary, because restarting the shared pcscd would disturb any other
-//! test running beside it (cargo runs test binaries one after another); it also holds both
-//! slot locks. Needs root, like scripts/setup.sh.
+//! state. Restarting the shared pcscd would disturb any other test running beside it, so the
+//! test holds pcscd exclusively in this binary (`e2e_tests::pcscd_exclusive`: it waits until
+//! no other test uses a card) and both slot locks against other processes. Needs root, like
+//! scripts/setup.sh.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -31,6 +32,7 @@ fn otp_at(card: &TestCard, challenge: &[u8]) -> u64 {
 
 #[test]
 fn virtual_card_reconnects_after_pcscd_restarts() {
+    let _alone = e2e_tests::pcscd_exclusive();
     let mut card = TestCard::personalized(&CardSpec { slot: Some(Slot(0)), ..CardSpec::default() });
     let _other_slot = Slot(1).lock();
     assert_eq!(otp_at(&card, &[1; 32]), 0);

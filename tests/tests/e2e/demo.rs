@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use e2e_tests::hidden;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -39,10 +40,13 @@ struct Demo {
     port: u16,
     work: PathBuf,
     _dir: tempfile::TempDir,
+    /// The demo's card uses pcscd: no restart by another test meanwhile.
+    _pcscd: e2e_tests::PcscdShared,
 }
 
 impl Demo {
     fn start(exit_after_automated_part: bool) -> Demo {
+        let pcscd = e2e_tests::pcscd_shared();
         e2e_tests::require_pcscd();
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("demo");
@@ -76,7 +80,7 @@ impl Demo {
                 }
             });
         }
-        Demo { child, lines: rx, seen: Vec::new(), port, work, _dir: dir }
+        Demo { child, lines: rx, seen: Vec::new(), port, work, _dir: dir, _pcscd: pcscd }
     }
 
     /// Collects output until a line contains `needle` (returned), or both pipes close (None).
@@ -293,11 +297,4 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
     assert_eq!(status.code(), Some(143), "demo.sh on SIGTERM:\n{}", demo.output());
     demo.assert_line("demo: stopping the virtual card and the bank");
     demo.assert_stopped();
-}
-
-/// The value of the hidden input `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no input {name} in {html}")) + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
 }
