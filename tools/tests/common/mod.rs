@@ -1,13 +1,15 @@
 //! What the `bank-tools` tests share: running the real binary against a temp database,
-//! token files, and a real `bank-server` process on the same database.
+//! token files, and a real `bank-server` process on the same database (the e2e harness's
+//! `BankServer`, with a small HTTP client for the API calls these tests make).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use e2e_tests::BankServer;
 
 use tempfile::TempDir;
 
@@ -103,37 +105,9 @@ impl Bank {
     }
 }
 
-/// The directory of this profile's binaries: the test executable sits in `<target>/<profile>/deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    assert!(deps.ends_with("deps"), "unexpected test location {}", exe.display());
-    deps.parent().unwrap().to_path_buf()
-}
-
-/// The `bank-server` binary, built once per test process with this test's profile and
-/// target directory.
-pub fn bank_server_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = profile_dir();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-            .args(["build", "--quiet", "-p", "bank-server", "--bin", "bank-server", "--target-dir"])
-            .arg(dir.parent().unwrap());
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("cannot run cargo");
-        assert!(out.status.success(), "building bank-server failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        dir.join("bank-server")
-    })
-}
-
 /// A running `bank-server serve` on a port of its choosing; killed on drop.
 pub struct Server {
-    child: Child,
+    _bank: BankServer,
     pub addr: SocketAddr,
     pub url: String,
 }
@@ -141,36 +115,10 @@ pub struct Server {
 impl Server {
     /// Starts the server on `db` and waits for its readiness line.
     pub fn start(db: &Path) -> Self {
-        let mut child = Command::new(bank_server_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .env_remove("BANK_DB")
-            .env_remove("BANK_MASTER_KEY")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start bank-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| {
-            let _ = child.kill();
-            panic!("bank-server printed no readiness line: {e}")
-        });
-        let url = line
-            .strip_prefix("bank-server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from bank-server: {line}"))
-            .to_owned();
-        let addr = url.trim_start_matches("http://").parse().unwrap();
-        Server { child, addr, url }
+        let bank = BankServer::start(db, 0);
+        let url = bank.url();
+        let addr = SocketAddr::from(([127, 0, 0, 1], bank.port));
+        Server { _bank: bank, addr, url }
     }
 
     /// One HTTP/1.1 request (connection closed after it); returns status and JSON body.
@@ -229,12 +177,5 @@ impl Server {
         let (id, _) = self.challenge(user);
         let body = serde_json::json!({ "challenge_id": id, "counter": counter, "otp": "00000000" });
         self.request("POST", "/api/v1/login", None, Some(&body)).0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
