@@ -71,7 +71,20 @@ impl PaysimCard<PcscCard> {
     /// with `--reader`), [`Error::NoApplet`] (the chosen reader's card is not ours),
     /// [`Error::NoCard`] after the wait.
     pub fn open(wanted: Option<&str>, wait: Duration) -> Result<Self> {
-        Ok(PaysimCard::new(Pcsc::establish()?.open(wanted, &card_applet::AID, wait)?))
+        let pcsc = Pcsc::establish()?;
+        // One look first, so that `-v` says when the bridge starts waiting for a card. A named
+        // reader holding another application's card is an answer; anything else may change.
+        let first = pcsc.open(wanted, &card_applet::AID, Duration::ZERO);
+        let waits = match &first {
+            Err(card_link::Error::NoCard { .. }) => true,
+            Err(card_link::Error::NoApplet { .. }) => wanted.is_none(),
+            _ => false,
+        };
+        if !waits || wait.is_zero() {
+            return Ok(PaysimCard::new(first?));
+        }
+        tracing::info!("waiting up to {} ms for a PAYSIM card", wait.as_millis());
+        Ok(PaysimCard::new(pcsc.open(wanted, &card_applet::AID, wait)?))
     }
 }
 
