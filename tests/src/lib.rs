@@ -26,7 +26,8 @@
 //! - [`relay`]: a loopback relay that loses a transfer's confirmation once ([`Relay`]).
 //! - [`browser`]: the bank's website by HTTP ([`Browser`], [`hidden`]).
 //! - [`pcscd_shared`] and [`pcscd_exclusive`]: the e2e tests share one pcscd; a test that
-//!   restarts it takes it exclusively, so no test in the same process uses a card meanwhile.
+//!   restarts it, or must find its card as the only one (the demo), takes it exclusively, so
+//!   no other test in the same process uses a card meanwhile.
 //!
 //! Cards are reached through `card_link` (the workspace's one PC/SC layer):
 //!

@@ -1,11 +1,13 @@
-//! One pcscd for the whole e2e binary: tests that use it share it, the test that restarts it
-//! takes it alone.
+//! One pcscd and its readers for the whole e2e binary: most tests share them, a test that
+//! must be alone with them takes them exclusively.
 //!
 //! Every [`SlotLock`](crate::SlotLock) holds a [`PcscdShared`] (taken before the slot's file
-//! lock), [`require_pcscd`](crate::require_pcscd) holds one while it looks, and the demo tests
-//! hold one while `scripts/demo.sh` runs; [`pcscd_exclusive`] waits until none is held. The
-//! thread holding the exclusive use may take slots itself (its shared uses are no-ops), so the
-//! restart test can run a card. Other processes are kept apart by the slot file locks alone.
+//! lock) and [`require_pcscd`](crate::require_pcscd) holds one while it looks;
+//! [`pcscd_exclusive`] waits until none is held. Two kinds of test take it: the one that
+//! restarts pcscd, and the demo tests, whose `reader-bridge` runs without `--reader` and must
+//! find the demo's card as the only one. The thread holding the exclusive use may take slots
+//! itself (its shared uses are no-ops), so those tests can run a card. Other processes are
+//! kept apart by the slot file locks alone.
 
 use std::cell::Cell;
 use std::sync::{Condvar, Mutex, MutexGuard};

@@ -40,13 +40,15 @@ struct Demo {
     port: u16,
     work: PathBuf,
     _dir: tempfile::TempDir,
-    /// The demo's card uses pcscd: no restart by another test meanwhile.
-    _pcscd: e2e_tests::PcscdShared,
+    /// The page's `reader-bridge respond` has no `--reader`: it must find the demo's card as
+    /// the only one, so no other test of this binary holds a slot (or restarts pcscd)
+    /// while the demo runs.
+    _alone: e2e_tests::PcscdExclusive,
 }
 
 impl Demo {
     fn start(exit_after_automated_part: bool) -> Demo {
-        let pcscd = e2e_tests::pcscd_shared();
+        let alone = e2e_tests::pcscd_exclusive();
         e2e_tests::require_pcscd();
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("demo");
@@ -80,7 +82,7 @@ impl Demo {
                 }
             });
         }
-        Demo { child, lines: rx, seen: Vec::new(), port, work, _dir: dir, _pcscd: pcscd }
+        Demo { child, lines: rx, seen: Vec::new(), port, work, _dir: dir, _alone: alone }
     }
 
     /// Collects output until a line contains `needle` (returned), or both pipes close (None).

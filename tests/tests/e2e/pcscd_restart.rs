@@ -15,7 +15,11 @@ use paysim_otp as otp;
 const VERIFIER: &str = "https://bank.example:443";
 
 fn otp_at(card: &TestCard, challenge: &[u8]) -> u64 {
-    let mut link = card.link();
+    otp_over(card, &mut card.link(), challenge)
+}
+
+/// A login OTP over `link`, checked against the token file; returns its counter.
+fn otp_over(card: &TestCard, link: &mut card_link::PcscCard, challenge: &[u8]) -> u64 {
     let (counter, code) = link
         .exchange(|ex| {
             host::parse_select(&ex.transmit(&host::select())?).unwrap();
@@ -36,6 +40,8 @@ fn virtual_card_reconnects_after_pcscd_restarts() {
     let mut card = TestCard::personalized(&CardSpec { slot: Some(Slot(0)), ..CardSpec::default() });
     let _other_slot = Slot(1).lock();
     assert_eq!(otp_at(&card, &[1; 32]), 0);
+    // A connection made before the restart: card-link connects it again by itself.
+    let mut before = card.link();
 
     let restart =
         Command::new("bash").arg(workspace_root().join("scripts/setup.sh")).arg("--restart-pcscd").output().unwrap();
@@ -47,6 +53,7 @@ fn virtual_card_reconnects_after_pcscd_restarts() {
 
     card.process().wait_connected().unwrap();
     assert_eq!(otp_at(&card, &[2; 32]), 1, "the card kept its counter across the restart");
+    assert_eq!(otp_over(&card, &mut before, &[3; 32]), 2, "a connection from before the restart works again");
     let log = card.log();
     assert!(log.matches("connected to vpcd").count() >= 2, "the card reconnected:\n{log}");
 }
