@@ -9,7 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use card_applet::host;
+use card_link::{MemCard, TransportExt};
 use e2e_tests::BankServer;
+
+/// The PIN of the cards [`card`] makes.
+pub const CARD_PIN: &str = "1234";
+
+/// A customer's card in this process, personalized with `seed` (next counter 0), whose codes
+/// [`Server::login`] sends.
+pub fn card(seed: [u8; 32], serial: &str) -> MemCard {
+    MemCard::personalized(&seed, CARD_PIN, "12345678", serial).unwrap()
+}
 
 use tempfile::TempDir;
 
@@ -157,19 +168,22 @@ impl Server {
         (v["challenge_id"].as_str().unwrap().to_owned(), hex::decode(v["challenge_hex"].as_str().unwrap()).unwrap())
     }
 
-    /// Logs `user` in with the card's code at `counter` computed from `seed` (what the card
-    /// would answer); returns the HTTP status and body.
-    pub fn login(&self, user: &str, seed: [u8; 32], counter: u64) -> (u16, serde_json::Value) {
+    /// Logs `user` in with the next login code of `card` (the card core in this process, as
+    /// the customer's card would answer); returns the code's counter, the HTTP status and body.
+    pub fn login(&self, user: &str, card: &mut MemCard) -> (u64, u16, serde_json::Value) {
         let (id, challenge) = self.challenge(user);
         let vid = paysim_otp::verifier_id(&self.url).unwrap();
-        let ck = paysim_otp::ChainKey::from_bytes(seed).advance(counter);
-        let otp = paysim_otp::login_otp(&ck, counter, &challenge, vid.as_bytes());
-        self.request(
-            "POST",
-            "/api/v1/login",
-            None,
-            Some(&serde_json::json!({ "challenge_id": id, "counter": counter, "otp": otp.as_str() })),
-        )
+        let (counter, otp) = card
+            .exchange(|ex| {
+                host::parse_select(&ex.transmit(&host::select())?).unwrap();
+                host::parse_verify(&ex.transmit(&host::verify(CARD_PIN).unwrap())?).unwrap();
+                let resp = ex.transmit(&host::login_otp(&challenge, &vid).unwrap())?;
+                Ok::<_, card_link::Error>(host::parse_otp(&resp).unwrap())
+            })
+            .unwrap();
+        let body = serde_json::json!({ "challenge_id": id, "counter": counter, "otp": otp.as_str() });
+        let (status, v) = self.request("POST", "/api/v1/login", None, Some(&body));
+        (counter, status, v)
     }
 
     /// A wrong code for `user` (uses up one challenge).
