@@ -13,8 +13,8 @@
 //! removed). Its parts, each timed on its own in the same run:
 //!
 //! - card: the same two card exchanges through the same PC/SC connection path;
-//! - bank: the same four HTTP requests with codes computed in software (no card), for a second
-//!   user with a software token.
+//! - bank: the same four HTTP requests for a second user whose codes come from the card core
+//!   in this process (`card_link::MemCard`: no pcscd, microseconds per code).
 //!
 //! The ratio whole / (card + bank) shows what the glue costs: opening the card per operation,
 //! the state files (fsync), the session lookups.
@@ -22,12 +22,13 @@
 
 use bank_server::clock::Clock;
 use bank_server::ops;
+use card_link::MemCard;
 use e2e_tests::{require_pcscd, CardSpec, TestCard};
 use paysim_otp::{self as otp, ChainKey};
 use paysim_wire::api::{NewTransfer, TransferStatus};
 use reader_bridge::apdu::Pin;
 use reader_bridge::bank::{Bank, Created};
-use reader_bridge::card::Pcsc;
+use reader_bridge::card::PaysimCard;
 use reader_bridge::flow::{Bridge, CardChoice, TransferRequest, Ui};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -130,7 +131,7 @@ fn main() {
     // Part 1, the card: LOGIN OTP and TRANSACTION OTP exchanges, each with SELECT + VERIFY in
     // one PC/SC transaction, over one connection.
     let pin = Pin::new("1234").unwrap();
-    let mut link = Pcsc::establish().unwrap().open(Some(&card.reader()), Duration::from_secs(5)).unwrap();
+    let mut link = PaysimCard::open(Some(&card.reader()), Duration::from_secs(5)).unwrap();
     let vid = bridge.bank.verifier_id().to_owned();
     let challenge = [0x5Au8; 32];
     let tx = otp::TxFields {
@@ -149,22 +150,13 @@ fn main() {
         })
         .collect();
 
-    // Part 2, the bank: the same four requests with software codes (bob's software token).
+    // Part 2, the bank: the same four requests, bob's codes from an in-process card.
     let bank = Bank::new(&url).unwrap();
-    let mut ck = ChainKey::from_bytes(soft_seed);
-    let mut counter = 0u64;
-    let mut next_code = |sign: &dyn Fn(&ChainKey, u64) -> otp::Otp| {
-        let code = sign(&ck, counter);
-        let out = (counter, code);
-        ck = ck.next();
-        counter += 1;
-        out
-    };
+    let mut bobs_card = PaysimCard::new(MemCard::personalized(&soft_seed, "1234", "12345678", "SOFT-1").unwrap());
     let mut bank_round = |i: usize| {
         let ch = bank.login_challenge(&"bob".parse().unwrap()).unwrap();
-        let c = ch.challenge.as_bytes().to_vec();
-        let (k, code) = next_code(&|ck, k| otp::login_otp(ck, k, &c, vid.as_bytes()));
-        let session = bank.login(&ch.challenge_id, k, &code).unwrap();
+        let code = bobs_card.login_otp(&pin, ch.challenge.as_bytes(), &vid).unwrap();
+        let session = bank.login(&ch.challenge_id, code.counter, &code.otp).unwrap();
         let id: paysim_wire::TransferId = format!("tx-bank-{i}").parse().unwrap();
         let new = NewTransfer {
             transfer_id: id.clone(),
@@ -176,7 +168,6 @@ fn main() {
         let Created::Challenge(tc) = bank.create_transfer(&session.token, &new).unwrap() else {
             panic!("a new transfer id must get a challenge")
         };
-        let c = tc.challenge.as_bytes().to_vec();
         let fields = otp::TxFields {
             verifier_id: vid.as_bytes(),
             transaction_id: id.as_str().as_bytes(),
@@ -184,8 +175,8 @@ fn main() {
             currency: b"EUR",
             payee: b"ACC-CAROL-EUR",
         };
-        let (k, code) = next_code(&|ck, k| otp::tx_otp(ck, k, &c, &fields));
-        let t = bank.confirm_transfer(&session.token, &id, &tc.challenge_id, k, &code).unwrap();
+        let code = bobs_card.tx_otp(&pin, tc.challenge.as_bytes(), &fields).unwrap();
+        let t = bank.confirm_transfer(&session.token, &id, &tc.challenge_id, code.counter, &code.otp).unwrap();
         assert_eq!(t.status, TransferStatus::Executed);
     };
     bank_round(usize::MAX); // warm-up

@@ -1,29 +1,24 @@
-//! The PC/SC side: finding the reader that holds a PAYSIM card, waiting for one, and talking
-//! to it in exclusive transactions.
+//! The PAYSIM operations on a card: status, PIN, PUK, login and transaction codes, and the
+//! reader scan. They are written against `card_link::Transport`, so the same code runs over
+//! PC/SC ([`PaysimCard::open`]) and against the card core in process
+//! (`card_link::MemCard`, in tests).
 //!
-//! - [`Pcsc::open`] picks the reader (the one holding our applet, or `--reader`), waiting with
-//!   `SCardGetStatusChange` up to a bounded time for a card to be inserted.
-//! - [`CardLink::exchange`] runs one multi-APDU exchange (SELECT, VERIFY, OTP...) inside one
-//!   PC/SC transaction, so no other application can slip a command in between. If the PIN was
-//!   verified during the exchange the transaction ends by resetting the card, so the verified
-//!   state does not outlive it.
-//! - Answers are received into a `MAX_BUFFER_SIZE_EXTENDED` buffer (a too-small buffer fails
-//!   after the card has already executed the command); `61xx` is followed by GET RESPONSE.
+//! - [`PaysimCard::open`] picks the reader (the one holding our applet, or `--reader`),
+//!   waiting with `SCardGetStatusChange` up to a bounded time for a card to be inserted.
+//! - [`PaysimCard::exchange`] runs one multi-APDU exchange (SELECT, VERIFY, OTP...) inside one
+//!   exclusive transaction, so no other application can slip a command in between. card-link
+//!   ends an exchange that touched the PIN with a card reset, so the verified state does not
+//!   outlive it, and follows `61xx` with GET RESPONSE.
 //! - The bytes come from `card_applet::host` (builders and parsers of docs/protocol.md).
 
 use crate::apdu::{card_error, request_error, CardOtp, DataObject, Pin, Puk};
 use crate::error::{Error, Result};
 use card_applet::host;
+use card_link::{Exchange, Pcsc, PcscCard, Transport, TransportExt};
 use paysim_otp::TxFields;
-use std::ffi::{CStr, CString};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A PC/SC context.
-pub struct Pcsc {
-    ctx: pcsc::Context,
-}
-
-/// What [`Pcsc::scan`] learns about one reader.
+/// What [`scan`] learns about one reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReaderInfo {
     pub name: String,
@@ -34,195 +29,95 @@ pub struct ReaderInfo {
     pub note: Option<String>,
 }
 
-impl Pcsc {
-    /// Connects to the PC/SC service (pcscd).
-    pub fn establish() -> Result<Self> {
-        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| match e {
-            pcsc::Error::NoService | pcsc::Error::ServiceStopped => Error::NoService(e),
-            other => Error::from(other),
-        })?;
-        Ok(Pcsc { ctx })
-    }
-
-    /// The names of all readers PC/SC lists (possibly none).
-    pub fn reader_names(&self) -> Result<Vec<CString>> {
-        match self.ctx.list_readers_owned() {
-            Ok(v) => Ok(v),
-            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Lists every reader, whether it holds a card and whether that card holds our applet
-    /// (with its serial). Never waits for a card.
-    pub fn scan(&self) -> Result<Vec<ReaderInfo>> {
-        let names = self.reader_names()?;
-        let states = self.current_states(&names)?;
-        let mut out = Vec::new();
-        for (name, state) in names.iter().zip(states) {
-            let text = name.to_string_lossy().into_owned();
-            let present = state.contains(pcsc::State::PRESENT) && !state.contains(pcsc::State::MUTE);
-            let mut info = ReaderInfo { name: text, card_present: present, paysim_serial: None, note: None };
-            if present {
-                match self.connect_paysim(name) {
-                    Ok(mut link) => match link.exchange(|ch| {
-                        Ok(ch.fci().and_then(|f| f.serial.clone()).unwrap_or_else(|| "(not personalized)".to_owned()))
-                    }) {
-                        Ok(serial) => info.paysim_serial = Some(serial),
-                        Err(e) => info.note = Some(e.chain()),
-                    },
-                    Err(Error::NoApplet { .. }) => info.note = Some("card without the PAYSIM applet".to_owned()),
+/// Lists every reader, whether it holds a card and whether that card holds our applet (with
+/// its serial). Never waits for a card.
+pub fn scan() -> Result<Vec<ReaderInfo>> {
+    let pcsc = Pcsc::establish()?;
+    let mut out = Vec::new();
+    for reader in pcsc.readers()? {
+        let mut info = ReaderInfo {
+            name: reader.name.clone(),
+            card_present: reader.card_present,
+            paysim_serial: None,
+            note: None,
+        };
+        if reader.card_present {
+            match pcsc.open(Some(&reader.name), &card_applet::AID, Duration::ZERO).map(PaysimCard::new) {
+                Ok(mut card) => match card.exchange(|ch| {
+                    Ok(ch.fci().and_then(|f| f.serial.clone()).unwrap_or_else(|| "(not personalized)".to_owned()))
+                }) {
+                    Ok(serial) => info.paysim_serial = Some(serial),
                     Err(e) => info.note = Some(e.chain()),
-                }
+                },
+                Err(card_link::Error::NoApplet { .. }) => info.note = Some("card without the PAYSIM applet".to_owned()),
+                Err(e) => info.note = Some(Error::from(e).chain()),
             }
-            out.push(info);
         }
-        Ok(out)
+        out.push(info);
     }
+    Ok(out)
+}
 
-    /// Opens the card to use: in reader `wanted` if given, else in the one reader holding a
-    /// PAYSIM card. Waits up to `wait` for a card to be inserted (`SCardGetStatusChange`).
+/// A PAYSIM card over a card-link transport: PC/SC by default, the in-process card in tests.
+pub struct PaysimCard<T = PcscCard> {
+    link: T,
+}
+
+impl PaysimCard<PcscCard> {
+    /// Opens the card to use over PC/SC: in reader `wanted` if given, else in the one reader
+    /// holding a PAYSIM card. Waits up to `wait` for a card to be inserted.
     ///
     /// Errors: [`Error::NoReader`], [`Error::UnknownReader`], [`Error::SeveralCards`] (choose
     /// with `--reader`), [`Error::NoApplet`] (the chosen reader's card is not ours),
     /// [`Error::NoCard`] after the wait.
-    pub fn open(&self, wanted: Option<&str>, wait: Duration) -> Result<CardLink> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let names = self.reader_names()?;
-            if names.is_empty() {
-                return Err(Error::NoReader);
-            }
-            let candidates: Vec<CString> = match wanted {
-                None => names.clone(),
-                Some(w) => {
-                    let hit: Vec<CString> = names.iter().filter(|n| n.to_string_lossy() == w).cloned().collect();
-                    if hit.is_empty() {
-                        return Err(Error::UnknownReader {
-                            name: w.to_owned(),
-                            available: names.iter().map(|n| n.to_string_lossy().into_owned()).collect(),
-                        });
-                    }
-                    hit
-                }
-            };
-            let mut states: Vec<pcsc::ReaderState> =
-                candidates.iter().map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE)).collect();
-            states.push(pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE));
-            self.ctx.get_status_change(Duration::ZERO, &mut states).map_err(Error::from)?;
-
-            let mut found = Vec::new();
-            let mut not_ours = Vec::new();
-            for st in &states[..candidates.len()] {
-                let ev = st.event_state();
-                if !ev.contains(pcsc::State::PRESENT) || ev.contains(pcsc::State::MUTE) {
-                    continue;
-                }
-                match self.connect_paysim(st.name()) {
-                    Ok(link) => found.push(link),
-                    Err(Error::NoApplet { reader }) => not_ours.push(reader),
-                    // The card went away (or was reset) between the status and the connect.
-                    Err(Error::CardRemoved) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            match found.len() {
-                1 => return Ok(found.remove(0)),
-                0 => {}
-                _ => return Err(Error::SeveralCards { readers: found.iter().map(|l| l.reader.clone()).collect() }),
-            }
-            if let (Some(_), Some(reader)) = (wanted, not_ours.first()) {
-                return Err(Error::NoApplet { reader: reader.clone() });
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(match (wanted, not_ours.first()) {
-                    (None, Some(reader)) if not_ours.len() == 1 => Error::NoApplet { reader: reader.clone() },
-                    _ => Error::NoCard { seconds: wait.as_secs() },
-                });
-            }
-            tracing::info!("waiting up to {} ms for a PAYSIM card", remaining.as_millis());
-            for st in &mut states {
-                st.sync_current_state();
-            }
-            match self.ctx.get_status_change(remaining, &mut states) {
-                Ok(()) => {}
-                Err(pcsc::Error::Timeout) => {
-                    // One more look: the deadline is now past, so the next round decides.
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    fn current_states(&self, names: &[CString]) -> Result<Vec<pcsc::State>> {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut states: Vec<pcsc::ReaderState> =
-            names.iter().map(|n| pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE)).collect();
-        self.ctx.get_status_change(Duration::ZERO, &mut states)?;
-        Ok(states.iter().map(|s| s.event_state()).collect())
-    }
-
-    /// Connects to the card in `reader` and checks that it answers SELECT for our applet.
-    fn connect_paysim(&self, reader: &CStr) -> Result<CardLink> {
-        let name = reader.to_string_lossy().into_owned();
-        let card = match self.ctx.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
-            Ok(c) => c,
-            Err(pcsc::Error::UnresponsiveCard | pcsc::Error::UnsupportedCard) => {
-                return Err(Error::NoApplet { reader: name })
-            }
-            Err(e) => return Err(e.into()),
+    pub fn open(wanted: Option<&str>, wait: Duration) -> Result<Self> {
+        let pcsc = Pcsc::establish()?;
+        // One look first, so that `-v` says when the bridge starts waiting for a card. A named
+        // reader holding another application's card is an answer; anything else may change.
+        let first = pcsc.open(wanted, &card_applet::AID, Duration::ZERO);
+        let waits = match &first {
+            Err(card_link::Error::NoCard { .. }) => true,
+            Err(card_link::Error::NoApplet { .. }) => wanted.is_none(),
+            _ => false,
         };
-        let mut link = CardLink { card, reader: name, buf: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] };
-        match link.exchange(|_| Ok(())) {
-            Ok(()) => Ok(link),
-            Err(Error::Card { command: "SELECT", .. }) => Err(Error::NoApplet { reader: link.reader }),
-            Err(e) => Err(e),
+        if !waits || wait.is_zero() {
+            return Ok(PaysimCard::new(first?));
         }
+        tracing::info!("waiting up to {} ms for a PAYSIM card", wait.as_millis());
+        Ok(PaysimCard::new(pcsc.open(wanted, &card_applet::AID, wait)?))
     }
 }
 
-/// One connection to a PAYSIM card.
-pub struct CardLink {
-    card: pcsc::Card,
-    reader: String,
-    buf: Vec<u8>,
-}
+impl<T: Transport> PaysimCard<T> {
+    /// The PAYSIM operations over `link`.
+    pub fn new(link: T) -> Self {
+        PaysimCard { link }
+    }
 
-impl CardLink {
     /// The reader's name.
     pub fn reader(&self) -> &str {
-        &self.reader
+        self.link.reader()
     }
 
-    /// Runs `f` inside one PC/SC transaction that starts with SELECT of the PAYSIM applet.
-    /// If `f` verified the PIN, the transaction ends with a card reset so that the verified
-    /// state cannot be used by anyone after us.
-    pub fn exchange<T>(&mut self, f: impl FnOnce(&mut Channel<'_>) -> Result<T>) -> Result<T> {
-        let tx = match self.card.transaction2() {
-            Ok(tx) => tx,
-            // Somebody (possibly our own last exchange) reset the card: reconnect once.
-            Err((card, pcsc::Error::ResetCard)) => {
-                card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::ANY, pcsc::Disposition::LeaveCard)?;
-                card.transaction()?
-            }
-            Err((_, e)) => return Err(e.into()),
-        };
-        let mut ch = Channel { tx, buf: &mut self.buf, pin_touched: false, fci: None };
-        let result = ch.select().and_then(|_| f(&mut ch));
-        let disposition = if ch.pin_touched { pcsc::Disposition::ResetCard } else { pcsc::Disposition::LeaveCard };
-        if let Err((_, e)) = ch.tx.end(disposition) {
-            // Ending fails when the card left; the result of `f` says more in that case.
-            tracing::debug!("ending the PC/SC transaction failed: {e}");
-        }
-        result
+    /// The transport, e.g. to reach the in-process card in a test.
+    pub fn link_mut(&mut self) -> &mut T {
+        &mut self.link
+    }
+
+    /// Runs `f` inside one exclusive transaction that starts with SELECT of the PAYSIM applet.
+    /// If `f` touched the PIN, the transaction ends with a card reset (card-link's PIN-state
+    /// rule), so the verified state cannot be used by anyone after us.
+    pub fn exchange<R>(&mut self, f: impl FnOnce(&mut Channel<'_, '_>) -> Result<R>) -> Result<R> {
+        self.link.exchange(|ex| {
+            let mut ch = Channel { ex, fci: None };
+            ch.select()?;
+            f(&mut ch)
+        })
     }
 
     /// Reads serial, next counter, PIN tries, life-cycle state and version (no PIN needed).
     pub fn status(&mut self) -> Result<CardStatus> {
-        let reader = self.reader.clone();
+        let reader = self.reader().to_owned();
         self.exchange(|ch| {
             let fci = ch.fci.clone().ok_or(Error::NoApplet { reader: reader.clone() })?;
             let serial = if fci.personalized() { ch.serial()? } else { String::new() };
@@ -245,7 +140,7 @@ impl CardLink {
         })
     }
 
-    /// PIN, then LOGIN OTP, in one transaction.
+    /// PIN, then LOGIN OTP, in one exchange.
     pub fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
         self.exchange(|ch| {
             ch.verify_pin(pin)?;
@@ -253,31 +148,42 @@ impl CardLink {
         })
     }
 
-    /// PIN, then TRANSACTION OTP, in one transaction.
+    /// PIN, then TRANSACTION OTP, in one exchange.
     pub fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
         self.exchange(|ch| {
             ch.verify_pin(pin)?;
             ch.tx_otp(challenge, tx)
         })
     }
+
+    /// PUK and a new PIN (RESET RETRY COUNTER), in one exchange.
+    pub fn unblock(&mut self, puk: &Puk, new: &Pin) -> Result<()> {
+        self.exchange(|ch| ch.unblock(puk, new))
+    }
+
+    /// Old PIN and a new one (CHANGE REFERENCE DATA), in one exchange; refuses to try when
+    /// the PIN is blocked.
+    pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        self.exchange(|ch| {
+            if ch.pin_tries()? == 0 {
+                return Err(Error::PinBlocked);
+            }
+            ch.change_pin(old, new)
+        })
+    }
 }
 
-/// The card inside one PC/SC transaction.
-pub struct Channel<'a> {
-    tx: pcsc::Transaction<'a>,
-    buf: &'a mut Vec<u8>,
-    /// Set once a PIN command was sent: the exchange then ends with a card reset.
-    pin_touched: bool,
+/// The card inside one exchange, after SELECT.
+pub struct Channel<'e, 'a> {
+    ex: &'e mut Exchange<'a>,
     fci: Option<host::Fci>,
 }
 
-impl Channel<'_> {
-    /// Sends one APDU and returns the whole answer (data ‖ SW1 SW2), following `61xx` with
-    /// GET RESPONSE (ISO 7816-4 §5.3.4). The receive buffer is `MAX_BUFFER_SIZE_EXTENDED`.
+impl Channel<'_, '_> {
+    /// Sends one APDU and returns the whole answer (data ‖ SW1 SW2); card-link follows `61xx`
+    /// with GET RESPONSE (ISO 7816-4 §5.3.4).
     pub fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
-        let tx = &self.tx;
-        let buf = &mut *self.buf;
-        host::transceive(apdu, &mut |a: &[u8]| tx.transmit(a, buf).map(<[u8]>::to_vec)).map_err(Error::from)
+        Ok(self.ex.transmit(apdu)?)
     }
 
     fn select(&mut self) -> Result<()> {
@@ -317,7 +223,6 @@ impl Channel<'_> {
             return Err(Error::PinBlocked);
         }
         let apdu = host::verify(pin.digits()).map_err(request_error)?;
-        self.pin_touched = true;
         let resp = self.transmit(&apdu)?;
         host::parse_verify(&resp).map_err(|e| card_error("VERIFY", e))
     }
@@ -325,7 +230,6 @@ impl Channel<'_> {
     /// CHANGE REFERENCE DATA for the PIN.
     pub fn change_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
         let apdu = host::change_pin(old.digits(), new.digits()).map_err(request_error)?;
-        self.pin_touched = true;
         let resp = self.transmit(&apdu)?;
         host::parse_change_pin(&resp).map_err(|e| card_error("CHANGE REFERENCE DATA", e))
     }
@@ -333,7 +237,6 @@ impl Channel<'_> {
     /// RESET RETRY COUNTER with the PUK and a new PIN.
     pub fn unblock(&mut self, puk: &Puk, new: &Pin) -> Result<()> {
         let apdu = host::reset_retry_counter(puk.digits(), new.digits()).map_err(request_error)?;
-        self.pin_touched = true;
         let resp = self.transmit(&apdu)?;
         host::parse_reset_retry_counter(&resp).map_err(|e| card_error("RESET RETRY COUNTER", e))
     }
@@ -366,4 +269,69 @@ pub struct CardStatus {
     pub pin_tries_left: u8,
     pub life_cycle: String,
     pub version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use card_link::MemCard;
+
+    const SEED: [u8; 32] = [0x5A; 32];
+
+    fn card() -> PaysimCard<MemCard> {
+        PaysimCard::new(MemCard::personalized(&SEED, "1234", "12345678", "PSIM-00000042").unwrap())
+    }
+
+    fn pin(p: &str) -> Pin {
+        Pin::new(p).unwrap()
+    }
+
+    #[test]
+    fn status_reads_what_the_card_holds_without_a_pin() {
+        let mut card = card();
+        let s = card.status().unwrap();
+        assert_eq!(s.serial, "PSIM-00000042");
+        assert_eq!(s.next_counter, Some(0));
+        assert_eq!(s.pin_tries_left, 3);
+        assert_eq!(s.life_cycle, "personalized (operational)");
+        assert_eq!(s.reader, MemCard::READER);
+        // A factory card has no PIN yet: its PIN status answers 6985, which `status` reports.
+        let factory = PaysimCard::new(MemCard::factory(&[1; 32])).status();
+        assert!(matches!(factory, Err(Error::NotPersonalized)), "{factory:?}");
+    }
+
+    #[test]
+    fn codes_follow_the_chain_and_each_exchange_needs_the_pin_again() {
+        let mut card = card();
+        let tx = TxFields { verifier_id: b"v", transaction_id: b"t-1", amount_minor: 5, currency: b"EUR", payee: b"P" };
+        let a = card.login_otp(&pin("1234"), &[1; 32], "v").unwrap();
+        let b = card.tx_otp(&pin("1234"), &[2; 32], &tx).unwrap();
+        assert_eq!((a.counter, b.counter), (0, 1));
+        let ck = paysim_otp::ChainKey::from_bytes(SEED);
+        assert!(paysim_otp::login_otp(&ck, 0, &[1; 32], b"v").matches(a.otp.as_str()));
+        assert!(paysim_otp::tx_otp(&ck.advance(1), 1, &[2; 32], &tx).matches(b.otp.as_str()));
+        // The PIN-state rule: an OTP without VERIFY in its own exchange is refused.
+        let e = card.exchange(|ch| ch.login_otp(&[3; 32], "v")).unwrap_err();
+        assert!(matches!(e, Error::Card { command: "LOGIN OTP", .. }), "{e:?}");
+    }
+
+    #[test]
+    fn wrong_pins_block_then_verify_refuses_and_the_puk_unblocks() {
+        let mut card = card();
+        for left in [2, 1] {
+            let e = card.login_otp(&pin("9999"), &[1; 32], "v").unwrap_err();
+            assert!(matches!(e, Error::WrongPin { tries_left } if tries_left == left), "{e:?}");
+        }
+        assert!(matches!(card.login_otp(&pin("9999"), &[1; 32], "v"), Err(Error::PinBlocked)));
+        // Blocked: not even the right PIN is sent, and change-pin refuses too.
+        assert!(matches!(card.login_otp(&pin("1234"), &[1; 32], "v"), Err(Error::PinBlocked)));
+        assert!(matches!(card.change_pin(&pin("1234"), &pin("4321")), Err(Error::PinBlocked)));
+        let e = card.unblock(&Puk::new("87654321").unwrap(), &pin("4321")).unwrap_err();
+        assert!(matches!(e, Error::WrongPuk { tries_left: 9 }), "{e:?}");
+        card.unblock(&Puk::new("12345678").unwrap(), &pin("4321")).unwrap();
+        assert_eq!(card.status().unwrap().pin_tries_left, 3);
+        card.change_pin(&pin("4321"), &pin("5678")).unwrap();
+        assert_eq!(card.login_otp(&pin("5678"), &[1; 32], "v").unwrap().counter, 0);
+    }
 }

@@ -222,19 +222,29 @@ impl Error {
     }
 }
 
-impl From<pcsc::Error> for Error {
-    /// Maps PC/SC errors to the classes a person can act on. Removal, reset and loss of the
-    /// card all become [`Error::CardRemoved`].
-    fn from(e: pcsc::Error) -> Self {
-        use pcsc::Error as P;
+impl From<card_link::Error> for Error {
+    /// Maps the PC/SC layer's classes onto the bridge's, one for one; the texts here say what
+    /// a customer does (start pcscd, plug in a reader, use `--reader`, raise `--wait`).
+    fn from(e: card_link::Error) -> Self {
+        use card_link::Error as L;
         match e {
-            P::RemovedCard | P::ResetCard | P::NoSmartcard | P::UnpoweredCard | P::ReaderUnavailable => {
-                Error::CardRemoved
-            }
-            P::NoService | P::ServiceStopped | P::Shutdown => Error::NoService(e),
-            P::NoReadersAvailable => Error::NoReader,
-            other => Error::Pcsc(other),
+            L::NoService(e) => Error::NoService(e),
+            L::NoReader => Error::NoReader,
+            L::UnknownReader { name, available } => Error::UnknownReader { name, available },
+            L::NoCard { waited, .. } => Error::NoCard { seconds: waited.as_secs() },
+            L::SeveralCards { readers } => Error::SeveralCards { readers },
+            L::NoApplet { reader } => Error::NoApplet { reader },
+            L::CardRemoved => Error::CardRemoved,
+            L::Pcsc(e) => Error::Pcsc(e),
         }
+    }
+}
+
+impl From<pcsc::Error> for Error {
+    /// Through card-link's mapping: removal, reset and loss of the card all become
+    /// [`Error::CardRemoved`].
+    fn from(e: pcsc::Error) -> Self {
+        card_link::Error::from(e).into()
     }
 }
 

@@ -5,9 +5,10 @@
 
 use crate::apdu::{CardOtp, Pin, Puk};
 use crate::bank::{Bank, Created};
-use crate::card::{CardLink, CardStatus, Pcsc, ReaderInfo};
+use crate::card::{self, CardStatus, PaysimCard, ReaderInfo};
 use crate::error::{Error, Result};
 use crate::state::{self, PendingTransfer, Session, StateDir};
+use card_link::Transport;
 use paysim_otp::TxFields;
 use paysim_wire::api::{Account, NewTransfer, Transfer};
 use paysim_wire::{AccountNumber, Challenge, Currency, TransferId, UserName};
@@ -43,8 +44,8 @@ pub struct CardChoice {
     pub wait: Duration,
 }
 
-/// What computes codes after a PIN: the card over PC/SC ([`CardLink`]) or, in tests, a
-/// software double that runs the same algorithm.
+/// What computes codes after a PIN: a PAYSIM card over any card-link transport (PC/SC in
+/// the CLI, the in-process card core in tests), or a test's wrapper around one.
 pub trait Token {
     /// Where the token is (the reader's name), for prompts.
     fn reader(&self) -> &str;
@@ -54,15 +55,15 @@ pub trait Token {
     fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp>;
 }
 
-impl Token for CardLink {
+impl<T: Transport> Token for PaysimCard<T> {
     fn reader(&self) -> &str {
-        CardLink::reader(self)
+        PaysimCard::reader(self)
     }
     fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
-        CardLink::login_otp(self, pin, challenge, verifier_id)
+        PaysimCard::login_otp(self, pin, challenge, verifier_id)
     }
     fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
-        CardLink::tx_otp(self, pin, challenge, tx)
+        PaysimCard::tx_otp(self, pin, challenge, tx)
     }
 }
 
@@ -103,21 +104,21 @@ impl Bridge {
             state: StateDir::open(state_dir)?,
             card,
             opener: Box::new(|c: &CardChoice| {
-                let link = Pcsc::establish()?.open(c.reader.as_deref(), c.wait)?;
-                Ok(Box::new(link) as Box<dyn Token>)
+                let card = PaysimCard::open(c.reader.as_deref(), c.wait)?;
+                Ok(Box::new(card) as Box<dyn Token>)
             }),
         })
     }
 
-    /// Replaces how the token is opened for login, transfer and respond (tests use a
-    /// software token; `status`, `unblock` and `change-pin` always use PC/SC).
+    /// Replaces how the token is opened for login, transfer and respond (tests use the
+    /// in-process card; `status`, `unblock` and `change-pin` always use PC/SC).
     pub fn with_token_opener(mut self, opener: TokenOpener) -> Self {
         self.opener = opener;
         self
     }
 
-    fn open_card(&self, ui: &mut dyn Ui) -> Result<CardLink> {
-        self.open_with(ui, |c| Pcsc::establish()?.open(c.reader.as_deref(), c.wait))
+    fn open_card(&self, ui: &mut dyn Ui) -> Result<PaysimCard> {
+        self.open_with(ui, |c| PaysimCard::open(c.reader.as_deref(), c.wait))
     }
 
     fn open_token(&self, ui: &mut dyn Ui) -> Result<Box<dyn Token>> {
@@ -144,7 +145,7 @@ impl Bridge {
 
     /// `readers`: every reader, and which hold a PAYSIM card.
     pub fn readers() -> Result<Vec<ReaderInfo>> {
-        let infos = Pcsc::establish()?.scan()?;
+        let infos = card::scan()?;
         if infos.is_empty() {
             return Err(Error::NoReader);
         }
@@ -403,7 +404,7 @@ impl Bridge {
         let mut card = self.open_card(ui)?;
         let puk = Puk::new(&ui.secret("PUK (8 digits): ")?)?;
         let new = new_pin(ui)?;
-        card.exchange(|ch| ch.unblock(&puk, &new))?;
+        card.unblock(&puk, &new)?;
         ui.say("PIN unblocked and set; the card allows 3 PIN tries again");
         Ok(())
     }
@@ -413,12 +414,7 @@ impl Bridge {
         let mut card = self.open_card(ui)?;
         let old = Pin::new(&ui.secret("current PIN: ")?)?;
         let new = new_pin(ui)?;
-        card.exchange(|ch| {
-            if ch.pin_tries()? == 0 {
-                return Err(Error::PinBlocked);
-            }
-            ch.change_pin(&old, &new)
-        })?;
+        card.change_pin(&old, &new)?;
         ui.say("PIN changed");
         Ok(())
     }

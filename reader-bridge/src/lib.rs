@@ -3,7 +3,8 @@
 //! Finds the PAYSIM card over PC/SC, asks it for one-time codes, and talks to the bank's JSON
 //! API. The CLI (`reader-bridge`) is a thin layer over this library.
 //!
-//! - [`card`]: PC/SC: pick the reader, wait for a card, one transaction per exchange.
+//! - [`card`]: the PAYSIM operations over any `card_link` transport (PC/SC, or the card core
+//!   in process for tests): pick the reader, wait for a card, one transaction per exchange.
 //! - [`apdu`]: the APDUs and their answers (docs/protocol.md).
 //! - [`input`]: what a person types (amounts, currencies, accounts, ids, challenges) parsed
 //!   into the bank's vocabulary (`paysim_wire`), with messages that say what to type.

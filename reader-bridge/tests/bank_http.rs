@@ -1,16 +1,19 @@
 //! The bridge against a real bank-server (its library `serve` on 127.0.0.1, port 0, with a
-//! fresh SQLite database per test). The card is replaced by a software token that runs the
-//! workspace's PAYSIM-1 algorithm, so these tests need no pcscd; the same flows through the
-//! real card, pcscd and vpcd are in tests/tests/flow.rs.
+//! fresh SQLite database per test). The card is the applet's core in this process
+//! (`card_link::MemCard`, personalized through the real admin protocol) reached through the
+//! bridge's own APDU path (`PaysimCard`), so these tests need no pcscd; the same flows through
+//! the real card, pcscd and vpcd are in the e2e suite (tests/tests/e2e/flow.rs).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bank_server::clock::Clock;
 use bank_server::ops;
+use card_link::MemCard;
 use paysim_otp::{self as otp, ChainKey};
 use paysim_wire::api::ErrorCode;
 use paysim_wire::UserName;
 use reader_bridge::apdu::{CardOtp, Pin};
+use reader_bridge::card::PaysimCard;
 use reader_bridge::error::exit;
 use reader_bridge::flow::{Bridge, CardChoice, Token, TransferRequest, Ui};
 use reader_bridge::Error;
@@ -22,6 +25,7 @@ use zeroize::Zeroizing;
 
 const SEED: [u8; 32] = [0x5A; 32];
 const PIN: &str = "1234";
+const PUK: &str = "12345678";
 
 fn name(user: &str) -> UserName {
     user.parse().unwrap()
@@ -94,78 +98,67 @@ fn balance(db: &Path, user: &str, number: &str) -> i64 {
     ops::accounts(db, user).unwrap().into_iter().find(|a| a.number == number).unwrap().balance_minor
 }
 
-/// What the software token does right before it computes a transaction code.
+/// What the test token does right before the card computes a transaction code.
 type Hook = Box<dyn FnMut() -> Option<Error> + Send>;
 
-/// The card's algorithm in software: PIN check, then (ck_i, i) -> code, ck_{i+1}.
-struct SoftCard {
-    ck: ChainKey,
-    counter: u64,
+/// What a test watches and steers around the card.
+#[derive(Default)]
+struct Hooks {
     before_tx: Option<Hook>,
-    /// Every verifier id the token was asked to sign for.
+    /// Every verifier id the card was asked to sign for.
     signed_for: Vec<String>,
 }
 
+/// A PAYSIM card in this process: the applet core behind the bridge's `PaysimCard`, so PIN
+/// tries, counters and codes are the card's own. A clone is another connection to the same
+/// card (what each bridge command opens), sharing the hooks.
 #[derive(Clone)]
-struct SoftToken(Arc<Mutex<SoftCard>>);
+struct CardToken {
+    card: MemCard,
+    hooks: Arc<Mutex<Hooks>>,
+}
 
-impl SoftToken {
+impl CardToken {
     fn new(seed: [u8; 32]) -> Self {
-        SoftToken(Arc::new(Mutex::new(SoftCard {
-            ck: ChainKey::from_bytes(seed),
-            counter: 0,
-            before_tx: None,
-            signed_for: Vec::new(),
-        })))
+        let card = MemCard::personalized(&seed, PIN, PUK, "PSIM-00000001").unwrap();
+        CardToken { card, hooks: Arc::default() }
     }
 
     fn signed_for(&self) -> Vec<String> {
-        self.0.lock().unwrap().signed_for.clone()
+        self.hooks.lock().unwrap().signed_for.clone()
     }
 
     fn on_next_tx(&self, hook: Hook) {
-        self.0.lock().unwrap().before_tx = Some(hook);
+        self.hooks.lock().unwrap().before_tx = Some(hook);
     }
 
-    fn check_pin(pin: &Pin) -> reader_bridge::Result<()> {
-        if pin.digits() == PIN {
-            Ok(())
-        } else {
-            Err(Error::WrongPin { tries_left: 2 })
-        }
+    fn paysim(&self) -> PaysimCard<MemCard> {
+        PaysimCard::new(self.card.clone())
     }
 }
 
-impl Token for SoftToken {
+impl Token for CardToken {
     fn reader(&self) -> &str {
-        "soft token"
+        card_link::Transport::reader(&self.card)
     }
 
     fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> reader_bridge::Result<CardOtp> {
-        Self::check_pin(pin)?;
-        let mut c = self.0.lock().unwrap();
-        c.signed_for.push(verifier_id.to_owned());
-        let code = otp::login_otp(&c.ck, c.counter, challenge, verifier_id.as_bytes());
-        let out = CardOtp { counter: c.counter, otp: code };
-        c.ck = c.ck.next();
-        c.counter += 1;
-        Ok(out)
+        self.hooks.lock().unwrap().signed_for.push(verifier_id.to_owned());
+        self.paysim().login_otp(pin, challenge, verifier_id)
     }
 
     fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &otp::TxFields<'_>) -> reader_bridge::Result<CardOtp> {
-        Self::check_pin(pin)?;
-        let mut c = self.0.lock().unwrap();
-        c.signed_for.push(String::from_utf8_lossy(tx.verifier_id).into_owned());
-        if let Some(mut hook) = c.before_tx.take() {
+        let hook = {
+            let mut h = self.hooks.lock().unwrap();
+            h.signed_for.push(String::from_utf8_lossy(tx.verifier_id).into_owned());
+            h.before_tx.take()
+        };
+        if let Some(mut hook) = hook {
             if let Some(e) = hook() {
                 return Err(e);
             }
         }
-        let code = otp::tx_otp(&c.ck, c.counter, challenge, tx);
-        let out = CardOtp { counter: c.counter, otp: code };
-        c.ck = c.ck.next();
-        c.counter += 1;
-        Ok(out)
+        self.paysim().tx_otp(pin, challenge, tx)
     }
 }
 
@@ -207,7 +200,7 @@ fn pins(n: usize) -> Script {
     Script { secrets: std::iter::repeat_n(PIN.to_owned(), n).collect(), ..Script::default() }
 }
 
-fn bridge(url: &str, state: &Path, token: &SoftToken) -> Bridge {
+fn bridge(url: &str, state: &Path, token: &CardToken) -> Bridge {
     let token = token.clone();
     Bridge::new(url, state, CardChoice { reader: None, wait: Duration::ZERO })
         .unwrap()
@@ -219,7 +212,7 @@ struct World {
     db: PathBuf,
     state: PathBuf,
     bank: TestBank,
-    token: SoftToken,
+    token: CardToken,
 }
 
 fn world() -> World {
@@ -228,7 +221,7 @@ fn world() -> World {
     let bank = TestBank::start(&db, 0);
     setup(&db);
     let state = dir.path().join("bridge-state");
-    World { db, state, bank, token: SoftToken::new(SEED), _dir: dir }
+    World { db, state, bank, token: CardToken::new(SEED), _dir: dir }
 }
 
 fn eur_transfer(to: &str, amount_minor: u64) -> TransferRequest {
@@ -283,7 +276,7 @@ fn login_transfer_and_browse() {
 #[test]
 fn a_wrong_code_is_rejected_and_no_session_is_stored() {
     let w = world();
-    let wrong = SoftToken::new([0x11; 32]);
+    let wrong = CardToken::new([0x11; 32]);
     let b = bridge(&w.bank.url(), &w.state, &wrong);
     let e = b.login(&name("alice"), &mut pins(1)).unwrap_err();
     assert!(matches!(e, Error::OtpRejected), "{e:?}");

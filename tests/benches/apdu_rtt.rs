@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use card_applet::command::DataObject;
 use card_applet::host;
+use card_link::{PcscCard, TransportExt};
 use e2e_tests::{lock_any_slot, require_pcscd, VirtualCard};
-use tools::pcsc_link::Link;
 
 const N_FAST: usize = 3000;
 const N_SLOW: usize = 25;
@@ -50,23 +50,28 @@ fn print(label: &str, s: &Stats) {
 fn card_rtt(state: &std::path::Path, log: &std::path::Path, quickack: bool, n: usize) -> (Stats, usize, usize) {
     let extra: &[&str] = if quickack { &[] } else { &["--no-quickack"] };
     let card = VirtualCard::spawn_with(lock_any_slot(), state, log, extra).unwrap_or_else(|e| panic!("{e}"));
-    let mut link = Link::connect(&card.reader(), e2e_tests::WAIT).unwrap();
-    let tx = link.transaction().unwrap();
-    assert!(tx.transmit(&host::select()).unwrap().is_ok(), "SELECT failed");
+    let mut link = PcscCard::connect(&card.reader(), e2e_tests::WAIT).unwrap();
     let apdu = host::get_data(DataObject::AppletVersion);
-    let first = tx.transmit(&apdu).unwrap();
-    assert!(first.is_ok(), "GET DATA DF05 answered {:04X}", first.sw);
-    let resp_len = first.data.len() + 2;
-    for _ in 0..WARMUP.min(n) {
-        tx.transmit(&apdu).unwrap();
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = tx.transmit(&apdu).unwrap();
-        samples.push(t.elapsed());
-        assert_eq!(r.sw, 0x9000);
-    }
+    let (samples, resp_len) = link
+        .exchange(|ex| {
+            let selected = ex.transmit(&host::select())?;
+            assert!(selected.ends_with(&[0x90, 0x00]), "SELECT failed");
+            let first = ex.transmit(&apdu)?;
+            assert!(first.ends_with(&[0x90, 0x00]), "GET DATA DF05 answered {first:02X?}");
+            let resp_len = first.len();
+            for _ in 0..WARMUP.min(n) {
+                ex.transmit(&apdu)?;
+            }
+            let mut samples = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                let r = ex.transmit(&apdu)?;
+                samples.push(t.elapsed());
+                assert!(r.ends_with(&[0x90, 0x00]));
+            }
+            Ok::<_, card_link::Error>((samples, resp_len))
+        })
+        .unwrap();
     (stats(samples), apdu.len(), resp_len)
 }
 

@@ -16,21 +16,31 @@
 //!   and waits for the reader to be empty.
 //! - [`TestCard`]: a card created and personalized through `bank-tools card create` and
 //!   `bank-tools card personalize` (PIN and PUK on standard input), with its token file
-//!   (serial and seed) read back as a [`Token`]; [`TestCard::factory`] stops before
-//!   personalization.
-//! - [`wait_reader`]: wait until a reader holds a card or is empty.
+//!   (serial and seed) read back as a `paysim_wire::TokenFile` ([`read_token`]);
+//!   [`TestCard::factory`] stops before personalization.
+//! - [`wait_reader`]: wait until a reader holds a card or is empty (card-link's bounded
+//!   `SCardGetStatusChange` waits).
 //! - [`scriptor`] and [`opensc_tool`]: third-party PC/SC clients.
+//! - [`process`]: line waits on a child's output ([`lines_of`], [`wait_line`]) and the
+//!   `bank-server serve` process ([`BankServer`]).
+//! - [`relay`]: a loopback relay that loses a transfer's confirmation once ([`Relay`]).
+//! - [`browser`]: the bank's website by HTTP ([`Browser`], [`hidden`]).
+//! - [`pcscd_shared`] and [`pcscd_exclusive`]: the e2e tests share one pcscd; a test that
+//!   restarts it, or must find its card as the only one (the demo), takes it exclusively, so
+//!   no other test in the same process uses a card meanwhile.
+//!
+//! Cards are reached through `card_link` (the workspace's one PC/SC layer):
 //!
 //! ```no_run
+//! use card_applet::host;
+//! use card_link::TransportExt;
 //! use e2e_tests::{CardSpec, TestCard};
 //! let card = TestCard::personalized(&CardSpec::default());
-//! let mut link = card.link(); // tools::pcsc_link::Link to the card's reader
-//! let tx = link.transaction().unwrap();
-//! let fci = tx.transmit(&e2e_tests::select_apdu()).unwrap();
-//! assert_eq!(fci.sw, 0x9000);
+//! let mut link = card.link(); // a card_link::PcscCard on the card's reader
+//! let fci = link.exchange(|ex| ex.transmit(&host::select())).unwrap();
+//! assert!(host::parse_select(&fci).unwrap().personalized());
 //! ```
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -38,21 +48,22 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod browser;
+pub mod pcscd;
+pub mod process;
+pub mod relay;
+
+pub use browser::{hidden, Browser};
+pub use pcscd::{pcscd_exclusive, pcscd_shared, PcscdExclusive, PcscdShared};
+pub use process::{lines_of, wait_line, wait_line_containing, BankServer};
+pub use relay::{Cut, Relay};
+
+use card_link::{Pcsc, PcscCard};
+use paysim_wire::TokenFile;
 use tempfile::TempDir;
-use tools::pcsc_link::{self, Link};
 
 /// How long to wait for a card to appear or disappear, or for a readiness line.
 pub const WAIT: Duration = Duration::from_secs(20);
-
-/// The applet's AID.
-pub const AID: [u8; 8] = [0xF0, 0x50, 0x41, 0x59, 0x53, 0x49, 0x4D, 0x01];
-
-/// `00 A4 04 00 08 AID`: SELECT the applet.
-pub fn select_apdu() -> Vec<u8> {
-    let mut apdu = vec![0x00, 0xA4, 0x04, 0x00, 0x08];
-    apdu.extend_from_slice(&AID);
-    apdu
-}
 
 /// The workspace's top directory.
 pub fn workspace_root() -> PathBuf {
@@ -82,7 +93,8 @@ fn built_bins() -> &'static Path {
         let target = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| workspace_root().join("target"));
         let mut cmd = Command::new(cargo);
         cmd.current_dir(workspace_root())
-            .args(["build", "--quiet", "-p", "card-applet", "-p", "tools", "--bins"])
+            .args(["build", "--quiet", "-p", "card-applet", "-p", "tools", "-p", "bank-server", "-p", "reader-bridge"])
+            .arg("--bins")
             .arg("--target-dir")
             .arg(&target);
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -91,14 +103,15 @@ fn built_bins() -> &'static Path {
         let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build the binaries: {e}"));
         assert!(
             out.status.success(),
-            "building virtual-card and bank-tools failed:\n{}",
+            "building the workspace binaries failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         dir
     })
 }
 
-/// Path of workspace binary `name` (`virtual-card`, `bank-tools`), built if needed.
+/// Path of workspace binary `name` (`virtual-card`, `bank-tools`, `bank-server`,
+/// `reader-bridge`), built if needed.
 pub fn bin(name: &str) -> PathBuf {
     built_bins().join(name)
 }
@@ -106,9 +119,9 @@ pub fn bin(name: &str) -> PathBuf {
 /// Panics with what to do unless pcscd runs with vpcd's readers.
 pub fn require_pcscd() {
     const HINT: &str = "run `sudo bash scripts/setup.sh` (installs and starts pcscd with vsmartcard-vpcd)";
-    let ctx =
-        pcsc::Context::establish(pcsc::Scope::User).unwrap_or_else(|e| panic!("pcscd is not running ({e}): {HINT}"));
-    let readers = pcsc_link::readers(&ctx).unwrap_or_else(|e| panic!("cannot list readers ({e}): {HINT}"));
+    let _pcscd = pcscd_shared();
+    let pcsc = Pcsc::establish().unwrap_or_else(|e| panic!("pcscd is not running ({e}): {HINT}"));
+    let readers = pcsc.reader_names().unwrap_or_else(|e| panic!("cannot list readers ({e}): {HINT}"));
     for slot in Slot::ALL {
         assert!(
             readers.contains(&slot.reader()),
@@ -139,8 +152,10 @@ impl Slot {
         std::env::temp_dir().join(format!("paysim-vpcd-slot-{}.lock", self.0))
     }
 
-    /// Takes the slot, waiting for whoever holds it (another test, another test binary).
+    /// Takes the slot, waiting for whoever holds it (another test, another test binary), and
+    /// shared use of pcscd before that (see [`pcscd`]).
     pub fn lock(self) -> SlotLock {
+        let pcscd = pcscd_shared();
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -148,14 +163,15 @@ impl Slot {
             .open(self.lock_path())
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.lock_path().display()));
         file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", self.lock_path().display()));
-        SlotLock { slot: self, _file: file }
+        SlotLock { slot: self, _file: file, _pcscd: pcscd }
     }
 
     /// Takes the slot if it is free right now.
     pub fn try_lock(self) -> Option<SlotLock> {
+        let pcscd = pcscd::try_pcscd_shared()?;
         let file = File::options().create(true).truncate(false).write(true).open(self.lock_path()).ok()?;
         file.try_lock().ok()?;
-        Some(SlotLock { slot: self, _file: file })
+        Some(SlotLock { slot: self, _file: file, _pcscd: pcscd })
     }
 }
 
@@ -187,6 +203,8 @@ fn reader_is_empty(slot: Slot) -> bool {
 pub struct SlotLock {
     slot: Slot,
     _file: File,
+    // Dropped after the file lock: no pcscd restart until the slot is free.
+    _pcscd: PcscdShared,
 }
 
 impl SlotLock {
@@ -196,38 +214,21 @@ impl SlotLock {
 }
 
 /// Waits (bounded) until `reader` holds a card (`present`) or is empty (`!present`).
+///
+/// A card counts as present only when it answers (not MUTE); the reader counts as empty only
+/// when pcscd has seen the card go (no PRESENT at all). A mute card is neither: a new card
+/// connected before pcscd noticed the old one leave can stay mute, so the slot is handed on
+/// only after a real removal.
 pub fn wait_reader(reader: &str, present: bool, timeout: Duration) -> Result<(), String> {
-    let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| format!("pcscd: {e}"))?;
-    let name = CString::new(reader).map_err(|e| e.to_string())?;
-    let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match ctx.get_status_change(left, &mut states) {
-            Ok(()) => {}
-            Err(pcsc::Error::Timeout) => {}
-            Err(e) => return Err(format!("{reader}: {e}")),
-        }
-        let ev = states[0].event_state();
-        // A card counts as present only when it answers (not MUTE); the reader counts as empty
-        // only when pcscd has seen the card go (no PRESENT at all). A mute card is neither: a
-        // new card connected before pcscd noticed the old one leave can stay mute, so the slot
-        // is handed on only after a real removal.
-        let done = if present {
-            ev.contains(pcsc::State::PRESENT) && !ev.contains(pcsc::State::MUTE)
-        } else {
-            !ev.contains(pcsc::State::PRESENT)
-        };
-        if done {
-            return Ok(());
-        }
-        if left.is_zero() {
-            return Err(format!(
-                "{reader}: still {} after {timeout:?}",
-                if present { "without a card" } else { "holding a card" }
-            ));
-        }
-        states[0].sync_current_state();
+    let pcsc = Pcsc::establish().map_err(|e| format!("pcscd: {e}"))?;
+    let done = if present { pcsc.wait_present(reader, timeout) } else { pcsc.wait_empty(reader, timeout) };
+    match done {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "{reader}: still {} after {timeout:?}",
+            if present { "without a card" } else { "holding a card" }
+        )),
+        Err(e) => Err(format!("{reader}: {e}")),
     }
 }
 
@@ -420,32 +421,10 @@ pub fn assert_success(what: &str, out: &Output) {
     );
 }
 
-/// The personalization output, read back from the `--out` file.
-pub struct Token {
-    pub serial: String,
-    pub seed: [u8; 32],
-    pub counter: u64,
-}
-
-impl Token {
-    pub fn read(path: &Path) -> Token {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(v["format"], "paysim-token-v1", "token file format");
-        let seed_hex = v["seed_hex"].as_str().unwrap_or_default();
-        let mut seed = [0u8; 32];
-        hex::decode_to_slice(seed_hex, &mut seed).unwrap_or_else(|e| panic!("seed_hex: {e}"));
-        Token {
-            serial: v["serial"].as_str().unwrap_or_default().to_owned(),
-            seed,
-            counter: v["counter"].as_u64().unwrap_or(u64::MAX),
-        }
-    }
-
-    /// The chain key at the token's counter.
-    pub fn chain_key(&self) -> paysim_otp::ChainKey {
-        paysim_otp::ChainKey::from_bytes(self.seed).advance(self.counter)
-    }
+/// The personalization output, read back from the `--out` file (mode 0600, the shared
+/// token-file format).
+pub fn read_token(path: &Path) -> TokenFile {
+    tools::card::read_token_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// What to personalize a [`TestCard`] with.
@@ -479,7 +458,7 @@ pub struct TestCard {
     pub state: PathBuf,
     pub admin_key: PathBuf,
     pub token_path: PathBuf,
-    pub token: Token,
+    pub token: TokenFile,
     pub spec: CardSpec,
     card: VirtualCard,
 }
@@ -528,8 +507,8 @@ impl TestCard {
         }
         let out = bank_tools(&args, Some(&format!("{}\n{}\n", spec.pin, spec.puk)));
         assert_success("bank-tools card personalize", &out);
-        let token = Token::read(&token_path);
-        assert_eq!(token.serial, spec.serial);
+        let token = read_token(&token_path);
+        assert_eq!(token.serial.as_str(), spec.serial);
         TestCard { dir, state, admin_key, token_path, token, spec: spec.clone(), card }
     }
 
@@ -537,9 +516,9 @@ impl TestCard {
         self.card.reader()
     }
 
-    /// A PC/SC connection to the card.
-    pub fn link(&self) -> Link {
-        Link::connect(&self.reader(), WAIT).unwrap_or_else(|e| panic!("{e}"))
+    /// A PC/SC connection to the card (card-link).
+    pub fn link(&self) -> PcscCard {
+        PcscCard::connect(&self.reader(), WAIT).unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn process(&mut self) -> &mut VirtualCard {

@@ -27,15 +27,13 @@
 //! does not stop the batch.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pcsc::{Context, ReaderState, Scope, State};
+use card_link::{Pcsc, Swap};
 use zeroize::Zeroizing;
 
 use crate::card::{self, CardError, Personalization, Personalized};
-use crate::pcsc_link::{self, LinkError};
 use crate::secret_file;
 use crate::seed::{Materials, Secret, Tag};
 
@@ -347,7 +345,7 @@ pub enum CardFailure {
     Wait {
         reader: String,
         #[source]
-        source: LinkError,
+        source: card_link::Error,
     },
 }
 
@@ -388,49 +386,16 @@ pub fn run(
     results
 }
 
-/// Waits until `reader` is empty, then until it holds a card again, within `timeout` overall.
+/// Waits until `reader` is empty, then until it holds a card again, within `timeout` overall
+/// (card-link's bounded `SCardGetStatusChange` waits).
 fn wait_for_swap(reader: &str, previous_line: usize, timeout: Duration) -> Result<(), CardFailure> {
     let wait_err = |source| CardFailure::Wait { reader: reader.to_owned(), source };
-    let ctx = Context::establish(Scope::User).map_err(|e| wait_err(LinkError::NoService(e)))?;
-    let deadline = Instant::now() + timeout;
-    let cname = CString::new(reader)
-        .map_err(|_| wait_err(LinkError::NoReader { name: reader.to_owned(), available: Vec::new() }))?;
-    let mut states = [ReaderState::new(cname, State::UNAWARE)];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match ctx.get_status_change(left, &mut states) {
-            Ok(()) => {}
-            Err(pcsc::Error::Timeout) => {
-                return Err(CardFailure::NotRemoved { reader: reader.to_owned(), previous_line, waited: timeout })
-            }
-            Err(pcsc::Error::UnknownReader) => {
-                return Err(wait_err(LinkError::NoReader {
-                    name: reader.to_owned(),
-                    available: pcsc_link::readers(&ctx).unwrap_or_default(),
-                }))
-            }
-            Err(e) => return Err(wait_err(LinkError::Pcsc(e))),
-        }
-        let ev = states[0].event_state();
-        if ev.contains(State::UNKNOWN) {
-            return Err(wait_err(LinkError::NoReader {
-                name: reader.to_owned(),
-                available: pcsc_link::readers(&ctx).unwrap_or_default(),
-            }));
-        }
-        if ev.contains(State::EMPTY) {
-            break;
-        }
-        if left.is_zero() {
-            return Err(CardFailure::NotRemoved { reader: reader.to_owned(), previous_line, waited: timeout });
-        }
-        states[0].sync_current_state();
+    let swap = Pcsc::establish().and_then(|p| p.wait_swap(reader, timeout)).map_err(wait_err)?;
+    match swap {
+        Swap::Swapped => Ok(()),
+        Swap::NotRemoved => Err(CardFailure::NotRemoved { reader: reader.to_owned(), previous_line, waited: timeout }),
+        Swap::NotInserted => Err(CardFailure::NotInserted { reader: reader.to_owned(), waited: timeout }),
     }
-    let left = deadline.saturating_duration_since(Instant::now());
-    pcsc_link::wait_for_card(&ctx, reader, left).map_err(|e| match e {
-        LinkError::NoCard(..) => CardFailure::NotInserted { reader: reader.to_owned(), waited: timeout },
-        other => wait_err(other),
-    })
 }
 
 #[cfg(test)]

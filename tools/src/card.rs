@@ -1,4 +1,5 @@
-//! Card commands: create a factory card state, personalize a card over PC/SC.
+//! Card commands: create a factory card state, personalize a card over PC/SC (or any
+//! card-link transport: the tests use the card core in process).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,9 +8,9 @@ use card_applet::host::{self, admin::AdminError, admin::AdminSession};
 use paysim_wire::TokenFile;
 use zeroize::Zeroizing;
 
-use crate::pcsc_link::{Link, LinkError};
 use crate::secret_file::{self, SecretFileError};
 use crate::seed::{self, Materials, Secret};
+use card_link::{PcscCard, Transport, TransportExt};
 
 /// How long `personalize` waits for a card in the reader.
 pub const CARD_WAIT: Duration = Duration::from_secs(10);
@@ -33,7 +34,7 @@ pub enum CardError {
     #[error("PUK: {0}")]
     Puk(card_applet::pin::PinFormatError),
     #[error(transparent)]
-    Link(#[from] LinkError),
+    Link(#[from] card_link::Error),
     #[error("SELECT of the PAYSIM applet failed: {0}")]
     Select(host::CardError),
     #[error("admin authentication or PERSONALIZE failed: {0}")]
@@ -101,40 +102,47 @@ pub struct Personalized {
     pub previous_serial: Option<String>,
 }
 
-/// Personalizes the card in `reader`: derives the seed, then over one PC/SC connection and
-/// transaction runs SELECT, admin authentication (GET CHALLENGE, EXTERNAL AUTHENTICATE) and
-/// PERSONALIZE (seed, PIN, PUK, serial, encrypted and MACed under the session keys), and
-/// writes the token file `out` (mode 0600). All input is checked before the card is touched.
+/// Personalizes the card in `reader` over PC/SC (waiting up to [`CARD_WAIT`] for a card):
+/// see [`personalize_over`]. All input is checked before the reader is even opened.
 pub fn personalize(
     reader: &str,
     admin_key: &[u8; 32],
     job: &Personalization,
     out: &Path,
 ) -> Result<Personalized, CardError> {
-    if !paysim_wire::CardSerial::is_valid(&job.serial) {
-        return Err(CardError::Serial);
-    }
-    card_applet::pin::PinBlock::from_pin(&job.pin).map_err(CardError::Pin)?;
-    card_applet::pin::PukBlock::from_puk(&job.puk).map_err(CardError::Puk)?;
-    secret_file::ensure_absent(out)?;
+    check_job(job, out)?;
+    let mut link = PcscCard::connect(reader, CARD_WAIT)?;
+    personalize_over(&mut link, admin_key, job, out)
+}
+
+/// Personalizes the card behind `link`: derives the seed, then in one exclusive transaction
+/// runs SELECT, admin authentication (GET CHALLENGE, EXTERNAL AUTHENTICATE) and PERSONALIZE
+/// (seed, PIN, PUK, serial, encrypted and MACed under the session keys), and writes the
+/// token file `out` (mode 0600). All input is checked before the card is touched.
+pub fn personalize_over(
+    link: &mut (impl Transport + ?Sized),
+    admin_key: &[u8; 32],
+    job: &Personalization,
+    out: &Path,
+) -> Result<Personalized, CardError> {
+    check_job(job, out)?;
     let seed = seed::derive(&job.secret, &job.materials);
 
-    let mut link = Link::connect(reader, CARD_WAIT)?;
-    let tx = link.transaction()?;
-    let transmit = |apdu: &[u8]| tx.transmit(apdu).map(|r| r.to_bytes());
-    let fci = host::parse_select(&transmit(&host::select())?).map_err(CardError::Select)?;
-    let mut session = AdminSession::new(admin_key)?;
-    let challenge = transmit(&AdminSession::get_challenge())?;
-    let auth = session.external_authenticate(&challenge)?;
-    session.check_authenticated(&transmit(&auth)?)?;
-    let cmd = session.personalize(&card_applet::host::admin::Personalization {
-        seed: &seed,
-        pin: &job.pin,
-        puk: &job.puk,
-        serial: &job.serial,
+    let fci = link.exchange(|ex| {
+        let fci = host::parse_select(&ex.transmit(&host::select())?).map_err(CardError::Select)?;
+        let mut session = AdminSession::new(admin_key)?;
+        let challenge = ex.transmit(&AdminSession::get_challenge())?;
+        let auth = session.external_authenticate(&challenge)?;
+        session.check_authenticated(&ex.transmit(&auth)?)?;
+        let cmd = session.personalize(&card_applet::host::admin::Personalization {
+            seed: &seed,
+            pin: &job.pin,
+            puk: &job.puk,
+            serial: &job.serial,
+        })?;
+        session.check_personalized(&ex.transmit(&cmd)?)?;
+        Ok::<_, CardError>(fci)
     })?;
-    session.check_personalized(&transmit(&cmd)?)?;
-    drop(tx);
 
     let serial: paysim_wire::CardSerial = job.serial.parse().map_err(|_| CardError::Serial)?;
     let token = TokenFile { serial, seed: paysim_otp::ChainKey::from_bytes(*seed), counter: 0 };
@@ -143,6 +151,17 @@ pub fn personalize(
         other => other,
     })?;
     Ok(Personalized { previous_serial: fci.serial })
+}
+
+/// Refuses a job whose serial, PIN or PUK is malformed, or whose token file exists.
+fn check_job(job: &Personalization, out: &Path) -> Result<(), CardError> {
+    if !paysim_wire::CardSerial::is_valid(&job.serial) {
+        return Err(CardError::Serial);
+    }
+    card_applet::pin::PinBlock::from_pin(&job.pin).map_err(CardError::Pin)?;
+    card_applet::pin::PukBlock::from_puk(&job.puk).map_err(CardError::Puk)?;
+    secret_file::ensure_absent(out)?;
+    Ok(())
 }
 
 /// The most chain steps [`check_login_otp`] walks from the token file's counter (about a
@@ -261,5 +280,55 @@ mod tests {
         // A second write never replaces a token file.
         assert!(write_token_file(&p, &token_file("PSIM-00000002", [0xCD; 32])).is_err());
         assert_eq!(read_token_file(&p).unwrap().serial, "PSIM-00000001");
+    }
+
+    fn job(serial: &str) -> Personalization {
+        Personalization {
+            serial: serial.to_owned(),
+            pin: Zeroizing::new("1234".to_owned()),
+            puk: Zeroizing::new("12345678".to_owned()),
+            secret: Secret::random().unwrap(),
+            materials: Materials::new(),
+        }
+    }
+
+    /// The whole personalization path (SELECT, admin authentication, PERSONALIZE with its
+    /// R-MAC, token file) against the card core in process: no pcscd needed.
+    #[test]
+    fn personalize_over_an_in_process_card_writes_the_seed_the_card_runs() {
+        use card_applet::host;
+        use card_link::{MemCard, TransportExt};
+        let dir = tempfile::tempdir().unwrap();
+        let key = [0x3C; 32];
+        let mut card = MemCard::factory(&key);
+        let out = dir.path().join("t.json");
+        let done = personalize_over(&mut card, &key, &job("PSIM-MEM-1"), &out).unwrap();
+        assert_eq!(done.previous_serial, None);
+        let token = read_token_file(&out).unwrap();
+        assert_eq!(token.serial, "PSIM-MEM-1");
+        let (counter, code) = card
+            .exchange(|ex| {
+                host::parse_select(&ex.transmit(&host::select())?).unwrap();
+                host::parse_verify(&ex.transmit(&host::verify("1234").unwrap())?).unwrap();
+                Ok::<_, card_link::Error>(
+                    host::parse_otp(&ex.transmit(&host::login_otp(&[5; 32], "v").unwrap())?).unwrap(),
+                )
+            })
+            .unwrap();
+        assert_eq!(counter, 0);
+        assert!(check_login_otp(&token, counter, &[5; 32], "v", code.as_str()).unwrap());
+
+        // Again, with a new serial: the old one is reported; a wrong admin key is refused.
+        let again = personalize_over(&mut card, &key, &job("PSIM-MEM-2"), &dir.path().join("u.json")).unwrap();
+        assert_eq!(again.previous_serial.as_deref(), Some("PSIM-MEM-1"));
+        let wrong = personalize_over(&mut card, &[0; 32], &job("PSIM-MEM-3"), &dir.path().join("v.json"));
+        assert!(
+            matches!(wrong, Err(CardError::Admin(AdminError::Card(host::CardError::AdminAuthFailed { .. })))),
+            "{wrong:?}"
+        );
+        assert!(!dir.path().join("v.json").exists());
+        // Bad input never reaches the card.
+        let bad = personalize_over(&mut card, &key, &job("lower-case"), &dir.path().join("w.json"));
+        assert!(matches!(bad, Err(CardError::Serial)), "{bad:?}");
     }
 }

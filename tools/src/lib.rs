@@ -3,13 +3,12 @@
 //! Everything the `bank-tools` binary does lives here, so tests can call it directly.
 //!
 //! - [`card`]: create a factory card state ([`card::create`]) and personalize a card over
-//!   PC/SC ([`card::personalize`]); the result is a token file (`paysim_wire::TokenFile`, [`card::write_token_file`]) the bank enrolls.
+//!   PC/SC ([`card::personalize`]) or any `card_link` transport ([`card::personalize_over`]); the result is a token file (`paysim_wire::TokenFile`, [`card::write_token_file`]) the bank enrolls.
 //! - [`bank`]: what the bank commands add to `bank_server::ops`: exact amount parsing,
 //!   the database-path check, an account's currency.
 //! - [`batch`]: many cards from one CSV file (`card personalize --batch`).
 //! - [`seed`]: the PAYSIM-1 seed derivation (HKDF-SHA256 over a random secret and the
 //!   identity materials).
-//! - [`pcsc_link`]: one PC/SC connection and transaction to a card, with GET RESPONSE.
 //! - [`secret_file`]: files holding secrets, created 0600 and never overwritten.
 //!
 //! ```no_run
@@ -21,6 +20,5 @@
 pub mod bank;
 pub mod batch;
 pub mod card;
-pub mod pcsc_link;
 pub mod secret_file;
 pub mod seed;

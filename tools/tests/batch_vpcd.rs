@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use card_applet::host;
+use card_link::TransportExt;
 use e2e_tests::{require_pcscd, Slot, VirtualCard};
 use paysim_otp as otp;
 
@@ -21,14 +22,18 @@ const VERIFIER: &str = "https://bank.example:443";
 fn check_card(reader: &str, serial: &str, pin: &str, token: &Path) {
     let t = tools::card::read_token_file(token).unwrap();
     assert_eq!(t.serial, serial);
-    let mut link = tools::pcsc_link::Link::connect(reader, Duration::from_secs(20)).unwrap();
-    let tx = link.transaction().unwrap();
-    let send = |a: &[u8]| tx.transmit(a).unwrap().to_bytes();
-    let fci = host::parse_select(&send(&host::select())).unwrap();
-    assert_eq!(fci.serial.as_deref(), Some(serial), "card in {reader}");
-    host::parse_verify(&send(&host::verify(pin).unwrap())).unwrap();
     let challenge = [0x33; 32];
-    let (counter, code) = host::parse_otp(&send(&host::login_otp(&challenge, VERIFIER).unwrap())).unwrap();
+    let mut link = card_link::PcscCard::connect(reader, Duration::from_secs(20)).unwrap();
+    let (fci, counter, code) = link
+        .exchange(|ex| {
+            let fci = host::parse_select(&ex.transmit(&host::select())?).unwrap();
+            host::parse_verify(&ex.transmit(&host::verify(pin).unwrap())?).unwrap();
+            let (counter, code) =
+                host::parse_otp(&ex.transmit(&host::login_otp(&challenge, VERIFIER).unwrap())?).unwrap();
+            Ok::<_, card_link::Error>((fci, counter, code))
+        })
+        .unwrap();
+    assert_eq!(fci.serial.as_deref(), Some(serial), "card in {reader}");
     let ck = t.seed.advance(counter);
     assert!(otp::login_otp(&ck, counter, &challenge, VERIFIER.as_bytes()).matches(code.as_str()), "{serial}");
 }

@@ -17,14 +17,15 @@ fn operator_commands_work_while_the_server_runs() {
     // Set up a customer through the CLI while the server is up.
     bank.run(&["user", "add", "bob"]).ok();
     let file = bank.token_file("PSIM-00000007", SEED);
+    let mut card = common::card(SEED, "PSIM-00000007");
     bank.run(&["token", "enroll", "--user", "alice", "--token-file", file.to_str().unwrap()]).ok();
     bank.run(&["account", "open", "--user", "alice", "--number", "ACC-ALICE", "--currency", "EUR"]).ok();
     let out = bank.run(&["account", "fund", "--account", "ACC-ALICE", "--amount", "250.75", "--currency", "EUR"]);
     assert!(out.ok().contains("balance now 250.75 EUR"));
 
     // The server logs alice in with the token the CLI enrolled, and shows the CLI's funding.
-    let (status, v) = server.login("alice", SEED, 0);
-    assert_eq!(status, 200, "{v}");
+    let (counter, status, v) = server.login("alice", &mut card);
+    assert_eq!((counter, status), (0, 200), "{v}");
     let session = v["token"].as_str().unwrap().to_owned();
     let (status, v) = server.request("GET", "/api/v1/accounts", Some(&session), None);
     assert_eq!(status, 200, "{v}");
@@ -45,14 +46,17 @@ fn operator_commands_work_while_the_server_runs() {
     // Counter 1 was never accepted: next is still 1; the lock shows with its time left.
     assert_eq!(&row[..4], ["PSIM-00000007", "alice", "active", "1"], "{list}");
     assert_eq!(row[5], "locked,", "{list}");
-    assert_eq!(server.login("alice", SEED, 1).0, 401, "a locked token must not log in");
+    // The card's code at counter 1 is refused: the token is locked.
+    let (counter, status, _) = server.login("alice", &mut card);
+    assert_eq!((counter, status), (1, 401), "a locked token must not log in");
     bank.run(&["token", "unlock", "PSIM-00000007"]).ok();
-    let (status, v) = server.login("alice", SEED, 1);
-    assert_eq!(status, 200, "after unlock: {v}");
+    // The card has moved on to counter 2; the bank's look-ahead window takes it.
+    let (counter, status, v) = server.login("alice", &mut card);
+    assert_eq!((counter, status), (2, 200), "after unlock: {v}");
 
     // Revoked while the server runs: the next login fails.
     bank.run(&["token", "revoke", "PSIM-00000007"]).ok();
-    assert_eq!(server.login("alice", SEED, 2).0, 401);
+    assert_eq!(server.login("alice", &mut card).1, 401);
 
     // Both processes appended to one chain, and it verifies while the server still runs.
     let out = bank.run(&["audit", "verify"]).ok().to_owned();

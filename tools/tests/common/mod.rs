@@ -1,13 +1,26 @@
 //! What the `bank-tools` tests share: running the real binary against a temp database,
-//! token files, and a real `bank-server` process on the same database.
+//! token files, and a real `bank-server` process on the same database (the e2e harness's
+//! `BankServer`, with a small HTTP client for the API calls these tests make).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use card_applet::host;
+use card_link::{MemCard, TransportExt};
+use e2e_tests::BankServer;
+
+/// The PIN of the cards [`card`] makes.
+pub const CARD_PIN: &str = "1234";
+
+/// A customer's card in this process, personalized with `seed` (next counter 0), whose codes
+/// [`Server::login`] sends.
+pub fn card(seed: [u8; 32], serial: &str) -> MemCard {
+    MemCard::personalized(&seed, CARD_PIN, "12345678", serial).unwrap()
+}
 
 use tempfile::TempDir;
 
@@ -103,37 +116,9 @@ impl Bank {
     }
 }
 
-/// The directory of this profile's binaries: the test executable sits in `<target>/<profile>/deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    assert!(deps.ends_with("deps"), "unexpected test location {}", exe.display());
-    deps.parent().unwrap().to_path_buf()
-}
-
-/// The `bank-server` binary, built once per test process with this test's profile and
-/// target directory.
-pub fn bank_server_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = profile_dir();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-            .args(["build", "--quiet", "-p", "bank-server", "--bin", "bank-server", "--target-dir"])
-            .arg(dir.parent().unwrap());
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("cannot run cargo");
-        assert!(out.status.success(), "building bank-server failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        dir.join("bank-server")
-    })
-}
-
 /// A running `bank-server serve` on a port of its choosing; killed on drop.
 pub struct Server {
-    child: Child,
+    _bank: BankServer,
     pub addr: SocketAddr,
     pub url: String,
 }
@@ -141,36 +126,10 @@ pub struct Server {
 impl Server {
     /// Starts the server on `db` and waits for its readiness line.
     pub fn start(db: &Path) -> Self {
-        let mut child = Command::new(bank_server_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .env_remove("BANK_DB")
-            .env_remove("BANK_MASTER_KEY")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start bank-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| {
-            let _ = child.kill();
-            panic!("bank-server printed no readiness line: {e}")
-        });
-        let url = line
-            .strip_prefix("bank-server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from bank-server: {line}"))
-            .to_owned();
-        let addr = url.trim_start_matches("http://").parse().unwrap();
-        Server { child, addr, url }
+        let bank = BankServer::start(db, 0);
+        let url = bank.url();
+        let addr = SocketAddr::from(([127, 0, 0, 1], bank.port));
+        Server { _bank: bank, addr, url }
     }
 
     /// One HTTP/1.1 request (connection closed after it); returns status and JSON body.
@@ -209,19 +168,22 @@ impl Server {
         (v["challenge_id"].as_str().unwrap().to_owned(), hex::decode(v["challenge_hex"].as_str().unwrap()).unwrap())
     }
 
-    /// Logs `user` in with the card's code at `counter` computed from `seed` (what the card
-    /// would answer); returns the HTTP status and body.
-    pub fn login(&self, user: &str, seed: [u8; 32], counter: u64) -> (u16, serde_json::Value) {
+    /// Logs `user` in with the next login code of `card` (the card core in this process, as
+    /// the customer's card would answer); returns the code's counter, the HTTP status and body.
+    pub fn login(&self, user: &str, card: &mut MemCard) -> (u64, u16, serde_json::Value) {
         let (id, challenge) = self.challenge(user);
         let vid = paysim_otp::verifier_id(&self.url).unwrap();
-        let ck = paysim_otp::ChainKey::from_bytes(seed).advance(counter);
-        let otp = paysim_otp::login_otp(&ck, counter, &challenge, vid.as_bytes());
-        self.request(
-            "POST",
-            "/api/v1/login",
-            None,
-            Some(&serde_json::json!({ "challenge_id": id, "counter": counter, "otp": otp.as_str() })),
-        )
+        let (counter, otp) = card
+            .exchange(|ex| {
+                host::parse_select(&ex.transmit(&host::select())?).unwrap();
+                host::parse_verify(&ex.transmit(&host::verify(CARD_PIN).unwrap())?).unwrap();
+                let resp = ex.transmit(&host::login_otp(&challenge, &vid).unwrap())?;
+                Ok::<_, card_link::Error>(host::parse_otp(&resp).unwrap())
+            })
+            .unwrap();
+        let body = serde_json::json!({ "challenge_id": id, "counter": counter, "otp": otp.as_str() });
+        let (status, v) = self.request("POST", "/api/v1/login", None, Some(&body));
+        (counter, status, v)
     }
 
     /// A wrong code for `user` (uses up one challenge).
@@ -229,12 +191,5 @@ impl Server {
         let (id, _) = self.challenge(user);
         let body = serde_json::json!({ "challenge_id": id, "counter": counter, "otp": "00000000" });
         self.request("POST", "/api/v1/login", None, Some(&body)).0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use e2e_tests::hidden;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -39,10 +40,15 @@ struct Demo {
     port: u16,
     work: PathBuf,
     _dir: tempfile::TempDir,
+    /// The page's `reader-bridge respond` has no `--reader`: it must find the demo's card as
+    /// the only one, so no other test of this binary holds a slot (or restarts pcscd)
+    /// while the demo runs.
+    _alone: e2e_tests::PcscdExclusive,
 }
 
 impl Demo {
     fn start(exit_after_automated_part: bool) -> Demo {
+        let alone = e2e_tests::pcscd_exclusive();
         e2e_tests::require_pcscd();
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("demo");
@@ -76,7 +82,7 @@ impl Demo {
                 }
             });
         }
-        Demo { child, lines: rx, seen: Vec::new(), port, work, _dir: dir }
+        Demo { child, lines: rx, seen: Vec::new(), port, work, _dir: dir, _alone: alone }
     }
 
     /// Collects output until a line contains `needle` (returned), or both pipes close (None).
@@ -293,11 +299,4 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
     assert_eq!(status.code(), Some(143), "demo.sh on SIGTERM:\n{}", demo.output());
     demo.assert_line("demo: stopping the virtual card and the bank");
     demo.assert_stopped();
-}
-
-/// The value of the hidden input `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no input {name} in {html}")) + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
 }

@@ -9,141 +9,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use e2e_tests::{CardSpec, Slot, TestCard, WAIT};
-use std::io::{BufRead, BufReader, Write};
+use e2e_tests::browser::http;
+use e2e_tests::{
+    bin, hidden, lines_of, wait_line, wait_line_containing, BankServer as Bank, Browser, CardSpec, Cut, Relay, Slot,
+    TestCard, WAIT,
+};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::mpsc;
 
 // ---------------------------------------------------------------------------------------
-// Binaries and processes
+// One test's world
 // ---------------------------------------------------------------------------------------
-
-/// `target/<profile>/`: the test executable lives in its `deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    assert!(deps.ends_with("deps"), "unexpected test location {}", exe.display());
-    deps.parent().unwrap().to_path_buf()
-}
-
-/// Builds `bank-server` and `reader-bridge` once per test process (the harness builds
-/// `virtual-card` and `bank-tools`) and returns the path of binary `name`.
-fn bin(name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = profile_dir();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(e2e_tests::workspace_root())
-            .args(["build", "--quiet", "-p", "bank-server", "-p", "reader-bridge", "--bins", "--target-dir"])
-            .arg(dir.parent().unwrap());
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("cannot run cargo");
-        assert!(
-            out.status.success(),
-            "building bank-server and reader-bridge failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    });
-    dir.join(name)
-}
-
-/// Reads a child's pipe line by line on a thread, so the test can wait for a line with a
-/// deadline.
-fn lines_of(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, what: &str) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-            Ok(line) if line.starts_with(prefix) => return line,
-            Ok(_) => continue,
-            Err(e) => panic!("{what}: no line starting with {prefix:?} within {WAIT:?} ({e})"),
-        }
-    }
-}
-
-fn wait_line_containing(rx: &mpsc::Receiver<String>, needle: &str, what: &str) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => continue,
-            Err(e) => panic!("{what}: no line containing {needle:?} within {WAIT:?} ({e})"),
-        }
-    }
-}
-
-/// A running `bank-server serve`.
-struct Bank {
-    child: Option<Child>,
-    db: PathBuf,
-    port: u16,
-    /// `--public-url`, when the bank is reached through a relay (its verifier id).
-    public_url: Option<String>,
-}
-
-impl Bank {
-    /// Starts the bank on `port` (0: a free one) and waits for its readiness line.
-    fn start(db: &Path, port: u16) -> Bank {
-        Self::start_as(db, port, None)
-    }
-
-    /// As [`Bank::start`], with `--public-url URL` when given.
-    fn start_as(db: &Path, port: u16, public_url: Option<&str>) -> Bank {
-        let log = std::fs::File::options().create(true).append(true).open(db.with_extension("log")).unwrap();
-        let mut cmd = Command::new(bin("bank-server"));
-        cmd.args(["serve", "--db"]).arg(db).args(["--listen", &format!("127.0.0.1:{port}")]);
-        if let Some(url) = public_url {
-            cmd.args(["--public-url", url]);
-        }
-        let mut child =
-            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log).spawn().expect("cannot start bank-server");
-        let rx = lines_of(child.stdout.take().unwrap());
-        let line = wait_line(&rx, "bank-server listening on http://", "bank-server");
-        let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
-        Bank { child: Some(child), db: db.to_owned(), port, public_url: public_url.map(str::to_owned) }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `kill -9`: whatever was acknowledged must survive.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        let again = Bank::start_as(&self.db, self.port, self.public_url.as_deref());
-        *self = again;
-    }
-}
-
-impl Drop for Bank {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// One test's world: a personalized card in a vpcd slot, the bank with alice (enrolled with
 /// the card's token file, ACC-ALICE-EUR holding 1000.00 EUR) and bob (ACC-BOB-EUR, empty),
@@ -296,11 +174,6 @@ fn code(out: &Output) -> i32 {
 // The bank's JSON API, for what the bridge does not do (replays, crossing codes)
 // ---------------------------------------------------------------------------------------
 
-fn http() -> &'static reqwest::blocking::Client {
-    static C: OnceLock<reqwest::blocking::Client> = OnceLock::new();
-    C.get_or_init(|| reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap())
-}
-
 fn api(
     w: &World,
     method: &str,
@@ -333,7 +206,7 @@ fn api(
 fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     let w = world();
     let status = w.bridge_ok(&["status"], "");
-    assert!(status.contains(&w.card.token.serial), "{status}");
+    assert!(status.contains(w.card.token.serial.as_str()), "{status}");
     assert!(status.contains("next counter:    0"), "{status}");
 
     // `readers` names the card in its reader (the other slot may hold another test's card).
@@ -643,108 +516,6 @@ fn bank_killed_mid_transfer_then_retry_moves_money_exactly_once() {
     w.books_ok();
 }
 
-/// A loopback relay between the bridge and the bank that, once, loses a transfer's
-/// confirmation on the way: [`Cut::Request`] drops the `POST .../confirm` before the bank sees
-/// it; [`Cut::Answer`] passes it to the bank, waits for the first byte of the bank's answer
-/// (the bank has committed by then) and cuts both connections instead of passing the answer
-/// on, so the bank executed the transfer and the bridge never hears it. Afterwards it relays
-/// everything.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Cut {
-    Request,
-    Answer,
-    /// Relay everything (to count the bridge's connections).
-    Nothing,
-}
-
-struct Relay {
-    port: u16,
-    /// One message per answer eaten.
-    eaten: mpsc::Receiver<()>,
-    /// Connections accepted from the bridge so far.
-    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Relay {
-    fn start(listener: std::net::TcpListener, bank_port: u16, cut: Cut) -> Relay {
-        use std::io::Read;
-        use std::net::{Shutdown, TcpStream};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-        let port = listener.local_addr().unwrap().port();
-        let armed = Arc::new(AtomicBool::new(cut != Cut::Nothing));
-        let (eaten_tx, eaten) = mpsc::channel();
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = accepted.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { break };
-                counter.fetch_add(1, Ordering::SeqCst);
-                // The bank may be down (restarted by the test): drop the client, as a dead bank would.
-                let Ok(server) = TcpStream::connect(("127.0.0.1", bank_port)) else { continue };
-                let confirm_sent = Arc::new(AtomicBool::new(false));
-                let (mut c_in, mut s_out, sent) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap(), confirm_sent.clone());
-                let (armed_up, eaten_up) = (armed.clone(), eaten_tx.clone());
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match c_in.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let chunk = &buf[..n];
-                        if armed_up.load(Ordering::SeqCst)
-                            && chunk.starts_with(b"POST ")
-                            && chunk.windows(9).any(|w| w == b"/confirm ")
-                        {
-                            if cut == Cut::Request {
-                                if armed_up.swap(false, Ordering::SeqCst) {
-                                    let _ = c_in.shutdown(Shutdown::Both);
-                                    let _ = s_out.shutdown(Shutdown::Both);
-                                    let _ = eaten_up.send(());
-                                    return;
-                                }
-                            } else {
-                                sent.store(true, Ordering::SeqCst);
-                            }
-                        }
-                        if s_out.write_all(chunk).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = s_out.shutdown(Shutdown::Write);
-                });
-                let (mut s_in, mut c_out, armed_down, eaten_tx) = (server, client, armed.clone(), eaten_tx.clone());
-                std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match s_in.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        if confirm_sent.load(Ordering::SeqCst) && armed_down.swap(false, Ordering::SeqCst) {
-                            let _ = c_out.shutdown(Shutdown::Both);
-                            let _ = s_in.shutdown(Shutdown::Both);
-                            let _ = eaten_tx.send(());
-                            return;
-                        }
-                        if c_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = c_out.shutdown(Shutdown::Write);
-                });
-            }
-        });
-        Relay { port, eaten, accepted }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
 #[test]
 fn bank_executes_but_the_answer_is_lost_then_bank_restarts_and_the_retry_pays_once() {
     // The bridge talks to the bank through the relay; the bank's public URL (its verifier id)
@@ -906,56 +677,6 @@ fn without_pcscd_the_bridge_says_to_start_it() {
 // The website by HTTP, with codes from `reader-bridge respond`
 // ---------------------------------------------------------------------------------------
 
-/// A tiny cookie-keeping browser without JavaScript.
-struct Browser<'a> {
-    w: &'a World,
-    cookie: Option<String>,
-}
-
-impl Browser<'_> {
-    fn send(&mut self, req: reqwest::blocking::RequestBuilder) -> (u16, String, Option<String>) {
-        let req = match &self.cookie {
-            Some(c) => req.header("cookie", c.as_str()),
-            None => req,
-        };
-        let resp = req.send().unwrap();
-        if let Some(set) = resp.headers().get("set-cookie") {
-            let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
-            self.cookie = Some(pair);
-        }
-        let status = resp.status().as_u16();
-        let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
-        (status, resp.text().unwrap(), location)
-    }
-
-    fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
-        let url = format!("{}{path}", self.w.bank.url());
-        self.send(http().get(url))
-    }
-
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        let url = format!("{}{path}", self.w.bank.url());
-        let body: String = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-        self.send(http().post(url).header("content-type", "application/x-www-form-urlencoded").body(body))
-    }
-}
-
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The value of the hidden input `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no input {name} in {html}")) + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
 /// The `reader-bridge respond ...` command line the page prints, as arguments after `respond`.
 fn respond_args(html: &str) -> Vec<String> {
     let start = html.find("reader-bridge respond").unwrap_or_else(|| panic!("no respond command in {html}"));
@@ -967,7 +688,7 @@ fn respond_args(html: &str) -> Vec<String> {
 #[test]
 fn website_login_and_transfer_with_codes_from_respond() {
     let w = world();
-    let mut b = Browser { w: &w, cookie: None };
+    let mut b = Browser::new(&w.bank.url());
 
     let (s, page, _) = b.get("/login");
     assert_eq!(s, 200);
@@ -1069,5 +790,5 @@ fn the_bridge_waits_for_a_card_inserted_after_it_started() {
     w.card.process().restart().unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&w.card.token.serial));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(w.card.token.serial.as_str()));
 }

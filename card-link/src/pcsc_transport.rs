@@ -1,0 +1,343 @@
+//! The PC/SC implementation of [`Transport`], and the reader side of PC/SC: listing, choice
+//! and bounded `SCardGetStatusChange` waits.
+
+use std::ffi::{CStr, CString};
+use std::time::{Duration, Instant};
+
+use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State};
+
+use crate::{select_aid, Disposition, Error, Frames, Result, Transport, TransportExt};
+
+/// A PC/SC context (one `SCardEstablishContext`).
+pub struct Pcsc {
+    ctx: Context,
+}
+
+/// One reader and whether it holds a card that answers (present and not mute).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderStatus {
+    pub name: String,
+    pub card_present: bool,
+}
+
+/// How [`Pcsc::wait_swap`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swap {
+    /// The card was taken out and a card is in the reader again.
+    Swapped,
+    /// The card was still in the reader at the deadline.
+    NotRemoved,
+    /// The reader was emptied but no card came back before the deadline.
+    NotInserted,
+}
+
+fn present(ev: State) -> bool {
+    // A mute card (no ATR) cannot be used: it counts as no card.
+    ev.contains(State::PRESENT) && !ev.contains(State::MUTE)
+}
+
+fn cstring(name: &str) -> Result<CString> {
+    CString::new(name).map_err(|_| Error::UnknownReader { name: name.to_owned(), available: Vec::new() })
+}
+
+fn establish() -> Result<Context> {
+    Context::establish(Scope::User).map_err(|e| match e {
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped => Error::NoService(e),
+        other => Error::from(other),
+    })
+}
+
+impl Pcsc {
+    /// Connects to the PC/SC service (pcscd).
+    pub fn establish() -> Result<Self> {
+        Ok(Pcsc { ctx: establish()? })
+    }
+
+    /// The names of the readers PC/SC lists (possibly none).
+    pub fn reader_names(&self) -> Result<Vec<String>> {
+        match self.ctx.list_readers_owned() {
+            Ok(v) => Ok(v.iter().map(|n| n.to_string_lossy().into_owned()).collect()),
+            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every reader and whether it holds a usable card. Never waits.
+    pub fn readers(&self) -> Result<Vec<ReaderStatus>> {
+        let names = self.reader_names()?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut states =
+            names.iter().map(|n| Ok(ReaderState::new(cstring(n)?, State::UNAWARE))).collect::<Result<Vec<_>>>()?;
+        self.ctx.get_status_change(Duration::ZERO, &mut states)?;
+        Ok(names
+            .into_iter()
+            .zip(states)
+            .map(|(name, s)| ReaderStatus { name, card_present: present(s.event_state()) })
+            .collect())
+    }
+
+    fn unknown(&self, name: &str) -> Error {
+        Error::UnknownReader { name: name.to_owned(), available: self.reader_names().unwrap_or_default() }
+    }
+
+    /// Waits until `reader`'s state satisfies `done`, at most `timeout`; `Ok(false)` when the
+    /// deadline passed first.
+    fn wait_until(&self, reader: &str, timeout: Duration, done: impl Fn(State) -> bool) -> Result<bool> {
+        if !self.reader_names()?.iter().any(|r| r == reader) {
+            return Err(self.unknown(reader));
+        }
+        let mut states = [ReaderState::new(cstring(reader)?, State::UNAWARE)];
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.ctx.get_status_change(left, &mut states) {
+                // On a timeout the state is looked at once more; the deadline then decides.
+                Ok(()) | Err(pcsc::Error::Timeout) => {}
+                Err(pcsc::Error::UnknownReader) => return Err(self.unknown(reader)),
+                Err(e) => return Err(e.into()),
+            }
+            let ev = states[0].event_state();
+            if ev.contains(State::UNKNOWN) {
+                return Err(self.unknown(reader));
+            }
+            if done(ev) {
+                return Ok(true);
+            }
+            if left.is_zero() {
+                return Ok(false);
+            }
+            states[0].sync_current_state();
+        }
+    }
+
+    /// Waits (bounded) until `reader` holds a card that answers (present, not mute).
+    pub fn wait_present(&self, reader: &str, timeout: Duration) -> Result<bool> {
+        self.wait_until(reader, timeout, present)
+    }
+
+    /// Waits (bounded) until `reader` is empty: pcscd has seen the card go (a mute card is
+    /// not gone).
+    pub fn wait_empty(&self, reader: &str, timeout: Duration) -> Result<bool> {
+        self.wait_until(reader, timeout, |ev| !ev.contains(State::PRESENT))
+    }
+
+    /// Waits until the card in `reader` is taken out and then a card is put in, within
+    /// `timeout` overall.
+    pub fn wait_swap(&self, reader: &str, timeout: Duration) -> Result<Swap> {
+        let deadline = Instant::now() + timeout;
+        if !self.wait_empty(reader, timeout)? {
+            return Ok(Swap::NotRemoved);
+        }
+        if !self.wait_present(reader, deadline.saturating_duration_since(Instant::now()))? {
+            return Ok(Swap::NotInserted);
+        }
+        Ok(Swap::Swapped)
+    }
+
+    /// Connects to the card in `reader`, waiting up to `wait` for one to be inserted.
+    ///
+    /// Errors: [`Error::UnknownReader`] (with the readers present), [`Error::NoCard`].
+    pub fn connect(&self, reader: &str, wait: Duration) -> Result<PcscCard> {
+        if !self.wait_present(reader, wait)? {
+            return Err(Error::NoCard { reader: Some(reader.to_owned()), waited: wait });
+        }
+        let name = cstring(reader)?;
+        let card = self.ctx.connect(&name, ShareMode::Shared, Protocols::ANY).map_err(|e| match e {
+            pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => {
+                Error::NoCard { reader: Some(reader.to_owned()), waited: wait }
+            }
+            pcsc::Error::UnknownReader => self.unknown(reader),
+            other => other.into(),
+        })?;
+        Ok(PcscCard::new(self.ctx.clone(), card, name))
+    }
+
+    /// Connects to the card in `reader` and checks that it answers SELECT for `aid` with
+    /// `9000`; [`Error::NoApplet`] otherwise.
+    fn connect_selecting(&self, reader: &CStr, aid: &[u8]) -> Result<PcscCard> {
+        let name = reader.to_string_lossy().into_owned();
+        let card = match self.ctx.connect(reader, ShareMode::Shared, Protocols::ANY) {
+            Ok(c) => c,
+            Err(pcsc::Error::UnresponsiveCard | pcsc::Error::UnsupportedCard) => {
+                return Err(Error::NoApplet { reader: name })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut link = PcscCard::new(self.ctx.clone(), card, reader.to_owned());
+        let resp = link.exchange(|ex| ex.transmit(&select_aid(aid)))?;
+        if resp.ends_with(&[0x90, 0x00]) {
+            Ok(link)
+        } else {
+            Err(Error::NoApplet { reader: name })
+        }
+    }
+
+    /// Opens the card to use: in reader `wanted` if given, else in the one reader whose card
+    /// answers SELECT for `aid`. Waits up to `wait` for such a card (`SCardGetStatusChange`
+    /// on the candidates and on PnP notifications, so a reader plugged in meanwhile counts).
+    ///
+    /// Errors: [`Error::NoReader`], [`Error::UnknownReader`], [`Error::SeveralCards`],
+    /// [`Error::NoApplet`] (the named reader's card, or the only card, is another
+    /// application's), [`Error::NoCard`] after the wait.
+    pub fn open(&self, wanted: Option<&str>, aid: &[u8], wait: Duration) -> Result<PcscCard> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let names = self.reader_names()?;
+            if names.is_empty() {
+                return Err(Error::NoReader);
+            }
+            let candidates: Vec<String> = match wanted {
+                None => names.clone(),
+                Some(w) if names.iter().any(|n| n == w) => vec![w.to_owned()],
+                Some(w) => return Err(Error::UnknownReader { name: w.to_owned(), available: names }),
+            };
+            let mut states = candidates
+                .iter()
+                .map(|n| Ok(ReaderState::new(cstring(n)?, State::UNAWARE)))
+                .collect::<Result<Vec<_>>>()?;
+            states.push(ReaderState::new(pcsc::PNP_NOTIFICATION(), State::UNAWARE));
+            self.ctx.get_status_change(Duration::ZERO, &mut states)?;
+
+            let mut found = Vec::new();
+            let mut not_ours = Vec::new();
+            for st in &states[..candidates.len()] {
+                if !present(st.event_state()) {
+                    continue;
+                }
+                match self.connect_selecting(st.name(), aid) {
+                    Ok(link) => found.push(link),
+                    Err(Error::NoApplet { reader }) => not_ours.push(reader),
+                    // The card went away (or was reset) between the status and the connect.
+                    Err(Error::CardRemoved) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match found.len() {
+                1 => return Ok(found.remove(0)),
+                0 => {}
+                _ => return Err(Error::SeveralCards { readers: found.iter().map(|l| l.reader.clone()).collect() }),
+            }
+            if let (Some(_), Some(reader)) = (wanted, not_ours.first()) {
+                return Err(Error::NoApplet { reader: reader.clone() });
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(match (wanted, not_ours.as_slice()) {
+                    (None, [reader]) => Error::NoApplet { reader: reader.clone() },
+                    _ => Error::NoCard { reader: wanted.map(str::to_owned), waited: wait },
+                });
+            }
+            tracing::info!("waiting up to {} ms for a card", remaining.as_millis());
+            for st in &mut states {
+                st.sync_current_state();
+            }
+            match self.ctx.get_status_change(remaining, &mut states) {
+                // One more look: the deadline is now past, so the next round decides.
+                Ok(()) | Err(pcsc::Error::Timeout) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// One PC/SC connection (`SCardConnect`, shared mode, T=0 or T=1) to the card in a reader.
+pub struct PcscCard {
+    ctx: Context,
+    card: pcsc::Card,
+    name: CString,
+    reader: String,
+    buf: Vec<u8>,
+}
+
+impl PcscCard {
+    fn new(ctx: Context, card: pcsc::Card, name: CString) -> Self {
+        let reader = name.to_string_lossy().into_owned();
+        PcscCard { ctx, card, name, reader, buf: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] }
+    }
+
+    /// Connects to the card in `reader` with a context of its own, waiting up to `wait` for
+    /// a card (see [`Pcsc::connect`]).
+    pub fn connect(reader: &str, wait: Duration) -> Result<Self> {
+        Pcsc::establish()?.connect(reader, wait)
+    }
+
+    /// Gets the connection back after `cause`: a reset by someone else (reconnect the
+    /// handle) or a restarted pcscd (new context, new connection to the same reader).
+    fn recover(&mut self, cause: pcsc::Error) -> Result<()> {
+        match cause {
+            pcsc::Error::ResetCard => {
+                self.card.reconnect(ShareMode::Shared, Protocols::ANY, pcsc::Disposition::LeaveCard)?;
+            }
+            _ => {
+                tracing::info!("PC/SC handle lost ({cause}); connecting to {:?} again", self.reader);
+                self.ctx = establish()?;
+                self.card = self.ctx.connect(&self.name, ShareMode::Shared, Protocols::ANY)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn recoverable(e: pcsc::Error) -> bool {
+    use pcsc::Error as P;
+    matches!(e, P::ResetCard | P::InvalidHandle | P::NoService | P::ServiceStopped | P::CommError)
+}
+
+impl From<Disposition> for pcsc::Disposition {
+    fn from(d: Disposition) -> Self {
+        match d {
+            Disposition::Leave => pcsc::Disposition::LeaveCard,
+            Disposition::Reset => pcsc::Disposition::ResetCard,
+            Disposition::Unpower => pcsc::Disposition::UnpowerCard,
+        }
+    }
+}
+
+struct PcscFrames<'a, 'tx> {
+    tx: &'a pcsc::Transaction<'tx>,
+    buf: &'a mut [u8],
+}
+
+impl Frames for PcscFrames<'_, '_> {
+    fn frame(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.tx.transmit(apdu, self.buf)?.to_vec())
+    }
+}
+
+impl Transport for PcscCard {
+    fn reader(&self) -> &str {
+        &self.reader
+    }
+
+    /// `SCardBeginTransaction`, then `body`, then `SCardEndTransaction` with its disposition.
+    /// When the transaction cannot begin because the card was reset or pcscd restarted, the
+    /// connection is made again once and the transaction retried.
+    fn transaction(&mut self, body: &mut dyn FnMut(&mut dyn Frames) -> Disposition) -> Result<()> {
+        let mut recovered = false;
+        loop {
+            let err = match self.card.transaction() {
+                Ok(tx) => {
+                    let disposition = body(&mut PcscFrames { tx: &tx, buf: &mut self.buf });
+                    if let Err((_, e)) = tx.end(disposition.into()) {
+                        // Ending fails when the card left; what `body` saw says more then.
+                        tracing::debug!("ending the PC/SC transaction failed: {e}");
+                    }
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            if recovered || !recoverable(err) {
+                return Err(err.into());
+            }
+            recovered = true;
+            self.recover(err)?;
+        }
+    }
+
+    fn reset(&mut self, how: Disposition) -> Result<()> {
+        self.card.reconnect(ShareMode::Shared, Protocols::ANY, how.into())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+//! The end-to-end suites in one test binary, through the real pcscd and vsmartcard's vpcd
+//! (`sudo bash scripts/setup.sh`): one build and one link instead of four.
+//!
+//! The tests run in parallel threads. Those that need a vpcd slot take its cross-process lock
+//! (`e2e_tests::Slot::lock`), which also holds shared use of pcscd; the pcscd restart test and
+//! the demo tests (whose bridge runs without `--reader`) take pcscd exclusively
+//! (`e2e_tests::pcscd_exclusive`), so they run while no other test of this binary uses a card.
+
+mod card;
+mod demo;
+mod flow;
+mod pcscd_restart;
