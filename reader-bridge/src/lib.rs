@@ -10,6 +10,7 @@
 //!   into the bank's vocabulary (`paysim_wire`), with messages that say what to type.
 //! - [`bank`]: the bank's JSON API (docs/api.md).
 //! - [`flow`]: the operations (login, transfer, respond...) joining card, bank and state.
+//! - [`tty`]: a PIN or PUK read from the terminal with echo off before the prompt shows.
 //! - [`state`]: the state directory: session token and pending transfers.
 //! - [`error`]: the one error type and its exit codes.
 //!
@@ -35,5 +36,6 @@ pub mod error;
 pub mod flow;
 pub mod input;
 pub mod state;
+pub mod tty;
 
 pub use error::{Error, Result};

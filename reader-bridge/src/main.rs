@@ -166,7 +166,7 @@ impl Ui for Terminal {
             eprintln!("{}", prompt.trim_end());
             return self.read_line().map(Zeroizing::new);
         }
-        rpassword::prompt_password(prompt).map(Zeroizing::new).map_err(Error::Terminal)
+        reader_bridge::tty::read_secret(prompt).map_err(Error::Terminal)
     }
 
     fn confirm(&mut self, question: &str) -> reader_bridge::Result<bool> {
