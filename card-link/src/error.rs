@@ -69,7 +69,6 @@ impl From<pcsc::Error> for Error {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -207,7 +207,6 @@ pub fn select_aid(aid: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use card_applet::command::DataObject;
     use card_applet::host::{self, CardError, PinStatus};

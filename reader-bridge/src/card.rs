@@ -273,7 +273,6 @@ pub struct CardStatus {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use card_link::MemCard;
 

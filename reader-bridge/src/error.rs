@@ -250,7 +250,6 @@ impl From<pcsc::Error> for Error {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -4,6 +4,7 @@
 //! bridge's own APDU path (`PaysimCard`), so these tests need no pcscd; the same flows through
 //! the real card, pcscd and vpcd are in the e2e suite (tests/tests/e2e/flow.rs).
 
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bank_server::clock::Clock;

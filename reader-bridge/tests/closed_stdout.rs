@@ -1,5 +1,4 @@
 //! The CLI's output to a closed pipe (`reader-bridge … | head -0`): no panic, the SIGPIPE status.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
 

@@ -400,7 +400,6 @@ fn wait_for_swap(reader: &str, previous_line: usize, timeout: Duration) -> Resul
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     const HEAD: &str = "reader,serial,admin_key,pin,puk,out";

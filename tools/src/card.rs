@@ -208,7 +208,6 @@ pub fn write_token_file(path: &Path, token: &TokenFile) -> Result<(), CardError>
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,5 @@
 //! `bank-tools` user, token, account and audit commands, through the real binary against a
 //! temp database: what each prints when it works, and the exact refusal for bad input.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

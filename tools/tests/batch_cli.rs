@@ -2,6 +2,8 @@
 //! a bad file is refused as a whole with every problem listed and nothing touched; cards that
 //! fail (no such reader) do not stop the batch, each gets its result line, and the exit is
 //! non-zero at the end. PINs and PUKs never appear in any output.
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

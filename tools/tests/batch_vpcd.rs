@@ -3,6 +3,8 @@
 //! the test stops one `virtual-card` and starts the next in the same slot). Every card then
 //! answers a login OTP that matches its token file, under the PIN from the CSV file, and the
 //! token files enroll at the bank. Needs pcscd with vsmartcard's vpcd (scripts/setup.sh).
+
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};

@@ -1,7 +1,6 @@
 //! `bank-tools` against the database of a running `bank-server` process: every change the
 //! operator makes is seen by the server at once (enroll, fund, unlock, revoke), and the audit
 //! chain stays whole with both processes writing to it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

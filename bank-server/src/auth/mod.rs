@@ -189,7 +189,6 @@ impl ChallengePurpose {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

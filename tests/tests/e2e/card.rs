@@ -1,6 +1,5 @@
 //! The card end to end: `bank-tools` creates and personalizes a `virtual-card` through the real
 //! pcscd and vpcd; the `pcsc` crate and third-party PC/SC clients then talk to it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use card_applet::command::DataObject;
 use card_applet::host::{self, CardError, PinStatus};

@@ -7,8 +7,6 @@
 //! script. Two demos in this binary (parallel threads) queue on that lock inside the script.
 //! Processes are waited on by their output lines and exit, never by sleeping.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use e2e_tests::hidden;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;

@@ -7,8 +7,6 @@
 //! runs. Processes are waited on by their readiness lines, by pcscd's reader events, and by
 //! their exit: never by sleeping.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use e2e_tests::browser::http;
 use e2e_tests::{
     bin, hidden, lines_of, wait_line, wait_line_containing, BankServer as Bank, Browser, CardSpec, Cut, Relay, Slot,

@@ -6,6 +6,9 @@
 //! the demo tests (whose bridge runs without `--reader`) take pcscd exclusively
 //! (`e2e_tests::pcscd_exclusive`), so they run while no other test of this binary uses a card.
 
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod card;
 mod demo;
 mod flow;

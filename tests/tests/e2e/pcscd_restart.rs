@@ -3,7 +3,6 @@
 //! test holds pcscd exclusively in this binary (`e2e_tests::pcscd_exclusive`: it waits until
 //! no other test uses a card) and both slot locks against other processes. Needs root, like
 //! scripts/setup.sh.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 
