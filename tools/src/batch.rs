@@ -33,7 +33,7 @@ use std::time::Duration;
 use card_link::{Pcsc, Swap};
 use zeroize::Zeroizing;
 
-use crate::card::{self, CardError, Personalization, Personalized};
+use crate::card::{self, CardToolError, Personalization, Personalized};
 use crate::secret_file;
 use crate::seed::{Materials, Secret, Tag};
 
@@ -333,7 +333,7 @@ pub fn load(file: &Path) -> Result<Vec<BatchCard>, BatchError> {
 #[derive(Debug, thiserror::Error)]
 pub enum CardFailure {
     #[error(transparent)]
-    Card(#[from] CardError),
+    Card(#[from] CardToolError),
     #[error(
         "the card in {reader:?} (line {previous_line}) was not taken out within {waited:?}; \
          not personalizing it again"

@@ -15,8 +15,10 @@ use card_link::{PcscCard, Transport, TransportExt};
 /// How long `personalize` waits for a card in the reader.
 pub const CARD_WAIT: Duration = Duration::from_secs(10);
 
+/// Why a card command of `bank-tools` failed. What the card itself answered is a
+/// `card_applet::host::CardError` inside ([`CardToolError::Select`], the admin protocol's).
 #[derive(Debug, thiserror::Error)]
-pub enum CardError {
+pub enum CardToolError {
     #[error(transparent)]
     File(#[from] SecretFileError),
     #[error(transparent)]
@@ -58,11 +60,11 @@ pub enum CardError {
 /// Creates a factory card state at `state` with a fresh 32-byte admin key from the OS CSPRNG,
 /// and writes that key, as 64 hex digits, to `admin_key_out`. Both files are mode 0600 and
 /// neither is ever overwritten.
-pub fn create(state: &Path, admin_key_out: &Path) -> Result<(), CardError> {
+pub fn create(state: &Path, admin_key_out: &Path) -> Result<(), CardToolError> {
     secret_file::ensure_absent(state)?;
     secret_file::ensure_absent(admin_key_out)?;
     let mut key = Zeroizing::new([0u8; 32]);
-    getrandom::getrandom(key.as_mut()).map_err(CardError::Random)?;
+    getrandom::getrandom(key.as_mut()).map_err(CardToolError::Random)?;
     let key_hex = Zeroizing::new(format!("{}\n", hex::encode(*key)));
     secret_file::write_new(admin_key_out, key_hex.as_bytes())?;
     if let Err(e) = card_applet::state::create_factory(state, &key) {
@@ -74,12 +76,12 @@ pub fn create(state: &Path, admin_key_out: &Path) -> Result<(), CardError> {
 }
 
 /// Reads an admin key file written by [`create`] (64 hex digits; mode must be 0600).
-pub fn read_admin_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, CardError> {
+pub fn read_admin_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, CardToolError> {
     let raw = secret_file::read_private(path)?;
     let text = raw.trim_ascii();
     let mut key = Zeroizing::new([0u8; 32]);
     if text.len() != 64 || hex::decode_to_slice(text, key.as_mut()).is_err() {
-        return Err(CardError::AdminKeyFormat(path.to_owned()));
+        return Err(CardToolError::AdminKeyFormat(path.to_owned()));
     }
     Ok(key)
 }
@@ -109,7 +111,7 @@ pub fn personalize(
     admin_key: &[u8; 32],
     job: &Personalization,
     out: &Path,
-) -> Result<Personalized, CardError> {
+) -> Result<Personalized, CardToolError> {
     check_job(job, out)?;
     let mut link = PcscCard::connect(reader, CARD_WAIT)?;
     personalize_over(&mut link, admin_key, job, out)
@@ -124,12 +126,12 @@ pub fn personalize_over(
     admin_key: &[u8; 32],
     job: &Personalization,
     out: &Path,
-) -> Result<Personalized, CardError> {
+) -> Result<Personalized, CardToolError> {
     check_job(job, out)?;
     let seed = seed::derive(&job.secret, &job.materials);
 
     let fci = link.exchange(|ex| {
-        let fci = host::parse_select(&ex.transmit(&host::select())?).map_err(CardError::Select)?;
+        let fci = host::parse_select(&ex.transmit(&host::select())?).map_err(CardToolError::Select)?;
         let mut session = AdminSession::new(admin_key)?;
         let challenge = ex.transmit(&AdminSession::get_challenge())?;
         let auth = session.external_authenticate(&challenge)?;
@@ -141,25 +143,25 @@ pub fn personalize_over(
             serial: &job.serial,
         })?;
         session.check_personalized(&ex.transmit(&cmd)?)?;
-        Ok::<_, CardError>(fci)
+        Ok::<_, CardToolError>(fci)
     })?;
 
-    let serial: paysim_wire::CardSerial = job.serial.parse().map_err(|_| CardError::Serial)?;
+    let serial: paysim_wire::CardSerial = job.serial.parse().map_err(|_| CardToolError::Serial)?;
     let token = TokenFile { serial, seed: paysim_otp::ChainKey::from_bytes(*seed), counter: 0 };
     write_token_file(out, &token).map_err(|e| match e {
-        CardError::File(source) => CardError::TokenNotWritten { serial: job.serial.clone(), source },
+        CardToolError::File(source) => CardToolError::TokenNotWritten { serial: job.serial.clone(), source },
         other => other,
     })?;
     Ok(Personalized { previous_serial: fci.serial })
 }
 
 /// Refuses a job whose serial, PIN or PUK is malformed, or whose token file exists.
-fn check_job(job: &Personalization, out: &Path) -> Result<(), CardError> {
+fn check_job(job: &Personalization, out: &Path) -> Result<(), CardToolError> {
     if !paysim_wire::CardSerial::is_valid(&job.serial) {
-        return Err(CardError::Serial);
+        return Err(CardToolError::Serial);
     }
-    card_applet::pin::PinBlock::from_pin(&job.pin).map_err(CardError::Pin)?;
-    card_applet::pin::PukBlock::from_puk(&job.puk).map_err(CardError::Puk)?;
+    card_applet::pin::PinBlock::from_pin(&job.pin).map_err(CardToolError::Pin)?;
+    card_applet::pin::PukBlock::from_puk(&job.puk).map_err(CardToolError::Puk)?;
     secret_file::ensure_absent(out)?;
     Ok(())
 }
@@ -172,7 +174,7 @@ pub const CHECK_OTP_MAX_STEPS: u64 = 1 << 20;
 /// seed: `otp::login_otp(ck_counter, counter, challenge, verifier_id)`, compared in constant
 /// time. For operators and the demo; it never prints the expected code.
 ///
-/// Errors: [`CardError::CounterTooFar`] when `counter` is more than [`CHECK_OTP_MAX_STEPS`]
+/// Errors: [`CardToolError::CounterTooFar`] when `counter` is more than [`CHECK_OTP_MAX_STEPS`]
 /// past the token file's counter.
 pub fn check_login_otp(
     token: &TokenFile,
@@ -180,28 +182,28 @@ pub fn check_login_otp(
     challenge: &[u8],
     verifier_id: &str,
     code: &str,
-) -> Result<bool, CardError> {
+) -> Result<bool, CardToolError> {
     if counter < token.counter {
         return Ok(false);
     }
     let steps = counter - token.counter;
     if steps > CHECK_OTP_MAX_STEPS {
-        return Err(CardError::CounterTooFar { counter, from: token.counter });
+        return Err(CardToolError::CounterTooFar { counter, from: token.counter });
     }
     let ck = token.seed.advance(steps);
     Ok(paysim_otp::login_otp(&ck, counter, challenge, verifier_id.as_bytes()).matches(code))
 }
 
 /// Reads a token file (`paysim_wire::token_file`), refusing one that others can read.
-pub fn read_token_file(path: &Path) -> Result<TokenFile, CardError> {
+pub fn read_token_file(path: &Path) -> Result<TokenFile, CardToolError> {
     let raw = secret_file::read_private(path)?;
     let text =
-        std::str::from_utf8(&raw).map_err(|_| CardError::TokenFile { path: path.to_owned(), problem: "not UTF-8" })?;
-    TokenFile::parse(text).map_err(|problem| CardError::TokenFile { path: path.to_owned(), problem })
+        std::str::from_utf8(&raw).map_err(|_| CardToolError::TokenFile { path: path.to_owned(), problem: "not UTF-8" })?;
+    TokenFile::parse(text).map_err(|problem| CardToolError::TokenFile { path: path.to_owned(), problem })
 }
 
 /// Writes a token file, mode 0600, refusing to overwrite.
-pub fn write_token_file(path: &Path, token: &TokenFile) -> Result<(), CardError> {
+pub fn write_token_file(path: &Path, token: &TokenFile) -> Result<(), CardToolError> {
     secret_file::write_new(path, token.to_text().as_bytes())?;
     Ok(())
 }
@@ -322,12 +324,12 @@ mod tests {
         assert_eq!(again.previous_serial.as_deref(), Some("PSIM-MEM-1"));
         let wrong = personalize_over(&mut card, &[0; 32], &job("PSIM-MEM-3"), &dir.path().join("v.json"));
         assert!(
-            matches!(wrong, Err(CardError::Admin(AdminError::Card(host::CardError::AdminAuthFailed { .. })))),
+            matches!(wrong, Err(CardToolError::Admin(AdminError::Card(host::CardError::AdminAuthFailed { .. })))),
             "{wrong:?}"
         );
         assert!(!dir.path().join("v.json").exists());
         // Bad input never reaches the card.
         let bad = personalize_over(&mut card, &key, &job("lower-case"), &dir.path().join("w.json"));
-        assert!(matches!(bad, Err(CardError::Serial)), "{bad:?}");
+        assert!(matches!(bad, Err(CardToolError::Serial)), "{bad:?}");
     }
 }

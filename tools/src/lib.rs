@@ -3,7 +3,9 @@
 //! Everything the `bank-tools` binary does lives here, so tests can call it directly.
 //!
 //! - [`card`]: create a factory card state ([`card::create`]) and personalize a card over
-//!   PC/SC ([`card::personalize`]) or any `card_link` transport ([`card::personalize_over`]); the result is a token file (`paysim_wire::TokenFile`, [`card::write_token_file`]) the bank enrolls.
+//!   PC/SC ([`card::personalize`]) or any `card_link` transport ([`card::personalize_over`]);
+//!   the result is a token file (`paysim_wire::TokenFile`, [`card::write_token_file`]) the
+//!   bank enrolls.
 //! - [`bank`]: what the bank commands add to `bank_server::ops`: exact amount parsing,
 //!   the database-path check, an account's currency.
 //! - [`batch`]: many cards from one CSV file (`card personalize --batch`).
