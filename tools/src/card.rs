@@ -197,8 +197,8 @@ pub fn check_login_otp(
 /// Reads a token file (`paysim_wire::token_file`), refusing one that others can read.
 pub fn read_token_file(path: &Path) -> Result<TokenFile, CardToolError> {
     let raw = secret_file::read_private(path)?;
-    let text =
-        std::str::from_utf8(&raw).map_err(|_| CardToolError::TokenFile { path: path.to_owned(), problem: "not UTF-8" })?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| CardToolError::TokenFile { path: path.to_owned(), problem: "not UTF-8" })?;
     TokenFile::parse(text).map_err(|problem| CardToolError::TokenFile { path: path.to_owned(), problem })
 }
 
