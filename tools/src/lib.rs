@@ -16,7 +16,7 @@
 //! ```no_run
 //! use std::path::Path;
 //! tools::card::create(Path::new("card.state"), Path::new("card.state.admin"))?;
-//! # Ok::<(), tools::card::CardError>(())
+//! # Ok::<(), tools::card::CardToolError>(())
 //! ```
 
 pub mod bank;
