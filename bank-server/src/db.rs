@@ -19,6 +19,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_website_visitors.sql", include_str!("../migrations/0006_website_visitors.sql")),
     ("0007_website_csrf_derived.sql", include_str!("../migrations/0007_website_csrf_derived.sql")),
     ("0008_auth_challenge_purpose.sql", include_str!("../migrations/0008_auth_challenge_purpose.sql")),
+    ("0009_website_session_pruning.sql", include_str!("../migrations/0009_website_session_pruning.sql")),
 ];
 
 /// The schema version this build expects.
@@ -332,5 +333,32 @@ mod tests {
         // ":memory:" cannot use WAL: the check must refuse it rather than run undurably.
         let err = open_connection(Path::new(":memory:")).unwrap_err();
         assert!(matches!(err, DbError::Pragma { pragma: "journal_mode", .. }), "{err}");
+    }
+}
+
+/// Test help: the lines of `EXPLAIN QUERY PLAN` for `sql`, and a check that every step on
+/// `table` is an index search, never a scan.
+#[cfg(test)]
+pub(crate) mod plan {
+    use rusqlite::Connection;
+
+    pub fn of(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let params: Vec<i64> = vec![0; n];
+        stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Asserts that `sql` reaches `table` only through an index search.
+    pub fn searches_only(conn: &Connection, sql: &str, table: &str) {
+        let plan = of(conn, sql);
+        let on_table: Vec<&String> = plan.iter().filter(|l| l.split(' ').nth(1) == Some(table)).collect();
+        assert!(!on_table.is_empty(), "the plan never names {table}: {plan:?}\n{sql}");
+        for line in on_table {
+            assert!(line.starts_with("SEARCH "), "{table} is scanned: {plan:?}\n{sql}");
+        }
     }
 }

@@ -21,6 +21,18 @@ use crate::master_key::{random_bytes, KeyError};
 /// `last_seen` is written at most this often, so browsing is not a disk write per click.
 const TOUCH_EVERY_S: i64 = 10;
 
+/// Ended sessions deleted per session started, of each way of ending (a bounded amount of work
+/// per request that still outpaces the one row each start adds).
+const ENDED_BATCH: i64 = 64;
+
+/// The two prunes of [`prune_ended`]: each walks one index (`sessions_expiry`,
+/// `sessions_last_seen`) for at most [`ENDED_BATCH`] rows. Kept apart because one `OR` of both
+/// conditions makes SQLite scan the table.
+const PRUNE_EXPIRED: &str = "DELETE FROM sessions WHERE rowid IN
+   (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+const PRUNE_IDLE: &str = "DELETE FROM sessions WHERE rowid IN
+   (SELECT rowid FROM sessions WHERE last_seen <= ?1 ORDER BY last_seen LIMIT ?2)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("database: {0}")]
@@ -125,6 +137,14 @@ fn cap_visitors(tx: &Transaction<'_>, max: i64) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Deletes a bounded batch of sessions that have ended (past their expiry, or idle for `idle`
+/// seconds). A lookup refuses such a session whether or not its row is still there.
+fn prune_ended(tx: &Transaction<'_>, now: i64, idle: i64) -> Result<(), SessionError> {
+    tx.prepare_cached(PRUNE_EXPIRED)?.execute(params![now, ENDED_BATCH])?;
+    tx.prepare_cached(PRUNE_IDLE)?.execute(params![now - idle, ENDED_BATCH])?;
+    Ok(())
+}
+
 /// Starts a session; returns the token to hand to the client and the session. A visitor
 /// session (`user_id` `None`) may push out the oldest visitor sessions beyond
 /// [`Limits::max_visitors`].
@@ -135,7 +155,7 @@ pub fn create(
     user_id: Option<i64>,
     limits: Limits,
 ) -> Result<(SessionToken, Session), SessionError> {
-    tx.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2", params![now, now - limits.idle])?;
+    prune_ended(tx, now, limits.idle)?;
     let token = hex::encode(random_bytes::<16>()?);
     let csrf = csrf_for(&token);
     let id_hash = hash_token(&token);
@@ -206,4 +226,64 @@ pub fn end_all_for_user(
     let n = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     audit::append(tx, now, "sessions_ended", actor, serde_json::json!({ "user": user, "count": n, "reason": reason }))?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{plan, Db, DbError};
+
+    #[test]
+    fn pruning_ended_sessions_searches_indexes_and_never_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("bank.sqlite3")).unwrap();
+        db.run_blocking(|c| {
+            for sql in [PRUNE_EXPIRED, PRUNE_IDLE] {
+                plan::searches_only(c, sql, "sessions");
+            }
+            // The visitor count, ending a user's sessions, a lookup.
+            plan::searches_only(c, "SELECT count(*) FROM sessions WHERE user_id IS NULL", "sessions");
+            plan::searches_only(c, "DELETE FROM sessions WHERE user_id = ?1", "sessions");
+            plan::searches_only(c, "SELECT kind FROM sessions WHERE id_hash = ?1", "sessions");
+            // The check sees a scan when there is one.
+            let scan = plan::of(c, "SELECT id_hash FROM sessions WHERE csrf = ?1");
+            assert!(scan.iter().any(|l| l.starts_with("SCAN sessions")), "{scan:?}");
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn pruning_takes_a_bounded_batch_of_each_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("bank.sqlite3")).unwrap();
+        db.run_blocking(|c| {
+            crate::db::immediate(c, |tx| {
+                let limits = Limits { idle: 300, max_age: 3600, max_visitors: 1_000_000 };
+                // 100 past their expiry, 100 idle too long, 10 live, all of the API.
+                for i in 0..210i64 {
+                    let (last_seen, expires_at) = match i {
+                        0..100 => (1_000, 1_500),
+                        100..200 => (1_000, 9_999),
+                        _ => (1_900, 9_999),
+                    };
+                    tx.execute(
+                        "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
+                         VALUES (?1, 'api', NULL, '', 0, ?2, ?3)",
+                        params![hash_token(&i.to_string()).as_slice(), last_seen, expires_at],
+                    )?;
+                }
+                let count = |tx: &Transaction<'_>| -> i64 {
+                    tx.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap()
+                };
+                prune_ended(tx, 2_000, limits.idle).unwrap();
+                assert_eq!(count(tx), 210 - 2 * ENDED_BATCH);
+                prune_ended(tx, 2_000, limits.idle).unwrap();
+                prune_ended(tx, 2_000, limits.idle).unwrap();
+                assert_eq!(count(tx), 10, "only the live ones are left");
+                Ok::<_, DbError>(())
+            })
+        })
+        .unwrap();
+    }
 }

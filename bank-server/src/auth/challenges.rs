@@ -13,6 +13,14 @@ use crate::master_key::{random_bytes, KeyError};
 /// Expired challenges deleted per issued challenge (a bounded amount of work per request).
 const EXPIRED_BATCH: i64 = 64;
 
+/// Deletes up to `?2` challenges expired at `?1`, walking `challenges_expiry`.
+const PRUNE_EXPIRED: &str = "DELETE FROM challenges WHERE rowid IN
+   (SELECT rowid FROM challenges WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+/// Keeps the newest `?3` challenges of token `?1` and kind `?2`, walking `challenges_token`
+/// (a token holds at most the cap plus one).
+const CAP_PER_TOKEN: &str = "DELETE FROM challenges WHERE token_id = ?1 AND kind = ?2 AND rowid NOT IN
+   (SELECT rowid FROM challenges WHERE token_id = ?1 AND kind = ?2 ORDER BY rowid DESC LIMIT ?3)";
+
 /// A challenge handed to a client.
 #[derive(Clone, Debug)]
 pub struct IssuedChallenge {
@@ -50,11 +58,7 @@ fn store_new(
     purpose: &ChallengePurpose,
     binding: Option<&str>,
 ) -> Result<IssuedChallenge, AuthError> {
-    tx.execute(
-        "DELETE FROM challenges WHERE rowid IN
-           (SELECT rowid FROM challenges WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
-        params![now, EXPIRED_BATCH],
-    )?;
+    tx.prepare_cached(PRUNE_EXPIRED)?.execute(params![now, EXPIRED_BATCH])?;
     let c = fresh(now, cfg)?;
     tx.execute(
         "INSERT INTO challenges (id, token_id, kind, transfer_id, binding, challenge, expires_at)
@@ -75,11 +79,7 @@ fn store_new(
         ChallengePurpose::Login => MAX_LOGIN_CHALLENGES,
         ChallengePurpose::Transfer(_) => MAX_TRANSFER_CHALLENGES,
     };
-    tx.execute(
-        "DELETE FROM challenges WHERE token_id = ?1 AND kind = ?2 AND rowid NOT IN
-           (SELECT rowid FROM challenges WHERE token_id = ?1 AND kind = ?2 ORDER BY rowid DESC LIMIT ?3)",
-        params![token_id, purpose.kind(), cap],
-    )?;
+    tx.prepare_cached(CAP_PER_TOKEN)?.execute(params![token_id, purpose.kind(), cap])?;
     Ok(c)
 }
 
@@ -182,4 +182,23 @@ pub(super) fn load(tx: &Transaction<'_>, id: &ChallengeId) -> Result<Option<Chal
 pub(super) fn consume(tx: &Transaction<'_>, id: &ChallengeId) -> Result<(), AuthError> {
     tx.execute("DELETE FROM challenges WHERE id = ?1", [id.as_str()])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{plan, Db, DbError};
+
+    #[test]
+    fn pruning_and_capping_challenges_search_indexes_and_never_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("bank.sqlite3")).unwrap();
+        db.run_blocking(|c| {
+            for sql in [PRUNE_EXPIRED, CAP_PER_TOKEN, "SELECT token_id FROM challenges WHERE id = ?1"] {
+                plan::searches_only(c, sql, "challenges");
+            }
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
 }
