@@ -1,5 +1,7 @@
 //! Opening the SQLite database: pragmas checked, migrations applied, and a small connection
-//! pool whose work runs on blocking threads, never on an async worker.
+//! pool whose work runs on blocking threads, never on an async worker. The server writes only
+//! through [`crate::writer`]; its pool here is read-only ([`Db::readers`]). Operator functions
+//! use a read-write pool of their own process.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections the server keeps (SQLite serializes writers anyway).
+/// Connections a pool keeps.
 const POOL_SIZE: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,9 @@ pub enum DbError {
     Migration { name: &'static str, source: rusqlite::Error },
     #[error("the database worker thread stopped")]
     Worker,
+    /// The batch of the writer this unit ran in did not commit (its effects are gone).
+    #[error("the batch did not commit: {0}")]
+    Batch(String),
 }
 
 /// Opens one connection with the bank's settings and checks that SQLite really applied them.
@@ -67,6 +72,13 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     if fk != 1 {
         return Err(DbError::Pragma { path: shown, pragma: "foreign_keys", got: fk.to_string(), want: "1 (ON)" });
     }
+    Ok(conn)
+}
+
+/// Opens a connection that can only read ([`open_connection`] plus `PRAGMA query_only`).
+pub fn open_reader(path: &Path) -> Result<Connection, DbError> {
+    let conn = open_connection(path)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
     Ok(conn)
 }
 
@@ -151,6 +163,8 @@ struct Inner {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// Connections of this pool refuse to write (`PRAGMA query_only`).
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Db {
@@ -169,8 +183,22 @@ impl Db {
                 path: path.to_path_buf(),
                 idle: Mutex::new(vec![conn]),
                 permits: Arc::new(Semaphore::new(POOL_SIZE)),
+                read_only: false,
             }),
         })
+    }
+
+    /// A pool of read-only connections to the same database (the server's reads: under WAL
+    /// they see the last commit and never take the write lock).
+    pub fn readers(&self) -> Db {
+        Db {
+            inner: Arc::new(Inner {
+                path: self.inner.path.clone(),
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(POOL_SIZE)),
+                read_only: true,
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -213,6 +241,7 @@ impl Inner {
         let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         match pooled {
             Some(c) => Ok(c),
+            None if self.read_only => open_reader(&self.path),
             None => open_connection(&self.path),
         }
     }

@@ -171,6 +171,54 @@ pub fn create(
     Ok((SessionToken::new(token), Session { id_hash, kind, user_id, csrf, expires_at }))
 }
 
+/// A stored session as a lookup reads it.
+struct Row {
+    id_hash: [u8; 32],
+    user_id: Option<i64>,
+    last_seen: i64,
+    expires_at: i64,
+}
+
+/// The row of `token` if it is a session of `kind`.
+fn find(tx: &Transaction<'_>, token: &str, kind: Kind) -> Result<Option<Row>, SessionError> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
+    let id_hash = hash_token(token);
+    let row: Option<(Kind, Option<i64>, i64, i64)> = tx
+        .prepare_cached("SELECT kind, user_id, last_seen, expires_at FROM sessions WHERE id_hash = ?1")?
+        .query_row([id_hash.as_slice()], |r| {
+            Ok((parse_column(r, 0, "session kind", Kind::from_stored)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    Ok(row.filter(|(k, ..)| *k == kind).map(|(_, user_id, last_seen, expires_at)| Row {
+        id_hash,
+        user_id,
+        last_seen,
+        expires_at,
+    }))
+}
+
+impl Row {
+    fn ended(&self, now: i64, idle: i64) -> bool {
+        now >= self.expires_at || now - self.last_seen >= idle
+    }
+
+    fn touch_due(&self, now: i64) -> bool {
+        now - self.last_seen >= TOUCH_EVERY_S
+    }
+
+    fn session(self, token: &str, kind: Kind) -> Session {
+        Session {
+            id_hash: self.id_hash,
+            kind,
+            user_id: self.user_id,
+            csrf: csrf_for(token),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// The live session for `token`, touched; `None` if unknown, of another kind, idle too long
 /// or past its absolute expiry (such a row is deleted).
 pub fn lookup(
@@ -180,31 +228,41 @@ pub fn lookup(
     kind: Kind,
     idle: i64,
 ) -> Result<Option<Session>, SessionError> {
-    if !well_formed(token) {
-        return Ok(None);
-    }
-    let id_hash = hash_token(token);
-    let row: Option<(Kind, Option<i64>, i64, i64)> = tx
-        .query_row(
-            "SELECT kind, user_id, last_seen, expires_at FROM sessions WHERE id_hash = ?1",
-            [id_hash.as_slice()],
-            |r| Ok((parse_column(r, 0, "session kind", Kind::from_stored)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((k, user_id, last_seen, expires_at)) = row else {
+    let Some(row) = find(tx, token, kind)? else {
         return Ok(None);
     };
-    if k != kind {
+    if row.ended(now, idle) {
+        tx.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?.execute([row.id_hash.as_slice()])?;
         return Ok(None);
     }
-    if now >= expires_at || now - last_seen >= idle {
-        tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash.as_slice()])?;
-        return Ok(None);
+    if row.touch_due(now) {
+        tx.prepare_cached("UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2")?
+            .execute(params![now, row.id_hash.as_slice()])?;
     }
-    if now - last_seen >= TOUCH_EVERY_S {
-        tx.execute("UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2", params![now, id_hash.as_slice()])?;
+    Ok(Some(row.session(token, kind)))
+}
+
+/// What [`peek`] found.
+#[derive(Debug)]
+pub enum Peek {
+    /// Live, and its `last_seen` is recent enough that this request need not be written down.
+    Live(Session),
+    /// Unknown, or of another kind: nothing to write either.
+    Unknown,
+    /// It ended (its row must go) or its `last_seen` is due: only [`lookup`] may answer.
+    NeedsWrite,
+}
+
+/// [`lookup`] for a transaction that may not write: the same answer whenever [`lookup`] would
+/// change nothing, [`Peek::NeedsWrite`] otherwise.
+pub fn peek(tx: &Transaction<'_>, now: i64, token: &str, kind: Kind, idle: i64) -> Result<Peek, SessionError> {
+    let Some(row) = find(tx, token, kind)? else {
+        return Ok(Peek::Unknown);
+    };
+    if row.ended(now, idle) || row.touch_due(now) {
+        return Ok(Peek::NeedsWrite);
     }
-    Ok(Some(Session { id_hash, kind, user_id, csrf: csrf_for(token), expires_at }))
+    Ok(Peek::Live(row.session(token, kind)))
 }
 
 /// Ends a session.
