@@ -166,6 +166,11 @@ impl Writer {
     }
 }
 
+/// One savepoint statement, parsed once per connection.
+fn step(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// The writer thread: one batch after another until every handle is gone.
 fn serve(mut conn: Connection, units: &mpsc::Receiver<Box<dyn Unit>>, bounds: Bounds, counts: &Counts) {
     let mut pending = VecDeque::new();
@@ -214,15 +219,15 @@ fn batch(
             None => break,
         };
         let mut u = next;
-        if let Err(e) = tx.execute_batch("SAVEPOINT unit") {
+        if let Err(e) = step(&tx, "SAVEPOINT unit") {
             broken = Some(e.to_string());
             pending.push_front(u);
             break;
         }
         let closed = if u.run(&tx) {
-            tx.execute_batch("RELEASE unit")
+            step(&tx, "RELEASE unit")
         } else {
-            tx.execute_batch("ROLLBACK TO unit; RELEASE unit")
+            step(&tx, "ROLLBACK TO unit").and_then(|()| step(&tx, "RELEASE unit"))
         };
         done.push(u);
         if let Err(e) = closed {

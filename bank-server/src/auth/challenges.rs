@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::{AuthConfig, AuthError, ChallengePurpose, TokenStatus, MAX_LOGIN_CHALLENGES, MAX_TRANSFER_CHALLENGES};
 use crate::audit;
-use crate::db::parse_column;
+use crate::db::{parse_column, Cached};
 use crate::master_key::{random_bytes, KeyError};
 
 /// Expired challenges deleted per issued challenge (a bounded amount of work per request).
-const EXPIRED_BATCH: i64 = 64;
+const EXPIRED_BATCH: i64 = 4;
 
 /// Deletes up to `?2` challenges expired at `?1`, walking `challenges_expiry`.
 const PRUNE_EXPIRED: &str = "DELETE FROM challenges WHERE rowid IN
@@ -60,7 +60,7 @@ fn store_new(
 ) -> Result<IssuedChallenge, AuthError> {
     tx.prepare_cached(PRUNE_EXPIRED)?.execute(params![now, EXPIRED_BATCH])?;
     let c = fresh(now, cfg)?;
-    tx.execute(
+    tx.exec(
         "INSERT INTO challenges (id, token_id, kind, transfer_id, binding, challenge, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -94,7 +94,7 @@ pub fn issue_login_challenge(
     binding: Option<&str>,
 ) -> Result<IssuedChallenge, AuthError> {
     let token: Option<(i64, String)> = tx
-        .query_row(
+        .row(
             "SELECT t.id, t.serial FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE u.name = ?1 AND t.status = ?2",
             params![user.as_str(), TokenStatus::Active.as_str()],
@@ -137,7 +137,7 @@ pub fn issue_challenge(
     binding: Option<&str>,
 ) -> Result<IssuedChallenge, AuthError> {
     let (token_id, serial, user): (i64, String, String) = tx
-        .query_row(
+        .row(
             "SELECT t.id, t.serial, u.name FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE u.id = ?1 AND t.status = ?2",
             params![user_id, TokenStatus::Active.as_str()],
@@ -159,7 +159,7 @@ pub fn issue_challenge(
 /// The stored challenge `id`, if any.
 pub(super) fn load(tx: &Transaction<'_>, id: &ChallengeId) -> Result<Option<ChallengeRow>, AuthError> {
     Ok(tx
-        .query_row(
+        .row(
             "SELECT token_id, kind, transfer_id, binding, challenge, expires_at FROM challenges WHERE id = ?1",
             [id.as_str()],
             |r| {
@@ -180,7 +180,7 @@ pub(super) fn load(tx: &Transaction<'_>, id: &ChallengeId) -> Result<Option<Chal
 
 /// Uses the challenge up.
 pub(super) fn consume(tx: &Transaction<'_>, id: &ChallengeId) -> Result<(), AuthError> {
-    tx.execute("DELETE FROM challenges WHERE id = ?1", [id.as_str()])?;
+    tx.exec("DELETE FROM challenges WHERE id = ?1", [id.as_str()])?;
     Ok(())
 }
 
