@@ -204,7 +204,7 @@ fn serve(
             }
         }
         batch(&mut conn, units, &mut pending, bounds, counts);
-        if counts.batches.load(Ordering::Relaxed) % CHECKPOINT_EVERY == 0 {
+        if counts.batches.load(Ordering::Relaxed).is_multiple_of(CHECKPOINT_EVERY) {
             // Busy with the last one: this nudge is not needed.
             let _ = nudge.try_send(());
         }
