@@ -59,6 +59,10 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // SQLite is built with STAT4, which re-prepares a cached statement whenever a new value is
+    // bound to a range (`expires_at <= ?1`): the prunes were parsed again on every request. The
+    // planner's stability guarantee keeps each statement's plan (the plan tests check it).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     let shown = path.display().to_string();
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -68,6 +72,9 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     // Room for the tables' hot pages (SQLite's default is 2 MiB): with 100,000 sessions the
     // random-keyed indexes no longer fit, and every insert read its pages back from the file.
     conn.execute_batch(&format!("PRAGMA cache_size = -{};", PAGE_CACHE_KIB))?;
+    // The writer's savepoints keep a sub-journal of the pages each unit changes: in memory,
+    // never a temporary file (nothing of it needs to survive a crash; the WAL does).
+    conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
     let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
     if sync != 2 {
         return Err(DbError::Pragma { path: shown, pragma: "synchronous", got: sync.to_string(), want: "2 (FULL)" });
