@@ -9,6 +9,7 @@
 //! Auth and ledger append to it inside their own transactions, so an event is logged exactly
 //! when its effect commits. [`verify`] walks the chain and names the first row that does not fit.
 
+use crate::db::Cached;
 use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
@@ -41,16 +42,15 @@ pub fn append(
     actor: &str,
     detail: serde_json::Value,
 ) -> rusqlite::Result<i64> {
-    let last: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let last: Option<(i64, Vec<u8>)> =
+        tx.row("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
     let (id, prev) = match last {
         Some((id, hash)) => (id + 1, hash),
         None => (1, vec![0u8; 32]),
     };
     let detail = detail.to_string();
     let hash = row_hash(&prev, id, at, kind, actor, &detail);
-    tx.execute(
+    tx.exec(
         "INSERT INTO audit (id, at, kind, actor, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![id, at, kind, actor, detail, prev, hash.as_slice()],
     )?;
@@ -143,9 +143,7 @@ pub fn recent(tx: &Transaction<'_>, limit: u32) -> rusqlite::Result<Vec<Event>> 
 
 /// How many events of `kind` mention `needle` in their detail (tests and operators).
 pub fn count(tx: &Transaction<'_>, kind: &str, needle: &str) -> rusqlite::Result<i64> {
-    tx.query_row("SELECT count(*) FROM audit WHERE kind = ?1 AND instr(detail, ?2) > 0", params![kind, needle], |r| {
-        r.get(0)
-    })
+    tx.row("SELECT count(*) FROM audit WHERE kind = ?1 AND instr(detail, ?2) > 0", params![kind, needle], |r| r.get(0))
 }
 
 #[cfg(test)]

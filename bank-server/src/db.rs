@@ -1,5 +1,7 @@
 //! Opening the SQLite database: pragmas checked, migrations applied, and a small connection
-//! pool whose work runs on blocking threads, never on an async worker.
+//! pool whose work runs on blocking threads, never on an async worker. The server writes only
+//! through [`crate::writer`]; its pool here is read-only ([`Db::readers`]). Operator functions
+//! use a read-write pool of their own process.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_website_visitors.sql", include_str!("../migrations/0006_website_visitors.sql")),
     ("0007_website_csrf_derived.sql", include_str!("../migrations/0007_website_csrf_derived.sql")),
     ("0008_auth_challenge_purpose.sql", include_str!("../migrations/0008_auth_challenge_purpose.sql")),
+    ("0009_website_session_pruning.sql", include_str!("../migrations/0009_website_session_pruning.sql")),
 ];
 
 /// The schema version this build expects.
@@ -26,7 +29,7 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// How long a writer waits for another connection's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections the server keeps (SQLite serializes writers anyway).
+/// Connections a pool keeps.
 const POOL_SIZE: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ pub enum DbError {
     Migration { name: &'static str, source: rusqlite::Error },
     #[error("the database worker thread stopped")]
     Worker,
+    /// The batch of the writer this unit ran in did not commit (its effects are gone).
+    #[error("the batch did not commit: {0}")]
+    Batch(String),
 }
 
 /// Opens one connection with the bank's settings and checks that SQLite really applied them.
@@ -52,12 +58,23 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // SQLite is built with STAT4, which re-prepares a cached statement whenever a new value is
+    // bound to a range (`expires_at <= ?1`): the prunes were parsed again on every request. The
+    // planner's stability guarantee keeps each statement's plan (the plan tests check it).
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     let shown = path.display().to_string();
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(DbError::Pragma { path: shown, pragma: "journal_mode", got: mode, want: "wal" });
     }
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    // Room for the tables' hot pages (SQLite's default is 2 MiB): with 100,000 sessions the
+    // random-keyed indexes no longer fit, and every insert read its pages back from the file.
+    conn.execute_batch(&format!("PRAGMA cache_size = -{};", PAGE_CACHE_KIB))?;
+    // The writer's savepoints keep a sub-journal of the pages each unit changes: in memory,
+    // never a temporary file (nothing of it needs to survive a crash; the WAL does).
+    conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
     let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
     if sync != 2 {
         return Err(DbError::Pragma { path: shown, pragma: "synchronous", got: sync.to_string(), want: "2 (FULL)" });
@@ -66,6 +83,44 @@ pub fn open_connection(path: &Path) -> Result<Connection, DbError> {
     if fk != 1 {
         return Err(DbError::Pragma { path: shown, pragma: "foreign_keys", got: fk.to_string(), want: "1 (ON)" });
     }
+    Ok(conn)
+}
+
+/// `execute` and `query_row` through the connection's statement cache, so the statements of
+/// every request are parsed once per connection rather than once per call. A `Transaction`
+/// has them too (it derefs to its connection).
+pub trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// The page cache of each connection, KiB (allocated as used).
+const PAGE_CACHE_KIB: u32 = 32 * 1024;
+
+/// Statements each connection keeps parsed (all of a request's fit, with room).
+const STATEMENT_CACHE: usize = 128;
+
+/// Opens a connection that can only read ([`open_connection`] plus `PRAGMA query_only`).
+pub fn open_reader(path: &Path) -> Result<Connection, DbError> {
+    let conn = open_connection(path)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
     Ok(conn)
 }
 
@@ -150,6 +205,8 @@ struct Inner {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// Connections of this pool refuse to write (`PRAGMA query_only`).
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Db {
@@ -168,8 +225,22 @@ impl Db {
                 path: path.to_path_buf(),
                 idle: Mutex::new(vec![conn]),
                 permits: Arc::new(Semaphore::new(POOL_SIZE)),
+                read_only: false,
             }),
         })
+    }
+
+    /// A pool of read-only connections to the same database (the server's reads: under WAL
+    /// they see the last commit and never take the write lock).
+    pub fn readers(&self) -> Db {
+        Db {
+            inner: Arc::new(Inner {
+                path: self.inner.path.clone(),
+                idle: Mutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(POOL_SIZE)),
+                read_only: true,
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -212,6 +283,7 @@ impl Inner {
         let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         match pooled {
             Some(c) => Ok(c),
+            None if self.read_only => open_reader(&self.path),
             None => open_connection(&self.path),
         }
     }
@@ -332,5 +404,32 @@ mod tests {
         // ":memory:" cannot use WAL: the check must refuse it rather than run undurably.
         let err = open_connection(Path::new(":memory:")).unwrap_err();
         assert!(matches!(err, DbError::Pragma { pragma: "journal_mode", .. }), "{err}");
+    }
+}
+
+/// Test help: the lines of `EXPLAIN QUERY PLAN` for `sql`, and a check that every step on
+/// `table` is an index search, never a scan.
+#[cfg(test)]
+pub(crate) mod plan {
+    use rusqlite::Connection;
+
+    pub fn of(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = stmt.parameter_count();
+        let params: Vec<i64> = vec![0; n];
+        stmt.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Asserts that `sql` reaches `table` only through an index search.
+    pub fn searches_only(conn: &Connection, sql: &str, table: &str) {
+        let plan = of(conn, sql);
+        let on_table: Vec<&String> = plan.iter().filter(|l| l.split(' ').nth(1) == Some(table)).collect();
+        assert!(!on_table.is_empty(), "the plan never names {table}: {plan:?}\n{sql}");
+        for line in on_table {
+            assert!(line.starts_with("SEARCH "), "{table} is scanned: {plan:?}\n{sql}");
+        }
     }
 }

@@ -8,13 +8,15 @@
 //!   call one use case and map its result.
 //! - [`usecase`]: login, start transfer, confirm transfer, revoke token, and the operator's
 //!   queries that need two roles. The only code that joins roles; each use case runs in one
-//!   `BEGIN IMMEDIATE` unit of work.
+//!   unit of work: a savepoint in a batch of the one writer ([`writer`]), or a read
+//!   transaction on a read-only connection when it changes nothing.
 //! - The roles, each owning its tables and speaking the wire types of [`paysim_wire`]:
 //!   [`auth`] (users, tokens with sealed chain keys, challenges, the OTP check of
 //!   `paysim_otp`, lockout), [`ledger`] (accounts, double-entry postings, transfers, funding),
 //!   [`session`] (website and API sessions, CSRF tokens) and [`audit`] (the hash-chained log).
 //!
-//! Underneath: [`db`] (pragmas, migrations, blocking pool), [`master_key`] (AES-256-GCM
+//! Underneath: [`db`] (pragmas, migrations, blocking pool), [`writer`] (the one write
+//! connection, its FIFO queue and group commit), [`master_key`] (AES-256-GCM
 //! sealing of chain keys), [`clock`]. Operators use [`ops`]; each of its functions opens the
 //! database itself and works while the server runs.
 //!
@@ -44,6 +46,7 @@ pub mod ops;
 pub mod session;
 pub mod usecase;
 pub mod web;
+pub mod writer;
 
 use std::future::Future;
 use std::path::Path;
@@ -55,6 +58,7 @@ use crate::auth::AuthConfig;
 use crate::clock::Clock;
 use crate::db::{Db, DbError};
 use crate::master_key::MasterKey;
+use crate::writer::Writer;
 
 /// Default challenge lifetime (seconds).
 pub const CHALLENGE_TTL_S: i64 = 120;
@@ -117,7 +121,10 @@ pub enum StartError {
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
+    /// Read-only connections for units of work that change nothing.
     pub db: Db,
+    /// The one writer all other units of work go through.
+    pub writer: Writer,
     pub key: Arc<MasterKey>,
     pub cfg: Arc<Config>,
     pub clock: Clock,
@@ -135,12 +142,14 @@ impl AppState {
     /// Builds the state from parts (tests choose the key and settings).
     pub fn with(db: Db, key: MasterKey, cfg: Config, clock: Clock) -> Result<Self, StartError> {
         db.run_blocking(|c| db::immediate(c, |tx| auth::check_master_key(tx, &key).map_err(StartError::from)))?;
-        Ok(AppState { db, key: Arc::new(key), cfg: Arc::new(cfg), clock })
+        let writer = Writer::start(db.path())?;
+        Ok(AppState { db: db.readers(), writer, key: Arc::new(key), cfg: Arc::new(cfg), clock })
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on a blocking thread; commits on `Ok`.
-    /// `f` gets the time read once the write lock is held, so a wait for a pool slot or for
-    /// SQLite's lock cannot let a challenge or a session outlive its expiry.
+    /// Runs `f` as one unit of work through the [`writer`]: inside its own savepoint of the
+    /// writer's current `BEGIN IMMEDIATE` batch, answered once that batch has committed. An
+    /// `Err` undoes `f` alone. `f` gets the time read when it starts, with the write lock held,
+    /// so waiting in the queue cannot let a challenge or a session outlive its expiry.
     pub async fn tx<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -148,7 +157,19 @@ impl AppState {
         F: FnOnce(&Transaction<'_>, i64) -> Result<T, E> + Send + 'static,
     {
         let clock = self.clock.clone();
-        self.db.run(move |conn| db::immediate(conn, |tx| f(tx, clock.now()))).await
+        self.writer.run(move |tx| f(tx, clock.now())).await
+    }
+
+    /// Runs `f`, which changes nothing, in a read transaction on a read-only connection (a
+    /// consistent snapshot of the last commit, on a blocking thread, never the write lock).
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + From<rusqlite::Error> + Send + 'static,
+        F: FnOnce(&Transaction<'_>, i64) -> Result<T, E> + Send + 'static,
+    {
+        let clock = self.clock.clone();
+        self.db.run(move |conn| db::read(conn, |tx| f(tx, clock.now()))).await
     }
 }
 
@@ -259,6 +280,8 @@ mod boundaries {
         for (file, src) in COMPOSERS {
             check(file, src, &[]);
         }
+        // Nor has the writer: it runs the roles' units of work, it names no table.
+        check("writer.rs", include_str!("writer.rs"), &[]);
         // The checker itself sees what it should.
         assert_eq!(tables_in("SELECT a FROM users u JOIN tokens t"), ["users", "tokens"]);
     }
@@ -280,7 +303,11 @@ mod boundaries {
             }
         }
         // Nor does what lies underneath the roles.
-        for (file, src) in [("db.rs", include_str!("db.rs")), ("master_key.rs", include_str!("master_key.rs"))] {
+        for (file, src) in [
+            ("db.rs", include_str!("db.rs")),
+            ("writer.rs", include_str!("writer.rs")),
+            ("master_key.rs", include_str!("master_key.rs")),
+        ] {
             for above in ["crate::auth", "crate::ledger", "crate::session", "crate::usecase", "crate::web"] {
                 assert!(!non_test(src).contains(above), "{file} reaches up into {above}");
             }

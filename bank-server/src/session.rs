@@ -15,11 +15,23 @@ use paysim_wire::api::SessionToken;
 use paysim_wire::UserName;
 
 use crate::audit;
-use crate::db::parse_column;
+use crate::db::{parse_column, Cached};
 use crate::master_key::{random_bytes, KeyError};
 
 /// `last_seen` is written at most this often, so browsing is not a disk write per click.
 const TOUCH_EVERY_S: i64 = 10;
+
+/// Ended sessions deleted per session started, of each way of ending (a bounded amount of work
+/// per request that still outpaces the one row each start adds).
+const ENDED_BATCH: i64 = 4;
+
+/// The two prunes of [`prune_ended`]: each walks one index (`sessions_expiry`,
+/// `sessions_last_seen`) for at most [`ENDED_BATCH`] rows. Kept apart because one `OR` of both
+/// conditions makes SQLite scan the table.
+const PRUNE_EXPIRED: &str = "DELETE FROM sessions WHERE rowid IN
+   (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+const PRUNE_IDLE: &str = "DELETE FROM sessions WHERE rowid IN
+   (SELECT rowid FROM sessions WHERE last_seen <= ?1 ORDER BY last_seen LIMIT ?2)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -114,14 +126,22 @@ fn well_formed(s: &str) -> bool {
 /// keeps the newest `max` of them and deletes the older ones. Logged-in sessions are not
 /// touched.
 fn cap_visitors(tx: &Transaction<'_>, max: i64) -> Result<(), SessionError> {
-    let n: i64 = tx.query_row("SELECT count(*) FROM sessions WHERE user_id IS NULL", [], |r| r.get(0))?;
+    let n: i64 = tx.row("SELECT count(*) FROM sessions WHERE user_id IS NULL", [], |r| r.get(0))?;
     if n > max {
-        tx.execute(
+        tx.exec(
             "DELETE FROM sessions WHERE rowid IN
                (SELECT rowid FROM sessions WHERE user_id IS NULL ORDER BY created_at, rowid LIMIT ?1)",
             [n - max],
         )?;
     }
+    Ok(())
+}
+
+/// Deletes a bounded batch of sessions that have ended (past their expiry, or idle for `idle`
+/// seconds). A lookup refuses such a session whether or not its row is still there.
+fn prune_ended(tx: &Transaction<'_>, now: i64, idle: i64) -> Result<(), SessionError> {
+    tx.prepare_cached(PRUNE_EXPIRED)?.execute(params![now, ENDED_BATCH])?;
+    tx.prepare_cached(PRUNE_IDLE)?.execute(params![now - idle, ENDED_BATCH])?;
     Ok(())
 }
 
@@ -135,12 +155,12 @@ pub fn create(
     user_id: Option<i64>,
     limits: Limits,
 ) -> Result<(SessionToken, Session), SessionError> {
-    tx.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen <= ?2", params![now, now - limits.idle])?;
+    prune_ended(tx, now, limits.idle)?;
     let token = hex::encode(random_bytes::<16>()?);
     let csrf = csrf_for(&token);
     let id_hash = hash_token(&token);
     let expires_at = now + limits.max_age;
-    tx.execute(
+    tx.exec(
         "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
          VALUES (?1, ?2, ?3, '', ?4, ?4, ?5)",
         params![id_hash.as_slice(), kind.as_str(), user_id, now, expires_at],
@@ -149,6 +169,54 @@ pub fn create(
         cap_visitors(tx, limits.max_visitors)?;
     }
     Ok((SessionToken::new(token), Session { id_hash, kind, user_id, csrf, expires_at }))
+}
+
+/// A stored session as a lookup reads it.
+struct Row {
+    id_hash: [u8; 32],
+    user_id: Option<i64>,
+    last_seen: i64,
+    expires_at: i64,
+}
+
+/// The row of `token` if it is a session of `kind`.
+fn find(tx: &Transaction<'_>, token: &str, kind: Kind) -> Result<Option<Row>, SessionError> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
+    let id_hash = hash_token(token);
+    let row: Option<(Kind, Option<i64>, i64, i64)> = tx
+        .prepare_cached("SELECT kind, user_id, last_seen, expires_at FROM sessions WHERE id_hash = ?1")?
+        .query_row([id_hash.as_slice()], |r| {
+            Ok((parse_column(r, 0, "session kind", Kind::from_stored)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    Ok(row.filter(|(k, ..)| *k == kind).map(|(_, user_id, last_seen, expires_at)| Row {
+        id_hash,
+        user_id,
+        last_seen,
+        expires_at,
+    }))
+}
+
+impl Row {
+    fn ended(&self, now: i64, idle: i64) -> bool {
+        now >= self.expires_at || now - self.last_seen >= idle
+    }
+
+    fn touch_due(&self, now: i64) -> bool {
+        now - self.last_seen >= TOUCH_EVERY_S
+    }
+
+    fn session(self, token: &str, kind: Kind) -> Session {
+        Session {
+            id_hash: self.id_hash,
+            kind,
+            user_id: self.user_id,
+            csrf: csrf_for(token),
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// The live session for `token`, touched; `None` if unknown, of another kind, idle too long
@@ -160,36 +228,46 @@ pub fn lookup(
     kind: Kind,
     idle: i64,
 ) -> Result<Option<Session>, SessionError> {
-    if !well_formed(token) {
-        return Ok(None);
-    }
-    let id_hash = hash_token(token);
-    let row: Option<(Kind, Option<i64>, i64, i64)> = tx
-        .query_row(
-            "SELECT kind, user_id, last_seen, expires_at FROM sessions WHERE id_hash = ?1",
-            [id_hash.as_slice()],
-            |r| Ok((parse_column(r, 0, "session kind", Kind::from_stored)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((k, user_id, last_seen, expires_at)) = row else {
+    let Some(row) = find(tx, token, kind)? else {
         return Ok(None);
     };
-    if k != kind {
+    if row.ended(now, idle) {
+        tx.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?.execute([row.id_hash.as_slice()])?;
         return Ok(None);
     }
-    if now >= expires_at || now - last_seen >= idle {
-        tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash.as_slice()])?;
-        return Ok(None);
+    if row.touch_due(now) {
+        tx.prepare_cached("UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2")?
+            .execute(params![now, row.id_hash.as_slice()])?;
     }
-    if now - last_seen >= TOUCH_EVERY_S {
-        tx.execute("UPDATE sessions SET last_seen = ?1 WHERE id_hash = ?2", params![now, id_hash.as_slice()])?;
+    Ok(Some(row.session(token, kind)))
+}
+
+/// What [`peek`] found.
+#[derive(Debug)]
+pub enum Peek {
+    /// Live, and its `last_seen` is recent enough that this request need not be written down.
+    Live(Session),
+    /// Unknown, or of another kind: nothing to write either.
+    Unknown,
+    /// It ended (its row must go) or its `last_seen` is due: only [`lookup`] may answer.
+    NeedsWrite,
+}
+
+/// [`lookup`] for a transaction that may not write: the same answer whenever [`lookup`] would
+/// change nothing, [`Peek::NeedsWrite`] otherwise.
+pub fn peek(tx: &Transaction<'_>, now: i64, token: &str, kind: Kind, idle: i64) -> Result<Peek, SessionError> {
+    let Some(row) = find(tx, token, kind)? else {
+        return Ok(Peek::Unknown);
+    };
+    if row.ended(now, idle) || row.touch_due(now) {
+        return Ok(Peek::NeedsWrite);
     }
-    Ok(Some(Session { id_hash, kind, user_id, csrf: csrf_for(token), expires_at }))
+    Ok(Peek::Live(row.session(token, kind)))
 }
 
 /// Ends a session.
 pub fn delete(tx: &Transaction<'_>, session: &Session) -> Result<(), SessionError> {
-    tx.execute("DELETE FROM sessions WHERE id_hash = ?1", [session.id_hash.as_slice()])?;
+    tx.exec("DELETE FROM sessions WHERE id_hash = ?1", [session.id_hash.as_slice()])?;
     Ok(())
 }
 
@@ -203,7 +281,69 @@ pub fn end_all_for_user(
     reason: &str,
     actor: &str,
 ) -> Result<usize, SessionError> {
-    let n = tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    let n = tx.exec("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     audit::append(tx, now, "sessions_ended", actor, serde_json::json!({ "user": user, "count": n, "reason": reason }))?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{plan, Db, DbError};
+
+    #[test]
+    fn pruning_ended_sessions_searches_indexes_and_never_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("bank.sqlite3")).unwrap();
+        db.run_blocking(|c| {
+            for sql in [PRUNE_EXPIRED, PRUNE_IDLE] {
+                plan::searches_only(c, sql, "sessions");
+            }
+            // The visitor count, ending a user's sessions, a lookup.
+            plan::searches_only(c, "SELECT count(*) FROM sessions WHERE user_id IS NULL", "sessions");
+            plan::searches_only(c, "DELETE FROM sessions WHERE user_id = ?1", "sessions");
+            plan::searches_only(c, "SELECT kind FROM sessions WHERE id_hash = ?1", "sessions");
+            // The check sees a scan when there is one.
+            let scan = plan::of(c, "SELECT id_hash FROM sessions WHERE csrf = ?1");
+            assert!(scan.iter().any(|l| l.starts_with("SCAN sessions")), "{scan:?}");
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn pruning_takes_a_bounded_batch_of_each_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("bank.sqlite3")).unwrap();
+        db.run_blocking(|c| {
+            crate::db::immediate(c, |tx| {
+                let limits = Limits { idle: 300, max_age: 3600, max_visitors: 1_000_000 };
+                // 2 batches' worth past their expiry (but seen lately), 2 idle too long, 10 live.
+                let b = ENDED_BATCH;
+                for i in 0..4 * b + 10 {
+                    let (last_seen, expires_at) = match i {
+                        i if i < 2 * b => (1_900, 1_500),
+                        i if i < 4 * b => (1_000, 9_999),
+                        _ => (1_900, 9_999),
+                    };
+                    tx.execute(
+                        "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
+                         VALUES (?1, 'api', NULL, '', 0, ?2, ?3)",
+                        params![hash_token(&i.to_string()).as_slice(), last_seen, expires_at],
+                    )?;
+                }
+                let count = |tx: &Transaction<'_>| -> i64 {
+                    tx.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap()
+                };
+                prune_ended(tx, 2_000, limits.idle).unwrap();
+                assert_eq!(count(tx), 2 * b + 10, "one batch of each ending");
+                prune_ended(tx, 2_000, limits.idle).unwrap();
+                assert_eq!(count(tx), 10, "only the live ones are left");
+                prune_ended(tx, 2_000, limits.idle).unwrap();
+                assert_eq!(count(tx), 10);
+                Ok::<_, DbError>(())
+            })
+        })
+        .unwrap();
+    }
 }

@@ -1,6 +1,7 @@
-//! Use cases: the only code that joins roles. Each takes the `&Transaction` of one
-//! `BEGIN IMMEDIATE` unit of work (opened by [`AppState::tx`] for the server, by the operator
-//! functions for `bank-tools`) and calls the roles' own functions inside it, so a code's
+//! Use cases: the only code that joins roles. Each takes the `&Transaction` of one unit of
+//! work (a savepoint in a batch of the writer, opened by [`AppState::tx`] for the server; a
+//! read transaction by [`AppState::read`] for what only reads; a `BEGIN IMMEDIATE` of the
+//! operator functions for `bank-tools`) and calls the roles' own functions inside it, so a code's
 //! check, the challenge's consumption, the chain's advance and the money's move commit
 //! together or not at all.
 //!
@@ -82,6 +83,24 @@ pub fn logged_in(
     let token = token.ok_or(UseCaseError::Unauthenticated)?;
     let s = session::lookup(tx, now, token, kind, state.cfg.session_idle)?.ok_or(UseCaseError::Unauthenticated)?;
     with_user(tx, s)?.ok_or(UseCaseError::Unauthenticated)
+}
+
+/// [`logged_in`] for a unit of work that only reads: `Ok(None)` when the session needs a
+/// write first (its `last_seen` is due, or it ended and its row must go), so the unit must
+/// run through the writer with [`logged_in`] instead.
+pub fn logged_in_read(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    kind: Kind,
+    token: Option<&str>,
+) -> Result<Option<LoggedIn>, UseCaseError> {
+    let token = token.ok_or(UseCaseError::Unauthenticated)?;
+    match session::peek(tx, now, token, kind, state.cfg.session_idle)? {
+        session::Peek::Live(s) => Ok(Some(with_user(tx, s)?.ok_or(UseCaseError::Unauthenticated)?)),
+        session::Peek::Unknown => Err(UseCaseError::Unauthenticated),
+        session::Peek::NeedsWrite => Ok(None),
+    }
 }
 
 /// Who a browser is: nobody yet, a visitor (a session before login), or a user.

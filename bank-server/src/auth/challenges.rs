@@ -7,11 +7,19 @@ use serde_json::json;
 
 use super::{AuthConfig, AuthError, ChallengePurpose, TokenStatus, MAX_LOGIN_CHALLENGES, MAX_TRANSFER_CHALLENGES};
 use crate::audit;
-use crate::db::parse_column;
+use crate::db::{parse_column, Cached};
 use crate::master_key::{random_bytes, KeyError};
 
 /// Expired challenges deleted per issued challenge (a bounded amount of work per request).
-const EXPIRED_BATCH: i64 = 64;
+const EXPIRED_BATCH: i64 = 4;
+
+/// Deletes up to `?2` challenges expired at `?1`, walking `challenges_expiry`.
+const PRUNE_EXPIRED: &str = "DELETE FROM challenges WHERE rowid IN
+   (SELECT rowid FROM challenges WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+/// Keeps the newest `?3` challenges of token `?1` and kind `?2`, walking `challenges_token`
+/// (a token holds at most the cap plus one).
+const CAP_PER_TOKEN: &str = "DELETE FROM challenges WHERE token_id = ?1 AND kind = ?2 AND rowid NOT IN
+   (SELECT rowid FROM challenges WHERE token_id = ?1 AND kind = ?2 ORDER BY rowid DESC LIMIT ?3)";
 
 /// A challenge handed to a client.
 #[derive(Clone, Debug)]
@@ -50,13 +58,9 @@ fn store_new(
     purpose: &ChallengePurpose,
     binding: Option<&str>,
 ) -> Result<IssuedChallenge, AuthError> {
-    tx.execute(
-        "DELETE FROM challenges WHERE rowid IN
-           (SELECT rowid FROM challenges WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
-        params![now, EXPIRED_BATCH],
-    )?;
+    tx.prepare_cached(PRUNE_EXPIRED)?.execute(params![now, EXPIRED_BATCH])?;
     let c = fresh(now, cfg)?;
-    tx.execute(
+    tx.exec(
         "INSERT INTO challenges (id, token_id, kind, transfer_id, binding, challenge, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -75,11 +79,7 @@ fn store_new(
         ChallengePurpose::Login => MAX_LOGIN_CHALLENGES,
         ChallengePurpose::Transfer(_) => MAX_TRANSFER_CHALLENGES,
     };
-    tx.execute(
-        "DELETE FROM challenges WHERE token_id = ?1 AND kind = ?2 AND rowid NOT IN
-           (SELECT rowid FROM challenges WHERE token_id = ?1 AND kind = ?2 ORDER BY rowid DESC LIMIT ?3)",
-        params![token_id, purpose.kind(), cap],
-    )?;
+    tx.prepare_cached(CAP_PER_TOKEN)?.execute(params![token_id, purpose.kind(), cap])?;
     Ok(c)
 }
 
@@ -94,7 +94,7 @@ pub fn issue_login_challenge(
     binding: Option<&str>,
 ) -> Result<IssuedChallenge, AuthError> {
     let token: Option<(i64, String)> = tx
-        .query_row(
+        .row(
             "SELECT t.id, t.serial FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE u.name = ?1 AND t.status = ?2",
             params![user.as_str(), TokenStatus::Active.as_str()],
@@ -137,7 +137,7 @@ pub fn issue_challenge(
     binding: Option<&str>,
 ) -> Result<IssuedChallenge, AuthError> {
     let (token_id, serial, user): (i64, String, String) = tx
-        .query_row(
+        .row(
             "SELECT t.id, t.serial, u.name FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE u.id = ?1 AND t.status = ?2",
             params![user_id, TokenStatus::Active.as_str()],
@@ -159,7 +159,7 @@ pub fn issue_challenge(
 /// The stored challenge `id`, if any.
 pub(super) fn load(tx: &Transaction<'_>, id: &ChallengeId) -> Result<Option<ChallengeRow>, AuthError> {
     Ok(tx
-        .query_row(
+        .row(
             "SELECT token_id, kind, transfer_id, binding, challenge, expires_at FROM challenges WHERE id = ?1",
             [id.as_str()],
             |r| {
@@ -180,6 +180,25 @@ pub(super) fn load(tx: &Transaction<'_>, id: &ChallengeId) -> Result<Option<Chal
 
 /// Uses the challenge up.
 pub(super) fn consume(tx: &Transaction<'_>, id: &ChallengeId) -> Result<(), AuthError> {
-    tx.execute("DELETE FROM challenges WHERE id = ?1", [id.as_str()])?;
+    tx.exec("DELETE FROM challenges WHERE id = ?1", [id.as_str()])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{plan, Db, DbError};
+
+    #[test]
+    fn pruning_and_capping_challenges_search_indexes_and_never_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("bank.sqlite3")).unwrap();
+        db.run_blocking(|c| {
+            for sql in [PRUNE_EXPIRED, CAP_PER_TOKEN, "SELECT token_id FROM challenges WHERE id = ?1"] {
+                plan::searches_only(c, sql, "challenges");
+            }
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
 }

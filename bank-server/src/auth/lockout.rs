@@ -5,6 +5,7 @@
 //! escalation, so a guesser gains nothing from the owner's own logins; only a week
 //! ([`LOCK_DECAY_S`]) after the last lock ended does it start again from the base delay.
 
+use crate::db::Cached;
 use rusqlite::{params, Transaction};
 use serde_json::json;
 
@@ -62,7 +63,7 @@ pub(super) fn record_failure(
             json!({ "serial": serial, "lock": s.lock_count, "until": s.locked_until }),
         )?;
     }
-    tx.execute(
+    tx.exec(
         "UPDATE tokens SET failures = ?1, lock_count = ?2, locked_until = ?3 WHERE id = ?4",
         params![s.failures, s.lock_count, s.locked_until, token_id],
     )?;
@@ -71,7 +72,7 @@ pub(super) fn record_failure(
 
 /// A success ends the run of failures (the escalation stays).
 pub(super) fn record_success(tx: &Transaction<'_>, token_id: i64) -> Result<(), AuthError> {
-    tx.execute("UPDATE tokens SET failures = 0 WHERE id = ?1", [token_id])?;
+    tx.exec("UPDATE tokens SET failures = 0 WHERE id = ?1", [token_id])?;
     Ok(())
 }
 

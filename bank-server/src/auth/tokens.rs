@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{AuthError, TokenStatus, MAX_ENROLL_COUNTER};
 use crate::audit;
-use crate::db::parse_column;
+use crate::db::{parse_column, Cached};
 use crate::master_key::{KeyError, MasterKey, Sealed};
 
 const CK_AD_LABEL: &[u8] = b"paysim-bank-ck-v1";
@@ -62,7 +62,7 @@ pub(super) fn store_chain(
 ) -> Result<(), AuthError> {
     let sealed = key.seal(&ck_ad(token_id, serial, next), ck.expose())?;
     let next_i = i64::try_from(next).map_err(|_| AuthError::CounterTooLarge(next))?;
-    tx.execute(
+    tx.exec(
         "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2, next_counter = ?3 WHERE id = ?4",
         params![sealed.nonce, sealed.ciphertext, next_i, token_id],
     )?;
@@ -86,7 +86,7 @@ pub(super) fn load_chain(
 /// time. Starting with another key is refused here instead of failing every login later.
 pub fn check_master_key(tx: &Transaction<'_>, key: &MasterKey) -> Result<(), AuthError> {
     let stored: Option<Vec<u8>> =
-        tx.query_row("SELECT value FROM auth_meta WHERE name = 'key_check'", [], |r| r.get(0)).optional()?;
+        tx.row("SELECT value FROM auth_meta WHERE name = 'key_check'", [], |r| r.get(0)).optional()?;
     match stored {
         Some(v) if v.len() > 12 => {
             let sealed = Sealed { nonce: v[..12].to_vec(), ciphertext: v[12..].to_vec() };
@@ -97,7 +97,7 @@ pub fn check_master_key(tx: &Transaction<'_>, key: &MasterKey) -> Result<(), Aut
             let sealed = key.seal(KEY_CHECK_AD, b"paysim bank master key")?;
             let mut v = sealed.nonce;
             v.extend_from_slice(&sealed.ciphertext);
-            tx.execute("INSERT INTO auth_meta (name, value) VALUES ('key_check', ?1)", [v])?;
+            tx.exec("INSERT INTO auth_meta (name, value) VALUES ('key_check', ?1)", [v])?;
             Ok(())
         }
     }
@@ -118,12 +118,12 @@ pub fn enroll_token(
     check_master_key(tx, key)?;
     let uid = super::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
     let exists: Option<i64> =
-        tx.query_row("SELECT id FROM tokens WHERE serial = ?1", [serial.as_str()], |r| r.get(0)).optional()?;
+        tx.row("SELECT id FROM tokens WHERE serial = ?1", [serial.as_str()], |r| r.get(0)).optional()?;
     if exists.is_some() {
         return Err(AuthError::DuplicateSerial(serial.clone()));
     }
     let active: Option<CardSerial> = tx
-        .query_row(
+        .row(
             "SELECT serial FROM tokens WHERE user_id = ?1 AND status = ?2",
             params![uid, TokenStatus::Active.as_str()],
             |r| parse_column(r, 0, "card serial", |t| t.parse().ok()),
@@ -132,7 +132,7 @@ pub fn enroll_token(
     if let Some(serial) = active {
         return Err(AuthError::ActiveTokenExists { user: user.clone(), serial });
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO tokens (serial, user_id, status, next_counter, ck_nonce, ck_sealed, created_at)
          VALUES (?1, ?2, ?3, 0, x'', x'', ?4)",
         params![serial.as_str(), uid, TokenStatus::Active.as_str(), now],
@@ -145,7 +145,7 @@ pub fn enroll_token(
 
 /// The token's id, status and user id.
 fn token_row(tx: &Transaction<'_>, serial: &CardSerial) -> Result<(i64, TokenStatus, i64), AuthError> {
-    tx.query_row("SELECT id, status, user_id FROM tokens WHERE serial = ?1", [serial.as_str()], |r| {
+    tx.row("SELECT id, status, user_id FROM tokens WHERE serial = ?1", [serial.as_str()], |r| {
         Ok((r.get(0)?, status_column(r, 1)?, r.get(2)?))
     })
     .optional()?
@@ -158,7 +158,7 @@ pub fn unlock_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: 
     if status != TokenStatus::Active {
         return Err(AuthError::TokenRevoked(serial.clone()));
     }
-    tx.execute("UPDATE tokens SET failures = 0, lock_count = 0, locked_until = 0 WHERE id = ?1", [id])?;
+    tx.exec("UPDATE tokens SET failures = 0, lock_count = 0, locked_until = 0 WHERE id = ?1", [id])?;
     audit::append(tx, now, "token_unlocked", actor, json!({ "serial": serial }))?;
     Ok(())
 }
@@ -170,8 +170,8 @@ pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: 
     if status == TokenStatus::Revoked {
         return Err(AuthError::TokenRevoked(serial.clone()));
     }
-    tx.execute("UPDATE tokens SET status = ?1 WHERE id = ?2", params![TokenStatus::Revoked.as_str(), id])?;
-    tx.execute("DELETE FROM challenges WHERE token_id = ?1", [id])?;
+    tx.exec("UPDATE tokens SET status = ?1 WHERE id = ?2", params![TokenStatus::Revoked.as_str(), id])?;
+    tx.exec("DELETE FROM challenges WHERE token_id = ?1", [id])?;
     audit::append(tx, now, "token_revoked", actor, json!({ "serial": serial }))?;
     Ok(user_id)
 }

@@ -12,7 +12,7 @@ use super::lockout::{self, LockState};
 use super::tokens::{load_chain, status_column, store_chain};
 use super::{AuthConfig, AuthError, ChallengePurpose, Failure, TokenStatus, WINDOW};
 use crate::audit;
-use crate::db::parse_column;
+use crate::db::{parse_column, Cached};
 use crate::master_key::{KeyError, MasterKey, Sealed};
 
 /// What the card signed besides the challenge.
@@ -69,7 +69,7 @@ struct TokenState {
 }
 
 fn load_token(tx: &Transaction<'_>, token_id: i64) -> Result<TokenState, AuthError> {
-    Ok(tx.query_row(
+    Ok(tx.row(
         "SELECT t.id, t.user_id, u.name, t.serial, t.status, t.next_counter, t.ck_nonce, t.ck_sealed,
                 t.failures, t.lock_count, t.locked_until
          FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?1",

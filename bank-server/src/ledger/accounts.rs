@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{LedgerError, FUNDING_PREFIX};
 use crate::audit;
-use crate::db::parse_column;
+use crate::db::{parse_column, Cached};
 
 /// What an account is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl AccountRow {
 
 pub(super) fn by_number(tx: &Transaction<'_>, number: &str) -> Result<Option<AccountRow>, LedgerError> {
     Ok(tx
-        .query_row("SELECT id, user_id, kind, currency, balance FROM accounts WHERE number = ?1", [number], |r| {
+        .row("SELECT id, user_id, kind, currency, balance FROM accounts WHERE number = ?1", [number], |r| {
             Ok(AccountRow {
                 id: r.get(0)?,
                 user_id: r.get(1)?,
@@ -81,7 +81,7 @@ pub fn open_account(
     if by_number(tx, number.as_str())?.is_some() {
         return Err(LedgerError::AccountExists(number.clone()));
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO accounts (number, kind, user_id, currency, balance, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
         params![number.as_str(), AccountKind::Customer.as_str(), user_id, currency.as_str(), now],
     )

@@ -2,6 +2,7 @@
 //! entry sums to zero, each balance equals its postings, no customer below zero, and the
 //! customers' total per currency equals what was funded.
 
+use crate::db::Cached;
 use rusqlite::Transaction;
 
 use super::LedgerError;
@@ -37,8 +38,7 @@ pub fn check_books(tx: &Transaction<'_>) -> Result<Books, LedgerError> {
             problems.push(format!("account {n}: balance {b} but postings sum to {s}"));
         }
     }
-    let neg: i64 =
-        tx.query_row("SELECT count(*) FROM accounts WHERE kind = 'customer' AND balance < 0", [], |r| r.get(0))?;
+    let neg: i64 = tx.row("SELECT count(*) FROM accounts WHERE kind = 'customer' AND balance < 0", [], |r| r.get(0))?;
     if neg > 0 {
         problems.push(format!("{neg} customer accounts below zero"));
     }

@@ -1,6 +1,7 @@
 //! Funding: money enters a customer account only from the bank's funding account of its
 //! currency (`FUNDING-EUR`, made on first use), which therefore holds minus everything funded.
 
+use crate::db::Cached;
 use paysim_wire::{AccountNumber, Currency};
 use rusqlite::{params, Transaction};
 use serde_json::json;
@@ -14,7 +15,7 @@ fn funding_account(tx: &Transaction<'_>, now: i64, currency: Currency) -> Result
     if let Some(a) = by_number(tx, &number)? {
         return Ok((a.id, a.balance));
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO accounts (number, kind, user_id, currency, balance, created_at) VALUES (?1, ?2, NULL, ?3, 0, ?4)",
         params![number, AccountKind::Funding.as_str(), currency.as_str(), now],
     )?;
@@ -44,7 +45,7 @@ pub fn fund(
     if outstanding.checked_sub(amount).is_none_or(|b| b < -MAX_BALANCE) {
         return Err(LedgerError::BalanceLimit);
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO journal (kind, transfer_id, currency, memo, at) VALUES ('funding', NULL, ?1, ?2, ?3)",
         params![acc.currency.as_str(), memo, now],
     )?;

@@ -17,6 +17,7 @@ pub mod books;
 pub mod funding;
 pub mod transfers;
 
+use crate::db::Cached;
 use paysim_wire::api::TransferStatus;
 use paysim_wire::{AccountNumber, Currency, TransferId, MAX_AMOUNT};
 use rusqlite::{params, Transaction};
@@ -72,11 +73,11 @@ fn checked_amount(amount_minor: u64) -> Result<i64, LedgerError> {
 
 /// One posting of a journal entry, and the account's running balance with it.
 fn post(tx: &Transaction<'_>, journal_id: i64, account_id: i64, amount: i64) -> Result<(), LedgerError> {
-    tx.execute(
+    tx.exec(
         "INSERT INTO postings (journal_id, account_id, amount) VALUES (?1, ?2, ?3)",
         params![journal_id, account_id, amount],
     )?;
-    tx.execute("UPDATE accounts SET balance = balance + ?1 WHERE id = ?2", params![amount, account_id])?;
+    tx.exec("UPDATE accounts SET balance = balance + ?1 WHERE id = ?2", params![amount, account_id])?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::accounts::{by_number, AccountRow};
 use super::{checked_amount, post, status_from_text, LedgerError};
 use crate::audit;
-use crate::db::parse_column;
+use crate::db::{parse_column, Cached};
 
 /// A stored transfer: what the user sees, plus the ledger's own keys.
 struct TransferRow {
@@ -48,7 +48,7 @@ fn from_row(r: &rusqlite::Row<'_>, viewer: i64) -> rusqlite::Result<TransferRow>
 
 fn row(tx: &Transaction<'_>, user_id: i64, transfer_id: &TransferId) -> Result<Option<TransferRow>, LedgerError> {
     let sql = format!("{TRANSFER_SELECT} WHERE t.user_id = ?1 AND t.client_id = ?2");
-    Ok(tx.query_row(&sql, params![user_id, transfer_id.as_str()], |r| from_row(r, user_id)).optional()?)
+    Ok(tx.row(&sql, params![user_id, transfer_id.as_str()], |r| from_row(r, user_id)).optional()?)
 }
 
 /// The transfer `transfer_id` created by `user_id`, if any.
@@ -104,7 +104,7 @@ pub fn create_transfer(
     if from.balance < amount {
         return Err(LedgerError::InsufficientFunds);
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO transfers (user_id, client_id, from_account, to_account, amount, currency, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -143,11 +143,11 @@ pub fn execute_transfer(
         return Ok(t.view);
     }
     let amount = checked_amount(t.view.amount_minor)?;
-    let balance: i64 = tx.query_row("SELECT balance FROM accounts WHERE id = ?1", [t.from_account], |r| r.get(0))?;
+    let balance: i64 = tx.row("SELECT balance FROM accounts WHERE id = ?1", [t.from_account], |r| r.get(0))?;
     let v = &t.view;
     let detail = json!({ "transfer_id": v.transfer_id, "from": v.from, "to": v.to, "amount_minor": v.amount_minor, "currency": v.currency });
     if balance < amount {
-        tx.execute(
+        tx.exec(
             "UPDATE transfers SET status = ?1, reason = 'insufficient_funds', executed_at = ?2 WHERE id = ?3",
             params![TransferStatus::Rejected.as_str(), now, t.row_id],
         )?;
@@ -159,14 +159,14 @@ pub fn execute_transfer(
             json!({ "transfer": detail, "reason": "insufficient_funds" }),
         )?;
     } else {
-        tx.execute(
+        tx.exec(
             "INSERT INTO journal (kind, transfer_id, currency, memo, at) VALUES ('transfer', ?1, ?2, '', ?3)",
             params![t.row_id, v.currency.as_str(), now],
         )?;
         let j = tx.last_insert_rowid();
         post(tx, j, t.from_account, -amount)?;
         post(tx, j, t.to_account, amount)?;
-        tx.execute(
+        tx.exec(
             "UPDATE transfers SET status = ?1, executed_at = ?2 WHERE id = ?3",
             params![TransferStatus::Executed.as_str(), now, t.row_id],
         )?;

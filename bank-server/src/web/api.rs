@@ -58,6 +58,28 @@ where
         .await
 }
 
+/// [`as_user`] for an `f` that only reads: on a read-only connection, off the write lock,
+/// unless the session lookup has to write (its `last_seen` is due, or it ended), in which case
+/// the whole unit goes through the writer as [`as_user`].
+async fn as_reader<T, F>(state: &AppState, headers: &HeaderMap, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>, i64, &AppState, &LoggedIn) -> Result<T, AppError> + Send + 'static,
+{
+    let token = bearer(headers);
+    let st = state.clone();
+    let read = state
+        .read(move |tx, now| match usecase::logged_in_read(tx, now, &st, Kind::Api, token.as_deref())? {
+            Some(who) => Ok::<_, AppError>(Ok(f(tx, now, &st, &who)?)),
+            None => Ok(Err(f)),
+        })
+        .await?;
+    match read {
+        Ok(out) => Ok(out),
+        Err(f) => as_user(state, headers, f).await,
+    }
+}
+
 /// A settled transfer as answered: the transfer, or 409 with it when it was rejected.
 fn settled(t: Transfer) -> Result<Json<TransferEnvelope>, AppError> {
     match t.status {
@@ -95,7 +117,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Sta
 }
 
 async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<SessionInfo>, AppError> {
-    let info = as_user(&state, &headers, |_, _, st, who| {
+    let info = as_reader(&state, &headers, |_, _, st, who| {
         Ok(SessionInfo {
             user: who.user.clone(),
             expires_at: who.session.expires_at,
@@ -107,7 +129,7 @@ async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Resu
 }
 
 async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Accounts>, AppError> {
-    let accounts = as_user(&state, &headers, |tx, _, _, who| Ok(ledger::accounts_of(tx, who.user_id)?)).await?;
+    let accounts = as_reader(&state, &headers, |tx, _, _, who| Ok(ledger::accounts_of(tx, who.user_id)?)).await?;
     Ok(Json(Accounts { accounts }))
 }
 
@@ -130,7 +152,7 @@ async fn history(
             .ok_or_else(|| AppError::invalid(format!("`limit` must be 1-{HISTORY_MAX}")))?,
     };
     let transfers =
-        as_user(&state, &headers, move |tx, _, _, who| Ok(ledger::history(tx, who.user_id, limit)?)).await?;
+        as_reader(&state, &headers, move |tx, _, _, who| Ok(ledger::history(tx, who.user_id, limit)?)).await?;
     Ok(Json(Transfers { transfers }))
 }
 
@@ -140,7 +162,7 @@ async fn transfer(
     Path(id): Path<String>,
 ) -> Result<Json<Transfer>, AppError> {
     let id = transfer_id(&id)?;
-    let t = as_user(&state, &headers, move |tx, _, _, who| {
+    let t = as_reader(&state, &headers, move |tx, _, _, who| {
         ledger::transfer(tx, who.user_id, &id)?.ok_or(AppError::NotFound)
     })
     .await?;

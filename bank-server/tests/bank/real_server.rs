@@ -199,6 +199,130 @@ fn kill_9_in_the_middle_of_a_load_loses_no_acknowledged_transfer() {
     assert!(executed_after == executed || executed_after == executed + 1);
 }
 
+/// One flow of a client under load, on its own connection pool: a login (answers the card's
+/// counter it used) or a transfer of 1 cent (answers its id). `Err` when the server is gone.
+fn login_once(http: &reqwest::blocking::Client, base: &str, card: &mut Card, user: &str) -> reqwest::Result<String> {
+    let api = Api { http: http.clone(), base: base.to_owned(), token: String::new() };
+    let (st, c) = api.post("/api/v1/login/challenge", json!({ "user": user }))?;
+    assert_eq!(st, 200, "{c}");
+    let (counter, otp) = card.login(c["challenge_hex"].as_str().unwrap(), VID);
+    let (st, v) =
+        api.post("/api/v1/login", json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp }))?;
+    assert_eq!(st, 200, "{v}");
+    Ok(format!("{counter} {}", v["token"].as_str().unwrap()))
+}
+
+#[test]
+fn kill_9_under_concurrent_logins_and_transfers_loses_no_acknowledged_answer() {
+    const LOGINS: usize = 4;
+    const PAYERS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    ops::add_user(&db, "sink").unwrap();
+    ops::open_account(&db, "sink", "ACC-SINK-EUR", "EUR").unwrap();
+    let users: Vec<String> = (0..LOGINS + PAYERS).map(|i| format!("load{i}")).collect();
+    for u in &users {
+        ops::add_user(&db, u).unwrap();
+        ops::enroll_token(&db, &format!("PSIM-{}", u.to_uppercase()), &ChainKey::from_bytes(seed(u)), 0, u).unwrap();
+        ops::open_account(&db, u, &format!("ACC-{}-EUR", u.to_uppercase()), "EUR").unwrap();
+        ops::fund(&db, &format!("ACC-{}-EUR", u.to_uppercase()), 1_000_000, "opening").unwrap();
+    }
+    let server = Server::spawn(&db);
+    // Each client tells what was acknowledged to it: (user, counter) for a login, (user, id)
+    // for a transfer.
+    let (ack_tx, ack_rx) = mpsc::channel::<(usize, String)>();
+    let clients: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let (base, user, ack) = (server.base.clone(), user.clone(), ack_tx.clone());
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::new();
+                let mut card = Card::new(seed(&user));
+                if i < LOGINS {
+                    while let Ok(counter_and_token) = login_once(&http, &base, &mut card, &user) {
+                        let counter = counter_and_token.split(' ').next().unwrap().to_owned();
+                        if ack.send((i, counter)).is_err() {
+                            break;
+                        }
+                    }
+                    return;
+                }
+                let Ok(session) = login_once(&http, &base, &mut card, &user) else { return };
+                let token = session.split(' ').nth(1).unwrap().to_owned();
+                let api = Api { http, base, token };
+                let from = format!("ACC-{}-EUR", user.to_uppercase());
+                for n in 0.. {
+                    let id = format!("{user}-{n}");
+                    let body = json!({ "transfer_id": id, "from": from, "to": "ACC-SINK-EUR", "amount_minor": 1, "currency": "EUR" });
+                    let Ok((st, created)) = api.post("/api/v1/transfers", body) else { return };
+                    assert_eq!(st, 201, "{created}");
+                    let (counter, otp) = sign_tx(&mut card, &created);
+                    let confirm = json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp });
+                    match api.post(&format!("/api/v1/transfers/{id}/confirm"), confirm) {
+                        Ok((200, _)) => {
+                            if ack.send((i, id)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok((st, v)) => panic!("{st}: {v}"),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(ack_tx);
+    // Kill once every client has had at least three answers: all of them are mid-load.
+    let mut acked: Vec<Vec<String>> = vec![Vec::new(); users.len()];
+    while acked.iter().any(|a| a.len() < 3) {
+        let (i, what) = ack_rx.recv().unwrap();
+        acked[i].push(what);
+    }
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    // Every client ends on the dead connection; what it was answered before counts too.
+    for c in clients {
+        c.join().unwrap();
+    }
+    for (i, what) in ack_rx.iter() {
+        acked[i].push(what);
+    }
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    for (i, user) in users.iter().enumerate().take(LOGINS) {
+        let next: i64 = c
+            .query_row(
+                "SELECT next_counter FROM tokens WHERE serial = ?1",
+                [format!("PSIM-{}", user.to_uppercase())],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let last: i64 = acked[i].iter().map(|c| c.parse::<i64>().unwrap()).max().unwrap();
+        assert!(next > last, "{user}: the acknowledged login at counter {last} is lost (next_counter {next})");
+    }
+    let mut moved = 0;
+    for (i, user) in users.iter().enumerate().skip(LOGINS) {
+        for id in &acked[i] {
+            let status: String =
+                c.query_row("SELECT status FROM transfers WHERE client_id = ?1", [id], |r| r.get(0)).unwrap();
+            assert_eq!(status, "executed", "{user}: {id}");
+        }
+        moved += acked[i].len() as i64;
+    }
+    let sink: i64 =
+        c.query_row("SELECT balance FROM accounts WHERE number = 'ACC-SINK-EUR'", [], |r| r.get(0)).unwrap();
+    let executed: i64 =
+        c.query_row("SELECT count(*) FROM transfers WHERE status = 'executed'", [], |r| r.get(0)).unwrap();
+    assert_eq!(sink, executed, "one cent per executed transfer");
+    assert!(executed >= moved);
+    let books = ops::check_books(&db).unwrap();
+    assert!(books.problems.is_empty(), "{:?}", books.problems);
+    assert_eq!(books.customer_totals, vec![("EUR".to_owned(), 1_000_000 * users.len() as i64)]);
+    assert!(ops::verify_audit(&db).unwrap().is_intact());
+}
+
 #[test]
 fn the_binary_refuses_a_key_file_others_can_read() {
     use std::os::unix::fs::PermissionsExt;
