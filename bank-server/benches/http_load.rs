@@ -23,9 +23,8 @@
 //! `callgrind_annotate --inclusive=yes` (see `docs/bank.md`, "Performance").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bank_server::ops;
@@ -73,40 +72,9 @@ fn fdatasync_rate(dir: &Path) -> f64 {
     rate
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// `bank-server serve` on 127.0.0.1:0; returns once its readiness line is out.
-    fn spawn(db: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(db)
-            .env_remove("BANK_MASTER_KEY")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.trim().strip_prefix("bank-server listening on ").expect("readiness line").to_owned();
-        Server { child, base }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../tests/support/server.rs"]
+mod server;
+use server::Server;
 
 /// One client: its user, its account, the card's chain as the card would step it.
 struct Client {
@@ -341,9 +309,9 @@ fn main() {
     ops::enroll_token(&db, "PSIM-GHOST", &ChainKey::from_bytes([0x99; 32]), 0, "ghost").unwrap();
     let fsync = fdatasync_rate(dir.path());
 
-    let server = Server::spawn(&db);
+    let server = Server::spawn(&db, &[], true);
     let vid = paysim_otp::verifier_id(&server.base).unwrap();
-    let pid = server.pid();
+    let pid = server.child.id().to_string();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let bank = std::sync::Arc::new(Bank { http: reqwest::Client::new(), base: server.base.clone(), vid });
 

@@ -12,4 +12,6 @@ mod card;
 mod common;
 mod properties;
 mod real_server;
+#[path = "../support/server.rs"]
+mod server;
 mod website;

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use bank_server::ops;
@@ -11,39 +11,7 @@ use paysim_otp::ChainKey;
 use serde_json::{json, Value};
 
 use crate::common::{seed, sign_tx, Card, VID};
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// Starts `bank-server serve` on 127.0.0.1:0 and waits for its readiness line.
-    fn spawn(db: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--public-url", VID, "--db"])
-            .arg(db)
-            .env_remove("BANK_MASTER_KEY")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base =
-            line.trim().strip_prefix("bank-server listening on ").unwrap_or_else(|| panic!("readiness line: {line:?}"));
-        assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
-        Server { base: base.to_owned(), child }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::server::Server;
 
 struct Api {
     http: reqwest::blocking::Client,
@@ -105,7 +73,7 @@ fn the_binary_serves_a_whole_flow_on_port_0() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bank.sqlite3");
     setup(&db);
-    let server = Server::spawn(&db);
+    let server = Server::spawn(&db, &["--public-url", VID], false);
     let mut card = Card::new(seed("alice"));
     let api = Api::login(&server.base, &mut card, "alice");
     let (st, v) = api.pay(&mut card, "real-1", 4200).unwrap();
@@ -135,7 +103,7 @@ fn kill_9_in_the_middle_of_a_load_loses_no_acknowledged_transfer() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bank.sqlite3");
     setup(&db);
-    let mut server = Server::spawn(&db);
+    let mut server = Server::spawn(&db, &["--public-url", VID], false);
     let base = server.base.clone();
     let (ack_tx, ack_rx) = mpsc::channel::<String>();
     let loader = std::thread::spawn(move || {
@@ -184,7 +152,7 @@ fn kill_9_in_the_middle_of_a_load_loses_no_acknowledged_transfer() {
     assert!(ops::verify_audit(&db).unwrap().is_intact());
 
     // Restarted, the bridge retries the transfer that was in flight: it moves exactly once.
-    let server = Server::spawn(&db);
+    let server = Server::spawn(&db, &["--public-url", VID], false);
     let api = Api::login(&server.base, &mut card, "alice");
     let last = sent.last().unwrap();
     let (st, v) = api.pay(&mut card, last, 100).unwrap();
@@ -227,7 +195,7 @@ fn kill_9_under_concurrent_logins_and_transfers_loses_no_acknowledged_answer() {
         ops::open_account(&db, u, &format!("ACC-{}-EUR", u.to_uppercase()), "EUR").unwrap();
         ops::fund(&db, &format!("ACC-{}-EUR", u.to_uppercase()), 1_000_000, "opening").unwrap();
     }
-    let server = Server::spawn(&db);
+    let server = Server::spawn(&db, &["--public-url", VID], false);
     // Each client tells what was acknowledged to it: (user, counter) for a login, (user, id)
     // for a transfer.
     let (ack_tx, ack_rx) = mpsc::channel::<(usize, String)>();

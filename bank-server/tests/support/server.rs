@@ -1,0 +1,46 @@
+//! The real `bank-server` binary on 127.0.0.1:0, for the tests that kill it and for the HTTP
+//! load bench: started with a fresh database path, ready once its readiness line is out,
+//! killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A running `bank-server serve`.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`, from the readiness line.
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `bank-server serve --listen 127.0.0.1:0 --db DB` with `extra` flags and waits for
+    /// its readiness line. Its error output is shown when `show_errors` (the bench), else
+    /// dropped (tests that kill it on purpose).
+    pub fn spawn(db: &Path, extra: &[&str], show_errors: bool) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--db")
+            .arg(db)
+            .env_remove("BANK_MASTER_KEY")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(if show_errors { Stdio::inherit() } else { Stdio::null() })
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base =
+            line.trim().strip_prefix("bank-server listening on ").unwrap_or_else(|| panic!("readiness line: {line:?}"));
+        assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
+        Server { base: base.to_owned(), child }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
