@@ -100,7 +100,6 @@ impl Drop for PcscdExclusive {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::sync::mpsc;
     use std::time::Duration;
