@@ -102,18 +102,6 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
 }
 
-impl<T: Transport + ?Sized> Transport for Box<T> {
-    fn reader(&self) -> &str {
-        (**self).reader()
-    }
-    fn transaction(&mut self, body: &mut dyn FnMut(&mut dyn Frames) -> Disposition) -> Result<()> {
-        (**self).transaction(body)
-    }
-    fn reset(&mut self, how: Disposition) -> Result<()> {
-        (**self).reset(how)
-    }
-}
-
 /// The card during one exchange: whole answers, and a record of whether the PIN was touched.
 pub struct Exchange<'a> {
     frames: &'a mut dyn Frames,
