@@ -66,7 +66,7 @@ pub fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, AppError> {
     if let Some((name, _)) = T::FIELDS.iter().find(|(name, _)| !object.contains_key(*name)) {
         return Err(AppError::invalid(format!("field `{name}` is missing")));
     }
-    let refusal_of = |object: &Map<String, Value>, e: serde_path_to_error::Error<serde_json::Error>| {
+    let refusal_of = |body: &Value, e: serde_path_to_error::Error<serde_json::Error>| {
         let field = e.path().iter().next().and_then(|segment| match segment {
             serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
             _ => None,
@@ -74,12 +74,13 @@ pub fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, AppError> {
         let Some((name, rule)) = field.and_then(|f| T::FIELDS.iter().find(|(name, _)| *name == f)) else {
             return not_object();
         };
-        object
-            .get(*name)
+        body.get(*name)
             .and_then(|v| T::refusal(name, v))
             .unwrap_or_else(|| AppError::invalid(format!("field `{name}` must be {rule}")))
     };
-    serde_path_to_error::deserialize(Value::Object(object.clone())).map_err(|e| refusal_of(&object, e))
+    // Deserialized from the parsed object itself (a `&Value` is a deserializer), not a copy.
+    let body = Value::Object(object);
+    serde_path_to_error::deserialize(&body).map_err(|e| refusal_of(&body, e))
 }
 
 impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
