@@ -12,7 +12,11 @@
 //!   [`Exchange`], whose [`Exchange::transmit`] returns the whole answer (data ‖ SW1 SW2) with
 //!   `61xx` followed by GET RESPONSE once, in `card_applet::host::transceive`. It enforces the
 //!   **PIN-state rule**: an exchange that sent VERIFY with a PIN, CHANGE REFERENCE DATA or
-//!   RESET RETRY COUNTER ends with a card reset, so a verified PIN never outlives it.
+//!   RESET RETRY COUNTER ends with VERIFY P1 = `FF` (the card forgets the verified PIN, ISO/IEC
+//!   7816-4 §11.5.6) and, when the card does not answer that with `9000`, with a card reset,
+//!   so a verified PIN never outlives it. A host that dies inside the exchange never sends
+//!   either: pcscd then disconnects the dead client's handle with a card reset (pcsc-lite
+//!   resets every card a vanished client still had connected), which a test checks.
 //! - [`Pcsc`] and [`PcscCard`]: the PC/SC implementation. Reader listing and choice (by name,
 //!   or the one reader whose card answers SELECT for an AID), bounded `SCardGetStatusChange`
 //!   waits ([`Pcsc::wait_present`], [`Pcsc::wait_empty`], [`Pcsc::wait_swap`]), and a
@@ -38,7 +42,7 @@
 //!     })
 //!     .unwrap();
 //! assert_eq!(counter, 0);
-//! // The exchange verified the PIN, so it ended with a card reset.
+//! // The exchange verified the PIN, so it ended with VERIFY P1 = FF: the PIN is forgotten.
 //! assert!(!card.with_front(|f| f.card().pin_verified()));
 //! let status = card
 //!     .exchange(|ex| {
@@ -119,7 +123,8 @@ impl Exchange<'_> {
         card_applet::host::transceive(apdu, &mut |a: &[u8]| frames.frame(a))
     }
 
-    /// Whether a PIN command was sent in this exchange (it then ends with a card reset).
+    /// Whether a PIN command was sent in this exchange (it then ends with VERIFY P1 = `FF`,
+    /// or a card reset when the card refuses that).
     pub fn pin_touched(&self) -> bool {
         self.pin_touched
     }
@@ -143,9 +148,9 @@ fn touches_pin(apdu: &[u8]) -> bool {
 
 /// Exchanges over any [`Transport`].
 pub trait TransportExt: Transport {
-    /// Runs `f` in one exclusive transaction. The transaction ends leaving the card as it is,
-    /// or with a card reset when `f` touched the PIN (the PIN-state rule), whether `f`
-    /// succeeded or not.
+    /// Runs `f` in one exclusive transaction. The transaction ends leaving the card as it is;
+    /// when `f` touched the PIN (the PIN-state rule), whether `f` succeeded or not, it first
+    /// sends VERIFY P1 = `FF` and ends with a card reset unless the card answered `9000`.
     fn exchange<R, E: From<Error>>(&mut self, f: impl FnOnce(&mut Exchange<'_>) -> Result<R, E>) -> Result<R, E> {
         run(self, None, f)
     }
@@ -177,12 +182,23 @@ fn run<T: Transport + ?Sized, R, E: From<Error>>(
         }
         match end {
             Some(d) => d,
-            None if ex.pin_touched => Disposition::Reset,
+            None if ex.pin_touched => forget_pin(ex.frames),
             None => Disposition::Leave,
         }
     })?;
     // `transaction` runs the body once when it returns Ok.
     out.unwrap_or(Err(E::from(Error::CardRemoved)))
+}
+
+/// Ends the PIN-verified state without a card reset where the card allows it: VERIFY with
+/// P1 = `FF` (one frame, no data, so no `61xx` to follow). Any answer but `9000`, or a
+/// transport error, falls back to a reset: a card that is not ours, another applet selected
+/// last, or a card that lost the frame all end unverified either way.
+fn forget_pin(frames: &mut dyn Frames) -> Disposition {
+    match frames.frame(&card_applet::host::verify_reset()) {
+        Ok(answer) if answer.as_slice() == [0x90, 0x00] => Disposition::Leave,
+        _ => Disposition::Reset,
+    }
 }
 
 /// `00 A4 04 00 Lc AID 00`: SELECT by DF name (ISO/IEC 7816-4 §11.2.2), first occurrence.
@@ -258,7 +274,11 @@ mod tests {
         })
         .unwrap();
         // SELECT clears the verification too, so the core is asked directly.
-        assert!(!card.with_front(|f| f.card().pin_verified()), "the exchange ended with a reset");
+        assert!(!card.with_front(|f| f.card().pin_verified()), "the exchange ended unverified");
+        // No reset: the applet is still selected, so VERIFY without SELECT reaches it and
+        // reports the PIN unverified (after a reset no applet is selected and it would not).
+        let status = card.transaction_ending(Disposition::Leave, |ex| ex.transmit(&host::verify_status())).unwrap();
+        assert_eq!(host::parse_pin_status(&status), Ok(PinStatus::NotVerified { tries_left: 3 }));
         assert_eq!(pin_status(&mut card), PinStatus::NotVerified { tries_left: 3 });
         let early = card
             .exchange(|ex| {
@@ -287,6 +307,25 @@ mod tests {
         assert!(r.is_err());
         assert!(!card.with_front(|f| f.card().pin_verified()));
         assert_eq!(pin_status(&mut card), PinStatus::NotVerified { tries_left: 3 });
+    }
+
+    /// A card whose answer to VERIFY P1 = `FF` is fixed, to see which disposition follows.
+    struct Answers(Result<Vec<u8>>);
+
+    impl Frames for Answers {
+        fn frame(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
+            assert_eq!(apdu, [0x00, 0x20, 0xFF, 0x81], "only VERIFY P1 = FF is sent");
+            std::mem::replace(&mut self.0, Err(Error::CardRemoved))
+        }
+    }
+
+    #[test]
+    fn forgetting_the_pin_falls_back_to_a_reset_unless_the_card_says_9000() {
+        assert_eq!(forget_pin(&mut Answers(Ok(vec![0x90, 0x00]))), Disposition::Leave);
+        for refused in [vec![0x6D, 0x00], vec![0x6A, 0x86], vec![0x69, 0x85], vec![], vec![0x01, 0x90, 0x00]] {
+            assert_eq!(forget_pin(&mut Answers(Ok(refused.clone()))), Disposition::Reset, "{refused:02X?}");
+        }
+        assert_eq!(forget_pin(&mut Answers(Err(Error::CardRemoved))), Disposition::Reset);
     }
 
     #[test]

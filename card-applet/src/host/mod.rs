@@ -195,6 +195,12 @@ pub fn verify_status() -> Vec<u8> {
     apdu(CLA_ISO, ins::VERIFY, 0x00, PIN_REF, &[], None)
 }
 
+/// VERIFY with P1 = `FF` and no data: the card forgets a verified PIN (ISO/IEC 7816-4
+/// §11.5.6). The host sends it at the end of every exchange that touched the PIN.
+pub fn verify_reset() -> Vec<u8> {
+    apdu(CLA_ISO, ins::VERIFY, 0xFF, PIN_REF, &[], None)
+}
+
 /// CHANGE REFERENCE DATA: old PIN ‖ new PIN.
 pub fn change_pin(old: &str, new: &str) -> Result<Zeroizing<Vec<u8>>, RequestError> {
     let mut data = Zeroizing::new(PinBlock::from_pin(old)?.as_bytes().to_vec());
