@@ -18,12 +18,21 @@ impl Server {
     /// its readiness line. Its error output is shown when `show_errors` (the bench), else
     /// dropped (tests that kill it on purpose).
     pub fn spawn(db: &Path, extra: &[&str], show_errors: bool) -> Server {
+        Self::spawn_with_env(db, extra, &[], show_errors)
+    }
+
+    /// [`Server::spawn`] with extra environment variables (the crash campaign's
+    /// `BANK_CRASH_AT`).
+    pub fn spawn_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)], show_errors: bool) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .arg("--db")
             .arg(db)
             .env_remove("BANK_MASTER_KEY")
+            .envs(env.iter().copied())
+            // A crash on purpose may leave a core file: in the test's directory, not the tree.
+            .current_dir(db.parent().unwrap_or(Path::new(".")))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(if show_errors { Stdio::inherit() } else { Stdio::null() })
