@@ -19,7 +19,7 @@ use crate::db::{parse_column, Cached};
 use crate::master_key::{random_bytes, KeyError};
 
 /// `last_seen` is written at most this often, so browsing is not a disk write per click.
-const TOUCH_EVERY_S: i64 = 10;
+pub const TOUCH_EVERY_S: i64 = 10;
 
 /// Ended sessions deleted per session started, of each way of ending (a bounded amount of work
 /// per request that still outpaces the one row each start adds).

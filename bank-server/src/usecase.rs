@@ -125,6 +125,26 @@ pub fn visit(tx: &Transaction<'_>, now: i64, state: &AppState, token: Option<&st
     Ok(with_user(tx, s)?.map_or(Visit::Nobody, Visit::User))
 }
 
+/// [`visit`] for a page that only reads: `Ok(None)` when the session needs a write first (its
+/// `last_seen` is due, or it ended and its row must go), so the page must be made through the
+/// writer with [`visit`] instead.
+pub fn visit_read(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    token: Option<&str>,
+) -> Result<Option<Visit>, UseCaseError> {
+    let Some(token) = token else {
+        return Ok(Some(Visit::Nobody));
+    };
+    match session::peek(tx, now, token, Kind::Web, state.cfg.session_idle)? {
+        session::Peek::Live(s) if s.user_id.is_none() => Ok(Some(Visit::Visitor(s))),
+        session::Peek::Live(s) => Ok(Some(with_user(tx, s)?.map_or(Visit::Nobody, Visit::User))),
+        session::Peek::Unknown => Ok(Some(Visit::Nobody)),
+        session::Peek::NeedsWrite => Ok(None),
+    }
+}
+
 /// API login: checks the code of a login challenge issued outside any session, then opens an
 /// API session.
 pub fn api_login(

@@ -197,6 +197,29 @@ where
     render(&state, out)
 }
 
+/// [`page`] for a page that changes nothing: made in a read transaction on a read-only
+/// connection, off the write lock, unless the session needs a write first (its `last_seen` is
+/// due, or it ended), in which case it is made through the writer as [`page`] does.
+async fn read_page<F>(state: AppState, headers: &HeaderMap, f: F) -> Response
+where
+    F: Fn(&rusqlite::Transaction<'_>, i64, &AppState, Visit) -> Result<Page, AppError> + Send + Sync + 'static,
+{
+    let cookie = state.cookie(headers);
+    let f = std::sync::Arc::new(f);
+    let (st, read_f, read_cookie) = (state.clone(), f.clone(), cookie.clone());
+    let read = state
+        .read(move |tx, now| match usecase::visit_read(tx, now, &st, read_cookie.as_deref())? {
+            Some(visit) => read_f(tx, now, &st, visit).map(Some),
+            None => Ok(None),
+        })
+        .await;
+    match read {
+        Ok(Some(made)) => render(&state, Ok(made)),
+        Ok(None) => page(state, headers, move |tx, now, st, visit| f(tx, now, st, visit)).await,
+        Err(e) => render(&state, Err(e)),
+    }
+}
+
 /// A logged-in user, or `Unauthenticated` (which renders as a redirect to /login).
 fn logged_in(visit: Visit) -> Result<LoggedIn, AppError> {
     match visit {
@@ -332,7 +355,7 @@ async fn login_code(State(state): State<AppState>, headers: HeaderMap, Form(f): 
 }
 
 async fn welcome(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    page(state, &headers, |tx, _, _, visit| {
+    read_page(state, &headers, |tx, _, _, visit| {
         let who = logged_in(visit)?;
         let n = ledger::accounts_of(tx, who.user_id)?.len();
         let body = html! {
@@ -382,7 +405,7 @@ fn accounts_html(accounts: &[Account], history: &[Transfer]) -> Markup {
 }
 
 async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    page(state, &headers, |tx, _, _, visit| {
+    read_page(state, &headers, |tx, _, _, visit| {
         let who = logged_in(visit)?;
         let list = ledger::accounts_of(tx, who.user_id)?;
         let history = ledger::history(tx, who.user_id, paysim_wire::api::HISTORY_DEFAULT)?;

@@ -490,3 +490,26 @@ async fn a_failing_page_logs_its_cause_and_shows_none_of_it() {
     let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("no such table: accounts"), "the cause is not in the log: {log}");
 }
+
+#[tokio::test]
+async fn pages_that_only_read_stay_off_the_writer_until_the_session_is_due_a_touch() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    let before = bank.state.writer.committed();
+    for path in ["/welcome", "/accounts", "/welcome", "/accounts"] {
+        let (st, _, html) = web(&bank.app, "GET", path, Some(&s), None).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {html}");
+        assert!(html.contains("alice"), "{path}");
+    }
+    assert_eq!(bank.state.writer.committed(), before, "no page above wrote anything");
+    // Once `last_seen` is due, the next page writes it down, through the writer.
+    bank.clock.advance(bank_server::session::TOUCH_EVERY_S);
+    let (st, _, _) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(bank.state.writer.committed().1, before.1 + 1, "one unit: the touch and the page");
+    // An unknown cookie is nobody: sent to the login page, still without a write.
+    let (st, h, _) = web(&bank.app, "GET", "/accounts", Some("nope"), None).await;
+    assert_eq!((st, &h[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse::<header::HeaderValue>().unwrap()));
+    assert_eq!(bank.state.writer.committed().1, before.1 + 1);
+}
