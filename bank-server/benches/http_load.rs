@@ -384,4 +384,72 @@ fn main() {
         );
     }
     println!("{}", json!({ "bench": "http_load", "loaded_over_empty": loaded / empty, "fdatasync_per_s": fsync }));
+    print_targets(&all, fsync, loaded / empty);
+}
+
+/// One of the targets against what this run measured.
+struct Target {
+    what: String,
+    measured: f64,
+    bound: f64,
+    /// `true`: at least `bound`; `false`: at most `bound`.
+    at_least: bool,
+}
+
+impl Target {
+    fn met(&self) -> bool {
+        if self.at_least {
+            self.measured >= self.bound
+        } else {
+            self.measured <= self.bound
+        }
+    }
+
+    /// How far off, as a share of the bound (0 when met).
+    fn missed_by(&self) -> f64 {
+        if self.met() {
+            0.0
+        } else {
+            (self.measured - self.bound).abs() / self.bound
+        }
+    }
+}
+
+/// The targets of the throughput work (docs/bank.md, "Performance"), each said met or missed
+/// and by how much. The baseline is what this run measured; nothing here is tuned to pass.
+fn print_targets(all: &[Figures], fsync: f64, loaded_over_empty: f64) {
+    let find = |flow: Flow, clients: usize| {
+        all.iter().find(|f| f.flow == flow && f.clients == clients && f.label.is_empty()).unwrap()
+    };
+    let (l1, l16, t1, t16) =
+        (find(Flow::Login, 1), find(Flow::Login, 16), find(Flow::Transfer, 1), find(Flow::Transfer, 16));
+    let t = |what: &str, measured: f64, bound: f64, at_least: bool| Target {
+        what: what.to_owned(),
+        measured,
+        bound,
+        at_least,
+    };
+    let targets = [
+        t("login flows/s at 16 clients >= 0.6 x fdatasync/s", l16.flows_per_s, 0.6 * fsync, true),
+        t("login flows/s at 16 clients >= 2000", l16.flows_per_s, 2000.0, true),
+        t("transfer flows/s at 16 clients >= 0.5 x fdatasync/s", t16.flows_per_s, 0.5 * fsync, true),
+        t("transfer flows/s at 16 clients >= 1500", t16.flows_per_s, 1500.0, true),
+        t("login p99 ms at 16 clients <= 20", l16.p99_ms, 20.0, false),
+        t("transfer p99 ms at 16 clients <= 20", t16.p99_ms, 20.0, false),
+        t("login p99 ms at 1 client <= 5", l1.p99_ms, 5.0, false),
+        t("transfer p99 ms at 1 client <= 5", t1.p99_ms, 5.0, false),
+        t("server CPU ms per login flow at 16 clients <= 0.4", l16.server_cpu_ms, 0.4, false),
+        t("server CPU ms per login flow at 1 client <= 0.4", l1.server_cpu_ms, 0.4, false),
+        t("loaded / empty login flows/s (16 clients) >= 0.9", loaded_over_empty, 0.9, true),
+    ];
+    println!("targets:");
+    for g in &targets {
+        let verdict = if g.met() { "met".to_owned() } else { format!("MISSED by {:.0}%", g.missed_by() * 100.0) };
+        println!("  {:<56} {:>9.2} (bound {:>8.2})  {verdict}", g.what, g.measured, g.bound);
+        println!(
+            "{}",
+            json!({ "bench": "http_load", "target": g.what, "measured": g.measured, "bound": g.bound,
+                    "met": g.met(), "missed_by": g.missed_by() })
+        );
+    }
 }
