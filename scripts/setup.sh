@@ -15,7 +15,7 @@ case "${1:-}" in
     *) echo "usage: setup.sh [--restart-pcscd]" >&2; exit 2 ;;
 esac
 
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools opensc pkg-config)
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools opensc pkg-config nftables iproute2)
 PCSCD_SOCKET=/run/pcscd/pcscd.comm
 VPCD_PORTS=(35963 35964)
 
@@ -49,6 +49,33 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
     log "packages present: ${PACKAGES[*]}"
 fi
+
+# vpcd's DEVICENAME `/dev/null:PORT` makes it listen on every interface: whoever reaches
+# these ports from another host can become the card in a free slot and be sent the PIN.
+# Where the machine lets root filter its own input (nftables), everything but loopback is
+# answered with a TCP reset on them; where it does not, say so (docs/security.md, "vpcd").
+VPCD_FILTER_TABLE=paysim_vpcd
+close_vpcd_ports() {
+    if [ "$(id -u)" -ne 0 ]; then
+        log "not root: vpcd's ports ${VPCD_PORTS[*]} stay open to other hosts (see docs/security.md)"
+        return 0
+    fi
+    local rules
+    rules="table inet $VPCD_FILTER_TABLE {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        iifname != \"lo\" tcp dport { ${VPCD_PORTS[0]}, ${VPCD_PORTS[1]} } reject with tcp reset
+    }
+}"
+    nft delete table inet "$VPCD_FILTER_TABLE" 2>/dev/null || true
+    local err
+    if err=$(nft -f - 2>&1 <<<"$rules"); then
+        log "vpcd's ports ${VPCD_PORTS[*]} are closed to everything but loopback (nft table inet $VPCD_FILTER_TABLE)"
+    else
+        log "warning: cannot filter vpcd's ports here (nft: ${err//$'\n'/ }); they stay open to other hosts (see docs/security.md)"
+    fi
+}
+close_vpcd_ports
 
 pcscd_pid() {
     # The pid of a running pcscd, found in /proc (procps may not be installed).

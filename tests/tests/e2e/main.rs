@@ -14,3 +14,4 @@ mod demo;
 mod flow;
 mod pcscd_restart;
 mod pin_state;
+mod vpcd_exposure;
