@@ -52,6 +52,7 @@ pub mod browser;
 pub mod pcscd;
 pub mod process;
 pub mod relay;
+pub mod webdriver;
 
 pub use browser::{hidden, Browser};
 pub use pcscd::{pcscd_exclusive, pcscd_shared, PcscdExclusive, PcscdShared};

@@ -35,7 +35,9 @@ pub fn router() -> Router<AppState> {
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:46em;margin:2em auto;padding:0 1em;line-height:1.4}\
 table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .6em;text-align:left}\
-.num{text-align:right;font-family:monospace}code,.mono{font-family:monospace;word-break:break-all}\
+.num{text-align:right;font-family:monospace}code,.mono{font-family:monospace;overflow-wrap:anywhere}\
+pre{white-space:pre-wrap}table{max-width:100%}\
+@media (max-width:30em){body{margin:1em auto;padding:0 .5em}td,th{padding:.2em .3em}}\
 nav form{display:inline}nav a,nav button{margin-right:1em}.err{color:#a00}";
 
 /// Reads what a person typed: `COUNTER-OTP` (e.g. `17-12345678`) or the 8 digits alone.
@@ -63,6 +65,7 @@ fn layout(title: &str, nav: Option<(&UserName, &str)>, body: Markup) -> Markup {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " - PAYSIM Bank" }
                 style { (PreEscaped(STYLE)) }
             }

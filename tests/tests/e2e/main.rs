@@ -9,6 +9,7 @@
 // Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser_pages;
 mod card;
 mod demo;
 mod flow;
