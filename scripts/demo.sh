@@ -133,7 +133,7 @@ step "start bank-server on 127.0.0.1:$PORT with a fresh database"
 if port_listening "$PORT"; then
     die "port $PORT is taken (another bank-server or demo?); stop it, or choose another port: PAYSIM_PORT=$((PORT + 1)) bash scripts/demo.sh"
 fi
-"$BIN/bank-server" serve --db "$DB" --listen "127.0.0.1:$PORT" \
+"$BIN/bank-server" serve --db "$DB" --master-key-beside-db --listen "127.0.0.1:$PORT" \
     >"$WORK/bank-server.out" 2>"$WORK/bank-server.log" 9>&- </dev/null &
 bank_pid=$!
 wait_line "$WORK/bank-server.out" '^bank-server listening on http://' "$bank_pid" 20 \

@@ -72,6 +72,8 @@ impl BankServer {
         cmd.args(["serve", "--db"])
             .arg(db)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            // The demo's and the tests' choice: the key file beside the database.
+            .arg("--master-key-beside-db")
             .env_remove("BANK_DB")
             .env_remove("BANK_MASTER_KEY");
         if let Some(url) = public_url {
