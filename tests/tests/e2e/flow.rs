@@ -48,7 +48,7 @@ fn world_with(start: impl FnOnce(&Path) -> Bank) -> World {
         (vec!["user", "add", "alice"], "added user alice".to_owned()),
         (vec!["user", "add", "bob"], "added user bob".to_owned()),
         (
-            vec!["token", "enroll", "--user", "alice", "--token-file", token_arg],
+            vec!["token", "enroll", "--user", "alice", "--token-file", token_arg, "--master-key-beside-db"],
             format!("enrolled token {} for user alice (next counter 0)", card.token.serial),
         ),
         (
