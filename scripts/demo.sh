@@ -133,7 +133,7 @@ step "start bank-server on 127.0.0.1:$PORT with a fresh database"
 if port_listening "$PORT"; then
     die "port $PORT is taken (another bank-server or demo?); stop it, or choose another port: PAYSIM_PORT=$((PORT + 1)) bash scripts/demo.sh"
 fi
-"$BIN/bank-server" serve --db "$DB" --listen "127.0.0.1:$PORT" \
+"$BIN/bank-server" serve --db "$DB" --master-key-beside-db --listen "127.0.0.1:$PORT" \
     >"$WORK/bank-server.out" 2>"$WORK/bank-server.log" 9>&- </dev/null &
 bank_pid=$!
 wait_line "$WORK/bank-server.out" '^bank-server listening on http://' "$bank_pid" 20 \
@@ -172,7 +172,7 @@ printf '%s\n%s\n' "$PIN" "$PUK" | "$BIN/bank-tools" card personalize \
 step "enroll: users, token, accounts, funding (bank-tools on the running bank's database)"
 tools user add "$USER_NAME"
 tools user add "$PAYEE_NAME"
-tools token enroll --user "$USER_NAME" --token-file "$WORK/token.json"
+tools token enroll --user "$USER_NAME" --token-file "$WORK/token.json" --master-key-beside-db
 # The bank holds the sealed seed now; the token file has done its job.
 shred -u "$WORK/token.json"
 tools account open --user "$USER_NAME" --number "$FROM_ACC" --currency "$CURRENCY"

@@ -49,6 +49,43 @@ pub enum DbError {
     /// The batch of the writer this unit ran in did not commit (its effects are gone).
     #[error("the batch did not commit: {0}")]
     Batch(String),
+    /// The database, its `-wal` or its `-shm` can be read by group or others (the message
+    /// gives the `chmod` to run), or could not be created private.
+    #[error(transparent)]
+    Private(#[from] crate::private::PrivateFileError),
+}
+
+/// The files SQLite keeps beside a database in WAL mode.
+const SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+fn side_file(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Makes sure the database at `path` is private before SQLite opens it: created empty with mode
+/// 0600 when missing (SQLite gives the `-wal` and `-shm` it creates the main file's mode), and
+/// refused, with the `chmod` to run, when it or a `-wal`/`-shm` left beside it can be read by
+/// group or others.
+fn ensure_private(path: &Path) -> Result<(), DbError> {
+    if path.as_os_str() == ":memory:" {
+        // No file (and no WAL: `open_connection` refuses it).
+        return Ok(());
+    }
+    if crate::private::create_if_missing("database", path)? {
+        tracing::info!(path = %path.display(), "created a new database file (mode 0600)");
+    }
+    check_private(path)
+}
+
+/// The database and whichever of its `-wal` and `-shm` exist are private.
+pub fn check_private(path: &Path) -> Result<(), DbError> {
+    crate::private::check("database", path)?;
+    for suffix in SIDE_FILES {
+        crate::private::check_if_exists("database file", &side_file(path, suffix))?;
+    }
+    Ok(())
 }
 
 /// Opens one connection with the bank's settings and checks that SQLite really applied them.
@@ -217,9 +254,15 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Opens (creating if needed) the database at `path`, checks its pragmas and migrates it.
+    /// The files are private: see [`check_private`].
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        ensure_private(path)?;
         let mut conn = open_connection(path)?;
         migrate(&mut conn, path)?;
+        // The `-wal` and `-shm` SQLite has just made took the main file's mode: check anyway.
+        if path.as_os_str() != ":memory:" {
+            check_private(path)?;
+        }
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -378,6 +421,30 @@ mod tests {
             [blob.as_slice()],
         );
         assert!(e.is_err(), "an unknown kind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_wal_and_shm_are_private_and_lax_ones_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bank.sqlite3");
+        let db = Db::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for p in [path.clone(), side_file(&path, "-wal"), side_file(&path, "-shm")] {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        drop(db);
+        for lax in [path.clone(), side_file(&path, "-wal")] {
+            if !lax.exists() {
+                std::fs::write(&lax, b"").unwrap();
+            }
+            std::fs::set_permissions(&lax, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = Db::open(&path).unwrap_err().to_string();
+            assert!(e.contains(&format!("run `chmod 600 {}`", lax.display())), "{e}");
+            std::fs::set_permissions(&lax, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Db::open(&path).unwrap();
     }
 
     #[test]

@@ -15,10 +15,15 @@
 //!   `paysim_otp`, lockout), [`ledger`] (accounts, double-entry postings, transfers, funding),
 //!   [`session`] (website and API sessions, CSRF tokens) and [`audit`] (the hash-chained log).
 //!
-//! Underneath: [`db`] (pragmas, migrations, blocking pool), [`writer`] (the one write
-//! connection, its FIFO queue and group commit), [`master_key`] (AES-256-GCM
-//! sealing of chain keys), [`clock`]. Operators use [`ops`]; each of its functions opens the
-//! database itself and works while the server runs.
+//! Underneath: [`db`] (pragmas, migrations, blocking pool, private files), [`writer`] (the one
+//! write connection, its FIFO queue and group commit), [`master_key`] (AES-256-GCM sealing of
+//! chain keys, and where the key comes from), [`private`] (files created 0600, lax ones
+//! refused), [`clock`]. Operators use [`ops`]; each of its functions opens the database itself
+//! and works while the server runs.
+//!
+//! Serving: [`serve`] (plain HTTP, loopback only: [`binding`] checks the listen address and
+//! public URL together) and [`serve_tls`] (HTTPS with rustls, [`tls`]); both give handlers the
+//! peer's `ConnectInfo<SocketAddr>`.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -38,17 +43,21 @@
 
 pub mod audit;
 pub mod auth;
+pub mod binding;
 pub mod clock;
 pub mod db;
 pub mod ledger;
 pub mod master_key;
 pub mod ops;
+pub mod private;
 pub mod session;
+pub mod tls;
 pub mod usecase;
 pub mod web;
 pub mod writer;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -57,7 +66,7 @@ use rusqlite::Transaction;
 use crate::auth::AuthConfig;
 use crate::clock::Clock;
 use crate::db::{Db, DbError};
-use crate::master_key::MasterKey;
+use crate::master_key::{KeySource, MasterKey};
 use crate::writer::Writer;
 
 /// Default challenge lifetime (seconds).
@@ -131,12 +140,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the database (creating and migrating it), loads the master key (creating its file
-    /// on first run) and checks that the key belongs to this database.
-    pub fn open(db_path: &Path, public_url: &str, clock: Clock) -> Result<Self, StartError> {
+    /// Opens the database (creating it 0600 and migrating it), loads the master key from
+    /// `source` (creating its file on first run) and checks that the key belongs to this
+    /// database.
+    pub fn open_with_key(
+        db_path: &Path,
+        source: &KeySource,
+        public_url: &str,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         let cfg = Config::new(public_url)?;
-        let key = MasterKey::load_or_create(db_path)?;
+        let key = MasterKey::load(source, db_path)?;
         Self::with(Db::open(db_path)?, key, cfg, clock)
+    }
+
+    /// [`AppState::open_with_key`] with the key as tests and embedders get it
+    /// ([`MasterKey::load_or_create`]: `BANK_MASTER_KEY`, else the file beside the database).
+    /// `bank-server serve` never uses it: its operator says where the key is.
+    pub fn open(db_path: &Path, public_url: &str, clock: Clock) -> Result<Self, StartError> {
+        Self::open_with_key(db_path, &KeySource::env_or_beside_db(), public_url, clock)
     }
 
     /// Builds the state from parts (tests choose the key and settings).
@@ -184,13 +206,29 @@ pub fn app(state: AppState) -> axum::Router {
     web::app(state)
 }
 
-/// Serves until `shutdown` completes, then finishes the requests in flight.
+/// Serves plain HTTP until `shutdown` completes, then finishes the requests in flight.
+/// Handlers get the peer's address as `ConnectInfo<SocketAddr>`. The binary serves plain HTTP
+/// only on a loopback address ([`binding`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves HTTPS with `tls` ([`tls::server_config`]) until `shutdown` completes, then finishes
+/// the requests in flight. Answers carry `Strict-Transport-Security`; handlers get the peer's
+/// address as `ConnectInfo<SocketAddr>`, as with [`serve`].
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tls::serve(listener, tls, web::https(app(state)), shutdown).await
 }
 
 /// The role boundaries of the crate guide, checked on the source: each role's SQL names only
@@ -307,6 +345,9 @@ mod boundaries {
             ("db.rs", include_str!("db.rs")),
             ("writer.rs", include_str!("writer.rs")),
             ("master_key.rs", include_str!("master_key.rs")),
+            ("private.rs", include_str!("private.rs")),
+            ("tls.rs", include_str!("tls.rs")),
+            ("binding.rs", include_str!("binding.rs")),
         ] {
             for above in ["crate::auth", "crate::ledger", "crate::session", "crate::usecase", "crate::web"] {
                 assert!(!non_test(src).contains(above), "{file} reaches up into {above}");

@@ -1,5 +1,5 @@
-//! `bank-server serve`: flags, then the library. Prints
-//! `bank-server listening on http://ADDR` on stdout once it accepts connections.
+//! `bank-server serve`: flags, then the library. Prints `bank-server listening on http://ADDR`
+//! (or `https://ADDR` with TLS) as the first line on stdout once it accepts connections.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -17,19 +17,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the bank (creates the database and its master key file on first run).
+    /// Run the bank (creates the database, mode 0600, and its master key file on first run).
     Serve {
-        /// SQLite database file. Its master key is read from BANK_MASTER_KEY (64 hex digits)
-        /// or the file <DB>.master-key beside it (created, mode 0600, when missing).
+        /// SQLite database file (and its -wal and -shm): created 0600; one that group or
+        /// others can read is refused.
         #[arg(long, default_value = "bank.sqlite3", env = "BANK_DB")]
         db: PathBuf,
+        /// The master key file (64 hex digits, mode 0600; created when missing). Keep it
+        /// apart from the database's directory. Or set BANK_MASTER_KEY (64 hex digits).
+        #[arg(long, value_name = "FILE", env = "BANK_MASTER_KEY_FILE")]
+        master_key: Option<PathBuf>,
+        /// Keep the master key in <DB>.master-key beside the database (demos and tests only:
+        /// one copy of the directory then carries both the sealed keys and their key).
+        #[arg(long)]
+        master_key_beside_db: bool,
         /// Address to listen on; port 0 picks a free port (printed on the readiness line).
+        /// Plain HTTP only on a loopback address; any other needs TLS and --public-url https://.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// The URL people and bridges use; its origin is the verifier id that codes are bound
-        /// to. Default: http://<listen address>.
+        /// to. Default (loopback only): http://<listen address>, or https:// with TLS.
         #[arg(long)]
         public_url: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM, the server's certificate first).
+        #[arg(long, value_name = "FILE", env = "BANK_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM, mode 0600).
+        #[arg(long, value_name = "FILE", env = "BANK_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -53,27 +68,39 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve { db, listen, public_url } = cli.command;
+    let Command::Serve { db, master_key, master_key_beside_db, listen, public_url, tls_cert, tls_key } = cli.command;
+    // Everything that can be refused is checked before the port is taken.
+    let tls = match (&tls_cert, &tls_key) {
+        (Some(cert), Some(key)) => Some(bank_server::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    bank_server::binding::public_url(listen, public_url.as_deref(), tls.is_some())?;
+    let key_source = bank_server::master_key::KeySource::choose(master_key, master_key_beside_db)?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = bank_server::binding::public_url(addr, public_url.as_deref(), tls.is_some())?;
     // Opening, checking and migrating the database is blocking SQLite work: a blocking
     // thread does it, never the async worker.
     let opened = {
         let (db, public_url) = (db.clone(), public_url.clone());
         tokio::task::spawn_blocking(move || {
-            bank_server::AppState::open(&db, &public_url, bank_server::clock::Clock::system())
+            bank_server::AppState::open_with_key(&db, &key_source, &public_url, bank_server::clock::Clock::system())
         })
         .await
         .context("the start-up thread failed")?
     };
     let state = opened.with_context(|| format!("cannot open the bank database {}", db.display()))?;
-    tracing::info!(db = %db.display(), verifier_id = %state.cfg.auth.verifier_id, "bank ready");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(db = %db.display(), verifier_id = %state.cfg.auth.verifier_id, %scheme, "bank ready");
     let mut out = std::io::stdout().lock();
-    writeln!(out, "bank-server listening on http://{addr}")?;
+    writeln!(out, "bank-server listening on {scheme}://{addr}")?;
     out.flush()?;
     drop(out);
-    bank_server::serve(listener, state, shutdown_signal()).await.context("server failed")?;
+    match tls {
+        Some(tls) => bank_server::serve_tls(listener, state, tls, shutdown_signal()).await,
+        None => bank_server::serve(listener, state, shutdown_signal()).await,
+    }
+    .context("server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,10 +1,16 @@
 //! The master key: 32 bytes kept outside the database, sealing every chain key with
 //! AES-256-GCM.
 //!
-//! Where it comes from, first match wins:
+//! Where it comes from is chosen by the operator, exactly one of ([`KeySource`]):
 //! 1. the environment variable `BANK_MASTER_KEY` (64 hex digits);
-//! 2. the file `<database>.master-key` beside the database (64 hex digits, mode 0600), created
-//!    with fresh OS randomness on first run.
+//! 2. a key file named by `--master-key FILE` (or `BANK_MASTER_KEY_FILE`), kept apart from the
+//!    database (64 hex digits, mode 0600), created with fresh OS randomness when missing;
+//! 3. only when asked for with `--master-key-beside-db` (demos and tests): the file
+//!    `<database>.master-key` beside the database.
+//!
+//! There is no default: a key beside the database means that one copy of the directory (a
+//! backup, a snapshot, a stolen disk image) carries both the sealed chain keys and the key
+//! that opens them, which is what the master key exists to prevent.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +21,48 @@ use zeroize::Zeroizing;
 
 /// Environment variable that carries the master key as 64 hex digits.
 pub const ENV_VAR: &str = "BANK_MASTER_KEY";
+/// Environment variable naming the master key file (as `--master-key FILE`).
+pub const FILE_ENV_VAR: &str = "BANK_MASTER_KEY_FILE";
+
+/// Where the master key comes from ([the module guide](self)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// `BANK_MASTER_KEY`.
+    Env,
+    /// A key file apart from the database, created (0600) when missing.
+    File(PathBuf),
+    /// `<database>.master-key` beside the database, created (0600) when missing.
+    BesideDb,
+}
+
+impl KeySource {
+    /// The source the operator chose: `BANK_MASTER_KEY` when set, `--master-key FILE`, or
+    /// `--master-key-beside-db`. None of them, or more than one, is refused with a message
+    /// that says what to pass.
+    pub fn choose(file: Option<PathBuf>, beside_db: bool) -> Result<KeySource, KeyError> {
+        Self::choose_from(std::env::var_os(ENV_VAR).is_some(), file, beside_db)
+    }
+
+    /// `BANK_MASTER_KEY` when set, else the file beside the database: what the library's
+    /// test helpers use ([`MasterKey::load_or_create`]), never the binaries.
+    pub fn env_or_beside_db() -> KeySource {
+        if std::env::var_os(ENV_VAR).is_some() {
+            KeySource::Env
+        } else {
+            KeySource::BesideDb
+        }
+    }
+
+    fn choose_from(env: bool, file: Option<PathBuf>, beside_db: bool) -> Result<KeySource, KeyError> {
+        match (env, file, beside_db) {
+            (true, None, false) => Ok(KeySource::Env),
+            (false, Some(f), false) => Ok(KeySource::File(f)),
+            (false, None, true) => Ok(KeySource::BesideDb),
+            (false, None, false) => Err(KeyError::NoSource),
+            _ => Err(KeyError::TwoSources),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -22,8 +70,17 @@ pub enum KeyError {
     BadEnv,
     #[error("master key file {0} must hold 64 hex digits (32 bytes)")]
     BadFile(PathBuf),
-    #[error("master key file {0} is readable by group or others; run `chmod 600` on it")]
-    Permissions(PathBuf),
+    /// Group or others can read the key file: the message gives the `chmod` to run.
+    #[error(transparent)]
+    Permissions(crate::private::PrivateFileError),
+    #[error(
+        "no master key given: set {ENV_VAR} (64 hex digits), or pass --master-key FILE (a file \
+         kept apart from the database; created if missing), or --master-key-beside-db (demos \
+         and tests only: one copy of the directory then carries both)"
+    )]
+    NoSource,
+    #[error("more than one master key given ({ENV_VAR}, --master-key, --master-key-beside-db): keep one")]
+    TwoSources,
     #[error("master key file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("the operating system's random generator failed")]
@@ -74,14 +131,24 @@ impl MasterKey {
         MasterKey(Zeroizing::new(bytes))
     }
 
-    /// Loads the key for the database at `db_path`: from `BANK_MASTER_KEY` if set, else from
-    /// the key file beside the database, which is created (mode 0600) when missing.
-    pub fn load_or_create(db_path: &Path) -> Result<Self, KeyError> {
-        if let Ok(v) = std::env::var(ENV_VAR) {
-            let v = Zeroizing::new(v);
-            return parse_hex32(&v).map(MasterKey).ok_or(KeyError::BadEnv);
+    /// Loads the key for the database at `db_path` from `source`; a key file is created
+    /// (mode 0600) when missing.
+    pub fn load(source: &KeySource, db_path: &Path) -> Result<Self, KeyError> {
+        match source {
+            KeySource::Env => {
+                let v = Zeroizing::new(std::env::var(ENV_VAR).map_err(|_| KeyError::BadEnv)?);
+                parse_hex32(&v).map(MasterKey).ok_or(KeyError::BadEnv)
+            }
+            KeySource::File(path) => Self::load_or_create_file(path),
+            KeySource::BesideDb => Self::load_or_create_file(&key_path(db_path)),
         }
-        Self::load_or_create_file(&key_path(db_path))
+    }
+
+    /// The key as tests and embedders get it: from `BANK_MASTER_KEY` if set, else from the key
+    /// file beside the database (as `--master-key-beside-db`). The binaries never use this:
+    /// they make the operator choose ([`KeySource::choose`]).
+    pub fn load_or_create(db_path: &Path) -> Result<Self, KeyError> {
+        Self::load(&KeySource::env_or_beside_db(), db_path)
     }
 
     /// Loads the key file at `path`, or creates it with a fresh random key.
@@ -149,19 +216,11 @@ impl MasterKey {
     }
 }
 
-#[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), KeyError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(KeyError::Permissions(path.to_path_buf()));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_permissions(_path: &Path) -> Result<(), KeyError> {
-    Ok(())
+    crate::private::check("master key file", path).map_err(|e| match e {
+        crate::private::PrivateFileError::Io { source, .. } => KeyError::Io { path: path.to_path_buf(), source },
+        lax => KeyError::Permissions(lax),
+    })
 }
 
 #[cfg(test)]
@@ -194,7 +253,34 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(MasterKey::load_or_create_file(&path), Err(KeyError::Permissions(_))));
+            let e = MasterKey::load_or_create_file(&path).unwrap_err();
+            assert!(matches!(e, KeyError::Permissions(_)), "{e}");
+            assert!(e.to_string().contains(&format!("chmod 600 {}", path.display())), "{e}");
         }
+    }
+
+    #[test]
+    fn exactly_one_source_is_taken() {
+        let f = || Some(PathBuf::from("k"));
+        assert_eq!(KeySource::choose_from(true, None, false).unwrap(), KeySource::Env);
+        assert_eq!(KeySource::choose_from(false, f(), false).unwrap(), KeySource::File("k".into()));
+        assert_eq!(KeySource::choose_from(false, None, true).unwrap(), KeySource::BesideDb);
+        let none = KeySource::choose_from(false, None, false).unwrap_err().to_string();
+        assert!(none.contains("--master-key FILE") && none.contains("BANK_MASTER_KEY"), "{none}");
+        for (env, file, beside) in [(true, f(), false), (true, None, true), (false, f(), true), (true, f(), true)] {
+            assert!(matches!(KeySource::choose_from(env, file, beside), Err(KeyError::TwoSources)));
+        }
+    }
+
+    #[test]
+    fn a_key_file_given_by_path_is_created_there_and_nothing_beside_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db").join("bank.sqlite3");
+        let file = dir.path().join("bank.key");
+        let a = MasterKey::load(&KeySource::File(file.clone()), &db).unwrap();
+        assert!(file.exists() && !key_path(&db).exists());
+        let s = a.seal(b"", b"x").unwrap();
+        let b = MasterKey::load(&KeySource::File(file), &db).unwrap();
+        assert_eq!(b.open(b"", &s).unwrap().as_slice(), b"x");
     }
 }

@@ -18,7 +18,7 @@ use crate::auth::{self, AuthError, TokenInfo};
 use crate::clock::Clock;
 use crate::db::{self, Db, DbError};
 use crate::ledger::{self, Books, LedgerError};
-use crate::master_key::{KeyError, MasterKey};
+use crate::master_key::{KeyError, KeySource, MasterKey};
 use crate::session::SessionError;
 use crate::usecase::{self, UseCaseError};
 
@@ -94,14 +94,26 @@ pub fn add_user(db_path: &Path, name: &str) -> Result<(), OpsError> {
 }
 
 /// Enrolls a token for an existing user: `seed` is `ck_0`, `counter` the card's next counter.
-/// The chain key is sealed under the master key (`BANK_MASTER_KEY` or the key file beside the
-/// database, created if missing).
-pub fn enroll_token(db_path: &Path, serial: &str, seed: &ChainKey, counter: u64, user: &str) -> Result<(), OpsError> {
+/// The chain key is sealed under the master key from `key` (a key file is created if missing).
+pub fn enroll_token_with_key(
+    db_path: &Path,
+    key: &KeySource,
+    serial: &str,
+    seed: &ChainKey,
+    counter: u64,
+    user: &str,
+) -> Result<(), OpsError> {
     let serial: CardSerial = serial.parse()?;
     let user: UserName = user.parse()?;
-    let key = MasterKey::load_or_create(db_path)?;
+    let key = MasterKey::load(key, db_path)?;
     let e = auth::Enrollment { user: &user, serial: &serial, ck0: seed, counter };
     write(db_path, |tx, now| Ok(auth::enroll_token(tx, now, &key, &e, OPERATOR)?))
+}
+
+/// [`enroll_token_with_key`] with the key as tests get it ([`MasterKey::load_or_create`]:
+/// `BANK_MASTER_KEY`, else the key file beside the database).
+pub fn enroll_token(db_path: &Path, serial: &str, seed: &ChainKey, counter: u64, user: &str) -> Result<(), OpsError> {
+    enroll_token_with_key(db_path, &KeySource::env_or_beside_db(), serial, seed, counter, user)
 }
 
 /// [`enroll_token`] from a personalization output file; returns its serial.

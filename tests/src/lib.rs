@@ -56,7 +56,7 @@ pub mod webdriver;
 
 pub use browser::{hidden, Browser};
 pub use pcscd::{pcscd_exclusive, pcscd_shared, PcscdExclusive, PcscdShared};
-pub use process::{lines_of, wait_line, wait_line_containing, BankServer};
+pub use process::{lines_of, wait_line, wait_line_containing, BankServer, BankTls};
 pub use relay::{Cut, Relay};
 
 use card_link::{Pcsc, PcscCard};

@@ -45,13 +45,40 @@ fn wait_for(rx: &mpsc::Receiver<String>, want: impl Fn(&str) -> bool, how: &str,
     }
 }
 
-/// A running `bank-server serve` on a SQLite database; killed (`kill -9`) on drop.
+/// A running `bank-server serve` on a SQLite database; killed (`kill -9`) on drop. Plain HTTP
+/// on 127.0.0.1 ([`BankServer::start`]) or HTTPS with a local CA ([`BankServer::start_tls`]).
+/// Its master key is the file beside the database (`--master-key-beside-db`).
 pub struct BankServer {
     child: Option<Child>,
     pub db: PathBuf,
     pub port: u16,
     /// `--public-url`, when the bank is reached through a relay (its verifier id).
     pub public_url: Option<String>,
+    /// The TLS files when the bank serves HTTPS.
+    pub tls: Option<BankTls>,
+}
+
+/// What `bank-tools tls init` made for a [`BankServer`] on HTTPS.
+#[derive(Clone, Debug)]
+pub struct BankTls {
+    /// The CA certificate clients must trust (the bridge's `--ca`, curl's `--cacert`).
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl BankTls {
+    /// The files in `dir`, made by `bank-tools tls init --dir DIR` unless they are there
+    /// already (a restart keeps its CA).
+    pub fn in_dir(dir: &Path) -> BankTls {
+        let tls = BankTls { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server-key.pem") };
+        if !tls.ca.exists() {
+            let dir = dir.to_str().unwrap_or_else(|| panic!("TLS directory {} is not UTF-8", dir.display()));
+            let out = crate::bank_tools(&["tls", "init", "--dir", dir], None);
+            crate::assert_success("bank-tools tls init", &out);
+        }
+        tls
+    }
 }
 
 impl BankServer {
@@ -63,6 +90,23 @@ impl BankServer {
 
     /// As [`BankServer::start`], with `--public-url URL` when given.
     pub fn start_as(db: &Path, port: u16, public_url: Option<&str>) -> BankServer {
+        Self::spawn(db, port, public_url, None)
+    }
+
+    /// The bank on HTTPS (`https://127.0.0.1:PORT`), with a CA and server certificate made by
+    /// `bank-tools tls init` in the directory `tls` beside the database; [`BankServer::ca`]
+    /// is the CA's certificate.
+    pub fn start_tls(db: &Path, port: u16) -> BankServer {
+        Self::start_tls_as(db, port, None)
+    }
+
+    /// As [`BankServer::start_tls`], with `--public-url URL` when given (an https URL).
+    pub fn start_tls_as(db: &Path, port: u16, public_url: Option<&str>) -> BankServer {
+        let dir = db.parent().map_or_else(|| PathBuf::from("tls"), |d| d.join("tls"));
+        Self::spawn(db, port, public_url, Some(BankTls::in_dir(&dir)))
+    }
+
+    fn spawn(db: &Path, port: u16, public_url: Option<&str>, tls: Option<BankTls>) -> BankServer {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -72,10 +116,18 @@ impl BankServer {
         cmd.args(["serve", "--db"])
             .arg(db)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            // The demo's and the tests' choice: the key file beside the database.
+            .arg("--master-key-beside-db")
             .env_remove("BANK_DB")
-            .env_remove("BANK_MASTER_KEY");
+            .env_remove("BANK_MASTER_KEY")
+            .env_remove("BANK_MASTER_KEY_FILE")
+            .env_remove("BANK_TLS_CERT")
+            .env_remove("BANK_TLS_KEY");
         if let Some(url) = public_url {
             cmd.args(["--public-url", url]);
+        }
+        if let Some(t) = &tls {
+            cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key);
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -85,18 +137,25 @@ impl BankServer {
             .unwrap_or_else(|e| panic!("cannot start bank-server: {e}"));
         let Some(stdout) = child.stdout.take() else { panic!("bank-server without stdout") };
         let rx = lines_of(stdout);
-        let line = wait_line(&rx, "bank-server listening on http://", "bank-server");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let line = wait_line(&rx, &format!("bank-server listening on {scheme}://"), "bank-server");
         let port = line
             .rsplit(':')
             .next()
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("no port in the readiness line {line:?}"));
-        BankServer { child: Some(child), db: db.to_owned(), port, public_url: public_url.map(str::to_owned) }
+        BankServer { child: Some(child), db: db.to_owned(), port, public_url: public_url.map(str::to_owned), tls }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` on TLS.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA certificate to trust, when the bank serves HTTPS.
+    pub fn ca(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca.as_path())
     }
 
     /// `kill -9`: whatever was acknowledged must survive.
@@ -107,10 +166,10 @@ impl BankServer {
         }
     }
 
-    /// Kills the bank and starts it again on the same database, port and public URL.
+    /// Kills the bank and starts it again on the same database, port, public URL and TLS files.
     pub fn restart(&mut self) {
         self.kill();
-        let again = BankServer::start_as(&self.db, self.port, self.public_url.as_deref());
+        let again = BankServer::spawn(&self.db, self.port, self.public_url.as_deref(), self.tls.clone());
         *self = again;
     }
 }

@@ -12,6 +12,7 @@
 //! - [`seed`]: the PAYSIM-1 seed derivation (HKDF-SHA256 over a random secret and the
 //!   identity materials).
 //! - [`secret_file`]: files holding secrets, created 0600 and never overwritten.
+//! - [`tls`]: a local CA and a server certificate for the bank (`tls init`).
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -24,3 +25,4 @@ pub mod batch;
 pub mod card;
 pub mod secret_file;
 pub mod seed;
+pub mod tls;

@@ -35,6 +35,9 @@ enum Command {
     /// The audit log and the books.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// TLS files for the bank: a local CA and a server certificate.
+    #[command(subcommand)]
+    Tls(cmd::tls::TlsCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Token(c) => cmd::token::run(c),
         Command::Account(c) => cmd::account::run(c),
         Command::Audit(c) => cmd::audit::run(c),
+        Command::Tls(c) => cmd::tls::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -278,6 +278,31 @@ fn audit_books_fails_when_a_balance_is_forged() {
 }
 
 #[test]
+fn token_enroll_needs_the_master_key_source_named() {
+    let bank = Bank::new();
+    let file = bank.token_file("PSIM-00000001", [1; 32]);
+    let f = file.to_str().unwrap();
+    // Without a source (the file beside the database is not taken unasked).
+    let err = bank_tools(&["token", "enroll", "--user", "alice", "--token-file", f, "--db", bank.db_str()])
+        .refused()
+        .to_owned();
+    assert!(err.contains("no master key given") && err.contains("--master-key FILE"), "{err}");
+    assert!(!bank_server::master_key::key_path(&bank.db).exists(), "no key file was made beside the database");
+    // A key file apart from the database: created 0600 where it was named.
+    let key = bank.dir.path().join("keys.d").join("bank.key");
+    std::fs::create_dir(key.parent().unwrap()).unwrap();
+    let k = key.to_str().unwrap();
+    let args = ["token", "enroll", "--user", "alice", "--token-file", f, "--db", bank.db_str(), "--master-key", k];
+    bank_tools(&args).ok();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!bank_server::master_key::key_path(&bank.db).exists());
+    // Both at once: refused.
+    let err = bank_tools(&[&args[..], &["--master-key-beside-db"]].concat()).refused().to_owned();
+    assert!(err.contains("more than one master key given"), "{err}");
+}
+
+#[test]
 fn enrolling_under_another_master_key_is_refused() {
     let bank = Bank::new();
     bank.run(&["user", "add", "bob"]).ok();

@@ -149,6 +149,7 @@ fn a_batch_over_two_slots_with_a_card_swap() {
     };
     for (user, file) in [("alice", "tokens-a.json"), ("bob", "tokens-b.json"), ("carol", "tokens-c.json")] {
         run(&["user", "add", user]);
-        run(&["token", "enroll", "--user", user, "--token-file", d.join(file).to_str().unwrap()]);
+        let file = d.join(file);
+        run(&["token", "enroll", "--user", user, "--token-file", file.to_str().unwrap(), "--master-key-beside-db"]);
     }
 }

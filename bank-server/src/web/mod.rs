@@ -214,6 +214,21 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
+/// How long browsers keep to HTTPS for this origin after an HTTPS answer (one year). Sent on
+/// HTTPS answers only (RFC 6797 section 7.2: a plain-HTTP answer must not carry it); no
+/// `includeSubDomains`, which would bind every other site under the bank's domain too.
+const HSTS: &str = "max-age=31536000";
+
+async fn hsts(mut res: Response) -> Response {
+    res.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    res
+}
+
+/// The application as served over HTTPS: every answer also carries `Strict-Transport-Security`.
+pub fn https(app: Router) -> Router {
+    app.layer(axum::middleware::map_response(hsts))
+}
+
 /// What axum's extractors refuse (a body over the limit, a wrong `Content-Type`, a path or
 /// query that does not decode, a form with a missing field) comes back as bare text; this
 /// gives it the API's JSON error shape or the website's error page, with a fixed message that

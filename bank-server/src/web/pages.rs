@@ -301,7 +301,9 @@ async fn login_start(State(state): State<AppState>, headers: HeaderMap, Form(f):
                 tr { th { "Valid for" } td { (st.cfg.auth.challenge_ttl) " seconds" } }
             }
             p { "On your computer with the card reader, run" }
-            pre.mono { "reader-bridge respond --server " (st.cfg.public_url) " --challenge " (ch) }
+            // No `--server`: the bridge signs only for the bank it was set up for, so a page
+            // (this one or a look-alike) never tells it which bank to sign for.
+            pre.mono { "reader-bridge respond --challenge " (ch) }
             p {
                 "check that it shows this bank, enter your PIN there, and type the code it prints ("
                 code { "COUNTER-OTP" } ", e.g. " code { "17-12345678" } "; the 8 digits alone also work)."
@@ -496,7 +498,7 @@ fn sign_html(st: &AppState, csrf: &str, c: &TransferChallenge) -> Markup {
         }
         p { "On your computer with the card reader, run" }
         pre.mono {
-            "reader-bridge respond --server " (st.cfg.public_url) " --challenge " (ch)
+            "reader-bridge respond --challenge " (ch)
             " --transaction-id " (s.transaction_id) " --amount-minor " (s.amount_minor)
             " --currency " (cur) " --payee " (s.payee)
         }

@@ -12,8 +12,8 @@ use paysim_otp::{ChainKey, TxFields};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-pub const URL: &str = "http://bank.test:8080";
-pub const VID: &str = "http://bank.test:8080";
+pub const URL: &str = "http://localhost:8080";
+pub const VID: &str = "http://localhost:8080";
 pub const T0: i64 = 1_800_000_000;
 
 pub use crate::card::Card;

@@ -14,4 +14,5 @@ mod properties;
 mod real_server;
 #[path = "../support/server.rs"]
 mod server;
+mod transport;
 mod website;

@@ -213,7 +213,7 @@ async fn each_single_field_change_is_refused_and_moves_nothing() {
         let other_challenge = "11".repeat(32);
         let challenge =
             if field == "challenge" { other_challenge.as_str() } else { created["challenge_hex"].as_str().unwrap() };
-        let vid = if field == "verifier id" { "http://bank.test:8081" } else { VID };
+        let vid = if field == "verifier id" { "http://localhost:8081" } else { VID };
         let tid = if field == "transfer id" { format!("{id}x") } else { id.clone() };
         let amount = if field == "amount" { 501 } else { 500 };
         let cur = if field == "currency" { b"USD" } else { b"EUR" };

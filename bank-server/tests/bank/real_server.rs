@@ -300,7 +300,7 @@ fn the_binary_refuses_a_key_file_others_can_read() {
     let key = bank_server::master_key::key_path(&db);
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--master-key-beside-db", "--db"])
         .arg(&db)
         .env_remove("BANK_MASTER_KEY")
         .output()
@@ -308,7 +308,7 @@ fn the_binary_refuses_a_key_file_others_can_read() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "no readiness line");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("chmod 600"), "{err}");
+    assert!(err.contains(&format!("run `chmod 600 {}`", key.display())), "{err}");
 }
 
 /// Run with every log level on, through a whole API and website flow: nothing secret reaches
@@ -320,7 +320,7 @@ fn the_log_at_trace_level_holds_no_secret() {
     setup(&db);
     let log_path = dir.path().join("server.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--public-url", VID, "--db"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--master-key-beside-db", "--public-url", VID, "--db"])
         .arg(&db)
         .env_remove("BANK_MASTER_KEY")
         .env("RUST_LOG", "trace")
@@ -445,7 +445,8 @@ fn the_master_key_can_come_from_the_environment() {
     for (key, says) in [
         (Some(other.as_str()), "master key does not match"),
         (Some("not-hex"), "BANK_MASTER_KEY must be 64 hex digits"),
-        (None, "master key does not match"),
+        // No key at all: the key file beside the database is not taken without the flag.
+        (None, "no master key given"),
     ] {
         let out = run(key);
         assert!(!out.status.success());

@@ -1,6 +1,7 @@
 //! The real `bank-server` binary on 127.0.0.1:0, for the tests that kill it and for the HTTP
-//! load bench: started with a fresh database path, ready once its readiness line is out,
-//! killed when dropped.
+//! load bench: started with a fresh database path (its master key beside it, as
+//! `--master-key-beside-db`, unless the flags name another source), ready once its readiness
+//! line is out, killed when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 /// A running `bank-server serve`.
 pub struct Server {
     pub child: Child,
-    /// `http://127.0.0.1:PORT`, from the readiness line.
+    /// `http://127.0.0.1:PORT` (or `https://` with TLS), from the readiness line.
     pub base: String,
 }
 
@@ -24,8 +25,11 @@ impl Server {
     /// [`Server::spawn`] with extra environment variables (the crash campaign's
     /// `BANK_CRASH_AT`).
     pub fn spawn_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)], show_errors: bool) -> Server {
+        let key: &[&str] =
+            if extra.iter().any(|a| a.starts_with("--master-key")) { &[] } else { &["--master-key-beside-db"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(key)
             .args(extra)
             .arg("--db")
             .arg(db)
@@ -42,7 +46,9 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let base =
             line.trim().strip_prefix("bank-server listening on ").unwrap_or_else(|| panic!("readiness line: {line:?}"));
-        assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
+        let tls = extra.contains(&"--tls-cert");
+        let want = if tls { "https://127.0.0.1:" } else { "http://127.0.0.1:" };
+        assert!(base.starts_with(want) && !base.ends_with(":0"), "{base}");
         Server { base: base.to_owned(), child }
     }
 }

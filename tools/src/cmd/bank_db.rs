@@ -7,7 +7,7 @@ use clap::Args;
 #[derive(Args)]
 pub struct DbArgs {
     /// The bank's SQLite database, the one `bank-server serve --db` uses. Commands work while
-    /// the server runs. The chain-key master key comes from BANK_MASTER_KEY or the file PATH.master-key.
+    /// the server runs.
     #[arg(long, value_name = "PATH", env = "BANK_DB", default_value = "bank.sqlite3")]
     pub db: PathBuf,
     /// Create the database if it does not exist yet (as the server would). Without it a
@@ -21,5 +21,26 @@ impl DbArgs {
     pub fn path(&self) -> anyhow::Result<&Path> {
         tools::bank::check_db(&self.db, self.create_db)?;
         Ok(&self.db)
+    }
+}
+
+/// Where the master key is, for the commands that seal or open with it (`token enroll`): the
+/// same choice as `bank-server serve`, exactly one of BANK_MASTER_KEY, --master-key FILE or
+/// --master-key-beside-db.
+#[derive(Args)]
+pub struct KeyArgs {
+    /// The master key file (64 hex digits, mode 0600; created when missing), kept apart from
+    /// the database. Or set BANK_MASTER_KEY (64 hex digits).
+    #[arg(long, value_name = "FILE", env = "BANK_MASTER_KEY_FILE")]
+    pub master_key: Option<PathBuf>,
+    /// The key is in <DB>.master-key beside the database (demos and tests only).
+    #[arg(long)]
+    pub master_key_beside_db: bool,
+}
+
+impl KeyArgs {
+    /// The chosen source; none or more than one is refused with what to pass.
+    pub fn source(&self) -> anyhow::Result<bank_server::master_key::KeySource> {
+        Ok(bank_server::master_key::KeySource::choose(self.master_key.clone(), self.master_key_beside_db)?)
     }
 }

@@ -5,5 +5,6 @@ pub mod audit;
 pub mod bank_db;
 pub mod batch;
 pub mod card;
+pub mod tls;
 pub mod token;
 pub mod user;

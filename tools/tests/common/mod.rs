@@ -89,10 +89,14 @@ impl Bank {
         self.db.to_str().unwrap()
     }
 
-    /// `bank-tools ARGS --db <this database>`.
+    /// `bank-tools ARGS --db <this database>` (and `--master-key-beside-db` for `token
+    /// enroll`, the one command that needs the master key).
     pub fn run(&self, args: &[&str]) -> Run {
         let mut all = args.to_vec();
         all.extend(["--db", self.db_str()]);
+        if args.starts_with(&["token", "enroll"]) {
+            all.push("--master-key-beside-db");
+        }
         bank_tools(&all)
     }
 
