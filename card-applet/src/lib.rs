@@ -87,6 +87,7 @@ pub mod command;
 mod file_store;
 pub mod front;
 pub mod host;
+pub mod oath;
 pub mod pin;
 pub mod scp;
 pub mod state;
@@ -95,7 +96,7 @@ pub mod tlv;
 #[cfg(feature = "virtual-card")]
 pub mod vpcd;
 
-pub use card::{Card, Response};
+pub use card::{Applet, Card, Response, TouchPolicy};
 pub use command::{Command, AID};
 #[cfg(feature = "std")]
 pub use front::VirtualCard;
