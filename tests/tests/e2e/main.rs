@@ -13,3 +13,4 @@ mod card;
 mod demo;
 mod flow;
 mod pcscd_restart;
+mod ykman;
