@@ -293,6 +293,56 @@ fn an_oversized_card_file_is_refused_and_the_largest_state_fits_its_buffer() {
     let bytes = big.to_file_bytes();
     assert!(bytes.len() < 1024, "{}", bytes.len());
     assert_eq!(CardState::from_file_bytes(&bytes, &path).unwrap(), big);
+
+    // The most and largest OATH credentials stay under 32 KiB (the buffer is 40 KiB) and
+    // under the 64 KiB a card file may have.
+    big.oath = OathState {
+        salt: Some([0xFF; 8]),
+        access: Some(AccessKey { alg: HashAlg::Sha512, key: Zeroizing::new(vec![0xFF; 128]) }),
+        credentials: (0..card_applet::oath::MAX_CREDENTIALS)
+            .map(|i| Credential {
+                name: format!("{i:02}{}", "n".repeat(62)).into_bytes(),
+                kind: OathKind::Totp,
+                alg: HashAlg::Sha512,
+                digits: 8,
+                key: Zeroizing::new(vec![0xFF; 128]),
+                touch: true,
+                increasing: true,
+                counter: u32::MAX,
+                last_challenge: Some(vec![0xFF; 64]),
+            })
+            .collect(),
+    };
+    let bytes = big.to_file_bytes();
+    assert!(bytes.len() < 32 * 1024, "{}", bytes.len());
+    assert!(bytes.len() < card_applet::state::STATE_FILE_MAX);
+    assert_eq!(CardState::from_file_bytes(&bytes, &path).unwrap(), big);
+}
+
+#[test]
+fn a_version_1_card_file_becomes_version_2_at_the_first_oath_select() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    std::fs::write(&path, std::fs::read(testdata("state-v1.json")).unwrap()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut card = VirtualCard::open(&path).unwrap();
+    // PAYSIM works as before and the file stays what it was until something is committed.
+    assert_eq!(sw(&tx(&mut card, &host::select())), 0x9000);
+    assert!(std::fs::read_to_string(&path).unwrap().contains("\"version\": 1"));
+    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
+    select.extend_from_slice(&card_applet::oath::AID[..7]);
+    let resp = tx(&mut card, &select);
+    assert_eq!(sw(&resp), 0x9000);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"version\": 2"), "{text}");
+    let salt = hex::encode(&data(&resp)[7..15]);
+    assert!(text.contains(&format!("\"salt_hex\": \"{salt}\"")), "{text}");
+    // The PAYSIM part is what it was.
+    let (_, state) = {
+        drop(card);
+        FileStore::open(&path).unwrap()
+    };
+    assert_eq!(state.personal, golden_state().personal);
 }
 
 #[test]
