@@ -278,16 +278,21 @@ fn access_code_set_validate_use_and_remove() {
 }
 
 #[test]
-fn only_increasing_challenges_must_rise() {
+fn only_increasing_challenges_must_not_go_down() {
     let mut card = oath_card();
     tx(&mut card, &put(b"inc", 0x21, 6, RFC_KEY, oath::prop::INCREASING));
-    assert_eq!(sw(&card.process(&calculate(b"inc", &5u64.to_be_bytes(), true))), 0x9000);
+    let code5 = code_of(&card.process(&calculate(b"inc", &5u64.to_be_bytes(), true)));
     let committed = card.card().store().committed.clone().unwrap();
     assert_eq!(committed.oath.credentials[0].last_challenge.as_deref(), Some(&[5u8][..]));
-    assert_eq!(card.process(&calculate(b"inc", &5u64.to_be_bytes(), true)), vec![0x69, 0x85]);
-    assert_eq!(card.process(&calculate(b"inc", &[4], true)), vec![0x69, 0x85]);
-    // CALCULATE ALL leaves it out when the challenge is not higher, computes it when it is.
-    assert_eq!(card.process(&calculate_all(&5u64.to_be_bytes())), vec![0x90, 0x00]);
+    // The same challenge again is allowed (as in ykneo-oath), and commits nothing new.
+    let writes = card.card().store().writes;
+    assert_eq!(code_of(&card.process(&calculate(b"inc", &5u64.to_be_bytes(), true))), code5);
+    assert_eq!(card.card().store().writes, writes);
+    // A lower one is refused with 6982, ykneo-oath's status word.
+    assert_eq!(card.process(&calculate(b"inc", &[4], true)), vec![0x69, 0x82]);
+    // CALCULATE ALL leaves it out when the challenge is lower, computes it otherwise.
+    assert_eq!(card.process(&calculate_all(&4u64.to_be_bytes())), vec![0x90, 0x00]);
+    assert_eq!(tlvs(data(&card.process(&calculate_all(&5u64.to_be_bytes())))).len(), 2);
     let fields = tlvs(data(&card.process(&calculate_all(&6u64.to_be_bytes()))));
     assert_eq!(fields[0], (tag::NAME, b"inc".to_vec()));
     assert_eq!(
@@ -295,6 +300,9 @@ fn only_increasing_challenges_must_rise() {
         Some(&[6u8][..])
     );
     assert_eq!(sw(&card.process(&calculate(b"inc", &[0, 7], true))), 0x9000);
+    // A TOTP credential needs a challenge (ykneo-oath: 1-64 bytes); so does CALCULATE ALL.
+    assert_eq!(card.process(&calculate(b"inc", &[], true)), vec![0x6A, 0x80]);
+    assert_eq!(card.process(&calculate_all(&[])), vec![0x6A, 0x80]);
 }
 
 #[test]

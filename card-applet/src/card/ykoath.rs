@@ -255,26 +255,31 @@ impl<S: Store> Card<S> {
     }
 
     /// CALCULATE (*auth*): one code. HOTP: the card's counter is the message (any challenge
-    /// is ignored) and moves on, committed before the code leaves. TOTP: the challenge is
-    /// the message; for an only-increasing credential it must be higher than the last one,
-    /// which is committed before the code leaves. A touch credential asks the touch policy
+    /// is ignored) and moves on, committed before the code leaves. TOTP: the challenge (1-64
+    /// bytes) is the message; for an only-increasing credential it must not be lower than
+    /// the last one (equal is allowed, as in ykneo-oath's `OathObj.calculate`), and a higher
+    /// one is committed before the code leaves. A touch credential asks the touch policy
     /// first.
     ///
-    /// `9000` + `75`/`76`; `6982` not validated, or the touch denied; `6984` no such
-    /// credential; `6985` an only-increasing challenge not higher than the last, or an HOTP
-    /// counter at its end; `6581` write failed (no code).
+    /// `9000` + `75`/`76`; `6982` not validated, the touch denied, or an only-increasing
+    /// challenge lower than the last (ykneo-oath's status word); `6984` no such credential;
+    /// `6A80` an empty TOTP challenge; `6985` an HOTP counter at its end; `6581` write failed
+    /// (no code).
     fn oath_calculate(&mut self, name: &[u8], challenge: &[u8], truncate: bool) -> Outcome {
         self.oath_authorized()?;
         let i = self.state.oath.find(name).ok_or(Status::ReferenceDataNotUsable)?;
         let cred = &self.state.oath.credentials[i];
         let (kind, increasing, touch) = (cred.kind, cred.increasing, cred.touch);
-        if kind == Kind::Totp && increasing {
-            if let Some(last) = &cred.last_challenge {
-                if !oath::higher(challenge, last) {
-                    return Err(Status::ConditionsOfUseNotSatisfied);
-                }
-            }
+        if kind == Kind::Totp && challenge.is_empty() {
+            return Err(Status::IncorrectDataParameter);
         }
+        let raises = kind == Kind::Totp
+            && increasing
+            && match &cred.last_challenge {
+                Some(last) if oath::higher(last, challenge) => return Err(Status::SecurityStatusNotSatisfied),
+                Some(last) => oath::higher(challenge, last),
+                None => true,
+            };
         if touch {
             self.touch()?;
         }
@@ -286,7 +291,7 @@ impl<S: Store> Card<S> {
                 self.commit()?;
                 u64::from(counter).to_be_bytes().to_vec()
             }
-            Kind::Totp if increasing => {
+            Kind::Totp if raises => {
                 cred.last_challenge = Some(oath::strip(challenge).to_vec());
                 self.commit()?;
                 challenge.to_vec()
@@ -323,8 +328,8 @@ impl<S: Store> Card<S> {
     /// CALCULATE ALL (*auth*): `71 name` and an answer per credential, in LIST order: TOTP
     /// `76`/`75` computed over the challenge; HOTP `77 digits` and touch credentials `7C
     /// digits`, not computed (the host asks for them with CALCULATE). An only-increasing TOTP
-    /// credential is computed when the challenge is higher than its last one (committed
-    /// before the answer), and left out otherwise.
+    /// credential is computed unless the challenge is lower than its last one (a higher one
+    /// is committed before the answer), and left out then.
     ///
     /// `9000`; `6982`; `6581` a last challenge could not be committed (no codes).
     fn oath_calculate_all(&mut self, challenge: &[u8], truncate: bool) -> Outcome {
@@ -338,11 +343,14 @@ impl<S: Store> Card<S> {
                 (Kind::Totp, false) => None,
             };
             if marker.is_none() && cred.increasing {
-                if cred.last_challenge.as_deref().is_some_and(|last| !oath::higher(challenge, last)) {
-                    continue;
+                match cred.last_challenge.as_deref() {
+                    Some(last) if oath::higher(last, challenge) => continue,
+                    Some(last) if !oath::higher(challenge, last) => {}
+                    _ => {
+                        cred.last_challenge = Some(oath::strip(challenge).to_vec());
+                        moved = true;
+                    }
                 }
-                cred.last_challenge = Some(oath::strip(challenge).to_vec());
-                moved = true;
             }
             push_tlv(&mut out, tag::NAME, &cred.name);
             match marker {

@@ -88,7 +88,7 @@ pub enum Command<'a> {
     Calculate { name: &'a [u8], challenge: &'a [u8], truncate: bool },
     /// `00 A3 00 00`: `75 response`, `74 challenge`.
     Validate { response: &'a [u8], challenge: &'a [u8] },
-    /// `00 A4 00 P2`: `74 challenge`; P2 as CALCULATE.
+    /// `00 A4 00 P2`: `74 challenge` (1-64 bytes); P2 as CALCULATE.
     CalculateAll { challenge: &'a [u8], truncate: bool },
 }
 
@@ -271,7 +271,9 @@ impl<'a> TryFrom<CommandView<'a>> for Command<'a> {
             Instruction::CalculateAll => {
                 let truncate = truncation(&v)?;
                 let [c] = flat(v.data, [tag::CHALLENGE])?;
-                Ok(Command::CalculateAll { challenge: challenge(c)?, truncate })
+                let challenge = challenge(c)?;
+                require(!challenge.is_empty(), bad())?;
+                Ok(Command::CalculateAll { challenge, truncate })
             }
         }
     }

@@ -82,7 +82,7 @@ pub mod tag {
 
 /// Property bits (tag `78`).
 pub mod prop {
-    /// A challenge must be higher than the last one used with the credential.
+    /// A challenge must not be lower than the last one used with the credential.
     pub const INCREASING: u8 = 0x01;
     /// A code needs a touch (see [`super::TouchPolicy`]).
     pub const TOUCH: u8 = 0x02;
@@ -167,7 +167,7 @@ pub struct Credential {
     /// 1 up to the hash's block size.
     pub key: Zeroizing<Vec<u8>>,
     pub touch: bool,
-    /// Only-increasing: each challenge must be higher than [`Credential::last_challenge`].
+    /// Only-increasing: no challenge may be lower than [`Credential::last_challenge`].
     pub increasing: bool,
     /// HOTP: the counter of the next code.
     pub counter: u32,
