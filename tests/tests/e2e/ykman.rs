@@ -178,6 +178,15 @@ fn ykman_info_and_oath_info_on_a_fresh_card() {
     assert_eq!(card.ok(&["oath", "accounts", "list"]), "");
     // The first SELECT drew the salt and committed it to the card file.
     assert_eq!(card.oath_json()["salt_hex"].as_str().map(str::len), Some(16));
+    // A reader name that matches both vpcd readers is refused by name, whatever they hold.
+    let out = Command::new("timeout")
+        .args(["60", "ykman", "--reader", "Virtual PCD", "oath", "info"])
+        .env("HOME", card.dir.path().join("home"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "Error: Multiple YubiKeys on external readers detected.\n");
 }
 
 #[test]
@@ -263,6 +272,13 @@ fn ykman_adds_lists_and_codes_hotp_and_totp_accounts() {
     let out = card.ykman(&["oath", "accounts", "code", "-s", "nothing-like-this"]);
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "Error: No matching account found.\n");
+
+    // The card logged the exchanges but no key and no code.
+    let log = card.card.as_ref().unwrap().log();
+    assert!(log.contains("ins=A2") && log.contains("sw=9000"), "the card logs INS and SW:\n{log}");
+    for secret in [hex::encode(RFC_SHA1), hex::encode(RFC_SHA512), "755224".into(), "287082".into(), "254676".into()] {
+        assert!(!log.contains(&secret), "the card's log holds a secret ({} chars)", secret.len());
+    }
 }
 
 #[test]
