@@ -8,8 +8,8 @@
 //! codes are accepted, and only when the call straddled a boundary is the next window's
 //! output accepted too (ykman computes all codes of one call at one timestamp).
 //!
-//! Passwords go to ykman on standard input (its prompt reads a line from a pipe), never on
-//! its command line; its settings (remembered keys) live in a temporary HOME.
+//! Secrets and passwords go to ykman on standard input (its prompts read a line from a
+//! pipe), never on its command line; its settings (remembered keys) live in a temporary HOME.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -193,11 +193,9 @@ fn ykman_info_and_oath_info_on_a_fresh_card() {
 fn ykman_adds_lists_and_codes_hotp_and_totp_accounts() {
     let card = OathCard::start(&[]);
     let add = |args: &[&str], secret: &[u8]| {
-        let b32 = base32(secret);
         let mut all = vec!["oath", "accounts", "add"];
         all.extend_from_slice(args);
-        all.push(&b32);
-        assert_eq!(card.ok(&all), "");
+        assert_eq!(card.ok_in(&all, &format!("{}\n", base32(secret))), "");
     };
     add(&["-o", "HOTP", "-d", "6", "rfc4226"], RFC_SHA1);
     add(&["-o", "HOTP", "-a", "SHA256", "-d", "8", "hotp-sha256-8"], RFC_SHA256);
@@ -284,8 +282,9 @@ fn ykman_adds_lists_and_codes_hotp_and_totp_accounts() {
 #[test]
 fn ykman_touch_accounts_follow_the_virtual_cards_touch_policy() {
     let mut card = OathCard::start(&["--touch", "deny"]);
-    assert_eq!(card.ok(&["oath", "accounts", "add", "-o", "TOTP", "--touch", "totp-touch", &base32(RFC_SHA1)]), "");
-    assert_eq!(card.ok(&["oath", "accounts", "add", "-o", "HOTP", "--touch", "hotp-touch", &base32(RFC_SHA1)]), "");
+    let secret = format!("{}\n", base32(RFC_SHA1));
+    assert_eq!(card.ok_in(&["oath", "accounts", "add", "-o", "TOTP", "--touch", "totp-touch"], &secret), "");
+    assert_eq!(card.ok_in(&["oath", "accounts", "add", "-o", "HOTP", "--touch", "hotp-touch"], &secret), "");
     // Nobody touches the card: the card refuses (6982), ykman reports a timeout. For TOTP it
     // knows about the touch (CALCULATE ALL marks it) and asks first; for HOTP it cannot know
     // and asks only if the card takes longer than 500 ms, which a refusal does not.
@@ -319,9 +318,9 @@ fn ykman_touch_accounts_follow_the_virtual_cards_touch_policy() {
 #[test]
 fn ykman_renames_deletes_sets_and_clears_a_password_and_resets() {
     let card = OathCard::start(&[]);
-    let b32 = base32(RFC_SHA1);
-    card.ok(&["oath", "accounts", "add", "-o", "HOTP", "rfc4226", &b32]);
-    card.ok(&["oath", "accounts", "add", "-i", "Bank", "alice", &b32]);
+    let secret = format!("{}\n", base32(RFC_SHA1));
+    card.ok_in(&["oath", "accounts", "add", "-o", "HOTP", "rfc4226"], &secret);
+    card.ok_in(&["oath", "accounts", "add", "-i", "Bank", "alice"], &secret);
     assert_eq!(
         card.ok(&["oath", "accounts", "rename", "-f", "rfc4226", "Example:rfc"]),
         "Renamed rfc4226 to Example:rfc.\n"
