@@ -1,8 +1,15 @@
-//! The sans-I/O applet core: [`Card::handle`] turns one command APDU into one response.
+//! The sans-I/O card core: [`Card::handle`] turns one command APDU into one response.
+//!
+//! The card carries two applets, PAYSIM and YKOATH ([`crate::oath`], handlers in
+//! `card/ykoath.rs`), and routes each APDU: SELECT (CLA `00`, INS `A4`) is the card's own and
+//! chooses the applet by AID (`6A82` for any other AID, the selection unchanged); every
+//! other command goes to the parser and handlers of the selected applet, and answers `6985`
+//! while none is selected.
 //!
 //! Persistent state lives in [`CardState`] and is committed through a [`Store`] before any
 //! answer that depends on it leaves the card. Volatile state (applet selected, PIN verified,
-//! admin session) is cleared by [`Card::reset`], by SELECT, and where noted below.
+//! admin session, OATH validated) is cleared by [`Card::reset`], by SELECT (of either
+//! applet), and where noted below.
 //!
 //! Rule for failed writes: the in-memory state is always the state the card *tried* to
 //! commit (the counter burned, the try spent), and the command answers `6581` without
@@ -25,6 +32,21 @@ use crate::state::{CardState, Personal, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
 use crate::store::Store;
 use crate::tlv;
 use paysim_otp::{login_otp, tx_otp, ChainKey, Otp};
+
+mod ykoath;
+
+pub use crate::oath::TouchPolicy;
+
+/// The applet a SELECT chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applet {
+    /// Nothing selected (after power-on or reset): only SELECT is answered.
+    None,
+    /// PAYSIM, AID [`AID`].
+    Paysim,
+    /// YKOATH, AID [`crate::oath::AID`].
+    Oath,
+}
 
 /// Applet version reported in the FCI and by GET DATA `DF05`: major, minor.
 pub const APPLET_VERSION: [u8; 2] = [1, 0];
@@ -103,9 +125,11 @@ fn pin_matches(state: &CardState, pin: &PinBlock) -> Option<()> {
 pub struct Card<S: Store> {
     store: S,
     state: CardState,
-    selected: bool,
+    selected: Applet,
     pin_verified: bool,
     admin: Admin,
+    oath: ykoath::Session,
+    touch: TouchPolicy,
     random: RandomSource,
 }
 
@@ -115,6 +139,8 @@ impl<S: Store> core::fmt::Debug for Card<S> {
             .field("state", &self.state)
             .field("selected", &self.selected)
             .field("pin_verified", &self.pin_verified)
+            .field("oath_validated", &self.oath.validated())
+            .field("touch", &self.touch)
             .finish_non_exhaustive()
     }
 }
@@ -131,7 +157,31 @@ impl<S: Store> Card<S> {
 
     /// A card with a chosen random source (deterministic tests and fuzzing).
     pub fn with_random(store: S, state: CardState, random: RandomSource) -> Self {
-        Self { store, state, selected: false, pin_verified: false, admin: Admin::Idle, random }
+        Self {
+            store,
+            state,
+            selected: Applet::None,
+            pin_verified: false,
+            admin: Admin::Idle,
+            oath: ykoath::Session::default(),
+            touch: TouchPolicy::default(),
+            random,
+        }
+    }
+
+    /// What a touch of the (missing) button does: see [`TouchPolicy`].
+    pub fn set_touch_policy(&mut self, policy: TouchPolicy) {
+        self.touch = policy;
+    }
+
+    /// The touch policy.
+    pub fn touch_policy(&self) -> TouchPolicy {
+        self.touch
+    }
+
+    /// The applet selected now.
+    pub fn selected(&self) -> Applet {
+        self.selected
     }
 
     /// The persistent state as the card holds it in memory. For tests and tools on the
@@ -155,12 +205,18 @@ impl<S: Store> Card<S> {
         self.pin_verified
     }
 
-    /// Power-on or reset: deselects the applet and forgets the verified PIN and any
-    /// admin session.
+    /// Power-on or reset: deselects the applet and forgets the verified PIN, any admin
+    /// session and any OATH validation.
     pub fn reset(&mut self) {
-        self.selected = false;
+        self.deselect();
+    }
+
+    /// Clears the selection and every applet's volatile state.
+    fn deselect(&mut self) {
+        self.selected = Applet::None;
         self.pin_verified = false;
         self.admin = Admin::Idle;
+        self.oath = ykoath::Session::default();
     }
 
     /// Handles one command APDU.
@@ -173,7 +229,16 @@ impl<S: Store> Card<S> {
 
     /// Handles an already framed command.
     pub fn handle_view(&mut self, view: CommandView<'_>) -> Response {
-        let outcome = Command::try_from(view).and_then(|cmd| self.dispatch(cmd));
+        // SELECT by DF name. P1 tells it from YKOATH's CALCULATE ALL, which shares INS A4
+        // (`00 A4 00 P2`), as on a YubiKey.
+        let is_select =
+            view.cla == crate::command::CLA_ISO && view.ins == crate::command::ins::SELECT && view.p1 == 0x04;
+        let outcome = if self.selected == Applet::Oath && !is_select {
+            crate::oath::command::Command::try_from(view).and_then(|cmd| self.dispatch_oath(cmd))
+        } else {
+            // SELECT, and everything while PAYSIM or nothing is selected.
+            Command::try_from(view).and_then(|cmd| self.dispatch(cmd))
+        };
         match outcome {
             Ok(data) => Response { data, status: Status::Success },
             Err(status) => Response { data: Vec::new(), status },
@@ -182,7 +247,7 @@ impl<S: Store> Card<S> {
 
     fn dispatch(&mut self, cmd: Command<'_>) -> Outcome {
         // Nothing but SELECT reaches an applet that is not selected.
-        if !self.selected && !matches!(cmd, Command::Select { .. }) {
+        if self.selected != Applet::Paysim && !matches!(cmd, Command::Select { .. }) {
             return Err(Status::ConditionsOfUseNotSatisfied);
         }
         match cmd {
@@ -208,18 +273,21 @@ impl<S: Store> Card<S> {
         })
     }
 
-    /// SELECT by DF name.
+    /// SELECT by DF name, the card's own command: chooses the applet.
     ///
-    /// - `9000` + FCI (or no data for P2 = `0C`): applet selected; PIN verification and
-    ///   admin session cleared.
+    /// - PAYSIM's AID: `9000` + FCI (or no data for P2 = `0C`); PAYSIM selected; PIN
+    ///   verification, admin session and OATH validation cleared.
+    /// - YKOATH's AID (7 or 8 bytes): see `ykoath::oath_select`.
     /// - `6A82`: another AID; the selection does not change.
     fn select(&mut self, aid: &[u8], fci: bool) -> Outcome {
+        if crate::oath::selects(aid) {
+            return self.oath_select(fci);
+        }
         if aid != AID {
             return Err(Status::NotFound);
         }
-        self.selected = true;
-        self.pin_verified = false;
-        self.admin = Admin::Idle;
+        self.deselect();
+        self.selected = Applet::Paysim;
         if fci {
             self.fci()
         } else {

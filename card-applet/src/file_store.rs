@@ -20,8 +20,9 @@ use zeroize::Zeroizing;
 use crate::state::{CardState, FORMAT_VERSION};
 use crate::store::Store;
 
-/// Largest state file [`FileStore::open`] reads; a real one is under 1 KiB.
-pub const STATE_FILE_MAX: usize = 16 * 1024;
+/// Largest state file [`FileStore::open`] reads; one without OATH credentials is under
+/// 1 KiB, one with the most and largest credentials the applet holds under 32 KiB.
+pub const STATE_FILE_MAX: usize = 64 * 1024;
 
 /// Why the card's memory could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +40,7 @@ pub enum StoreError {
     Exists { path: PathBuf },
     #[error("card state {path}: {reason}")]
     Format { path: PathBuf, reason: &'static str },
-    #[error("card state {path} has format version {version}; this build reads version {FORMAT_VERSION}")]
+    #[error("card state {path} has format version {version}; this build reads versions 1 to {FORMAT_VERSION}")]
     UnsupportedVersion { path: PathBuf, version: u64 },
     #[error("card state {path} has mode {mode:04o} and holds card secrets; run `chmod 600 {}`", path.display())]
     Permissions { path: PathBuf, mode: u32 },
@@ -137,7 +138,7 @@ impl FileStore {
         let limit = u64::try_from(STATE_FILE_MAX + 1).unwrap_or(u64::MAX);
         (&mut file).take(limit).read_to_end(&mut bytes).map_err(StoreError::io("read card state", path))?;
         if bytes.len() > STATE_FILE_MAX {
-            return Err(StoreError::Format { path: path.to_owned(), reason: "larger than any card state (16 KiB)" });
+            return Err(StoreError::Format { path: path.to_owned(), reason: "larger than any card state (64 KiB)" });
         }
         let state = CardState::from_file_bytes(&bytes, path)?;
         // A temp file left by a crash between write and rename is stale: the rename did not

@@ -6,6 +6,11 @@
 //! no Le field; at most 256 for a short APDU) is sent in pieces: the first Ne bytes with
 //! `61xx`, where `xx` is the number of bytes still waiting (`00` = 256 or more); each
 //! `00 C0 00 00 Le` returns the next piece. Any other command discards what is waiting.
+//!
+//! While the YKOATH applet is selected, two rules follow what a YubiKey does (and what
+//! ykman relies on): a command without Le is answered as if Le were `00` (up to 256 bytes
+//! at once), and SEND REMAINING `00 A5 00 00 [Le]` returns the next piece like GET RESPONSE
+//! (its Le is optional too).
 
 use iso7816::Status;
 use zeroize::Zeroizing;
@@ -13,7 +18,7 @@ use zeroize::Zeroizing;
 use alloc::vec::Vec;
 
 use crate::apdu::{sw_bytes, CommandView};
-use crate::card::Card;
+use crate::card::{Applet, Card};
 use crate::command::{ins, CLA_ISO};
 use crate::store::Store;
 
@@ -102,26 +107,39 @@ impl<S: Store> CardFront<S> {
                 return sw_bytes(sw).to_vec();
             }
         };
+        let oath = self.card.selected() == Applet::Oath;
         if view.cla == CLA_ISO && view.ins == ins::GET_RESPONSE {
-            return self.get_response(&view);
+            return self.get_response(&view, false);
+        }
+        if oath && view.cla == CLA_ISO && view.ins == crate::oath::ins::SEND_REMAINING {
+            return self.get_response(&view, true);
         }
         self.pending = None;
         let resp = self.card.handle_view(view);
-        self.deliver(Pending { data: Zeroizing::new(resp.data), offset: 0, status: resp.status }, view.ne.unwrap_or(0))
+        // The applet selected after the command (a SELECT may have changed it) sets the rule.
+        let default_ne = if self.card.selected() == Applet::Oath { crate::apdu::SHORT_NE_MAX } else { 0 };
+        let ne = view.ne.unwrap_or(default_ne);
+        self.deliver(Pending { data: Zeroizing::new(resp.data), offset: 0, status: resp.status }, ne)
     }
 
-    /// GET RESPONSE `00 C0 00 00 Le`.
+    /// GET RESPONSE `00 C0 00 00 Le`, and YKOATH's SEND REMAINING `00 A5 00 00 [Le]`
+    /// (`send_remaining`: Le optional, 256 when absent; `6B00` for P1-P2).
     ///
     /// Next piece + `61xx`/final SW; `6985` nothing waiting; `6A86` P1-P2 not `0000`;
     /// `6700` data present or no Le. The waiting data is kept only on success.
-    fn get_response(&mut self, view: &CommandView<'_>) -> Vec<u8> {
+    fn get_response(&mut self, view: &CommandView<'_>, send_remaining: bool) -> Vec<u8> {
         let pending = self.pending.take();
+        let ne = if send_remaining { Some(view.ne.unwrap_or(crate::apdu::SHORT_NE_MAX)) } else { view.ne };
         let status = if view.p1 != 0 || view.p2 != 0 {
-            Status::IncorrectP1OrP2Parameter
-        } else if !view.data.is_empty() || view.ne.is_none() {
+            if send_remaining {
+                Status::WrongParameters
+            } else {
+                Status::IncorrectP1OrP2Parameter
+            }
+        } else if !view.data.is_empty() || ne.is_none() {
             Status::WrongLength
         } else if let Some(p) = pending {
-            return self.deliver(p, view.ne.unwrap_or(0));
+            return self.deliver(p, ne.unwrap_or(0));
         } else {
             Status::ConditionsOfUseNotSatisfied
         };

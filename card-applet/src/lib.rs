@@ -1,11 +1,13 @@
-//! # card-applet: the PAYSIM payment-SIM applet
+//! # card-applet: the PAYSIM payment-SIM applet (and a YKOATH applet beside it)
 //!
 //! A smart-card applet that holds a customer's PIN, PUK and PAYSIM-1 chain and answers
 //! ISO/IEC 7816-4 APDUs with one-time codes for logins and transfers; plus the host side
 //! that builds those APDUs and reads the answers, and the `virtual-card` that runs the applet
-//! in a vpcd reader slot. The wire protocol, every status word and the state-file format are
-//! in `docs/protocol.md`; the codes themselves (PAYSIM-1 over OCRA, RFC 6287) come from the
-//! `paysim-otp` crate.
+//! in a vpcd reader slot. The same card carries a second applet, YKOATH ([`oath`]: Yubico's
+//! OATH protocol, HOTP/TOTP credentials, as ykman and YubiKeys speak it); the card routes
+//! SELECT by AID ([`Applet`]). The wire protocol, every status word and the state-file format
+//! are in `docs/protocol.md`; the codes themselves (PAYSIM-1 over OCRA, RFC 6287; HOTP and
+//! TOTP) come from the `paysim-otp` crate.
 //!
 //! ## Main types
 //!
@@ -15,8 +17,10 @@
 //! - [`Card`]: the sans-I/O core, [`Card::handle`]`(apdu) -> `[`Response`]. It commits its
 //!   [`CardState`] through a [`Store`] before any answer that depends on it leaves the card,
 //!   and answers `6581` when a commit fails. [`state::MemStore`] keeps the state in memory.
-//! - [`CardFront`]: the frame layer around the core: `61xx`/GET RESPONSE, reset and power,
-//!   the [`ATR`].
+//! - [`CardFront`]: the frame layer around the core: `61xx`/GET RESPONSE (and YKOATH's SEND
+//!   REMAINING), reset and power, the [`ATR`].
+//! - [`oath::command::Command`]: a parsed YKOATH command, same shape as [`Command`];
+//!   [`TouchPolicy`] says what the virtual card does for a credential that needs a touch.
 //! - [`scp::SessionKeys`]: the admin secure channel (SCP03-like derivation, cryptograms,
 //!   PERSONALIZE wrapping).
 //! - [`host`]: APDU builders and response parsers with typed errors ([`host::CardError`]) for
@@ -87,6 +91,7 @@ pub mod command;
 mod file_store;
 pub mod front;
 pub mod host;
+pub mod oath;
 pub mod pin;
 pub mod scp;
 pub mod state;
@@ -95,7 +100,7 @@ pub mod tlv;
 #[cfg(feature = "virtual-card")]
 pub mod vpcd;
 
-pub use card::{Card, Response};
+pub use card::{Applet, Card, Response, TouchPolicy};
 pub use command::{Command, AID};
 #[cfg(feature = "std")]
 pub use front::VirtualCard;

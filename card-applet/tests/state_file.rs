@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 use card_applet::host;
 use card_applet::pin::{PinBlock, PukBlock};
-use card_applet::state::{create_factory, CardState, FileStore, Personal, Store, StoreError};
+use card_applet::state::{
+    create_factory, AccessKey, CardState, Credential, FileStore, OathKind, OathState, Personal, Store, StoreError,
+};
 use card_applet::VirtualCard;
 use common::*;
-use paysim_otp::ChainKey;
+use paysim_otp::{ChainKey, HashAlg};
 use zeroize::Zeroizing;
 
 fn testdata(name: &str) -> PathBuf {
@@ -36,14 +38,49 @@ fn golden_state() -> CardState {
             chain_key: ChainKey::from_bytes(ck),
             counter: 5,
         }),
+        oath: OathState::default(),
     }
 }
 
+/// The version-1 golden state with an OATH applet in use: a salt, an access code, an HOTP
+/// credential with touch and an only-increasing TOTP SHA-512 credential with a last challenge.
+fn golden_state_v2() -> CardState {
+    let mut state = golden_state();
+    state.oath = OathState {
+        salt: Some([0xC9, 0x8C, 0xE5, 0xCD, 0xD2, 0xCE, 0xB5, 0xE0]),
+        access: Some(AccessKey { alg: HashAlg::Sha1, key: Zeroizing::new(vec![0x11; 16]) }),
+        credentials: vec![
+            Credential {
+                name: b"rfc4226".to_vec(),
+                kind: OathKind::Hotp,
+                alg: HashAlg::Sha1,
+                digits: 6,
+                key: Zeroizing::new(b"12345678901234567890".to_vec()),
+                touch: true,
+                increasing: false,
+                counter: 3,
+                last_challenge: None,
+            },
+            Credential {
+                name: b"60/Bank:alice".to_vec(),
+                kind: OathKind::Totp,
+                alg: HashAlg::Sha512,
+                digits: 8,
+                key: Zeroizing::new(vec![0x42; 64]),
+                touch: false,
+                increasing: true,
+                counter: 0,
+                last_challenge: Some(vec![0x03, 0x91, 0x3A, 0xC6]),
+            },
+        ],
+    };
+    state
+}
+
 #[test]
-fn golden_files_of_format_version_1() {
-    let want = golden_state();
+fn golden_files_of_format_version_2() {
     let factory = CardState::factory(&std::array::from_fn(|i| u8::try_from(i).unwrap()));
-    for (name, state) in [("state-v1.json", &want), ("state-v1-factory.json", &factory)] {
+    for (name, state) in [("state-v2.json", &golden_state_v2()), ("state-v2-factory.json", &factory)] {
         let path = testdata(name);
         let bytes = std::fs::read(&path).unwrap();
         // Reads as the state, and the state writes byte for byte as the file.
@@ -57,11 +94,50 @@ fn golden_files_of_format_version_1() {
 }
 
 #[test]
+fn golden_files_of_format_version_1_still_read() {
+    let want = golden_state();
+    let factory = CardState::factory(&std::array::from_fn(|i| u8::try_from(i).unwrap()));
+    for (name, state) in [("state-v1.json", &want), ("state-v1-factory.json", &factory)] {
+        let path = testdata(name);
+        let bytes = std::fs::read(&path).unwrap();
+        // A version-1 card reads with an empty OATH applet (no salt yet, no credentials) ...
+        let read = CardState::from_file_bytes(&bytes, &path).unwrap();
+        assert_eq!(&read, state, "{name}");
+        assert_eq!(read.oath, OathState::default());
+        // ... and is written back as version 2.
+        let text = String::from_utf8(read.to_file_bytes().to_vec()).unwrap();
+        assert!(text.contains("\"version\": 2") && text.contains("\"oath\""), "{text}");
+        assert_eq!(&CardState::from_file_bytes(text.as_bytes(), &path).unwrap(), state);
+    }
+}
+
+#[test]
+fn bad_version_2_oath_objects_are_refused_with_a_reason() {
+    let p = Path::new("x.json");
+    let text = std::fs::read_to_string(testdata("state-v2.json")).unwrap();
+    let cases = [
+        (text.replace("\"digits\": 6", "\"digits\": 5"), "digits"),
+        (text.replace("\"HOTP\"", "\"HMAC\""), "kind"),
+        (text.replace("\"SHA512\"", "\"MD5\""), "alg"),
+        (text.replace("c98ce5cdd2ceb5e0", "c98c"), "salt"),
+        (text.replace("\"03913ac6\"", "\"0003913ac6\""), "canonical"),
+        (text.replace("36302f42616e6b3a616c696365", "72666334323236"), "repeated"),
+        (text.replace("\"touch\": true,", "\"touch\": true, \"extra\": 1,"), "malformed"),
+    ];
+    for (bytes, why) in cases {
+        let err = CardState::from_file_bytes(bytes.as_bytes(), p).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(why), "{msg} (wanted {why})");
+        assert!(!msg.contains("3132333435") && !msg.contains("4242"), "{msg}");
+    }
+}
+
+#[test]
 fn bad_files_are_refused_with_a_reason() {
     let p = Path::new("x.json");
     let text = std::fs::read_to_string(testdata("state-v1.json")).unwrap();
     let cases = [
-        (text.replace("\"version\": 1", "\"version\": 2"), "format version 2"),
+        (text.replace("\"version\": 1", "\"version\": 3"), "format version 3"),
         (text.replace("paysim-card-state", "something-else"), "wrong \"format\""),
         (text.replace("\"pin_tries\": 2", "\"pin_tries\": 4"), "out of range"),
         (text.replace("\"admin_tries\": 9", "\"admin_tries\": 11"), "out of range"),
@@ -78,11 +154,14 @@ fn bad_files_are_refused_with_a_reason() {
         // Error messages never quote the file's secrets.
         assert!(!msg.contains("0001020304") && !msg.contains("2021222324"), "{msg}");
     }
-    let v2 = text.replace("\"version\": 1", "\"version\": 2");
+    let v3 = text.replace("\"version\": 1", "\"version\": 3");
     assert!(matches!(
-        CardState::from_file_bytes(v2.as_bytes(), p),
-        Err(StoreError::UnsupportedVersion { version: 2, .. })
+        CardState::from_file_bytes(v3.as_bytes(), p),
+        Err(StoreError::UnsupportedVersion { version: 3, .. })
     ));
+    // A version-2 file without its "oath" object is malformed, not a version-1 file.
+    let v2 = text.replace("\"version\": 1", "\"version\": 2");
+    assert!(CardState::from_file_bytes(v2.as_bytes(), p).unwrap_err().to_string().contains("malformed version-2"));
 }
 
 #[test]
@@ -214,6 +293,56 @@ fn an_oversized_card_file_is_refused_and_the_largest_state_fits_its_buffer() {
     let bytes = big.to_file_bytes();
     assert!(bytes.len() < 1024, "{}", bytes.len());
     assert_eq!(CardState::from_file_bytes(&bytes, &path).unwrap(), big);
+
+    // The most and largest OATH credentials stay under 32 KiB (the buffer is 40 KiB) and
+    // under the 64 KiB a card file may have.
+    big.oath = OathState {
+        salt: Some([0xFF; 8]),
+        access: Some(AccessKey { alg: HashAlg::Sha512, key: Zeroizing::new(vec![0xFF; 128]) }),
+        credentials: (0..card_applet::oath::MAX_CREDENTIALS)
+            .map(|i| Credential {
+                name: format!("{i:02}{}", "n".repeat(62)).into_bytes(),
+                kind: OathKind::Totp,
+                alg: HashAlg::Sha512,
+                digits: 8,
+                key: Zeroizing::new(vec![0xFF; 128]),
+                touch: true,
+                increasing: true,
+                counter: u32::MAX,
+                last_challenge: Some(vec![0xFF; 64]),
+            })
+            .collect(),
+    };
+    let bytes = big.to_file_bytes();
+    assert!(bytes.len() < 32 * 1024, "{}", bytes.len());
+    assert!(bytes.len() < card_applet::state::STATE_FILE_MAX);
+    assert_eq!(CardState::from_file_bytes(&bytes, &path).unwrap(), big);
+}
+
+#[test]
+fn a_version_1_card_file_becomes_version_2_at_the_first_oath_select() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    std::fs::write(&path, std::fs::read(testdata("state-v1.json")).unwrap()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut card = VirtualCard::open(&path).unwrap();
+    // PAYSIM works as before and the file stays what it was until something is committed.
+    assert_eq!(sw(&tx(&mut card, &host::select())), 0x9000);
+    assert!(std::fs::read_to_string(&path).unwrap().contains("\"version\": 1"));
+    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
+    select.extend_from_slice(&card_applet::oath::AID[..7]);
+    let resp = tx(&mut card, &select);
+    assert_eq!(sw(&resp), 0x9000);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"version\": 2"), "{text}");
+    let salt = hex::encode(&data(&resp)[7..15]);
+    assert!(text.contains(&format!("\"salt_hex\": \"{salt}\"")), "{text}");
+    // The PAYSIM part is what it was.
+    let (_, state) = {
+        drop(card);
+        FileStore::open(&path).unwrap()
+    };
+    assert_eq!(state.personal, golden_state().personal);
 }
 
 #[test]

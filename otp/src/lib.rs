@@ -149,6 +149,21 @@ pub fn truncate(mac: &[u8], digits: u32) -> String {
     format!("{code:0width$}")
 }
 
+/// The 31-bit value of dynamic truncation (RFC 4226 §5.3, `DT` followed by the mask of the
+/// top bit), before it is reduced to decimal digits; `None` for a MAC shorter than 20 bytes
+/// (no HMAC of SHA-1, SHA-256 or SHA-512 is).
+///
+/// A YKOATH card answers a truncated CALCULATE with this value already reduced modulo
+/// `10^digits`, as a YubiKey 5 does; [`truncate`] is the decimal form.
+pub fn dynamic_truncation(mac: &[u8]) -> Option<u32> {
+    if mac.len() < 20 {
+        return None;
+    }
+    let off = usize::from(mac.last()? & 0x0f);
+    let b = mac.get(off..off + 4)?;
+    Some(u32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]))
+}
+
 /// HOTP (RFC 4226 §5.3), generalised to SHA-256/512 as RFC 6238 does.
 pub fn hotp(alg: HashAlg, key: &[u8], counter: u64, digits: u32) -> String {
     truncate(&hmac(alg, key, &counter.to_be_bytes()), digits)
@@ -613,6 +628,30 @@ mod tests {
             let got = hotp(alg, &key, v["counter"].as_u64().unwrap(), v["digits"].as_u64().unwrap() as u32);
             assert_eq!(got, v["otp"].as_str().unwrap(), "{v}");
         }
+    }
+
+    #[test]
+    fn dynamic_truncation_is_the_value_before_the_digits() {
+        // RFC 4226 §5.4: the worked example's MAC and its truncated value 0x50ef7f19.
+        let mac = hex::decode("1f8698690e02ca16618550ef7f19da8e945b555a").unwrap();
+        assert_eq!(dynamic_truncation(&mac), Some(0x50ef_7f19));
+        assert_eq!(truncate(&mac, 6), "872921");
+        // Every RFC 4226 vector: the value modulo 10^6 is the published code.
+        for v in load("hotp-rfc4226.json") {
+            let key = hex::decode(v["key_hex"].as_str().unwrap()).unwrap();
+            let mac = hmac(HashAlg::Sha1, &key, &v["counter"].as_u64().unwrap().to_be_bytes());
+            let value = dynamic_truncation(&mac).unwrap();
+            assert_eq!(format!("{:06}", value % 1_000_000), v["otp"].as_str().unwrap(), "{v}");
+        }
+        // And every RFC 6238 vector, with SHA-1, SHA-256 and SHA-512 MACs.
+        for v in load("totp-rfc6238.json") {
+            let key = hex::decode(v["key_hex"].as_str().unwrap()).unwrap();
+            let alg = HashAlg::parse(v["hash"].as_str().unwrap()).unwrap();
+            let t = v["unix_time"].as_u64().unwrap() / v["step"].as_u64().unwrap();
+            let value = dynamic_truncation(&hmac(alg, &key, &t.to_be_bytes())).unwrap();
+            assert_eq!(format!("{:08}", value % 100_000_000), v["otp"].as_str().unwrap(), "{v}");
+        }
+        assert_eq!(dynamic_truncation(&[0; 19]), None);
     }
 
     #[test]

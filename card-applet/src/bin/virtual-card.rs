@@ -1,8 +1,12 @@
 //! `virtual-card`: runs one PAYSIM card, kept in a state file, in a slot of vsmartcard's vpcd.
 //!
 //! ```text
-//! virtual-card --state card.json [--vpcd 127.0.0.1:35963]
+//! virtual-card --state card.json [--vpcd 127.0.0.1:35963] [--touch allow|deny]
 //! ```
+//!
+//! The card carries the PAYSIM and the YKOATH applet. It has no button: `--touch` says what
+//! happens when an OATH credential that requires touch is asked for a code (`allow`, the
+//! default: granted at once; `deny`: refused with `6982`, as a YubiKey nobody touches).
 //!
 //! Once connected to vpcd it prints `virtual-card: connected to vpcd at HOST:PORT` on standard
 //! output (again after every reconnect), so scripts and tests can wait for that line. Logs go
@@ -14,10 +18,20 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use card_applet::vpcd::{self, Options};
+use card_applet::TouchPolicy;
 use clap::Parser;
 
+/// What a touch of the virtual card's (missing) button does.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Touch {
+    /// Every touch is granted at once.
+    Allow,
+    /// Every touch is refused: a credential that requires touch gives no code (SW 6982).
+    Deny,
+}
+
 #[derive(Parser, Debug)]
-#[command(version, about = "Run a PAYSIM virtual card in a vpcd slot")]
+#[command(version, about = "Run a PAYSIM virtual card (PAYSIM and YKOATH applets) in a vpcd slot")]
 struct Args {
     /// The card's state file (create one with `bank-tools card create --state FILE`).
     #[arg(long, value_name = "FILE")]
@@ -25,6 +39,9 @@ struct Args {
     /// vpcd slot to attach to: port 35963 is "Virtual PCD 00 00", 35964 "Virtual PCD 00 01".
     #[arg(long, value_name = "HOST:PORT", default_value = vpcd::DEFAULT_ADDR)]
     vpcd: String,
+    /// What a touch of the missing button does, for OATH credentials that require touch.
+    #[arg(long, value_enum, default_value = "allow")]
+    touch: Touch,
     /// Do not re-arm TCP_QUICKACK before reads (benchmark only: shows the ~40 ms stall).
     #[arg(long, hide = true)]
     no_quickack: bool,
@@ -91,9 +108,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
             args.state.display()
         )
     })?;
+    card.card_mut().set_touch_policy(match args.touch {
+        Touch::Allow => TouchPolicy::Allow,
+        Touch::Deny => TouchPolicy::Deny,
+    });
     let mut opts = Options::new(args.vpcd.clone());
     opts.quickack = !args.no_quickack;
-    tracing::info!(state = %args.state.display(), vpcd = %opts.addr, "card opened");
+    tracing::info!(state = %args.state.display(), vpcd = %opts.addr, touch = ?args.touch, "card opened");
     vpcd::serve(&mut card, &opts, |addr| {
         // A closed stdout (the reader went away) must not stop the card.
         let mut out = std::io::stdout().lock();

@@ -16,3 +16,4 @@ mod flow;
 mod pcscd_restart;
 mod pin_state;
 mod vpcd_exposure;
+mod ykman;
