@@ -238,7 +238,7 @@ async fn a_bad_transfer_form_gets_an_error_page() {
     for (to, amount, want, text) in [
         ("ACC-BOB-EUR", "12.345", StatusCode::BAD_REQUEST, "at most 2 decimals"),
         ("ACC-BOB-EUR", "-1", StatusCode::BAD_REQUEST, "positive number"),
-        ("ACC-NOBODY", "1", StatusCode::UNPROCESSABLE_ENTITY, "unknown account"),
+        ("ACC-NOBODY", "1", StatusCode::UNPROCESSABLE_ENTITY, "the payee cannot take this transfer"),
         ("ACC-BOB-EUR", "5000", StatusCode::CONFLICT, "insufficient funds"),
     ] {
         let f = [
