@@ -10,6 +10,7 @@
 use axum::body::Bytes;
 use std::net::SocketAddr;
 
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use paysim_wire::api::{CodeSubmission, LoginChallengeRequest, NewTransfer};
@@ -109,7 +110,11 @@ tokio::task_local! {
 /// `MockConnectInfo` in router tests) for the whole request, so [`AppState::tx`] can put it on
 /// every audit row the request writes. A router served without connect info has none.
 pub async fn client_scope(req: Request, next: axum::middleware::Next) -> Response {
-    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let ext = req.extensions();
+    let addr = ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0));
     CLIENT.scope(addr, next.run(req)).await
 }
 

@@ -6,7 +6,7 @@ use paysim_otp::TxFields;
 use crate::common::*;
 
 /// Logs in through the pages; returns the logged-in session cookie.
-async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String {
+pub(crate) async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String {
     let (st, h, html) = web(&bank.app, "GET", "/login", None, None).await;
     assert_eq!(st, StatusCode::OK);
     let set = h[header::SET_COOKIE].to_str().unwrap().to_owned();
