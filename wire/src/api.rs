@@ -406,6 +406,17 @@ mod tests {
     }
 
     #[test]
+    fn the_abuse_and_probe_codes_have_their_documented_statuses() {
+        assert_eq!(ErrorCode::RateLimited.http_status(), 429);
+        assert_eq!(ErrorCode::TooManyPendingTransfers.http_status(), 409);
+        assert_eq!(ErrorCode::PayeeNotAccepted.http_status(), 422);
+        // Both refuse the transfer as asked (the person changes it); a rate limit does not.
+        assert!(ErrorCode::PayeeNotAccepted.refuses_transfer());
+        assert!(ErrorCode::TooManyPendingTransfers.refuses_transfer());
+        assert!(!ErrorCode::RateLimited.refuses_transfer());
+    }
+
+    #[test]
     fn a_transfer_reads_what_the_docs_show() {
         let t: Transfer = serde_json::from_value(json!({
             "transfer_id": "b7f6c1e0", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR",
