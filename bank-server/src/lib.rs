@@ -307,6 +307,7 @@ mod boundaries {
         ("web/api.rs", include_str!("web/api.rs")),
         ("web/pages.rs", include_str!("web/pages.rs")),
         ("web/extract.rs", include_str!("web/extract.rs")),
+        ("limit.rs", include_str!("limit.rs")),
     ];
 
     /// The tables named right after an SQL keyword (`FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`)
