@@ -363,3 +363,25 @@ async fn open_pending_transfers_are_capped() {
         StatusCode::CREATED
     );
 }
+
+/// The website's login code form counts per visitor session, and answers a page with
+/// `Retry-After`.
+#[tokio::test]
+async fn website_login_codes_are_limited_per_session() {
+    let bank = tight(|s| s.codes_per_session = Some(Rate::new(1, 60)));
+    let (_, h, html) = web(&bank.app, "GET", "/login", None, None).await;
+    let anon = set_cookie(&h).unwrap();
+    let csrf = input(&html, "csrf");
+    let (_, _, page) = web(&bank.app, "POST", "/login", Some(&anon), Some(&[("csrf", &csrf), ("user", "alice")])).await;
+    let challenge_id = input(&page, "challenge_id");
+    let code = [("csrf", csrf.as_str()), ("challenge_id", challenge_id.as_str()), ("code", "0-00000000")];
+    let (st, _, _) = web(&bank.app, "POST", "/login/code", Some(&anon), Some(&code)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let checks = bank.audit_count("otp_check", "login");
+    let (st, h, page) = web(&bank.app, "POST", "/login/code", Some(&anon), Some(&code)).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert_eq!(h[header::RETRY_AFTER], "60");
+    assert!(page.contains("too many requests"), "{page}");
+    // Refused before the code check: no otp_check row, no failure counted.
+    assert_eq!(bank.audit_count("otp_check", "login"), checks);
+}
