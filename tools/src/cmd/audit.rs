@@ -65,7 +65,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
             println!("audit log intact: {} rows, head hash {}", report.rows, report.head_hex);
             if !report.is_keyed() {
                 println!(
-                    "warning: all {} rows use the old unkeyed chain; the next event starts the keyed one",
+                    "warning: all {} rows use the old unkeyed chain, which the key does not protect yet; the next \
+                     event starts the keyed one (if any event happened since the upgrade, the log was rewritten)",
                     report.rows
                 );
             }
