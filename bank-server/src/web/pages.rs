@@ -520,7 +520,12 @@ async fn transfer_start(State(state): State<AppState>, headers: HeaderMap, Form(
         match usecase::start_transfer(tx, now, st, &who, &req)? {
             Started::Settled(t) => Ok(user_page(&who, "Transfer result", result_html(&t))),
             Started::Challenge(c) => Ok(user_page(&who, "Confirm the transfer", sign_html(st, &who.session.csrf, &c))),
-            Started::Refused(e) => Err(e.into()),
+            // A value, not an `Err`: the unit of work commits the refusal's audit row.
+            Started::Refused(e) => {
+                let e = AppError::from(e);
+                let body = html! { p.err { (e.parts().1) } p { a href="/" { "Back to the start" } } };
+                Ok(Page::Html(e.status(), layout("Something went wrong", None, body)))
+            }
         }
     })
     .await

@@ -214,7 +214,11 @@ async fn an_account_probe_cannot_tell_no_account_from_another_currency() {
         pages.push((st, page.replace(&tid, "TID")));
     }
     assert_eq!(pages[0].0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(pages[0].1.contains("the payee cannot take this transfer"), "{}", pages[0].1);
     assert_eq!(pages[0], pages[1]);
+    // Both refusals of the website are in the audit log too, with their reasons.
+    assert_eq!(bank.audit_count("transfer_refused", "\"reason\":\"unknown_payee\""), 3);
+    assert_eq!(bank.audit_count("transfer_refused", "\"reason\":\"payee_currency_differs\""), 3);
 }
 
 /// Any refusal at creation is audited with its reason; the customer's code is the documented one.
