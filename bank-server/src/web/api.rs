@@ -16,7 +16,7 @@ use paysim_wire::TransferId;
 use super::extract::{self, Body};
 use super::AppError;
 use crate::session::Kind;
-use crate::usecase::{self, LoggedIn, Started};
+use crate::usecase::{self, LoggedIn, Started, UseCaseError};
 use crate::{auth, ledger, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -52,10 +52,16 @@ where
     let st = state.clone();
     state
         .tx(move |tx, now| {
-            let who = usecase::logged_in(tx, now, &st, Kind::Api, token.as_deref())?;
-            f(tx, now, &st, &who)
+            let who = match usecase::logged_in(tx, now, &st, Kind::Api, token.as_deref()) {
+                Ok(who) => who,
+                // The refusal commits what the lookup wrote: an ended session's deletion and
+                // the audit row of its end.
+                Err(UseCaseError::Unauthenticated) => return Ok(Err(AppError::Unauthenticated)),
+                Err(e) => return Err(e.into()),
+            };
+            f(tx, now, &st, &who).map(Ok)
         })
-        .await
+        .await?
 }
 
 /// [`as_user`] for an `f` that only reads: on a read-only connection, off the write lock,

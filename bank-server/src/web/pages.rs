@@ -191,9 +191,15 @@ where
     let out = state
         .tx(move |tx, now| {
             let visit = usecase::visit(tx, now, &st, cookie.as_deref())?;
-            f(tx, now, &st, visit)
+            match f(tx, now, &st, visit) {
+                // Commit what the visit wrote (an ended session's deletion and the audit row
+                // of its end), then send the browser to the login page.
+                Err(AppError::Unauthenticated) => Ok(Err(AppError::Unauthenticated)),
+                other => other.map(Ok),
+            }
         })
-        .await;
+        .await
+        .and_then(|r| r);
     render(&state, out)
 }
 

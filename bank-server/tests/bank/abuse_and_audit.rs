@@ -78,6 +78,8 @@ async fn session_events_are_audited_with_kind_and_client_address() {
     let t = bank.login(&mut alice, "alice").await;
     bank.clock.advance(301);
     assert_eq!(bank.call("GET", "/api/v1/session", Some(&t), None).await.0, StatusCode::UNAUTHORIZED);
+    // Audited by that refused request itself, before any other session starts.
+    assert_eq!(bank.audit_count("session_ended", "\"reason\":\"idle\""), 1);
     tokens.push(t);
     // Past its absolute expiry although used all along.
     let t = bank.login(&mut alice, "alice").await;
@@ -87,6 +89,7 @@ async fn session_events_are_audited_with_kind_and_client_address() {
     }
     bank.clock.advance(150);
     assert_eq!(bank.call("GET", "/api/v1/session", Some(&t), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(bank.audit_count("session_ended", "\"reason\":\"max_age\""), 1);
     tokens.push(t);
     // Idle, found by the pruning of the next login (never used again).
     let t = bank.login(&mut alice, "alice").await;
@@ -99,6 +102,15 @@ async fn session_events_are_audited_with_kind_and_client_address() {
     let csrf = input(&page, "csrf");
     let (st, _, _) = web(&bank.app, "POST", "/logout", Some(&cookie), Some(&[("csrf", &csrf)])).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
+    // A website session found idle by its next page (the refusal redirects to the login).
+    let idle_cookie = web_login(&bank, &mut alice, "counter-otp").await;
+    bank.clock.advance(301);
+    let (st, h, _) = web(&bank.app, "GET", "/accounts", Some(&idle_cookie), None).await;
+    assert_eq!((st, h[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(bank.audit_count("session_ended", "\"kind\":\"web\",\"reason\":\"idle\""), 1);
+    // (The API session of before went idle too: the next login's pruning finds it.)
+    tokens.push(t);
+    let t = bank.login(&mut alice, "alice").await;
     // Revoked by the operator.
     ops::revoke_token(&bank.path, "PSIM-ALICE").unwrap();
     assert_eq!(bank.call("GET", "/api/v1/session", Some(&t), None).await.0, StatusCode::UNAUTHORIZED);
@@ -107,12 +119,12 @@ async fn session_events_are_audited_with_kind_and_client_address() {
     let all = events(&bank);
     let started = of_kind(&all, "session_started");
     let kinds: Vec<String> = started.iter().map(|e| detail(e)["kind"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(kinds, ["api", "api", "api", "api", "api", "web"]);
+    assert_eq!(kinds, ["api", "api", "api", "api", "api", "web", "web", "api"]);
     for e in &started {
         assert_eq!(e.client.as_deref(), Some(CLIENT), "{e:?}");
     }
     assert_eq!(started[0].actor, "user:alice");
-    assert_eq!(started[5].actor, "user:alice");
+    assert_eq!(started[7].actor, "user:alice");
 
     let ended: Vec<(String, String, Option<String>, Option<String>)> = of_kind(&all, "session_ended")
         .iter()
@@ -135,6 +147,8 @@ async fn session_events_are_audited_with_kind_and_client_address() {
             ("max_age".into(), "api".into(), c(), c()),
             ("idle".into(), "api".into(), c(), c()),
             ("logout".into(), "web".into(), c(), c()),
+            ("idle".into(), "web".into(), c(), c()),
+            ("idle".into(), "api".into(), c(), c()),
             // The operator's revocation comes from no client address.
             ("token_revoked".into(), "api".into(), c(), None),
         ]
