@@ -63,10 +63,11 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, RateError> {
 pub struct Settings {
     /// Login challenges asked for one user name (API and website).
     pub challenges_per_user: Option<Rate>,
-    /// Login challenges asked for from one client address (IP), whatever the name.
+    /// Login challenges asked for from one client address (IP), whatever the name; and, in
+    /// a bucket of their own at the same rate, API login codes from one address (they come
+    /// before any session).
     pub challenges_per_address: Option<Rate>,
-    /// Codes submitted in one session (website login, transfer confirmations), and API
-    /// login codes from one client address (they come before any session).
+    /// Codes submitted in one session (the website's login code, transfer confirmations).
     pub codes_per_session: Option<Rate>,
     /// Keys kept per kind of bucket.
     pub max_keys: usize,
@@ -203,6 +204,7 @@ pub struct Limiters {
     pub challenges_per_user: Buckets<String>,
     pub challenges_per_address: Buckets<IpAddr>,
     pub codes: Buckets<CodeKey>,
+    pub login_codes_per_address: Buckets<CodeKey>,
 }
 
 impl Limiters {
@@ -211,6 +213,7 @@ impl Limiters {
             challenges_per_user: Buckets::new(s.challenges_per_user, s.max_keys),
             challenges_per_address: Buckets::new(s.challenges_per_address, s.max_keys),
             codes: Buckets::new(s.codes_per_session, s.max_keys),
+            login_codes_per_address: Buckets::new(s.challenges_per_address, s.max_keys),
         }
     }
 }

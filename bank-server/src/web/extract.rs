@@ -177,19 +177,20 @@ pub async fn limit_login_challenge(state: &AppState, user: Option<&UserName>) ->
     Ok(())
 }
 
-/// Counts a code submitted in the session of `token` (or, without one, from this client).
+/// Counts a code submitted in the session of `token` (`codes_per_session`), or, without one
+/// (an API login), from this client address (at the `challenges_per_address` rate).
 pub async fn limit_code(state: &AppState, token: Option<&str>) -> Result<(), AppError> {
     let key = match (token, client()) {
         (Some(t), _) => session_key(t),
         (None, Some(addr)) => CodeKey::Address(addr.ip()),
         (None, None) => return Ok(()),
     };
-    let shown = match &key {
-        CodeKey::Session(k) => format!("session:{}", hex::encode(&k[..4])),
-        CodeKey::Address(a) => a.to_string(),
+    let (buckets, limit, shown) = match &key {
+        CodeKey::Session(k) => (&state.limits.codes, "codes_per_session", format!("session:{}", hex::encode(&k[..4]))),
+        CodeKey::Address(a) => (&state.limits.login_codes_per_address, "login_codes_per_address", a.to_string()),
     };
-    let d = state.limits.codes.take(&key, state.clock.now());
-    refused(state, d, "codes_per_session", shown).await
+    let d = buckets.take(&key, state.clock.now());
+    refused(state, d, limit, shown).await
 }
 
 #[cfg(test)]

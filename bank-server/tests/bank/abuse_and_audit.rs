@@ -403,3 +403,19 @@ async fn website_login_codes_are_limited_per_session() {
     // Refused before the code check: no otp_check row, no failure counted.
     assert_eq!(bank.audit_count("otp_check", "login"), checks);
 }
+
+/// API login codes come before any session: they are counted per client address, in a bucket
+/// of their own (at the per-address challenge rate).
+#[tokio::test]
+async fn api_login_codes_are_limited_per_client_address() {
+    let bank = tight(|s| s.challenges_per_address = Some(Rate::new(3, 60)));
+    let code = json!({ "challenge_id": "0".repeat(32), "counter": 1, "otp": "12345678" });
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(call_h(&bank, "/api/v1/login", None, code.clone()).await.0.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    assert_eq!(bank.audit_count("rate_limited", "login_codes_per_address"), 1);
+    // The challenge bucket of the same address is its own.
+    assert_eq!(call_h(&bank, "/api/v1/login/challenge", None, json!({ "user": "alice" })).await.0, StatusCode::OK);
+}
