@@ -22,6 +22,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_website_csrf_derived.sql", include_str!("../migrations/0007_website_csrf_derived.sql")),
     ("0008_auth_challenge_purpose.sql", include_str!("../migrations/0008_auth_challenge_purpose.sql")),
     ("0009_website_session_pruning.sql", include_str!("../migrations/0009_website_session_pruning.sql")),
+    ("0010_audit_keyed.sql", include_str!("../migrations/0010_audit_keyed.sql")),
 ];
 
 /// The schema version this build expects.

@@ -47,6 +47,7 @@ pub mod binding;
 pub mod clock;
 pub mod db;
 pub mod ledger;
+pub mod limit;
 pub mod master_key;
 pub mod ops;
 pub mod private;
@@ -63,6 +64,7 @@ use std::sync::Arc;
 
 use rusqlite::Transaction;
 
+use crate::audit::AuditKeys;
 use crate::auth::AuthConfig;
 use crate::clock::Clock;
 use crate::db::{Db, DbError};
@@ -78,6 +80,10 @@ pub const SESSION_MAX_S: i64 = 12 * 3600;
 
 /// Default cap on visitor sessions (see [`Config::max_visitor_sessions`]).
 pub const MAX_VISITOR_SESSIONS: i64 = 10_000;
+/// Default cap on a user's open pending transfers (see [`Config::max_pending_transfers`]).
+pub const MAX_PENDING_TRANSFERS: u32 = 20;
+/// Default time a pending transfer counts as open (see [`Config::pending_open_s`]).
+pub const PENDING_OPEN_S: i64 = 3600;
 
 /// Deployment settings.
 #[derive(Clone, Debug)]
@@ -92,6 +98,15 @@ pub struct Config {
     /// Website sessions of visitors who have not logged in (anyone can start one by opening
     /// `/login`) kept at most; beyond that the oldest go.
     pub max_visitor_sessions: i64,
+    /// The token buckets of [`limit`] (login challenges per user name and per client address,
+    /// codes per session).
+    pub limits: limit::Settings,
+    /// Pending transfers a user may have open at once (asked for less than
+    /// [`Config::pending_open_s`] ago and not yet confirmed); one more is refused with
+    /// `too_many_pending_transfers`.
+    pub max_pending_transfers: u32,
+    /// Seconds a pending transfer counts against [`Config::max_pending_transfers`].
+    pub pending_open_s: i64,
 }
 
 impl Config {
@@ -104,7 +119,32 @@ impl Config {
             session_idle: SESSION_IDLE_S,
             session_max: SESSION_MAX_S,
             max_visitor_sessions: MAX_VISITOR_SESSIONS,
+            limits: limit::Settings::default(),
+            max_pending_transfers: MAX_PENDING_TRANSFERS,
+            pending_open_s: PENDING_OPEN_S,
         })
+    }
+
+    /// The limits as the environment sets them (`docs/bank.md`, "Abuse limits"):
+    /// `BANK_LIMIT_CHALLENGES_PER_USER`, `BANK_LIMIT_CHALLENGES_PER_ADDRESS`,
+    /// `BANK_LIMIT_CODES_PER_SESSION` (each `N/S` or `off`) and `BANK_MAX_PENDING_TRANSFERS`.
+    pub fn with_env(mut self) -> Result<Self, StartError> {
+        let rate = |name: &'static str, into: &mut Option<limit::Rate>| -> Result<(), StartError> {
+            if let Ok(v) = std::env::var(name) {
+                *into = limit::parse_rate(&v).map_err(|e| StartError::Setting { name, problem: e.to_string() })?;
+            }
+            Ok(())
+        };
+        rate("BANK_LIMIT_CHALLENGES_PER_USER", &mut self.limits.challenges_per_user)?;
+        rate("BANK_LIMIT_CHALLENGES_PER_ADDRESS", &mut self.limits.challenges_per_address)?;
+        rate("BANK_LIMIT_CODES_PER_SESSION", &mut self.limits.codes_per_session)?;
+        if let Ok(v) = std::env::var("BANK_MAX_PENDING_TRANSFERS") {
+            self.max_pending_transfers = v.trim().parse().map_err(|_| StartError::Setting {
+                name: "BANK_MAX_PENDING_TRANSFERS",
+                problem: "a whole number of transfers".into(),
+            })?;
+        }
+        Ok(self)
     }
 
     /// What the sessions role needs of these settings.
@@ -125,6 +165,8 @@ pub enum StartError {
     Sql(#[from] rusqlite::Error),
     #[error("public URL: {0}")]
     Url(#[from] paysim_otp::VerifierIdError),
+    #[error("{name}: {problem}")]
+    Setting { name: &'static str, problem: String },
 }
 
 /// Everything a request handler needs; cheap to clone.
@@ -137,19 +179,33 @@ pub struct AppState {
     pub key: Arc<MasterKey>,
     pub cfg: Arc<Config>,
     pub clock: Clock,
+    /// The audit log's keys, derived from the master key.
+    pub audit: Arc<AuditKeys>,
+    /// The abuse limits' buckets (this process's memory).
+    pub limits: Arc<limit::Limiters>,
 }
 
 impl AppState {
     /// Opens the database (creating it 0600 and migrating it), loads the master key from
     /// `source` (creating its file on first run) and checks that the key belongs to this
-    /// database.
+    /// database. The settings are the defaults with the environment's overrides
+    /// ([`Config::with_env`]).
     pub fn open_with_key(
         db_path: &Path,
         source: &KeySource,
         public_url: &str,
         clock: Clock,
     ) -> Result<Self, StartError> {
-        let cfg = Config::new(public_url)?;
+        Self::open_with_key_and(db_path, source, Config::new(public_url)?.with_env()?, clock)
+    }
+
+    /// [`AppState::open_with_key`] with the settings given.
+    pub fn open_with_key_and(
+        db_path: &Path,
+        source: &KeySource,
+        cfg: Config,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         let key = MasterKey::load(source, db_path)?;
         Self::with(Db::open(db_path)?, key, cfg, clock)
     }
@@ -161,17 +217,27 @@ impl AppState {
         Self::open_with_key(db_path, &KeySource::env_or_beside_db(), public_url, clock)
     }
 
+    /// [`AppState::open`] with the settings given (tests choose tight limits this way).
+    pub fn open_with(db_path: &Path, cfg: Config, clock: Clock) -> Result<Self, StartError> {
+        Self::open_with_key_and(db_path, &KeySource::env_or_beside_db(), cfg, clock)
+    }
+
     /// Builds the state from parts (tests choose the key and settings).
     pub fn with(db: Db, key: MasterKey, cfg: Config, clock: Clock) -> Result<Self, StartError> {
         db.run_blocking(|c| db::immediate(c, |tx| auth::check_master_key(tx, &key).map_err(StartError::from)))?;
         let writer = Writer::start(db.path())?;
-        Ok(AppState { db: db.readers(), writer, key: Arc::new(key), cfg: Arc::new(cfg), clock })
+        let audit = Arc::new(AuditKeys::derive(&key));
+        let limits = Arc::new(limit::Limiters::new(&cfg.limits));
+        Ok(AppState { db: db.readers(), writer, key: Arc::new(key), cfg: Arc::new(cfg), clock, audit, limits })
     }
 
     /// Runs `f` as one unit of work through the [`writer`]: inside its own savepoint of the
     /// writer's current `BEGIN IMMEDIATE` batch, answered once that batch has committed. An
     /// `Err` undoes `f` alone. `f` gets the time read when it starts, with the write lock held,
     /// so waiting in the queue cannot let a challenge or a session outlive its expiry.
+    ///
+    /// `f` runs in an [`audit::Scope`] with the audit keys and the address of the client whose
+    /// request this is ([`web::extract::client`]), so every audit row it writes records both.
     pub async fn tx<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -179,7 +245,13 @@ impl AppState {
         F: FnOnce(&Transaction<'_>, i64) -> Result<T, E> + Send + 'static,
     {
         let clock = self.clock.clone();
-        self.writer.run(move |tx| f(tx, clock.now())).await
+        let scope = audit::Scope::new(self.audit.clone(), web::extract::client().map(|a| a.to_string()));
+        self.writer
+            .run(move |tx| {
+                let _scope = scope.enter();
+                f(tx, clock.now())
+            })
+            .await
     }
 
     /// Runs `f`, which changes nothing, in a read transaction on a read-only connection (a
@@ -281,6 +353,7 @@ mod boundaries {
         ("web/api.rs", include_str!("web/api.rs")),
         ("web/pages.rs", include_str!("web/pages.rs")),
         ("web/extract.rs", include_str!("web/extract.rs")),
+        ("limit.rs", include_str!("limit.rs")),
     ];
 
     /// The tables named right after an SQL keyword (`FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`)

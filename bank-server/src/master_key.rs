@@ -193,6 +193,16 @@ impl MasterKey {
         }
     }
 
+    /// A 32-byte key for one purpose, derived with HKDF-SHA256 (RFC 5869: no salt, the master
+    /// key as input keying material, `label` as info). Each purpose has its own label, so no
+    /// derived key says anything about the master key or another derived key.
+    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32: `expand` cannot fail here.
+        let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, self.0.as_ref()).expand(label, out.as_mut());
+        out
+    }
+
     /// Seals `plaintext`, binding it to `ad` (which is not stored, only authenticated).
     pub fn seal(&self, ad: &[u8], plaintext: &[u8]) -> Result<Sealed, KeyError> {
         let cipher = Aes256Gcm::new_from_slice(self.0.as_ref()).map_err(|_| KeyError::Open)?;

@@ -13,7 +13,7 @@ use paysim_wire::api::Account;
 use paysim_wire::{AccountNumber, CardSerial, Currency, CurrencyError, IdError, TokenFile, UserName};
 use zeroize::Zeroizing;
 
-use crate::audit::AuditReport;
+use crate::audit::{AuditKeys, AuditReport, Checkpoint, CheckpointError, Scope};
 use crate::auth::{self, AuthError, TokenInfo};
 use crate::clock::Clock;
 use crate::db::{self, Db, DbError};
@@ -48,6 +48,11 @@ pub enum OpsError {
     /// What a use case refused that no operator function asks for (a session, a code).
     #[error(transparent)]
     UseCase(UseCaseError),
+    /// The audit chain is broken: no checkpoint of it is made.
+    #[error("the audit log is broken at row {id}: {problem}; no checkpoint was made")]
+    AuditBroken { id: i64, problem: &'static str },
+    #[error("checkpoint file {path}: {problem}")]
+    CheckpointFile { path: String, problem: String },
 }
 
 impl From<UseCaseError> for OpsError {
@@ -73,13 +78,24 @@ fn open(db_path: &Path) -> Result<Db, OpsError> {
     Ok(Db::open(db_path)?)
 }
 
+/// The audit log's keys, from the master key of the database at `db_path`.
+fn audit_keys(db_path: &Path) -> Result<AuditKeys, OpsError> {
+    Ok(AuditKeys::derive(&MasterKey::load_or_create(db_path)?))
+}
+
+/// One `BEGIN IMMEDIATE` unit of work, its audit rows chained under the database's key (no
+/// client address: the operator).
 fn write<T>(
     db_path: &Path,
     f: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T, OpsError>,
 ) -> Result<T, OpsError> {
+    let keys = std::sync::Arc::new(audit_keys(db_path)?);
     let db = open(db_path)?;
     let now = Clock::system().now();
-    db.run_blocking(|c| db::immediate(c, |tx| f(tx, now)))
+    db.run_blocking(|c| {
+        let _scope = Scope::new(keys, None).enter();
+        db::immediate(c, |tx| f(tx, now))
+    })
 }
 
 fn read<T>(db_path: &Path, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, OpsError>) -> Result<T, OpsError> {
@@ -173,9 +189,45 @@ pub fn recent_audit(db_path: &Path, limit: u32) -> Result<Vec<crate::audit::Even
     read(db_path, |tx| Ok(crate::audit::recent(tx, limit)?))
 }
 
-/// Walks the audit chain; the report names the first bad row, if any.
+/// Walks the audit chain under the database's key; the report names the first bad row, if any.
 pub fn verify_audit(db_path: &Path) -> Result<AuditReport, OpsError> {
-    read(db_path, |tx| Ok(crate::audit::verify(tx)?))
+    let keys = audit_keys(db_path)?;
+    read(db_path, |tx| Ok(crate::audit::verify(tx, &keys)?))
+}
+
+/// Verifies the chain and returns its signed head (now, row count, last link), to be kept
+/// away from the bank's host. Refused when the chain is broken.
+pub fn audit_checkpoint(db_path: &Path) -> Result<Checkpoint, OpsError> {
+    let keys = audit_keys(db_path)?;
+    let now = Clock::system().now();
+    read(db_path, |tx| {
+        let report = crate::audit::verify(tx, &keys)?;
+        if let Some(bad) = report.first_bad {
+            return Err(OpsError::AuditBroken { id: bad.id, problem: bad.problem });
+        }
+        Ok(crate::audit::checkpoint(&keys, &report, now))
+    })
+}
+
+/// Reads a checkpoint file written by `bank-tools audit checkpoint`.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, OpsError> {
+    let bad = |problem: String| OpsError::CheckpointFile { path: path.display().to_string(), problem };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|_| bad(format!("not a {} file", crate::audit::CHECKPOINT_FORMAT)))
+}
+
+/// Verifies the chain and checks that it still holds the checkpoint's head at its row count:
+/// the report, and what is wrong with the checkpoint (if anything).
+pub fn verify_audit_checkpoint(
+    db_path: &Path,
+    cp: &Checkpoint,
+) -> Result<(AuditReport, Result<(), CheckpointError>), OpsError> {
+    let keys = audit_keys(db_path)?;
+    read(db_path, |tx| {
+        let report = crate::audit::verify(tx, &keys)?;
+        let found = crate::audit::check_checkpoint(tx, &keys, &report, cp)?;
+        Ok((report, found))
+    })
 }
 
 /// Checks the books (balanced entries, balances = postings, no overdraft, totals = funding).

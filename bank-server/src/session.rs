@@ -7,6 +7,13 @@
 //! the session token (`SHA-256("PAYSIM-BANK-CSRF-1" ‖ token)`, first 16 bytes, hex) and never
 //! stored: a copy of the database holds neither, so it cannot be used to forge a form. (The
 //! `csrf` column of migration 0004 is left empty.)
+//!
+//! The audit log sees every session of a user (never a visitor's): `session_started` at login,
+//! `session_ended` with its reason (`logout`, `idle`, `max_age`, `token_revoked`) when it
+//! ends, each with the session's kind, a short reference (the first 8 hex digits of its id
+//! hash, which reveal nothing of the token) and the client address it was started from. An
+//! idle or expired session is found ended when it is next used or when a session start
+//! prunes a bounded batch: that is when its end is audited.
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
@@ -28,10 +35,10 @@ const ENDED_BATCH: i64 = 4;
 /// The two prunes of [`prune_ended`]: each walks one index (`sessions_expiry`,
 /// `sessions_last_seen`) for at most [`ENDED_BATCH`] rows. Kept apart because one `OR` of both
 /// conditions makes SQLite scan the table.
-const PRUNE_EXPIRED: &str = "DELETE FROM sessions WHERE rowid IN
-   (SELECT rowid FROM sessions WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
-const PRUNE_IDLE: &str = "DELETE FROM sessions WHERE rowid IN
-   (SELECT rowid FROM sessions WHERE last_seen <= ?1 ORDER BY last_seen LIMIT ?2)";
+const PRUNE_EXPIRED: &str = "SELECT rowid, id_hash, kind, user_id, client, expires_at, last_seen FROM sessions
+   WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2";
+const PRUNE_IDLE: &str = "SELECT rowid, id_hash, kind, user_id, client, expires_at, last_seen FROM sessions
+   WHERE last_seen <= ?1 ORDER BY last_seen LIMIT ?2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -80,6 +87,8 @@ pub struct Session {
     pub user_id: Option<i64>,
     pub csrf: String,
     pub expires_at: i64,
+    /// The address the session was started from, if known.
+    pub client: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -96,6 +105,11 @@ impl Session {
     /// What challenges issued in this session are bound to.
     pub fn binding(&self) -> String {
         format!("session:{}", hex::encode(&self.id_hash[..16]))
+    }
+
+    /// The session in the audit log: the first 8 hex digits of its id hash.
+    pub fn audit_ref(&self) -> String {
+        hex::encode(&self.id_hash[..4])
     }
 
     /// Constant-time check of a form's CSRF token.
@@ -137,11 +151,77 @@ fn cap_visitors(tx: &Transaction<'_>, max: i64) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Why a session ended, as the audit log says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Logout,
+    Idle,
+    MaxAge,
+    TokenRevoked,
+}
+
+impl Ended {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ended::Logout => "logout",
+            Ended::Idle => "idle",
+            Ended::MaxAge => "max_age",
+            Ended::TokenRevoked => "token_revoked",
+        }
+    }
+}
+
+/// What the audit row of a session's end needs of it.
+struct Ending<'a> {
+    id_hash: &'a [u8],
+    kind: Kind,
+    user_id: Option<i64>,
+    client: Option<&'a str>,
+}
+
+/// Audits the end of a user's session (a visitor's goes unrecorded, as it started).
+fn audit_end(tx: &Transaction<'_>, now: i64, e: &Ending<'_>, why: Ended, actor: &str) -> Result<(), SessionError> {
+    let Some(user_id) = e.user_id else {
+        return Ok(());
+    };
+    let reference = hex::encode(&e.id_hash[..4.min(e.id_hash.len())]);
+    audit::append(
+        tx,
+        now,
+        "session_ended",
+        actor,
+        serde_json::json!({ "session": reference, "kind": e.kind.as_str(), "user_id": user_id, "reason": why.as_str(), "session_client": e.client }),
+    )?;
+    Ok(())
+}
+
 /// Deletes a bounded batch of sessions that have ended (past their expiry, or idle for `idle`
-/// seconds). A lookup refuses such a session whether or not its row is still there.
+/// seconds), auditing each user session's end. A lookup refuses such a session whether or
+/// not its row is still there.
 fn prune_ended(tx: &Transaction<'_>, now: i64, idle: i64) -> Result<(), SessionError> {
-    tx.prepare_cached(PRUNE_EXPIRED)?.execute(params![now, ENDED_BATCH])?;
-    tx.prepare_cached(PRUNE_IDLE)?.execute(params![now - idle, ENDED_BATCH])?;
+    for (sql, bound) in [(PRUNE_EXPIRED, now), (PRUNE_IDLE, now - idle)] {
+        type Pruned = (i64, Vec<u8>, Kind, Option<i64>, Option<String>, i64, i64);
+        let rows: Vec<Pruned> = tx
+            .prepare_cached(sql)?
+            .query_map(params![bound, ENDED_BATCH], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    parse_column(r, 2, "session kind", Kind::from_stored)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (rowid, id_hash, kind, user_id, client, expires_at, _last_seen) in rows {
+            tx.prepare_cached("DELETE FROM sessions WHERE rowid = ?1")?.execute([rowid])?;
+            let why = if now >= expires_at { Ended::MaxAge } else { Ended::Idle };
+            let e = Ending { id_hash: &id_hash, kind, user_id, client: client.as_deref() };
+            audit_end(tx, now, &e, why, "system")?;
+        }
+    }
     Ok(())
 }
 
@@ -160,15 +240,37 @@ pub fn create(
     let csrf = csrf_for(&token);
     let id_hash = hash_token(&token);
     let expires_at = now + limits.max_age;
+    let client = audit::client();
     tx.exec(
-        "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
-         VALUES (?1, ?2, ?3, '', ?4, ?4, ?5)",
-        params![id_hash.as_slice(), kind.as_str(), user_id, now, expires_at],
+        "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at, client)
+         VALUES (?1, ?2, ?3, '', ?4, ?4, ?5, ?6)",
+        params![id_hash.as_slice(), kind.as_str(), user_id, now, expires_at, client],
     )?;
     if user_id.is_none() {
         cap_visitors(tx, limits.max_visitors)?;
     }
-    Ok((SessionToken::new(token), Session { id_hash, kind, user_id, csrf, expires_at }))
+    Ok((SessionToken::new(token), Session { id_hash, kind, user_id, csrf, expires_at, client }))
+}
+
+/// Starts a session of the user `user_id` named `user` (a login) and audits it
+/// (`session_started`, with the kind and the client address).
+pub fn start(
+    tx: &Transaction<'_>,
+    now: i64,
+    kind: Kind,
+    user_id: i64,
+    user: &UserName,
+    limits: Limits,
+) -> Result<(SessionToken, Session), SessionError> {
+    let (token, s) = create(tx, now, kind, Some(user_id), limits)?;
+    audit::append(
+        tx,
+        now,
+        "session_started",
+        &audit::user_actor(user.as_str()),
+        serde_json::json!({ "session": s.audit_ref(), "kind": kind.as_str(), "user": user }),
+    )?;
+    Ok((token, s))
 }
 
 /// A stored session as a lookup reads it.
@@ -177,6 +279,7 @@ struct Row {
     user_id: Option<i64>,
     last_seen: i64,
     expires_at: i64,
+    client: Option<String>,
 }
 
 /// The row of `token` if it is a session of `kind`.
@@ -185,18 +288,16 @@ fn find(tx: &Transaction<'_>, token: &str, kind: Kind) -> Result<Option<Row>, Se
         return Ok(None);
     }
     let id_hash = hash_token(token);
-    let row: Option<(Kind, Option<i64>, i64, i64)> = tx
-        .prepare_cached("SELECT kind, user_id, last_seen, expires_at FROM sessions WHERE id_hash = ?1")?
+    let row: Option<(Kind, Row)> = tx
+        .prepare_cached("SELECT kind, user_id, last_seen, expires_at, client FROM sessions WHERE id_hash = ?1")?
         .query_row([id_hash.as_slice()], |r| {
-            Ok((parse_column(r, 0, "session kind", Kind::from_stored)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((
+                parse_column(r, 0, "session kind", Kind::from_stored)?,
+                Row { id_hash, user_id: r.get(1)?, last_seen: r.get(2)?, expires_at: r.get(3)?, client: r.get(4)? },
+            ))
         })
         .optional()?;
-    Ok(row.filter(|(k, ..)| *k == kind).map(|(_, user_id, last_seen, expires_at)| Row {
-        id_hash,
-        user_id,
-        last_seen,
-        expires_at,
-    }))
+    Ok(row.filter(|(k, _)| *k == kind).map(|(_, row)| row))
 }
 
 impl Row {
@@ -215,6 +316,7 @@ impl Row {
             user_id: self.user_id,
             csrf: csrf_for(token),
             expires_at: self.expires_at,
+            client: self.client,
         }
     }
 }
@@ -233,6 +335,9 @@ pub fn lookup(
     };
     if row.ended(now, idle) {
         tx.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?.execute([row.id_hash.as_slice()])?;
+        let why = if now >= row.expires_at { Ended::MaxAge } else { Ended::Idle };
+        let e = Ending { id_hash: &row.id_hash, kind, user_id: row.user_id, client: row.client.as_deref() };
+        audit_end(tx, now, &e, why, "system")?;
         return Ok(None);
     }
     if row.touch_due(now) {
@@ -265,10 +370,23 @@ pub fn peek(tx: &Transaction<'_>, now: i64, token: &str, kind: Kind, idle: i64) 
     Ok(Peek::Live(row.session(token, kind)))
 }
 
-/// Ends a session.
+/// Deletes a session without a word to the audit log: a visitor's (replaced at login, or
+/// leaving). A user's session ends with [`end`].
 pub fn delete(tx: &Transaction<'_>, session: &Session) -> Result<(), SessionError> {
     tx.exec("DELETE FROM sessions WHERE id_hash = ?1", [session.id_hash.as_slice()])?;
     Ok(())
+}
+
+/// Ends a session (a user's logout, say) and audits it with `why`.
+pub fn end(tx: &Transaction<'_>, now: i64, session: &Session, why: Ended, actor: &str) -> Result<(), SessionError> {
+    delete(tx, session)?;
+    let e = Ending {
+        id_hash: &session.id_hash,
+        kind: session.kind,
+        user_id: session.user_id,
+        client: session.client.as_deref(),
+    };
+    audit_end(tx, now, &e, why, actor)
 }
 
 /// Ends every session of a user (API and website), e.g. when their token is revoked; audits
@@ -281,7 +399,16 @@ pub fn end_all_for_user(
     reason: &str,
     actor: &str,
 ) -> Result<usize, SessionError> {
+    type Live = (Vec<u8>, Kind, Option<String>);
+    let ended: Vec<Live> = tx
+        .prepare_cached("SELECT id_hash, kind, client FROM sessions WHERE user_id = ?1")?
+        .query_map([user_id], |r| Ok((r.get(0)?, parse_column(r, 1, "session kind", Kind::from_stored)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
     let n = tx.exec("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    for (id_hash, kind, client) in &ended {
+        let e = Ending { id_hash, kind: *kind, user_id: Some(user_id), client: client.as_deref() };
+        audit_end(tx, now, &e, Ended::TokenRevoked, actor)?;
+    }
     audit::append(tx, now, "sessions_ended", actor, serde_json::json!({ "user": user, "count": n, "reason": reason }))?;
     Ok(n)
 }

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`logged_in`], [`visit`] | sessions → auth (the user's name) |
 //! | [`api_login`], [`web_login`] | auth (the code) → sessions |
+//! | [`logout`] | sessions (ended, audited with the user's name) |
 //! | [`start_transfer`] | ledger (pending transfer) → auth (its challenge) |
 //! | [`confirm_transfer`] | ledger → auth (the code) → ledger (execution) |
 //! | [`revoke_token`] | auth → sessions (the user's are ended) |
@@ -23,7 +24,7 @@ use rusqlite::Transaction;
 
 use crate::auth::{self, AuthError, ChallengePurpose, Expect, Failure, Signed, Submission};
 use crate::ledger::{self, LedgerError};
-use crate::session::{self, Kind, Session, SessionError};
+use crate::session::{self, Ended, Kind, Session, SessionError};
 use crate::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +160,7 @@ pub fn api_login(
         Ok(ok) => ok,
         Err(f) => return Ok(Err(f)),
     };
-    let (token, s) = session::create(tx, now, Kind::Api, Some(ok.user_id), state.cfg.session_limits())?;
+    let (token, s) = session::start(tx, now, Kind::Api, ok.user_id, &ok.user, state.cfg.session_limits())?;
     Ok(Ok(LoginOk {
         token,
         user: ok.user,
@@ -188,17 +189,25 @@ pub fn web_login(
         Err(f) => return Ok(Err(f)),
     };
     session::delete(tx, visitor)?;
-    let (token, _) = session::create(tx, now, Kind::Web, Some(ok.user_id), state.cfg.session_limits())?;
+    let (token, _) = session::start(tx, now, Kind::Web, ok.user_id, &ok.user, state.cfg.session_limits())?;
     Ok(Ok(token))
 }
 
+/// Ends the user's session (API or website logout), audited with their name.
+pub fn logout(tx: &Transaction<'_>, now: i64, who: &LoggedIn) -> Result<(), UseCaseError> {
+    Ok(session::end(tx, now, &who.session, Ended::Logout, &who.actor())?)
+}
+
 /// How asking for a transfer ended.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Started {
     /// New or still pending: the card must sign this.
     Challenge(TransferChallenge),
     /// The same id and fields were asked for before and are settled: that result.
     Settled(Transfer),
+    /// Refused as asked (what the customer is told; the audit log has the true reason). A
+    /// value, not an error, so its unit of work commits the audit row.
+    Refused(LedgerError),
 }
 
 /// Records the transfer as pending (or finds it, for a retry with the same id) and issues the
@@ -210,7 +219,11 @@ pub fn start_transfer(
     who: &LoggedIn,
     req: &NewTransfer,
 ) -> Result<Started, UseCaseError> {
-    let t = ledger::create_transfer(tx, now, who.user_id, req, &who.actor())?;
+    let cap = ledger::PendingCap { max: state.cfg.max_pending_transfers, open_s: state.cfg.pending_open_s };
+    let t = match ledger::create_transfer(tx, now, who.user_id, req, cap, &who.actor())? {
+        Ok(t) => t,
+        Err(refused) => return Ok(Started::Refused(refused)),
+    };
     if t.status != TransferStatus::Pending {
         return Ok(Started::Settled(t));
     }

@@ -255,7 +255,7 @@ fn audit_verify_names_the_first_tampered_row() {
     bank.sql().execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;").unwrap();
     bank.sql().execute("UPDATE audit SET detail = ?1 WHERE id = ?2", rusqlite::params![forged, id]).unwrap();
     let err = bank.run(&["audit", "verify"]).refused().to_owned();
-    assert!(err.contains(&format!("audit log BROKEN at row {id}: the row's content does not match its hash")), "{err}");
+    assert!(err.contains(&format!("audit log BROKEN at row {id}: the row's content does not match its MAC")), "{err}");
     assert!(err.contains(&format!("{} rows before it are intact", id - 1)), "{err}");
 
     // Put it back: intact again, with the same head. Then delete a row in the middle.
@@ -264,6 +264,53 @@ fn audit_verify_names_the_first_tampered_row() {
     bank.sql().execute("DELETE FROM audit WHERE id = 2", []).unwrap();
     let err = bank.run(&["audit", "verify"]).refused().to_owned();
     assert!(err.contains("BROKEN at row 3: rows are missing before this one"), "{err}");
+}
+
+/// A checkpoint pins the row count and head: cutting the tail (which leaves a chain that
+/// verifies on its own) is found, an altered checkpoint and another bank's are refused, and
+/// the log may grow past it.
+#[test]
+fn audit_checkpoint_finds_a_cut_tail_and_refuses_another_banks() {
+    let bank = Bank::new();
+    bank.run(&["account", "open", "--user", "alice", "--number", "ACC-1", "--currency", "EUR"]).ok();
+    bank.run(&["account", "fund", "--account", "ACC-1", "--amount", "100", "--currency", "EUR"]).ok();
+    let cp = bank.dir.path().join("head.json");
+    let cp_s = cp.to_str().unwrap();
+    let out = bank.run(&["audit", "checkpoint", "--out", cp_s]).ok().to_owned();
+    let rows: i64 = bank.sql().query_row("SELECT count(*) FROM audit", [], |r| r.get(0)).unwrap();
+    assert!(out.contains(&format!("{rows} rows")), "{out}");
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cp).unwrap()).unwrap();
+    assert_eq!((saved["format"].as_str(), saved["rows"].as_i64()), (Some("paysim-audit-checkpoint-1"), Some(rows)));
+    // Never overwritten.
+    assert!(bank.run(&["audit", "checkpoint", "--out", cp_s]).refused().contains("never overwritten"));
+
+    // More events: the checkpoint still fits.
+    bank.run(&["account", "fund", "--account", "ACC-1", "--amount", "5", "--currency", "EUR"]).ok();
+    let out = bank.run(&["audit", "verify", "--checkpoint", cp_s]).ok().to_owned();
+    assert!(out.contains(&format!("checkpoint fits: row {rows} still has head")), "{out}");
+
+    // An edited checkpoint (a smaller row count, to hide a later cut) is refused by its MAC.
+    let mut edited = saved.clone();
+    edited["rows"] = serde_json::json!(rows - 1);
+    let edited_path = bank.dir.path().join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    let err = bank.run(&["audit", "verify", "--checkpoint", edited_path.to_str().unwrap()]).refused().to_owned();
+    assert!(err.contains("MAC does not match"), "{err}");
+
+    // Another bank's checkpoint is refused by its key id.
+    let other = Bank::new();
+    let other_cp = other.dir.path().join("other.json");
+    other.run(&["audit", "checkpoint", "--out", other_cp.to_str().unwrap()]).ok();
+    let err = bank.run(&["audit", "verify", "--checkpoint", other_cp.to_str().unwrap()]).refused().to_owned();
+    assert!(err.contains("made by another bank or under another master key"), "{err}");
+
+    // The tail is cut back to before the checkpoint: the chain alone verifies, the checkpoint
+    // does not.
+    bank.sql().execute_batch("DROP TRIGGER audit_no_delete;").unwrap();
+    bank.sql().execute("DELETE FROM audit WHERE id >= ?1", [rows - 1]).unwrap();
+    assert!(bank.run(&["audit", "verify"]).ok().contains(&format!("intact: {} rows", rows - 2)));
+    let err = bank.run(&["audit", "verify", "--checkpoint", cp_s]).refused().to_owned();
+    assert!(err.contains(&format!("{} intact rows, fewer than the {rows} the checkpoint saw", rows - 2)), "{err}");
 }
 
 #[test]

@@ -277,6 +277,15 @@ pub enum ErrorCode {
     CurrencyMismatch,
     UnsupportedCurrency,
     InvalidAmount,
+    /// The payee is not an account that can take this transfer: there is no such customer
+    /// account, or it is kept in another currency. One answer for both, so a transfer cannot be
+    /// used to learn whether an account exists or what its currency is.
+    PayeeNotAccepted,
+    /// The user has as many pending (unconfirmed) transfers open as the bank allows.
+    TooManyPendingTransfers,
+    /// An abuse limit refused the request; the `Retry-After` header says in how many seconds
+    /// to try again.
+    RateLimited,
     Internal,
     /// A code this build does not know (a newer server): read, never sent.
     #[serde(other)]
@@ -301,6 +310,9 @@ impl ErrorCode {
             Self::CurrencyMismatch => "currency_mismatch",
             Self::UnsupportedCurrency => "unsupported_currency",
             Self::InvalidAmount => "invalid_amount",
+            Self::PayeeNotAccepted => "payee_not_accepted",
+            Self::TooManyPendingTransfers => "too_many_pending_transfers",
+            Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -314,13 +326,15 @@ impl ErrorCode {
             Self::Csrf => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::TransferIdConflict | Self::InsufficientFunds => 409,
+            Self::TransferIdConflict | Self::InsufficientFunds | Self::TooManyPendingTransfers => 409,
             Self::BodyTooLarge => 413,
             Self::UnknownAccount
             | Self::SameAccount
             | Self::CurrencyMismatch
             | Self::UnsupportedCurrency
-            | Self::InvalidAmount => 422,
+            | Self::InvalidAmount
+            | Self::PayeeNotAccepted => 422,
+            Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
         }
     }
@@ -335,6 +349,8 @@ impl ErrorCode {
                 | Self::CurrencyMismatch
                 | Self::UnsupportedCurrency
                 | Self::InvalidAmount
+                | Self::PayeeNotAccepted
+                | Self::TooManyPendingTransfers
         )
     }
 }
@@ -378,12 +394,26 @@ mod tests {
             ErrorCode::CurrencyMismatch,
             ErrorCode::UnsupportedCurrency,
             ErrorCode::InvalidAmount,
+            ErrorCode::PayeeNotAccepted,
+            ErrorCode::TooManyPendingTransfers,
+            ErrorCode::RateLimited,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
             assert_eq!(serde_json::from_value::<ErrorCode>(json!(code.as_str())).unwrap(), code);
         }
         assert_eq!(serde_json::from_value::<ErrorCode>(json!("from_the_future")).unwrap(), ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn the_abuse_and_probe_codes_have_their_documented_statuses() {
+        assert_eq!(ErrorCode::RateLimited.http_status(), 429);
+        assert_eq!(ErrorCode::TooManyPendingTransfers.http_status(), 409);
+        assert_eq!(ErrorCode::PayeeNotAccepted.http_status(), 422);
+        // Both refuse the transfer as asked (the person changes it); a rate limit does not.
+        assert!(ErrorCode::PayeeNotAccepted.refuses_transfer());
+        assert!(ErrorCode::TooManyPendingTransfers.refuses_transfer());
+        assert!(!ErrorCode::RateLimited.refuses_transfer());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use rusqlite::{params, Transaction};
 pub use accounts::{account, accounts_of, open_account};
 pub use books::{check_books, Books};
 pub use funding::fund;
-pub use transfers::{create_transfer, execute_transfer, history, transfer};
+pub use transfers::{create_transfer, execute_transfer, history, transfer, PendingCap};
 
 /// Largest balance an account may reach by funding (keeps every sum inside i64).
 pub const MAX_BALANCE: i64 = 1_000_000_000_000_000_000;
@@ -51,6 +51,12 @@ pub enum LedgerError {
     UnsupportedCurrency(Currency),
     #[error("the currency does not match the accounts' currency")]
     CurrencyMismatch,
+    /// No such customer account, or one in another currency: one refusal for both (the true
+    /// reason is in the audit log).
+    #[error("the payee cannot take this transfer: check the account number and the currency")]
+    PayeeNotAccepted,
+    #[error("{0} transfers are already waiting for confirmation: confirm them, or wait, before asking for another")]
+    TooManyPending(u32),
     #[error("amount must be 1..={MAX_AMOUNT} minor units")]
     InvalidAmount,
     #[error("insufficient funds")]
@@ -98,6 +104,9 @@ pub(crate) mod test_db {
         let path = dir.path().join("l.sqlite3");
         let mut c = crate::db::open_connection(&path).unwrap();
         crate::db::migrate(&mut c, &path).unwrap();
+        // Audit rows need a scope; each test runs on a thread of its own, which this one
+        // stays in until the thread ends.
+        std::mem::forget(crate::audit::test_scope());
         (dir, c)
     }
 

@@ -72,38 +72,99 @@ fn same_fields(t: &Transfer, req: &NewTransfer) -> bool {
     t.from == req.from && t.to == req.to && t.amount_minor == req.amount_minor && t.currency == req.currency
 }
 
+/// How many pending transfers a user may have open: at most `max` asked for in the last
+/// `open_s` seconds and not yet confirmed.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingCap {
+    pub max: u32,
+    pub open_s: i64,
+}
+
+/// Counts the user's open pending transfers (walks `transfers_pending`, the partial index of
+/// pending rows, for this user only).
+const OPEN_PENDING: &str =
+    "SELECT count(*) FROM transfers WHERE user_id = ?1 AND status = 'pending' AND created_at > ?2";
+
+/// A refusal: what the customer is told, and the true reason the audit keeps.
+struct Refusal {
+    answer: LedgerError,
+    reason: &'static str,
+}
+
+fn refuse(answer: LedgerError, reason: &'static str) -> Refusal {
+    Refusal { answer, reason }
+}
+
+/// The checks of a new transfer, in order; the accounts if it may be recorded.
+fn check_new(
+    tx: &Transaction<'_>,
+    now: i64,
+    user_id: i64,
+    req: &NewTransfer,
+    cap: PendingCap,
+) -> Result<Result<(AccountRow, AccountRow, i64), Refusal>, LedgerError> {
+    if !req.currency.kept_by_bank() {
+        return Ok(Err(refuse(LedgerError::UnsupportedCurrency(req.currency), "unsupported_currency")));
+    }
+    let Ok(amount) = checked_amount(req.amount_minor) else {
+        return Ok(Err(refuse(LedgerError::InvalidAmount, "invalid_amount")));
+    };
+    // The source is the user's own: what is said about it tells nothing about others.
+    let Some(from) = by_number(tx, req.from.as_str())?.filter(|a| a.is_customer() && a.user_id == Some(user_id)) else {
+        return Ok(Err(refuse(LedgerError::UnknownAccount(req.from.clone()), "unknown_source")));
+    };
+    if from.currency != req.currency {
+        return Ok(Err(refuse(LedgerError::CurrencyMismatch, "source_currency_differs")));
+    }
+    // The payee may be anyone's: "none" and "another currency" are answered alike, after the
+    // same one lookup.
+    let to = by_number(tx, req.to.as_str())?.filter(AccountRow::is_customer);
+    let Some(to) = to else {
+        return Ok(Err(refuse(LedgerError::PayeeNotAccepted, "unknown_payee")));
+    };
+    if to.currency != req.currency {
+        return Ok(Err(refuse(LedgerError::PayeeNotAccepted, "payee_currency_differs")));
+    }
+    if from.id == to.id {
+        return Ok(Err(refuse(LedgerError::SameAccount, "same_account")));
+    }
+    let open: i64 = tx.row(OPEN_PENDING, params![user_id, now - cap.open_s], |r| r.get(0))?;
+    if open >= i64::from(cap.max) {
+        return Ok(Err(refuse(LedgerError::TooManyPending(cap.max), "too_many_pending")));
+    }
+    if from.balance < amount {
+        return Ok(Err(refuse(LedgerError::InsufficientFunds, "insufficient_funds")));
+    }
+    Ok(Ok((from, to, amount)))
+}
+
 /// Records a transfer request as pending, after checking it; or, for a transfer id the user
 /// already used, returns that transfer as it stands (same fields) or refuses (different
 /// fields). The caller tells a new request from a settled one by its status.
+///
+/// A refusal is the inner `Err`: it is audited (`transfer_refused`, with its true reason) and
+/// its unit of work must commit so the audit row stays. The outer `Err` is a failure.
 pub fn create_transfer(
     tx: &Transaction<'_>,
     now: i64,
     user_id: i64,
     req: &NewTransfer,
+    cap: PendingCap,
     actor: &str,
-) -> Result<Transfer, LedgerError> {
-    if let Some(t) = transfer(tx, user_id, &req.transfer_id)? {
-        return if same_fields(&t, req) { Ok(t) } else { Err(LedgerError::TransferIdConflict) };
-    }
-    if !req.currency.kept_by_bank() {
-        return Err(LedgerError::UnsupportedCurrency(req.currency));
-    }
-    let amount = checked_amount(req.amount_minor)?;
-    let from = by_number(tx, req.from.as_str())?
-        .filter(|a| a.is_customer() && a.user_id == Some(user_id))
-        .ok_or_else(|| LedgerError::UnknownAccount(req.from.clone()))?;
-    let to = by_number(tx, req.to.as_str())?
-        .filter(AccountRow::is_customer)
-        .ok_or_else(|| LedgerError::UnknownAccount(req.to.clone()))?;
-    if from.id == to.id {
-        return Err(LedgerError::SameAccount);
-    }
-    if from.currency != req.currency || to.currency != req.currency {
-        return Err(LedgerError::CurrencyMismatch);
-    }
-    if from.balance < amount {
-        return Err(LedgerError::InsufficientFunds);
-    }
+) -> Result<Result<Transfer, LedgerError>, LedgerError> {
+    let checked = match transfer(tx, user_id, &req.transfer_id)? {
+        Some(t) if same_fields(&t, req) => return Ok(Ok(t)),
+        Some(_) => Err(refuse(LedgerError::TransferIdConflict, "transfer_id_conflict")),
+        None => check_new(tx, now, user_id, req, cap)?,
+    };
+    let detail = json!({ "transfer_id": req.transfer_id, "from": req.from, "to": req.to, "amount_minor": req.amount_minor, "currency": req.currency });
+    let (from, to, amount) = match checked {
+        Ok(ok) => ok,
+        Err(r) => {
+            audit::append(tx, now, "transfer_refused", actor, json!({ "transfer": detail, "reason": r.reason }))?;
+            return Ok(Err(r.answer));
+        }
+    };
     tx.exec(
         "INSERT INTO transfers (user_id, client_id, from_account, to_account, amount, currency, status, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -118,14 +179,10 @@ pub fn create_transfer(
             now
         ],
     )?;
-    audit::append(
-        tx,
-        now,
-        "transfer_created",
-        actor,
-        json!({ "transfer_id": req.transfer_id, "from": req.from, "to": req.to, "amount_minor": req.amount_minor, "currency": req.currency }),
-    )?;
-    transfer(tx, user_id, &req.transfer_id)?.ok_or_else(|| LedgerError::UnknownTransfer(req.transfer_id.clone()))
+    audit::append(tx, now, "transfer_created", actor, detail)?;
+    let t = transfer(tx, user_id, &req.transfer_id)?
+        .ok_or_else(|| LedgerError::UnknownTransfer(req.transfer_id.clone()))?;
+    Ok(Ok(t))
 }
 
 /// Executes a pending transfer whose code was just verified (same transaction): balanced
@@ -181,6 +238,8 @@ mod tests {
     use super::super::{check_books, fund};
     use super::*;
 
+    const CAP: PendingCap = PendingCap { max: 20, open_s: 3600 };
+
     fn t1(amount_minor: u64) -> NewTransfer {
         NewTransfer {
             transfer_id: "t1".parse().unwrap(),
@@ -198,7 +257,10 @@ mod tests {
         alice_and_bob_in_eur(&tx);
         fund(&tx, 0, &n("ACC-A"), 1000, "opening", "operator").unwrap();
         let id: TransferId = "t1".parse().unwrap();
-        assert_eq!(create_transfer(&tx, 0, 1, &t1(300), "user:alice").unwrap().status, TransferStatus::Pending);
+        assert_eq!(
+            create_transfer(&tx, 0, 1, &t1(300), CAP, "user:alice").unwrap().unwrap().status,
+            TransferStatus::Pending
+        );
         assert_eq!(execute_transfer(&tx, 1, 1, &id, "user:alice").unwrap().status, TransferStatus::Executed);
         tx.commit().unwrap();
         for sql in [
@@ -221,8 +283,14 @@ mod tests {
         let b: i64 = tx.query_row("SELECT balance FROM accounts WHERE number = 'ACC-B'", [], |r| r.get(0)).unwrap();
         assert_eq!(b, 300);
         // The same id again: the executed transfer; other fields: a conflict.
-        assert_eq!(create_transfer(&tx, 3, 1, &t1(300), "user:alice").unwrap().status, TransferStatus::Executed);
-        assert!(matches!(create_transfer(&tx, 3, 1, &t1(301), "user:alice"), Err(LedgerError::TransferIdConflict)));
+        assert_eq!(
+            create_transfer(&tx, 3, 1, &t1(300), CAP, "user:alice").unwrap().unwrap().status,
+            TransferStatus::Executed
+        );
+        assert!(matches!(
+            create_transfer(&tx, 3, 1, &t1(301), CAP, "user:alice"),
+            Ok(Err(LedgerError::TransferIdConflict))
+        ));
         // Bob sees it coming in.
         assert_eq!(history(&tx, 2, 10).unwrap()[0].direction, Direction::In);
         assert_eq!(history(&tx, 1, 10).unwrap()[0].direction, Direction::Out);
@@ -234,7 +302,7 @@ mod tests {
         let tx = c.transaction().unwrap();
         alice_and_bob_in_eur(&tx);
         fund(&tx, 0, &n("ACC-A"), 1000, "opening", "operator").unwrap();
-        create_transfer(&tx, 0, 1, &t1(300), "user:alice").unwrap();
+        create_transfer(&tx, 0, 1, &t1(300), CAP, "user:alice").unwrap().unwrap();
         tx.execute_batch(
             "DROP TRIGGER transfers_status_only; PRAGMA ignore_check_constraints = ON;
              UPDATE transfers SET status = 'lost';",

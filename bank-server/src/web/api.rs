@@ -13,10 +13,10 @@ use paysim_wire::api::{
 };
 use paysim_wire::TransferId;
 
-use super::extract::Body;
+use super::extract::{self, Body};
 use super::AppError;
-use crate::session::{self, Kind};
-use crate::usecase::{self, LoggedIn, Started};
+use crate::session::Kind;
+use crate::usecase::{self, LoggedIn, Started, UseCaseError};
 use crate::{auth, ledger, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -52,10 +52,16 @@ where
     let st = state.clone();
     state
         .tx(move |tx, now| {
-            let who = usecase::logged_in(tx, now, &st, Kind::Api, token.as_deref())?;
-            f(tx, now, &st, &who)
+            let who = match usecase::logged_in(tx, now, &st, Kind::Api, token.as_deref()) {
+                Ok(who) => who,
+                // The refusal commits what the lookup wrote: an ended session's deletion and
+                // the audit row of its end.
+                Err(UseCaseError::Unauthenticated) => return Ok(Err(AppError::Unauthenticated)),
+                Err(e) => return Err(e.into()),
+            };
+            f(tx, now, &st, &who).map(Ok)
         })
-        .await
+        .await?
 }
 
 /// [`as_user`] for an `f` that only reads: on a read-only connection, off the write lock,
@@ -92,6 +98,7 @@ async fn login_challenge(
     State(state): State<AppState>,
     Body(req): Body<LoginChallengeRequest>,
 ) -> Result<Json<LoginChallenge>, AppError> {
+    extract::limit_login_challenge(&state, Some(&req.user)).await?;
     let st = state.clone();
     let c = state
         .tx(move |tx, now| Ok::<_, AppError>(auth::issue_login_challenge(tx, now, &st.cfg.auth, &req.user, None)?))
@@ -105,6 +112,8 @@ async fn login_challenge(
 }
 
 async fn login(State(state): State<AppState>, Body(code): Body<CodeSubmission>) -> Result<Json<LoginOk>, AppError> {
+    // Before any session: counted per client address.
+    extract::limit_code(&state, None).await?;
     let st = state.clone();
     // A refused code commits (its failure counts) and then answers `auth_failed`.
     let checked = state.tx(move |tx, now| Ok::<_, AppError>(usecase::api_login(tx, now, &st, &code)?)).await?;
@@ -112,7 +121,7 @@ async fn login(State(state): State<AppState>, Body(code): Body<CodeSubmission>) 
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, AppError> {
-    as_user(&state, &headers, |tx, _, _, who| Ok(session::delete(tx, &who.session)?)).await?;
+    as_user(&state, &headers, |tx, now, _, who| Ok(usecase::logout(tx, now, who)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -179,6 +188,7 @@ async fn create_transfer(
     Ok(match started {
         Started::Challenge(c) => (StatusCode::CREATED, Json(c)).into_response(),
         Started::Settled(t) => settled(t)?.into_response(),
+        Started::Refused(e) => AppError::from(e).into_response(),
     })
 }
 
@@ -189,6 +199,7 @@ async fn confirm(
     Body(code): Body<CodeSubmission>,
 ) -> Result<Json<TransferEnvelope>, AppError> {
     let id = transfer_id(&id)?;
+    extract::limit_code(&state, bearer(&headers).as_deref()).await?;
     let t = as_user(&state, &headers, move |tx, now, st, who| {
         let otp = code.otp.as_str();
         Ok(usecase::confirm_transfer(tx, now, st, who, &id, &code.challenge_id, Some(code.counter), otp)?)

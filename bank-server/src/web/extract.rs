@@ -1,4 +1,6 @@
-//! The API's request bodies, read into the wire types by one extractor, [`Body`].
+//! The API's request bodies, read into the wire types by one extractor, [`Body`]; the
+//! client's address ([`client`]); the abuse limits' checks ([`limit_login_challenge`],
+//! [`limit_code`]).
 //!
 //! A refusal is `400 invalid_request` with a message that names the field and its rule and
 //! never echoes a value (serde's own messages do, e.g. `invalid type: string "98765432"`, and
@@ -6,14 +8,20 @@
 //! `Content-Type`, as the API always has.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use std::net::SocketAddr;
+
+use axum::extract::connect_info::MockConnectInfo;
+use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use paysim_wire::api::{CodeSubmission, LoginChallengeRequest, NewTransfer};
 use paysim_wire::{AccountNumber, ChallengeId, TransferId, UserName};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::AppError;
+use crate::limit::{CodeKey, Decision};
+use crate::AppState;
 
 /// A request body the API reads: its fields, each with the rule a message states.
 pub trait RequestBody: DeserializeOwned {
@@ -92,6 +100,97 @@ impl<S: Send + Sync, T: RequestBody> FromRequest<S> for Body<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
         parse(&bytes).map(Body).map_err(IntoResponse::into_response)
     }
+}
+
+tokio::task_local! {
+    static CLIENT: Option<SocketAddr>;
+}
+
+/// Middleware: the client's address (axum's `ConnectInfo`, set by [`crate::serve`], or
+/// `MockConnectInfo` in router tests) for the whole request, so [`AppState::tx`] can put it on
+/// every audit row the request writes. A router served without connect info has none.
+pub async fn client_scope(req: Request, next: axum::middleware::Next) -> Response {
+    let ext = req.extensions();
+    let addr = ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| ext.get::<MockConnectInfo<SocketAddr>>().map(|m| m.0));
+    CLIENT.scope(addr, next.run(req)).await
+}
+
+/// The address of the client whose request is being answered, if any.
+pub fn client() -> Option<SocketAddr> {
+    CLIENT.try_with(|c| *c).ok().flatten()
+}
+
+/// The key of a session token in the per-session bucket (its id hash's first 16 bytes, so no
+/// token is kept in the limiter).
+pub fn session_key(token: &str) -> CodeKey {
+    let h = Sha256::digest(token.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h[..16]);
+    CodeKey::Session(k)
+}
+
+/// Audits the first refusal of a key (see [`crate::limit`]) and returns the refusal.
+async fn refused(state: &AppState, decision: Decision, limit: &'static str, key: String) -> Result<(), AppError> {
+    let Decision::Refused { retry_after_s, first } = decision else {
+        return Ok(());
+    };
+    if first {
+        let detail = serde_json::json!({ "limit": limit, "key": key, "retry_after_s": retry_after_s });
+        let written = state
+            .tx(move |tx, now| Ok::<_, AppError>(crate::audit::append(tx, now, "rate_limited", "system", detail)?))
+            .await;
+        if let Err(e) = written {
+            e.log();
+        }
+    }
+    Err(AppError::RateLimited { retry_after_s })
+}
+
+/// A refusal of a website form as a page; a rate limit's with its `Retry-After`.
+pub fn refusal_page(e: AppError) -> Response {
+    let retry_after = match &e {
+        AppError::RateLimited { retry_after_s } => Some(*retry_after_s),
+        _ => None,
+    };
+    let mut res = super::pages::error_page(e.status(), &e.parts().1);
+    if let Some(s) = retry_after {
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+    }
+    res
+}
+
+/// Counts a login challenge asked for `user` (when it is a valid name) from this client; a
+/// refusal is `429 rate_limited`, before any unit of work.
+pub async fn limit_login_challenge(state: &AppState, user: Option<&UserName>) -> Result<(), AppError> {
+    let now = state.clock.now();
+    if let Some(addr) = client() {
+        let d = state.limits.challenges_per_address.take(&addr.ip(), now);
+        refused(state, d, "challenges_per_address", addr.ip().to_string()).await?;
+    }
+    if let Some(user) = user {
+        let d = state.limits.challenges_per_user.take(&user.as_str().to_owned(), now);
+        refused(state, d, "challenges_per_user", user.as_str().to_owned()).await?;
+    }
+    Ok(())
+}
+
+/// Counts a code submitted in the session of `token` (`codes_per_session`), or, without one
+/// (an API login), from this client address (at the `challenges_per_address` rate).
+pub async fn limit_code(state: &AppState, token: Option<&str>) -> Result<(), AppError> {
+    let key = match (token, client()) {
+        (Some(t), _) => session_key(t),
+        (None, Some(addr)) => CodeKey::Address(addr.ip()),
+        (None, None) => return Ok(()),
+    };
+    let (buckets, limit, shown) = match &key {
+        CodeKey::Session(k) => (&state.limits.codes, "codes_per_session", format!("session:{}", hex::encode(&k[..4]))),
+        CodeKey::Address(a) => (&state.limits.login_codes_per_address, "login_codes_per_address", a.to_string()),
+    };
+    let d = buckets.take(&key, state.clock.now());
+    refused(state, d, limit, shown).await
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub enum AppError {
     /// The transfer was refused for good at confirmation (too little money then).
     #[error("insufficient funds")]
     Rejected(Box<Transfer>),
+    /// An abuse limit refused the request (`429`, with `Retry-After`).
+    #[error("too many requests: try again in {retry_after_s} seconds")]
+    RateLimited { retry_after_s: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -61,6 +64,8 @@ fn ledger_code(e: &LedgerError) -> Option<ErrorCode> {
         LedgerError::TransferIdConflict => Some(ErrorCode::TransferIdConflict),
         LedgerError::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
         LedgerError::UnknownAccount(_) => Some(ErrorCode::UnknownAccount),
+        LedgerError::PayeeNotAccepted => Some(ErrorCode::PayeeNotAccepted),
+        LedgerError::TooManyPending(_) => Some(ErrorCode::TooManyPendingTransfers),
         LedgerError::SameAccount => Some(ErrorCode::SameAccount),
         LedgerError::CurrencyMismatch => Some(ErrorCode::CurrencyMismatch),
         LedgerError::UnsupportedCurrency(_) => Some(ErrorCode::UnsupportedCurrency),
@@ -99,6 +104,7 @@ impl AppError {
             AppError::UnkeptCurrency => (ErrorCode::UnsupportedCurrency, self.to_string()),
             AppError::NoSuchAccount(_) => (ErrorCode::UnknownAccount, self.to_string()),
             AppError::Rejected(_) => (ErrorCode::InsufficientFunds, LedgerError::InsufficientFunds.to_string()),
+            AppError::RateLimited { .. } => (ErrorCode::RateLimited, self.to_string()),
             AppError::Internal(_) => internal,
         }
     }
@@ -177,11 +183,19 @@ impl IntoResponse for AppError {
         self.log();
         let status = self.status();
         let (error, message) = self.parts();
+        let retry_after = match &self {
+            AppError::RateLimited { retry_after_s } => Some(*retry_after_s),
+            _ => None,
+        };
         let transfer = match self {
             AppError::Rejected(t) => Some(*t),
             _ => None,
         };
-        (status, Json(ErrorBody { error, message, transfer })).into_response()
+        let mut res = (status, Json(ErrorBody { error, message, transfer })).into_response();
+        if let Some(s) = retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
     }
 }
 
@@ -288,6 +302,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(uniform_rejections))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn(extract::client_scope))
         .with_state(state)
 }
 

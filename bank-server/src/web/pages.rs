@@ -194,9 +194,15 @@ where
     let out = state
         .tx(move |tx, now| {
             let visit = usecase::visit(tx, now, &st, cookie.as_deref())?;
-            f(tx, now, &st, visit)
+            match f(tx, now, &st, visit) {
+                // Commit what the visit wrote (an ended session's deletion and the audit row
+                // of its end), then send the browser to the login page.
+                Err(AppError::Unauthenticated) => Ok(Err(AppError::Unauthenticated)),
+                other => other.map(Ok),
+            }
         })
-        .await;
+        .await
+        .and_then(|r| r);
     render(&state, out)
 }
 
@@ -281,6 +287,10 @@ struct LoginStart {
 }
 
 async fn login_start(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<LoginStart>) -> Response {
+    let name = f.user.trim().to_ascii_lowercase().parse::<UserName>().ok();
+    if let Err(e) = super::extract::limit_login_challenge(&state, name.as_ref()).await {
+        return super::extract::refusal_page(e);
+    }
     page(state, &headers, move |tx, now, st, visit| {
         let s = match visit {
             Visit::Visitor(s) => s,
@@ -332,6 +342,9 @@ struct CodeForm {
 const CODE_RULE: &str = "The code is COUNTER-OTP (for example 17-12345678) or 8 digits.";
 
 async fn login_code(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
+    if let Err(e) = super::extract::limit_code(&state, state.cookie(&headers).as_deref()).await {
+        return super::extract::refusal_page(e);
+    }
     page(state, &headers, move |tx, now, st, visit| {
         let s = match visit {
             Visit::Nobody => return Err(AppError::Csrf),
@@ -541,12 +554,21 @@ async fn transfer_start(State(state): State<AppState>, headers: HeaderMap, Form(
         match usecase::start_transfer(tx, now, st, &who, &req)? {
             Started::Settled(t) => Ok(user_page(&who, "Transfer result", result_html(&t))),
             Started::Challenge(c) => Ok(user_page(&who, "Confirm the transfer", sign_html(st, &who.session.csrf, &c))),
+            // A value, not an `Err`: the unit of work commits the refusal's audit row.
+            Started::Refused(e) => {
+                let e = AppError::from(e);
+                let body = html! { p.err { (e.parts().1) } p { a href="/" { "Back to the start" } } };
+                Ok(Page::Html(e.status(), layout("Something went wrong", None, body)))
+            }
         }
     })
     .await
 }
 
 async fn transfer_confirm(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CodeForm>) -> Response {
+    if let Err(e) = super::extract::limit_code(&state, state.cookie(&headers).as_deref()).await {
+        return super::extract::refusal_page(e);
+    }
     page(state, &headers, move |tx, now, st, visit| {
         let who = logged_in(visit)?;
         check_csrf(&who.session, &f.csrf)?;
@@ -575,14 +597,18 @@ struct CsrfOnly {
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfOnly>) -> Response {
-    page(state, &headers, move |tx, _, _, visit| {
-        let s = match visit {
+    page(state, &headers, move |tx, now, _, visit| {
+        match visit {
             Visit::Nobody => return Ok(Page::Redirect("/login", Some(Cookie::Clear))),
-            Visit::Visitor(s) => s,
-            Visit::User(who) => who.session,
-        };
-        check_csrf(&s, &f.csrf)?;
-        session::delete(tx, &s)?;
+            Visit::Visitor(s) => {
+                check_csrf(&s, &f.csrf)?;
+                session::delete(tx, &s)?;
+            }
+            Visit::User(who) => {
+                check_csrf(&who.session, &f.csrf)?;
+                usecase::logout(tx, now, &who)?;
+            }
+        }
         Ok(Page::Redirect("/login", Some(Cookie::Clear)))
     })
     .await

@@ -229,10 +229,10 @@ async fn every_error_code() {
     // The ledger's refusals.
     let cases = [
         ("ACC-BOB-EUR", "ACC-ALICE-EUR", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "unknown_account"),
-        ("ACC-ALICE-EUR", "ACC-NOBODY", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "unknown_account"),
-        ("ACC-ALICE-EUR", "FUNDING-EUR", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "unknown_account"),
+        ("ACC-ALICE-EUR", "ACC-NOBODY", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "payee_not_accepted"),
+        ("ACC-ALICE-EUR", "FUNDING-EUR", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "payee_not_accepted"),
         ("ACC-ALICE-EUR", "ACC-ALICE-EUR", 1, "EUR", StatusCode::UNPROCESSABLE_ENTITY, "same_account"),
-        ("ACC-ALICE-USD", "ACC-BOB-EUR", 1, "USD", StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
+        ("ACC-ALICE-USD", "ACC-BOB-EUR", 1, "USD", StatusCode::UNPROCESSABLE_ENTITY, "payee_not_accepted"),
         ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "USD", StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch"),
         ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "XAU", StatusCode::UNPROCESSABLE_ENTITY, "unsupported_currency"),
         ("ACC-ALICE-EUR", "ACC-BOB-EUR", 1, "XYZ", StatusCode::UNPROCESSABLE_ENTITY, "unsupported_currency"),

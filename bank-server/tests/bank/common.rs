@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use bank_server::clock::Clock;
-use bank_server::{ops, AppState};
+use bank_server::{ops, AppState, Config};
 use http_body_util::BodyExt;
 use paysim_otp::{ChainKey, TxFields};
 use serde_json::{json, Value};
@@ -15,6 +16,8 @@ use tower::ServiceExt;
 pub const URL: &str = "http://localhost:8080";
 pub const VID: &str = "http://localhost:8080";
 pub const T0: i64 = 1_800_000_000;
+/// The client address every in-process request comes from (`MockConnectInfo`).
+pub const CLIENT: &str = "203.0.113.7:40000";
 
 pub use crate::card::Card;
 
@@ -54,8 +57,14 @@ pub fn seed(user: &str) -> [u8; 32] {
 
 impl TestBank {
     /// alice (ACC-ALICE-EUR 1000.00 EUR, ACC-ALICE-USD 50.00 USD), bob (ACC-BOB-EUR 0), carol
-    /// (ACC-CAROL-EUR 500.00), each with a token `PSIM-<NAME>` from `seed(name)`.
+    /// (ACC-CAROL-EUR 500.00), each with a token `PSIM-<NAME>` from `seed(name)`. No abuse
+    /// limits (the tests of the limits set their own with [`TestBank::with`]).
     pub fn new() -> Self {
+        Self::with(|cfg| cfg.limits = bank_server::limit::Settings::off())
+    }
+
+    /// [`TestBank::new`] with the settings `tune` makes of the defaults.
+    pub fn with(tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bank.sqlite3");
         for user in ["alice", "bob", "carol"] {
@@ -70,13 +79,16 @@ impl TestBank {
         ops::fund(&path, "ACC-ALICE-EUR", 100_000, "opening").unwrap();
         ops::fund(&path, "ACC-ALICE-USD", 5_000, "opening").unwrap();
         ops::fund(&path, "ACC-CAROL-EUR", 50_000, "opening").unwrap();
-        Self::open(dir, path)
+        let mut cfg = Config::new(URL).unwrap();
+        tune(&mut cfg);
+        Self::open(dir, path, cfg)
     }
 
-    fn open(dir: tempfile::TempDir, path: PathBuf) -> Self {
+    fn open(dir: tempfile::TempDir, path: PathBuf, cfg: Config) -> Self {
         let clock = Clock::manual(T0);
-        let state = AppState::open(&path, URL, clock.clone()).unwrap();
-        let app = bank_server::app(state.clone());
+        let state = AppState::open_with(&path, cfg, clock.clone()).unwrap();
+        let client: std::net::SocketAddr = CLIENT.parse().unwrap();
+        let app = bank_server::app(state.clone()).layer(MockConnectInfo(client));
         TestBank { dir, path, state, app, clock }
     }
 
@@ -84,9 +96,10 @@ impl TestBank {
     pub fn restart(self) -> Self {
         let now = self.clock.now();
         let TestBank { dir, path, state, app, .. } = self;
+        let cfg = (*state.cfg).clone();
         drop(app);
         drop(state);
-        let bank = Self::open(dir, path);
+        let bank = Self::open(dir, path, cfg);
         bank.clock.advance(now - T0);
         bank
     }

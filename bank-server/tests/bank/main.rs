@@ -6,6 +6,7 @@
 // card, the HTTP calls) are plain functions and may too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse_and_audit;
 mod api_flows;
 #[path = "../support/card.rs"]
 mod card;

@@ -91,6 +91,14 @@ fn the_binary_serves_a_whole_flow_on_port_0() {
     assert_eq!(page.status().as_u16(), 200);
     let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // The audit log has the login with the address the connection came from (the serve loop's
+    // connect info), and the operator's funding with none.
+    let events = ops::recent_audit(&db, 1000).unwrap();
+    let login = events.iter().find(|e| e.kind == "session_started").unwrap();
+    assert!(login.client.as_deref().is_some_and(|c| c.starts_with("127.0.0.1:")), "{login:?}");
+    let funding = events.iter().find(|e| e.kind == "funding").unwrap();
+    assert_eq!(funding.client, None);
+    assert!(ops::verify_audit(&db).unwrap().is_intact());
     // SIGTERM: a clean stop with exit status 0.
     let mut server = server;
     let pid = server.child.id().to_string();

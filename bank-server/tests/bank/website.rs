@@ -6,7 +6,7 @@ use paysim_otp::TxFields;
 use crate::common::*;
 
 /// Logs in through the pages; returns the logged-in session cookie.
-async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String {
+pub(crate) async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str) -> String {
     let (st, h, html) = web(&bank.app, "GET", "/login", None, None).await;
     assert_eq!(st, StatusCode::OK);
     let set = h[header::SET_COOKIE].to_str().unwrap().to_owned();
@@ -238,7 +238,7 @@ async fn a_bad_transfer_form_gets_an_error_page() {
     for (to, amount, want, text) in [
         ("ACC-BOB-EUR", "12.345", StatusCode::BAD_REQUEST, "at most 2 decimals"),
         ("ACC-BOB-EUR", "-1", StatusCode::BAD_REQUEST, "positive number"),
-        ("ACC-NOBODY", "1", StatusCode::UNPROCESSABLE_ENTITY, "unknown account"),
+        ("ACC-NOBODY", "1", StatusCode::UNPROCESSABLE_ENTITY, "the payee cannot take this transfer"),
         ("ACC-BOB-EUR", "5000", StatusCode::CONFLICT, "insufficient funds"),
     ] {
         let f = [
