@@ -120,7 +120,7 @@ WORK=$(cd "$WORK" && pwd)
 chmod 700 "$WORK"
 echo "demo: work directory $WORK"
 DB="$WORK/bank.sqlite3"
-tools() { "$BIN/bank-tools" "$@" --db "$DB"; }
+tools() { "$BIN/bank-tools" "$@" --db "$DB" --master-key-beside-db; }
 
 step "take vpcd slot $SLOT ($READER)"
 lock_slot 9 "$SLOT" "$SLOT_WAIT" \
@@ -172,7 +172,7 @@ printf '%s\n%s\n' "$PIN" "$PUK" | "$BIN/bank-tools" card personalize \
 step "enroll: users, token, accounts, funding (bank-tools on the running bank's database)"
 tools user add "$USER_NAME"
 tools user add "$PAYEE_NAME"
-tools token enroll --user "$USER_NAME" --token-file "$WORK/token.json" --master-key-beside-db
+tools token enroll --user "$USER_NAME" --token-file "$WORK/token.json"
 # The bank holds the sealed seed now; the token file has done its job.
 shred -u "$WORK/token.json"
 tools account open --user "$USER_NAME" --number "$FROM_ACC" --currency "$CURRENCY"

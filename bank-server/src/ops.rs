@@ -30,6 +30,10 @@ pub enum OpsError {
     Db(#[from] DbError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The master key is needed (to seal, or to chain the audit log) and no usable source
+    /// was named.
+    #[error("{0}")]
+    NoKey(String),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -78,9 +82,31 @@ fn open(db_path: &Path) -> Result<Db, OpsError> {
     Ok(Db::open(db_path)?)
 }
 
+/// Where the operator functions find the master key (the audit log's keys come from it), as
+/// [`use_key_source`] set it; `Err` holds why the operator's choice was refused.
+static KEY_SOURCE: std::sync::OnceLock<Result<KeySource, String>> = std::sync::OnceLock::new();
+
+/// Tells the operator functions of this process where the master key is, once (`bank-tools`
+/// does, from its `--master-key` / `--master-key-beside-db` / `BANK_MASTER_KEY` choice). A
+/// refused choice (none, or several) is kept, and every function that needs the key answers
+/// with it, so a command that needs no key (a listing) still runs. Not called (tests,
+/// embedders): `BANK_MASTER_KEY`, else the file beside the database
+/// ([`KeySource::env_or_beside_db`]).
+pub fn use_key_source(choice: Result<KeySource, KeyError>) {
+    let _ = KEY_SOURCE.set(choice.map_err(|e| e.to_string()));
+}
+
+fn key_source() -> Result<KeySource, OpsError> {
+    match KEY_SOURCE.get() {
+        None => Ok(KeySource::env_or_beside_db()),
+        Some(Ok(source)) => Ok(source.clone()),
+        Some(Err(why)) => Err(OpsError::NoKey(why.clone())),
+    }
+}
+
 /// The audit log's keys, from the master key of the database at `db_path`.
 fn audit_keys(db_path: &Path) -> Result<AuditKeys, OpsError> {
-    Ok(AuditKeys::derive(&MasterKey::load_or_create(db_path)?))
+    Ok(AuditKeys::derive(&MasterKey::load(&key_source()?, db_path)?))
 }
 
 /// One `BEGIN IMMEDIATE` unit of work, its audit rows chained under the database's key (no

@@ -26,7 +26,7 @@ fn a_missing_database_is_refused_and_nothing_is_created() {
 fn the_db_comes_from_bank_db_when_no_flag_is_given() {
     let bank = Bank::new();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bank-tools"))
-        .args(["user", "add", "bob"])
+        .args(["user", "add", "bob", "--master-key-beside-db"])
         .env("BANK_DB", &bank.db)
         .env_remove("BANK_MASTER_KEY")
         .output()
@@ -326,7 +326,16 @@ fn audit_books_fails_when_a_balance_is_forged() {
 
 #[test]
 fn token_enroll_needs_the_master_key_source_named() {
-    let bank = Bank::new();
+    // A bank whose key file is kept apart from the database (as an operator should).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    let bank = Bank { dir, db };
+    let key = bank.dir.path().join("keys.d").join("bank.key");
+    std::fs::create_dir(key.parent().unwrap()).unwrap();
+    let k = key.to_str().unwrap();
+    bank_tools(&["user", "add", "alice", "--create-db", "--db", bank.db_str(), "--master-key", k]).ok();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "created 0600 where named");
     let file = bank.token_file("PSIM-00000001", [1; 32]);
     let f = file.to_str().unwrap();
     // Without a source (the file beside the database is not taken unasked).
@@ -335,18 +344,15 @@ fn token_enroll_needs_the_master_key_source_named() {
         .to_owned();
     assert!(err.contains("no master key given") && err.contains("--master-key FILE"), "{err}");
     assert!(!bank_server::master_key::key_path(&bank.db).exists(), "no key file was made beside the database");
-    // A key file apart from the database: created 0600 where it was named.
-    let key = bank.dir.path().join("keys.d").join("bank.key");
-    std::fs::create_dir(key.parent().unwrap()).unwrap();
-    let k = key.to_str().unwrap();
     let args = ["token", "enroll", "--user", "alice", "--token-file", f, "--db", bank.db_str(), "--master-key", k];
     bank_tools(&args).ok();
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(!bank_server::master_key::key_path(&bank.db).exists());
     // Both at once: refused.
     let err = bank_tools(&[&args[..], &["--master-key-beside-db"]].concat()).refused().to_owned();
     assert!(err.contains("more than one master key given"), "{err}");
+    // Writes other than enrolling need it too: their audit rows are chained under it.
+    let err = bank_tools(&["user", "add", "bob", "--db", bank.db_str()]).refused().to_owned();
+    assert!(err.contains("no master key given"), "{err}");
 }
 
 #[test]

@@ -144,12 +144,19 @@ fn a_batch_over_two_slots_with_a_card_swap() {
     // And the bank takes all three token files.
     let db = d.join("bank.sqlite3");
     let run = |args: &[&str]| {
-        let out = Command::new(tools_bin).args(args).arg("--db").arg(&db).arg("--create-db").output().unwrap();
+        let out = Command::new(tools_bin)
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .arg("--create-db")
+            .arg("--master-key-beside-db")
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     for (user, file) in [("alice", "tokens-a.json"), ("bob", "tokens-b.json"), ("carol", "tokens-c.json")] {
         run(&["user", "add", user]);
         let file = d.join(file);
-        run(&["token", "enroll", "--user", user, "--token-file", file.to_str().unwrap(), "--master-key-beside-db"]);
+        run(&["token", "enroll", "--user", user, "--token-file", file.to_str().unwrap()]);
     }
 }

@@ -90,6 +90,7 @@ fn concurrent_funding_from_many_cli_processes_while_the_server_runs() {
                     "EUR",
                     "--db",
                     &db,
+                    "--master-key-beside-db",
                 ])
             })
         })

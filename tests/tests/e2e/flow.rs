@@ -48,7 +48,7 @@ fn world_with(start: impl FnOnce(&Path) -> Bank) -> World {
         (vec!["user", "add", "alice"], "added user alice".to_owned()),
         (vec!["user", "add", "bob"], "added user bob".to_owned()),
         (
-            vec!["token", "enroll", "--user", "alice", "--token-file", token_arg, "--master-key-beside-db"],
+            vec!["token", "enroll", "--user", "alice", "--token-file", token_arg],
             format!("enrolled token {} for user alice (next counter 0)", card.token.serial),
         ),
         (
@@ -64,7 +64,7 @@ fn world_with(start: impl FnOnce(&Path) -> Bank) -> World {
             "funded account ACC-ALICE-EUR with 1000.00 EUR; balance now 1000.00 EUR".to_owned(),
         ),
     ] {
-        let out = e2e_tests::bank_tools(&[&args[..], &["--db", db_arg]].concat(), None);
+        let out = e2e_tests::bank_tools(&[&args[..], &["--db", db_arg, "--master-key-beside-db"]].concat(), None);
         e2e_tests::assert_success(&format!("bank-tools {args:?}"), &out);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains(&says), "bank-tools {args:?} said {stdout:?}, not {says:?}");

@@ -14,19 +14,24 @@ pub struct DbArgs {
     /// missing database is refused, so a mistyped path cannot start a second, empty bank.
     #[arg(long)]
     pub create_db: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 impl DbArgs {
-    /// The database path, checked.
+    /// The database path, checked; also tells the operator functions where the master key is
+    /// (a command that writes chains its audit rows under it).
     pub fn path(&self) -> anyhow::Result<&Path> {
         tools::bank::check_db(&self.db, self.create_db)?;
+        bank_server::ops::use_key_source(self.key.source_choice());
         Ok(&self.db)
     }
 }
 
-/// Where the master key is, for the commands that seal or open with it (`token enroll`): the
-/// same choice as `bank-server serve`, exactly one of BANK_MASTER_KEY, --master-key FILE or
-/// --master-key-beside-db.
+/// Where the master key is, for every command on the database: those that write chain their
+/// audit rows under it, `token enroll` seals with it, `audit verify` checks with it. The same
+/// choice as `bank-server serve`: exactly one of BANK_MASTER_KEY, --master-key FILE or
+/// --master-key-beside-db (listings run without one).
 #[derive(Args)]
 pub struct KeyArgs {
     /// The master key file (64 hex digits, mode 0600; created when missing), kept apart from
@@ -41,6 +46,10 @@ pub struct KeyArgs {
 impl KeyArgs {
     /// The chosen source; none or more than one is refused with what to pass.
     pub fn source(&self) -> anyhow::Result<bank_server::master_key::KeySource> {
-        Ok(bank_server::master_key::KeySource::choose(self.master_key.clone(), self.master_key_beside_db)?)
+        Ok(self.source_choice()?)
+    }
+
+    fn source_choice(&self) -> Result<bank_server::master_key::KeySource, bank_server::master_key::KeyError> {
+        bank_server::master_key::KeySource::choose(self.master_key.clone(), self.master_key_beside_db)
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::bank_db::{DbArgs, KeyArgs};
+use super::bank_db::DbArgs;
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -20,8 +20,6 @@ pub enum TokenCommand {
         token_file: PathBuf,
         #[command(flatten)]
         db: DbArgs,
-        #[command(flatten)]
-        key: KeyArgs,
     },
     /// List every token: serial, user, status, next counter, failures, lock.
     List {
@@ -49,7 +47,7 @@ pub enum TokenCommand {
 
 pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Enroll { user, token_file, db, key } => enroll(&user, &token_file, &db, &key),
+        TokenCommand::Enroll { user, token_file, db } => enroll(&user, &token_file, &db),
         TokenCommand::List { json, db } => list(json, &db),
         TokenCommand::Unlock { serial, db } => {
             check_serial(&serial)?;
@@ -76,9 +74,9 @@ fn check_serial(serial: &str) -> anyhow::Result<()> {
     }
 }
 
-fn enroll(user: &str, file: &std::path::Path, db: &DbArgs, key: &KeyArgs) -> anyhow::Result<()> {
+fn enroll(user: &str, file: &std::path::Path, db: &DbArgs) -> anyhow::Result<()> {
     let path = db.path()?;
-    let key = key.source()?;
+    let key = db.key.source()?;
     let what = || format!("cannot enroll the token in {} for user {user:?}", file.display());
     // The file holds the seed: refuse one other users can read, as every secret file here.
     let token = tools::card::read_token_file(file).with_context(what)?;

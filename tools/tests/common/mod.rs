@@ -89,14 +89,11 @@ impl Bank {
         self.db.to_str().unwrap()
     }
 
-    /// `bank-tools ARGS --db <this database>` (and `--master-key-beside-db` for `token
-    /// enroll`, the one command that needs the master key).
+    /// `bank-tools ARGS --db <this database> --master-key-beside-db` (every command on the
+    /// database takes the master key's source: writes chain their audit rows under it).
     pub fn run(&self, args: &[&str]) -> Run {
         let mut all = args.to_vec();
-        all.extend(["--db", self.db_str()]);
-        if args.starts_with(&["token", "enroll"]) {
-            all.push("--master-key-beside-db");
-        }
+        all.extend(["--db", self.db_str(), "--master-key-beside-db"]);
         bank_tools(&all)
     }
 
