@@ -331,28 +331,32 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The rustls error somewhere in `e`'s causes, classified. An `io::Error` hides its inner
-/// error from `source()`, so each one met on the way is opened with `get_ref`.
+/// error from `source()` (hyper-rustls nests two), so each one met is opened with `get_ref`.
 fn tls_problem(e: &reqwest::Error) -> Option<TlsProblem> {
     use rustls::CertificateError as C;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        let inner = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|i| i as &dyn std::error::Error);
-        for candidate in [Some(c), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(match tls {
-                    rustls::Error::InvalidCertificate(C::UnknownIssuer) => TlsProblem::Untrusted,
-                    rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
-                        TlsProblem::WrongName
-                    }
-                    rustls::Error::InvalidCertificate(
-                        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
-                    ) => TlsProblem::Expired,
-                    rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
-                    _ => TlsProblem::Other,
-                });
-            }
+    let mut todo: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    // Bounded: a cause chain is short; a cycle must not hang the bridge.
+    for _ in 0..32 {
+        let c = todo.pop()?;
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(C::UnknownIssuer) => TlsProblem::Untrusted,
+                rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+                    TlsProblem::WrongName
+                }
+                rustls::Error::InvalidCertificate(
+                    C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+                ) => TlsProblem::Expired,
+                rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
+                _ => TlsProblem::Other,
+            });
         }
-        cause = c.source().or_else(|| inner.and_then(|i| i.source()));
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            todo.push(inner);
+        }
+        if let Some(next) = c.source() {
+            todo.push(next);
+        }
     }
     None
 }

@@ -58,7 +58,7 @@ pub enum Error {
     Pcsc(#[source] pcsc::Error),
 
     /// The bank did not answer (connection refused, timeout, connection dropped).
-    #[error("the bank at {url} is unreachable; check --server and your network, then retry")]
+    #[error("the bank at {url} is unreachable; check the address (`reader-bridge status` shows it) and your network, then retry")]
     BankUnreachable {
         url: String,
         #[source]
