@@ -504,3 +504,27 @@ fn a_second_transfer_command_waits_its_turn_and_moves_nothing() {
     assert_eq!(t.status, paysim_wire::api::TransferStatus::Executed);
     assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 500);
 }
+
+#[test]
+fn respond_shows_the_pinned_bank_and_its_code_logs_in_there() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    // The challenge comes from the bank, as the website would show it.
+    let ch = b.bank().unwrap().login_challenge(&name("alice")).unwrap();
+    let mut ui = Script { confirms: [true].into(), ..pins(1) };
+    let otp = b.respond(&ch.challenge, &reader_bridge::flow::RespondFields::Login, false, &mut ui).unwrap();
+    let said = ui.said.join("\n");
+    assert!(
+        said.contains(&format!("Sign a login for {} (the bank this bridge is set up for)", w.bank.url())),
+        "{said}"
+    );
+    assert_eq!(w.token.signed_for(), vec![w.bank.url()]);
+    // The code is good at the pinned bank.
+    b.bank().unwrap().login(&ch.challenge_id, otp.counter, &otp.otp).unwrap();
+
+    // Declining signs nothing.
+    let mut ui = Script { confirms: [false].into(), ..Script::default() };
+    let e = b.respond(&ch.challenge, &reader_bridge::flow::RespondFields::Login, false, &mut ui).unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e:?}");
+    assert_eq!(w.token.signed_for().len(), 1);
+}
