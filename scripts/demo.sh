@@ -190,7 +190,11 @@ balance_minor() {
 from_before=$(balance_minor "$USER_NAME" "$FROM_ACC")
 to_before=$(balance_minor "$PAYEE_NAME" "$TO_ACC")
 
-BRIDGE=("$BIN/reader-bridge" --server "$URL" --reader "$READER" --state-dir "$WORK/bridge-state")
+BRIDGE=("$BIN/reader-bridge" --reader "$READER" --state-dir "$WORK/bridge-state")
+
+step "reader-bridge setup --server $URL (pin the bridge to this bank: the card signs only for it)"
+"${BRIDGE[@]}" setup --server "$URL"
+"${BRIDGE[@]}" --wait 0 status
 
 step "reader-bridge login --user $USER_NAME (challenge, PIN, LOGIN OTP from the card)"
 printf '%s\n' "$PIN" | "${BRIDGE[@]}" --pin-stdin login --user "$USER_NAME"
@@ -244,15 +248,17 @@ cat <<EOF
 
  1. Open $URL in a browser (on another machine: ssh -L $PORT:127.0.0.1:$PORT <this host>),
     enter the user name $USER_NAME.
- 2. In a second terminal, put the bridge on PATH:
+ 2. In a second terminal, put the bridge on PATH and use the demo's bridge state (set up
+    for this bank by \`reader-bridge setup --server $URL\` above):
       export PATH="$BIN:\$PATH"
+      export PAYSIM_BRIDGE_STATE_DIR="$WORK/bridge-state"
     and run the reader-bridge respond ... command the page shows (copy it whole). It shows
-    the bank address and the fields the card signs, asks you to confirm, then for the PIN:
-    type $PIN.
+    the bank this bridge is set up for and the fields the card signs, asks you to confirm,
+    then for the PIN: type $PIN.
  3. Type the "type into the page" code (COUNTER-OTP) into the page. Transfers work the same
     way: the confirmation page shows its own respond command with the signed fields.
 
- Bridge from the terminal instead:   $BIN/reader-bridge --server $URL login --user $USER_NAME
+ Bridge from the terminal instead:   $BIN/reader-bridge --state-dir $WORK/bridge-state login --user $USER_NAME
  Work directory (database, logs):    $WORK
  Ctrl-C stops the card and the bank.
 ================================================================================

@@ -27,16 +27,16 @@ use e2e_tests::{require_pcscd, CardSpec, TestCard};
 use paysim_otp::{self as otp, ChainKey};
 use paysim_wire::api::{NewTransfer, TransferStatus};
 use reader_bridge::apdu::Pin;
-use reader_bridge::bank::{Bank, Created};
+use reader_bridge::bank::{Bank, Created, Trust};
 use reader_bridge::card::PaysimCard;
-use reader_bridge::flow::{Bridge, CardChoice, TransferRequest, Ui};
+use reader_bridge::flow::{BankFlags, Bridge, CardChoice, SecretKind, TransferRequest, Ui};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 struct Always;
 
 impl Ui for Always {
-    fn secret(&mut self, _: &str) -> reader_bridge::Result<Zeroizing<String>> {
+    fn secret(&mut self, _: SecretKind, _: &str) -> reader_bridge::Result<Zeroizing<String>> {
         Ok(Zeroizing::new("1234".to_owned()))
     }
     fn confirm(&mut self, _: &str) -> reader_bridge::Result<bool> {
@@ -106,7 +106,9 @@ fn main() {
 
     // Whole flow: the bridge as the CLI runs it, with the real card.
     let choice = CardChoice { reader: Some(card.reader()), wait: Duration::from_secs(5) };
-    let bridge = Bridge::new(&url, card.dir.path().join("bridge-state"), choice).unwrap();
+    let state = card.dir.path().join("bridge-state");
+    Bridge::setup(&state, &url, None, false).unwrap();
+    let bridge = Bridge::open(&state, &BankFlags::default(), choice).unwrap();
     let transfer = TransferRequest {
         from: Some("ACC-ALICE-EUR".parse().unwrap()),
         to: "ACC-CAROL-EUR".parse().unwrap(),
@@ -132,7 +134,7 @@ fn main() {
     // one PC/SC transaction, over one connection.
     let pin = Pin::new("1234").unwrap();
     let mut link = PaysimCard::open(Some(&card.reader()), Duration::from_secs(5)).unwrap();
-    let vid = bridge.bank.verifier_id().to_owned();
+    let vid = bridge.bank().unwrap().verifier_id().to_owned();
     let challenge = [0x5Au8; 32];
     let tx = otp::TxFields {
         verifier_id: vid.as_bytes(),
@@ -151,7 +153,7 @@ fn main() {
         .collect();
 
     // Part 2, the bank: the same four requests, bob's codes from an in-process card.
-    let bank = Bank::new(&url).unwrap();
+    let bank = Bank::new(&url, &Trust::Platform).unwrap();
     let mut bobs_card = PaysimCard::new(MemCard::personalized(&soft_seed, "1234", "12345678", "SOFT-1").unwrap());
     let mut bank_round = |i: usize| {
         let ch = bank.login_challenge(&"bob".parse().unwrap()).unwrap();

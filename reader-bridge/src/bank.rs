@@ -4,9 +4,17 @@
 //! Every call maps the bank's stable error codes to [`Error`] variants: `auth_failed` is
 //! [`Error::OtpRejected`], `unauthenticated` is [`Error::NotLoggedIn`], `insufficient_funds`
 //! is [`Error::InsufficientFunds`], the other transfer refusals are
-//! [`Error::TransferRefused`]; a connection failure is [`Error::BankUnreachable`].
+//! [`Error::TransferRefused`]; a connection failure is [`Error::BankUnreachable`], a failed
+//! TLS handshake [`Error::BankTls`] (with a [`TlsProblem`] a person can act on).
+//!
+//! Transport: the workspace's one HTTP stack (reqwest on hyper) over rustls with the ring
+//! provider. The bank's certificate is checked against the platform's roots, or, with a
+//! private CA ([`Trust::PrivateCa`]), against that CA only. `http://` is accepted only to this
+//! computer (127.0.0.0/8, `::1`, `localhost`): [`Error::PlainHttp`] otherwise. Redirects are
+//! not followed: the bank's API never redirects, and a redirect must not carry a session token
+//! to another address.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TlsProblem};
 use paysim_otp::Otp;
 use paysim_wire::api::{
     Account, Accounts, CodeSubmission, ErrorBody, ErrorCode, LoginChallenge, LoginChallengeRequest, LoginOk,
@@ -14,7 +22,131 @@ use paysim_wire::api::{
 };
 use paysim_wire::{ChallengeId, TransferId, UserName};
 use serde::de::DeserializeOwned;
+use std::path::Path;
 use std::time::Duration;
+
+/// A private CA's certificates, as PEM text, checked to hold at least one certificate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaPem {
+    pem: String,
+    ders: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for CaPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaPem").field("sha256", &self.fingerprints()).finish()
+    }
+}
+
+impl CaPem {
+    /// Parses PEM text: every `CERTIFICATE` block is kept; other blocks (a key by mistake)
+    /// are refused, and so is text without a certificate.
+    pub fn parse(pem: &str) -> std::result::Result<CaPem, String> {
+        use rustls::pki_types::pem::{PemObject, SectionKind};
+        let mut ders = Vec::new();
+        for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem.as_bytes()) {
+            match item {
+                Ok((SectionKind::Certificate, der)) => ders.push(der),
+                Ok((kind, _)) => {
+                    return Err(format!(
+                        "it holds a {kind:?} block; give only the CA's certificate (PEM, BEGIN CERTIFICATE)"
+                    ))
+                }
+                Err(e) => return Err(format!("it is not valid PEM ({e})")),
+            }
+        }
+        if ders.is_empty() {
+            return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned());
+        }
+        // rustls accepts each as a trust anchor, or the file is refused now, not at the first
+        // connection.
+        let mut roots = rustls::RootCertStore::empty();
+        for der in &ders {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                .map_err(|e| format!("a certificate in it cannot be a trust anchor ({e})"))?;
+        }
+        Ok(CaPem { pem: pem.to_owned(), ders })
+    }
+
+    /// Reads and parses the PEM file at `path` ([`Error::BadCa`] if it cannot be used).
+    pub fn read(path: &Path) -> Result<CaPem> {
+        let bad = |reason: String| Error::BadCa { path: path.to_owned(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        CaPem::parse(&text).map_err(bad)
+    }
+
+    /// The PEM text as read.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// SHA-256 of each certificate (DER), `AB:CD:...`: what `openssl x509 -noout -fingerprint
+    /// -sha256` prints, so a person can compare it with what the bank publishes.
+    pub fn fingerprints(&self) -> Vec<String> {
+        use sha2::Digest;
+        self.ders
+            .iter()
+            .map(|der| {
+                let digest = sha2::Sha256::digest(der);
+                digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+            })
+            .collect()
+    }
+
+    /// Same certificates (the PEM text around them may differ).
+    pub fn same_certificates(&self, other: &CaPem) -> bool {
+        self.ders == other.ders
+    }
+}
+
+/// What the bridge trusts for the bank's TLS certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// The platform's root certificates (what the system's browsers trust).
+    Platform,
+    /// Only this private CA; the platform's roots are not used for the bank.
+    PrivateCa(CaPem),
+}
+
+/// A bank address the bridge accepts: `https://HOST[:PORT]`, or `http://` to this computer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BankAddress {
+    /// The base URL requests go to, without a trailing `/`.
+    pub url: String,
+    /// What the card signs: `scheme://host:port`.
+    pub verifier_id: String,
+}
+
+impl BankAddress {
+    /// Checks `text`: a scheme of http or https, a host, no user, path, query or fragment;
+    /// `http://` only to a loopback host.
+    pub fn parse(text: &str) -> Result<BankAddress> {
+        let text = text.trim();
+        let bad = |why: &str| Error::BadInput(format!("bad bank address {text:?}: {why}"));
+        let verifier_id = paysim_otp::verifier_id(text).map_err(|e| bad(&e.to_string()))?;
+        let url = reqwest::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("give the address without a user name or password"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("give only the bank's origin, without a path, e.g. https://bank.example"));
+        }
+        let host = url.host().ok_or_else(|| bad("it names no host"))?;
+        if url.scheme() == "http" {
+            let loopback = match &host {
+                url::Host::Ipv4(a) => a.is_loopback(),
+                url::Host::Ipv6(a) => a.is_loopback(),
+                url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+            };
+            if !loopback {
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                return Err(Error::PlainHttp { host: host.to_string(), port });
+            }
+        }
+        Ok(BankAddress { url: text.trim_end_matches('/').to_owned(), verifier_id })
+    }
+}
 
 /// A client for one bank.
 pub struct Bank {
@@ -33,25 +165,43 @@ pub enum Created {
 }
 
 impl Bank {
-    /// A client for the bank at `server_url`. The verifier id the card will sign is derived
-    /// here, from this URL, and from nothing the server says.
-    pub fn new(server_url: &str) -> Result<Self> {
-        let verifier_id = paysim_otp::verifier_id(server_url)
-            .map_err(|e| Error::BadInput(format!("bad --server URL {server_url:?}: {e}")))?;
-        if verifier_id.starts_with("https://") {
-            // The workspace's one HTTP stack is built without a TLS backend; say so plainly
-            // instead of failing later as "unreachable".
-            return Err(Error::BadInput(format!(
-                "this reader-bridge build speaks plain http only; {server_url:?} needs TLS (see docs/bridge.md)"
-            )));
-        }
-        let http = reqwest::blocking::Client::builder()
+    /// A client for the bank at `server_url`, trusting `trust` for its certificate. The
+    /// verifier id the card will sign is derived here, from this URL, and from nothing the
+    /// server says.
+    pub fn new(server_url: &str, trust: &Trust) -> Result<Self> {
+        let address = BankAddress::parse(server_url)?;
+        let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
-            .user_agent(concat!("reader-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::BadInput(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Bank { http, base: server_url.trim().trim_end_matches('/').to_owned(), verifier_id })
+            .redirect(reqwest::redirect::Policy::none())
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
+            .user_agent(concat!("reader-bridge/", env!("CARGO_PKG_VERSION")));
+        if let Trust::PrivateCa(ca) = trust {
+            builder = builder.tls_built_in_root_certs(false);
+            for der in &ca.ders {
+                let cert = reqwest::Certificate::from_der(der)
+                    .map_err(|e| Error::BadInput(format!("cannot use the private CA: {e}")))?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| Error::BadInput(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Bank { http, base: address.url, verifier_id: address.verifier_id })
+    }
+
+    /// Asks the bank something harmless (`GET /session` without a token) to check that the
+    /// address answers, over TLS that `trust` accepts, with the bank's JSON API.
+    pub fn probe(&self) -> Result<()> {
+        match self.send(self.http.get(self.url_of("/session"))) {
+            Ok(_) | Err(Error::NotLoggedIn) => Ok(()),
+            Err(Error::Bank { code: ErrorCode::Unknown, status, .. }) => Err(Error::BadBankResponse(format!(
+                "{} answered {status} without the bank's JSON error body: is this the PAYSIM bank's address?",
+                self.base
+            ))),
+            Err(Error::Bank { .. } | Error::TransferRefused { .. } | Error::OtpRejected | Error::InsufficientFunds) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The verifier id derived from the configured URL.
@@ -69,7 +219,7 @@ impl Bank {
     }
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<(u16, Vec<u8>)> {
-        let unreachable = |source| Error::BankUnreachable { url: self.base.clone(), source };
+        let unreachable = |source| transport_error(&self.base, source);
         let resp = req.send().map_err(unreachable)?;
         let status = resp.status().as_u16();
         let body = resp.bytes().map_err(unreachable)?;
@@ -156,6 +306,61 @@ impl Bank {
     }
 }
 
+/// A request that got no answer: a failed TLS handshake becomes [`Error::BankTls`] (its
+/// library chain logged at debug level, shown with `-v`), anything else
+/// [`Error::BankUnreachable`].
+fn transport_error(url: &str, source: reqwest::Error) -> Error {
+    match tls_problem(&source) {
+        Some(problem) => {
+            tracing::debug!(url, error = %chain(&source), "TLS with the bank failed");
+            Error::BankTls { url: url.to_owned(), problem }
+        }
+        None => Error::BankUnreachable { url: url.to_owned(), source },
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The rustls error somewhere in `e`'s causes, classified. An `io::Error` hides its inner
+/// error from `source()` (hyper-rustls nests two), so each one met is opened with `get_ref`.
+fn tls_problem(e: &reqwest::Error) -> Option<TlsProblem> {
+    use rustls::CertificateError as C;
+    let mut todo: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    // Bounded: a cause chain is short; a cycle must not hang the bridge.
+    for _ in 0..32 {
+        let c = todo.pop()?;
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(C::UnknownIssuer) => TlsProblem::Untrusted,
+                rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+                    TlsProblem::WrongName
+                }
+                rustls::Error::InvalidCertificate(
+                    C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+                ) => TlsProblem::Expired,
+                rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
+                _ => TlsProblem::Other,
+            });
+        }
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            todo.push(inner);
+        }
+        if let Some(next) = c.source() {
+            todo.push(next);
+        }
+    }
+    None
+}
+
 /// Maps an error answer to the bridge's error type.
 fn api_error(status: u16, body: &[u8]) -> Error {
     let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
@@ -177,14 +382,39 @@ mod tests {
 
     #[test]
     fn verifier_id_comes_from_the_configured_url() {
-        let b = Bank::new("http://127.0.0.1:8080/").unwrap();
+        let b = Bank::new("http://127.0.0.1:8080/", &Trust::Platform).unwrap();
         assert_eq!(b.verifier_id(), "http://127.0.0.1:8080");
         assert_eq!(b.url(), "http://127.0.0.1:8080");
-        let b = Bank::new("HTTP://Bank.Example/login").unwrap();
-        assert_eq!(b.verifier_id(), "http://bank.example:80");
-        let e = Bank::new("https://bank.example").err().unwrap();
-        assert!(e.to_string().contains("plain http only"), "{e}");
-        assert!(matches!(Bank::new("ftp://bank"), Err(Error::BadInput(_))));
+        let b = Bank::new("HTTPS://Bank.Example", &Trust::Platform).unwrap();
+        assert_eq!(b.verifier_id(), "https://bank.example:443");
+        assert!(matches!(Bank::new("ftp://bank", &Trust::Platform), Err(Error::BadInput(_))));
+        let e = Bank::new("https://bank.example/login", &Trust::Platform).err().unwrap();
+        assert!(e.to_string().contains("without a path"), "{e}");
+        assert!(matches!(Bank::new("https://u:p@bank.example", &Trust::Platform), Err(Error::BadInput(_))));
+    }
+
+    #[test]
+    fn plain_http_is_only_for_this_computer() {
+        for ok in ["http://127.0.0.1:8080", "http://127.9.8.7", "http://[::1]:8080", "http://LocalHost:1"] {
+            assert!(BankAddress::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://10.0.0.1:8080", "http://bank.example", "http://localhost.evil.example", "http://[::2]"] {
+            let e = BankAddress::parse(bad).unwrap_err();
+            assert!(matches!(e, Error::PlainHttp { .. }), "{bad}: {e:?}");
+            assert!(e.to_string().contains("use https://"), "{e}");
+            assert_eq!(e.exit_code(), crate::error::exit::USAGE);
+        }
+        let e = BankAddress::parse("http://bank.example:8080").unwrap_err();
+        assert!(e.to_string().contains("use https://bank.example:8080"), "{e}");
+        assert!(BankAddress::parse("https://10.0.0.1:8443").is_ok());
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        assert!(CaPem::parse("").unwrap_err().contains("no PEM certificate"));
+        assert!(CaPem::parse("hello").unwrap_err().contains("no PEM certificate"));
+        let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(CaPem::parse(key).is_err());
     }
 
     #[test]
@@ -206,7 +436,7 @@ mod tests {
     fn unreachable_bank_is_bank_unreachable() {
         // A port nobody listens on: bind one, learn it, close it.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let b = Bank::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let b = Bank::new(&format!("http://127.0.0.1:{port}"), &Trust::Platform).unwrap();
         let e = b.login_challenge(&"alice".parse().unwrap()).unwrap_err();
         assert!(matches!(e, Error::BankUnreachable { .. }), "{e:?}");
         assert_eq!(e.exit_code(), crate::error::exit::BANK_UNREACHABLE);

@@ -58,7 +58,7 @@ pub enum Error {
     Pcsc(#[source] pcsc::Error),
 
     /// The bank did not answer (connection refused, timeout, connection dropped).
-    #[error("the bank at {url} is unreachable; check --server and your network, then retry")]
+    #[error("the bank at {url} is unreachable; check the address (`reader-bridge status` shows it) and your network, then retry")]
     BankUnreachable {
         url: String,
         #[source]
@@ -83,6 +83,57 @@ pub enum Error {
     /// The bank's answer does not have the documented shape.
     #[error("the bank's answer is malformed: {0}")]
     BadBankResponse(String),
+    /// The TLS connection to the bank failed: its certificate is not trusted, not for this
+    /// name, expired, or the other side does not speak TLS. The library's own chain (rustls,
+    /// hyper) is logged with `-v`, not printed: it says nothing a person can act on.
+    #[error("{}", tls_text(.url, .problem))]
+    BankTls { url: String, problem: TlsProblem },
+    /// `http://` to a host that is not this computer: codes, session tokens and transfer
+    /// details would cross the network in the clear.
+    #[error(
+        "refusing plain http to {host}: http:// is only for a bank on this computer (127.0.0.1, ::1, localhost); \
+         use https://{host}{port} (add --ca FILE if the bank uses a private CA)"
+    )]
+    PlainHttp { host: String, port: String },
+
+    /// No bank pinned yet: every command that talks to the bank or signs needs `setup` first.
+    #[error(
+        "this bridge is not set up for a bank yet; run `reader-bridge setup --server https://YOUR-BANK` once \
+         (add --ca FILE if the bank uses a private CA); nothing was signed or sent"
+    )]
+    NotSetUp,
+    /// `--server` (or `PAYSIM_SERVER`) names another bank than the pinned one. The card only
+    /// ever signs for the pinned bank, whatever a page or a script says.
+    #[error(
+        "this bridge is set up for the bank at {pinned}, but --server (or PAYSIM_SERVER) says {given}; \
+         nothing was signed or sent. Leave --server out to use {pinned}; to change banks on purpose, \
+         run `reader-bridge setup --server {given} --replace`"
+    )]
+    OtherBank { pinned: String, given: String },
+    /// `--ca` names another CA than the one pinned with the bank.
+    #[error(
+        "this bridge is set up for the bank at {pinned} trusting {pinned_ca}, but --ca (or PAYSIM_CA) gives {given}; \
+         nothing was signed or sent. Leave --ca out; to change what the bridge trusts on purpose, \
+         run `reader-bridge setup --server {pinned} --ca FILE --replace`"
+    )]
+    OtherCa { pinned: String, pinned_ca: String, given: String },
+    /// `setup` for another bank while one is pinned, without `--replace`.
+    #[error(
+        "this bridge is already set up for the bank at {pinned}{}; nothing was changed. To set it up for {given} \
+         instead, run the same command with --replace (the session for the old bank is forgotten)",
+        if *.ca_differs { " (trusting another CA)" } else { "" }
+    )]
+    AlreadySetUp { pinned: String, given: String, ca_differs: bool },
+    /// A `--ca` file that holds no usable certificate.
+    #[error("cannot use the CA file {path}: {reason}")]
+    BadCa { path: PathBuf, reason: String },
+    /// A PIN, PUK or OTP on the command line without `--insecure-secret-args`.
+    #[error(
+        "{flag} puts the {what} on the command line, where other users and the shell history can read it; \
+         leave it out and type the {what} at the prompt (no echo), or pipe it with --pin-stdin \
+         (or add --insecure-secret-args if you accept the exposure)"
+    )]
+    SecretOnCommandLine { flag: &'static str, what: &'static str },
 
     /// Input the person typed is not acceptable (amount, currency, PIN format, challenge...).
     #[error("{0}")]
@@ -103,6 +154,44 @@ pub enum Error {
     /// Reading from the terminal failed.
     #[error("cannot read from the terminal (scripts: use --pin-stdin)")]
     Terminal(#[source] std::io::Error),
+}
+
+/// What went wrong in the TLS handshake with the bank, in the terms a person acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The certificate chain does not lead to a trusted CA.
+    Untrusted,
+    /// The certificate is for another name than the host in the bank's address.
+    WrongName,
+    /// The certificate has expired or is not valid yet.
+    Expired,
+    /// The bank answered something that is not TLS (plain http on an https address?).
+    NotTls,
+    /// Any other TLS failure (revoked, bad signature, unsupported...); `-v` shows the detail.
+    Other,
+}
+
+fn tls_text(url: &str, problem: &TlsProblem) -> String {
+    match problem {
+        TlsProblem::Untrusted => format!(
+            "the bank's certificate is not trusted: pass --ca FILE if the bank uses a private CA \
+             (`reader-bridge setup --server {url} --ca FILE --replace`); nothing was sent"
+        ),
+        TlsProblem::WrongName => format!(
+            "the bank's certificate is not valid for the name in {url}: check the address (a look-alike \
+             or a misconfigured bank); nothing was sent"
+        ),
+        TlsProblem::Expired => format!(
+            "the certificate of the bank at {url} has expired or is not valid yet: check this computer's clock, \
+             or tell the bank; nothing was sent"
+        ),
+        TlsProblem::NotTls => format!(
+            "the bank at {url} does not answer in TLS (is it serving plain http on this port?); nothing was sent"
+        ),
+        TlsProblem::Other => {
+            format!("the TLS connection to the bank at {url} failed (run with -v for the detail); nothing was sent")
+        }
+    }
 }
 
 /// Result with the bridge's error.
@@ -161,10 +250,16 @@ pub mod exit {
     pub const REFUSED: u8 = 34;
     /// The bank failed (5xx) or answered something unexpected.
     pub const BANK_ERROR: u8 = 35;
+    /// The TLS connection to the bank failed (certificate not trusted, wrong name, expired...).
+    pub const BANK_TLS: u8 = 36;
     /// The local state directory cannot be used.
     pub const STATE: u8 = 40;
     /// Another transfer command is running from the same state directory.
     pub const BUSY: u8 = 41;
+    /// The bridge is not set up for a bank yet: run `reader-bridge setup --server URL`.
+    pub const NOT_SET_UP: u8 = 42;
+    /// `--server`/`--ca` differ from the pinned bank (or `setup` without `--replace`).
+    pub const OTHER_BANK: u8 = 43;
 }
 
 impl Error {
@@ -198,7 +293,12 @@ impl Error {
             Error::InsufficientFunds => exit::INSUFFICIENT_FUNDS,
             Error::TransferRefused { .. } => exit::REFUSED,
             Error::Bank { .. } | Error::BadBankResponse(_) => exit::BANK_ERROR,
-            Error::BadInput(_) => exit::USAGE,
+            Error::BankTls { .. } => exit::BANK_TLS,
+            Error::BadInput(_) | Error::PlainHttp { .. } | Error::BadCa { .. } | Error::SecretOnCommandLine { .. } => {
+                exit::USAGE
+            }
+            Error::NotSetUp => exit::NOT_SET_UP,
+            Error::OtherBank { .. } | Error::OtherCa { .. } | Error::AlreadySetUp { .. } => exit::OTHER_BANK,
             Error::Cancelled => exit::CANCELLED,
             Error::State { .. } => exit::STATE,
             Error::TransferBusy { .. } => exit::BUSY,
@@ -215,6 +315,7 @@ impl Error {
         matches!(
             self,
             Error::BankUnreachable { .. }
+                | Error::BankTls { .. }
                 | Error::CardRemoved
                 | Error::Bank { status: 500..=599, .. }
                 | Error::BadBankResponse(_)

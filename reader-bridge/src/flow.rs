@@ -4,21 +4,33 @@
 //! tests implement it with scripted answers), so every flow is testable without a terminal.
 
 use crate::apdu::{CardOtp, Pin, Puk};
-use crate::bank::{Bank, Created};
+use crate::bank::{Bank, BankAddress, CaPem, Created, Trust};
 use crate::card::{self, CardStatus, PaysimCard, ReaderInfo};
 use crate::error::{Error, Result};
-use crate::state::{self, PendingTransfer, Session, StateDir};
+use crate::state::{self, PendingTransfer, PinnedBank, Session, StateDir};
 use card_link::Transport;
 use paysim_otp::TxFields;
 use paysim_wire::api::{Account, NewTransfer, Transfer};
 use paysim_wire::{AccountNumber, Challenge, Currency, TransferId, UserName};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
+
+/// Which secret a prompt asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecretKind {
+    /// The card's PIN (current PIN for `change-pin`).
+    Pin,
+    /// The PUK (`unblock`).
+    Puk,
+    /// A new PIN (asked twice).
+    NewPin,
+}
 
 /// How the bridge reaches the person.
 pub trait Ui {
     /// Asks for a secret (PIN, PUK) without echo.
-    fn secret(&mut self, prompt: &str) -> Result<Zeroizing<String>>;
+    fn secret(&mut self, kind: SecretKind, prompt: &str) -> Result<Zeroizing<String>>;
     /// Asks a yes/no question; `false` unless the person says yes.
     fn confirm(&mut self, question: &str) -> Result<bool>;
     /// Asks for one line of ordinary text.
@@ -70,9 +82,10 @@ impl<T: Transport> Token for PaysimCard<T> {
 /// Opens the token for one operation.
 pub type TokenOpener = Box<dyn Fn(&CardChoice) -> Result<Box<dyn Token>>>;
 
-/// The bridge: one bank client, one state directory, the card choice.
+/// The bridge: the pinned bank's client (if `setup` ran), one state directory, the card choice.
 pub struct Bridge {
-    pub bank: Bank,
+    bank: Option<Bank>,
+    pinned: Option<PinnedBank>,
     pub state: StateDir,
     pub card: CardChoice,
     opener: TokenOpener,
@@ -96,18 +109,132 @@ pub enum RespondFields {
     Transfer { transaction_id: TransferId, payee: AccountNumber, amount_minor: u64, currency: Currency },
 }
 
+/// What the command line says about the bank (`--server`, `--ca`). It never chooses the
+/// bank: it is checked against the pinned one, and a difference is refused.
+#[derive(Clone, Debug, Default)]
+pub struct BankFlags {
+    pub server: Option<String>,
+    pub ca: Option<PathBuf>,
+}
+
+/// What `setup` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetupOutcome {
+    /// The bank is pinned (there was none).
+    Pinned,
+    /// The same bank with the same trust was pinned already: nothing changed.
+    Unchanged,
+    /// `--replace`: this pin replaced the old one; the old bank's session is forgotten.
+    Replaced(PinnedBank),
+}
+
 impl Bridge {
-    /// A bridge for the bank at `server_url`, keeping its state in `state_dir`.
-    pub fn new(server_url: &str, state_dir: impl Into<std::path::PathBuf>, card: CardChoice) -> Result<Self> {
+    /// `setup`: pins the bank at `server` (trusting the PEM CA file `ca`, or the platform's
+    /// roots) in `state_dir`, after checking that it answers over TLS that this trust accepts.
+    /// A different pin is only replaced with `replace`; the same one is left as it is.
+    pub fn setup(
+        state_dir: impl Into<PathBuf>,
+        server: &str,
+        ca: Option<&Path>,
+        replace: bool,
+    ) -> Result<(PinnedBank, SetupOutcome)> {
+        let state = StateDir::open(state_dir)?;
+        let address = BankAddress::parse(server)?;
+        let ca_pem = ca.map(CaPem::read).transpose()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let pin = PinnedBank::new(&address, ca_pem.as_ref().zip(ca), now);
+        let old = state.pinned_bank()?;
+        if let Some(old) = &old {
+            let same_ca = match (old.trust(), &ca_pem) {
+                (Ok(Trust::Platform), None) => true,
+                (Ok(Trust::PrivateCa(a)), Some(b)) => a.same_certificates(b),
+                _ => false,
+            };
+            if old.url == pin.url && old.verifier_id == pin.verifier_id && same_ca {
+                return Ok((old.clone(), SetupOutcome::Unchanged));
+            }
+            if !replace {
+                return Err(Error::AlreadySetUp {
+                    pinned: old.url.clone(),
+                    given: pin.url.clone(),
+                    ca_differs: !same_ca,
+                });
+            }
+        }
+        let trust = match &ca_pem {
+            Some(c) => Trust::PrivateCa(c.clone()),
+            None => Trust::Platform,
+        };
+        Bank::new(&pin.url, &trust)?.probe()?;
+        state.save_pinned_bank(&pin)?;
+        match old {
+            Some(old) => {
+                state.clear_session()?;
+                Ok((pin, SetupOutcome::Replaced(old)))
+            }
+            None => Ok((pin, SetupOutcome::Pinned)),
+        }
+    }
+
+    /// A bridge for the bank pinned in `state_dir` (by [`Bridge::setup`]). `flags` that name
+    /// another bank or CA are refused ([`Error::OtherBank`], [`Error::OtherCa`]); without a pin
+    /// the bridge still reads cards and its state, and every bank command answers
+    /// [`Error::NotSetUp`].
+    pub fn open(state_dir: impl Into<PathBuf>, flags: &BankFlags, card: CardChoice) -> Result<Self> {
+        let state = StateDir::open(state_dir)?;
+        let given = flags.server.as_deref().map(BankAddress::parse).transpose()?;
+        let given_ca = flags.ca.as_deref().map(CaPem::read).transpose()?;
+        let pinned = state.pinned_bank()?;
+        let bank = match &pinned {
+            None => None,
+            Some(p) => {
+                if let Some(g) = &given {
+                    if g.verifier_id != p.verifier_id {
+                        return Err(Error::OtherBank { pinned: p.url.clone(), given: g.url.clone() });
+                    }
+                }
+                let trust = p.trust().map_err(|reason| Error::State {
+                    path: state.path().join("bank.json"),
+                    source: std::io::Error::other(format!(
+                        "its CA copy cannot be used ({reason}); run `reader-bridge setup --server {} --ca FILE --replace`",
+                        p.url
+                    )),
+                })?;
+                if let (Some(g), Some(path)) = (&given_ca, &flags.ca) {
+                    let same = matches!(&trust, Trust::PrivateCa(c) if c.same_certificates(g));
+                    if !same {
+                        return Err(Error::OtherCa {
+                            pinned: p.url.clone(),
+                            pinned_ca: p.trust_text(),
+                            given: path.display().to_string(),
+                        });
+                    }
+                }
+                Some(Bank::new(&p.url, &trust)?)
+            }
+        };
         Ok(Bridge {
-            bank: Bank::new(server_url)?,
-            state: StateDir::open(state_dir)?,
+            bank,
+            pinned,
+            state,
             card,
             opener: Box::new(|c: &CardChoice| {
                 let card = PaysimCard::open(c.reader.as_deref(), c.wait)?;
                 Ok(Box::new(card) as Box<dyn Token>)
             }),
         })
+    }
+
+    /// The pinned bank's client, or [`Error::NotSetUp`].
+    pub fn bank(&self) -> Result<&Bank> {
+        self.bank.as_ref().ok_or(Error::NotSetUp)
+    }
+
+    /// The pinned bank, if `setup` ran.
+    pub fn pinned(&self) -> Option<&PinnedBank> {
+        self.pinned.as_ref()
     }
 
     /// Replaces how the token is opened for login, transfer and respond (tests use the
@@ -158,7 +285,7 @@ impl Bridge {
     }
 
     fn session(&self) -> Result<Session> {
-        self.state.session(self.bank.verifier_id())?.ok_or(Error::NotLoggedIn)
+        self.state.session(self.bank()?.verifier_id())?.ok_or(Error::NotLoggedIn)
     }
 
     /// Runs `f` with the stored session; forgets the session when the bank says it ended.
@@ -171,33 +298,34 @@ impl Bridge {
         r
     }
 
-    fn warn_if_verifier_differs(&self, ui: &mut dyn Ui, stated: &str) {
-        if stated != self.bank.verifier_id() {
+    fn warn_if_verifier_differs(&self, bank: &Bank, ui: &mut dyn Ui, stated: &str) {
+        if stated != bank.verifier_id() {
             ui.warn(&format!(
-                "warning: the server says its verifier id is {stated:?}, but --server gives {:?}. \
-                 The card signs for {:?} (the address you configured); a bank at another address \
-                 will refuse these codes. If this is really your bank, use its public address \
-                 with --server.",
-                self.bank.verifier_id(),
-                self.bank.verifier_id()
+                "warning: the server says its verifier id is {stated:?}, but this bridge is set up for {:?}. \
+                 The card signs for {:?} (the bank you set up); a bank at another address \
+                 will refuse these codes. If this is really your bank, set the bridge up with its \
+                 public address: `reader-bridge setup --server URL --replace`.",
+                bank.verifier_id(),
+                bank.verifier_id()
             ));
         }
     }
 
     /// `login`: challenge from the bank, PIN, LOGIN OTP from the card, session stored.
     pub fn login(&self, user: &UserName, ui: &mut dyn Ui) -> Result<Session> {
+        let bank = self.bank()?;
         let mut card = self.open_token(ui)?;
-        let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
-        let ch = self.bank.login_challenge(user)?;
-        self.warn_if_verifier_differs(ui, &ch.verifier_id);
-        let otp = card.login_otp(&pin, ch.challenge.as_bytes(), self.bank.verifier_id())?;
-        let ok = self.bank.login(&ch.challenge_id, otp.counter, &otp.otp)?;
-        let session = Session { verifier_id: self.bank.verifier_id().to_owned(), user: ok.user, token: ok.token };
+        let pin = Pin::new(&ui.secret(SecretKind::Pin, &format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        let ch = bank.login_challenge(user)?;
+        self.warn_if_verifier_differs(bank, ui, &ch.verifier_id);
+        let otp = card.login_otp(&pin, ch.challenge.as_bytes(), bank.verifier_id())?;
+        let ok = bank.login(&ch.challenge_id, otp.counter, &otp.otp)?;
+        let session = Session { verifier_id: bank.verifier_id().to_owned(), user: ok.user, token: ok.token };
         self.state.save_session(&session)?;
         ui.say(&format!(
             "logged in as {} at {} (card counter {}); the session ends after {} s without use",
             session.user,
-            self.bank.url(),
+            bank.url(),
             otp.counter,
             ok.idle_timeout_s
         ));
@@ -206,7 +334,7 @@ impl Bridge {
 
     /// `logout`: ends the session at the bank and forgets it here.
     pub fn logout(&self) -> Result<()> {
-        let r = self.with_session(|s| self.bank.logout(&s.token));
+        let r = self.with_session(|s| self.bank()?.logout(&s.token));
         self.state.clear_session()?;
         match r {
             Ok(()) | Err(Error::NotLoggedIn) => Ok(()),
@@ -216,12 +344,12 @@ impl Bridge {
 
     /// `accounts`.
     pub fn accounts(&self) -> Result<Vec<Account>> {
-        self.with_session(|s| self.bank.accounts(&s.token))
+        self.with_session(|s| self.bank()?.accounts(&s.token))
     }
 
     /// `history`.
     pub fn history(&self, limit: u32) -> Result<Vec<Transfer>> {
-        self.with_session(|s| self.bank.transfers(&s.token, limit))
+        self.with_session(|s| self.bank()?.transfers(&s.token, limit))
     }
 
     /// Transfers that were sent and whose outcome is not known yet.
@@ -246,7 +374,7 @@ impl Bridge {
             None => self.pick_source(s, req.currency)?,
         };
         let wanted = PendingTransfer {
-            verifier_id: self.bank.verifier_id().to_owned(),
+            verifier_id: self.bank()?.verifier_id().to_owned(),
             user: s.user.clone(),
             transfer_id: state::new_transfer_id()?,
             from: Some(from.clone()),
@@ -266,12 +394,12 @@ impl Bridge {
             None => wanted,
         };
 
-        ui.say(&describe_transfer(self.bank.verifier_id(), &pending.transfer_id, &from, req));
+        ui.say(&describe_transfer(self.bank()?.verifier_id(), &pending.transfer_id, &from, req));
         if !req.yes && !ui.confirm("Sign and send this transfer?")? {
             return Err(Error::Cancelled);
         }
         let mut card = self.open_token(ui)?;
-        let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        let pin = Pin::new(&ui.secret(SecretKind::Pin, &format!("PIN for the card in {:?}: ", card.reader()))?)?;
 
         // Durable before the first byte goes to the bank.
         self.state.save_pending(&pending)?;
@@ -309,14 +437,15 @@ impl Bridge {
             amount_minor: p.amount_minor,
             currency: p.currency,
         };
-        let ch = match self.bank.create_transfer(&s.token, &new)? {
+        let bank = self.bank()?;
+        let ch = match bank.create_transfer(&s.token, &new)? {
             Created::AlreadyExecuted(t) => {
                 ui.say(&format!("the bank had already executed transfer {}; nothing moved again", t.transfer_id));
                 return Ok(t);
             }
             Created::Challenge(ch) => ch,
         };
-        self.warn_if_verifier_differs(ui, &ch.sign.verifier_id);
+        self.warn_if_verifier_differs(bank, ui, &ch.sign.verifier_id);
         // The card signs OUR fields; if the bank asks for different ones, stop.
         if ch.sign.transaction_id != p.transfer_id
             || ch.sign.amount_minor != p.amount_minor
@@ -329,14 +458,14 @@ impl Bridge {
             )));
         }
         ui.say(&format!("bank challenge: {}", ch.challenge));
-        let otp = card.tx_otp(pin, ch.challenge.as_bytes(), &ch.sign.tx_fields(self.bank.verifier_id()))?;
-        let t = self.bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, &otp.otp)?;
+        let otp = card.tx_otp(pin, ch.challenge.as_bytes(), &ch.sign.tx_fields(bank.verifier_id()))?;
+        let t = bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, &otp.otp)?;
         Ok(t)
     }
 
     /// The user's one account in `currency`, for a transfer without `--from`.
     fn pick_source(&self, s: &Session, currency: Currency) -> Result<AccountNumber> {
-        let accounts = self.bank.accounts(&s.token)?;
+        let accounts = self.bank()?.accounts(&s.token)?;
         let mut same: Vec<&Account> = accounts.iter().filter(|a| a.currency == currency).collect();
         match same.len() {
             1 => Ok(same.remove(0).number.clone()),
@@ -351,6 +480,10 @@ impl Bridge {
     /// `respond`: manual mode for the website. Shows what will be signed, asks for
     /// confirmation and the PIN, and returns the card's counter and code for the person to
     /// type into the page.
+    ///
+    /// The code is bound to the pinned bank's verifier id, never to an address the page
+    /// printed: a `--server` that differs was refused when the bridge was opened, and without
+    /// a pin this is [`Error::NotSetUp`].
     pub fn respond(
         &self,
         challenge: &Challenge,
@@ -358,15 +491,16 @@ impl Bridge {
         yes: bool,
         ui: &mut dyn Ui,
     ) -> Result<CardOtp> {
-        let vid = self.bank.verifier_id();
+        let bank = self.bank()?;
+        let vid = bank.verifier_id();
         let mut text = String::new();
         match fields {
             RespondFields::Login => {
-                text.push_str("The card will sign a LOGIN:\n");
+                text.push_str(&format!("Sign a login for {} (the bank this bridge is set up for):\n", bank.url()));
                 text.push_str(&format!("  bank (verifier id): {vid}\n"));
             }
             RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => {
-                text.push_str("The card will sign a TRANSFER:\n");
+                text.push_str(&format!("Sign a transfer for {} (the bank this bridge is set up for):\n", bank.url()));
                 text.push_str(&format!("  bank (verifier id): {vid}\n"));
                 text.push_str(&format!("  transfer id:        {transaction_id}\n"));
                 text.push_str(&format!("  payee account:      {payee}\n"));
@@ -378,11 +512,15 @@ impl Bridge {
         }
         text.push_str(&format!("  challenge:          {challenge}"));
         ui.say(&text);
-        if !yes && !ui.confirm("Is this what the bank's page shows, and do you want to sign it?")? {
+        let question = format!(
+            "Is the page you are on at {}, does it show these details, and do you want to sign them?",
+            bank.url()
+        );
+        if !yes && !ui.confirm(&question)? {
             return Err(Error::Cancelled);
         }
         let mut card = self.open_token(ui)?;
-        let pin = Pin::new(&ui.secret(&format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        let pin = Pin::new(&ui.secret(SecretKind::Pin, &format!("PIN for the card in {:?}: ", card.reader()))?)?;
         match fields {
             RespondFields::Login => card.login_otp(&pin, challenge.as_bytes(), vid),
             RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => card.tx_otp(
@@ -402,7 +540,7 @@ impl Bridge {
     /// `unblock`: PUK and a new PIN (RESET RETRY COUNTER).
     pub fn unblock(&self, ui: &mut dyn Ui) -> Result<()> {
         let mut card = self.open_card(ui)?;
-        let puk = Puk::new(&ui.secret("PUK (8 digits): ")?)?;
+        let puk = Puk::new(&ui.secret(SecretKind::Puk, "PUK (8 digits): ")?)?;
         let new = new_pin(ui)?;
         card.unblock(&puk, &new)?;
         ui.say("PIN unblocked and set; the card allows 3 PIN tries again");
@@ -412,7 +550,7 @@ impl Bridge {
     /// `change-pin`: old PIN and a new one (CHANGE REFERENCE DATA).
     pub fn change_pin(&self, ui: &mut dyn Ui) -> Result<()> {
         let mut card = self.open_card(ui)?;
-        let old = Pin::new(&ui.secret("current PIN: ")?)?;
+        let old = Pin::new(&ui.secret(SecretKind::Pin, "current PIN: ")?)?;
         let new = new_pin(ui)?;
         card.change_pin(&old, &new)?;
         ui.say("PIN changed");
@@ -421,8 +559,8 @@ impl Bridge {
 }
 
 fn new_pin(ui: &mut dyn Ui) -> Result<Pin> {
-    let a = ui.secret("new PIN (4-8 digits): ")?;
-    let b = ui.secret("new PIN again: ")?;
+    let a = ui.secret(SecretKind::NewPin, "new PIN (4-8 digits): ")?;
+    let b = ui.secret(SecretKind::NewPin, "new PIN again: ")?;
     if a != b {
         return Err(Error::BadInput("the two new PINs differ; nothing was sent to the card".to_owned()));
     }

@@ -5,7 +5,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use paysim_wire::api::TransferStatus;
 use reader_bridge::error::exit;
-use reader_bridge::flow::{self, Bridge, CardChoice, RespondFields, TransferRequest, Ui};
+use reader_bridge::flow::{
+    self, BankFlags, Bridge, CardChoice, RespondFields, SecretKind, SetupOutcome, TransferRequest, Ui,
+};
 use reader_bridge::input;
 use reader_bridge::state::StateDir;
 use reader_bridge::Error;
@@ -42,9 +44,14 @@ const MAX_WAIT_S: u64 = 3600;
     about = "PAYSIM card terminal: log in and sign transfers at the bank with the card"
 )]
 struct Cli {
-    /// The bank's address. The card binds every code to this address (its verifier id).
-    #[arg(long, global = true, env = "PAYSIM_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    /// The bank's address, for `setup` (https://..., or http:// to this computer only). Other
+    /// commands use the bank pinned by `setup`, and refuse a --server that differs from it.
+    #[arg(long, global = true, env = "PAYSIM_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// A private CA (PEM) to trust for the bank's certificate, for `setup` (a copy is kept in
+    /// the state directory). Other commands refuse a --ca that differs from the pinned one.
+    #[arg(long, global = true, env = "PAYSIM_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// The PC/SC reader to use (default: the one reader holding a PAYSIM card; asks which
     /// one at a terminal when several do).
     #[arg(long, global = true, env = "PAYSIM_READER")]
@@ -59,6 +66,21 @@ struct Cli {
     /// Read PIN, PUK and new PINs from standard input, one per line (for scripts).
     #[arg(long, global = true)]
     pin_stdin: bool,
+    /// INSECURE: the PIN on the command line (visible to other users in the process list and
+    /// kept in shell history). Refused unless --insecure-secret-args is given too.
+    #[arg(long, global = true, value_name = "PIN")]
+    pin: Option<String>,
+    /// INSECURE: the PUK on the command line (for `unblock`); needs --insecure-secret-args.
+    #[arg(long, global = true, value_name = "PUK")]
+    puk: Option<String>,
+    /// INSECURE: the new PIN on the command line (`unblock`, `change-pin`); needs
+    /// --insecure-secret-args.
+    #[arg(long, global = true, value_name = "PIN")]
+    new_pin: Option<String>,
+    /// Accept --pin, --puk and --new-pin on the command line, knowing that other users can
+    /// read process arguments (for throw-away test cards only).
+    #[arg(long, global = true)]
+    insecure_secret_args: bool,
     /// Log what the bridge does (never secrets) to standard error.
     #[arg(short, long, global = true)]
     verbose: bool,
@@ -68,9 +90,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Set the bridge up for your bank, once: `setup --server https://bank.example [--ca FILE]`.
+    ///
+    /// The bridge then talks to that bank only and the card signs only for it; a --server that
+    /// differs is refused. Checks that the bank answers over TLS the bridge trusts first.
+    Setup {
+        /// Replace the bank this bridge is set up for with another one (on purpose).
+        #[arg(long)]
+        replace: bool,
+    },
     /// List PC/SC readers and which hold a PAYSIM card.
     Readers,
-    /// Show the card's serial, next counter, PIN tries left and life-cycle state.
+    /// Show the bank this bridge is set up for, and the card's serial, next counter, PIN
+    /// tries left and life-cycle state.
     Status,
     /// Log in at the bank with the card (challenge, PIN, one-time code).
     Login {
@@ -109,7 +141,8 @@ enum Command {
     Pending,
     /// Manual mode for the bank's website: type what the page shows, get the code to type back.
     ///
-    /// The page prints the whole command line; any transfer field makes it a transfer.
+    /// The page prints the whole command line; any transfer field makes it a transfer. The
+    /// card signs for the bank this bridge is set up for, never for an address the page gives.
     Respond {
         /// The challenge the page shows (hex; spaces allowed). Asked for if not given.
         #[arg(long)]
@@ -142,9 +175,11 @@ enum Command {
     ChangePin,
 }
 
-/// The terminal: prompts on standard error, answers from the terminal or standard input.
+/// The terminal: prompts on standard error, answers from the terminal or standard input
+/// (or, with --insecure-secret-args, from the secrets given on the command line).
 struct Terminal {
     pin_stdin: bool,
+    given: Vec<(SecretKind, Zeroizing<String>)>,
 }
 
 impl Terminal {
@@ -159,7 +194,10 @@ impl Terminal {
 }
 
 impl Ui for Terminal {
-    fn secret(&mut self, prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
+    fn secret(&mut self, kind: SecretKind, prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
+        if let Some((_, value)) = self.given.iter().find(|(k, _)| *k == kind) {
+            return Ok(value.clone());
+        }
         if self.pin_stdin {
             // The prompt still goes to standard error, one line, so a script (or a test) can
             // see where the bridge is.
@@ -226,17 +264,53 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut ui = Terminal { pin_stdin: cli.pin_stdin };
+/// The secrets given on the command line, refused unless --insecure-secret-args says the
+/// person accepts that other users can read them.
+fn secrets_from_argv(cli: &mut Cli) -> reader_bridge::Result<Vec<(SecretKind, Zeroizing<String>)>> {
+    let mut given = Vec::new();
+    for (flag, what, kind, value) in [
+        ("--pin", "PIN", SecretKind::Pin, cli.pin.take()),
+        ("--puk", "PUK", SecretKind::Puk, cli.puk.take()),
+        ("--new-pin", "new PIN", SecretKind::NewPin, cli.new_pin.take()),
+    ] {
+        let Some(value) = value.map(Zeroizing::new) else { continue };
+        if !cli.insecure_secret_args {
+            return Err(Error::SecretOnCommandLine { flag, what });
+        }
+        eprintln!(
+            "warning: {flag} is on the command line: other users of this computer can read it (--insecure-secret-args)"
+        );
+        given.push((kind, value));
+    }
+    Ok(given)
+}
+
+fn run(mut cli: Cli) -> anyhow::Result<()> {
+    let given = secrets_from_argv(&mut cli)?;
+    let mut ui = Terminal { pin_stdin: cli.pin_stdin, given };
     if let Command::Readers = cli.command {
         return readers();
     }
     let state_dir = cli.state_dir.clone().unwrap_or_else(StateDir::default_path);
+    if let Command::Setup { replace } = cli.command {
+        return setup(&state_dir, cli.server.as_deref(), cli.ca.as_deref(), replace);
+    }
     let card = CardChoice { reader: cli.reader.clone(), wait: Duration::from_secs(cli.wait) };
-    let bridge = Bridge::new(&cli.server, &state_dir, card)?;
+    let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone() };
+    let bridge = Bridge::open(&state_dir, &flags, card)?;
     match cli.command {
-        Command::Readers => readers(),
+        Command::Readers | Command::Setup { .. } => Ok(()),
         Command::Status => {
+            match bridge.pinned() {
+                Some(p) => {
+                    out!("bank:            {} (the card signs for {})", p.url, p.verifier_id);
+                    match &p.ca_source {
+                        Some(src) => out!("bank trusted by: {} (a copy of {src})", p.trust_text()),
+                        None => out!("bank trusted by: {}", p.trust_text()),
+                    }
+                }
+                None => out!("bank:            not set up (run `reader-bridge setup --server URL`)"),
+            }
             let s = bridge.status(&mut ui)?;
             out!("reader:          {}", s.reader);
             out!("serial:          {}", s.serial);
@@ -251,7 +325,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Login { user } => {
             let name = input::user(&user)?;
-            bridge.login(&name, &mut ui).with_context(|| format!("login of {user:?} at {} failed", cli.server))?;
+            let at = bridge.pinned().map_or_else(|| "the bank".to_owned(), |p| p.url.clone());
+            bridge.login(&name, &mut ui).with_context(|| format!("login of {user:?} at {at} failed"))?;
             Ok(())
         }
         Command::Logout => {
@@ -367,6 +442,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unblock => Ok(bridge.unblock(&mut ui)?),
         Command::ChangePin => Ok(bridge.change_pin(&mut ui)?),
     }
+}
+
+fn setup(
+    state_dir: &std::path::Path,
+    server: Option<&str>,
+    ca: Option<&std::path::Path>,
+    replace: bool,
+) -> anyhow::Result<()> {
+    let Some(server) = server else {
+        return Err(Error::BadInput(
+            "setup needs the bank's address: `reader-bridge setup --server https://bank.example` (add --ca FILE for a private CA)"
+                .to_owned(),
+        )
+        .into());
+    };
+    let (pin, outcome) = Bridge::setup(state_dir, server, ca, replace)?;
+    match outcome {
+        SetupOutcome::Pinned => {
+            out!("set up for the bank at {}; the card will sign only for {}", pin.url, pin.verifier_id)
+        }
+        SetupOutcome::Unchanged => out!("already set up for the bank at {}; nothing changed", pin.url),
+        SetupOutcome::Replaced(old) => out!(
+            "set up for the bank at {} instead of {}; the card will sign only for {} (the old session is forgotten)",
+            pin.url,
+            old.url,
+            pin.verifier_id
+        ),
+    }
+    out!("trusting {} for its certificate", pin.trust_text());
+    Ok(())
 }
 
 fn readers() -> anyhow::Result<()> {

@@ -1,16 +1,24 @@
-//! The bridge's small state directory: the session from `login` and pending transfers.
+//! The bridge's small state directory: the pinned bank from `setup`, the session from
+//! `login` and pending transfers.
 //!
 //! ```text
 //! STATE_DIR/                         mode 0700
+//!   bank.json                        mode 0600: the pinned bank (address, verifier id, CA copy)
 //!   session.json                     mode 0600: bank verifier id, user, session token
 //!   pending/<key>.json               mode 0600: one transfer whose outcome is not known yet
 //! ```
+//!
+//! `bank.json` is written only by `reader-bridge setup` (a deliberate act, never implied by
+//! `--server`). It keeps a copy of the private CA's PEM text, not its path: a CA file moved or
+//! deleted later does not change what the bridge trusts, and replacing the file cannot
+//! silently make the bridge trust someone else.
 //!
 //! A pending transfer is written (atomically: temp file, fsync, rename) BEFORE the transfer
 //! is first sent to the bank and removed only when the bank's answer is final. A retry with
 //! the same fields finds it and reuses its transfer id; the bank treats a repeated id as the
 //! same transfer, so money cannot move twice.
 
+use crate::bank::{BankAddress, CaPem, Trust};
 use crate::error::{Error, Result};
 use paysim_wire::api::SessionToken;
 use paysim_wire::{AccountNumber, Currency, TransferId, UserName};
@@ -34,6 +42,59 @@ impl std::fmt::Debug for Session {
             .field("verifier_id", &self.verifier_id)
             .field("user", &self.user)
             .finish_non_exhaustive()
+    }
+}
+
+/// The version of `bank.json` this build writes and reads.
+const PIN_FORMAT: u32 = 1;
+
+/// The bank this bridge is set up for: every command talks to it and the card signs only for
+/// its verifier id.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PinnedBank {
+    pub format: u32,
+    /// The address requests go to, e.g. `https://bank.example`.
+    pub url: String,
+    /// The origin the card signs for (`scheme://host:port`), derived from `url`.
+    pub verifier_id: String,
+    /// A private CA trusted instead of the platform's roots: a copy of the PEM file's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// Where that copy was read from (shown by `status`; never read again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_source: Option<String>,
+    /// When `setup` pinned it, Unix seconds.
+    pub pinned_at: i64,
+}
+
+impl PinnedBank {
+    /// A pin for `address`, trusting `ca` (read from `ca_source`) or the platform's roots.
+    pub fn new(address: &BankAddress, ca: Option<(&CaPem, &Path)>, pinned_at: i64) -> PinnedBank {
+        PinnedBank {
+            format: PIN_FORMAT,
+            url: address.url.clone(),
+            verifier_id: address.verifier_id.clone(),
+            ca_pem: ca.map(|(pem, _)| pem.pem().to_owned()),
+            ca_source: ca.map(|(_, path)| path.display().to_string()),
+            pinned_at,
+        }
+    }
+
+    /// What to trust for the bank's certificate.
+    pub fn trust(&self) -> std::result::Result<Trust, String> {
+        match &self.ca_pem {
+            None => Ok(Trust::Platform),
+            Some(pem) => CaPem::parse(pem).map(Trust::PrivateCa),
+        }
+    }
+
+    /// "the platform's roots" or "the private CA SHA-256 AB:CD:..", for messages.
+    pub fn trust_text(&self) -> String {
+        match self.trust() {
+            Ok(Trust::Platform) => "the platform's root certificates".to_owned(),
+            Ok(Trust::PrivateCa(ca)) => format!("the private CA with SHA-256 {}", ca.fingerprints().join(", ")),
+            Err(e) => format!("a stored CA that cannot be used ({e})"),
+        }
     }
 }
 
@@ -151,6 +212,33 @@ impl StateDir {
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::TransferBusy { path: self.root.clone() }),
             Err(std::fs::TryLockError::Error(source)) => Err(Error::State { path, source }),
         }
+    }
+
+    fn pin_path(&self) -> PathBuf {
+        self.root.join("bank.json")
+    }
+
+    /// The pinned bank, if `setup` ran. A file of another format is refused, not guessed at.
+    pub fn pinned_bank(&self) -> Result<Option<PinnedBank>> {
+        let path = self.pin_path();
+        let pin = read_json::<PinnedBank>(&path)?;
+        if let Some(p) = &pin {
+            if p.format != PIN_FORMAT {
+                return Err(Error::State {
+                    path,
+                    source: std::io::Error::other(format!(
+                        "format {} is not the {PIN_FORMAT} this bridge reads; run `reader-bridge setup --server URL --replace`",
+                        p.format
+                    )),
+                });
+            }
+        }
+        Ok(pin)
+    }
+
+    /// Pins the bank (mode 0600, atomically).
+    pub fn save_pinned_bank(&self, pin: &PinnedBank) -> Result<()> {
+        write_json(&self.pin_path(), pin)
     }
 
     fn session_path(&self) -> PathBuf {
@@ -346,6 +434,28 @@ mod tests {
         assert!(!format!("{s:?}").contains("secret"));
         st.clear_session().unwrap();
         assert_eq!(st.session("http://a:1").unwrap(), None);
+    }
+
+    #[test]
+    fn the_pinned_bank_is_kept_private_with_its_ca_copy() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let st = StateDir::open(dir.path().join("s")).unwrap();
+        assert_eq!(st.pinned_bank().unwrap(), None);
+        let address = BankAddress::parse("https://bank.example").unwrap();
+        let pin = PinnedBank::new(&address, None, 1_700_000_000);
+        st.save_pinned_bank(&pin).unwrap();
+        assert_eq!(st.pinned_bank().unwrap(), Some(pin.clone()));
+        assert_eq!(pin.verifier_id, "https://bank.example:443");
+        assert_eq!(pin.trust().unwrap(), Trust::Platform);
+        let mode = std::fs::metadata(st.path().join("bank.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A format this build does not know is refused with what to do.
+        let text =
+            std::fs::read_to_string(st.path().join("bank.json")).unwrap().replace("\"format\": 1", "\"format\": 9");
+        std::fs::write(st.path().join("bank.json"), text).unwrap();
+        let e = st.pinned_bank().unwrap_err();
+        assert!(e.chain().contains("--replace"), "{}", e.chain());
     }
 
     #[test]

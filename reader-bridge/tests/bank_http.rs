@@ -16,7 +16,7 @@ use paysim_wire::UserName;
 use reader_bridge::apdu::{CardOtp, Pin};
 use reader_bridge::card::PaysimCard;
 use reader_bridge::error::exit;
-use reader_bridge::flow::{Bridge, CardChoice, Token, TransferRequest, Ui};
+use reader_bridge::flow::{BankFlags, Bridge, CardChoice, SecretKind, Token, TransferRequest, Ui};
 use reader_bridge::Error;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -176,7 +176,7 @@ struct Script {
 }
 
 impl Ui for Script {
-    fn secret(&mut self, _prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
+    fn secret(&mut self, _kind: SecretKind, _prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
         Ok(Zeroizing::new(self.secrets.pop_front().expect("the bridge asked for an unexpected secret")))
     }
     fn confirm(&mut self, _question: &str) -> reader_bridge::Result<bool> {
@@ -201,9 +201,12 @@ fn pins(n: usize) -> Script {
     Script { secrets: std::iter::repeat_n(PIN.to_owned(), n).collect(), ..Script::default() }
 }
 
+/// A bridge set up (`Bridge::setup`, the one place these tests pin a bank) for the bank at
+/// `url`, using the in-process card.
 fn bridge(url: &str, state: &Path, token: &CardToken) -> Bridge {
     let token = token.clone();
-    Bridge::new(url, state, CardChoice { reader: None, wait: Duration::ZERO })
+    Bridge::setup(state, url, None, true).unwrap();
+    Bridge::open(state, &BankFlags::default(), CardChoice { reader: None, wait: Duration::ZERO })
         .unwrap()
         .with_token_opener(Box::new(move |_| Ok(Box::new(token.clone()) as Box<dyn Token>)))
 }
@@ -383,7 +386,7 @@ fn a_lost_answer_is_retried_without_paying_twice() {
     // As if the bridge died after the bank executed but before it removed the record.
     b.state
         .save_pending(&reader_bridge::state::PendingTransfer {
-            verifier_id: b.bank.verifier_id().to_owned(),
+            verifier_id: b.bank().unwrap().verifier_id().to_owned(),
             user: "alice".parse().unwrap(),
             transfer_id: t.transfer_id.clone(),
             from: Some("ACC-ALICE-EUR".parse().unwrap()),
@@ -441,12 +444,12 @@ fn an_expired_session_is_forgotten() {
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     b.login(&name("alice"), &mut pins(1)).unwrap();
     // The bank ends the session (logout from elsewhere): the bridge sees `unauthenticated`.
-    let token = b.state.session(b.bank.verifier_id()).unwrap().unwrap().token;
-    b.bank.logout(&token).unwrap();
+    let token = b.state.session(b.bank().unwrap().verifier_id()).unwrap().unwrap().token;
+    b.bank().unwrap().logout(&token).unwrap();
     let e = b.accounts().unwrap_err();
     assert!(matches!(e, Error::NotLoggedIn), "{e:?}");
     assert_eq!(e.exit_code(), exit::NOT_LOGGED_IN);
-    assert!(b.state.session(b.bank.verifier_id()).unwrap().is_none());
+    assert!(b.state.session(b.bank().unwrap().verifier_id()).unwrap().is_none());
 }
 
 #[test]
@@ -457,7 +460,8 @@ fn with_several_cards_the_bridge_asks_which_reader_or_says_to_use_reader() {
     let readers = vec!["Virtual PCD 00 00".to_owned(), "Virtual PCD 00 01".to_owned()];
     let opened = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
     let (token, seen, listed) = (w.token.clone(), opened.clone(), readers.clone());
-    let b = Bridge::new(&w.bank.url(), &w.state, CardChoice { reader: None, wait: Duration::ZERO })
+    Bridge::setup(&w.state, &w.bank.url(), None, false).unwrap();
+    let b = Bridge::open(&w.state, &BankFlags::default(), CardChoice { reader: None, wait: Duration::ZERO })
         .unwrap()
         .with_token_opener(Box::new(move |c: &CardChoice| {
             seen.lock().unwrap().push(c.reader.clone());
@@ -499,4 +503,28 @@ fn a_second_transfer_command_waits_its_turn_and_moves_nothing() {
     let t = b.transfer(&eur_transfer("ACC-BOB-EUR", 500), &mut pins(1)).unwrap();
     assert_eq!(t.status, paysim_wire::api::TransferStatus::Executed);
     assert_eq!(balance(&w.db, "bob", "ACC-BOB-EUR"), 500);
+}
+
+#[test]
+fn respond_shows_the_pinned_bank_and_its_code_logs_in_there() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    // The challenge comes from the bank, as the website would show it.
+    let ch = b.bank().unwrap().login_challenge(&name("alice")).unwrap();
+    let mut ui = Script { confirms: [true].into(), ..pins(1) };
+    let otp = b.respond(&ch.challenge, &reader_bridge::flow::RespondFields::Login, false, &mut ui).unwrap();
+    let said = ui.said.join("\n");
+    assert!(
+        said.contains(&format!("Sign a login for {} (the bank this bridge is set up for)", w.bank.url())),
+        "{said}"
+    );
+    assert_eq!(w.token.signed_for(), vec![w.bank.url()]);
+    // The code is good at the pinned bank.
+    b.bank().unwrap().login(&ch.challenge_id, otp.counter, &otp.otp).unwrap();
+
+    // Declining signs nothing.
+    let mut ui = Script { confirms: [false].into(), ..Script::default() };
+    let e = b.respond(&ch.challenge, &reader_bridge::flow::RespondFields::Login, false, &mut ui).unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e:?}");
+    assert_eq!(w.token.signed_for().len(), 1);
 }

@@ -25,6 +25,9 @@
 //!   `bank-server serve` process ([`BankServer`]).
 //! - [`relay`]: a loopback relay that loses a transfer's confirmation once ([`Relay`]).
 //! - [`browser`]: the bank's website by HTTP ([`Browser`], [`hidden`]).
+//! - [`bridge`]: `reader-bridge setup` for a test's bridge state directory
+//!   ([`setup_bridge_for`], [`setup_bridge`]): the one place the tests' bridges are pinned to
+//!   a bank and told what CA to trust.
 //! - [`pcscd_shared`] and [`pcscd_exclusive`]: the e2e tests share one pcscd; a test that
 //!   restarts it, or must find its card as the only one (the demo), takes it exclusively, so
 //!   no other test in the same process uses a card meanwhile.
@@ -48,12 +51,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod bridge;
 pub mod browser;
 pub mod pcscd;
 pub mod process;
 pub mod relay;
 pub mod webdriver;
 
+pub use bridge::{setup_bridge, setup_bridge_for};
 pub use browser::{hidden, Browser};
 pub use pcscd::{pcscd_exclusive, pcscd_shared, PcscdExclusive, PcscdShared};
 pub use process::{lines_of, wait_line, wait_line_containing, BankServer, BankTls};

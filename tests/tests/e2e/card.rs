@@ -291,30 +291,19 @@ fn personalize_refuses_bad_input_before_touching_the_card() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         bank_tools(&refs, stdin)
     };
-    for (args, needle) in [
+    // PIN and PUK on standard input (argv secrets are refused, see tools/tests/secret_args.rs).
+    let stdin_flags = || vec!["--pin-stdin".to_owned(), "--puk-stdin".to_owned()];
+    for (args, stdin, needle) in [
+        ([base("psim lower"), stdin_flags()].concat(), "1234\n12345678\n", "serial"),
+        ([base("PSIM-1"), stdin_flags()].concat(), "12\n12345678\n", "PIN"),
+        ([base("PSIM-1"), stdin_flags()].concat(), "1234\n123\n", "PUK"),
         (
-            [base("psim lower"), vec!["--pin".into(), "1234".into(), "--puk".into(), "12345678".into()]].concat(),
-            "serial",
-        ),
-        ([base("PSIM-1"), vec!["--pin".into(), "12".into(), "--puk".into(), "12345678".into()]].concat(), "PIN"),
-        ([base("PSIM-1"), vec!["--pin".into(), "1234".into(), "--puk".into(), "123".into()]].concat(), "PUK"),
-        (
-            [
-                base("PSIM-1"),
-                vec![
-                    "--pin".into(),
-                    "1234".into(),
-                    "--puk".into(),
-                    "12345678".into(),
-                    "--cert-sha256".into(),
-                    "xyz".into(),
-                ],
-            ]
-            .concat(),
+            [base("PSIM-1"), stdin_flags(), vec!["--cert-sha256".into(), "xyz".into()]].concat(),
+            "1234\n12345678\n",
             "SHA-256",
         ),
     ] {
-        let out_proc = run(args, None);
+        let out_proc = run(args, Some(stdin));
         assert!(!out_proc.status.success());
         let err = String::from_utf8_lossy(&out_proc.stderr);
         assert!(err.contains(needle), "expected {needle:?} in: {err}");
@@ -347,14 +336,12 @@ fn a_wrong_admin_key_is_refused_and_counted() {
             wrong.to_str().unwrap(),
             "--serial",
             "PSIM-2",
-            "--pin",
-            "1234",
-            "--puk",
-            "12345678",
+            "--pin-stdin",
+            "--puk-stdin",
             "--out",
             out.to_str().unwrap(),
         ],
-        None,
+        Some("1234\n12345678\n"),
     );
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);

@@ -141,6 +141,8 @@ impl Demo {
         self.assert_line(&format!("demo: bank-server is up at {url} (pid "));
         self.assert_line("personalized card PSIM-00000001 in \"Virtual PCD 00 00\"");
         self.assert_line("enrolled token PSIM-00000001 for user alice");
+        self.assert_line(&format!("set up for the bank at {url}; the card will sign only for {url}"));
+        self.assert_line(&format!("bank:            {url} (the card signs for {url})"));
         self.assert_line(&format!("logged in as alice at {url}"));
         self.assert_line(&format!("bank (verifier id): {url}"));
         self.assert_line("amount:             12.34 EUR (1234 minor units)");
@@ -246,6 +248,17 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
             l.trim().strip_prefix("export PATH=\"").and_then(|r| r.strip_suffix(":$PATH\"")).map(PathBuf::from)
         })
         .unwrap_or_else(|| panic!("no PATH line in\n{}", demo.output()));
+    // The demo's bridge state, set up for its bank by the demo's `reader-bridge setup`.
+    let bridge_state = demo
+        .seen
+        .iter()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("export PAYSIM_BRIDGE_STATE_DIR=\"")
+                .and_then(|r| r.strip_suffix('"'))
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| panic!("no PAYSIM_BRIDGE_STATE_DIR line in\n{}", demo.output()));
 
     // The browser's part, by HTTP; the second terminal's part with the page's command.
     let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -267,7 +280,9 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
     let out = Command::new(bin_dir.join(command[0]))
         .args(&command[1..])
         .args(["--pin-stdin", "--yes"])
+        .env("PAYSIM_BRIDGE_STATE_DIR", &bridge_state)
         .env_remove("PAYSIM_SERVER")
+        .env_remove("PAYSIM_CA")
         .env_remove("PAYSIM_READER")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -36,8 +36,17 @@ fn world() -> World {
     world_with(|db| Bank::start(db, 0))
 }
 
-/// A world whose bank is started by `start` (given the database path).
+/// A world whose bank is started by `start` (given the database path), with the bridge set
+/// up for it.
 fn world_with(start: impl FnOnce(&Path) -> Bank) -> World {
+    let w = world_unpinned(start);
+    w.set_up();
+    w
+}
+
+/// As [`world_with`], without `reader-bridge setup` yet (a test with a relay in front of the
+/// bank sets the bridge up once the relay answers: `setup` checks that the bank does).
+fn world_unpinned(start: impl FnOnce(&Path) -> Bank) -> World {
     let card = TestCard::personalized(&CardSpec::default());
     let db = card.dir.path().join("bank.sqlite3");
     let bank = start(&db);
@@ -70,27 +79,37 @@ fn world_with(start: impl FnOnce(&Path) -> Bank) -> World {
         assert!(stdout.contains(&says), "bank-tools {args:?} said {stdout:?}, not {says:?}");
     }
     let state_dir = card.dir.path().join("bridge-state");
-    let server = bank.public_url.clone().unwrap_or_else(|| bank.url());
+    let server = e2e_tests::bridge::bank_address(&bank);
     World { card, bank, state_dir, server }
 }
 
 impl World {
-    fn bridge_cmd(&self, args: &[&str]) -> Command {
-        self.bridge_cmd_at(&self.server, args)
+    /// `reader-bridge setup` for this world's bank (the harness's one place for it).
+    fn set_up(&self) {
+        let server = e2e_tests::setup_bridge_for(&self.state_dir, &self.bank);
+        assert_eq!(server, self.server);
     }
 
-    /// The bridge configured with bank address `server`.
-    fn bridge_cmd_at(&self, server: &str, args: &[&str]) -> Command {
+    /// The bridge on this world's state directory (set up for the bank by `world_with`),
+    /// with the pinned address given as --server too, as a person's shell alias would.
+    fn bridge_cmd(&self, args: &[&str]) -> Command {
+        self.bridge_cmd_at(Some(&self.server), args)
+    }
+
+    /// The bridge given `--server SERVER` (or none: the pinned bank only).
+    fn bridge_cmd_at(&self, server: Option<&str>, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("reader-bridge"));
-        cmd.arg("--server")
-            .arg(server)
-            .arg("--reader")
+        if let Some(server) = server {
+            cmd.arg("--server").arg(server);
+        }
+        cmd.arg("--reader")
             .arg(self.card.reader())
             .arg("--state-dir")
             .arg(&self.state_dir)
             .args(["--wait", "5", "--pin-stdin"])
             .args(args)
             .env_remove("PAYSIM_SERVER")
+            .env_remove("PAYSIM_CA")
             .env_remove("PAYSIM_READER")
             .env_remove("PAYSIM_BRIDGE_STATE_DIR");
         cmd
@@ -520,8 +539,9 @@ fn bank_executes_but_the_answer_is_lost_then_bank_restarts_and_the_retry_pays_on
     // is the relay's, so the codes the card signs are the ones the bank expects.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_url = format!("http://{}", listener.local_addr().unwrap());
-    let mut w = world_with(|db| Bank::start_as(db, 0, Some(&relay_url)));
+    let mut w = world_unpinned(|db| Bank::start_as(db, 0, Some(&relay_url)));
     let relay = Relay::start(listener, w.bank.port, Cut::Answer);
+    w.set_up();
     assert_eq!(relay.url(), w.server);
     w.login();
 
@@ -559,8 +579,9 @@ fn one_bridge_command_uses_one_http_connection() {
     // HTTP client keeps them on one kept-alive connection; a client per request would open three.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_url = format!("http://{}", listener.local_addr().unwrap());
-    let w = world_with(|db| Bank::start_as(db, 0, Some(&relay_url)));
+    let w = world_unpinned(|db| Bank::start_as(db, 0, Some(&relay_url)));
     let relay = Relay::start(listener, w.bank.port, Cut::Nothing);
+    w.set_up();
     w.login();
     let before = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!(before >= 1, "the login went through the relay");
@@ -575,8 +596,9 @@ fn one_bridge_command_uses_one_http_connection() {
 fn bank_restarts_between_challenge_and_confirmation_then_the_retry_pays_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_url = format!("http://{}", listener.local_addr().unwrap());
-    let mut w = world_with(|db| Bank::start_as(db, 0, Some(&relay_url)));
+    let mut w = world_unpinned(|db| Bank::start_as(db, 0, Some(&relay_url)));
     let relay = Relay::start(listener, w.bank.port, Cut::Request);
+    w.set_up();
     w.login();
 
     // The bank handed out the transfer's challenge; the card signed; the confirmation is lost.
@@ -741,27 +763,85 @@ fn website_login_and_transfer_with_codes_from_respond() {
     w.books_ok();
 }
 
+/// Runs `cmd` with `stdin`, returning its output.
+fn run_with(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // A bridge that refuses before reading standard input may be gone already (broken pipe).
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
 #[test]
-fn a_bridge_pointed_at_another_address_gets_codes_the_bank_refuses() {
+fn a_bridge_pointed_at_another_address_is_refused_or_gets_codes_the_bank_refuses() {
     let w = world();
     // Same bank, reached under another name (as a look-alike relay would present itself).
     let lookalike = format!("http://localhost:{}", w.bank.port);
-    let out = w
-        .bridge_cmd_at(&lookalike, &["login", "--user", "alice"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"1234\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    // The bridge is set up for the real address: another --server is refused before the card
+    // signs anything, naming both addresses.
+    let out = run_with(w.bridge_cmd_at(Some(&lookalike), &["login", "--user", "alice"]), "1234\n");
+    assert_eq!(code(&out), 43, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&lookalike) && err.contains(&w.server) && err.contains("--replace"), "{err}");
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    0"), "no code was drawn");
+
+    // A bridge set up for the look-alike address signs for it, and the bank refuses the code.
+    let other_state = w.card.dir.path().join("lookalike-state");
+    e2e_tests::setup_bridge(&other_state, &lookalike, None);
+    let mut cmd = w.bridge_cmd_at(None, &["login", "--user", "alice"]);
+    cmd.arg("--state-dir").arg(&other_state);
+    let out = run_with(cmd, "1234\n");
     assert_eq!(code(&out), 31, "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning: the server says its verifier id is"), "{err}");
     // The same card at the real address still logs in (the refused code fell in the window).
     w.login();
+}
+
+#[test]
+fn respond_signs_for_the_pinned_bank_and_refuses_a_page_printed_server_for_another() {
+    let w = world();
+    let challenge = "5a".repeat(32);
+    // A page-printed command for another bank: refused, nothing signed.
+    let phisher = "http://127.0.0.1:9";
+    let out = run_with(
+        w.bridge_cmd_at(None, &["respond", "--yes", "--challenge", &challenge, "--server", phisher]),
+        "1234\n",
+    );
+    assert_eq!(code(&out), 43, "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(phisher), "{}", describe(&out));
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    0"), "no code was drawn");
+
+    // Without --server: the card signs for the pinned origin, and says so before the PIN.
+    let out = run_with(w.bridge_cmd_at(None, &["respond", "--yes", "--challenge", &challenge]), "1234\n");
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("Sign a login for {} (the bank this bridge is set up for)", w.server)),
+        "{stdout}"
+    );
+    let line = stdout.lines().find_map(|l| l.strip_prefix("type into the page: ")).unwrap();
+    let (counter, otp) = line.split_once('-').unwrap();
+    let counter: u64 = counter.parse().unwrap();
+    let verifier_id = paysim_otp::verifier_id(&w.server).unwrap();
+    let seed = &w.card.token.seed;
+    let ch = hex::decode(&challenge).unwrap();
+    assert!(paysim_otp::login_otp(&seed.advance(counter), counter, &ch, verifier_id.as_bytes()).matches(otp));
+    let elsewhere = paysim_otp::verifier_id(phisher).unwrap();
+    assert!(!paysim_otp::login_otp(&seed.advance(counter), counter, &ch, elsewhere.as_bytes()).matches(otp));
+}
+
+#[test]
+fn secrets_on_the_command_line_need_the_insecure_flag() {
+    let w = world();
+    let out = w.bridge(&["login", "--user", "alice", "--pin", "1234"], "");
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--pin puts the PIN on the command line") && err.contains("--pin-stdin"), "{err}");
+    assert!(!err.contains("1234"), "{err}");
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    0"), "the card was not used");
+    // With the flag, the PIN from the command line logs in (standard input is empty).
+    let out = w.bridge_ok(&["login", "--user", "alice", "--insecure-secret-args", "--pin", "1234"], "");
+    assert!(out.contains("logged in as alice"), "{out}");
 }
 
 #[test]

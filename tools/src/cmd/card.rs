@@ -34,9 +34,16 @@ pub struct CheckOtpArgs {
     /// The verifier id sent to the card: the bank's scheme://host:port.
     #[arg(long)]
     verifier_id: String,
-    /// The 8-digit code the card answered.
+    /// Read the 8-digit code the card answered from the first line of standard input.
+    #[arg(long, conflicts_with = "otp")]
+    otp_stdin: bool,
+    /// INSECURE: the code on the command line (other users can read process arguments);
+    /// refused unless --insecure-secret-args is given. Use --otp-stdin.
+    #[arg(long, required_unless_present = "otp_stdin")]
+    otp: Option<String>,
+    /// Accept --otp on the command line, knowing that other users can read it.
     #[arg(long)]
-    otp: String,
+    insecure_secret_args: bool,
 }
 
 #[derive(Args)]
@@ -66,15 +73,21 @@ pub struct PersonalizeArgs {
     /// Read the PIN (4-8 digits) from the first line of standard input.
     #[arg(long, conflicts_with = "pin")]
     pin_stdin: bool,
-    /// The PIN (4-8 digits). Visible to other users in the process list: prefer --pin-stdin.
-    #[arg(long, required_unless_present_any = ["pin_stdin", "batch"])]
+    /// INSECURE: the PIN (4-8 digits) on the command line, where other users can read it in
+    /// the process list; refused unless --insecure-secret-args is given. Use --pin-stdin.
+    #[arg(long)]
     pin: Option<String>,
     /// Read the PUK (8 digits) from the next line of standard input.
     #[arg(long, conflicts_with = "puk")]
     puk_stdin: bool,
-    /// The PUK (8 digits).
-    #[arg(long, required_unless_present_any = ["puk_stdin", "batch"])]
+    /// INSECURE: the PUK (8 digits) on the command line; needs --insecure-secret-args. Use
+    /// --puk-stdin.
+    #[arg(long)]
     puk: Option<String>,
+    /// Accept --pin and --puk on the command line, knowing that other users can read them
+    /// (throw-away test cards only).
+    #[arg(long)]
+    insecure_secret_args: bool,
     /// File holding the 32-byte secret (64 hex digits or raw); default: 32 fresh random bytes.
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
@@ -102,13 +115,35 @@ pub struct PersonalizeArgs {
     /// Personalize many cards listed in a CSV file (mode 0600; columns in docs/tools.md)
     /// instead of one: a progress bar, one result line per card, non-zero exit if any failed.
     #[arg(long, value_name = "FILE.csv", conflicts_with_all = [
-        "reader", "admin_key", "out", "serial", "pin_stdin", "pin", "puk_stdin", "puk", "secret_file",
+        "reader", "admin_key", "out", "serial", "pin_stdin", "pin", "puk_stdin", "puk", "insecure_secret_args", "secret_file",
         "user_id", "cert_sha256", "iccid", "tf_card_id", "imei", "sticker_id", "user_identification",
     ])]
     batch: Option<PathBuf>,
     /// With --batch: how long to wait for the operator to swap the card in a reader listed again.
     #[arg(long, value_name = "SECONDS", default_value_t = 120, requires = "batch")]
     swap_wait: u64,
+}
+
+/// A secret given as a flag's value: refused unless `insecure` (`--insecure-secret-args`),
+/// with what to do instead; warned about when accepted. The message never holds the value.
+fn argv_secret(
+    value: Option<String>,
+    flag: &str,
+    what: &str,
+    stdin_flag: &str,
+    insecure: bool,
+) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let Some(value) = value.map(Zeroizing::new) else { return Ok(None) };
+    if !insecure {
+        bail!(
+            "{flag} puts the {what} on the command line, where other users can read it (ps, /proc) and the shell \
+             keeps it in its history; give it on standard input with {stdin_flag} instead \
+             (e.g. `printf '%s\\n' \"$SECRET\" | bank-tools ... {stdin_flag}`), or add --insecure-secret-args \
+             if you accept that"
+        );
+    }
+    eprintln!("bank-tools: warning: {flag} is on the command line: other users of this computer can read it");
+    Ok(Some(value))
 }
 
 pub fn run(cmd: CardCommand) -> anyhow::Result<()> {
@@ -134,6 +169,14 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
     if let Some(file) = &a.batch {
         return super::batch::run(file, std::time::Duration::from_secs(a.swap_wait));
     }
+    let pin_arg = argv_secret(a.pin, "--pin", "PIN", "--pin-stdin", a.insecure_secret_args)?;
+    let puk_arg = argv_secret(a.puk, "--puk", "PUK", "--puk-stdin", a.insecure_secret_args)?;
+    if pin_arg.is_none() && !a.pin_stdin {
+        bail!("give the PIN on standard input with --pin-stdin (the first line)");
+    }
+    if puk_arg.is_none() && !a.puk_stdin {
+        bail!("give the PUK on standard input with --puk-stdin (the line after the PIN, if that is read too)");
+    }
     let (Some(reader), Some(admin_key), Some(out), Some(serial)) = (a.reader, a.admin_key, a.out, a.serial) else {
         bail!("--reader, --admin-key, --out and --serial are required (or --batch FILE.csv)");
     };
@@ -147,12 +190,12 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
             _ => Ok(Zeroizing::new(line.trim().to_owned())),
         }
     };
-    let pin = match a.pin {
-        Some(p) => Zeroizing::new(p),
+    let pin = match pin_arg {
+        Some(p) => p,
         None => next_line("PIN")?,
     };
-    let puk = match a.puk {
-        Some(p) => Zeroizing::new(p),
+    let puk = match puk_arg {
+        Some(p) => p,
         None => next_line("PUK")?,
     };
     let secret = match &a.secret_file {
@@ -192,9 +235,19 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
 }
 
 fn check_otp(a: CheckOtpArgs) -> anyhow::Result<()> {
+    let otp = match argv_secret(a.otp, "--otp", "one-time code", "--otp-stdin", a.insecure_secret_args)? {
+        Some(otp) => otp,
+        None => {
+            let mut line = Zeroizing::new(String::with_capacity(256));
+            match std::io::stdin().lock().read_line(&mut line).context("cannot read the code from standard input")? {
+                0 => bail!("standard input ended before the code line"),
+                _ => Zeroizing::new(line.trim().to_owned()),
+            }
+        }
+    };
     let token = card::read_token_file(&a.token)?;
     let challenge = hex::decode(a.challenge.trim()).context("--challenge must be hex")?;
-    if card::check_login_otp(&token, a.counter, &challenge, &a.verifier_id, &a.otp)? {
+    if card::check_login_otp(&token, a.counter, &challenge, &a.verifier_id, &otp)? {
         println!("OTP matches the PAYSIM-1 login algorithm for card {} at counter {}", token.serial, a.counter);
         Ok(())
     } else {
