@@ -11,6 +11,9 @@
 #
 # Environment:
 #   PAYSIM_PORT=8080       the bank's port on 127.0.0.1
+#   PAYSIM_DEMO_TLS=auto   1: the bank on https:// with a local CA (bank-tools tls init in the
+#                          work directory); 0: plain http:// on 127.0.0.1; auto (default): https
+#                          when this reader-bridge can trust a CA (--ca), else http
 #   PAYSIM_DEMO_DIR=DIR    work directory (must be new or empty; default: a new /tmp/paysim-demo.*)
 #   PAYSIM_DEMO_EXIT=1     same as --no-wait: stop everything and exit 0 after the automated part
 #   PAYSIM_SLOT_WAIT=300   seconds to wait for slot 0 while tests hold it
@@ -46,7 +49,13 @@ CURRENCY=EUR
 FUNDING=1000.00
 AMOUNT=12.34
 # The demo's own settings, not whatever the caller's environment says.
-unset BANK_DB BANK_MASTER_KEY PAYSIM_SERVER PAYSIM_READER PAYSIM_BRIDGE_STATE_DIR
+unset BANK_DB BANK_MASTER_KEY BANK_MASTER_KEY_FILE BANK_TLS_CERT BANK_TLS_KEY
+unset PAYSIM_SERVER PAYSIM_READER PAYSIM_BRIDGE_STATE_DIR
+TLS=${PAYSIM_DEMO_TLS:-auto}
+case "$TLS" in
+    auto | 0 | 1) ;;
+    *) echo "demo: error: PAYSIM_DEMO_TLS=$TLS is not auto, 0 or 1" >&2; exit 2 ;;
+esac
 
 case "$PORT" in
     '' | *[!0-9]*) echo "demo: error: PAYSIM_PORT=$PORT is not a port number" >&2; exit 2 ;;
@@ -129,18 +138,45 @@ wait_reader_empty "$READER" 10 \
     || die "\"$READER\" holds a card this demo did not start (pcscd: $(reader_state "$READER")); a virtual-card run by hand? stop it"
 echo "demo: slot $SLOT is ours ($(slot_lock_path "$SLOT"))"
 
-step "start bank-server on 127.0.0.1:$PORT with a fresh database"
+if [ "$TLS" = auto ]; then
+    # The bank on https needs a bridge that can trust the demo's CA.
+    if { "$BIN/reader-bridge" --help; "$BIN/reader-bridge" setup --help; } 2>/dev/null | grep -q -- '--ca'; then
+        TLS=1
+    else
+        TLS=0
+        echo "demo: this reader-bridge cannot trust a private CA (no --ca), so the bank runs on plain http://127.0.0.1"
+    fi
+fi
+TLS_FLAGS=()
+SCHEME=http
+if [ "$TLS" = 1 ]; then
+    step "TLS: a local CA and a server certificate for 127.0.0.1, ::1, localhost (bank-tools tls init)"
+    "$BIN/bank-tools" tls init --dir "$WORK/tls"
+    TLS_FLAGS=(--tls-cert "$WORK/tls/server.pem" --tls-key "$WORK/tls/server-key.pem")
+    SCHEME=https
+fi
+
+step "start bank-server on $SCHEME://127.0.0.1:$PORT with a fresh database"
 if port_listening "$PORT"; then
     die "port $PORT is taken (another bank-server or demo?); stop it, or choose another port: PAYSIM_PORT=$((PORT + 1)) bash scripts/demo.sh"
 fi
-"$BIN/bank-server" serve --db "$DB" --master-key-beside-db --listen "127.0.0.1:$PORT" \
+# The master key beside the database is the demo's choice (one directory to throw away); a
+# real bank keeps it apart (--master-key FILE or BANK_MASTER_KEY): docs/bank.md.
+"$BIN/bank-server" serve --db "$DB" --master-key-beside-db --listen "127.0.0.1:$PORT" ${TLS_FLAGS[@]+"${TLS_FLAGS[@]}"} \
     >"$WORK/bank-server.out" 2>"$WORK/bank-server.log" 9>&- </dev/null &
 bank_pid=$!
-wait_line "$WORK/bank-server.out" '^bank-server listening on http://' "$bank_pid" 20 \
+wait_line "$WORK/bank-server.out" "^bank-server listening on $SCHEME://" "$bank_pid" 20 \
     || die "bank-server did not start within 20 s; its log ($WORK/bank-server.log):
 $(cat "$WORK/bank-server.log")"
 URL=$(awk '/^bank-server listening on / { print $4; exit }' "$WORK/bank-server.out")
 echo "demo: bank-server is up at $URL (pid $bank_pid, log $WORK/bank-server.log)"
+if [ "$TLS" = 1 ] && command -v curl >/dev/null; then
+    # A third-party client that trusts only the demo's CA reaches the bank.
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$WORK/tls/ca.pem" "$URL/login") \
+        || die "curl --cacert $WORK/tls/ca.pem $URL/login failed"
+    [ "$code" = 200 ] || die "curl --cacert $WORK/tls/ca.pem $URL/login answered $code"
+    echo "demo: curl trusting only $WORK/tls/ca.pem gets $URL/login (HTTP $code)"
+fi
 
 step "create a factory card and start it in $READER"
 "$BIN/bank-tools" card create --state "$WORK/card.state" --admin-key-out "$WORK/card.admin"
@@ -236,12 +272,17 @@ if [ "$NO_WAIT" = 1 ]; then
 fi
 
 current_step="running (Ctrl-C stops)"
+if [ "$TLS" = 1 ]; then
+    TLS_NOTE="
+              (HTTPS from the demo's own CA: import $WORK/tls/ca.pem into the
+              browser's certificate settings as an authority, or accept its warning)"
+fi
 cat <<EOF
 
 ================================================================================
  The bank and the virtual card keep running. Log in by hand:
 
-   website:   $URL
+   website:   $URL${TLS_NOTE:-}
    user:      $USER_NAME
    PIN:       $PIN   (the demo card's fixed default PIN; a demo value, fine to show)
    card:      $SERIAL in "$READER"

@@ -8,7 +8,7 @@
 //!   (`--tls-cert`, `--tls-key`) and `--public-url https://...`;
 //! - a wildcard address is never a verifier id, neither taken from `--listen` nor given as the
 //!   public URL's host;
-//! - an `http://` public URL must name a loopback host (127.x, [::1], localhost); with TLS on,
+//! - an `http://` public URL must name a loopback host (127.x, `[::1]`, localhost); with TLS on,
 //!   the public URL is `https://`.
 //!
 //! Without `--public-url` (loopback only) the public URL is `http://ADDR` or, with TLS,

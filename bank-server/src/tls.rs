@@ -128,3 +128,87 @@ async fn accept_failed(e: std::io::Error) {
     tracing::error!(error = %e, "accept failed");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::ConnectInfo;
+    use axum::routing::get;
+
+    use super::*;
+
+    /// A CA and a certificate for 127.0.0.1 signed by it: (CA PEM, certificate path, key path).
+    fn certificate(dir: &Path) -> (String, PathBuf, PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        let (cert_path, key_path) = (dir.join("server.pem"), dir.join("server-key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        crate::private::create_if_missing("TLS key file", &key_path).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (ca.pem(), cert_path, key_path)
+    }
+
+    /// A handler that needs the peer's address answers on both paths: `ConnectInfo` is there.
+    #[tokio::test]
+    async fn handlers_get_the_peer_address_over_tls_and_plain_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = certificate(dir.path());
+        let app = || {
+            Router::new().route("/", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }))
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let tls_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (tls_addr, plain_addr) = (tls_listener.local_addr().unwrap(), plain_listener.local_addr().unwrap());
+        let config = server_config(&cert, &key).unwrap();
+        let tls_server = tokio::spawn(serve(tls_listener, config, app(), async move {
+            let _ = stop_rx.await;
+        }));
+        let plain_server = tokio::spawn(crate::serve_plain(plain_listener, app(), std::future::pending()));
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        for url in [format!("https://{tls_addr}/"), format!("http://{plain_addr}/")] {
+            let r = client.get(&url).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{url}");
+            let peer: SocketAddr = r.text().await.unwrap().parse().unwrap();
+            assert!(
+                peer.ip().is_loopback() && peer.port() != tls_addr.port() && peer.port() != plain_addr.port(),
+                "{peer}"
+            );
+        }
+        // Shutdown: the TLS loop returns once asked.
+        stop_tx.send(()).unwrap();
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(10), tls_server).await.unwrap().unwrap().unwrap();
+        plain_server.abort();
+    }
+
+    #[test]
+    fn unusable_files_are_refused_with_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, cert, key) = certificate(dir.path());
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        assert!(matches!(server_config(&empty, &key), Err(TlsError::NoCert(_))));
+        // The certificate where the key should be: no private key in it.
+        let copy = dir.path().join("cert-as-key.pem");
+        crate::private::create_if_missing("TLS key file", &copy).unwrap();
+        std::fs::write(&copy, std::fs::read(&cert).unwrap()).unwrap();
+        assert!(matches!(server_config(&cert, &copy), Err(TlsError::KeyFile(_))));
+        assert!(matches!(server_config(&dir.path().join("none.pem"), &key), Err(TlsError::CertFile { .. })));
+        // A key that does not belong to the certificate.
+        let (_, other_cert, _) = certificate(&{
+            let d = dir.path().join("other");
+            std::fs::create_dir(&d).unwrap();
+            d
+        });
+        let e = server_config(&other_cert, &key).unwrap_err();
+        assert!(matches!(e, TlsError::Rustls(_)), "{e}");
+        server_config(&cert, &key).unwrap();
+    }
+}

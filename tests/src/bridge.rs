@@ -43,8 +43,7 @@ pub fn bank_address(bank: &BankServer) -> String {
 /// Sets `state_dir` up for the test bank `bank` (see [`setup_bridge`]); returns the address.
 pub fn setup_bridge_for(state_dir: &Path, bank: &BankServer) -> String {
     let server = bank_address(bank);
-    // The bank runs plain HTTP on loopback for now: no CA to trust. With TLS, its CA goes here.
-    let ca: Option<&Path> = None;
-    setup_bridge(state_dir, &server, ca);
+    // A bank serving HTTPS made its own CA (`bank-tools tls init`): the bridge trusts it.
+    setup_bridge(state_dir, &server, bank.ca());
     server
 }

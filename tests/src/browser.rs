@@ -15,12 +15,19 @@ pub fn http() -> &'static reqwest::blocking::Client {
 pub struct Browser {
     base: String,
     cookie: Option<String>,
+    http: reqwest::blocking::Client,
 }
 
 impl Browser {
-    /// A browser with no cookie yet on the site at `base` (e.g. `http://127.0.0.1:PORT`).
+    /// A browser with no cookie yet on the site at `base` (e.g. `http://127.0.0.1:PORT`),
+    /// trusting the platform's certificate authorities.
     pub fn new(base: &str) -> Self {
-        Browser { base: base.to_owned(), cookie: None }
+        Browser { base: base.to_owned(), cookie: None, http: http().clone() }
+    }
+
+    /// A browser on the test bank `bank`'s site, trusting its CA when it serves HTTPS.
+    pub fn for_bank(bank: &crate::BankServer) -> Self {
+        Browser { base: bank.url(), cookie: None, http: bank.client() }
     }
 
     /// Sends `req` with the cookie, keeps the one the answer sets; (status, body, location).
@@ -42,14 +49,14 @@ impl Browser {
     /// `GET base+path`.
     pub fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
         let url = format!("{}{path}", self.base);
-        self.send(http().get(url))
+        self.send(self.http.get(url))
     }
 
     /// `POST base+path` with a URL-encoded form.
     pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
         let url = format!("{}{path}", self.base);
         let body: String = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect::<Vec<_>>().join("&");
-        self.send(http().post(url).header("content-type", "application/x-www-form-urlencoded").body(body))
+        self.send(self.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(body))
     }
 }
 

@@ -22,7 +22,8 @@
 //!   `SCardGetStatusChange` waits).
 //! - [`scriptor`] and [`opensc_tool`]: third-party PC/SC clients.
 //! - [`process`]: line waits on a child's output ([`lines_of`], [`wait_line`]) and the
-//!   `bank-server serve` process ([`BankServer`]).
+//!   `bank-server serve` process ([`BankServer`]: plain HTTP on loopback, or HTTPS with
+//!   [`BankServer::start_tls`], whose CA from `bank-tools tls init` is [`BankServer::ca`]).
 //! - [`relay`]: a loopback relay that loses a transfer's confirmation once ([`Relay`]).
 //! - [`browser`]: the bank's website by HTTP ([`Browser`], [`hidden`]).
 //! - [`bridge`]: `reader-bridge setup` for a test's bridge state directory

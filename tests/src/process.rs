@@ -153,6 +153,17 @@ impl BankServer {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
+    /// An HTTP client for this bank that follows no redirects and, when the bank serves
+    /// HTTPS, trusts its CA (and only what the platform trusts besides).
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let mut b = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = self.ca() {
+            let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("CA {}: {e}", ca.display()));
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
+    }
+
     /// The CA certificate to trust, when the bank serves HTTPS.
     pub fn ca(&self) -> Option<&Path> {
         self.tls.as_ref().map(|t| t.ca.as_path())

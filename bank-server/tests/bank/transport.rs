@@ -132,6 +132,11 @@ fn https_serves_a_client_that_trusts_the_ca_with_hsts_and_host_cookies() {
     assert!(r.headers().contains_key("strict-transport-security"));
     let body: serde_json::Value = r.json().unwrap();
     assert_eq!(body["verifier_id"], format!("{}", server.base), "{body}");
+    // SIGTERM with a kept-alive connection open: a clean stop, exit status 0.
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(server.child.wait().unwrap().success());
 }
 
 #[test]

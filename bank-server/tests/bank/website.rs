@@ -25,6 +25,9 @@ pub(crate) async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str
     assert_eq!(st, StatusCode::OK, "{page}");
     assert_eq!(cell(&page, "Bank (verifier id)"), VID);
     let challenge = cell(&page, "Challenge");
+    // The command to run never names the bank: the bridge signs for the one it was set up for.
+    assert!(page.contains(&format!("reader-bridge respond --challenge {challenge}</pre>")), "{page}");
+    assert!(!page.contains("--server"), "{page}");
     let challenge_id = input(&page, "challenge_id");
     let (counter, otp) = card.login(&challenge, VID);
     let code = match code_style {
@@ -84,6 +87,10 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
     assert!(cell(&confirm, "Amount").starts_with("12.34 EUR"));
     assert!(confirm.contains("<span id=\"amount-minor\">1234</span> minor units"));
     let challenge = cell(&confirm, "Challenge");
+    let command = format!(
+        "reader-bridge respond --challenge {challenge} --transaction-id {tid} --amount-minor 1234 --currency EUR --payee ACC-BOB-EUR</pre>"
+    );
+    assert!(confirm.contains(&command) && !confirm.contains("--server"), "{confirm}");
     let (counter, otp) = card.tx(
         &challenge,
         &TxFields {

@@ -7,7 +7,6 @@
 //! runs. Processes are waited on by their readiness lines, by pcscd's reader events, and by
 //! their exit: never by sleeping.
 
-use e2e_tests::browser::http;
 use e2e_tests::{
     bin, hidden, lines_of, wait_line, wait_line_containing, BankServer as Bank, Browser, CardSpec, Cut, Relay, Slot,
     TestCard, WAIT,
@@ -32,8 +31,9 @@ struct World {
     server: String,
 }
 
+/// The usual world: the bank serves HTTPS with a CA of its own, which the bridge trusts.
 fn world() -> World {
-    world_with(|db| Bank::start(db, 0))
+    world_with(|db| Bank::start_tls(db, 0))
 }
 
 /// A world whose bank is started by `start` (given the database path), with the bridge set
@@ -200,8 +200,8 @@ fn api(
 ) -> (u16, serde_json::Value) {
     let url = format!("{}/api/v1{path}", w.bank.url());
     let mut req = match method {
-        "GET" => http().get(url),
-        _ => http().post(url),
+        "GET" => w.bank.client().get(url),
+        _ => w.bank.client().post(url),
     };
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -220,8 +220,30 @@ fn api(
 // ---------------------------------------------------------------------------------------
 
 #[test]
+fn a_bridge_without_the_banks_ca_refuses_the_bank() {
+    let w = world();
+    let state = w.card.dir.path().join("state-without-ca");
+    let out = Command::new(bin("reader-bridge"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["setup", "--server", &w.server])
+        .env_remove("PAYSIM_SERVER")
+        .env_remove("PAYSIM_CA")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 36, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not trusted") && err.contains("--ca"), "{err}");
+    assert!(!state.join("bank.json").exists(), "nothing was pinned");
+    // The same bank with its CA: set up, and a login works over TLS.
+    w.login();
+}
+
+#[test]
 fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     let w = world();
+    assert!(w.server.starts_with("https://127.0.0.1:"), "the whole flow runs over TLS: {}", w.server);
     let status = w.bridge_ok(&["status"], "");
     assert!(status.contains(w.card.token.serial.as_str()), "{status}");
     assert!(status.contains("next counter:    0"), "{status}");
@@ -708,7 +730,7 @@ fn respond_args(html: &str) -> Vec<String> {
 #[test]
 fn website_login_and_transfer_with_codes_from_respond() {
     let w = world();
-    let mut b = Browser::new(&w.bank.url());
+    let mut b = Browser::for_bank(&w.bank);
 
     let (s, page, _) = b.get("/login");
     assert_eq!(s, 200);

@@ -38,7 +38,7 @@ pub struct KeyArgs {
     /// the database. Or set BANK_MASTER_KEY (64 hex digits).
     #[arg(long, value_name = "FILE", env = "BANK_MASTER_KEY_FILE")]
     pub master_key: Option<PathBuf>,
-    /// The key is in <DB>.master-key beside the database (demos and tests only).
+    /// The key is in the file PATH.master-key beside the database (demos and tests only).
     #[arg(long)]
     pub master_key_beside_db: bool,
 }
