@@ -11,9 +11,9 @@
 #
 # Environment:
 #   PAYSIM_PORT=8080       the bank's port on 127.0.0.1
-#   PAYSIM_DEMO_TLS=auto   1: the bank on https:// with a local CA (bank-tools tls init in the
-#                          work directory); 0: plain http:// on 127.0.0.1; auto (default): https
-#                          when this reader-bridge can trust a CA (--ca), else http
+#   PAYSIM_DEMO_TLS=1      1 (default): the bank on https:// with a local CA (bank-tools tls init
+#                          in the work directory), which the bridge is set up to trust;
+#                          0: plain http:// on 127.0.0.1
 #   PAYSIM_DEMO_DIR=DIR    work directory (must be new or empty; default: a new /tmp/paysim-demo.*)
 #   PAYSIM_DEMO_EXIT=1     same as --no-wait: stop everything and exit 0 after the automated part
 #   PAYSIM_SLOT_WAIT=300   seconds to wait for slot 0 while tests hold it
@@ -51,10 +51,10 @@ AMOUNT=12.34
 # The demo's own settings, not whatever the caller's environment says.
 unset BANK_DB BANK_MASTER_KEY BANK_MASTER_KEY_FILE BANK_TLS_CERT BANK_TLS_KEY
 unset PAYSIM_SERVER PAYSIM_READER PAYSIM_BRIDGE_STATE_DIR
-TLS=${PAYSIM_DEMO_TLS:-auto}
+TLS=${PAYSIM_DEMO_TLS:-1}
 case "$TLS" in
-    auto | 0 | 1) ;;
-    *) echo "demo: error: PAYSIM_DEMO_TLS=$TLS is not auto, 0 or 1" >&2; exit 2 ;;
+    0 | 1) ;;
+    *) echo "demo: error: PAYSIM_DEMO_TLS=$TLS is not 0 or 1" >&2; exit 2 ;;
 esac
 
 case "$PORT" in
@@ -138,15 +138,6 @@ wait_reader_empty "$READER" 10 \
     || die "\"$READER\" holds a card this demo did not start (pcscd: $(reader_state "$READER")); a virtual-card run by hand? stop it"
 echo "demo: slot $SLOT is ours ($(slot_lock_path "$SLOT"))"
 
-if [ "$TLS" = auto ]; then
-    # The bank on https needs a bridge that can trust the demo's CA.
-    if { "$BIN/reader-bridge" --help; "$BIN/reader-bridge" setup --help; } 2>/dev/null | grep -q -- '--ca'; then
-        TLS=1
-    else
-        TLS=0
-        echo "demo: this reader-bridge cannot trust a private CA (no --ca), so the bank runs on plain http://127.0.0.1"
-    fi
-fi
 TLS_FLAGS=()
 SCHEME=http
 if [ "$TLS" = 1 ]; then
@@ -228,8 +219,12 @@ to_before=$(balance_minor "$PAYEE_NAME" "$TO_ACC")
 
 BRIDGE=("$BIN/reader-bridge" --reader "$READER" --state-dir "$WORK/bridge-state")
 
-step "reader-bridge setup --server $URL (pin the bridge to this bank: the card signs only for it)"
-"${BRIDGE[@]}" setup --server "$URL"
+CA_FLAGS=()
+if [ "$TLS" = 1 ]; then
+    CA_FLAGS=(--ca "$WORK/tls/ca.pem")
+fi
+step "reader-bridge setup --server $URL ${CA_FLAGS[*]} (pin the bridge to this bank: the card signs only for it)"
+"${BRIDGE[@]}" setup --server "$URL" ${CA_FLAGS[@]+"${CA_FLAGS[@]}"}
 "${BRIDGE[@]}" --wait 0 status
 
 step "reader-bridge login --user $USER_NAME (challenge, PIN, LOGIN OTP from the card)"

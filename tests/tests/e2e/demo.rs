@@ -123,8 +123,19 @@ impl Demo {
         self.work.join("bank.sqlite3")
     }
 
+    /// The bank's address: the demo serves HTTPS by default.
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// An HTTP client trusting the demo's CA (`bank-tools tls init` in its work directory).
+    fn client(&self) -> reqwest::blocking::Client {
+        let pem = std::fs::read(self.work.join("tls").join("ca.pem")).unwrap();
+        reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
     }
 
     fn assert_line(&self, needle: &str) {
@@ -261,7 +272,7 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
         .unwrap_or_else(|| panic!("no PAYSIM_BRIDGE_STATE_DIR line in\n{}", demo.output()));
 
     // The browser's part, by HTTP; the second terminal's part with the page's command.
-    let http = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = demo.client();
     let resp = http.get(format!("{}/login", demo.url())).send().unwrap();
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     let page = resp.text().unwrap();
@@ -278,7 +289,6 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
     let command: Vec<&str> = page[start..].split('<').next().unwrap().split_whitespace().collect();
     // The page never names the bank; the second terminal was told it, as the demo says.
     assert!(!command.iter().any(|a| *a == "--server" || a.contains("127.0.0.1")), "{command:?}");
-    demo.assert_line(&format!("export PAYSIM_SERVER={}", demo.url()));
     let out = Command::new(bin_dir.join(command[0]))
         .args(&command[1..])
         .args(["--pin-stdin", "--yes"])

@@ -797,7 +797,7 @@ fn run_with(mut cmd: Command, stdin: &str) -> Output {
 fn a_bridge_pointed_at_another_address_is_refused_or_gets_codes_the_bank_refuses() {
     let w = world();
     // Same bank, reached under another name (as a look-alike relay would present itself).
-    let lookalike = format!("http://localhost:{}", w.bank.port);
+    let lookalike = format!("https://localhost:{}", w.bank.port);
     // The bridge is set up for the real address: another --server is refused before the card
     // signs anything, naming both addresses.
     let out = run_with(w.bridge_cmd_at(Some(&lookalike), &["login", "--user", "alice"]), "1234\n");
@@ -808,7 +808,7 @@ fn a_bridge_pointed_at_another_address_is_refused_or_gets_codes_the_bank_refuses
 
     // A bridge set up for the look-alike address signs for it, and the bank refuses the code.
     let other_state = w.card.dir.path().join("lookalike-state");
-    e2e_tests::setup_bridge(&other_state, &lookalike, None);
+    e2e_tests::setup_bridge(&other_state, &lookalike, w.bank.ca());
     let mut cmd = w.bridge_cmd_at(None, &["login", "--user", "alice"]);
     cmd.arg("--state-dir").arg(&other_state);
     let out = run_with(cmd, "1234\n");
