@@ -84,7 +84,10 @@ fn main() {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            let state = bank_server::AppState::open(&db_for_bank, &format!("http://{addr}"), Clock::system()).unwrap();
+            // The abuse limits would refuse a bench's logins after a few rounds: off here.
+            let mut cfg = bank_server::Config::new(&format!("http://{addr}")).unwrap();
+            cfg.limits = bank_server::limit::Settings::off();
+            let state = bank_server::AppState::open_with(&db_for_bank, cfg, Clock::system()).unwrap();
             ready_tx.send(addr.port()).unwrap();
             bank_server::serve(listener, state, std::future::pending()).await.unwrap();
         });
