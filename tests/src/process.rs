@@ -159,9 +159,10 @@ impl BankServer {
         let mut b = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = self.ca() {
             let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("CA {}: {e}", ca.display()));
-            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+            let cert = reqwest::Certificate::from_pem(&pem).unwrap_or_else(|e| panic!("CA {}: {e}", ca.display()));
+            b = b.add_root_certificate(cert);
         }
-        b.build().unwrap()
+        b.build().unwrap_or_else(|e| panic!("HTTP client: {e}"))
     }
 
     /// The CA certificate to trust, when the bank serves HTTPS.
