@@ -23,6 +23,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_auth_challenge_purpose.sql", include_str!("../migrations/0008_auth_challenge_purpose.sql")),
     ("0009_website_session_pruning.sql", include_str!("../migrations/0009_website_session_pruning.sql")),
     ("0010_audit_keyed.sql", include_str!("../migrations/0010_audit_keyed.sql")),
+    ("0011_storage_commits.sql", include_str!("../migrations/0011_storage_commits.sql")),
 ];
 
 /// The schema version this build expects.
@@ -50,10 +51,98 @@ pub enum DbError {
     /// The batch of the writer this unit ran in did not commit (its effects are gone).
     #[error("the batch did not commit: {0}")]
     Batch(String),
+    /// The same, because the storage failed (disk full, an I/O error, a read-only file or
+    /// file system: [`is_storage_fault`]); nothing of the batch happened.
+    #[error("the database cannot be written: {0}")]
+    Storage(String),
+    /// SQLite found the database damaged (at open, or by `PRAGMA quick_check`): the bank
+    /// refuses to run on it.
+    #[error(
+        "database {path} is damaged ({detail}); the bank will not run on it: restore it from a backup \
+         (docs/bank.md, \"Storage faults\")"
+    )]
+    Corrupt { path: String, detail: String },
+    /// The database cannot be written at start (a read-only file, directory or file system).
+    #[error(
+        "database {path} cannot be written ({detail}); the bank needs to write it: check the owner and mode of \
+         the file, of its -wal and -shm, and of its directory, and that the file system is mounted read-write"
+    )]
+    ReadOnly { path: String, detail: String },
     /// The database, its `-wal` or its `-shm` can be read by group or others (the message
     /// gives the `chmod` to run), or could not be created private.
     #[error(transparent)]
     Private(#[from] crate::private::PrivateFileError),
+}
+
+/// Whether SQLite's error is the storage failing under it rather than a mistake of the bank's:
+/// the disk is full (or a file hit its size limit), a read or write failed, the file or its
+/// file system is read-only, or a file could not be opened. Requests that meet one are refused
+/// with `storage_unavailable` (`503`), and nothing of them happened.
+pub fn is_storage_fault(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        e.sqlite_error_code(),
+        Some(C::DiskFull | C::SystemIoFailure | C::ReadOnly | C::CannotOpen | C::DatabaseCorrupt | C::NotADatabase)
+    )
+}
+
+/// Copies every committed page of the WAL into the database file and truncates the WAL
+/// (`wal_checkpoint(TRUNCATE)`), at a clean stop; `Err` when SQLite could not get them all
+/// (another connection was still reading or writing).
+pub fn checkpoint_all(path: &Path) -> Result<(), DbError> {
+    let conn = open_connection(path)?;
+    let (busy, log, done): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if busy != 0 || log != done {
+        return Err(DbError::Batch(format!("checkpoint incomplete: {done} of {log} WAL frames copied")));
+    }
+    Ok(())
+}
+
+/// A storage fault met while opening, named for the operator: damage or a read-only database
+/// get their own errors (with what to do); anything else stays as it was.
+fn classify(path: &Path, e: DbError) -> DbError {
+    use rusqlite::ErrorCode as C;
+    let code = match &e {
+        DbError::Sql(s) | DbError::Migration { source: s, .. } => s.sqlite_error_code(),
+        _ => None,
+    };
+    let detail = match &e {
+        DbError::Sql(s) | DbError::Migration { source: s, .. } => s.to_string(),
+        other => other.to_string(),
+    };
+    let path = path.display().to_string();
+    match code {
+        Some(C::DatabaseCorrupt | C::NotADatabase) => DbError::Corrupt { path, detail },
+        Some(C::ReadOnly) => DbError::ReadOnly { path, detail },
+        _ => e,
+    }
+}
+
+/// Makes sure the database can be written, now rather than at the first request: SQLite opens
+/// a file it may only read without a word, and a transaction that writes nothing succeeds on
+/// it. The probe writes one row and rolls back.
+fn write_probe(conn: &mut Connection) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute("UPDATE storage_commits SET seq = seq WHERE id = 1", [])?;
+    tx.rollback()?;
+    Ok(())
+}
+
+/// `PRAGMA quick_check`: every page of every table and index is read and checked for
+/// structure (not index contents against their tables: that is `integrity_check`, which the
+/// crash campaign runs). It reads the whole file once; the server does it at start.
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let corrupt = |detail: String| DbError::Corrupt { path: path.display().to_string(), detail };
+    let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(|e| corrupt(e.to_string()))?;
+    let found: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| corrupt(e.to_string()))?;
+    if found.len() == 1 && found[0] == "ok" {
+        return Ok(());
+    }
+    Err(corrupt(format!("quick_check: {}", found.join("; "))))
 }
 
 /// The files SQLite keeps beside a database in WAL mode.
@@ -258,8 +347,10 @@ impl Db {
     /// The files are private: see [`check_private`].
     pub fn open(path: &Path) -> Result<Db, DbError> {
         ensure_private(path)?;
-        let mut conn = open_connection(path)?;
-        migrate(&mut conn, path)?;
+        let mut conn = open_connection(path).map_err(|e| classify(path, e))?;
+        quick_check(&conn, path)?;
+        migrate(&mut conn, path).map_err(|e| classify(path, e))?;
+        write_probe(&mut conn).map_err(|e| classify(path, e))?;
         // The `-wal` and `-shm` SQLite has just made took the main file's mode: check anyway.
         if path.as_os_str() != ":memory:" {
             check_private(path)?;

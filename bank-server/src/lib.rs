@@ -15,8 +15,10 @@
 //!   `paysim_otp`, lockout), [`ledger`] (accounts, double-entry postings, transfers, funding),
 //!   [`session`] (website and API sessions, CSRF tokens) and [`audit`] (the hash-chained log).
 //!
-//! Underneath: [`db`] (pragmas, migrations, blocking pool, private files), [`writer`] (the one
-//! write connection, its FIFO queue and group commit), [`master_key`] (AES-256-GCM sealing of
+//! Underneath: [`db`] (pragmas, migrations, blocking pool, private files, the start's checks
+//! for damage and for write access), [`writer`] (the one write connection, its FIFO queue and
+//! group commit), [`running`] (the commit mark: a database that lost committed work is
+//! refused; one server per database), [`master_key`] (AES-256-GCM sealing of
 //! chain keys, and where the key comes from), [`private`] (files created 0600, lax ones
 //! refused), [`clock`]. Operators use [`ops`]; each of its functions opens the database itself
 //! and works while the server runs.
@@ -51,6 +53,7 @@ pub mod limit;
 pub mod master_key;
 pub mod ops;
 pub mod private;
+pub mod running;
 pub mod session;
 pub mod tls;
 pub mod usecase;

@@ -45,6 +45,11 @@ enum Command {
         /// The private key of --tls-cert (PEM, mode 0600).
         #[arg(long, value_name = "FILE", env = "BANK_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Start on a database that is behind its commit mark (<DB>.running: its -wal was
+        /// removed, or an older copy was put in place), accepting that the batches committed
+        /// after it are lost (docs/bank.md, "Storage faults"). Without it such a start is refused.
+        #[arg(long)]
+        accept_lost_commits: bool,
     },
 }
 
@@ -68,7 +73,16 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve { db, master_key, master_key_beside_db, listen, public_url, tls_cert, tls_key } = cli.command;
+    let Command::Serve {
+        db,
+        master_key,
+        master_key_beside_db,
+        listen,
+        public_url,
+        tls_cert,
+        tls_key,
+        accept_lost_commits,
+    } = cli.command;
     // Everything that can be refused is checked before the port is taken.
     let tls = match (&tls_cert, &tls_key) {
         (Some(cert), Some(key)) => Some(bank_server::tls::server_config(cert, key)?),
@@ -79,49 +93,69 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let public_url = bank_server::binding::public_url(addr, public_url.as_deref(), tls.is_some())?;
-    // Opening, checking and migrating the database is blocking SQLite work: a blocking
-    // thread does it, never the async worker.
+    // Taking the commit mark, then opening, checking and migrating the database, is
+    // blocking work: a blocking thread does it, never the async worker.
     let opened = {
         let (db, public_url) = (db.clone(), public_url.clone());
         tokio::task::spawn_blocking(move || {
-            bank_server::AppState::open_with_key(&db, &key_source, &public_url, bank_server::clock::Clock::system())
+            let running = bank_server::running::Running::start(&db, accept_lost_commits)?;
+            let state = bank_server::AppState::open_with_key(
+                &db,
+                &key_source,
+                &public_url,
+                bank_server::clock::Clock::system(),
+            )?;
+            anyhow::Ok((running, state))
         })
         .await
         .context("the start-up thread failed")?
     };
-    let state = opened.with_context(|| format!("cannot open the bank database {}", db.display()))?;
+    let (running, state) = opened.with_context(|| format!("cannot open the bank database {}", db.display()))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let shutdown = shutdown_signal().context("cannot watch for the stop signals")?;
     tracing::info!(db = %db.display(), verifier_id = %state.cfg.auth.verifier_id, %scheme, "bank ready");
     let mut out = std::io::stdout().lock();
     writeln!(out, "bank-server listening on {scheme}://{addr}")?;
     out.flush()?;
     drop(out);
     match tls {
-        Some(tls) => bank_server::serve_tls(listener, state, tls, shutdown_signal()).await,
-        None => bank_server::serve(listener, state, shutdown_signal()).await,
+        Some(tls) => bank_server::serve_tls(listener, state, tls, shutdown).await,
+        None => bank_server::serve(listener, state, shutdown).await,
     }
     .context("server failed")?;
+    // Every request has been answered: copy the whole WAL into the database file, so that the
+    // file alone holds everything (a copy of it is a full backup). The commit mark stays.
+    let checkpointed = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || bank_server::db::checkpoint_all(&db)
+    })
+    .await
+    .context("the stopping thread failed")?;
+    if let Err(e) = checkpointed {
+        tracing::warn!(error = %e, "the final checkpoint failed; the next start replays the -wal");
+    }
+    drop(running);
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The stop signals (SIGTERM, SIGINT), registered now: a signal that arrives after the
+/// readiness line and before the server is polled still stops it cleanly.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

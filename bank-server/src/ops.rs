@@ -29,6 +29,8 @@ pub enum OpsError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
+    Running(#[from] crate::running::RunError),
+    #[error(transparent)]
     Key(#[from] KeyError),
     /// The master key is needed (to seal, or to chain the audit log) and no usable source
     /// was named.
@@ -79,6 +81,8 @@ pub fn load_token_file(path: &Path) -> Result<TokenFile, OpsError> {
 }
 
 fn open(db_path: &Path) -> Result<Db, OpsError> {
+    // A database behind its commit mark has lost acknowledged work: say so before using it.
+    crate::running::check_for_operator(db_path)?;
     Ok(Db::open(db_path)?)
 }
 

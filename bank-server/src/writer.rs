@@ -40,6 +40,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::db::{self, DbError};
+use crate::running;
 
 /// How big a batch may grow.
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +76,7 @@ trait Unit: Send {
     fn run(&mut self, tx: &Transaction<'_>) -> bool;
     /// Answers the caller once its batch ended: its own result, or `failed` (the batch did
     /// not commit) for a unit that had succeeded.
-    fn answer(self: Box<Self>, failed: Option<&str>);
+    fn answer(self: Box<Self>, failed: Option<&Failed>);
 }
 
 /// A unit made of a use case's closure and the channel its answer goes back on.
@@ -107,15 +108,45 @@ where
         }
     }
 
-    fn answer(self: Box<Self>, failed: Option<&str>) {
+    fn answer(self: Box<Self>, failed: Option<&Failed>) {
         let out = match (self.out, failed) {
-            (Some(Ok(_)) | None, Some(why)) => Err(E::from(DbError::Batch(why.to_owned()))),
+            (Some(Ok(_)) | None, Some(why)) => Err(E::from(why.to_error())),
             (Some(out), _) => out,
             // It panicked: dropping the reply tells the caller the worker failed.
             (None, None) => return,
         };
         // A caller that went away (its client hung up) no longer needs the answer.
         let _ = self.reply.send(out);
+    }
+}
+
+/// The commit mark the writer keeps ([`running`]).
+struct Mark {
+    /// The database has `storage_commits` (every migrated one does).
+    counted: bool,
+    /// The server's `<db>.running`, when it took one.
+    recorder: Option<running::Recorder>,
+}
+
+/// Why a batch did not commit: SQLite's error, and whether it was the storage's fault (disk
+/// full, an I/O error, a read-only file) rather than the bank's.
+#[derive(Debug)]
+struct Failed {
+    detail: String,
+    storage: bool,
+}
+
+impl Failed {
+    fn of(e: &rusqlite::Error) -> Failed {
+        Failed { detail: e.to_string(), storage: db::is_storage_fault(e) }
+    }
+
+    fn to_error(&self) -> DbError {
+        if self.storage {
+            DbError::Storage(self.detail.clone())
+        } else {
+            DbError::Batch(self.detail.clone())
+        }
     }
 }
 
@@ -143,6 +174,7 @@ impl Writer {
     pub fn with_bounds(path: &Path, bounds: Bounds) -> Result<Writer, DbError> {
         let conn = db::open_connection(path)?;
         conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)?;
+        let mark = Mark { counted: running::has_count(&conn), recorder: running::Recorder::open(path) };
         let checkpointer = db::open_connection(path)?;
         let (nudge, nudges) = mpsc::sync_channel(1);
         std::thread::Builder::new()
@@ -154,7 +186,7 @@ impl Writer {
         let seen = counts.clone();
         std::thread::Builder::new()
             .name("bank-writer".to_owned())
-            .spawn(move || serve(conn, &units, bounds, &seen, &nudge))
+            .spawn(move || serve(conn, &units, bounds, &seen, &nudge, &mark))
             .map_err(|_| DbError::Worker)?;
         Ok(Writer { queue, counts })
     }
@@ -194,6 +226,7 @@ fn serve(
     bounds: Bounds,
     counts: &Counts,
     nudge: &mpsc::SyncSender<()>,
+    mark: &Mark,
 ) {
     let mut pending = VecDeque::new();
     loop {
@@ -203,7 +236,7 @@ fn serve(
                 Err(mpsc::RecvError) => return,
             }
         }
-        batch(&mut conn, units, &mut pending, bounds, counts);
+        batch(&mut conn, units, &mut pending, bounds, counts, mark);
         if counts.batches.load(Ordering::Relaxed).is_multiple_of(CHECKPOINT_EVERY) {
             // Busy with the last one: this nudge is not needed.
             let _ = nudge.try_send(());
@@ -230,6 +263,7 @@ fn batch(
     pending: &mut VecDeque<Box<dyn Unit>>,
     bounds: Bounds,
     counts: &Counts,
+    mark: &Mark,
 ) {
     let begun = Instant::now();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -239,7 +273,7 @@ fn batch(
             // unit hears of it, the others get their turn.
             tracing::error!(error = %e, "the writer could not begin a transaction");
             if let Some(u) = pending.pop_front() {
-                u.answer(Some(&e.to_string()));
+                u.answer(Some(&Failed::of(&e)));
             }
             return;
         }
@@ -257,7 +291,7 @@ fn batch(
         };
         let mut u = next;
         if let Err(e) = step(&tx, "SAVEPOINT unit") {
-            broken = Some(e.to_string());
+            broken = Some(Failed::of(&e));
             pending.push_front(u);
             break;
         }
@@ -269,10 +303,21 @@ fn batch(
         done.push(u);
         if let Err(e) = closed {
             // SQLite rolled the whole transaction back (disk full, I/O error): the batch is lost.
-            broken = Some(e.to_string());
+            broken = Some(Failed::of(&e));
             break;
         }
     }
+    // The batch counts itself, in its own transaction (`running`: the commit mark).
+    let seq = match broken {
+        None if mark.counted => match running::count(&tx) {
+            Ok(seq) => Some(seq),
+            Err(e) => {
+                broken = Some(Failed::of(&e));
+                None
+            }
+        },
+        _ => None,
+    };
     let failed = match broken {
         Some(why) => {
             drop(tx);
@@ -280,20 +325,28 @@ fn batch(
         }
         None => {
             crash_point::reached(crash_point::Point::BeforeCommit);
-            let failed = tx.commit().err().map(|e| e.to_string());
+            let failed = tx.commit().err().map(|e| Failed::of(&e));
             crash_point::reached(crash_point::Point::AfterCommit);
+            if let (None, Some(seq), Some(recorder)) = (&failed, seq, &mark.recorder) {
+                recorder.record(seq);
+            }
             failed
         }
     };
     match &failed {
-        Some(why) => tracing::error!(error = %why, units = done.len(), "a batch of the writer did not commit"),
+        Some(why) => tracing::error!(
+            error = %why.detail,
+            storage_fault = why.storage,
+            units = done.len(),
+            "a batch of the writer did not commit"
+        ),
         None => {
             counts.batches.fetch_add(1, Ordering::Relaxed);
             counts.units.fetch_add(done.len() as u64, Ordering::Relaxed);
         }
     }
     for u in done {
-        u.answer(failed.as_deref());
+        u.answer(failed.as_ref());
     }
 }
 

@@ -25,7 +25,8 @@
 
 #[path = "support/card.rs"]
 mod card;
-#[allow(dead_code)]
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/server.rs"]
 mod server;
 
@@ -35,8 +36,8 @@ use std::sync::mpsc;
 
 use bank_server::ops;
 use card::Card;
-use paysim_otp::{ChainKey, TxFields};
-use serde_json::{json, Value};
+use client::Http;
+use paysim_otp::ChainKey;
 use server::Server;
 
 const LOGIN_CLIENTS: usize = 3;
@@ -86,64 +87,6 @@ enum Ack {
     Transfer { id: String },
 }
 
-struct Http {
-    http: reqwest::blocking::Client,
-    base: String,
-    token: Option<String>,
-}
-
-impl Http {
-    fn post(&self, path: &str, body: &Value) -> reqwest::Result<(u16, Value)> {
-        let mut req = self.http.post(format!("{}/api/v1{path}", self.base)).json(body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send()?;
-        let status = r.status().as_u16();
-        Ok((status, r.json().unwrap_or(Value::Null)))
-    }
-
-    /// A whole login flow: `Ok(Some(counter))` when the bank said yes, `Ok(None)` when it
-    /// refused (told so, nothing to check), `Err` when the server went away.
-    fn login(&mut self, card: &mut Card, user: &str) -> reqwest::Result<Option<u64>> {
-        let (st, c) = self.post("/login/challenge", &json!({ "user": user }))?;
-        if st != 200 {
-            return Ok(None);
-        }
-        let (counter, otp) = card.login(c["challenge_hex"].as_str().unwrap(), &self.base);
-        let (st, v) =
-            self.post("/login", &json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp }))?;
-        if st != 200 {
-            return Ok(None);
-        }
-        self.token = Some(v["token"].as_str().unwrap().to_owned());
-        Ok(Some(counter))
-    }
-
-    /// Create, sign and confirm one transfer: `Ok(true)` when it was executed.
-    fn pay(&self, card: &mut Card, id: &str, from: &str, to: &str, amount: u64) -> reqwest::Result<bool> {
-        let body = json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": "EUR" });
-        let (st, created) = self.post("/transfers", &body)?;
-        if st != 201 {
-            return Ok(false);
-        }
-        let s = &created["sign"];
-        let (counter, otp) = card.tx(
-            created["challenge_hex"].as_str().unwrap(),
-            &TxFields {
-                verifier_id: self.base.as_bytes(),
-                transaction_id: s["transaction_id"].as_str().unwrap().as_bytes(),
-                amount_minor: s["amount_minor"].as_u64().unwrap(),
-                currency: b"EUR",
-                payee: s["payee"].as_str().unwrap().as_bytes(),
-            },
-        );
-        let confirm = json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp });
-        let (st, v) = self.post(&format!("/transfers/{id}/confirm"), &confirm)?;
-        Ok(st == 200 && v["transfer"]["status"] == "executed")
-    }
-}
-
 /// Everything the clients were told so far, over all cycles.
 #[derive(Default)]
 struct Told {
@@ -187,7 +130,7 @@ fn cycle(
         let payees: Vec<String> = users.iter().filter(|u| **u != user).map(|u| account(u)).collect();
         let amounts: Vec<u64> = (0..64).map(|_| 1 + rng.below(500)).collect();
         threads.push(std::thread::spawn(move || {
-            let mut http = Http { http: reqwest::blocking::Client::new(), base, token: None };
+            let mut http = Http::new(&base);
             if i < LOGIN_CLIENTS {
                 loop {
                     match http.login(&mut card, &user) {

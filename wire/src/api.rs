@@ -286,6 +286,9 @@ pub enum ErrorCode {
     /// An abuse limit refused the request; the `Retry-After` header says in how many seconds
     /// to try again.
     RateLimited,
+    /// The bank cannot write its records (disk full, an I/O error, a read-only disk): nothing
+    /// of the request happened; try again later.
+    StorageUnavailable,
     Internal,
     /// A code this build does not know (a newer server): read, never sent.
     #[serde(other)]
@@ -313,6 +316,7 @@ impl ErrorCode {
             Self::PayeeNotAccepted => "payee_not_accepted",
             Self::TooManyPendingTransfers => "too_many_pending_transfers",
             Self::RateLimited => "rate_limited",
+            Self::StorageUnavailable => "storage_unavailable",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -336,6 +340,7 @@ impl ErrorCode {
             | Self::PayeeNotAccepted => 422,
             Self::RateLimited => 429,
             Self::Internal | Self::Unknown => 500,
+            Self::StorageUnavailable => 503,
         }
     }
 
@@ -397,6 +402,7 @@ mod tests {
             ErrorCode::PayeeNotAccepted,
             ErrorCode::TooManyPendingTransfers,
             ErrorCode::RateLimited,
+            ErrorCode::StorageUnavailable,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));

@@ -54,6 +54,9 @@ pub enum AppError {
     /// An abuse limit refused the request (`429`, with `Retry-After`).
     #[error("too many requests: try again in {retry_after_s} seconds")]
     RateLimited { retry_after_s: u64 },
+    /// The storage failed under the bank (`503`; the detail goes to the log only).
+    #[error("storage fault")]
+    Storage(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -105,6 +108,10 @@ impl AppError {
             AppError::NoSuchAccount(_) => (ErrorCode::UnknownAccount, self.to_string()),
             AppError::Rejected(_) => (ErrorCode::InsufficientFunds, LedgerError::InsufficientFunds.to_string()),
             AppError::RateLimited { .. } => (ErrorCode::RateLimited, self.to_string()),
+            AppError::Storage(_) => (
+                ErrorCode::StorageUnavailable,
+                "the bank cannot write its records right now; nothing was done: try again later".into(),
+            ),
             AppError::Internal(_) => internal,
         }
     }
@@ -116,24 +123,37 @@ impl AppError {
 
     /// The cause of a 5xx goes to the log (the answer says only "internal error").
     fn log(&self) {
-        if self.parts().0 == ErrorCode::Internal {
-            match self {
-                AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-                other => tracing::error!(error = %other, "internal error"),
-            }
+        match self {
+            AppError::Storage(detail) => tracing::error!(error = %detail, "storage fault: request refused"),
+            AppError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            other if other.parts().0 == ErrorCode::Internal => tracing::error!(error = %other, "internal error"),
+            _ => {}
+        }
+    }
+
+    /// A database error: the storage's fault ([`crate::db::is_storage_fault`]) or the bank's.
+    fn sql(e: &rusqlite::Error, detail: String) -> Self {
+        if crate::db::is_storage_fault(e) {
+            AppError::Storage(detail)
+        } else {
+            AppError::Internal(detail)
         }
     }
 }
 
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            DbError::Storage(detail) => AppError::Storage(detail),
+            DbError::Sql(e) => AppError::sql(&e, e.to_string()),
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 
 impl From<rusqlite::Error> for AppError {
     fn from(e: rusqlite::Error) -> Self {
-        AppError::Internal(e.to_string())
+        AppError::sql(&e, e.to_string())
     }
 }
 
@@ -142,6 +162,7 @@ impl From<AuthError> for AppError {
         match e {
             // A logged-in user whose token was revoked meanwhile cannot get a challenge.
             AuthError::NoActiveToken | AuthError::TokenRevoked(_) => AppError::AuthFailed,
+            AuthError::Sql(e) => e.into(),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -150,7 +171,7 @@ impl From<AuthError> for AppError {
 impl From<LedgerError> for AppError {
     fn from(e: LedgerError) -> Self {
         match e {
-            LedgerError::Sql(e) => AppError::Internal(e.to_string()),
+            LedgerError::Sql(e) => e.into(),
             LedgerError::UnknownTransfer(_) => AppError::NotFound,
             other => AppError::Ledger(other),
         }
@@ -159,7 +180,10 @@ impl From<LedgerError> for AppError {
 
 impl From<SessionError> for AppError {
     fn from(e: SessionError) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            SessionError::Sql(e) => e.into(),
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! The real `bank-server` binary on 127.0.0.1:0, for the tests that kill it and for the HTTP
 //! load bench: started with a fresh database path (its master key beside it, as
 //! `--master-key-beside-db`, unless the flags name another source), ready once its readiness
-//! line is out, killed when dropped.
+//! line is out, killed when dropped. Each user takes the parts it needs.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 /// A running `bank-server serve`.
 pub struct Server {
@@ -25,10 +26,54 @@ impl Server {
     /// [`Server::spawn`] with extra environment variables (the crash campaign's
     /// `BANK_CRASH_AT`).
     pub fn spawn_with_env(db: &Path, extra: &[&str], env: &[(&str, &str)], show_errors: bool) -> Server {
+        let stderr = if show_errors { Stdio::inherit() } else { Stdio::null() };
+        let mut child = Self::command(&[], db, extra, env).stderr(stderr).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        Self::ready(child, &line)
+    }
+
+    /// Starts the server as [`Server::spawn_with_env`] does, run through `prefix` (a command
+    /// that then runs it: `prlimit …`, `setpriv …`), its error output in `<db dir>/bank-server.log`:
+    /// the server once it is ready, or how it ended when it stopped before.
+    pub fn try_spawn(prefix: &[&str], db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Server, Refused> {
+        let log = Self::log_path(db);
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = Self::command(prefix, db, extra, env).stderr(file).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        if line.is_empty() {
+            let status = child.wait().unwrap();
+            return Err(Refused { status, stderr: std::fs::read_to_string(&log).unwrap_or_default() });
+        }
+        Ok(Self::ready(child, &line))
+    }
+
+    /// Where [`Server::try_spawn`] writes the server's error output.
+    pub fn log_path(db: &Path) -> PathBuf {
+        db.parent().unwrap_or(Path::new(".")).join("bank-server.log")
+    }
+
+    fn ready(child: Child, line: &str) -> Server {
+        let base =
+            line.trim().strip_prefix("bank-server listening on ").unwrap_or_else(|| panic!("readiness line: {line:?}"));
+        assert!(base.starts_with("http") && !base.ends_with(":0"), "{base}");
+        Server { base: base.to_owned(), child }
+    }
+
+    fn command(prefix: &[&str], db: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
         let key: &[&str] =
             if extra.iter().any(|a| a.starts_with("--master-key")) { &[] } else { &["--master-key-beside-db"] };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bank-server"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let bin = env!("CARGO_BIN_EXE_bank-server");
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(key)
             .args(extra)
             .arg("--db")
@@ -44,19 +89,16 @@ impl Server {
             .env("BANK_LIMIT_CHALLENGES_PER_ADDRESS", "1000000/1")
             .env("BANK_LIMIT_CODES_PER_SESSION", "1000000/1")
             .env("BANK_MAX_PENDING_TRANSFERS", "1000000")
-            .stdout(Stdio::piped())
-            .stderr(if show_errors { Stdio::inherit() } else { Stdio::null() })
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base =
-            line.trim().strip_prefix("bank-server listening on ").unwrap_or_else(|| panic!("readiness line: {line:?}"));
-        let tls = extra.contains(&"--tls-cert");
-        let want = if tls { "https://127.0.0.1:" } else { "http://127.0.0.1:" };
-        assert!(base.starts_with(want) && !base.ends_with(":0"), "{base}");
-        Server { base: base.to_owned(), child }
+            .stdout(Stdio::piped());
+        cmd
     }
+}
+
+/// A start that ended before the server was ready.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: ExitStatus,
+    pub stderr: String,
 }
 
 impl Drop for Server {
