@@ -28,7 +28,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use socket2::SockRef;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use vpicc::VSmartCard;
 
@@ -111,82 +111,95 @@ impl Session {
     }
 
     fn serve_frames<V: VSmartCard>(&mut self, card: &mut V) -> io::Result<()> {
-        loop {
-            let Some(frame) = self.read_frame()? else {
-                info!(vpcd = %self.peer, "vpcd closed the connection");
-                return Ok(());
-            };
-            match frame.as_slice() {
-                [] => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "vpcd sent an empty frame"));
-                }
-                [CTRL_POWER_OFF] => {
-                    info!("power off");
-                    card.power_off();
-                }
-                [CTRL_POWER_ON] => {
-                    info!("power on");
-                    card.power_on();
-                }
-                [CTRL_RESET] => {
-                    info!("reset");
-                    card.reset();
-                }
-                [CTRL_GET_ATR] => {
-                    let atr = card.atr().to_vec();
-                    info!(len = atr.len(), "ATR requested");
-                    self.write_frame(&atr)?;
-                }
-                [other] => warn!(command = other, "unknown vpcd control command ignored"),
-                apdu => {
-                    let response = card.execute(apdu);
-                    log_exchange(apdu, &response);
-                    self.write_frame(&response)?;
-                }
-            }
-        }
-    }
-
-    /// Reads one frame; `None` on a clean end of stream before a frame started.
-    fn read_frame(&mut self) -> io::Result<Option<Vec<u8>>> {
-        let (stream, quickack) = (&self.stream, self.quickack);
-        read_frame_from(&mut &*stream, || {
+        let (stream, quickack, peer) = (&self.stream, self.quickack, self.peer);
+        let arm = || {
             if quickack {
                 SockRef::from(stream).set_tcp_quickack(true)?;
             }
             Ok(())
-        })
-    }
-
-    /// Writes one frame with a single `write_all`, so length and body leave together
-    /// (`write_all` itself retries a write interrupted by a signal).
-    fn write_frame(&mut self, body: &[u8]) -> io::Result<()> {
-        let body = match u16::try_from(body.len()) {
-            Ok(_) => body,
-            Err(_) => {
-                warn!(len = body.len(), "response longer than a vpcd frame, answering 6F00");
-                &[0x6F, 0x00]
-            }
         };
-        let len = u16::try_from(body.len()).unwrap_or(2).to_be_bytes();
-        let mut frame = Vec::with_capacity(2 + body.len());
-        frame.extend_from_slice(&len);
-        frame.extend_from_slice(body);
-        self.stream.write_all(&frame)
+        let ended = serve_frames(&mut &*stream, &mut &*stream, card, arm);
+        if ended.is_ok() {
+            info!(vpcd = %peer, "vpcd closed the connection");
+        }
+        ended
     }
+}
+
+/// The frame loop over any byte stream: reads frames from `r` (calling `arm` before every
+/// read), hands control commands and APDUs to `card`, writes each answer to `w` as one frame.
+/// `Ok` when the stream ends cleanly between frames; `Err` for a torn frame, an empty frame, or
+/// a failed read or write. The fuzz target `vpcd_frames` feeds it arbitrary streams.
+pub fn serve_frames<R: Read, W: Write, V: VSmartCard>(
+    r: &mut R,
+    w: &mut W,
+    card: &mut V,
+    mut arm: impl FnMut() -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        let Some(frame) = read_frame_from(r, &mut arm)? else {
+            return Ok(());
+        };
+        match frame.as_slice() {
+            [] => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "vpcd sent an empty frame"));
+            }
+            [CTRL_POWER_OFF] => {
+                debug!("power off");
+                card.power_off();
+            }
+            [CTRL_POWER_ON] => {
+                debug!("power on");
+                card.power_on();
+            }
+            [CTRL_RESET] => {
+                debug!("reset");
+                card.reset();
+            }
+            [CTRL_GET_ATR] => {
+                let atr = card.atr().to_vec();
+                debug!(len = atr.len(), "ATR requested");
+                write_frame_to(w, &atr)?;
+            }
+            [other] => warn!(command = other, "unknown vpcd control command ignored"),
+            apdu => {
+                let response = card.execute(apdu);
+                log_exchange(apdu, &response);
+                write_frame_to(w, &response)?;
+            }
+        }
+    }
+}
+
+/// Writes one frame with a single `write_all`, so length and body leave together
+/// (`write_all` itself retries a write interrupted by a signal). An answer longer than a frame
+/// can carry becomes `6F00`.
+fn write_frame_to<W: Write>(w: &mut W, body: &[u8]) -> io::Result<()> {
+    let body = match u16::try_from(body.len()) {
+        Ok(_) => body,
+        Err(_) => {
+            warn!(len = body.len(), "response longer than a vpcd frame, answering 6F00");
+            &[0x6F, 0x00]
+        }
+    };
+    let len = u16::try_from(body.len()).unwrap_or(2).to_be_bytes();
+    let mut frame = Vec::with_capacity(2 + body.len());
+    frame.extend_from_slice(&len);
+    frame.extend_from_slice(body);
+    w.write_all(&frame)
 }
 
 /// Reads one frame from `r`, calling `arm` before every read (to re-arm `TCP_QUICKACK`);
 /// `None` on a clean end of stream before a frame started.
-fn read_frame_from<R: Read>(r: &mut R, mut arm: impl FnMut() -> io::Result<()>) -> io::Result<Option<Vec<u8>>> {
+fn read_frame_from<R: Read>(r: &mut R, arm: &mut impl FnMut() -> io::Result<()>) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 2];
     // The first byte decides between a clean close and a torn frame.
-    if read_some(r, &mut len[..1], &mut arm)? == 0 {
+    if read_some(r, &mut len[..1], arm)? == 0 {
         return Ok(None);
     }
-    fill(r, &mut len[1..], &mut arm)?;
+    fill(r, &mut len[1..], arm)?;
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    fill(r, &mut body, &mut arm)?;
+    fill(r, &mut body, arm)?;
     Ok(Some(body))
 }
 
@@ -223,7 +236,7 @@ fn log_exchange(apdu: &[u8], response: &[u8]) {
         [.., a, b] => u16::from_be_bytes([*a, *b]),
         _ => 0,
     };
-    info!(
+    debug!(
         cla = format_args!("{cla:02X}"),
         ins = format_args!("{ins:02X}"),
         apdu_len = apdu.len(),
@@ -465,7 +478,7 @@ mod tests {
         data.extend_from_slice(&apdu);
         let mut r = Interrupting { data, pos: 0, interrupted: false };
         let mut arms = 0;
-        let frame = read_frame_from(&mut r, || {
+        let frame = read_frame_from(&mut r, &mut || {
             arms += 1;
             Ok(())
         })
@@ -473,6 +486,6 @@ mod tests {
         assert_eq!(frame.as_deref(), Some(&apdu[..]));
         assert_eq!(arms, 10, "re-armed before each of the 5 reads and 5 retries");
         // Then the stream ends cleanly between frames.
-        assert_eq!(read_frame_from(&mut r, || Ok(())).unwrap(), None);
+        assert_eq!(read_frame_from(&mut r, &mut || Ok(())).unwrap(), None);
     }
 }
