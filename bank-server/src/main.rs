@@ -45,6 +45,11 @@ enum Command {
         /// The private key of --tls-cert (PEM, mode 0600).
         #[arg(long, value_name = "FILE", env = "BANK_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Whether OATH tokens (YubiKey, Nitrokey 3, any YKOATH credential) may confirm
+        /// transfers: `allow` (the default) or `deny` (they still log in; a transfer then gets
+        /// `token_kind_not_allowed`).
+        #[arg(long, value_name = "allow|deny", env = "BANK_OATH_TRANSFERS")]
+        oath_transfers: Option<bank_server::OathTransfers>,
     },
 }
 
@@ -68,7 +73,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve { db, master_key, master_key_beside_db, listen, public_url, tls_cert, tls_key } = cli.command;
+    let Command::Serve { db, master_key, master_key_beside_db, listen, public_url, tls_cert, tls_key, oath_transfers } =
+        cli.command;
     // Everything that can be refused is checked before the port is taken.
     let tls = match (&tls_cert, &tls_key) {
         (Some(cert), Some(key)) => Some(bank_server::tls::server_config(cert, key)?),
@@ -84,7 +90,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let opened = {
         let (db, public_url) = (db.clone(), public_url.clone());
         tokio::task::spawn_blocking(move || {
-            bank_server::AppState::open_with_key(&db, &key_source, &public_url, bank_server::clock::Clock::system())
+            let mut cfg = bank_server::Config::new(&public_url)?.with_env()?;
+            if let Some(choice) = oath_transfers {
+                cfg.oath_transfers = choice;
+            }
+            bank_server::AppState::open_with_key_and(&db, &key_source, cfg, bank_server::clock::Clock::system())
         })
         .await
         .context("the start-up thread failed")?

@@ -570,6 +570,28 @@ pub const OATH_KEY_LEN: usize = 32;
 /// challenge the host sends.
 pub const OATH_KEY_TYPE: u8 = 0x22;
 
+/// The static HMAC-SHA256 key of an OATH bank credential ([`OATH_KEY_LEN`] bytes). Zeroized on
+/// drop; `Debug` never shows it.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct OathKey([u8; OATH_KEY_LEN]);
+
+impl OathKey {
+    pub fn from_bytes(bytes: [u8; OATH_KEY_LEN]) -> Self {
+        OathKey(bytes)
+    }
+
+    /// The key, for sealing it or writing it to a card.
+    pub fn expose(&self) -> &[u8; OATH_KEY_LEN] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for OathKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("OathKey(<secret>)")
+    }
+}
+
 /// The CALCULATE challenge an OATH token answers for a bank challenge and a context:
 ///
 /// ```text

@@ -283,6 +283,9 @@ pub enum ErrorCode {
     PayeeNotAccepted,
     /// The user has as many pending (unconfirmed) transfers open as the bank allows.
     TooManyPendingTransfers,
+    /// The bank does not let this user's kind of token confirm transfers (an operator setting,
+    /// `--oath-transfers deny`): an OATH key may log in, but a transfer needs a PAYSIM card.
+    TokenKindNotAllowed,
     /// An abuse limit refused the request; the `Retry-After` header says in how many seconds
     /// to try again.
     RateLimited,
@@ -312,6 +315,7 @@ impl ErrorCode {
             Self::InvalidAmount => "invalid_amount",
             Self::PayeeNotAccepted => "payee_not_accepted",
             Self::TooManyPendingTransfers => "too_many_pending_transfers",
+            Self::TokenKindNotAllowed => "token_kind_not_allowed",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
@@ -323,7 +327,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => 400,
             Self::AuthFailed | Self::Unauthenticated => 401,
-            Self::Csrf => 403,
+            Self::Csrf | Self::TokenKindNotAllowed => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::TransferIdConflict | Self::InsufficientFunds | Self::TooManyPendingTransfers => 409,
@@ -351,6 +355,7 @@ impl ErrorCode {
                 | Self::InvalidAmount
                 | Self::PayeeNotAccepted
                 | Self::TooManyPendingTransfers
+                | Self::TokenKindNotAllowed
         )
     }
 }
@@ -396,6 +401,7 @@ mod tests {
             ErrorCode::InvalidAmount,
             ErrorCode::PayeeNotAccepted,
             ErrorCode::TooManyPendingTransfers,
+            ErrorCode::TokenKindNotAllowed,
             ErrorCode::RateLimited,
             ErrorCode::Internal,
         ] {
@@ -414,6 +420,10 @@ mod tests {
         assert!(ErrorCode::PayeeNotAccepted.refuses_transfer());
         assert!(ErrorCode::TooManyPendingTransfers.refuses_transfer());
         assert!(!ErrorCode::RateLimited.refuses_transfer());
+        // The OATH policy refusal is its own code, a 403 that nothing moved under.
+        assert_eq!(ErrorCode::TokenKindNotAllowed.as_str(), "token_kind_not_allowed");
+        assert_eq!(ErrorCode::TokenKindNotAllowed.http_status(), 403);
+        assert!(ErrorCode::TokenKindNotAllowed.refuses_transfer());
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum AppError {
     /// An abuse limit refused the request (`429`, with `Retry-After`).
     #[error("too many requests: try again in {retry_after_s} seconds")]
     RateLimited { retry_after_s: u64 },
+    /// The bank's policy keeps this kind of token from confirming transfers.
+    #[error("this bank does not let {0} tokens confirm transfers")]
+    TokenKindNotAllowed(crate::auth::TokenKind),
     #[error("internal error")]
     Internal(String),
 }
@@ -105,6 +108,18 @@ impl AppError {
             AppError::NoSuchAccount(_) => (ErrorCode::UnknownAccount, self.to_string()),
             AppError::Rejected(_) => (ErrorCode::InsufficientFunds, LedgerError::InsufficientFunds.to_string()),
             AppError::RateLimited { .. } => (ErrorCode::RateLimited, self.to_string()),
+            AppError::TokenKindNotAllowed(kind) => (
+                ErrorCode::TokenKindNotAllowed,
+                match kind {
+                    crate::auth::TokenKind::Oath => {
+                        "this bank does not let an OATH key (YubiKey, Nitrokey or other OATH \
+                        credential) confirm transfers; it can still log you in. Ask the bank for a PAYSIM card to \
+                        make transfers"
+                            .to_owned()
+                    }
+                    crate::auth::TokenKind::Paysim => self.to_string(),
+                },
+            ),
             AppError::Internal(_) => internal,
         }
     }
@@ -172,6 +187,7 @@ impl From<UseCaseError> for AppError {
             UseCaseError::Sql(e) => e.into(),
             UseCaseError::Unauthenticated => AppError::Unauthenticated,
             UseCaseError::NoSuchTransfer => AppError::NotFound,
+            UseCaseError::TokenKindNotAllowed(kind) => AppError::TokenKindNotAllowed(kind),
         }
     }
 }
