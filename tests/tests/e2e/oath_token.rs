@@ -60,7 +60,11 @@ fn world(serve_flags: &[&str]) -> World {
             &format!("opened account {number}"),
         );
     }
-    tools_ok(&w, &["account", "fund", "--account", "ACC-DAVE-EUR", "--amount", "100.00", "--currency", "EUR"], "funded");
+    tools_ok(
+        &w,
+        &["account", "fund", "--account", "ACC-DAVE-EUR", "--amount", "100.00", "--currency", "EUR"],
+        "funded",
+    );
     e2e_tests::setup_bridge_for(&w.state_dir, &w.bank);
     w
 }
@@ -100,12 +104,6 @@ impl World {
             .find(|a| a.number == number)
             .unwrap()
             .balance_minor
-    }
-
-    fn session_token(&self) -> String {
-        let text = std::fs::read_to_string(self.state_dir.join("session.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        v["token"].as_str().unwrap().to_owned()
     }
 
     fn api(&self, path: &str, token: Option<&str>, body: serde_json::Value) -> (u16, serde_json::Value) {
@@ -246,7 +244,7 @@ fn ykman_lists_the_credential_bank_tools_wrote_and_agrees_on_its_codes() {
         assert!(out.status.success(), "ykman {args:?}: {}", describe(&out));
         String::from_utf8(out.stdout).unwrap()
     };
-    assert_eq!(ykman(&["oath", "accounts", "list", "-o"]), "PAYSIM Bank:dave (TOTP)\n");
+    assert_eq!(ykman(&["oath", "accounts", "list", "-o"]), "PAYSIM Bank:dave, TOTP\n");
     // ykman's TOTP code is CALCULATE over the 8-byte time step; the same CALCULATE through the
     // bridge's parser (card_applet::host::oath) must give the same 8 digits.
     use card_link::TransportExt;
