@@ -28,8 +28,12 @@ fn describe(out: &Output) -> String {
 }
 
 fn tools_ok(w: &World, args: &[&str], says: &str) -> String {
+    tools_ok_in(w, args, None, says)
+}
+
+fn tools_ok_in(w: &World, args: &[&str], stdin: Option<&str>, says: &str) -> String {
     let db = w.bank.db.to_str().unwrap().to_owned();
-    let out = e2e_tests::bank_tools(&[args, &["--db", &db, "--master-key-beside-db"]].concat(), None);
+    let out = e2e_tests::bank_tools(&[args, &["--db", &db, "--master-key-beside-db"]].concat(), stdin);
     e2e_tests::assert_success(&format!("bank-tools {args:?}"), &out);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(stdout.contains(says), "bank-tools {args:?} said {stdout:?}, not {says:?}");
@@ -39,6 +43,12 @@ fn tools_ok(w: &World, args: &[&str], says: &str) -> String {
 /// A factory virtual card, the bank (started with `serve_flags`) with dave, whose token is
 /// the OATH credential `bank-tools oath enroll` writes to the card, and bob; a bridge set up.
 fn world(serve_flags: &[&str]) -> World {
+    world_with(serve_flags, None)
+}
+
+/// As [`world`]; with `access_code`, ykman protects the card's OATH application with it first,
+/// and `bank-tools oath enroll` gets it on standard input.
+fn world_with(serve_flags: &[&str], access_code: Option<&str>) -> World {
     let (dir, _state, _admin, card) = TestCard::factory(None);
     let db = dir.path().join("bank.sqlite3");
     let bank = Bank::start_tls_with(&db, 0, serve_flags);
@@ -47,9 +57,16 @@ fn world(serve_flags: &[&str]) -> World {
     tools_ok(&w, &["user", "add", "dave"], "added user dave");
     tools_ok(&w, &["user", "add", "bob"], "added user bob");
     let reader = w.card.reader();
-    let said = tools_ok(
+    let mut enroll = vec!["oath", "enroll", "--reader", &reader, "--user", "dave", "--serial", "OATH-DAVE"];
+    let stdin = access_code.map(|code| {
+        assert_eq!(w.ykman_in(&["oath", "access", "change"], &format!("{code}\n{code}\n")), "Password updated.\n");
+        enroll.push("--access-code-stdin");
+        format!("{code}\n")
+    });
+    let said = tools_ok_in(
         &w,
-        &["oath", "enroll", "--reader", &reader, "--user", "dave", "--serial", "OATH-DAVE"],
+        &enroll,
+        stdin.as_deref(),
         "enrolled OATH token OATH-DAVE for user dave: credential \"PAYSIM Bank:dave\"",
     );
     assert!(!said.to_ascii_lowercase().contains("key:"), "the key is never printed: {said}");
@@ -70,6 +87,26 @@ fn world(serve_flags: &[&str]) -> World {
 }
 
 impl World {
+    /// `ykman --reader READER ARGS` with `stdin`, in a private HOME; its standard output.
+    fn ykman_in(&self, args: &[&str], stdin: &str) -> String {
+        let home = self.dir.path().join("ykman-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = Command::new("timeout")
+            .args(["60", "ykman", "--reader", &self.card.reader()])
+            .args(args)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run ykman (sudo bash scripts/setup.sh installs it): {e}"));
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "ykman {args:?}: {}", describe(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     fn bridge(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = Command::new(bin("reader-bridge"))
             .arg("--reader")
@@ -230,20 +267,7 @@ fn ykman_lists_the_credential_bank_tools_wrote_and_agrees_on_its_codes() {
         panic!("ykman is not installed: run `sudo bash scripts/setup.sh` (installs Debian's yubikey-manager)");
     }
     let w = world(&[]);
-    let home = w.dir.path().join("ykman-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let ykman = |args: &[&str]| {
-        let out = Command::new("timeout")
-            .args(["60", "ykman", "--reader", &w.card.reader()])
-            .args(args)
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ykman {args:?}: {}", describe(&out));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let ykman = |args: &[&str]| w.ykman_in(args, "");
     assert_eq!(ykman(&["oath", "accounts", "list", "-o"]), "PAYSIM Bank:dave, TOTP\n");
     // ykman's TOTP code is CALCULATE over the 8-byte time step; the same CALCULATE through the
     // bridge's parser (card_applet::host::oath) must give the same 8 digits.
@@ -265,4 +289,22 @@ fn ykman_lists_the_credential_bank_tools_wrote_and_agrees_on_its_codes() {
     assert_eq!(code.len(), 8, "{out}");
     let ours: Vec<String> = (before..=after).map(|s| calc(&mut link, s)).collect();
     assert!(ours.contains(&code), "ykman said {out:?}, the card through our parser {ours:?}");
+}
+
+#[test]
+fn a_key_with_an_access_code_asks_for_it_instead_of_a_pin() {
+    let w = world_with(&[], Some("open-sesame"));
+    // The access code set by ykman opens the application for bank-tools (done) and the bridge;
+    // ykman itself lists the credential with it.
+    assert_eq!(w.ykman_in(&["oath", "accounts", "list"], "open-sesame\n"), "PAYSIM Bank:dave\n");
+    let readers = w.bridge_ok(&["readers"]);
+    assert!(readers.contains("OATH key, protected by an access code"), "{readers}");
+    let out = w.bridge(&["login", "--user", "dave"], "not-the-code\n");
+    assert_eq!(out.status.code(), Some(20), "a wrong access code: {}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong OATH access code"), "{}", describe(&out));
+    let out = w.bridge(&["login", "--user", "dave"], "open-sesame\n");
+    assert!(out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OATH access code of the key in") && !err.contains("PIN"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("logged in as dave"), "{}", describe(&out));
 }
