@@ -110,6 +110,31 @@ pub struct Config {
     pub max_pending_transfers: u32,
     /// Seconds a pending transfer counts against [`Config::max_pending_transfers`].
     pub pending_open_s: i64,
+    /// Whether OATH tokens may confirm transfers (`serve --oath-transfers`,
+    /// `BANK_OATH_TRANSFERS`); they may always log in.
+    pub oath_transfers: OathTransfers,
+}
+
+/// The operator's choice for OATH tokens and transfers (`docs/bank.md`, "Token kinds").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OathTransfers {
+    /// An OATH token confirms transfers like a PAYSIM card.
+    #[default]
+    Allow,
+    /// A user whose token is an OATH token gets `token_kind_not_allowed` when asking for a
+    /// transfer (and at confirmation, should the setting change in between).
+    Deny,
+}
+
+impl std::str::FromStr for OathTransfers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "allow" => Ok(OathTransfers::Allow),
+            "deny" => Ok(OathTransfers::Deny),
+            _ => Err("`allow` or `deny`".to_owned()),
+        }
+    }
 }
 
 impl Config {
@@ -125,6 +150,7 @@ impl Config {
             limits: limit::Settings::default(),
             max_pending_transfers: MAX_PENDING_TRANSFERS,
             pending_open_s: PENDING_OPEN_S,
+            oath_transfers: OathTransfers::Allow,
         })
     }
 
@@ -141,6 +167,10 @@ impl Config {
         rate("BANK_LIMIT_CHALLENGES_PER_USER", &mut self.limits.challenges_per_user)?;
         rate("BANK_LIMIT_CHALLENGES_PER_ADDRESS", &mut self.limits.challenges_per_address)?;
         rate("BANK_LIMIT_CODES_PER_SESSION", &mut self.limits.codes_per_session)?;
+        if let Ok(v) = std::env::var("BANK_OATH_TRANSFERS") {
+            self.oath_transfers =
+                v.parse().map_err(|problem| StartError::Setting { name: "BANK_OATH_TRANSFERS", problem })?;
+        }
         if let Ok(v) = std::env::var("BANK_MAX_PENDING_TRANSFERS") {
             self.max_pending_transfers = v.trim().parse().map_err(|_| StartError::Setting {
                 name: "BANK_MAX_PENDING_TRANSFERS",

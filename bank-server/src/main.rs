@@ -50,6 +50,11 @@ enum Command {
         /// after it are lost (docs/bank.md, "Storage faults"). Without it such a start is refused.
         #[arg(long)]
         accept_lost_commits: bool,
+        /// Whether OATH tokens (YubiKey, Nitrokey 3, any YKOATH credential) may confirm
+        /// transfers: `allow` (the default) or `deny` (they still log in; a transfer then gets
+        /// `token_kind_not_allowed`).
+        #[arg(long, value_name = "allow|deny", env = "BANK_OATH_TRANSFERS")]
+        oath_transfers: Option<bank_server::OathTransfers>,
     },
 }
 
@@ -82,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tls_cert,
         tls_key,
         accept_lost_commits,
+        oath_transfers,
     } = cli.command;
     // Everything that can be refused is checked before the port is taken.
     let tls = match (&tls_cert, &tls_key) {
@@ -99,12 +105,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let (db, public_url) = (db.clone(), public_url.clone());
         tokio::task::spawn_blocking(move || {
             let running = bank_server::running::Running::start(&db, accept_lost_commits)?;
-            let state = bank_server::AppState::open_with_key(
-                &db,
-                &key_source,
-                &public_url,
-                bank_server::clock::Clock::system(),
-            )?;
+            let mut cfg = bank_server::Config::new(&public_url)?.with_env()?;
+            if let Some(choice) = oath_transfers {
+                cfg.oath_transfers = choice;
+            }
+            let state =
+                bank_server::AppState::open_with_key_and(&db, &key_source, cfg, bank_server::clock::Clock::system())?;
             anyhow::Ok((running, state))
         })
         .await

@@ -156,6 +156,40 @@ pub fn enroll_token_with_key(
     write(db_path, |tx, now| Ok(auth::enroll_token(tx, now, &key, &e, OPERATOR)?))
 }
 
+/// Enrolls an OATH token for an existing user: `key` is the HMAC key written to the card's
+/// credential, sealed under the master key from `source`; `serial` names it at the bank.
+pub fn enroll_oath_token_with_key(
+    db_path: &Path,
+    source: &KeySource,
+    serial: &str,
+    key: &paysim_otp::OathKey,
+    user: &str,
+) -> Result<(), OpsError> {
+    let serial: CardSerial = serial.parse()?;
+    let user: UserName = user.parse()?;
+    let master = MasterKey::load(source, db_path)?;
+    let e = auth::OathEnrollment { user: &user, serial: &serial, key };
+    write(db_path, |tx, now| Ok(auth::enroll_oath_token(tx, now, &master, &e, OPERATOR)?))
+}
+
+/// Checks, before a card is written, that an OATH token could be enrolled: the user exists and
+/// has no active token, and the serial is free. Changes nothing.
+pub fn check_oath_enrollment(db_path: &Path, serial: &str, user: &str) -> Result<(), OpsError> {
+    let serial: CardSerial = serial.parse()?;
+    let user: UserName = user.parse()?;
+    read(db_path, |tx| {
+        auth::user_id(tx, &user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
+        let tokens = auth::list_tokens(tx, 0)?;
+        if tokens.iter().any(|t| t.serial == serial) {
+            return Err(AuthError::DuplicateSerial(serial.clone()).into());
+        }
+        if let Some(active) = tokens.into_iter().find(|t| t.user == user && t.status == auth::TokenStatus::Active) {
+            return Err(AuthError::ActiveTokenExists { user: user.clone(), serial: active.serial }.into());
+        }
+        Ok(())
+    })
+}
+
 /// [`enroll_token_with_key`] with the key as tests get it ([`MasterKey::load_or_create`]:
 /// `BANK_MASTER_KEY`, else the key file beside the database).
 pub fn enroll_token(db_path: &Path, serial: &str, seed: &ChainKey, counter: u64, user: &str) -> Result<(), OpsError> {

@@ -22,10 +22,10 @@ use paysim_wire::api::{
 use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
 use rusqlite::Transaction;
 
-use crate::auth::{self, AuthError, ChallengePurpose, Expect, Failure, Signed, Submission};
+use crate::auth::{self, AuthError, ChallengePurpose, Expect, Failure, Signed, Submission, TokenKind};
 use crate::ledger::{self, LedgerError};
 use crate::session::{self, Ended, Kind, Session, SessionError};
-use crate::AppState;
+use crate::{AppState, OathTransfers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UseCaseError {
@@ -43,6 +43,9 @@ pub enum UseCaseError {
     /// The user has no transfer of that id.
     #[error("no such transfer")]
     NoSuchTransfer,
+    /// The bank does not let this kind of token confirm transfers (`--oath-transfers deny`).
+    #[error("this bank does not let {0} tokens confirm transfers")]
+    TokenKindNotAllowed(TokenKind),
 }
 
 /// What a use case that checks a code returns: the result, or the refusal (its reason is for
@@ -208,6 +211,18 @@ pub enum Started {
     /// Refused as asked (what the customer is told; the audit log has the true reason). A
     /// value, not an error, so its unit of work commits the audit row.
     Refused(LedgerError),
+    /// The user's token is of a kind the bank's policy keeps from confirming transfers; nothing
+    /// was recorded but the refusal's audit row.
+    KindNotAllowed(TokenKind),
+}
+
+/// The kind of the user's token when the bank's policy keeps that kind from confirming
+/// transfers (`--oath-transfers deny`).
+fn kind_refused(tx: &Transaction<'_>, state: &AppState, user_id: i64) -> Result<Option<TokenKind>, UseCaseError> {
+    if state.cfg.oath_transfers == OathTransfers::Allow {
+        return Ok(None);
+    }
+    Ok(auth::active_token_kind(tx, user_id)?.filter(|k| *k == TokenKind::Oath))
 }
 
 /// Records the transfer as pending (or finds it, for a retry with the same id) and issues the
@@ -219,6 +234,10 @@ pub fn start_transfer(
     who: &LoggedIn,
     req: &NewTransfer,
 ) -> Result<Started, UseCaseError> {
+    if let Some(kind) = kind_refused(tx, state, who.user_id)? {
+        auth::audit_kind_refusal(tx, now, &who.actor(), kind, "transfer")?;
+        return Ok(Started::KindNotAllowed(kind));
+    }
     let cap = ledger::PendingCap { max: state.cfg.max_pending_transfers, open_s: state.cfg.pending_open_s };
     let t = match ledger::create_transfer(tx, now, who.user_id, req, cap, &who.actor())? {
         Ok(t) => t,
@@ -262,6 +281,10 @@ pub fn confirm_transfer(
     let t = ledger::transfer(tx, who.user_id, transfer_id)?.ok_or(UseCaseError::NoSuchTransfer)?;
     if t.status != TransferStatus::Pending {
         return Ok(Ok(t));
+    }
+    // The setting may have changed since the challenge was issued: the challenge stays unused.
+    if let Some(kind) = kind_refused(tx, state, who.user_id)? {
+        return Err(UseCaseError::TokenKindNotAllowed(kind));
     }
     let binding = who.session.binding();
     let purpose = ChallengePurpose::Transfer(t.transfer_id.clone());

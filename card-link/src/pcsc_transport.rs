@@ -154,9 +154,10 @@ impl Pcsc {
         Ok(PcscCard::new(self.ctx.clone(), card, name))
     }
 
-    /// Connects to the card in `reader` and checks that it answers SELECT for `aid` with
-    /// `9000`; [`Error::NoApplet`] otherwise.
-    fn connect_selecting(&self, reader: &CStr, aid: &[u8]) -> Result<PcscCard> {
+    /// Connects to the card in `reader` and checks that it answers SELECT with `9000` for one of
+    /// `aids`, tried in order; returns the link and the index of the AID that answered.
+    /// [`Error::NoApplet`] when none does.
+    fn connect_selecting(&self, reader: &CStr, aids: &[&[u8]]) -> Result<(PcscCard, usize)> {
         let name = reader.to_string_lossy().into_owned();
         let card = match self.ctx.connect(reader, ShareMode::Shared, Protocols::ANY) {
             Ok(c) => c,
@@ -166,12 +167,13 @@ impl Pcsc {
             Err(e) => return Err(e.into()),
         };
         let mut link = PcscCard::new(self.ctx.clone(), card, reader.to_owned());
-        let resp = link.exchange(|ex| ex.transmit(&select_aid(aid)))?;
-        if resp.ends_with(&[0x90, 0x00]) {
-            Ok(link)
-        } else {
-            Err(Error::NoApplet { reader: name })
+        for (i, aid) in aids.iter().enumerate() {
+            let resp = link.exchange(|ex| ex.transmit(&select_aid(aid)))?;
+            if resp.ends_with(&[0x90, 0x00]) {
+                return Ok((link, i));
+            }
         }
+        Err(Error::NoApplet { reader: name })
     }
 
     /// Opens the card to use: in reader `wanted` if given, else in the one reader whose card
@@ -182,6 +184,13 @@ impl Pcsc {
     /// [`Error::NoApplet`] (the named reader's card, or the only card, is another
     /// application's), [`Error::NoCard`] after the wait.
     pub fn open(&self, wanted: Option<&str>, aid: &[u8], wait: Duration) -> Result<PcscCard> {
+        self.open_any(wanted, &[aid], wait).map(|(link, _)| link)
+    }
+
+    /// [`Pcsc::open`] for a card that answers SELECT for any of `aids` (tried in order on each
+    /// card); also returns the index of the AID the card answered. The bridge opens "a PAYSIM
+    /// card or an OATH key" this way, so either kind inserted during the wait is found.
+    pub fn open_any(&self, wanted: Option<&str>, aids: &[&[u8]], wait: Duration) -> Result<(PcscCard, usize)> {
         let deadline = Instant::now() + wait;
         loop {
             let names = self.reader_names()?;
@@ -206,7 +215,7 @@ impl Pcsc {
                 if !present(st.event_state()) {
                     continue;
                 }
-                match self.connect_selecting(st.name(), aid) {
+                match self.connect_selecting(st.name(), aids) {
                     Ok(link) => found.push(link),
                     Err(Error::NoApplet { reader }) => not_ours.push(reader),
                     // The card went away (or was reset) between the status and the connect.
@@ -217,7 +226,9 @@ impl Pcsc {
             match found.len() {
                 1 => return Ok(found.remove(0)),
                 0 => {}
-                _ => return Err(Error::SeveralCards { readers: found.iter().map(|l| l.reader.clone()).collect() }),
+                _ => {
+                    return Err(Error::SeveralCards { readers: found.iter().map(|(l, _)| l.reader.clone()).collect() })
+                }
             }
             if let (Some(_), Some(reader)) = (wanted, not_ours.first()) {
                 return Err(Error::NoApplet { reader: reader.clone() });

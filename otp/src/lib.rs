@@ -556,6 +556,88 @@ pub fn tx_otp(ck: &ChainKey, counter: u64, challenge: &[u8], tx: &TxFields<'_>) 
     paysim_otp(ck, counter, challenge, &tx_context(tx))
 }
 
+/// Label of the OATH challenge of a login (`docs/protocol.md`, section 9).
+pub const OATH_LABEL_LOGIN: &[u8] = b"PAYSIM-OATH-1 LOGIN";
+/// Label of the OATH challenge of a transaction.
+pub const OATH_LABEL_TX: &[u8] = b"PAYSIM-OATH-1 TX";
+/// Digits of an OATH bank code (the credential is written with 8 digits).
+pub const OATH_DIGITS: u8 = 8;
+/// Length of an OATH bank key in bytes (HMAC-SHA256's block is 64, so a YKOATH card keeps it
+/// as it is; YubiKey and Nitrokey 3 take keys up to 64 bytes).
+pub const OATH_KEY_LEN: usize = 32;
+/// The YKOATH key-type byte of an OATH bank credential: TOTP (`0x20`) with HMAC-SHA256
+/// (`0x02`). The TOTP type is used as plain challenge-response: CALCULATE hashes whatever
+/// challenge the host sends.
+pub const OATH_KEY_TYPE: u8 = 0x22;
+
+/// The static HMAC-SHA256 key of an OATH bank credential ([`OATH_KEY_LEN`] bytes). Zeroized on
+/// drop; `Debug` never shows it.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct OathKey([u8; OATH_KEY_LEN]);
+
+impl OathKey {
+    pub fn from_bytes(bytes: [u8; OATH_KEY_LEN]) -> Self {
+        OathKey(bytes)
+    }
+
+    /// The key, for sealing it or writing it to a card.
+    pub fn expose(&self) -> &[u8; OATH_KEY_LEN] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for OathKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("OathKey(<secret>)")
+    }
+}
+
+/// The CALCULATE challenge an OATH token answers for a bank challenge and a context:
+///
+/// ```text
+/// q = SHA-256(label ‖ u16 BE 32 ‖ bank challenge ‖ u16 BE 64 ‖ SHA-512(context))
+/// ```
+///
+/// with `label` [`OATH_LABEL_LOGIN`] or [`OATH_LABEL_TX`] and `context` the bytes of
+/// [`login_context`] or [`tx_context`], so the OATH code binds exactly what a PAYSIM code binds.
+/// The length prefixes are those of [`context`].
+pub fn oath_challenge(label: &[u8], bank_challenge: &[u8], context_bytes: &[u8]) -> [u8; 32] {
+    let s = Sha512::digest(context_bytes);
+    let msg = context(label, &[bank_challenge, s.as_slice()]);
+    Sha256::digest(msg).into()
+}
+
+/// [`oath_challenge`] of a login.
+pub fn oath_login_challenge(bank_challenge: &[u8], verifier_id: &[u8]) -> [u8; 32] {
+    oath_challenge(OATH_LABEL_LOGIN, bank_challenge, &login_context(verifier_id))
+}
+
+/// [`oath_challenge`] of a transaction.
+pub fn oath_tx_challenge(bank_challenge: &[u8], tx: &TxFields<'_>) -> [u8; 32] {
+    oath_challenge(OATH_LABEL_TX, bank_challenge, &tx_context(tx))
+}
+
+/// The code as a YKOATH card's truncated answer gives it: the 31-bit value (a YubiKey 5
+/// already reduced it modulo `10^digits`, ykneo-oath did not) reduced modulo `10^8`,
+/// 8 digits zero-padded (ykman's `(value & 0x7FFFFFFF) % 10**digits`).
+pub fn oath_code_from_value(value: u32) -> Otp {
+    let code = (value & 0x7FFF_FFFF) % 100_000_000;
+    Otp(format!("{code:08}"))
+}
+
+/// The code from a card's full answer (the HMAC itself): dynamic truncation to 8 digits;
+/// `None` for an answer shorter than an HMAC.
+pub fn oath_code_from_mac(mac: &[u8]) -> Option<Otp> {
+    dynamic_truncation(mac).map(oath_code_from_value)
+}
+
+/// The code an OATH bank credential with `key` answers to `q` (an [`oath_challenge`]):
+/// HMAC-SHA256, dynamic truncation, 8 digits. The bank computes it to check a submission.
+pub fn oath_code(key: &[u8], q: &[u8; 32]) -> Otp {
+    let mac = zeroize::Zeroizing::new(hmac(HashAlg::Sha256, key, q));
+    oath_code_from_mac(&mac).unwrap_or_else(|| Otp(String::new()))
+}
+
 /// Why a URL cannot give a verifier id.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifierIdError {
@@ -737,6 +819,56 @@ mod tests {
         assert_eq!(*ck0.step_key(), hmac_sha256(&[0x42; 32], b"PAYSIM-1 OTP"));
         // The step key and the next chain key differ: outputs never feed the chain.
         assert_ne!(&*ck0.step_key(), ck1.expose());
+    }
+
+    #[test]
+    fn paysim_oath_1_vectors() {
+        for v in load("paysim-oath-1.json") {
+            let hexf = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+            let label = v["label"].as_str().unwrap().as_bytes();
+            let q = oath_challenge(label, &hexf("bank_challenge_hex"), &hexf("context_hex"));
+            assert_eq!(q.to_vec(), hexf("q_hex"));
+            let mac = hmac(HashAlg::Sha256, &hexf("key_hex"), &q);
+            assert_eq!(mac, hexf("mac_hex"));
+            let otp = v["otp"].as_str().unwrap();
+            assert!(oath_code(&hexf("key_hex"), &q).matches(otp));
+            // The card's two answer forms give the same code: the full HMAC, the 31-bit value
+            // (ykneo-oath) and the value already reduced to 8 digits (YubiKey 5).
+            assert!(oath_code_from_mac(&mac).unwrap().matches(otp));
+            let value = dynamic_truncation(&mac).unwrap();
+            assert!(oath_code_from_value(value).matches(otp));
+            assert!(oath_code_from_value(value % 100_000_000).matches(otp));
+            assert!(oath_code_from_value(value | 0x8000_0000).matches(otp));
+        }
+    }
+
+    #[test]
+    fn the_oath_challenge_binds_the_paysim_context_and_every_field() {
+        let vid = b"https://bank.example:443";
+        let ch = [7u8; 32];
+        assert_eq!(oath_login_challenge(&ch, vid), oath_challenge(OATH_LABEL_LOGIN, &ch, &login_context(vid)));
+        let tx = TxFields {
+            verifier_id: vid,
+            transaction_id: b"tx-1",
+            amount_minor: 1234,
+            currency: b"EUR",
+            payee: b"ACC-BOB-EUR",
+        };
+        let base = oath_tx_challenge(&ch, &tx);
+        assert_eq!(base, oath_challenge(OATH_LABEL_TX, &ch, &tx_context(&tx)));
+        // The same context under the other label, another challenge, and each field changed.
+        assert_ne!(base, oath_challenge(OATH_LABEL_LOGIN, &ch, &tx_context(&tx)));
+        assert_ne!(base, oath_tx_challenge(&[8u8; 32], &tx));
+        for changed in [
+            TxFields { amount_minor: 1235, ..tx.clone() },
+            TxFields { payee: b"ACC-EVE-EUR", ..tx.clone() },
+            TxFields { currency: b"USD", ..tx.clone() },
+            TxFields { transaction_id: b"tx-2", ..tx.clone() },
+            TxFields { verifier_id: b"https://evil.example:443", ..tx.clone() },
+        ] {
+            assert_ne!(base, oath_tx_challenge(&ch, &changed), "{changed:?}");
+        }
+        assert!(!oath_code(&[1; 32], &base).matches(oath_code(&[2; 32], &base).as_str()));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use crate::apdu::{card_error, request_error, CardOtp, DataObject, Pin, Puk};
 use crate::error::{Error, Result};
 use card_applet::host;
+use card_applet::host::oath;
 use card_link::{Exchange, Pcsc, PcscCard, Transport, TransportExt};
 use paysim_otp::TxFields;
 use std::time::Duration;
@@ -25,6 +26,10 @@ pub struct ReaderInfo {
     pub card_present: bool,
     /// `Some(serial)` when the card answers SELECT for the PAYSIM applet.
     pub paysim_serial: Option<String>,
+    /// `Some(bank credentials)` when the card answers SELECT for the YKOATH application (a
+    /// YubiKey, a Nitrokey 3, the virtual card): the names of the `PAYSIM Bank:` credentials
+    /// it lists, or `None` inside when an access code keeps the list closed.
+    pub oath: Option<Option<Vec<String>>>,
     /// Why the card could not be checked, if it could not.
     pub note: Option<String>,
 }
@@ -39,6 +44,7 @@ pub fn scan() -> Result<Vec<ReaderInfo>> {
             name: reader.name.clone(),
             card_present: reader.card_present,
             paysim_serial: None,
+            oath: None,
             note: None,
         };
         if reader.card_present {
@@ -49,13 +55,167 @@ pub fn scan() -> Result<Vec<ReaderInfo>> {
                     Ok(serial) => info.paysim_serial = Some(serial),
                     Err(e) => info.note = Some(e.chain()),
                 },
-                Err(card_link::Error::NoApplet { .. }) => info.note = Some("card without the PAYSIM applet".to_owned()),
+                Err(card_link::Error::NoApplet { .. }) => {}
                 Err(e) => info.note = Some(Error::from(e).chain()),
+            }
+            match pcsc.open(Some(&reader.name), OATH_AID, Duration::ZERO).map(OathCard::new) {
+                Ok(mut card) => match card.bank_credentials() {
+                    Ok(names) => info.oath = Some(names),
+                    Err(e) => info.note = Some(e.chain()),
+                },
+                Err(card_link::Error::NoApplet { .. }) => {}
+                Err(e) => info.note = Some(Error::from(e).chain()),
+            }
+            if info.paysim_serial.is_none() && info.oath.is_none() && info.note.is_none() {
+                info.note = Some("card without the PAYSIM applet or an OATH application".to_owned());
             }
         }
         out.push(info);
     }
     Ok(out)
+}
+
+/// The OATH application's AID as every YubiKey and Nitrokey 3 answers it (the 7-byte partial
+/// name `A0 00 00 05 27 21 01`, `card_applet::oath::AID_MIN` bytes of `card_applet::oath::AID`).
+pub const OATH_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
+
+/// Opens the token for a login, a transfer or `respond` over PC/SC: a personalized PAYSIM card,
+/// else a card or key with the YKOATH application (a YubiKey, a Nitrokey 3, the virtual card
+/// without PAYSIM personalization). In reader `wanted` if given, else in the one reader that
+/// holds either; waits up to `wait` for one to be inserted.
+pub fn open_token(wanted: Option<&str>, wait: Duration) -> Result<Box<dyn crate::flow::Token>> {
+    let pcsc = Pcsc::establish()?;
+    let aids: [&[u8]; 2] = [&card_applet::AID, OATH_AID];
+    let first = pcsc.open_any(wanted, &aids, Duration::ZERO);
+    let waits = match &first {
+        Err(card_link::Error::NoCard { .. }) => true,
+        Err(card_link::Error::NoApplet { .. }) => wanted.is_none(),
+        _ => false,
+    };
+    let (link, which) = if !waits || wait.is_zero() {
+        first?
+    } else {
+        tracing::info!("waiting up to {} ms for a PAYSIM card or an OATH key", wait.as_millis());
+        pcsc.open_any(wanted, &aids, wait)?
+    };
+    if which == 1 {
+        return Ok(Box::new(OathCard::new(link)));
+    }
+    // A PAYSIM applet that is not personalized (the virtual card carries both applets) gives
+    // way to the OATH application of the same card, if it has one.
+    let mut card = PaysimCard::new(link);
+    let personalized = card.exchange(|ch| Ok(ch.fci().is_some_and(|f| f.personalized())))?;
+    if !personalized {
+        let reader = card.reader().to_owned();
+        if let Ok(oath) = pcsc.open(Some(&reader), OATH_AID, Duration::ZERO) {
+            return Ok(Box::new(OathCard::new(oath)));
+        }
+    }
+    Ok(Box::new(card))
+}
+
+/// A YKOATH application (YubiKey, Nitrokey 3, the virtual card) holding a bank credential
+/// (`PAYSIM Bank:<user>`, TOTP/HMAC-SHA256, 8 digits) that answers PAYSIM-OATH-1 challenges.
+pub struct OathCard<T = PcscCard> {
+    link: T,
+}
+
+impl<T: Transport> OathCard<T> {
+    pub fn new(link: T) -> Self {
+        OathCard { link }
+    }
+
+    /// The reader's name.
+    pub fn reader(&self) -> &str {
+        self.link.reader()
+    }
+
+    /// Runs `f` in one exclusive transaction that starts with SELECT of the OATH application.
+    fn exchange<R>(&mut self, f: impl FnOnce(&mut Exchange<'_>, &oath::OathSelect) -> Result<R>) -> Result<R> {
+        self.link.exchange(|ex| {
+            let resp = ex.transmit(&oath::select())?;
+            let sel = oath::parse_select(&resp).map_err(|source| Error::Oath { command: "SELECT", source })?;
+            f(ex, &sel)
+        })
+    }
+
+    /// Whether an access code protects the application (then it must be given before a code).
+    pub fn protected(&mut self) -> Result<bool> {
+        self.exchange(|_, sel| Ok(sel.protected()))
+    }
+
+    /// The names of the bank credentials the application lists; `None` while an access code
+    /// keeps the list closed.
+    pub fn bank_credentials(&mut self) -> Result<Option<Vec<String>>> {
+        self.exchange(|ex, sel| {
+            if sel.protected() {
+                return Ok(None);
+            }
+            Ok(Some(list_bank(ex)?))
+        })
+    }
+
+    /// The 8-digit answer to the PAYSIM-OATH-1 challenge `q`: VALIDATE with `access_code` if the
+    /// application is protected, find the credential (`PAYSIM Bank:<user>`, or the only bank
+    /// credential when the user is not known), CALCULATE.
+    pub fn code(&mut self, access_code: Option<&str>, user: Option<&str>, q: &[u8; 32]) -> Result<CardOtp> {
+        let self_reader = self.reader().to_owned();
+        self.exchange(|ex, sel| {
+            if let Some(card_challenge) = &sel.challenge {
+                let code = access_code.ok_or(Error::Oath {
+                    command: "CALCULATE",
+                    source: oath::OathError::AuthRequired,
+                })?;
+                let key = oath::access_key(code.as_bytes(), &sel.salt);
+                let mut host_challenge = [0u8; 8];
+                getrandom::getrandom(&mut host_challenge)
+                    .map_err(|e| Error::BadInput(format!("no randomness for the OATH access check: {e}")))?;
+                let resp = ex.transmit(&oath::validate(&key, card_challenge, &host_challenge))?;
+                oath::parse_validate(&resp, &key, &host_challenge)
+                    .map_err(|source| Error::Oath { command: "VALIDATE", source })?;
+            }
+            let reader = self_reader.clone();
+            let name = match user {
+                Some(u) => oath::credential_name(u),
+                None => {
+                    let mut names = list_bank(ex)?;
+                    match names.len() {
+                        1 => names.remove(0),
+                        0 => {
+                            return Err(Error::NoOathCredential(format!(
+                                "the OATH key in {:?} holds no {:?} credential; the bank enrolls one with `bank-tools oath enroll`",
+                                reader,
+                                oath::ISSUER
+                            )))
+                        }
+                        _ => {
+                            return Err(Error::NoOathCredential(format!(
+                                "the OATH key holds several bank credentials ({}); log in with the bridge (`reader-bridge login --user NAME`) instead",
+                                names.join(", ")
+                            )))
+                        }
+                    }
+                }
+            };
+            let apdu = oath::calculate(&name, q).map_err(|source| Error::Oath { command: "CALCULATE", source })?;
+            let resp = ex.transmit(&apdu)?;
+            let otp = oath::parse_calculate(&resp).map_err(|source| match source {
+                oath::OathError::NoSuchCredential => Error::NoOathCredential(format!(
+                    "the OATH key holds no credential {name:?}; the bank enrolls it with `bank-tools oath enroll`"
+                )),
+                source => Error::Oath { command: "CALCULATE", source },
+            })?;
+            Ok(CardOtp { counter: 0, otp })
+        })
+    }
+}
+
+/// LIST, keeping the names of bank credentials.
+fn list_bank(ex: &mut Exchange<'_>) -> Result<Vec<String>> {
+    let resp = ex.transmit(&oath::list())?;
+    let listed = oath::parse_list(&resp).map_err(|source| Error::Oath { command: "LIST", source })?;
+    let prefix = format!("{}:", oath::ISSUER);
+    Ok(listed.into_iter().filter(|l| l.name.starts_with(&prefix)).map(|l| l.name).collect())
 }
 
 /// A PAYSIM card over a card-link transport: PC/SC by default, the in-process card in tests.
@@ -275,6 +435,40 @@ pub struct CardStatus {
 mod tests {
     use super::*;
     use card_link::MemCard;
+
+    #[test]
+    fn the_oath_aid_is_the_applets_partial_name() {
+        assert_eq!(OATH_AID, &card_applet::oath::AID[..card_applet::oath::AID_MIN]);
+    }
+
+    #[test]
+    fn an_oath_card_answers_with_its_bank_credential() {
+        let mut card = OathCard::new(MemCard::factory(&[1; 32]));
+        let q = paysim_otp::oath_login_challenge(&[4; 32], b"v");
+        // No credential yet: the error says how the bank writes one.
+        let e = card.code(None, None, &q).unwrap_err();
+        assert!(e.to_string().contains("bank-tools oath enroll"), "{e}");
+        let key = [0x21u8; 32];
+        card.link
+            .exchange(|ex| {
+                ex.transmit(&oath::select())?;
+                let put = oath::put(&oath::credential_name("dave"), paysim_otp::OATH_KEY_TYPE, 8, &key, false).unwrap();
+                oath::parse_put(&ex.transmit(&put)?).unwrap();
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        assert!(!card.protected().unwrap());
+        assert_eq!(card.bank_credentials().unwrap(), Some(vec!["PAYSIM Bank:dave".to_owned()]));
+        let want = paysim_otp::oath_code(&key, &q);
+        // By the user's name, and (the user unknown, as in `respond`) as the only bank credential.
+        for user in [Some("dave"), None] {
+            let got = card.code(None, user, &q).unwrap();
+            assert_eq!(got.counter, 0);
+            assert!(want.matches(got.otp.as_str()));
+        }
+        let e = card.code(None, Some("erin"), &q).unwrap_err();
+        assert!(matches!(e, Error::NoOathCredential(_)), "{e:?}");
+    }
 
     const SEED: [u8; 32] = [0x5A; 32];
 

@@ -46,6 +46,16 @@ pub enum Error {
     /// The card has no seed yet.
     #[error("the card is not personalized yet; ask the bank to personalize it")]
     NotPersonalized,
+    /// The OATH key (YKOATH application) refused `command`, or answered something malformed.
+    #[error("the OATH key refused {command}")]
+    Oath {
+        command: &'static str,
+        #[source]
+        source: card_applet::host::oath::OathError,
+    },
+    /// The OATH key holds no bank credential to use, or several and none is this user's.
+    #[error("{0}")]
+    NoOathCredential(String),
     /// The card refused `command` otherwise, or answered something malformed.
     #[error("the card refused {command}")]
     Card {
@@ -285,7 +295,10 @@ impl Error {
             Error::SeveralCards { .. } => exit::SEVERAL_CARDS,
             Error::WrongPin { .. } | Error::WrongPuk { .. } => exit::WRONG_PIN,
             Error::PinBlocked | Error::PukBlocked => exit::PIN_BLOCKED,
-            Error::NotPersonalized | Error::Card { .. } => exit::CARD_ERROR,
+            Error::Oath { source: card_applet::host::oath::OathError::WrongAccessCode, .. } => exit::WRONG_PIN,
+            Error::NotPersonalized | Error::Card { .. } | Error::Oath { .. } | Error::NoOathCredential(_) => {
+                exit::CARD_ERROR
+            }
             Error::Pcsc(_) => exit::OTHER,
             Error::BankUnreachable { .. } => exit::BANK_UNREACHABLE,
             Error::OtpRejected => exit::OTP_REJECTED,

@@ -5,7 +5,7 @@
 
 use crate::apdu::{CardOtp, Pin, Puk};
 use crate::bank::{Bank, BankAddress, CaPem, Created, Trust};
-use crate::card::{self, CardStatus, PaysimCard, ReaderInfo};
+use crate::card::{self, CardStatus, OathCard, PaysimCard, ReaderInfo};
 use crate::error::{Error, Result};
 use crate::state::{self, PendingTransfer, PinnedBank, Session, StateDir};
 use card_link::Transport;
@@ -25,6 +25,8 @@ pub enum SecretKind {
     Puk,
     /// A new PIN (asked twice).
     NewPin,
+    /// The access code of an OATH key's application (YubiKey, Nitrokey 3), when one is set.
+    AccessCode,
 }
 
 /// How the bridge reaches the person.
@@ -56,8 +58,12 @@ pub struct CardChoice {
     pub wait: Duration,
 }
 
-/// What computes codes after a PIN: a PAYSIM card over any card-link transport (PC/SC in
-/// the CLI, the in-process card core in tests), or a test's wrapper around one.
+/// What computes codes: a PAYSIM card over any card-link transport (PC/SC in the CLI, the
+/// in-process card core in tests), an OATH key ([`OathCard`]), or a test's wrapper around one.
+///
+/// A flow asks [`Token::secret_prompt`] what to ask the person (the PIN, an OATH access code
+/// or nothing), then calls [`Token::login_code`] or [`Token::tx_code`] with the answer. The
+/// defaults are a PAYSIM card's: the PIN, then [`Token::login_otp`] / [`Token::tx_otp`].
 pub trait Token {
     /// Where the token is (the reader's name), for prompts.
     fn reader(&self) -> &str;
@@ -65,6 +71,33 @@ pub trait Token {
     fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp>;
     /// PIN, then TRANSACTION OTP over `challenge` and the fields.
     fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp>;
+    /// What to ask the person before a code, and the prompt; `None`: nothing.
+    fn secret_prompt(&mut self) -> Result<Option<(SecretKind, String)>> {
+        Ok(Some((SecretKind::Pin, format!("PIN for the card in {:?}: ", self.reader()))))
+    }
+    /// The login code, after the person answered [`Token::secret_prompt`] with `secret`.
+    /// `user` names the bank user when it is known (an OATH key picks its credential by it).
+    fn login_code(
+        &mut self,
+        secret: Option<&str>,
+        user: Option<&UserName>,
+        challenge: &[u8],
+        verifier_id: &str,
+    ) -> Result<CardOtp> {
+        let _ = user;
+        self.login_otp(&Pin::new(secret.unwrap_or_default())?, challenge, verifier_id)
+    }
+    /// The transaction code, as [`Token::login_code`].
+    fn tx_code(
+        &mut self,
+        secret: Option<&str>,
+        user: Option<&UserName>,
+        challenge: &[u8],
+        tx: &TxFields<'_>,
+    ) -> Result<CardOtp> {
+        let _ = user;
+        self.tx_otp(&Pin::new(secret.unwrap_or_default())?, challenge, tx)
+    }
 }
 
 impl<T: Transport> Token for PaysimCard<T> {
@@ -76,6 +109,64 @@ impl<T: Transport> Token for PaysimCard<T> {
     }
     fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
         PaysimCard::tx_otp(self, pin, challenge, tx)
+    }
+}
+
+/// An OATH key answers the PAYSIM-OATH-1 challenge derived from the bank's challenge and the
+/// same context a PAYSIM card signs (`docs/protocol.md` section 9); it has no PIN: its
+/// application's access code, if one is set, is asked instead. Its codes carry counter 0.
+impl<T: Transport> Token for OathCard<T> {
+    fn reader(&self) -> &str {
+        OathCard::reader(self)
+    }
+    fn login_otp(&mut self, _pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
+        self.login_code(None, None, challenge, verifier_id)
+    }
+    fn tx_otp(&mut self, _pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
+        self.tx_code(None, None, challenge, tx)
+    }
+    fn secret_prompt(&mut self) -> Result<Option<(SecretKind, String)>> {
+        Ok(self.protected()?.then(|| {
+            (SecretKind::AccessCode, format!("OATH access code of the key in {:?}: ", OathCard::reader(self)))
+        }))
+    }
+    fn login_code(
+        &mut self,
+        secret: Option<&str>,
+        user: Option<&UserName>,
+        challenge: &[u8],
+        verifier_id: &str,
+    ) -> Result<CardOtp> {
+        let q = paysim_otp::oath_login_challenge(challenge, verifier_id.as_bytes());
+        self.code(secret, user.map(UserName::as_str), &q)
+    }
+    fn tx_code(
+        &mut self,
+        secret: Option<&str>,
+        user: Option<&UserName>,
+        challenge: &[u8],
+        tx: &TxFields<'_>,
+    ) -> Result<CardOtp> {
+        let q = paysim_otp::oath_tx_challenge(challenge, tx);
+        self.code(secret, user.map(UserName::as_str), &q)
+    }
+}
+
+/// The secret a token asked for (wiped on drop), or none.
+type Secret = Option<Zeroizing<String>>;
+
+/// Asks the person what `token` needs before a code.
+fn ask_secret(token: &mut dyn Token, ui: &mut dyn Ui) -> Result<Secret> {
+    match token.secret_prompt()? {
+        None => Ok(None),
+        Some((kind, prompt)) => {
+            let s = ui.secret(kind, &prompt)?;
+            if kind == SecretKind::Pin {
+                // Checked before anything reaches the bank or the card.
+                Pin::new(&s)?;
+            }
+            Ok(Some(s))
+        }
     }
 }
 
@@ -220,10 +311,7 @@ impl Bridge {
             pinned,
             state,
             card,
-            opener: Box::new(|c: &CardChoice| {
-                let card = PaysimCard::open(c.reader.as_deref(), c.wait)?;
-                Ok(Box::new(card) as Box<dyn Token>)
-            }),
+            opener: Box::new(|c: &CardChoice| card::open_token(c.reader.as_deref(), c.wait)),
         })
     }
 
@@ -315,10 +403,15 @@ impl Bridge {
     pub fn login(&self, user: &UserName, ui: &mut dyn Ui) -> Result<Session> {
         let bank = self.bank()?;
         let mut card = self.open_token(ui)?;
-        let pin = Pin::new(&ui.secret(SecretKind::Pin, &format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        let secret = ask_secret(card.as_mut(), ui)?;
         let ch = bank.login_challenge(user)?;
         self.warn_if_verifier_differs(bank, ui, &ch.verifier_id);
-        let otp = card.login_otp(&pin, ch.challenge.as_bytes(), bank.verifier_id())?;
+        let otp = card.login_code(
+            secret.as_deref().map(String::as_str),
+            Some(user),
+            ch.challenge.as_bytes(),
+            bank.verifier_id(),
+        )?;
         let ok = bank.login(&ch.challenge_id, otp.counter, &otp.otp)?;
         let session = Session { verifier_id: bank.verifier_id().to_owned(), user: ok.user, token: ok.token };
         self.state.save_session(&session)?;
@@ -399,11 +492,11 @@ impl Bridge {
             return Err(Error::Cancelled);
         }
         let mut card = self.open_token(ui)?;
-        let pin = Pin::new(&ui.secret(SecretKind::Pin, &format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        let secret = ask_secret(card.as_mut(), ui)?;
 
         // Durable before the first byte goes to the bank.
         self.state.save_pending(&pending)?;
-        let result = self.send_transfer(s, &pending, card.as_mut(), &pin, ui);
+        let result = self.send_transfer(s, &pending, card.as_mut(), secret.as_deref().map(String::as_str), ui);
         match &result {
             Ok(_) => self.state.remove_pending(&pending)?,
             Err(e) if e.outcome_unknown() || matches!(e, Error::NotLoggedIn) => {
@@ -424,7 +517,7 @@ impl Bridge {
         s: &Session,
         p: &PendingTransfer,
         card: &mut dyn Token,
-        pin: &Pin,
+        secret: Option<&str>,
         ui: &mut dyn Ui,
     ) -> Result<Transfer> {
         let from = p.from.clone().ok_or_else(|| {
@@ -458,7 +551,8 @@ impl Bridge {
             )));
         }
         ui.say(&format!("bank challenge: {}", ch.challenge));
-        let otp = card.tx_otp(pin, ch.challenge.as_bytes(), &ch.sign.tx_fields(bank.verifier_id()))?;
+        let otp =
+            card.tx_code(secret, Some(&s.user), ch.challenge.as_bytes(), &ch.sign.tx_fields(bank.verifier_id()))?;
         let t = bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, &otp.otp)?;
         Ok(t)
     }
@@ -520,11 +614,14 @@ impl Bridge {
             return Err(Error::Cancelled);
         }
         let mut card = self.open_token(ui)?;
-        let pin = Pin::new(&ui.secret(SecretKind::Pin, &format!("PIN for the card in {:?}: ", card.reader()))?)?;
+        let secret = ask_secret(card.as_mut(), ui)?;
+        let secret = secret.as_deref().map(String::as_str);
+        // The user is not known here: an OATH key uses its one bank credential.
         match fields {
-            RespondFields::Login => card.login_otp(&pin, challenge.as_bytes(), vid),
-            RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => card.tx_otp(
-                &pin,
+            RespondFields::Login => card.login_code(secret, None, challenge.as_bytes(), vid),
+            RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => card.tx_code(
+                secret,
+                None,
                 challenge.as_bytes(),
                 &TxFields {
                     verifier_id: vid.as_bytes(),

@@ -477,15 +477,32 @@ fn setup(
 fn readers() -> anyhow::Result<()> {
     let infos = Bridge::readers()?;
     for r in infos {
-        let what = match (&r.paysim_serial, r.card_present, &r.note) {
-            (Some(serial), _, _) => format!("PAYSIM card {serial}"),
-            (None, true, Some(note)) => format!("card present: {note}"),
-            (None, true, None) => "card present".to_owned(),
-            (None, false, _) => "empty".to_owned(),
-        };
-        out!("{}: {what}", r.name);
+        out!("{}: {}", r.name, describe_reader(&r));
     }
     Ok(())
+}
+
+/// One reader's line of `readers`: the PAYSIM card's serial, the OATH key and its bank
+/// credentials (which kind the bridge will use), or why the card could not be read.
+fn describe_reader(r: &reader_bridge::card::ReaderInfo) -> String {
+    const NOT_PERSONALIZED: &str = "(not personalized)";
+    let paysim = r.paysim_serial.as_deref().filter(|s| *s != NOT_PERSONALIZED);
+    let oath = match &r.oath {
+        None => None,
+        Some(None) => Some("OATH key, protected by an access code (the bridge uses its bank credential)".to_owned()),
+        Some(Some(names)) if names.is_empty() => None,
+        Some(Some(names)) => Some(format!("OATH key with {}", names.join(", "))),
+    };
+    match (paysim, oath, r.card_present, &r.note) {
+        (Some(serial), None, _, _) => format!("PAYSIM card {serial}"),
+        (Some(serial), Some(oath), _, _) => format!("PAYSIM card {serial}; {oath} (the bridge uses the PAYSIM card)"),
+        (None, Some(oath), _, _) => oath,
+        (None, None, true, Some(note)) => format!("card present: {note}"),
+        (None, None, true, None) if r.paysim_serial.is_some() => format!("PAYSIM card {NOT_PERSONALIZED}"),
+        (None, None, true, None) if r.oath.is_some() => "OATH key without a bank credential".to_owned(),
+        (None, None, true, None) => "card present".to_owned(),
+        (None, None, false, _) => "empty".to_owned(),
+    }
 }
 
 #[cfg(test)]

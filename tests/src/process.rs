@@ -56,6 +56,8 @@ pub struct BankServer {
     pub public_url: Option<String>,
     /// The TLS files when the bank serves HTTPS.
     pub tls: Option<BankTls>,
+    /// More `serve` flags (kept for a restart).
+    extra: Vec<String>,
 }
 
 /// What `bank-tools tls init` made for a [`BankServer`] on HTTPS.
@@ -90,7 +92,7 @@ impl BankServer {
 
     /// As [`BankServer::start`], with `--public-url URL` when given.
     pub fn start_as(db: &Path, port: u16, public_url: Option<&str>) -> BankServer {
-        Self::spawn(db, port, public_url, None)
+        Self::spawn(db, port, public_url, None, &[])
     }
 
     /// The bank on HTTPS (`https://127.0.0.1:PORT`), with a CA and server certificate made by
@@ -103,10 +105,17 @@ impl BankServer {
     /// As [`BankServer::start_tls`], with `--public-url URL` when given (an https URL).
     pub fn start_tls_as(db: &Path, port: u16, public_url: Option<&str>) -> BankServer {
         let dir = db.parent().map_or_else(|| PathBuf::from("tls"), |d| d.join("tls"));
-        Self::spawn(db, port, public_url, Some(BankTls::in_dir(&dir)))
+        Self::spawn(db, port, public_url, Some(BankTls::in_dir(&dir)), &[])
     }
 
-    fn spawn(db: &Path, port: u16, public_url: Option<&str>, tls: Option<BankTls>) -> BankServer {
+    /// As [`BankServer::start_tls`], with more `serve` flags (`--oath-transfers deny`).
+    pub fn start_tls_with(db: &Path, port: u16, extra: &[&str]) -> BankServer {
+        let dir = db.parent().map_or_else(|| PathBuf::from("tls"), |d| d.join("tls"));
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        Self::spawn(db, port, None, Some(BankTls::in_dir(&dir)), &extra)
+    }
+
+    fn spawn(db: &Path, port: u16, public_url: Option<&str>, tls: Option<BankTls>, extra: &[String]) -> BankServer {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -122,7 +131,9 @@ impl BankServer {
             .env_remove("BANK_MASTER_KEY")
             .env_remove("BANK_MASTER_KEY_FILE")
             .env_remove("BANK_TLS_CERT")
-            .env_remove("BANK_TLS_KEY");
+            .env_remove("BANK_TLS_KEY")
+            .env_remove("BANK_OATH_TRANSFERS")
+            .args(extra);
         if let Some(url) = public_url {
             cmd.args(["--public-url", url]);
         }
@@ -144,7 +155,14 @@ impl BankServer {
             .next()
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("no port in the readiness line {line:?}"));
-        BankServer { child: Some(child), db: db.to_owned(), port, public_url: public_url.map(str::to_owned), tls }
+        BankServer {
+            child: Some(child),
+            db: db.to_owned(),
+            port,
+            public_url: public_url.map(str::to_owned),
+            tls,
+            extra: extra.to_vec(),
+        }
     }
 
     /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` on TLS.
@@ -181,7 +199,7 @@ impl BankServer {
     /// Kills the bank and starts it again on the same database, port, public URL and TLS files.
     pub fn restart(&mut self) {
         self.kill();
-        let again = BankServer::spawn(&self.db, self.port, self.public_url.as_deref(), self.tls.clone());
+        let again = BankServer::spawn(&self.db, self.port, self.public_url.as_deref(), self.tls.clone(), &self.extra);
         *self = again;
     }
 }

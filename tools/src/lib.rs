@@ -23,6 +23,7 @@
 pub mod bank;
 pub mod batch;
 pub mod card;
+pub mod oath;
 pub mod secret_file;
 pub mod seed;
 pub mod tls;

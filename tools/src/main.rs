@@ -29,6 +29,9 @@ enum Command {
     /// Tokens (personalized cards) at the bank: enroll, list, unlock, revoke.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
+    /// OATH keys (YubiKey, Nitrokey 3, any YKOATH card) as bank tokens: enroll.
+    #[command(subcommand)]
+    Oath(cmd::oath::OathCommand),
     /// Accounts: open, fund, list.
     #[command(subcommand)]
     Account(cmd::account::AccountCommand),
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Card(c) => cmd::card::run(c),
         Command::User(c) => cmd::user::run(c),
         Command::Token(c) => cmd::token::run(c),
+        Command::Oath(c) => cmd::oath::run(c),
         Command::Account(c) => cmd::account::run(c),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Tls(c) => cmd::tls::run(c),

@@ -132,12 +132,13 @@ fn tokens_enroll_list_unlock_and_revoke() {
     assert_eq!(lines.len(), 2, "{list}");
     assert!(lines[0].starts_with("SERIAL") && lines[0].contains("STATUS"), "{list}");
     let cells: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(cells, ["PSIM-00000001", "alice", "active", "0", "0", "-"], "{list}");
+    assert_eq!(cells, ["PSIM-00000001", "alice", "active", "paysim", "0", "0", "-"], "{list}");
     // Secrets stay out of every output, and out of the database in plain form.
     let json = bank.run(&["token", "list", "--json"]).ok().to_owned();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v[0]["serial"], "PSIM-00000001");
     assert_eq!(v[0]["status"], "active");
+    assert_eq!(v[0]["kind"], "paysim");
     assert!(!json.contains(&"42".repeat(8)) && !list.contains(&"42".repeat(8)));
     let dump = std::fs::read(&bank.db).unwrap();
     assert!(!dump.windows(32).any(|w| w == [0x42; 32]), "the seed is in the database in plain form");
@@ -156,7 +157,7 @@ fn tokens_enroll_list_unlock_and_revoke() {
         "unlocked token PSIM-00000001: failure count cleared, lock lifted"
     );
     let list = bank.run(&["token", "list"]).ok().to_owned();
-    assert_eq!(list.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>()[4..], ["0", "-"], "{list}");
+    assert_eq!(list.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>()[5..], ["0", "-"], "{list}");
 
     assert_eq!(
         bank.run(&["token", "revoke", "PSIM-00000001"]).ok().trim(),

@@ -283,6 +283,9 @@ pub enum ErrorCode {
     PayeeNotAccepted,
     /// The user has as many pending (unconfirmed) transfers open as the bank allows.
     TooManyPendingTransfers,
+    /// The bank does not let this user's kind of token confirm transfers (an operator setting,
+    /// `--oath-transfers deny`): an OATH key may log in, but a transfer needs a PAYSIM card.
+    TokenKindNotAllowed,
     /// An abuse limit refused the request; the `Retry-After` header says in how many seconds
     /// to try again.
     RateLimited,
@@ -315,6 +318,7 @@ impl ErrorCode {
             Self::InvalidAmount => "invalid_amount",
             Self::PayeeNotAccepted => "payee_not_accepted",
             Self::TooManyPendingTransfers => "too_many_pending_transfers",
+            Self::TokenKindNotAllowed => "token_kind_not_allowed",
             Self::RateLimited => "rate_limited",
             Self::StorageUnavailable => "storage_unavailable",
             Self::Internal => "internal",
@@ -327,7 +331,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => 400,
             Self::AuthFailed | Self::Unauthenticated => 401,
-            Self::Csrf => 403,
+            Self::Csrf | Self::TokenKindNotAllowed => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::TransferIdConflict | Self::InsufficientFunds | Self::TooManyPendingTransfers => 409,
@@ -356,6 +360,7 @@ impl ErrorCode {
                 | Self::InvalidAmount
                 | Self::PayeeNotAccepted
                 | Self::TooManyPendingTransfers
+                | Self::TokenKindNotAllowed
         )
     }
 }
@@ -401,6 +406,7 @@ mod tests {
             ErrorCode::InvalidAmount,
             ErrorCode::PayeeNotAccepted,
             ErrorCode::TooManyPendingTransfers,
+            ErrorCode::TokenKindNotAllowed,
             ErrorCode::RateLimited,
             ErrorCode::StorageUnavailable,
             ErrorCode::Internal,
@@ -420,6 +426,10 @@ mod tests {
         assert!(ErrorCode::PayeeNotAccepted.refuses_transfer());
         assert!(ErrorCode::TooManyPendingTransfers.refuses_transfer());
         assert!(!ErrorCode::RateLimited.refuses_transfer());
+        // The OATH policy refusal is its own code, a 403 that nothing moved under.
+        assert_eq!(ErrorCode::TokenKindNotAllowed.as_str(), "token_kind_not_allowed");
+        assert_eq!(ErrorCode::TokenKindNotAllowed.http_status(), 403);
+        assert!(ErrorCode::TokenKindNotAllowed.refuses_transfer());
     }
 
     #[test]

@@ -23,7 +23,10 @@ use paysim_wire::{CardSerial, TransferId, UserName};
 use crate::master_key::KeyError;
 
 pub use challenges::{issue_challenge, issue_login_challenge, IssuedChallenge};
-pub use tokens::{check_master_key, enroll_token, list_tokens, revoke_token, unlock_token, Enrollment, TokenInfo};
+pub use tokens::{
+    active_token_kind, audit_kind_refusal, check_master_key, enroll_oath_token, enroll_token, list_tokens,
+    revoke_token, unlock_token, Enrollment, OathEnrollment, TokenInfo,
+};
 pub use users::{add_user, user_id, user_name};
 pub use verify::{verify, Expect, Signed, Submission, Verified};
 
@@ -120,6 +123,38 @@ impl Failure {
     }
 }
 
+/// What kind of token a row is, and so how its codes are checked (`docs/protocol.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// A PAYSIM card: a forward-secure chain key and a counter (PAYSIM-1).
+    Paysim,
+    /// A YKOATH credential (YubiKey, Nitrokey 3, the virtual card's OATH applet) answering
+    /// PAYSIM-OATH-1 challenges with a static key: no chain, no counter.
+    Oath,
+}
+
+impl TokenKind {
+    /// The text stored in `tokens.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Paysim => "paysim",
+            TokenKind::Oath => "oath",
+        }
+    }
+
+    /// A stored kind; anything else is refused.
+    fn from_stored(text: &str) -> Option<Self> {
+        [TokenKind::Paysim, TokenKind::Oath].into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A token's life: active until revoked, and revoked for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -198,6 +233,11 @@ mod tests {
         }
         assert_eq!(TokenStatus::from_stored("Active"), None);
         assert_eq!(TokenStatus::from_stored("lost"), None);
+        for k in [TokenKind::Paysim, TokenKind::Oath] {
+            assert_eq!(TokenKind::from_stored(k.as_str()), Some(k));
+        }
+        assert_eq!(TokenKind::from_stored("OATH"), None);
+        assert_eq!(TokenKind::from_stored("fido"), None);
         let t = ChallengePurpose::Transfer("t-1".parse().unwrap());
         for p in [ChallengePurpose::Login, t] {
             assert_eq!(ChallengePurpose::from_stored(p.kind(), p.transfer_id()), Some(p.clone()));

@@ -1,18 +1,22 @@
 //! Tokens: one card each. The chain key `ck_{next_counter}` is stored only sealed under the
 //! master key, with associated data binding it to (token id, serial, next counter), so rows
 //! cannot be swapped and the counter cannot be moved without the key.
+//!
+//! An OATH token ([`TokenKind::Oath`]) keeps its static HMAC key in the same sealed columns,
+//! with associated data of its own label, token id and serial, and no counter.
 
-use paysim_otp::ChainKey;
+use paysim_otp::{ChainKey, OathKey, OATH_KEY_LEN};
 use paysim_wire::{CardSerial, UserName};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::json;
 
-use super::{AuthError, TokenStatus, MAX_ENROLL_COUNTER};
+use super::{AuthError, TokenKind, TokenStatus, MAX_ENROLL_COUNTER};
 use crate::audit;
 use crate::db::{parse_column, Cached};
 use crate::master_key::{KeyError, MasterKey, Sealed};
 
 const CK_AD_LABEL: &[u8] = b"paysim-bank-ck-v1";
+const OATH_AD_LABEL: &[u8] = b"paysim-bank-oath-v1";
 const KEY_CHECK_AD: &[u8] = b"paysim-bank-key-check-v1";
 
 /// A token as the operator sees it (no key material).
@@ -21,6 +25,8 @@ pub struct TokenInfo {
     pub serial: CardSerial,
     pub user: UserName,
     pub status: TokenStatus,
+    pub kind: TokenKind,
+    /// Always 0 for an OATH token (it has no counter).
     pub next_counter: u64,
     pub failures: i64,
     pub locked_until: Option<i64>,
@@ -37,6 +43,19 @@ pub struct Enrollment<'a> {
     pub counter: u64,
 }
 
+/// An OATH token to enroll: its key was written to the credential on the card (`bank-tools
+/// oath enroll`); `serial` names the token at the bank.
+#[derive(Debug)]
+pub struct OathEnrollment<'a> {
+    pub user: &'a UserName,
+    pub serial: &'a CardSerial,
+    pub key: &'a OathKey,
+}
+
+pub(super) fn kind_column(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<TokenKind> {
+    parse_column(r, index, "token kind", TokenKind::from_stored)
+}
+
 pub(super) fn status_column(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<TokenStatus> {
     parse_column(r, index, "token status", TokenStatus::from_stored)
 }
@@ -49,6 +68,28 @@ fn ck_ad(token_id: i64, serial: &CardSerial, next_counter: u64) -> Vec<u8> {
     ad.extend_from_slice(serial.as_bytes());
     ad.extend_from_slice(&next_counter.to_be_bytes());
     ad
+}
+
+fn oath_ad(token_id: i64, serial: &CardSerial) -> Vec<u8> {
+    let serial = serial.as_str();
+    let mut ad = OATH_AD_LABEL.to_vec();
+    ad.extend_from_slice(&token_id.to_be_bytes());
+    ad.extend_from_slice(&u32::try_from(serial.len()).unwrap_or(u32::MAX).to_be_bytes());
+    ad.extend_from_slice(serial.as_bytes());
+    ad
+}
+
+/// Opens the stored key of an OATH token; `KeyError::Open` if the row or the master key is not
+/// the one sealed.
+pub(super) fn load_oath_key(
+    key: &MasterKey,
+    token_id: i64,
+    serial: &CardSerial,
+    sealed: &Sealed,
+) -> Result<OathKey, AuthError> {
+    let plain = key.open(&oath_ad(token_id, serial), sealed)?;
+    let bytes: [u8; OATH_KEY_LEN] = plain.as_slice().try_into().map_err(|_| KeyError::Open)?;
+    Ok(OathKey::from_bytes(bytes))
 }
 
 /// Seals `ck` as the key of counter `next` and stores both.
@@ -103,19 +144,15 @@ pub fn check_master_key(tx: &Transaction<'_>, key: &MasterKey) -> Result<(), Aut
     }
 }
 
-/// Enrolls a token for an existing user; the bank stores `ck_counter`, sealed.
-pub fn enroll_token(
+/// Checks that `user` exists, the serial is new and the user has no active token, then
+/// inserts the token row (with empty sealed columns); returns its id.
+fn insert_token(
     tx: &Transaction<'_>,
     now: i64,
-    key: &MasterKey,
-    e: &Enrollment<'_>,
-    actor: &str,
-) -> Result<(), AuthError> {
-    let Enrollment { user, serial, ck0, counter } = *e;
-    if counter > MAX_ENROLL_COUNTER {
-        return Err(AuthError::CounterTooLarge(counter));
-    }
-    check_master_key(tx, key)?;
+    user: &UserName,
+    serial: &CardSerial,
+    kind: TokenKind,
+) -> Result<i64, AuthError> {
     let uid = super::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
     let exists: Option<i64> =
         tx.row("SELECT id FROM tokens WHERE serial = ?1", [serial.as_str()], |r| r.get(0)).optional()?;
@@ -133,14 +170,84 @@ pub fn enroll_token(
         return Err(AuthError::ActiveTokenExists { user: user.clone(), serial });
     }
     tx.exec(
-        "INSERT INTO tokens (serial, user_id, status, next_counter, ck_nonce, ck_sealed, created_at)
-         VALUES (?1, ?2, ?3, 0, x'', x'', ?4)",
-        params![serial.as_str(), uid, TokenStatus::Active.as_str(), now],
+        "INSERT INTO tokens (serial, user_id, status, kind, next_counter, ck_nonce, ck_sealed, created_at)
+         VALUES (?1, ?2, ?3, ?4, 0, x'', x'', ?5)",
+        params![serial.as_str(), uid, TokenStatus::Active.as_str(), kind.as_str(), now],
     )?;
-    let token_id = tx.last_insert_rowid();
+    Ok(tx.last_insert_rowid())
+}
+
+/// Enrolls a PAYSIM token for an existing user; the bank stores `ck_counter`, sealed.
+pub fn enroll_token(
+    tx: &Transaction<'_>,
+    now: i64,
+    key: &MasterKey,
+    e: &Enrollment<'_>,
+    actor: &str,
+) -> Result<(), AuthError> {
+    let Enrollment { user, serial, ck0, counter } = *e;
+    if counter > MAX_ENROLL_COUNTER {
+        return Err(AuthError::CounterTooLarge(counter));
+    }
+    check_master_key(tx, key)?;
+    let token_id = insert_token(tx, now, user, serial, TokenKind::Paysim)?;
     store_chain(tx, key, token_id, serial, counter, &ck0.advance(counter))?;
-    audit::append(tx, now, "token_enrolled", actor, json!({ "serial": serial, "user": user, "counter": counter }))?;
+    audit::append(
+        tx,
+        now,
+        "token_enrolled",
+        actor,
+        json!({ "serial": serial, "user": user, "kind": TokenKind::Paysim, "counter": counter }),
+    )?;
     Ok(())
+}
+
+/// Enrolls an OATH token for an existing user; the bank stores its key, sealed.
+pub fn enroll_oath_token(
+    tx: &Transaction<'_>,
+    now: i64,
+    key: &MasterKey,
+    e: &OathEnrollment<'_>,
+    actor: &str,
+) -> Result<(), AuthError> {
+    check_master_key(tx, key)?;
+    let token_id = insert_token(tx, now, e.user, e.serial, TokenKind::Oath)?;
+    let sealed = key.seal(&oath_ad(token_id, e.serial), e.key.expose())?;
+    tx.exec(
+        "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2 WHERE id = ?3",
+        params![sealed.nonce, sealed.ciphertext, token_id],
+    )?;
+    audit::append(
+        tx,
+        now,
+        "token_enrolled",
+        actor,
+        json!({ "serial": e.serial, "user": e.user, "kind": TokenKind::Oath }),
+    )?;
+    Ok(())
+}
+
+/// Audits that the bank's policy refused `what` (e.g. `"transfer"`) to a token of `kind`.
+pub fn audit_kind_refusal(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &str,
+    kind: TokenKind,
+    what: &str,
+) -> Result<(), AuthError> {
+    audit::append(tx, now, "refused_by_policy", actor, json!({ "what": what, "token_kind": kind }))?;
+    Ok(())
+}
+
+/// The kind of the user's active token, if the user has one.
+pub fn active_token_kind(tx: &Transaction<'_>, user_id: i64) -> Result<Option<TokenKind>, AuthError> {
+    Ok(tx
+        .row(
+            "SELECT kind FROM tokens WHERE user_id = ?1 AND status = ?2",
+            params![user_id, TokenStatus::Active.as_str()],
+            |r| kind_column(r, 0),
+        )
+        .optional()?)
 }
 
 /// The token's id, status and user id.
@@ -178,7 +285,7 @@ pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: 
 
 pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, AuthError> {
     let mut stmt = tx.prepare(
-        "SELECT t.serial, u.name, t.status, t.next_counter, t.failures, t.locked_until, t.created_at
+        "SELECT t.serial, u.name, t.status, t.next_counter, t.failures, t.locked_until, t.created_at, t.kind
          FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY t.serial",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -187,6 +294,7 @@ pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, Aut
             serial: parse_column(r, 0, "card serial", |t| t.parse().ok())?,
             user: parse_column(r, 1, "user name", |t| t.parse().ok())?,
             status: status_column(r, 2)?,
+            kind: kind_column(r, 7)?,
             next_counter: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
             failures: r.get(4)?,
             locked_until: (locked_until > now).then_some(locked_until),

@@ -1,6 +1,10 @@
 //! Checking a submitted code: find the challenge, check it is used where it was meant, use it
 //! up, refuse an expired challenge or a revoked or locked token, find the counter of the
 //! window whose code matches, then advance the chain or count the failure.
+//!
+//! An OATH token has no window and no chain: its one code for the challenge
+//! (PAYSIM-OATH-1, `paysim_otp::oath_code`) matches or not, and the counter of the submission
+//! is ignored. Single use, the purpose and session binding, expiry and lockout are the same.
 
 use paysim_otp::{self as otp, ChainKey, TxFields};
 use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
@@ -9,8 +13,8 @@ use serde_json::json;
 
 use super::challenges::{self, ChallengeRow};
 use super::lockout::{self, LockState};
-use super::tokens::{load_chain, status_column, store_chain};
-use super::{AuthConfig, AuthError, ChallengePurpose, Failure, TokenStatus, WINDOW};
+use super::tokens::{kind_column, load_chain, load_oath_key, status_column, store_chain};
+use super::{AuthConfig, AuthError, ChallengePurpose, Failure, TokenKind, TokenStatus, WINDOW};
 use crate::audit;
 use crate::db::{parse_column, Cached};
 use crate::master_key::{KeyError, MasterKey, Sealed};
@@ -53,6 +57,8 @@ pub struct Verified {
     pub user_id: i64,
     pub user: UserName,
     pub serial: CardSerial,
+    pub kind: TokenKind,
+    /// The PAYSIM counter the code was made at; 0 for an OATH token.
     pub counter: u64,
 }
 
@@ -63,6 +69,7 @@ struct TokenState {
     user: UserName,
     serial: CardSerial,
     status: TokenStatus,
+    kind: TokenKind,
     next: u64,
     sealed: Sealed,
     lock: LockState,
@@ -71,7 +78,7 @@ struct TokenState {
 fn load_token(tx: &Transaction<'_>, token_id: i64) -> Result<TokenState, AuthError> {
     Ok(tx.row(
         "SELECT t.id, t.user_id, u.name, t.serial, t.status, t.next_counter, t.ck_nonce, t.ck_sealed,
-                t.failures, t.lock_count, t.locked_until
+                t.failures, t.lock_count, t.locked_until, t.kind
          FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?1",
         [token_id],
         |r| {
@@ -81,6 +88,7 @@ fn load_token(tx: &Transaction<'_>, token_id: i64) -> Result<TokenState, AuthErr
                 user: parse_column(r, 2, "user name", |t| t.parse().ok())?,
                 serial: parse_column(r, 3, "card serial", |t| t.parse().ok())?,
                 status: status_column(r, 4)?,
+                kind: kind_column(r, 11)?,
                 next: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
                 sealed: Sealed { nonce: r.get(6)?, ciphertext: r.get(7)? },
                 lock: LockState { failures: r.get(8)?, lock_count: r.get(9)?, locked_until: r.get(10)? },
@@ -109,6 +117,23 @@ impl CheckLog<'_> {
             json!({ "serial": self.serial, "purpose": self.purpose, "challenge": self.challenge, "counter": counter, "result": result }),
         )?;
         Ok(())
+    }
+}
+
+/// The PAYSIM-OATH-1 challenge of what is signed: the bytes a YKOATH card's CALCULATE hashes.
+fn oath_q(challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> [u8; 32] {
+    match signed {
+        Signed::Login => otp::oath_login_challenge(challenge, verifier_id),
+        Signed::Tx { transaction_id, amount_minor, currency, payee } => otp::oath_tx_challenge(
+            challenge,
+            &TxFields {
+                verifier_id,
+                transaction_id: transaction_id.as_str().as_bytes(),
+                amount_minor,
+                currency: currency.as_bytes(),
+                payee: payee.as_str().as_bytes(),
+            },
+        ),
     }
 }
 
@@ -228,6 +253,9 @@ pub fn verify(
         log.write(f.reason(), sub.counter)?;
         return Ok(Err(f));
     }
+    if tok.kind == TokenKind::Oath {
+        return verify_oath(&log, key, &tok, &ch, cfg.verifier_id.as_bytes(), sub, signed);
+    }
     let ck_next = match load_chain(key, tok.id, &tok.serial, tok.next, &tok.sealed) {
         Ok(ck) => ck,
         Err(AuthError::Key(KeyError::Open)) => {
@@ -253,7 +281,13 @@ pub fn verify(
             store_chain(tx, key, tok.id, &tok.serial, next, &ck.next())?;
             lockout::record_success(tx, tok.id)?;
             log.write("ok", Some(c))?;
-            Ok(Ok(Verified { user_id: tok.user_id, user: tok.user.clone(), serial: tok.serial.clone(), counter: c }))
+            Ok(Ok(Verified {
+                user_id: tok.user_id,
+                user: tok.user.clone(),
+                serial: tok.serial.clone(),
+                kind: TokenKind::Paysim,
+                counter: c,
+            }))
         }
         Err(f) => {
             log.write(f.reason(), sub.counter)?;
@@ -262,5 +296,44 @@ pub fn verify(
             }
             Ok(Err(f))
         }
+    }
+}
+
+/// The OATH half of [`verify`], after the challenge was used up and the token found active
+/// and unlocked: one code, no counter (the submission's is ignored and not logged).
+fn verify_oath(
+    log: &CheckLog<'_>,
+    key: &MasterKey,
+    tok: &TokenState,
+    ch: &ChallengeRow,
+    verifier_id: &[u8],
+    sub: &Submission<'_>,
+    signed: Signed<'_>,
+) -> Result<Result<Verified, Failure>, AuthError> {
+    let oath_key = match load_oath_key(key, tok.id, &tok.serial, &tok.sealed) {
+        Ok(k) => k,
+        Err(AuthError::Key(KeyError::Open)) => {
+            tracing::error!(serial = %tok.serial, "a stored OATH key does not open: altered token row or wrong master key");
+            log.write(Failure::ChainKeyUnreadable.reason(), None)?;
+            return Ok(Err(Failure::ChainKeyUnreadable));
+        }
+        Err(e) => return Err(e),
+    };
+    let q = oath_q(&ch.challenge, verifier_id, signed);
+    if otp::oath_code(oath_key.expose(), &q).matches(sub.otp) {
+        lockout::record_success(log.tx, tok.id)?;
+        log.write("ok", None)?;
+        Ok(Ok(Verified {
+            user_id: tok.user_id,
+            user: tok.user.clone(),
+            serial: tok.serial.clone(),
+            kind: TokenKind::Oath,
+            counter: 0,
+        }))
+    } else {
+        let f = Failure::OtpMismatch;
+        log.write(f.reason(), None)?;
+        lockout::record_failure(log.tx, log.now, tok.id, tok.lock, tok.serial.as_str(), &log.actor)?;
+        Ok(Err(f))
     }
 }

@@ -189,6 +189,7 @@ async fn create_transfer(
         Started::Challenge(c) => (StatusCode::CREATED, Json(c)).into_response(),
         Started::Settled(t) => settled(t)?.into_response(),
         Started::Refused(e) => AppError::from(e).into_response(),
+        Started::KindNotAllowed(kind) => AppError::TokenKindNotAllowed(kind).into_response(),
     })
 }
 

@@ -57,6 +57,9 @@ pub enum AppError {
     /// The storage failed under the bank (`503`; the detail goes to the log only).
     #[error("storage fault")]
     Storage(String),
+    /// The bank's policy keeps this kind of token from confirming transfers.
+    #[error("this bank does not let {0} tokens confirm transfers")]
+    TokenKindNotAllowed(crate::auth::TokenKind),
     #[error("internal error")]
     Internal(String),
 }
@@ -111,6 +114,18 @@ impl AppError {
             AppError::Storage(_) => (
                 ErrorCode::StorageUnavailable,
                 "the bank cannot write its records right now; nothing was done: try again later".into(),
+            ),
+            AppError::TokenKindNotAllowed(kind) => (
+                ErrorCode::TokenKindNotAllowed,
+                match kind {
+                    crate::auth::TokenKind::Oath => {
+                        "this bank does not let an OATH key (YubiKey, Nitrokey or other OATH \
+                        credential) confirm transfers; it can still log you in. Ask the bank for a PAYSIM card to \
+                        make transfers"
+                            .to_owned()
+                    }
+                    crate::auth::TokenKind::Paysim => self.to_string(),
+                },
             ),
             AppError::Internal(_) => internal,
         }
@@ -196,6 +211,7 @@ impl From<UseCaseError> for AppError {
             UseCaseError::Sql(e) => e.into(),
             UseCaseError::Unauthenticated => AppError::Unauthenticated,
             UseCaseError::NoSuchTransfer => AppError::NotFound,
+            UseCaseError::TokenKindNotAllowed(kind) => AppError::TokenKindNotAllowed(kind),
         }
     }
 }

@@ -560,6 +560,11 @@ async fn transfer_start(State(state): State<AppState>, headers: HeaderMap, Form(
                 let body = html! { p.err { (e.parts().1) } p { a href="/" { "Back to the start" } } };
                 Ok(Page::Html(e.status(), layout("Something went wrong", None, body)))
             }
+            Started::KindNotAllowed(kind) => {
+                let e = AppError::TokenKindNotAllowed(kind);
+                let body = html! { p.err { (e.parts().1) } p { a href="/" { "Back to the start" } } };
+                Ok(Page::Html(e.status(), layout("Something went wrong", None, body)))
+            }
         }
     })
     .await

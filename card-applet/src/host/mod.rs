@@ -16,6 +16,7 @@
 //! wrong PUK after RESET RETRY COUNTER).
 
 pub mod admin;
+pub mod oath;
 
 use alloc::string::String;
 use alloc::vec;

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bank_db;
 pub mod batch;
 pub mod card;
+pub mod oath;
 pub mod tls;
 pub mod token;
 pub mod user;

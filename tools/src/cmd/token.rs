@@ -21,7 +21,8 @@ pub enum TokenCommand {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// List every token: serial, user, status, next counter, failures, lock.
+    /// List every token: serial, user, status, kind (paysim or oath), next counter, failures,
+    /// lock.
     List {
         /// Print JSON (one array) instead of a table.
         #[arg(long)]
@@ -101,13 +102,14 @@ fn list(json: bool, db: &DbArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let rows: Vec<[String; 6]> = tokens
+    let rows: Vec<[String; 7]> = tokens
         .iter()
         .map(|t| {
             [
                 t.serial.to_string(),
                 t.user.to_string(),
                 t.status.as_str().to_owned(),
+                t.kind.as_str().to_owned(),
                 t.next_counter.to_string(),
                 t.failures.to_string(),
                 match t.locked_until {
@@ -117,20 +119,20 @@ fn list(json: bool, db: &DbArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    let head = ["SERIAL", "USER", "STATUS", "NEXT", "FAILURES", "LOCK"];
+    let head = ["SERIAL", "USER", "STATUS", "KIND", "NEXT", "FAILURES", "LOCK"];
     let mut width = head.map(str::len);
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
     }
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         let parts: Vec<String> = cells.iter().zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(head);
     for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]]);
     }
     Ok(())
 }

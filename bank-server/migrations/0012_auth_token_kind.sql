@@ -1,0 +1,11 @@
+-- Version 12: authentication (src/auth/): a token's kind.
+--
+-- 'paysim' is a PAYSIM card: ck_nonce/ck_sealed hold its chain key ck_{next_counter}, sealed
+-- with associated data "paysim-bank-ck-v1" ‖ token id ‖ serial ‖ next counter.
+-- 'oath' is a YKOATH credential (a YubiKey, a Nitrokey 3, the virtual card's OATH applet) used
+-- as challenge-response (docs/protocol.md, PAYSIM-OATH-1): ck_nonce/ck_sealed hold its static
+-- HMAC key, sealed with associated data "paysim-bank-oath-v1" ‖ token id ‖ serial, and
+-- next_counter stays 0 (an OATH token has no counter).
+--
+-- Every token enrolled before this version is a PAYSIM card.
+ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'paysim' CHECK (kind IN ('paysim', 'oath'));
