@@ -23,6 +23,10 @@ pub const HISTORY_DEFAULT: u32 = 100;
 /// Largest `limit` of `GET /transfers`.
 pub const HISTORY_MAX: u32 = 500;
 
+/// The loopback port `reader-bridge serve` listens on by default (`http://127.0.0.1:7480`),
+/// and so the one the bank's pages call and its CSP allows unless the bank is told otherwise.
+pub const SIGNING_SERVICE_PORT: u16 = 7480;
+
 /// `POST /login/challenge`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginChallengeRequest {
