@@ -45,6 +45,11 @@ enum Command {
         /// The private key of --tls-cert (PEM, mode 0600).
         #[arg(long, value_name = "FILE", env = "BANK_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// The customers' signing service that the "Sign with my card" button calls and the
+        /// pages' CSP allows: http://127.0.0.1:PORT (or [::1], localhost), or `off`. Default:
+        /// BANK_SIGNING_SERVICE, else reader-bridge serve's default http://127.0.0.1:7480.
+        #[arg(long, value_name = "URL|off")]
+        signing_service: Option<String>,
     },
 }
 
@@ -68,7 +73,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Serve { db, master_key, master_key_beside_db, listen, public_url, tls_cert, tls_key } = cli.command;
+    let Command::Serve { db, master_key, master_key_beside_db, listen, public_url, tls_cert, tls_key, signing_service } =
+        cli.command;
+    let signing_service = signing_service
+        .map(|s| bank_server::SigningService::parse(&s).map_err(|e| anyhow::anyhow!("--signing-service: {e}")))
+        .transpose()?;
     // Everything that can be refused is checked before the port is taken.
     let tls = match (&tls_cert, &tls_key) {
         (Some(cert), Some(key)) => Some(bank_server::tls::server_config(cert, key)?),
@@ -84,7 +93,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let opened = {
         let (db, public_url) = (db.clone(), public_url.clone());
         tokio::task::spawn_blocking(move || {
-            bank_server::AppState::open_with_key(&db, &key_source, &public_url, bank_server::clock::Clock::system())
+            let mut cfg = bank_server::Config::new(&public_url)?.with_env()?;
+            if let Some(service) = signing_service {
+                cfg.signing_service = service;
+            }
+            bank_server::AppState::open_with_key_and(&db, &key_source, cfg, bank_server::clock::Clock::system())
         })
         .await
         .context("the start-up thread failed")?
