@@ -56,6 +56,8 @@ pub struct BankServer {
     pub public_url: Option<String>,
     /// The TLS files when the bank serves HTTPS.
     pub tls: Option<BankTls>,
+    /// More `bank-server serve` flags ([`BankServer::start_tls_with`]), kept for a restart.
+    extra: Vec<String>,
 }
 
 /// What `bank-tools tls init` made for a [`BankServer`] on HTTPS.
@@ -106,7 +108,25 @@ impl BankServer {
         Self::spawn(db, port, public_url, Some(BankTls::in_dir(&dir)))
     }
 
+    /// As [`BankServer::start_tls`], with more `bank-server serve` flags (e.g.
+    /// `--signing-service http://127.0.0.1:PORT`).
+    pub fn start_tls_with(db: &Path, port: u16, extra: &[&str]) -> BankServer {
+        let dir = db.parent().map_or_else(|| PathBuf::from("tls"), |d| d.join("tls"));
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        Self::spawn_with(db, port, None, Some(BankTls::in_dir(&dir)), extra)
+    }
+
     fn spawn(db: &Path, port: u16, public_url: Option<&str>, tls: Option<BankTls>) -> BankServer {
+        Self::spawn_with(db, port, public_url, tls, Vec::new())
+    }
+
+    fn spawn_with(
+        db: &Path,
+        port: u16,
+        public_url: Option<&str>,
+        tls: Option<BankTls>,
+        extra: Vec<String>,
+    ) -> BankServer {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -122,7 +142,9 @@ impl BankServer {
             .env_remove("BANK_MASTER_KEY")
             .env_remove("BANK_MASTER_KEY_FILE")
             .env_remove("BANK_TLS_CERT")
-            .env_remove("BANK_TLS_KEY");
+            .env_remove("BANK_TLS_KEY")
+            .env_remove("BANK_SIGNING_SERVICE")
+            .args(&extra);
         if let Some(url) = public_url {
             cmd.args(["--public-url", url]);
         }
@@ -144,7 +166,14 @@ impl BankServer {
             .next()
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("no port in the readiness line {line:?}"));
-        BankServer { child: Some(child), db: db.to_owned(), port, public_url: public_url.map(str::to_owned), tls }
+        BankServer {
+            child: Some(child),
+            db: db.to_owned(),
+            port,
+            public_url: public_url.map(str::to_owned),
+            tls,
+            extra,
+        }
     }
 
     /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` on TLS.
@@ -181,7 +210,13 @@ impl BankServer {
     /// Kills the bank and starts it again on the same database, port, public URL and TLS files.
     pub fn restart(&mut self) {
         self.kill();
-        let again = BankServer::spawn(&self.db, self.port, self.public_url.as_deref(), self.tls.clone());
+        let again = BankServer::spawn_with(
+            &self.db,
+            self.port,
+            self.public_url.as_deref(),
+            self.tls.clone(),
+            self.extra.clone(),
+        );
         *self = again;
     }
 }

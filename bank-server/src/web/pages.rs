@@ -43,9 +43,10 @@ async fn sign_script() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SIGN_JS).into_response()
 }
 
-/// The "Sign with my card" button inside a code form, for a customer whose computer runs the
-/// signing service: hidden until the script shows it, so a browser without scripts sees only
-/// the copy-and-paste way. Nothing when the bank has no signing service set.
+/// The "Sign with my card" button inside a code form, after its submit button (which stays the
+/// form's first button, the one Enter presses), for a customer whose computer runs the signing
+/// service: hidden until the script shows it, so a browser without scripts sees only the
+/// copy-and-paste way. Nothing when the bank has no signing service set.
 fn sign_with_card(st: &AppState) -> Markup {
     html! {
         @if let Some(service) = &st.cfg.signing_service {
@@ -349,9 +350,9 @@ async fn login_start(State(state): State<AppState>, headers: HeaderMap, Form(f):
             form method="post" action="/login/code" {
                 input type="hidden" name="csrf" value=(s.csrf);
                 input type="hidden" name="challenge_id" value=(c.id);
-                (sign_with_card(st))
                 p { label { "Code " input name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength="40" autofocus; } }
                 p { button { "Log in" } }
+                (sign_with_card(st))
             }
         };
         Ok(Page::Html(StatusCode::OK, layout("Your card's answer", None, body)))
@@ -549,9 +550,9 @@ fn sign_html(st: &AppState, csrf: &str, c: &TransferChallenge) -> Markup {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="challenge_id" value=(c.challenge_id);
             input type="hidden" name="transfer_id" value=(s.transaction_id);
-            (sign_with_card(st))
             p { label { "Code " input name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength="40" autofocus; } }
             p { button { "Sign and send" } }
+            (sign_with_card(st))
         }
     }
 }

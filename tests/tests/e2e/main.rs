@@ -15,5 +15,6 @@ mod demo;
 mod flow;
 mod pcscd_restart;
 mod pin_state;
+mod signing_service;
 mod vpcd_exposure;
 mod ykman;
