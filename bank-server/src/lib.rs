@@ -113,6 +113,10 @@ pub struct Config {
     /// Whether OATH tokens may confirm transfers (`serve --oath-transfers`,
     /// `BANK_OATH_TRANSFERS`); they may always log in.
     pub oath_transfers: OathTransfers,
+    /// The customers' local signing service (`reader-bridge serve`) that the login-code and
+    /// transfer pages' "Sign with my card" button calls, and the page's CSP `connect-src`
+    /// allows; `None` leaves the button out (`docs/bank.md`, "Sign with my card").
+    pub signing_service: Option<SigningService>,
 }
 
 /// The operator's choice for OATH tokens and transfers (`docs/bank.md`, "Token kinds").
@@ -137,6 +141,42 @@ impl std::str::FromStr for OathTransfers {
     }
 }
 
+/// The loopback origin of the customers' signing service, `http://127.0.0.1:PORT` (or
+/// `[::1]`, `localhost`): where a page's script may send a challenge id. Anything else is
+/// refused, so a setting cannot let the bank's pages post to another site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningService(String);
+
+impl SigningService {
+    /// The default: `reader-bridge serve`'s default address.
+    pub fn default_local() -> Self {
+        SigningService(format!("http://127.0.0.1:{}", paysim_wire::api::SIGNING_SERVICE_PORT))
+    }
+
+    /// `http://127.0.0.1:PORT`, `http://[::1]:PORT` or `http://localhost:PORT`, without a path;
+    /// `off` is `None`.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        let text = text.trim().trim_end_matches('/');
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let rule = || format!("{text:?} is not http://127.0.0.1:PORT, http://[::1]:PORT, http://localhost:PORT or off");
+        let rest = text.strip_prefix("http://").ok_or_else(rule)?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(rule)?;
+        let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(rule)?;
+        let host = host.to_ascii_lowercase();
+        if !["127.0.0.1", "[::1]", "localhost"].contains(&host.as_str()) {
+            return Err(rule());
+        }
+        Ok(Some(SigningService(format!("http://{host}:{port}"))))
+    }
+
+    /// The origin, as the page calls it and the CSP names it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Config {
     pub fn new(public_url: &str) -> Result<Self, paysim_otp::VerifierIdError> {
         let verifier_id = paysim_otp::verifier_id(public_url)?;
@@ -151,12 +191,14 @@ impl Config {
             max_pending_transfers: MAX_PENDING_TRANSFERS,
             pending_open_s: PENDING_OPEN_S,
             oath_transfers: OathTransfers::Allow,
+            signing_service: Some(SigningService::default_local()),
         })
     }
 
     /// The limits as the environment sets them (`docs/bank.md`, "Abuse limits"):
     /// `BANK_LIMIT_CHALLENGES_PER_USER`, `BANK_LIMIT_CHALLENGES_PER_ADDRESS`,
-    /// `BANK_LIMIT_CODES_PER_SESSION` (each `N/S` or `off`) and `BANK_MAX_PENDING_TRANSFERS`.
+    /// `BANK_LIMIT_CODES_PER_SESSION` (each `N/S` or `off`), `BANK_MAX_PENDING_TRANSFERS` and
+    /// `BANK_SIGNING_SERVICE` (a loopback URL or `off`, [`SigningService`]).
     pub fn with_env(mut self) -> Result<Self, StartError> {
         let rate = |name: &'static str, into: &mut Option<limit::Rate>| -> Result<(), StartError> {
             if let Ok(v) = std::env::var(name) {
@@ -170,6 +212,10 @@ impl Config {
         if let Ok(v) = std::env::var("BANK_OATH_TRANSFERS") {
             self.oath_transfers =
                 v.parse().map_err(|problem| StartError::Setting { name: "BANK_OATH_TRANSFERS", problem })?;
+        }
+        if let Ok(v) = std::env::var("BANK_SIGNING_SERVICE") {
+            self.signing_service = SigningService::parse(&v)
+                .map_err(|problem| StartError::Setting { name: "BANK_SIGNING_SERVICE", problem })?;
         }
         if let Ok(v) = std::env::var("BANK_MAX_PENDING_TRANSFERS") {
             self.max_pending_transfers = v.trim().parse().map_err(|_| StartError::Setting {
@@ -343,6 +389,36 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tls::serve(listener, tls, web::https(app(state)), shutdown).await
+}
+
+#[cfg(test)]
+mod signing_service_tests {
+    use super::SigningService;
+
+    #[test]
+    fn the_signing_service_is_a_loopback_origin_or_off() {
+        assert_eq!(SigningService::default_local().as_str(), "http://127.0.0.1:7480");
+        for (text, origin) in [
+            ("http://127.0.0.1:7480", "http://127.0.0.1:7480"),
+            ("http://LocalHost:9/", "http://localhost:9"),
+            ("http://[::1]:7480", "http://[::1]:7480"),
+        ] {
+            assert_eq!(SigningService::parse(text).unwrap().unwrap().as_str(), origin, "{text}");
+        }
+        assert_eq!(SigningService::parse("off"), Ok(None));
+        for bad in [
+            "https://127.0.0.1:7480",
+            "http://127.0.0.1",
+            "http://127.0.0.1:0",
+            "http://10.0.0.1:7480",
+            "http://evil.example:7480",
+            "http://127.0.0.1:7480/v1",
+            "http://127.0.0.1:7480; script-src *",
+            "",
+        ] {
+            assert!(SigningService::parse(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 /// The role boundaries of the crate guide, checked on the source: each role's SQL names only

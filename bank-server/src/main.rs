@@ -55,6 +55,11 @@ enum Command {
         /// `token_kind_not_allowed`).
         #[arg(long, value_name = "allow|deny", env = "BANK_OATH_TRANSFERS")]
         oath_transfers: Option<bank_server::OathTransfers>,
+        /// The customers' signing service that the "Sign with my card" button calls and the
+        /// pages' CSP allows: http://127.0.0.1:PORT (or [::1], localhost), or `off`. Default:
+        /// BANK_SIGNING_SERVICE, else reader-bridge serve's default http://127.0.0.1:7480.
+        #[arg(long, value_name = "URL|off")]
+        signing_service: Option<String>,
     },
 }
 
@@ -88,7 +93,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tls_key,
         accept_lost_commits,
         oath_transfers,
+        signing_service,
     } = cli.command;
+    let signing_service = signing_service
+        .map(|s| bank_server::SigningService::parse(&s).map_err(|e| anyhow::anyhow!("--signing-service: {e}")))
+        .transpose()?;
     // Everything that can be refused is checked before the port is taken.
     let tls = match (&tls_cert, &tls_key) {
         (Some(cert), Some(key)) => Some(bank_server::tls::server_config(cert, key)?),
@@ -108,6 +117,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut cfg = bank_server::Config::new(&public_url)?.with_env()?;
             if let Some(choice) = oath_transfers {
                 cfg.oath_transfers = choice;
+            }
+            if let Some(service) = signing_service {
+                cfg.signing_service = service;
             }
             let state =
                 bank_server::AppState::open_with_key_and(&db, &key_source, cfg, bank_server::clock::Clock::system())?;

@@ -11,13 +11,14 @@
 //! | [`api_login`], [`web_login`] | auth (the code) → sessions |
 //! | [`logout`] | sessions (ended, audited with the user's name) |
 //! | [`start_transfer`] | ledger (pending transfer) → auth (its challenge) |
+//! | [`challenge_info`] | auth (the open challenge) → ledger (the pending transfer it signs) |
 //! | [`confirm_transfer`] | ledger → auth (the code) → ledger (execution) |
 //! | [`revoke_token`] | auth → sessions (the user's are ended) |
 //! | [`open_account`], [`accounts_of_user`], [`account_with_owner`] | auth (names) ↔ ledger |
 
 use paysim_wire::api::{
-    Account, CodeSubmission, LoginOk, NewTransfer, SessionToken, SignFields, Transfer, TransferChallenge,
-    TransferStatus,
+    Account, ChallengeFor, ChallengeInfo, CodeSubmission, LoginOk, NewTransfer, SessionToken, SignFields, Transfer,
+    TransferChallenge, TransferStatus,
 };
 use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
 use rusqlite::Transaction;
@@ -248,19 +249,54 @@ pub fn start_transfer(
     }
     let purpose = ChallengePurpose::Transfer(t.transfer_id.clone());
     let c = auth::issue_challenge(tx, now, &state.cfg.auth, who.user_id, &purpose, Some(&who.session.binding()))?;
-    let sign = SignFields {
-        verifier_id: state.cfg.auth.verifier_id.clone(),
-        transaction_id: t.transfer_id.clone(),
-        amount_minor: t.amount_minor,
-        currency: t.currency,
-        payee: t.to.clone(),
-    };
+    let sign = sign_fields(state, &t);
     Ok(Started::Challenge(TransferChallenge {
         challenge_id: c.id,
         challenge: c.challenge,
         expires_at: c.expires_at,
         sign,
         transfer: t,
+    }))
+}
+
+/// What the card signs for the pending transfer `t`: the one place the bank states the
+/// signed fields, for the answer of `POST /transfers` and for [`challenge_info`] alike.
+fn sign_fields(state: &AppState, t: &Transfer) -> SignFields {
+    SignFields {
+        verifier_id: state.cfg.auth.verifier_id.clone(),
+        transaction_id: t.transfer_id.clone(),
+        amount_minor: t.amount_minor,
+        currency: t.currency,
+        payee: t.to.clone(),
+    }
+}
+
+/// The open challenge `id` as a signing service shows it to the person (`GET
+/// /challenges/{id}`): whose, until when and, for a transfer, the fields the card signs.
+/// `None` when there is no such challenge any more (unknown, expired, used, its token revoked,
+/// or its transfer no longer pending): one answer for all of them.
+pub fn challenge_info(
+    tx: &Transaction<'_>,
+    now: i64,
+    state: &AppState,
+    id: &ChallengeId,
+) -> Result<Option<ChallengeInfo>, UseCaseError> {
+    let Some(c) = auth::open_challenge(tx, now, id)? else {
+        return Ok(None);
+    };
+    let what = match &c.purpose {
+        ChallengePurpose::Login => ChallengeFor::Login,
+        ChallengePurpose::Transfer(transfer_id) => match ledger::transfer(tx, c.user_id, transfer_id)? {
+            Some(t) if t.status == TransferStatus::Pending => ChallengeFor::Transfer { sign: sign_fields(state, &t) },
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some(ChallengeInfo {
+        challenge_id: id.clone(),
+        user: c.user,
+        challenge: c.challenge,
+        expires_at: c.expires_at,
+        what,
     }))
 }
 

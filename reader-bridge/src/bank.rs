@@ -17,8 +17,8 @@
 use crate::error::{Error, Result, TlsProblem};
 use paysim_otp::Otp;
 use paysim_wire::api::{
-    Account, Accounts, CodeSubmission, ErrorBody, ErrorCode, LoginChallenge, LoginChallengeRequest, LoginOk,
-    NewTransfer, OtpText, SessionToken, Transfer, TransferChallenge, TransferEnvelope, Transfers,
+    Account, Accounts, ChallengeInfo, CodeSubmission, ErrorBody, ErrorCode, LoginChallenge, LoginChallengeRequest,
+    LoginOk, NewTransfer, OtpText, SessionToken, Transfer, TransferChallenge, TransferEnvelope, Transfers,
 };
 use paysim_wire::{ChallengeId, TransferId, UserName};
 use serde::de::DeserializeOwned;
@@ -244,6 +244,21 @@ impl Bank {
         let body = LoginChallengeRequest { user: user.clone() };
         let (_, body) = self.send(self.http.post(self.url_of("/login/challenge")).json(&body))?;
         Self::json(&body)
+    }
+
+    /// `GET /challenges/{id}`: what the open challenge `id` asks the card to sign (for
+    /// `serve`, which shows it to the person instead of what a page says). A challenge the
+    /// bank does not have open (unknown, used, expired) is [`Error::Bank`] with `not_found`.
+    pub fn challenge(&self, id: &ChallengeId) -> Result<ChallengeInfo> {
+        let (_, body) = self.send(self.http.get(self.url_of(&format!("/challenges/{id}"))))?;
+        let info: ChallengeInfo = Self::json(&body)?;
+        if info.challenge_id != *id {
+            return Err(Error::BadBankResponse(format!(
+                "asked for challenge {id}, the bank answered with {}",
+                info.challenge_id
+            )));
+        }
+        Ok(info)
     }
 
     /// `POST /login` with the card's counter and code.

@@ -336,7 +336,7 @@ impl Bridge {
         self.open_with(ui, |c| PaysimCard::open(c.reader.as_deref(), c.wait))
     }
 
-    fn open_token(&self, ui: &mut dyn Ui) -> Result<Box<dyn Token>> {
+    pub(crate) fn open_token(&self, ui: &mut dyn Ui) -> Result<Box<dyn Token>> {
         self.open_with(ui, |c| (self.opener)(c))
     }
 

@@ -12,6 +12,8 @@
 //!   (`https://`, or `http://` to this computer only), what to trust (platform roots or a
 //!   private CA) and TLS failures a person can act on.
 //! - [`flow`]: the operations (login, transfer, respond...) joining card, bank and state.
+//! - [`serve`]: the local signing service the bank's pages call (`reader-bridge serve`): the
+//!   code is bound to the page's `Origin` as the browser sent it.
 //! - [`tty`]: a PIN or PUK read from the terminal with echo off before the prompt shows.
 //! - [`state`]: the state directory: the pinned bank, session token and pending transfers.
 //! - [`error`]: the one error type and its exit codes.
@@ -40,6 +42,7 @@ pub mod card;
 pub mod error;
 pub mod flow;
 pub mod input;
+pub mod serve;
 pub mod state;
 pub mod tty;
 

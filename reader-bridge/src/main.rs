@@ -169,6 +169,17 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// The local signing service for the bank's pages ("Sign with my card"), on loopback.
+    ///
+    /// The page sends a challenge id; the service fetches what to sign from the bank this
+    /// bridge is set up for, shows it here with the page's origin, asks to confirm and for the
+    /// PIN here, and binds the code to the origin the browser reports. Prompts go to standard
+    /// error; answers come from the terminal, or from standard input when it is not one.
+    Serve {
+        /// Where to listen: a loopback address and port (127.0.0.1 or [::1]; port 0 picks one).
+        #[arg(long, default_value_t = reader_bridge::serve::DEFAULT_LISTEN.to_string(), value_name = "ADDR:PORT")]
+        listen: String,
+    },
     /// Unblock the PIN with the PUK and set a new PIN.
     Unblock,
     /// Change the PIN.
@@ -180,6 +191,9 @@ enum Command {
 struct Terminal {
     pin_stdin: bool,
     given: Vec<(SecretKind, Zeroizing<String>)>,
+    /// `serve`: everything goes to standard error (standard output carries only the readiness
+    /// line), and each prompt ends its line so that a script reading it sees it at once.
+    service: bool,
 }
 
 impl Terminal {
@@ -208,7 +222,11 @@ impl Ui for Terminal {
     }
 
     fn confirm(&mut self, question: &str) -> reader_bridge::Result<bool> {
-        eprint!("{question} [y/N] ");
+        if self.service && self.pin_stdin {
+            eprintln!("{question} [y/N]");
+        } else {
+            eprint!("{question} [y/N] ");
+        }
         let _ = std::io::stderr().flush();
         let answer = self.read_line()?;
         Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
@@ -221,7 +239,11 @@ impl Ui for Terminal {
     }
 
     fn say(&mut self, text: &str) {
-        out!("{text}");
+        if self.service {
+            eprintln!("{text}");
+        } else {
+            out!("{text}");
+        }
     }
 
     fn warn(&mut self, text: &str) {
@@ -287,11 +309,22 @@ fn secrets_from_argv(cli: &mut Cli) -> reader_bridge::Result<Vec<(SecretKind, Ze
 
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     let given = secrets_from_argv(&mut cli)?;
-    let mut ui = Terminal { pin_stdin: cli.pin_stdin, given };
+    let mut ui = Terminal { pin_stdin: cli.pin_stdin, given, service: false };
     if let Command::Readers = cli.command {
         return readers();
     }
     let state_dir = cli.state_dir.clone().unwrap_or_else(StateDir::default_path);
+    if let Command::Serve { listen } = &cli.command {
+        if !ui.given.is_empty() {
+            return Err(Error::BadInput(
+                "serve asks for the PIN at each request; --pin, --puk and --new-pin are not accepted".to_owned(),
+            )
+            .into());
+        }
+        let ui =
+            Terminal { pin_stdin: cli.pin_stdin || !std::io::stdin().is_terminal(), given: Vec::new(), service: true };
+        return serve(&cli, state_dir, listen, ui);
+    }
     if let Command::Setup { replace } = cli.command {
         return setup(&state_dir, cli.server.as_deref(), cli.ca.as_deref(), replace);
     }
@@ -299,7 +332,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone() };
     let bridge = Bridge::open(&state_dir, &flags, card)?;
     match cli.command {
-        Command::Readers | Command::Setup { .. } => Ok(()),
+        Command::Readers | Command::Setup { .. } | Command::Serve { .. } => Ok(()),
         Command::Status => {
             match bridge.pinned() {
                 Some(p) => {
@@ -441,6 +474,43 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Command::Unblock => Ok(bridge.unblock(&mut ui)?),
         Command::ChangePin => Ok(bridge.change_pin(&mut ui)?),
+    }
+}
+
+/// `serve`: the signing service until Ctrl-C or SIGTERM. The readiness line on standard
+/// output names the address and the bank: `reader-bridge serve: listening on http://ADDR for
+/// the bank at URL`.
+fn serve(cli: &Cli, state_dir: PathBuf, listen: &str, ui: Terminal) -> anyhow::Result<()> {
+    let addr = reader_bridge::serve::listen_address(listen)?;
+    let card = CardChoice { reader: cli.reader.clone(), wait: Duration::from_secs(cli.wait) };
+    let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone() };
+    let (signer, bank) =
+        reader_bridge::serve::Signer::start(move || Bridge::open(&state_dir, &flags, card), Box::new(ui))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        out!("reader-bridge serve: listening on http://{local} for the bank at {bank}");
+        eprintln!("Keep this window open: pages of your bank will ask here before the card signs.");
+        reader_bridge::serve::serve(listener, signer, shutdown_signal()).await.context("the signing service failed")
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
     }
 }
 

@@ -56,7 +56,7 @@ pub struct BankServer {
     pub public_url: Option<String>,
     /// The TLS files when the bank serves HTTPS.
     pub tls: Option<BankTls>,
-    /// More `serve` flags (kept for a restart).
+    /// More `bank-server serve` flags ([`BankServer::start_tls_with`]), kept for a restart.
     extra: Vec<String>,
 }
 
@@ -133,6 +133,7 @@ impl BankServer {
             .env_remove("BANK_TLS_CERT")
             .env_remove("BANK_TLS_KEY")
             .env_remove("BANK_OATH_TRANSFERS")
+            .env_remove("BANK_SIGNING_SERVICE")
             .args(extra);
         if let Some(url) = public_url {
             cmd.args(["--public-url", url]);

@@ -46,6 +46,17 @@ impl Chrome {
     /// Starts chromedriver on a free loopback port and opens a headless Chromium session
     /// with a window of `width` x `height` CSS pixels.
     pub fn start(width: u32, height: u32) -> Chrome {
+        Self::start_with(width, height, false)
+    }
+
+    /// [`Chrome::start`] for a bank on HTTPS with the tests' private CA: the session accepts
+    /// any certificate (WebDriver's `acceptInsecureCerts`), since a fresh profile trusts only
+    /// the platform's roots. The pages' origins are still `https://...`.
+    pub fn start_accepting_test_certificates(width: u32, height: u32) -> Chrome {
+        Self::start_with(width, height, true)
+    }
+
+    fn start_with(width: u32, height: u32, accept_insecure_certs: bool) -> Chrome {
         require_chromium();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut driver = Command::new(CHROMEDRIVER)
@@ -73,6 +84,7 @@ impl Chrome {
         let caps = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
+                "acceptInsecureCerts": accept_insecure_certs,
                 "goog:loggingPrefs": { "browser": "ALL" },
                 "goog:chromeOptions": {
                     "binary": CHROMIUM,
@@ -142,6 +154,30 @@ impl Chrome {
     pub fn click(&self, css: &str) {
         let id = self.element(css);
         self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// Waits (at most `timeout`, through the page loads in between) until an element matching
+    /// `xpath` is on the page: WebDriver's implicit wait, so the browser itself waits for it.
+    /// Panics with the page's text otherwise.
+    pub fn wait_for_xpath(&self, xpath: &str, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.call(reqwest::Method::POST, "/timeouts", Some(json!({ "implicit": ms })));
+        let url = format!("{}/session/{}/element", self.base, self.session);
+        let found: Value = self
+            .http
+            .post(&url)
+            .json(&json!({ "using": "xpath", "value": xpath }))
+            .send()
+            .unwrap_or_else(|e| panic!("WebDriver element: {e}"))
+            .json()
+            .unwrap();
+        self.call(reqwest::Method::POST, "/timeouts", Some(json!({ "implicit": 0 })));
+        assert!(
+            found["value"][ELEMENT_KEY].is_string(),
+            "no {xpath:?} within {timeout:?} on {}: {}",
+            self.url(),
+            self.text()
+        );
     }
 
     /// The page's address after redirects.

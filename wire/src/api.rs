@@ -23,6 +23,10 @@ pub const HISTORY_DEFAULT: u32 = 100;
 /// Largest `limit` of `GET /transfers`.
 pub const HISTORY_MAX: u32 = 500;
 
+/// The loopback port `reader-bridge serve` listens on by default (`http://127.0.0.1:7480`),
+/// and so the one the bank's pages call and its CSP allows unless the bank is told otherwise.
+pub const SIGNING_SERVICE_PORT: u16 = 7480;
+
 /// `POST /login/challenge`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginChallengeRequest {
@@ -259,6 +263,29 @@ pub struct TransferChallenge {
     pub transfer: Transfer,
 }
 
+/// What an open challenge is for, as `GET /challenges/{id}` tells a signing service: a login,
+/// or a transfer with exactly the fields the card is to sign (`"kind": "login" | "transfer"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ChallengeFor {
+    Login,
+    Transfer { sign: SignFields },
+}
+
+/// The answer of `GET /challenges/{id}`: an open challenge, so that a signing service (the
+/// bridge's `serve`) shows the person what the card will sign without taking it from the page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeInfo {
+    pub challenge_id: ChallengeId,
+    /// The user whose card the challenge is for.
+    pub user: UserName,
+    #[serde(rename = "challenge_hex")]
+    pub challenge: Challenge,
+    pub expires_at: i64,
+    #[serde(flatten)]
+    pub what: ChallengeFor,
+}
+
 /// The stable error codes (`docs/api.md`, "Errors").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -442,6 +469,32 @@ mod tests {
         .unwrap();
         assert_eq!((t.status, t.direction, t.amount_minor), (TransferStatus::Executed, Direction::Out, 1234));
         assert!(serde_json::from_value::<TransferStatus>(json!("lost")).is_err());
+    }
+
+    #[test]
+    fn a_challenge_info_reads_what_the_docs_show() {
+        let login: ChallengeInfo = serde_json::from_value(json!({
+            "challenge_id": "0".repeat(32), "user": "alice", "challenge_hex": "ab".repeat(32),
+            "expires_at": 1764000120, "kind": "login"
+        }))
+        .unwrap();
+        assert_eq!(login.what, ChallengeFor::Login);
+        let tx: ChallengeInfo = serde_json::from_value(json!({
+            "challenge_id": "1".repeat(32), "user": "alice", "challenge_hex": "cd".repeat(32),
+            "expires_at": 1764000120, "kind": "transfer",
+            "sign": { "verifier_id": "https://bank.example:443", "transaction_id": "tx-1",
+                      "amount_minor": 1234, "currency": "EUR", "payee": "ACC-BOB-EUR" }
+        }))
+        .unwrap();
+        let ChallengeFor::Transfer { sign } = &tx.what else { panic!("{tx:?}") };
+        assert_eq!((sign.amount_minor, sign.payee.as_str()), (1234, "ACC-BOB-EUR"));
+        assert_eq!(serde_json::to_value(&tx).unwrap()["kind"], json!("transfer"));
+        // A kind this build does not know, or a transfer without its fields, is refused.
+        for bad in [json!("admin"), json!("transfer")] {
+            let v = json!({"challenge_id": "2".repeat(32), "user": "alice", "challenge_hex": "ab".repeat(32),
+                           "expires_at": 1, "kind": bad});
+            assert!(serde_json::from_value::<ChallengeInfo>(v).is_err());
+        }
     }
 
     #[test]

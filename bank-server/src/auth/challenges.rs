@@ -156,6 +156,49 @@ pub fn issue_challenge(
     Ok(c)
 }
 
+/// An open challenge as a signing client is shown it: whose it is, what for, until when.
+#[derive(Clone, Debug)]
+pub struct OpenChallenge {
+    pub user_id: i64,
+    pub user: UserName,
+    pub purpose: ChallengePurpose,
+    pub challenge: Challenge,
+    pub expires_at: i64,
+}
+
+/// The challenge `id` while it can still be answered: stored, not expired at `now`, of an
+/// active token. Anything else is `None` (the caller answers "not found" for all of them).
+pub fn open_challenge(tx: &Transaction<'_>, now: i64, id: &ChallengeId) -> Result<Option<OpenChallenge>, AuthError> {
+    let row = tx
+        .row(
+            "SELECT c.kind, c.transfer_id, c.challenge, c.expires_at, t.user_id, u.name
+             FROM challenges c JOIN tokens t ON t.id = c.token_id JOIN users u ON u.id = t.user_id
+             WHERE c.id = ?1 AND c.expires_at > ?2 AND t.status = ?3",
+            params![id.as_str(), now, TokenStatus::Active.as_str()],
+            |r| {
+                let transfer_id: Option<String> = r.get(1)?;
+                let bytes: Vec<u8> = r.get(2)?;
+                Ok(OpenChallenge {
+                    purpose: parse_column(r, 0, "challenge kind", |k| {
+                        ChallengePurpose::from_stored(k, transfer_id.as_deref())
+                    })?,
+                    challenge: Challenge::from_bytes(&bytes).map_err(|_| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            2,
+                            rusqlite::types::Type::Blob,
+                            "challenge length".into(),
+                        )
+                    })?,
+                    expires_at: r.get(3)?,
+                    user_id: r.get(4)?,
+                    user: parse_column(r, 5, "user name", |n| n.parse().ok())?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(row)
+}
+
 /// The stored challenge `id`, if any.
 pub(super) fn load(tx: &Transaction<'_>, id: &ChallengeId) -> Result<Option<ChallengeRow>, AuthError> {
     Ok(tx

@@ -22,7 +22,7 @@ use paysim_wire::{CardSerial, TransferId, UserName};
 
 use crate::master_key::KeyError;
 
-pub use challenges::{issue_challenge, issue_login_challenge, IssuedChallenge};
+pub use challenges::{issue_challenge, issue_login_challenge, open_challenge, IssuedChallenge, OpenChallenge};
 pub use tokens::{
     active_token_kind, audit_kind_refusal, check_master_key, enroll_oath_token, enroll_token, list_tokens,
     revoke_token, unlock_token, Enrollment, OathEnrollment, TokenInfo,

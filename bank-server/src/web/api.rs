@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use paysim_wire::api::{
-    Accounts, CodeSubmission, LoginChallenge, LoginChallengeRequest, LoginOk, NewTransfer, SessionInfo, Transfer,
-    TransferEnvelope, TransferStatus, Transfers, HISTORY_DEFAULT, HISTORY_MAX,
+    Accounts, ChallengeInfo, CodeSubmission, LoginChallenge, LoginChallengeRequest, LoginOk, NewTransfer, SessionInfo,
+    Transfer, TransferEnvelope, TransferStatus, Transfers, HISTORY_DEFAULT, HISTORY_MAX,
 };
-use paysim_wire::TransferId;
+use paysim_wire::{ChallengeId, TransferId};
 
 use super::extract::{self, Body};
 use super::AppError;
@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/transfers", get(history).post(create_transfer))
         .route("/api/v1/transfers/{transfer_id}", get(transfer))
         .route("/api/v1/transfers/{transfer_id}/confirm", post(confirm))
+        .route("/api/v1/challenges/{challenge_id}", get(challenge))
 }
 
 /// The transfer id of a path.
@@ -207,4 +208,19 @@ async fn confirm(
     })
     .await?;
     settled(t.map_err(|_| AppError::AuthFailed)?)
+}
+
+/// `GET /challenges/{id}`: an open challenge for a signing service (the bridge's `serve`),
+/// which shows the person what the card will sign instead of taking it from the page. No
+/// session: knowing the id (128 random bits, on the page that shows the challenge anyway) is
+/// what allows it; an unknown, used or expired id is `not_found` (docs/api.md says why this
+/// reveals nothing the page did not show).
+async fn challenge(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ChallengeInfo>, AppError> {
+    let id: ChallengeId = id.parse().map_err(|_| AppError::NotFound)?;
+    let st = state.clone();
+    let info = state
+        .read(move |tx, now| Ok::<_, AppError>(usecase::challenge_info(tx, now, &st, &id)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(Json(info))
 }

@@ -255,12 +255,24 @@ async fn method_not_allowed(uri: Uri) -> Response {
     }
 }
 
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+/// The Content-Security-Policy of every answer. Scripts only from the bank itself (the one
+/// file `/static/sign.js`: no inline script, no inline handler, no `eval`), and requests from
+/// a page only to the customers' signing service when one is set.
+pub fn content_security_policy(cfg: &crate::Config) -> HeaderValue {
+    let connect = match &cfg.signing_service {
+        Some(s) => format!("; connect-src {}", s.as_str()),
+        None => String::new(),
+    };
+    let csp = format!(
+        "default-src 'none'; script-src 'self'{connect}; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
     );
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
+
+fn security_headers(mut res: Response, csp: HeaderValue) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -333,6 +345,7 @@ async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) 
 
 /// The whole application: API and pages, with the shared fallbacks and headers.
 pub fn app(state: AppState) -> Router {
+    let csp = content_security_policy(&state.cfg);
     Router::new()
         .merge(api::router())
         .merge(pages::router())
@@ -340,7 +353,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::from_fn(uniform_rejections))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response(move |res: Response| {
+            let csp = csp.clone();
+            async move { security_headers(res, csp) }
+        }))
         .layer(axum::middleware::from_fn(log_request))
         .layer(axum::middleware::from_fn(extract::client_scope))
         .with_state(state)

@@ -1,5 +1,7 @@
 //! The website for a person with a browser: server-rendered HTML from `maud` templates
-//! (escaped by default, checked at compile time), no JavaScript. Page flow in `docs/bank.md`.
+//! (escaped by default, checked at compile time). Page flow in `docs/bank.md`. Every page works
+//! without JavaScript; the one script, `/static/sign.js`, only adds the "Sign with my card"
+//! button to the two pages that show a challenge.
 //!
 //! Every page runs in one database transaction that also looks up (or starts) the session.
 //! Every form carries the session's CSRF token; cookies are `HttpOnly; SameSite=Strict`, plus
@@ -31,6 +33,33 @@ pub fn router() -> Router<AppState> {
         .route("/transfer", get(transfer_form).post(transfer_start))
         .route("/transfer/confirm", post(transfer_confirm))
         .route("/logout", post(logout))
+        .route("/static/sign.js", get(sign_script))
+}
+
+/// The script of the "Sign with my card" button (the CSP allows scripts from the bank only).
+const SIGN_JS: &str = include_str!("sign.js");
+
+async fn sign_script() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SIGN_JS).into_response()
+}
+
+/// The "Sign with my card" button inside a code form, after its submit button (which stays the
+/// form's first button, the one Enter presses), for a customer whose computer runs the signing
+/// service: hidden until the script shows it, so a browser without scripts sees only the
+/// copy-and-paste way. Nothing when the bank has no signing service set.
+fn sign_with_card(st: &AppState) -> Markup {
+    html! {
+        @if let Some(service) = &st.cfg.signing_service {
+            div #sign-service hidden {
+                p {
+                    button #sign-with-card type="button" data-service=(service.as_str()) { "Sign with my card" }
+                    " (with " code { "reader-bridge serve" } " running on this computer)"
+                }
+                p #sign-status role="status" {}
+            }
+            script src="/static/sign.js" defer {}
+        }
+    }
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:46em;margin:2em auto;padding:0 1em;line-height:1.4}\
@@ -323,6 +352,7 @@ async fn login_start(State(state): State<AppState>, headers: HeaderMap, Form(f):
                 input type="hidden" name="challenge_id" value=(c.id);
                 p { label { "Code " input name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength="40" autofocus; } }
                 p { button { "Log in" } }
+                (sign_with_card(st))
             }
         };
         Ok(Page::Html(StatusCode::OK, layout("Your card's answer", None, body)))
@@ -522,6 +552,7 @@ fn sign_html(st: &AppState, csrf: &str, c: &TransferChallenge) -> Markup {
             input type="hidden" name="transfer_id" value=(s.transaction_id);
             p { label { "Code " input name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength="40" autofocus; } }
             p { button { "Sign and send" } }
+            (sign_with_card(st))
         }
     }
 }

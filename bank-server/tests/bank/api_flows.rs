@@ -485,3 +485,50 @@ async fn revoking_a_token_ends_its_users_sessions() {
     assert_eq!(bank.call("GET", "/api/v1/accounts", Some(&bob_token), None).await.0, StatusCode::OK);
     assert_eq!(bank.audit_count("sessions_ended", "\"count\":2"), 1);
 }
+
+/// `GET /challenges/{id}`: what a signing service shows before the card signs, read from the
+/// bank and not from the page; gone once used, expired, or for an unknown user.
+#[tokio::test]
+async fn an_open_challenge_tells_a_signing_service_what_the_card_signs() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let lc = bank.challenge("alice").await;
+    let path = |v: &serde_json::Value| format!("/api/v1/challenges/{}", v["challenge_id"].as_str().unwrap());
+    let (st, v) = bank.call("GET", &path(&lc), None, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({ "challenge_id": lc["challenge_id"], "user": "alice", "challenge_hex": lc["challenge_hex"],
+                "expires_at": lc["expires_at"], "kind": "login" })
+    );
+
+    let (counter, otp) = card.login(lc["challenge_hex"].as_str().unwrap(), VID);
+    let body = json!({ "challenge_id": lc["challenge_id"], "counter": counter, "otp": otp });
+    let (st, v) = bank.call("POST", "/api/v1/login", None, Some(body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    // The login used its challenge up: no longer there.
+    let (st, v) = bank.call("GET", &path(&lc), None, None).await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{v}");
+
+    let (_, t) = bank.create_transfer(&token, "tx-7", "ACC-ALICE-EUR", "ACC-BOB-EUR", 1234, "EUR").await;
+    let (st, v) = bank.call("GET", &path(&t), None, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["kind"], "transfer");
+    assert_eq!(v["user"], "alice");
+    // Exactly the fields `POST /transfers` asked the card to sign.
+    assert_eq!(v["sign"], t["sign"]);
+    assert_eq!(v["challenge_hex"], t["challenge_hex"]);
+
+    // Expired: gone, though still stored.
+    bank.clock.advance(bank_server::CHALLENGE_TTL_S);
+    let (st, _) = bank.call("GET", &path(&t), None, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // An unknown user's challenge is stored nowhere; a malformed id is just not found.
+    let ghost = bank.challenge("nobody").await;
+    for p in [path(&ghost), "/api/v1/challenges/xyz".to_owned(), format!("/api/v1/challenges/{}", "0".repeat(32))] {
+        let (st, v) = bank.call("GET", &p, None, None).await;
+        assert_eq!((st, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{p}: {v}");
+    }
+}

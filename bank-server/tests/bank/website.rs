@@ -520,3 +520,46 @@ async fn pages_that_only_read_stay_off_the_writer_until_the_session_is_due_a_tou
     assert_eq!((st, &h[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse::<header::HeaderValue>().unwrap()));
     assert_eq!(bank.state.writer.committed().1, before.1 + 1);
 }
+
+/// The "Sign with my card" button: on the two pages that show a challenge, hidden until the
+/// bank's own script shows it, with a CSP that allows that script and requests to the signing
+/// service only; without a signing service set, neither button nor `connect-src`.
+#[tokio::test]
+async fn the_sign_with_my_card_button_is_the_banks_script_and_calls_only_the_signing_service() {
+    let bank = TestBank::new();
+    let (_, h, html) = web(&bank.app, "GET", "/login", None, None).await;
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self';") && csp.contains("connect-src http://127.0.0.1:7480;"), "{csp}");
+    assert!(!csp.contains("script-src 'self' 'unsafe-inline'") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(!html.contains("<script"), "no script on a page without a challenge: {html}");
+    let anon = set_cookie(&h).unwrap();
+    let csrf = input(&html, "csrf");
+    let (_, _, page) = web(&bank.app, "POST", "/login", Some(&anon), Some(&[("csrf", &csrf), ("user", "alice")])).await;
+    assert!(page.contains(r#"<div id="sign-service" hidden>"#), "{page}");
+    assert!(page.contains(r#"data-service="http://127.0.0.1:7480""#), "{page}");
+    assert!(page.contains(r#"<script src="/static/sign.js" defer></script>"#), "{page}");
+    // One script, from a file: no inline script and no inline handler anywhere.
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    for handler in ["onclick", "onload", "onsubmit", "javascript:"] {
+        assert!(!page.contains(handler), "{handler} in {page}");
+    }
+    // The copy-and-paste way stays.
+    assert!(page.contains("reader-bridge respond --challenge"), "{page}");
+
+    let (st, h, js) = web(&bank.app, "GET", "/static/sign.js", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert!(js.contains("/v1/sign") && js.contains("challenge_id"), "{js}");
+
+    let off = TestBank::with(|cfg| {
+        cfg.limits = bank_server::limit::Settings::off();
+        cfg.signing_service = None;
+    });
+    let (_, h, html) = web(&off.app, "GET", "/login", None, None).await;
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(!csp.contains("connect-src"), "{csp}");
+    let anon = set_cookie(&h).unwrap();
+    let csrf = input(&html, "csrf");
+    let (_, _, page) = web(&off.app, "POST", "/login", Some(&anon), Some(&[("csrf", &csrf), ("user", "alice")])).await;
+    assert!(!page.contains("sign-with-card") && !page.contains("<script"), "{page}");
+}

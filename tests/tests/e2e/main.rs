@@ -16,5 +16,6 @@ mod flow;
 mod oath_token;
 mod pcscd_restart;
 mod pin_state;
+mod signing_service;
 mod vpcd_exposure;
 mod ykman;
