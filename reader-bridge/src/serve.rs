@@ -403,8 +403,9 @@ impl Signer {
                             Err(Refusal::of(&e))
                         }
                     };
-                    let _ = job.answer.send(answer);
+                    // Free before the page hears the answer, so its next request is taken.
                     done.store(false, Ordering::SeqCst);
+                    let _ = job.answer.send(answer);
                 }
             })
             .map_err(|e| Error::State { path: "signer thread".into(), source: e })?;
@@ -437,6 +438,7 @@ pub fn app(signer: Signer, local: SocketAddr) -> Router {
         .route("/v1/sign", post(sign).options(preflight))
         .fallback(|| async { Refusal::NotFound })
         .method_not_allowed_fallback(|| async { Refusal::MethodNotAllowed })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn_with_state(state.clone(), own_host))
         .layer(axum::middleware::map_response(no_store))
         .with_state(state)
