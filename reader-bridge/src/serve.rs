@@ -218,6 +218,8 @@ pub enum Refusal {
     /// A malformed request (the text says what).
     Invalid(&'static str),
     UnsupportedMediaType,
+    /// A body over 1 KiB.
+    TooLarge,
     NotFound,
     MethodNotAllowed,
     /// Another request is being signed.
@@ -261,6 +263,11 @@ impl Refusal {
             Refusal::UnsupportedMediaType => {
                 (S::UNSUPPORTED_MEDIA_TYPE, "invalid_request", "the body must be JSON (Content-Type: application/json)")
             }
+            Refusal::TooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the body is larger than 1 KiB: send only {\"challenge_id\": \"...\"}",
+            ),
             Refusal::NotFound => (S::NOT_FOUND, "not_found", "the signing service has only POST /v1/sign"),
             Refusal::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method_not_allowed", "use POST /v1/sign"),
             Refusal::Busy => (S::CONFLICT, "busy", "the card is signing another request: finish that one first"),
@@ -406,8 +413,9 @@ impl Signer {
                             Err(Refusal::of(&e))
                         }
                     };
-                    let _ = job.answer.send(answer);
+                    // Free before the page hears the answer, so its next request is taken.
                     done.store(false, Ordering::SeqCst);
+                    let _ = job.answer.send(answer);
                 }
             })
             .map_err(|e| Error::State { path: "signer thread".into(), source: e })?;
@@ -440,6 +448,7 @@ pub fn app(signer: Signer, local: SocketAddr) -> Router {
         .route("/v1/sign", post(sign).options(preflight))
         .fallback(|| async { Refusal::NotFound })
         .method_not_allowed_fallback(|| async { Refusal::MethodNotAllowed })
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn_with_state(state.clone(), own_host))
         .layer(axum::middleware::map_response(no_store))
         .with_state(state)
@@ -522,12 +531,20 @@ async fn preflight(headers: HeaderMap) -> Response {
 }
 
 /// `POST /v1/sign`.
-async fn sign(State(s): State<Service>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign(
+    State(s): State<Service>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let origin = match origin(&headers) {
         Ok(o) => o,
         Err(r) => return r.into_response(),
     };
-    let answer = match sign_request(&s, &origin, &headers, &body).await {
+    let signed = match body {
+        Ok(body) => sign_request(&s, &origin, &headers, &body).await,
+        Err(_) => Err(Refusal::TooLarge),
+    };
+    let answer = match signed {
         Ok(otp) => {
             let code = format!("{}-{}", otp.counter, otp.otp.as_str());
             Json(SignAnswer { counter: otp.counter, otp: otp.otp.as_str().to_owned(), code }).into_response()
@@ -549,9 +566,6 @@ async fn sign_request(
         .is_some_and(|ct| ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
     if !json {
         return Err(Refusal::UnsupportedMediaType);
-    }
-    if body.len() > BODY_MAX {
-        return Err(Refusal::Invalid("the body is too large: send only {\"challenge_id\": \"...\"}"));
     }
     let req: SignRequest = serde_json::from_slice(body)
         .map_err(|_| Refusal::Invalid("the body must be {\"challenge_id\": \"<32 hex digits>\"} and nothing else"))?;

@@ -323,6 +323,9 @@ fn requests_a_browser_page_did_not_make_for_this_address_are_refused() {
             .body(body.to_string()),
     );
     assert_eq!((st, v["error"].as_str()), (415, Some("invalid_request")), "{v}");
+    // Too large: refused with the same JSON shape, before anyone is asked.
+    let (st, _, v) = w.sign(Some(&w.bank.url()), json!({ "challenge_id": id, "pad": "x".repeat(2000) }));
+    assert_eq!((st, v["error"].as_str()), (413, Some("body_too_large")), "{v}");
     // An id the bank has not issued: refused without a prompt.
     let (st, _, v) = w.sign(Some(&w.bank.url()), json!({ "challenge_id": "0".repeat(32) }));
     assert_eq!((st, v["error"].as_str()), (404, Some("unknown_challenge")), "{v}");

@@ -198,6 +198,21 @@ fn the_banks_page_logs_in_and_transfers_through_the_signing_service() {
 
     let challenge = start_login(&b, &site);
     assert!(sign_button_shown(&b), "the script did not show the button: {}", b.text());
+    // The person says no at the service's terminal: the page says so, nothing is signed, and
+    // the button can be used again.
+    let before = w.next_counter();
+    b.click("#sign-with-card");
+    service.read_until("? [y/N]");
+    service.type_line("n");
+    b.wait_for_xpath("//p[@id='sign-status'][contains(., 'declined at the card')]", WAIT);
+    assert!(b.url().ends_with("/login"), "{}", b.url());
+    assert_eq!(w.next_counter(), before, "a declined request drew a code");
+    // Chromium logs the refusal's status itself; that one message, for the service, is expected.
+    let refused =
+        format!("{}/v1/sign - Failed to load resource: the server responded with a status of 403", service.url());
+    let unexpected: Vec<_> =
+        b.console().into_iter().filter(|(level, m)| level == "SEVERE" && !m.starts_with(&refused)).collect();
+    assert!(unexpected.is_empty(), "console errors: {unexpected:?}");
     b.click("#sign-with-card");
     // The service names the origin that asked and the user, from the bank, before the PIN.
     let shown = service.confirm_with_pin("1234");
