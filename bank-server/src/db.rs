@@ -23,6 +23,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_auth_challenge_purpose.sql", include_str!("../migrations/0008_auth_challenge_purpose.sql")),
     ("0009_website_session_pruning.sql", include_str!("../migrations/0009_website_session_pruning.sql")),
     ("0010_audit_keyed.sql", include_str!("../migrations/0010_audit_keyed.sql")),
+    ("0011_payee_and_context_v2.sql", include_str!("../migrations/0011_payee_and_context_v2.sql")),
 ];
 
 /// The schema version this build expects.

@@ -60,6 +60,9 @@ impl Rng {
     }
 }
 
+/// The holder's name of every account of the campaign (verification of payee matches).
+const HOLDER: &str = "Crash Customer";
+
 fn seed_of(user: &str) -> [u8; 32] {
     let mut s = [0u8; 32];
     for (i, b) in user.bytes().enumerate() {
@@ -122,7 +125,7 @@ impl Http {
 
     /// Create, sign and confirm one transfer: `Ok(true)` when it was executed.
     fn pay(&self, card: &mut Card, id: &str, from: &str, to: &str, amount: u64) -> reqwest::Result<bool> {
-        let body = json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": "EUR" });
+        let body = json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": "EUR", "payee_name": HOLDER });
         let (st, created) = self.post("/transfers", &body)?;
         if st != 201 {
             return Ok(false);
@@ -131,11 +134,14 @@ impl Http {
         let (counter, otp) = card.tx(
             created["challenge_hex"].as_str().unwrap(),
             &TxFields {
+                version: paysim_otp::TxVersion::V2,
                 verifier_id: self.base.as_bytes(),
                 transaction_id: s["transaction_id"].as_str().unwrap().as_bytes(),
                 amount_minor: s["amount_minor"].as_u64().unwrap(),
                 currency: b"EUR",
+                source: s["source"].as_str().unwrap().as_bytes(),
                 payee: s["payee"].as_str().unwrap().as_bytes(),
+                payee_name: s["payee_name"].as_str().unwrap().as_bytes(),
             },
         );
         let confirm = json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp });
@@ -156,7 +162,7 @@ fn setup(db: &Path, users: &[String]) {
     for u in users {
         ops::add_user(db, u).unwrap();
         ops::enroll_token(db, &format!("PSIM-{}", u.to_uppercase()), &ChainKey::from_bytes(seed_of(u)), 0, u).unwrap();
-        ops::open_account(db, u, &account(u), "EUR").unwrap();
+        ops::open_account(db, u, &account(u), "EUR", Some(HOLDER)).unwrap();
         ops::fund(db, &account(u), FUNDING as u64, "opening").unwrap();
     }
 }

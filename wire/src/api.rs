@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::ids::{AccountNumber, Challenge, ChallengeId, TransferId, UserName};
 use crate::money::Currency;
+use crate::names::PayeeName;
 
 /// Longest `otp` field the API reads (the bank compares it in constant time with the
 /// 8-digit code; anything else simply does not match).
@@ -198,6 +199,10 @@ pub struct Transfer {
     /// Why a transfer was rejected (`insufficient_funds`).
     pub reason: Option<String>,
     pub direction: Direction,
+    /// The payee's name the payer gave (signed with the transfer); `None` for transfers made
+    /// before verification of payee.
+    #[serde(default)]
+    pub payee_name: Option<PayeeName>,
     pub created_at: i64,
     pub executed_at: Option<i64>,
 }
@@ -222,9 +227,14 @@ pub struct NewTransfer {
     pub to: AccountNumber,
     pub amount_minor: u64,
     pub currency: Currency,
+    /// The name of the payee as the payer knows it: the bank checks it against the name on
+    /// the account (verification of payee) and the card signs it.
+    pub payee_name: PayeeName,
 }
 
-/// What the bank asks the card to sign for a transfer (besides the challenge).
+/// What the bank asks the card to sign for a transfer (besides the challenge): the fields of
+/// transaction context version 2 (`"PAYSIM-2 TX"`, `docs/protocol.md`). Every field here is
+/// signed; a client shows them all before the PIN.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignFields {
     /// Information only, like [`LoginChallenge::verifier_id`].
@@ -232,20 +242,85 @@ pub struct SignFields {
     pub transaction_id: TransferId,
     pub amount_minor: u64,
     pub currency: Currency,
+    /// The account the money leaves.
+    pub source: AccountNumber,
     pub payee: AccountNumber,
+    /// The payee's name as the bank stored it (trimmed).
+    pub payee_name: PayeeName,
 }
 
 impl SignFields {
-    /// The fields as the card signs them, for the verifier id the *client* is configured with.
+    /// The fields as the card signs them (context version 2), for the verifier id the
+    /// *client* is configured with.
     pub fn tx_fields<'a>(&'a self, verifier_id: &'a str) -> paysim_otp::TxFields<'a> {
         paysim_otp::TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: verifier_id.as_bytes(),
             transaction_id: self.transaction_id.as_str().as_bytes(),
             amount_minor: self.amount_minor,
             currency: self.currency.as_bytes(),
+            source: self.source.as_str().as_bytes(),
             payee: self.payee.as_str().as_bytes(),
+            payee_name: self.payee_name.as_str().as_bytes(),
         }
     }
+}
+
+/// The answer of verification of payee: how the payee's name the payer gave compares with
+/// the name on the payee's account (`docs/bank.md`, "Verification of payee").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PayeeCheck {
+    /// The names are the same (after normalisation).
+    Match,
+    /// Nearly the same: `account_name` is the name on the account, for the payer to compare.
+    CloseMatch { account_name: PayeeName },
+    /// Different. The name on the account is not revealed.
+    NoMatch,
+    /// The bank cannot check: the account carries no holder's name.
+    Unavailable,
+}
+
+impl PayeeCheck {
+    /// The result as written on the wire and stored (`match`, `close_match`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::CloseMatch { .. } => "close_match",
+            Self::NoMatch => "no_match",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// Whether confirming the transfer needs the payer's explicit second confirmation
+    /// ([`TransferConfirmation::confirm_unverified_payee`]): for `no_match` and `unavailable`.
+    pub fn needs_confirmation(&self) -> bool {
+        matches!(self, Self::NoMatch | Self::Unavailable)
+    }
+
+    /// One line for a person, naming the account's name only for a close match.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Match => "match: the name is the name on the account".into(),
+            Self::CloseMatch { account_name } => {
+                alloc::format!("close match: the account is in the name of \"{account_name}\"")
+            }
+            Self::NoMatch => "NO MATCH: the name is not the name on the account".into(),
+            Self::Unavailable => "unavailable: the bank cannot check the name on this account".into(),
+        }
+    }
+}
+
+/// The body of `POST /transfers/{id}/confirm`: the card's answer, and the payer's second
+/// confirmation when verification of payee answered `no_match` or `unavailable`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferConfirmation {
+    pub challenge_id: ChallengeId,
+    pub counter: u64,
+    pub otp: OtpText,
+    /// "I know the name does not match (or could not be checked); send it anyway."
+    #[serde(default)]
+    pub confirm_unverified_payee: bool,
 }
 
 /// The `201` answer of `POST /transfers`: the transfer is pending, sign this.
@@ -256,6 +331,8 @@ pub struct TransferChallenge {
     pub challenge: Challenge,
     pub expires_at: i64,
     pub sign: SignFields,
+    /// Verification of payee: show it before the PIN.
+    pub payee_check: PayeeCheck,
     pub transfer: Transfer,
 }
 
@@ -286,6 +363,13 @@ pub enum ErrorCode {
     /// An abuse limit refused the request; the `Retry-After` header says in how many seconds
     /// to try again.
     RateLimited,
+    /// The user's card signs transaction context version 1 only: neither the source account
+    /// nor the payee's name, so the bank does not take transfers signed by it (logins still
+    /// work). The customer needs a new card.
+    CardTooOld,
+    /// Verification of payee answered `no_match` or `unavailable` and the confirmation did
+    /// not carry `confirm_unverified_payee`; nothing was checked or moved.
+    PayeeNotConfirmed,
     Internal,
     /// A code this build does not know (a newer server): read, never sent.
     #[serde(other)]
@@ -313,6 +397,8 @@ impl ErrorCode {
             Self::PayeeNotAccepted => "payee_not_accepted",
             Self::TooManyPendingTransfers => "too_many_pending_transfers",
             Self::RateLimited => "rate_limited",
+            Self::CardTooOld => "card_too_old",
+            Self::PayeeNotConfirmed => "payee_not_confirmed",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -323,10 +409,13 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => 400,
             Self::AuthFailed | Self::Unauthenticated => 401,
-            Self::Csrf => 403,
+            Self::Csrf | Self::CardTooOld => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::TransferIdConflict | Self::InsufficientFunds | Self::TooManyPendingTransfers => 409,
+            Self::TransferIdConflict
+            | Self::InsufficientFunds
+            | Self::TooManyPendingTransfers
+            | Self::PayeeNotConfirmed => 409,
             Self::BodyTooLarge => 413,
             Self::UnknownAccount
             | Self::SameAccount
@@ -351,6 +440,7 @@ impl ErrorCode {
                 | Self::InvalidAmount
                 | Self::PayeeNotAccepted
                 | Self::TooManyPendingTransfers
+                | Self::CardTooOld
         )
     }
 }
@@ -397,6 +487,8 @@ mod tests {
             ErrorCode::PayeeNotAccepted,
             ErrorCode::TooManyPendingTransfers,
             ErrorCode::RateLimited,
+            ErrorCode::CardTooOld,
+            ErrorCode::PayeeNotConfirmed,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
@@ -426,6 +518,28 @@ mod tests {
         .unwrap();
         assert_eq!((t.status, t.direction, t.amount_minor), (TransferStatus::Executed, Direction::Out, 1234));
         assert!(serde_json::from_value::<TransferStatus>(json!("lost")).is_err());
+    }
+
+    #[test]
+    fn payee_checks_read_and_write_as_documented() {
+        let close = PayeeCheck::CloseMatch { account_name: "Robert Smith".parse().unwrap() };
+        assert_eq!(
+            serde_json::to_value(&close).unwrap(),
+            json!({"result": "close_match", "account_name": "Robert Smith"})
+        );
+        assert_eq!(serde_json::to_value(PayeeCheck::NoMatch).unwrap(), json!({"result": "no_match"}));
+        assert_eq!(
+            serde_json::from_value::<PayeeCheck>(json!({"result": "unavailable"})).unwrap(),
+            PayeeCheck::Unavailable
+        );
+        assert!(PayeeCheck::NoMatch.needs_confirmation() && PayeeCheck::Unavailable.needs_confirmation());
+        assert!(!PayeeCheck::Match.needs_confirmation() && !close.needs_confirmation());
+        assert!(close.describe().contains("Robert Smith"));
+        let c: TransferConfirmation =
+            serde_json::from_value(json!({"challenge_id": "0".repeat(32), "counter": 3, "otp": "12345678"})).unwrap();
+        assert!(!c.confirm_unverified_payee, "absent means not confirmed");
+        assert_eq!(ErrorCode::CardTooOld.http_status(), 403);
+        assert_eq!(ErrorCode::PayeeNotConfirmed.http_status(), 409);
     }
 
     #[test]

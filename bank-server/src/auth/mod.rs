@@ -23,7 +23,9 @@ use paysim_wire::{CardSerial, TransferId, UserName};
 use crate::master_key::KeyError;
 
 pub use challenges::{issue_challenge, issue_login_challenge, IssuedChallenge};
-pub use tokens::{check_master_key, enroll_token, list_tokens, revoke_token, unlock_token, Enrollment, TokenInfo};
+pub use tokens::{
+    active_tx_version, check_master_key, enroll_token, list_tokens, revoke_token, unlock_token, Enrollment, TokenInfo,
+};
 pub use users::{add_user, user_id, user_name};
 pub use verify::{verify, Expect, Signed, Submission, Verified};
 

@@ -2,7 +2,7 @@
 //! master key, with associated data binding it to (token id, serial, next counter), so rows
 //! cannot be swapped and the counter cannot be moved without the key.
 
-use paysim_otp::ChainKey;
+use paysim_otp::{ChainKey, TxVersion};
 use paysim_wire::{CardSerial, UserName};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::json;
@@ -22,6 +22,8 @@ pub struct TokenInfo {
     pub user: UserName,
     pub status: TokenStatus,
     pub next_counter: u64,
+    /// The transaction-context version the card signs (1 or 2), as announced at enrollment.
+    pub tx_version: u8,
     pub failures: i64,
     pub locked_until: Option<i64>,
     pub created_at: i64,
@@ -35,6 +37,29 @@ pub struct Enrollment<'a> {
     pub serial: &'a CardSerial,
     pub ck0: &'a ChainKey,
     pub counter: u64,
+    /// The newest transaction-context version the card announced (`DF08`; 1 for a card
+    /// without it), from the token file.
+    pub tx_version: TxVersion,
+}
+
+/// The transaction-context version of the user's active token; `None` without one.
+pub fn active_tx_version(tx: &Transaction<'_>, user_id: i64) -> Result<Option<TxVersion>, AuthError> {
+    Ok(tx
+        .row(
+            "SELECT tx_version FROM tokens WHERE user_id = ?1 AND status = ?2",
+            params![user_id, TokenStatus::Active.as_str()],
+            |r| {
+                let n: i64 = r.get(0)?;
+                u8::try_from(n).ok().and_then(TxVersion::from_number).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Integer,
+                        "unknown transaction-context version".into(),
+                    )
+                })
+            },
+        )
+        .optional()?)
 }
 
 pub(super) fn status_column(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<TokenStatus> {
@@ -111,7 +136,7 @@ pub fn enroll_token(
     e: &Enrollment<'_>,
     actor: &str,
 ) -> Result<(), AuthError> {
-    let Enrollment { user, serial, ck0, counter } = *e;
+    let Enrollment { user, serial, ck0, counter, tx_version } = *e;
     if counter > MAX_ENROLL_COUNTER {
         return Err(AuthError::CounterTooLarge(counter));
     }
@@ -133,13 +158,19 @@ pub fn enroll_token(
         return Err(AuthError::ActiveTokenExists { user: user.clone(), serial });
     }
     tx.exec(
-        "INSERT INTO tokens (serial, user_id, status, next_counter, ck_nonce, ck_sealed, created_at)
-         VALUES (?1, ?2, ?3, 0, x'', x'', ?4)",
-        params![serial.as_str(), uid, TokenStatus::Active.as_str(), now],
+        "INSERT INTO tokens (serial, user_id, status, next_counter, ck_nonce, ck_sealed, created_at, tx_version)
+         VALUES (?1, ?2, ?3, 0, x'', x'', ?4, ?5)",
+        params![serial.as_str(), uid, TokenStatus::Active.as_str(), now, tx_version.number()],
     )?;
     let token_id = tx.last_insert_rowid();
     store_chain(tx, key, token_id, serial, counter, &ck0.advance(counter))?;
-    audit::append(tx, now, "token_enrolled", actor, json!({ "serial": serial, "user": user, "counter": counter }))?;
+    audit::append(
+        tx,
+        now,
+        "token_enrolled",
+        actor,
+        json!({ "serial": serial, "user": user, "counter": counter, "tx_version": tx_version.number() }),
+    )?;
     Ok(())
 }
 
@@ -178,7 +209,7 @@ pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: 
 
 pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, AuthError> {
     let mut stmt = tx.prepare(
-        "SELECT t.serial, u.name, t.status, t.next_counter, t.failures, t.locked_until, t.created_at
+        "SELECT t.serial, u.name, t.status, t.next_counter, t.failures, t.locked_until, t.created_at, t.tx_version
          FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY t.serial",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -188,6 +219,7 @@ pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, Aut
             user: parse_column(r, 1, "user name", |t| t.parse().ok())?,
             status: status_column(r, 2)?,
             next_counter: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            tx_version: r.get(7)?,
             failures: r.get(4)?,
             locked_until: (locked_until > now).then_some(locked_until),
             created_at: r.get(6)?,

@@ -2,8 +2,8 @@
 //! up, refuse an expired challenge or a revoked or locked token, find the counter of the
 //! window whose code matches, then advance the chain or count the failure.
 
-use paysim_otp::{self as otp, ChainKey, TxFields};
-use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
+use paysim_otp::{self as otp, ChainKey, TxFields, TxVersion};
+use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, PayeeName, TransferId, UserName};
 use rusqlite::Transaction;
 use serde_json::json;
 
@@ -15,11 +15,20 @@ use crate::audit;
 use crate::db::{parse_column, Cached};
 use crate::master_key::{KeyError, MasterKey, Sealed};
 
-/// What the card signed besides the challenge.
+/// What the card signed besides the challenge. A transfer is always checked as transaction
+/// context version 2, over the fields *the bank stored*: a code over any other source or
+/// payee name does not match.
 #[derive(Clone, Copy, Debug)]
 pub enum Signed<'a> {
     Login,
-    Tx { transaction_id: &'a TransferId, amount_minor: u64, currency: Currency, payee: &'a AccountNumber },
+    Tx {
+        transaction_id: &'a TransferId,
+        amount_minor: u64,
+        currency: Currency,
+        source: &'a AccountNumber,
+        payee: &'a AccountNumber,
+        payee_name: &'a PayeeName,
+    },
 }
 
 /// A client's answer. `counter: None` (a person typed only the 8 digits) makes the check try
@@ -115,16 +124,19 @@ impl CheckLog<'_> {
 fn code_at(ck: &ChainKey, counter: u64, challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> otp::Otp {
     match signed {
         Signed::Login => otp::login_otp(ck, counter, challenge, verifier_id),
-        Signed::Tx { transaction_id, amount_minor, currency, payee } => otp::tx_otp(
+        Signed::Tx { transaction_id, amount_minor, currency, source, payee, payee_name } => otp::tx_otp(
             ck,
             counter,
             challenge,
             &TxFields {
+                version: TxVersion::V2,
                 verifier_id,
                 transaction_id: transaction_id.as_str().as_bytes(),
                 amount_minor,
                 currency: currency.as_bytes(),
+                source: source.as_str().as_bytes(),
                 payee: payee.as_str().as_bytes(),
+                payee_name: payee_name.as_str().as_bytes(),
             },
         ),
     }

@@ -11,6 +11,7 @@ mod api_flows;
 #[path = "../support/card.rs"]
 mod card;
 mod common;
+mod payee;
 mod properties;
 mod real_server;
 #[path = "../support/server.rs"]

@@ -30,8 +30,8 @@ impl Site {
         bank_server::ops::add_user(&db, "alice").unwrap();
         bank_server::ops::add_user(&db, "bob").unwrap();
         bank_server::ops::enroll_token(&db, "PSIM-WEB-1", &ChainKey::from_bytes(SEED), 0, "alice").unwrap();
-        bank_server::ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
-        bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+        bank_server::ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR", Some("Alice Example")).unwrap();
+        bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR", Some("Bob Example")).unwrap();
         bank_server::ops::fund(&db, "ACC-ALICE-EUR", 250_000, "opening").unwrap();
         let bank = BankServer::start(&db, 0);
         let vid = paysim_otp::verifier_id(&bank.url()).unwrap();
@@ -121,10 +121,17 @@ fn a_person_uses_the_site_at(width: u32) {
     b.open(&format!("{base}/transfer"));
     looked_at(&b, width, "transfer-form");
     b.fill("input[name=to]", "ACC-BOB-EUR");
+    b.fill("input[name=payee_name]", "Bob Example");
     b.fill("input[name=amount]", "12.34");
     b.click("form[action='/transfer'] button");
     let (tid, payee) = (field(&b, "#transaction-id"), field(&b, "#payee"));
     assert_eq!(payee, "ACC-BOB-EUR");
+    // Verification of payee and every signed field, before the code box.
+    assert!(field(&b, "#payee-check").contains("it matches"), "{}", b.text());
+    assert_eq!(field(&b, "#source"), "ACC-ALICE-EUR");
+    assert_eq!(field(&b, "#payee-name"), "Bob Example");
+    let text = b.text();
+    assert!(text.find("Name checked").unwrap() < text.find("Code").unwrap(), "{text}");
     assert_eq!(field(&b, "#amount-minor"), "1234");
     looked_at(&b, width, "transfer-sign");
     let challenge = field(&b, "#challenge");
@@ -132,11 +139,14 @@ fn a_person_uses_the_site_at(width: u32) {
     let code = site.tx_code(
         &challenge,
         &TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: vid.as_bytes(),
             transaction_id: tid.as_bytes(),
             amount_minor: 1234,
             currency: b"EUR",
+            source: b"ACC-ALICE-EUR",
             payee: payee.as_bytes(),
+            payee_name: b"Bob Example",
         },
     );
     b.fill("input[name=code]", &code);
@@ -147,6 +157,7 @@ fn a_person_uses_the_site_at(width: u32) {
     // A refusal: an amount with too many decimals.
     b.open(&format!("{base}/transfer"));
     b.fill("input[name=to]", "ACC-BOB-EUR");
+    b.fill("input[name=payee_name]", "Bob Example");
     b.fill("input[name=amount]", "1.234");
     b.click("form[action='/transfer'] button");
     assert!(!b.text().contains("executed"), "{}", b.text());
