@@ -1029,3 +1029,44 @@ fn the_bridge_waits_for_a_card_inserted_after_it_started() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(w.card.token.serial.as_str()));
 }
+
+/// Through the real bridge and card: each answer of verification of payee is shown, with the
+/// source account and the payee's name, before the PIN (a "no" at the first question leaves
+/// the card untouched); a no match needs the second "yes" (or `--confirm-unverified-payee`).
+#[test]
+fn the_bridge_shows_each_payee_check_before_the_pin() {
+    let w = world();
+    bank_server::ops::open_account(&w.bank.db, "bob", "ACC-BOB-OLD", "EUR", None).unwrap();
+    w.login();
+    let cases = [
+        ("ACC-BOB-EUR", "Bob Example", "Verification of payee: the name matches"),
+        ("ACC-BOB-EUR", "Example Bob", "CLOSE MATCH: the account is in the name of \"Bob Example\""),
+        ("ACC-BOB-EUR", "Mallory Evil", "NO MATCH: the name is not the name on the account"),
+        ("ACC-BOB-OLD", "Bob Example", "UNAVAILABLE: the bank cannot check the name"),
+    ];
+    let args = |to: &'static str, name: &'static str| {
+        vec!["transfer", "--to", to, "--amount", "1.00", "--currency", "EUR", "--payee-name", name]
+    };
+    for (to, name, shown) in cases {
+        let out = w.bridge(&args(to, name), "n\n");
+        assert!(!out.status.success(), "declined, yet: {}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for needle in [shown, name, to, "from account:       ACC-ALICE-EUR", "1.00 EUR"] {
+            assert!(stdout.contains(needle), "{needle:?} not shown: {}", describe(&out));
+        }
+    }
+    // None of them reached the card: the login's code is still the last one.
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    1"));
+
+    w.bridge_ok(&args("ACC-BOB-EUR", "Bob Example"), "y\n1234\n");
+    w.bridge_ok(&args("ACC-BOB-EUR", "Example Bob"), "y\n1234\n");
+    let out = w.bridge(&args("ACC-BOB-EUR", "Mallory Evil"), "y\nn\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was signed"), "{}", describe(&out));
+    w.bridge_ok(&args("ACC-BOB-EUR", "Mallory Evil"), "y\ny\n1234\n");
+    let mut scripted = args("ACC-BOB-OLD", "Bob Example");
+    scripted.extend(["--yes", "--confirm-unverified-payee"]);
+    w.bridge_ok(&scripted, "1234\n");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 400);
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    5"));
+}
