@@ -474,6 +474,9 @@ fn oath_still_answers(card: &mut CardFront<Disk>) {
 
 fn tx_fields(amount_minor: u64) -> TxFields<'static> {
     TxFields {
+        version: paysim_otp::TxVersion::V1,
+        source: b"",
+        payee_name: b"",
         verifier_id: VERIFIER.as_bytes(),
         transaction_id: b"transfer-1",
         amount_minor,

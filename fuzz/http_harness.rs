@@ -85,7 +85,7 @@ impl Bank {
             ops::add_user(&path, user).expect("user");
             let serial = format!("PSIM-{}", user.to_uppercase());
             ops::enroll_token(&path, &serial, &ChainKey::from_bytes(seed(user)), 0, user).expect("token");
-            ops::open_account(&path, user, account, "EUR").expect("account");
+            ops::open_account(&path, user, account, "EUR", Some("Test Customer")).expect("account");
             ops::fund(&path, account, 100_000, "opening").expect("funding");
         }
         let mut cfg = Config::new(URL).expect("config");

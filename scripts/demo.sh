@@ -43,6 +43,10 @@ PIN=1234     # the demo card's PIN: a fixed demo default, printed at the end
 PUK=12345678 # never printed
 USER_NAME=alice
 PAYEE_NAME=bob
+# The account holders' names: verification of payee compares the name the payer types with
+# the payee's (the demo's transfer gives the right one: a "match").
+USER_HOLDER="Alice Example"
+PAYEE_HOLDER="Bob Example"
 FROM_ACC=ACC-ALICE-EUR
 TO_ACC=ACC-BOB-EUR
 CURRENCY=EUR
@@ -202,8 +206,8 @@ tools user add "$PAYEE_NAME"
 tools token enroll --user "$USER_NAME" --token-file "$WORK/token.json"
 # The bank holds the sealed seed now; the token file has done its job.
 shred -u "$WORK/token.json"
-tools account open --user "$USER_NAME" --number "$FROM_ACC" --currency "$CURRENCY"
-tools account open --user "$PAYEE_NAME" --number "$TO_ACC" --currency "$CURRENCY"
+tools account open --user "$USER_NAME" --number "$FROM_ACC" --currency "$CURRENCY" --holder "$USER_HOLDER"
+tools account open --user "$PAYEE_NAME" --number "$TO_ACC" --currency "$CURRENCY" --holder "$PAYEE_HOLDER"
 tools account fund --account "$FROM_ACC" --amount "$FUNDING" --currency "$CURRENCY" --memo "demo opening deposit"
 tools token list
 
@@ -233,9 +237,9 @@ printf '%s\n' "$PIN" | "${BRIDGE[@]}" --pin-stdin login --user "$USER_NAME"
 step "reader-bridge accounts"
 "${BRIDGE[@]}" accounts
 
-step "reader-bridge transfer --to $TO_ACC --amount $AMOUNT --currency $CURRENCY (TRANSACTION OTP)"
+step "reader-bridge transfer --to $TO_ACC --payee-name \"$PAYEE_HOLDER\" --amount $AMOUNT --currency $CURRENCY (verification of payee, then TRANSACTION OTP)"
 printf '%s\n' "$PIN" | "${BRIDGE[@]}" --pin-stdin transfer \
-    --to "$TO_ACC" --amount "$AMOUNT" --currency "$CURRENCY" --yes
+    --to "$TO_ACC" --payee-name "$PAYEE_HOLDER" --amount "$AMOUNT" --currency "$CURRENCY" --yes
 
 step "reader-bridge accounts and history after the transfer"
 "${BRIDGE[@]}" accounts

@@ -40,6 +40,9 @@ const LOADED_ROWS: u32 = 100_000;
 /// Linux's USER_HZ: the unit of utime and stime in `/proc/<pid>/stat`.
 const TICKS_PER_S: f64 = 100.0;
 
+/// The holder's name of every account of the bench (verification of payee matches).
+const HOLDER: &str = "Load Customer";
+
 fn measured() -> Duration {
     let secs = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(2.5);
     Duration::from_secs_f64(secs)
@@ -103,7 +106,7 @@ fn enroll(db: &Path, n: usize) -> Vec<Client> {
         .map(|i| {
             let user = format!("u{i:03}");
             ops::add_user(db, &user).unwrap();
-            ops::open_account(db, &user, &account(i), "EUR").unwrap();
+            ops::open_account(db, &user, &account(i), "EUR", Some(HOLDER)).unwrap();
             ops::enroll_token(db, &format!("PSIM-U{i:03}"), &ChainKey::from_bytes(seed(i)), 0, &user).unwrap();
             ops::fund(db, &account(i), 100_000_000, "bench").unwrap();
             Client {
@@ -167,16 +170,19 @@ impl Bank {
     async fn transfer(&self, c: &mut Client) {
         let id = format!("{}-{}", c.user, c.transfers);
         c.transfers += 1;
-        let body = json!({ "transfer_id": id, "from": c.account, "to": c.payee, "amount_minor": 1, "currency": "EUR" });
+        let body = json!({ "transfer_id": id, "from": c.account, "to": c.payee, "amount_minor": 1, "currency": "EUR", "payee_name": HOLDER });
         let (st, t) = self.post("/transfers", Some(&c.token), body).await;
         assert_eq!(st, 201, "{t}");
         let challenge = hex::decode(t["challenge_hex"].as_str().unwrap()).unwrap();
         let fields = TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: self.vid.as_bytes(),
             transaction_id: id.as_bytes(),
             amount_minor: 1,
             currency: b"EUR",
+            source: c.account.as_bytes(),
             payee: c.payee.as_bytes(),
+            payee_name: HOLDER.as_bytes(),
         };
         let otp = paysim_otp::tx_otp(&c.ck, c.counter, &challenge, &fields);
         let body = json!({ "challenge_id": t["challenge_id"], "counter": c.counter, "otp": otp.as_str() });

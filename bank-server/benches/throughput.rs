@@ -104,15 +104,18 @@ async fn login(app: &axum::Router, card: &mut Card) -> String {
 }
 
 async fn transfer(app: &axum::Router, token: &str, card: &mut Card, id: &str) {
-    let body = json!({ "transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 1, "currency": "EUR" });
+    let body = json!({ "transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 1, "currency": "EUR", "payee_name": "bob" });
     let (st, c) = call(app, "/api/v1/transfers", Some(token), body).await;
     assert_eq!(st, StatusCode::CREATED, "{c}");
     let fields = TxFields {
+        version: paysim_otp::TxVersion::V2,
         verifier_id: URL.as_bytes(),
         transaction_id: id.as_bytes(),
         amount_minor: 1,
         currency: b"EUR",
+        source: b"ACC-ALICE-EUR",
         payee: b"ACC-BOB-EUR",
+        payee_name: b"bob",
     };
     let (counter, otp) = card.tx(c["challenge_hex"].as_str().unwrap(), &fields);
     let body = json!({ "challenge_id": c["challenge_id"], "counter": counter, "otp": otp });
@@ -126,7 +129,7 @@ fn main() {
     let db = dir.path().join("bench.sqlite3");
     for user in ["alice", "bob"] {
         ops::add_user(&db, user).unwrap();
-        ops::open_account(&db, user, &format!("ACC-{}-EUR", user.to_uppercase()), "EUR").unwrap();
+        ops::open_account(&db, user, &format!("ACC-{}-EUR", user.to_uppercase()), "EUR", Some(user)).unwrap();
     }
     ops::enroll_token(&db, "PSIM-BENCH", &ChainKey::from_bytes([1; 32]), 0, "alice").unwrap();
     ops::fund(&db, "ACC-ALICE-EUR", 1_000_000_000, "bench").unwrap();

@@ -23,7 +23,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_auth_challenge_purpose.sql", include_str!("../migrations/0008_auth_challenge_purpose.sql")),
     ("0009_website_session_pruning.sql", include_str!("../migrations/0009_website_session_pruning.sql")),
     ("0010_audit_keyed.sql", include_str!("../migrations/0010_audit_keyed.sql")),
-    // 0011 and 0013 are the transaction-context work's (issue 9 runs beside it).
+    ("0011_payee_and_context_v2.sql", include_str!("../migrations/0011_payee_and_context_v2.sql")),
     ("0012_auth_token_kind.sql", include_str!("../migrations/0012_auth_token_kind.sql")),
     ("0015_storage_commits.sql", include_str!("../migrations/0015_storage_commits.sql")),
 ];

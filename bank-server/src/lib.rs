@@ -33,7 +33,7 @@
 //! let state = tokio::task::spawn_blocking(|| {
 //!     let db = std::path::Path::new("bank.sqlite3");
 //!     bank_server::ops::add_user(db, "alice")?;
-//!     bank_server::ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR")?;
+//!     bank_server::ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR", Some("Alice Example"))?;
 //!     let state = bank_server::AppState::open(db, "http://127.0.0.1:8080", bank_server::clock::Clock::system())?;
 //!     anyhow::Ok(state)
 //! })

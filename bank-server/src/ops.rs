@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use paysim_otp::ChainKey;
+use paysim_otp::{ChainKey, TxVersion};
 use paysim_wire::api::Account;
-use paysim_wire::{AccountNumber, CardSerial, Currency, CurrencyError, IdError, TokenFile, UserName};
+use paysim_wire::{AccountNumber, CardSerial, Currency, CurrencyError, IdError, PayeeName, TokenFile, UserName};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditKeys, AuditReport, Checkpoint, CheckpointError, Scope};
@@ -141,18 +141,23 @@ pub fn add_user(db_path: &Path, name: &str) -> Result<(), OpsError> {
 
 /// Enrolls a token for an existing user: `seed` is `ck_0`, `counter` the card's next counter.
 /// The chain key is sealed under the master key from `key` (a key file is created if missing).
+///
+/// `tx_version` is the transaction-context version the card announced (the token file's
+/// `tx_version`): a version-1 token logs in but cannot confirm transfers.
+#[allow(clippy::too_many_arguments)]
 pub fn enroll_token_with_key(
     db_path: &Path,
     key: &KeySource,
     serial: &str,
     seed: &ChainKey,
     counter: u64,
+    tx_version: TxVersion,
     user: &str,
 ) -> Result<(), OpsError> {
     let serial: CardSerial = serial.parse()?;
     let user: UserName = user.parse()?;
     let key = MasterKey::load(key, db_path)?;
-    let e = auth::Enrollment { user: &user, serial: &serial, ck0: seed, counter };
+    let e = auth::Enrollment { user: &user, serial: &serial, ck0: seed, counter, tx_version };
     write(db_path, |tx, now| Ok(auth::enroll_token(tx, now, &key, &e, OPERATOR)?))
 }
 
@@ -190,25 +195,47 @@ pub fn check_oath_enrollment(db_path: &Path, serial: &str, user: &str) -> Result
     })
 }
 
-/// [`enroll_token_with_key`] with the key as tests get it ([`MasterKey::load_or_create`]:
-/// `BANK_MASTER_KEY`, else the key file beside the database).
+/// [`enroll_token_with_key`] of a current card (context version 2) with the key as tests get
+/// it ([`MasterKey::load_or_create`]: `BANK_MASTER_KEY`, else the key file beside the database).
 pub fn enroll_token(db_path: &Path, serial: &str, seed: &ChainKey, counter: u64, user: &str) -> Result<(), OpsError> {
-    enroll_token_with_key(db_path, &KeySource::env_or_beside_db(), serial, seed, counter, user)
+    enroll_token_version(db_path, serial, seed, counter, TxVersion::V2, user)
 }
 
-/// [`enroll_token`] from a personalization output file; returns its serial.
+/// [`enroll_token`] of a card that announced `tx_version` (tests of old cards use `V1`).
+pub fn enroll_token_version(
+    db_path: &Path,
+    serial: &str,
+    seed: &ChainKey,
+    counter: u64,
+    tx_version: TxVersion,
+    user: &str,
+) -> Result<(), OpsError> {
+    enroll_token_with_key(db_path, &KeySource::env_or_beside_db(), serial, seed, counter, tx_version, user)
+}
+
+/// [`enroll_token`] from a personalization output file, with the file's context version;
+/// returns its serial.
 pub fn enroll_token_file(db_path: &Path, file: &Path, user: &str) -> Result<CardSerial, OpsError> {
     let t = load_token_file(file)?;
-    enroll_token(db_path, t.serial.as_str(), &t.seed, t.counter, user)?;
+    enroll_token_version(db_path, t.serial.as_str(), &t.seed, t.counter, t.tx_version, user)?;
     Ok(t.serial)
 }
 
-/// Opens an account (1-34 characters of A-Z 0-9 -) in a currency the bank keeps for a user.
-pub fn open_account(db_path: &Path, user: &str, number: &str, currency: &str) -> Result<(), OpsError> {
+/// Opens an account (1-34 characters of A-Z 0-9 -) in a currency the bank keeps for a user,
+/// in the holder's name `holder` (trimmed, 1-70 characters; verification of payee compares
+/// payees' names with it, and answers `unavailable` for an account opened without one).
+pub fn open_account(
+    db_path: &Path,
+    user: &str,
+    number: &str,
+    currency: &str,
+    holder: Option<&str>,
+) -> Result<(), OpsError> {
     let user: UserName = user.parse()?;
     let number: AccountNumber = number.parse()?;
     let currency: Currency = currency.parse()?;
-    write(db_path, |tx, now| Ok(usecase::open_account(tx, now, &user, &number, currency, OPERATOR)?))
+    let holder: Option<PayeeName> = holder.map(str::parse).transpose()?;
+    write(db_path, |tx, now| Ok(usecase::open_account(tx, now, &user, &number, currency, holder.as_ref(), OPERATOR)?))
 }
 
 /// Funds an account with `amount_minor` (> 0) minor units; returns the new balance.
@@ -334,21 +361,24 @@ mod tests {
         assert_eq!((tokens[1].serial.as_str(), tokens[1].next_counter), ("PSIM-2", 5));
         assert_eq!((tokens[0].status, tokens[1].status), (auth::TokenStatus::Revoked, auth::TokenStatus::Active));
 
-        open_account(&db, "alice", "ACC-A", "EUR").unwrap();
+        open_account(&db, "alice", "ACC-A", "EUR", None).unwrap();
         assert!(matches!(
-            open_account(&db, "alice", "ACC-A", "EUR"),
+            open_account(&db, "alice", "ACC-A", "EUR", None),
             Err(OpsError::Ledger(LedgerError::AccountExists(_)))
         ));
         assert!(matches!(
-            open_account(&db, "alice", "ACC-B", "KWD"),
+            open_account(&db, "alice", "ACC-B", "KWD", None),
             Err(OpsError::Ledger(LedgerError::UnsupportedCurrency(_)))
         ));
-        assert!(matches!(open_account(&db, "alice", "ACC-B", "XYZ"), Err(OpsError::Currency(_))));
+        assert!(matches!(open_account(&db, "alice", "ACC-B", "XYZ", None), Err(OpsError::Currency(_))));
         assert!(matches!(
-            open_account(&db, "alice", "FUNDING-EUR", "EUR"),
+            open_account(&db, "alice", "FUNDING-EUR", "EUR", None),
             Err(OpsError::Ledger(LedgerError::InvalidAccountNumber))
         ));
-        assert!(matches!(open_account(&db, "nobody", "ACC-C", "EUR"), Err(OpsError::Auth(AuthError::UnknownUser(_)))));
+        assert!(matches!(
+            open_account(&db, "nobody", "ACC-C", "EUR", None),
+            Err(OpsError::Auth(AuthError::UnknownUser(_)))
+        ));
         assert_eq!(fund(&db, "ACC-A", 250, "test").unwrap(), 250);
         assert!(matches!(fund(&db, "ACC-A", 0, "test"), Err(OpsError::Ledger(LedgerError::InvalidAmount))));
         assert!(matches!(fund(&db, "ACC-Z", 1, "test"), Err(OpsError::Ledger(LedgerError::UnknownAccount(_)))));

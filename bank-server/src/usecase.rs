@@ -16,12 +16,14 @@
 //! | [`revoke_token`] | auth → sessions (the user's are ended) |
 //! | [`open_account`], [`accounts_of_user`], [`account_with_owner`] | auth (names) ↔ ledger |
 
+use paysim_otp::TxVersion;
 use paysim_wire::api::{
-    Account, ChallengeFor, ChallengeInfo, CodeSubmission, LoginOk, NewTransfer, SessionToken, SignFields, Transfer,
-    TransferChallenge, TransferStatus,
+    Account, ChallengeFor, ChallengeInfo, CodeSubmission, LoginOk, NewTransfer, PayeeCheck, SessionToken, SignFields,
+    Transfer, TransferChallenge, TransferStatus,
 };
-use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
+use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, PayeeName, TransferId, UserName};
 use rusqlite::Transaction;
+use serde_json::json;
 
 use crate::auth::{self, AuthError, ChallengePurpose, Expect, Failure, Signed, Submission, TokenKind};
 use crate::ledger::{self, LedgerError};
@@ -47,6 +49,14 @@ pub enum UseCaseError {
     /// The bank does not let this kind of token confirm transfers (`--oath-transfers deny`).
     #[error("this bank does not let {0} tokens confirm transfers")]
     TokenKindNotAllowed(TokenKind),
+    /// Verification of payee answered `no_match` or `unavailable` and the confirmation did not
+    /// say the payer wants it anyway. Nothing was checked: the challenge is still open.
+    #[error("the payee's name {} : confirm that you want to pay this account anyway", .0.as_str().replace('_', " "))]
+    PayeeNotConfirmed(PayeeCheck),
+    /// A transfer whose stored fields lack what context version 2 signs (one made before
+    /// verification of payee): it cannot be confirmed.
+    #[error("this transfer was asked for before the payee's name was signed: start it again")]
+    UnsignableTransfer,
 }
 
 /// What a use case that checks a code returns: the result, or the refusal (its reason is for
@@ -206,7 +216,7 @@ pub fn logout(tx: &Transaction<'_>, now: i64, who: &LoggedIn) -> Result<(), UseC
 #[derive(Debug)]
 pub enum Started {
     /// New or still pending: the card must sign this.
-    Challenge(TransferChallenge),
+    Challenge(Box<TransferChallenge>),
     /// The same id and fields were asked for before and are settled: that result.
     Settled(Transfer),
     /// Refused as asked (what the customer is told; the audit log has the true reason). A
@@ -215,6 +225,9 @@ pub enum Started {
     /// The user's token is of a kind the bank's policy keeps from confirming transfers; nothing
     /// was recorded but the refusal's audit row.
     KindNotAllowed(TokenKind),
+    /// The user's card signs transaction context version 1 only (audited as
+    /// `transfer_refused`, reason `card_too_old`).
+    CardTooOld,
 }
 
 /// The kind of the user's token when the bank's policy keeps that kind from confirming
@@ -239,6 +252,18 @@ pub fn start_transfer(
         auth::audit_kind_refusal(tx, now, &who.actor(), kind, "transfer")?;
         return Ok(Started::KindNotAllowed(kind));
     }
+    // Only a card that signs the source account and the payee's name may move money; asked
+    // before anything is recorded, so an old card's request leaves no pending transfer.
+    if auth::active_tx_version(tx, who.user_id)? == Some(TxVersion::V1) {
+        crate::audit::append(
+            tx,
+            now,
+            "transfer_refused",
+            &who.actor(),
+            json!({ "transfer": { "transfer_id": req.transfer_id, "from": req.from, "to": req.to }, "reason": "card_too_old" }),
+        )?;
+        return Ok(Started::CardTooOld);
+    }
     let cap = ledger::PendingCap { max: state.cfg.max_pending_transfers, open_s: state.cfg.pending_open_s };
     let t = match ledger::create_transfer(tx, now, who.user_id, req, cap, &who.actor())? {
         Ok(t) => t,
@@ -247,27 +272,47 @@ pub fn start_transfer(
     if t.status != TransferStatus::Pending {
         return Ok(Started::Settled(t));
     }
+    let (Some(payee_name), Some(payee_check)) =
+        (t.payee_name.clone(), ledger::payee_check(tx, who.user_id, &t.transfer_id)?)
+    else {
+        return Err(UseCaseError::UnsignableTransfer);
+    };
     let purpose = ChallengePurpose::Transfer(t.transfer_id.clone());
     let c = auth::issue_challenge(tx, now, &state.cfg.auth, who.user_id, &purpose, Some(&who.session.binding()))?;
-    let sign = sign_fields(state, &t);
-    Ok(Started::Challenge(TransferChallenge {
+    let sign = sign_fields(state, &t, payee_name);
+    Ok(Started::Challenge(Box::new(TransferChallenge {
         challenge_id: c.id,
         challenge: c.challenge,
         expires_at: c.expires_at,
         sign,
+        payee_check,
         transfer: t,
-    }))
+    })))
+}
+
+/// What a confirmation carries besides the transfer's id.
+#[derive(Clone, Copy, Debug)]
+pub struct Confirmation<'a> {
+    pub challenge_id: &'a ChallengeId,
+    /// `None`: a person typed only the 8 digits.
+    pub counter: Option<u64>,
+    pub otp: &'a str,
+    /// The payer's second confirmation of a payee whose name did not match or could not be
+    /// checked.
+    pub unverified_payee_ok: bool,
 }
 
 /// What the card signs for the pending transfer `t`: the one place the bank states the
 /// signed fields, for the answer of `POST /transfers` and for [`challenge_info`] alike.
-fn sign_fields(state: &AppState, t: &Transfer) -> SignFields {
+fn sign_fields(state: &AppState, t: &Transfer, payee_name: PayeeName) -> SignFields {
     SignFields {
         verifier_id: state.cfg.auth.verifier_id.clone(),
         transaction_id: t.transfer_id.clone(),
         amount_minor: t.amount_minor,
         currency: t.currency,
+        source: t.from.clone(),
         payee: t.to.clone(),
+        payee_name,
     }
 }
 
@@ -287,7 +332,15 @@ pub fn challenge_info(
     let what = match &c.purpose {
         ChallengePurpose::Login => ChallengeFor::Login,
         ChallengePurpose::Transfer(transfer_id) => match ledger::transfer(tx, c.user_id, transfer_id)? {
-            Some(t) if t.status == TransferStatus::Pending => ChallengeFor::Transfer { sign: sign_fields(state, &t) },
+            // A transfer stored without a payee name (from before version 2) cannot be signed.
+            Some(t) if t.status == TransferStatus::Pending => {
+                match (t.payee_name.clone(), ledger::payee_check(tx, c.user_id, transfer_id)?) {
+                    (Some(name), Some(payee_check)) => {
+                        ChallengeFor::Transfer { sign: sign_fields(state, &t, name), payee_check }
+                    }
+                    _ => return Ok(None),
+                }
+            }
             _ => return Ok(None),
         },
     };
@@ -303,16 +356,18 @@ pub fn challenge_info(
 /// Confirms a pending transfer with the card's code: check, consume, advance and move money
 /// in one transaction. A transfer already final is returned as it is (a retry); a refused
 /// code leaves it pending.
-#[allow(clippy::too_many_arguments)]
+///
+/// The code is checked over the fields the bank stored (context version 2: with the source
+/// account and the payee's name). A `no_match` or `unavailable` payee check needs
+/// `unverified_payee_ok`, else [`UseCaseError::PayeeNotConfirmed`] before anything is checked;
+/// with it, an accepted code writes the audit event `payee_unverified_confirmed`.
 pub fn confirm_transfer(
     tx: &Transaction<'_>,
     now: i64,
     state: &AppState,
     who: &LoggedIn,
     transfer_id: &TransferId,
-    challenge_id: &ChallengeId,
-    counter: Option<u64>,
-    otp: &str,
+    c: Confirmation<'_>,
 ) -> Result<Checked<Transfer>, UseCaseError> {
     let t = ledger::transfer(tx, who.user_id, transfer_id)?.ok_or(UseCaseError::NoSuchTransfer)?;
     if t.status != TransferStatus::Pending {
@@ -322,14 +377,36 @@ pub fn confirm_transfer(
     if let Some(kind) = kind_refused(tx, state, who.user_id)? {
         return Err(UseCaseError::TokenKindNotAllowed(kind));
     }
+    let check = ledger::payee_check(tx, who.user_id, transfer_id)?;
+    let (Some(payee_name), Some(check)) = (t.payee_name.as_ref(), check) else {
+        return Err(UseCaseError::UnsignableTransfer);
+    };
+    if check.needs_confirmation() && !c.unverified_payee_ok {
+        return Err(UseCaseError::PayeeNotConfirmed(check));
+    }
     let binding = who.session.binding();
     let purpose = ChallengePurpose::Transfer(t.transfer_id.clone());
     let expect = Expect { purpose: &purpose, binding: Some(&binding), user_id: Some(who.user_id) };
-    let signed =
-        Signed::Tx { transaction_id: &t.transfer_id, amount_minor: t.amount_minor, currency: t.currency, payee: &t.to };
-    let sub = Submission { challenge_id, counter, otp };
+    let signed = Signed::Tx {
+        transaction_id: &t.transfer_id,
+        amount_minor: t.amount_minor,
+        currency: t.currency,
+        source: &t.from,
+        payee: &t.to,
+        payee_name,
+    };
+    let sub = Submission { challenge_id: c.challenge_id, counter: c.counter, otp: c.otp };
     if let Err(f) = auth::verify(tx, now, &state.cfg.auth, &state.key, &sub, &expect, signed)? {
         return Ok(Err(f));
+    }
+    if check.needs_confirmation() {
+        crate::audit::append(
+            tx,
+            now,
+            "payee_unverified_confirmed",
+            &who.actor(),
+            json!({ "transfer_id": t.transfer_id, "to": t.to, "payee_name": payee_name, "payee_check": check.as_str() }),
+        )?;
     }
     Ok(Ok(ledger::execute_transfer(tx, now, who.user_id, transfer_id, &who.actor())?))
 }
@@ -342,17 +419,18 @@ pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: 
     Ok(session::end_all_for_user(tx, now, user_id, &user, "token_revoked", actor)?)
 }
 
-/// Opens an account for the user named `user`.
+/// Opens an account for the user named `user`, in the holder's name `holder`.
 pub fn open_account(
     tx: &Transaction<'_>,
     now: i64,
     user: &UserName,
     number: &AccountNumber,
     currency: Currency,
+    holder: Option<&PayeeName>,
     actor: &str,
 ) -> Result<(), UseCaseError> {
     let uid = auth::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
-    Ok(ledger::open_account(tx, now, uid, number, currency, actor)?)
+    Ok(ledger::open_account(tx, now, uid, number, currency, holder, actor)?)
 }
 
 /// The accounts of the user named `user`.

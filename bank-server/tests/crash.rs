@@ -36,7 +36,7 @@ use std::sync::mpsc;
 
 use bank_server::ops;
 use card::Card;
-use client::Http;
+use client::{Http, HOLDER};
 use paysim_otp::ChainKey;
 use server::Server;
 
@@ -60,6 +60,8 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The holder's name of every account of the campaign (verification of payee matches).
 
 fn seed_of(user: &str) -> [u8; 32] {
     let mut s = [0u8; 32];
@@ -99,7 +101,7 @@ fn setup(db: &Path, users: &[String]) {
     for u in users {
         ops::add_user(db, u).unwrap();
         ops::enroll_token(db, &format!("PSIM-{}", u.to_uppercase()), &ChainKey::from_bytes(seed_of(u)), 0, u).unwrap();
-        ops::open_account(db, u, &account(u), "EUR").unwrap();
+        ops::open_account(db, u, &account(u), "EUR", Some(HOLDER)).unwrap();
         ops::fund(db, &account(u), FUNDING as u64, "opening").unwrap();
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use bank_server::ops;
 use card::Card;
-use client::Http;
+use client::{Http, HOLDER};
 use paysim_otp::ChainKey;
 use serde_json::json;
 use server::Server;
@@ -48,7 +48,7 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
     for u in USERS {
         ops::add_user(&db, u).unwrap();
         ops::enroll_token(&db, &serial(u), &ChainKey::from_bytes(seed_of(u)), 0, u).unwrap();
-        ops::open_account(&db, u, &account(u), "EUR").unwrap();
+        ops::open_account(&db, u, &account(u), "EUR", Some(HOLDER)).unwrap();
         ops::fund(&db, &account(u), FUNDING as u64, "opening").unwrap();
     }
     (dir, db)

@@ -31,7 +31,7 @@ use crate::scp::{SessionKeys, CHALLENGE_LEN, MAC_LEN};
 use crate::state::{CardState, Personal, ADMIN_TRIES, PIN_TRIES, PUK_TRIES};
 use crate::store::Store;
 use crate::tlv;
-use paysim_otp::{login_otp, tx_otp, ChainKey, Otp};
+use paysim_otp::{login_otp, tx_otp, ChainKey, Otp, TxVersion};
 
 mod ykoath;
 
@@ -48,8 +48,42 @@ pub enum Applet {
     Oath,
 }
 
-/// Applet version reported in the FCI and by GET DATA `DF05`: major, minor.
-pub const APPLET_VERSION: [u8; 2] = [1, 0];
+/// Applet version reported in the FCI and by GET DATA `DF05`: major, minor. 1.1 added
+/// transaction context version 2 (`DF08`, tags `09` and `0A`).
+pub const APPLET_VERSION: [u8; 2] = [1, 1];
+/// The version an emulated 1.0 card reports ([`Firmware::V1_0`]).
+pub const APPLET_VERSION_1_0: [u8; 2] = [1, 0];
+
+/// Which firmware the card runs. Not part of the persistent state: it is how the card was
+/// built, chosen when the card starts (`virtual-card --firmware`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Firmware {
+    /// The current applet (1.1): signs transaction contexts 1 and 2, announces them in
+    /// `DF08` and the FCI.
+    #[default]
+    Current,
+    /// An emulation of applet 1.0, for tests of old cards: reports version 1.0, has no
+    /// `DF08`, and refuses the version-2 tags `09`/`0A` with `6A80` as 1.0's parser did.
+    V1_0,
+}
+
+impl Firmware {
+    /// The transaction-context versions this firmware signs, as `DF08` lists them.
+    pub fn tx_versions(self) -> &'static [TxVersion] {
+        match self {
+            Self::Current => &TxVersion::ALL,
+            Self::V1_0 => &[TxVersion::V1],
+        }
+    }
+
+    /// The applet version this firmware reports.
+    pub fn applet_version(self) -> [u8; 2] {
+        match self {
+            Self::Current => APPLET_VERSION,
+            Self::V1_0 => APPLET_VERSION_1_0,
+        }
+    }
+}
 /// Life-cycle byte of a card that has an admin key but no personalization (ISO/IEC 7816-4
 /// Table 15: initialisation state).
 pub const LCS_FACTORY: u8 = 0x03;
@@ -130,6 +164,7 @@ pub struct Card<S: Store> {
     admin: Admin,
     oath: ykoath::Session,
     touch: TouchPolicy,
+    firmware: Firmware,
     random: RandomSource,
 }
 
@@ -165,6 +200,7 @@ impl<S: Store> Card<S> {
             admin: Admin::Idle,
             oath: ykoath::Session::default(),
             touch: TouchPolicy::default(),
+            firmware: Firmware::default(),
             random,
         }
     }
@@ -177,6 +213,16 @@ impl<S: Store> Card<S> {
     /// The touch policy.
     pub fn touch_policy(&self) -> TouchPolicy {
         self.touch
+    }
+
+    /// Runs the card as `firmware` (an old card for tests: [`Firmware::V1_0`]).
+    pub fn set_firmware(&mut self, firmware: Firmware) {
+        self.firmware = firmware;
+    }
+
+    /// The firmware the card runs.
+    pub fn firmware(&self) -> Firmware {
+        self.firmware
     }
 
     /// The applet selected now.
@@ -295,15 +341,19 @@ impl<S: Store> Card<S> {
         }
     }
 
-    /// `6F { 84 AID, A5 { DF05 version, DF04 life-cycle, [DF01 serial] } }`.
+    /// `6F { 84 AID, A5 { DF05 version, DF04 life-cycle, [DF01 serial], [DF08 versions] } }`
+    /// (`DF08` from applet 1.1 on).
     fn fci(&self) -> Outcome {
         let fail = Status::UnspecifiedCheckingError;
         let mut props = vec![
-            tlv::primitive(0xDF05, &APPLET_VERSION).ok_or(fail)?,
+            tlv::primitive(0xDF05, &self.firmware.applet_version()).ok_or(fail)?,
             tlv::primitive(0xDF04, &[self.life_cycle()]).ok_or(fail)?,
         ];
         if let Some(p) = &self.state.personal {
             props.push(tlv::primitive(0xDF01, p.serial.as_bytes()).ok_or(fail)?);
+        }
+        if self.firmware != Firmware::V1_0 {
+            props.push(tlv::primitive(DataObject::TxVersions.tag(), &self.tx_versions()).ok_or(fail)?);
         }
         let fci = tlv::constructed(
             0x6F,
@@ -311,6 +361,11 @@ impl<S: Store> Card<S> {
         )
         .ok_or(fail)?;
         Ok(fci.to_vec())
+    }
+
+    /// `DF08`'s value: the version numbers this firmware signs.
+    fn tx_versions(&self) -> Vec<u8> {
+        self.firmware.tx_versions().iter().map(|v| v.number()).collect()
     }
 
     fn life_cycle(&self) -> u8 {
@@ -424,7 +479,7 @@ impl<S: Store> Card<S> {
     /// GET DATA: the value of the object, without tag and length.
     ///
     /// `9000` + value; `6A88` the object does not exist yet (serial and PIN/PUK tries of a
-    /// factory card).
+    /// factory card), or not in this firmware (`DF08` on a 1.0 card).
     fn get_data(&mut self, obj: DataObject) -> Outcome {
         let p = self.state.personal.as_ref();
         let absent = Status::KeyReferenceNotFound;
@@ -433,9 +488,11 @@ impl<S: Store> Card<S> {
             DataObject::NextCounter => Ok(p.map_or(0, |p| p.counter).to_be_bytes().to_vec()),
             DataObject::PinTries => Ok(vec![p.ok_or(absent)?.pin_tries]),
             DataObject::LifeCycle => Ok(vec![self.life_cycle()]),
-            DataObject::AppletVersion => Ok(APPLET_VERSION.to_vec()),
+            DataObject::AppletVersion => Ok(self.firmware.applet_version().to_vec()),
             DataObject::PukTries => Ok(vec![p.ok_or(absent)?.puk_tries]),
             DataObject::AdminTries => Ok(vec![self.state.admin_tries]),
+            DataObject::TxVersions if self.firmware == Firmware::V1_0 => Err(absent),
+            DataObject::TxVersions => Ok(self.tx_versions()),
         }
     }
 
@@ -470,10 +527,16 @@ impl<S: Store> Card<S> {
         self.next_code(|ck, i| login_otp(ck, i, req.challenge, req.verifier_id))
     }
 
-    /// TRANSACTION OTP: `03 08 counter ‖ 04 08 code`, binding the transaction fields.
+    /// TRANSACTION OTP: `03 08 counter ‖ 04 08 code`, binding the transaction fields in the
+    /// context version the request's tags chose.
     ///
-    /// `9000`; `6985` not personalized; `6982` PIN not verified; `6581` write failed.
+    /// `9000`; `6A80` a version this firmware does not sign (tags `09`/`0A` on a 1.0 card,
+    /// refused before anything else as 1.0's parser did); `6985` not personalized; `6982`
+    /// PIN not verified; `6581` write failed.
     fn transaction_otp(&mut self, req: TxRequest<'_>) -> Outcome {
+        if !self.firmware.tx_versions().contains(&req.fields.version) {
+            return Err(Status::IncorrectDataParameter);
+        }
         self.next_code(|ck, i| tx_otp(ck, i, req.challenge, &req.fields))
     }
 

@@ -19,7 +19,7 @@ use crate::apdu::CommandView;
 use crate::pin::{PinBlock, PukBlock, BLOCK_LEN};
 use crate::scp::{CHALLENGE_LEN, MAC_LEN};
 use crate::tlv::parse_flat;
-use paysim_otp::TxFields;
+use paysim_otp::{TxFields, TxVersion};
 
 /// The applet's AID: `F0 50 41 59 53 49 4D 01` (proprietary RID `F0`, "PAYSIM", version 1).
 pub const AID: [u8; 8] = [0xF0, 0x50, 0x41, 0x59, 0x53, 0x49, 0x4D, 0x01];
@@ -58,6 +58,10 @@ pub mod tag {
     pub const AMOUNT: u8 = 0x06;
     pub const CURRENCY: u8 = 0x07;
     pub const PAYEE: u8 = 0x08;
+    /// TRANSACTION OTP, context version 2: the source account.
+    pub const SOURCE: u8 = 0x09;
+    /// TRANSACTION OTP, context version 2: the payee's name, UTF-8.
+    pub const PAYEE_NAME: u8 = 0x0A;
     /// PERSONALIZE plaintext: 32-byte seed `ck_0`.
     pub const SEED: u8 = 0x81;
     /// PERSONALIZE plaintext: PIN block.
@@ -68,8 +72,10 @@ pub mod tag {
     pub const SERIAL: u8 = 0x84;
 }
 
-/// Longest verifier id, transaction id and payee, in bytes.
+/// Longest verifier id, transaction id, source and payee, in bytes.
 pub const FIELD_MAX: usize = 64;
+/// Longest payee name, in bytes: 70 characters (the SEPA limit) of up to 4 bytes of UTF-8.
+pub const PAYEE_NAME_MAX: usize = 280;
 
 /// The data objects GET DATA returns (P1-P2 = tag). None of them is key material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +94,9 @@ pub enum DataObject {
     PukTries,
     /// `DF07`: admin authentication tries left, 1 byte.
     AdminTries,
+    /// `DF08`: the transaction-context versions the card signs, one byte each, ascending
+    /// (`01 02`). Cards of applet version 1.0 do not have it (`6A88`): they sign version 1 only.
+    TxVersions,
 }
 
 impl DataObject {
@@ -101,6 +110,7 @@ impl DataObject {
             Self::AppletVersion => 0xDF05,
             Self::PukTries => 0xDF06,
             Self::AdminTries => 0xDF07,
+            Self::TxVersions => 0xDF08,
         }
     }
 
@@ -114,6 +124,7 @@ impl DataObject {
             0xDF05 => Self::AppletVersion,
             0xDF06 => Self::PukTries,
             0xDF07 => Self::AdminTries,
+            0xDF08 => Self::TxVersions,
             _ => return None,
         })
     }
@@ -373,16 +384,35 @@ fn login_otp(v: CommandView<'_>) -> Result<Command<'_>, Status> {
     }))
 }
 
-/// TRANSACTION OTP `80 12 00 00 Lc {01, 02, 05, 06, 07, 08}`: as LOGIN OTP; the amount is
-/// 8 bytes, the currency 3 upper-case ASCII letters.
+/// TRANSACTION OTP `80 12 00 00 Lc {01, 02, 05, 06, 07, 08, [09, 0A]}`: as LOGIN OTP; the
+/// amount is 8 bytes, the currency 3 upper-case ASCII letters. With both `09` (source, 1-64
+/// bytes of UTF-8) and `0A` (payee name, 1-280 bytes of UTF-8) the card signs context
+/// version 2; with neither, version 1; with only one of them `6A80`.
 fn transaction_otp(v: CommandView<'_>) -> Result<Command<'_>, Status> {
     p1p2(&v, 0x00, 0x00)?;
     require(!v.data.is_empty(), Status::WrongLength)?;
-    let [challenge, verifier_id, tx_id, amount, currency, payee] = parse_flat(
+    let [challenge, verifier_id, tx_id, amount, currency, payee, source, payee_name] = parse_flat(
         v.data,
-        [tag::CHALLENGE, tag::VERIFIER_ID, tag::TRANSACTION_ID, tag::AMOUNT, tag::CURRENCY, tag::PAYEE],
+        [
+            tag::CHALLENGE,
+            tag::VERIFIER_ID,
+            tag::TRANSACTION_ID,
+            tag::AMOUNT,
+            tag::CURRENCY,
+            tag::PAYEE,
+            tag::SOURCE,
+            tag::PAYEE_NAME,
+        ],
     )
     .ok_or_else(bad_data)?;
+    let (version, source, payee_name) = match (source, payee_name) {
+        (None, None) => (TxVersion::V1, &[][..], &[][..]),
+        (Some(source), Some(name)) => {
+            require((1..=PAYEE_NAME_MAX).contains(&name.len()) && core::str::from_utf8(name).is_ok(), bad_data())?;
+            (TxVersion::V2, utf8_field(source)?, name)
+        }
+        _ => return Err(bad_data()),
+    };
     let tx_id = tx_id.ok_or_else(bad_data)?;
     require((1..=FIELD_MAX).contains(&tx_id.len()), bad_data())?;
     let amount: [u8; 8] = amount.ok_or_else(bad_data)?.try_into().map_err(|_| bad_data())?;
@@ -391,11 +421,14 @@ fn transaction_otp(v: CommandView<'_>) -> Result<Command<'_>, Status> {
     Ok(Command::TransactionOtp(TxRequest {
         challenge: challenge_field(challenge.ok_or_else(bad_data)?)?,
         fields: TxFields {
+            version,
             verifier_id: utf8_field(verifier_id.ok_or_else(bad_data)?)?,
             transaction_id: tx_id,
             amount_minor: u64::from_be_bytes(amount),
             currency,
+            source,
             payee: utf8_field(payee.ok_or_else(bad_data)?)?,
+            payee_name,
         },
     }))
 }

@@ -100,7 +100,7 @@ pub mod tlv;
 #[cfg(feature = "virtual-card")]
 pub mod vpcd;
 
-pub use card::{Applet, Card, Response, TouchPolicy};
+pub use card::{Applet, Card, Firmware, Response, TouchPolicy};
 pub use command::{Command, AID};
 #[cfg(feature = "std")]
 pub use front::VirtualCard;

@@ -12,7 +12,7 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-V = json.load(open(os.path.join(HERE, "paysim-vectors.json")))
+V = json.load(open(os.path.join(HERE, "paysim-vectors.json"), encoding="utf-8"))
 
 
 def context(label, fields):
@@ -51,6 +51,32 @@ for step in p["steps"]:
     assert paysim_otp(ck, i, ch, tx_ctx) == step["tx_otp"], i
     ck = hmac.new(ck, b"PAYSIM-1 CHAIN", hashlib.sha256).digest()
 print("PAYSIM-1 vectors: ok")
+
+# Transaction context version 2: the source account and the payee's name (UTF-8) are signed.
+p2 = V["paysim2"]
+t2 = p2["transaction"]
+tx2_ctx = context(b"PAYSIM-2 TX", [vid, t2["transaction_id"].encode(), struct.pack(">Q", t2["amount_minor"]),
+                                   t2["currency"].encode(), t2["source"].encode(), t2["payee"].encode(),
+                                   t2["payee_name"].encode("utf-8")])
+assert tx2_ctx.hex() == p2["tx_context_hex"]
+ck = seed
+for step in p2["steps"]:
+    assert paysim_otp(ck, step["counter"], ch, tx2_ctx) == step["tx_otp"], step
+    ck = hmac.new(ck, b"PAYSIM-1 CHAIN", hashlib.sha256).digest()
+
+
+def tlv(tag, value):
+    return bytes([tag, len(value)]) + value
+
+
+data = (tlv(1, ch) + tlv(2, vid) + tlv(5, t2["transaction_id"].encode()) + tlv(6, struct.pack(">Q", t2["amount_minor"]))
+        + tlv(7, t2["currency"].encode()) + tlv(8, t2["payee"].encode()) + tlv(9, t2["source"].encode())
+        + tlv(10, t2["payee_name"].encode("utf-8")))
+assert (bytes([0x80, 0x12, 0, 0, len(data)]) + data + b"\0").hex().upper() == p2["card"]["tx_otp_apdu_hex"]
+counter1 = p2["steps"][1]
+want = tlv(3, struct.pack(">Q", 1)) + tlv(4, counter1["tx_otp"].encode()) + b"\x90\x00"
+assert want.hex().upper() == p2["card"]["tx_otp_response_hex"]
+print("PAYSIM-2 vectors: ok")
 
 try:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes

@@ -1,13 +1,16 @@
 //! Table tests: every command with every status word it can answer (docs/protocol.md).
 
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use card_applet::command::DataObject;
 use card_applet::host::{self, CardError, PinStatus};
 use card_applet::state::MemStore;
-use card_applet::CardFront;
+use card_applet::{CardFront, Firmware};
 use common::*;
-use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
+use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields, TxVersion};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -19,6 +22,8 @@ enum Kind {
     Locked,
     /// Personalized, selected, PIN verified.
     Unlocked,
+    /// As `Unlocked`, on a card running the emulated applet 1.0 (`Firmware::V1_0`).
+    OldUnlocked,
 }
 
 fn card(kind: Kind) -> CardFront<MemStore> {
@@ -35,6 +40,13 @@ fn card(kind: Kind) -> CardFront<MemStore> {
             c
         }
         Kind::Unlocked => unlocked(),
+        Kind::OldUnlocked => {
+            let mut c = personalized();
+            c.card_mut().set_firmware(Firmware::V1_0);
+            assert_eq!(sw(&tx(&mut c, &host::select())), 0x9000);
+            assert_eq!(sw(&tx(&mut c, &host::verify(PIN).unwrap())), 0x9000);
+            c
+        }
     }
 }
 
@@ -115,7 +127,9 @@ const TABLE: &[(&str, Kind, &str, u16)] = &[
     ("GET DATA PUK tries factory", Kind::Factory, "00 CA DF 06 00", 0x6A88),
     ("GET DATA counter factory", Kind::Factory, "00 CA DF 02 00", 0x9000),
     ("GET DATA serial", Kind::Locked, "00 CA DF 01 00", 0x9000),
-    ("GET DATA DF08", Kind::Locked, "00 CA DF 08 00", 0x6A88),
+    ("GET DATA DF08", Kind::Locked, "00 CA DF 08 00", 0x9000),
+    ("GET DATA DF08 on applet 1.0", Kind::OldUnlocked, "00 CA DF 08 00", 0x6A88),
+    ("GET DATA DF09", Kind::Locked, "00 CA DF 09 00", 0x6A88),
     ("GET DATA 0001", Kind::Locked, "00 CA 00 01 00", 0x6A88),
     ("GET DATA with data", Kind::Locked, "00 CA DF 01 01 00 00", 0x6700),
     ("GET DATA case 1", Kind::Locked, "00 CA DF 01", 0x9000),
@@ -219,6 +233,106 @@ const TABLE: &[(&str, Kind, &str, u16)] = &[
             " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"
         ),
         0x9000,
+    ),
+    (
+        "TX v2",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 35 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 01 53 0A 03 42 6F 62 00"
+        ),
+        0x9000,
+    ),
+    (
+        "TX v2 on applet 1.0",
+        Kind::OldUnlocked,
+        concat!(
+            "80 12 00 00 35 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 01 53 0A 03 42 6F 62 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX v1 on applet 1.0",
+        Kind::OldUnlocked,
+        concat!(
+            "80 12 00 00 2D ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 00"
+        ),
+        0x9000,
+    ),
+    (
+        "TX source without name",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 30 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 01 53 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX name without source",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 32 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 0A 03 42 6F 62 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX v2 empty name",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 32 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 01 53 0A 00 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX v2 empty source",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 34 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 00 0A 03 42 6F 62 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX v2 name not UTF-8",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 34 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 01 53 0A 02 C3 28 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX v2 repeated name",
+        Kind::Unlocked,
+        concat!(
+            "80 12 00 00 3A ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 01 53 0A 03 42 6F 62 0A 03 42 6F 62 00"
+        ),
+        0x6A80,
+    ),
+    (
+        "TX v2 locked",
+        Kind::Locked,
+        concat!(
+            "80 12 00 00 35 ",
+            "01 10 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F",
+            " 02 03 61 62 63 05 02 54 31 06 08 00 00 00 00 00 00 30 39 07 03 45 55 52 08 01 50 09 01 53 0A 03 42 6F 62 00"
+        ),
+        0x6982,
     ),
     (
         "TX locked",
@@ -354,9 +468,13 @@ fn every_row_of_the_status_word_table() {
 fn select_answers_the_fci() {
     let mut c = factory();
     let resp = tx(&mut c, &hexs(SELECT));
-    assert_eq!(hex::encode_upper(&resp), "6F15".to_owned() + "8408F050415953494D01" + "A509DF05020100DF0401039000");
+    assert_eq!(
+        hex::encode_upper(&resp),
+        "6F1A".to_owned() + "8408F050415953494D01" + "A50EDF05020101DF040103DF080201029000"
+    );
     let fci = host::parse_select(&resp).unwrap();
-    assert_eq!((fci.version, fci.life_cycle, fci.serial.as_deref()), ([1, 0], 0x03, None));
+    assert_eq!((fci.version, fci.life_cycle, fci.serial.as_deref()), ([1, 1], 0x03, None));
+    assert_eq!(fci.tx_versions, [TxVersion::V1, TxVersion::V2]);
     assert!(!fci.personalized());
 
     let mut c = personalized();
@@ -396,7 +514,8 @@ fn get_data_values() {
     assert_eq!(host::parse_byte(&get(&mut c, DataObject::PinTries)).unwrap(), 3);
     assert_eq!(host::parse_byte(&get(&mut c, DataObject::PukTries)).unwrap(), 10);
     assert_eq!(host::parse_byte(&get(&mut c, DataObject::LifeCycle)).unwrap(), 0x05);
-    assert_eq!(host::parse_get_data(&get(&mut c, DataObject::AppletVersion)).unwrap(), [1, 0]);
+    assert_eq!(host::parse_get_data(&get(&mut c, DataObject::AppletVersion)).unwrap(), [1, 1]);
+    assert_eq!(host::parse_get_tx_versions(&get(&mut c, DataObject::TxVersions)).unwrap(), TxVersion::ALL);
     tx(&mut c, &login_apdu(&[1; 16]));
     tx(&mut c, &login_apdu(&[1; 16]));
     assert_eq!(host::parse_counter(&get(&mut c, DataObject::NextCounter)).unwrap(), 2);
@@ -412,6 +531,9 @@ fn otp_answers_match_the_algorithm_and_the_counter_moves() {
     assert_eq!(code, login_otp(&ck0, 0, &challenge, VERIFIER.as_bytes()));
 
     let fields = TxFields {
+        version: paysim_otp::TxVersion::V1,
+        source: b"",
+        payee_name: b"",
         verifier_id: VERIFIER.as_bytes(),
         transaction_id: b"transfer-77",
         amount_minor: 12_345,
@@ -497,4 +619,72 @@ fn transceive_stops_on_a_card_that_never_stops_chaining() {
     let resp = host::transceive(&host::select(), &mut endless).unwrap();
     assert!(calls <= 300, "{calls} calls");
     assert!(matches!(host::parse_select(&resp), Err(CardError::Status(0x6100))));
+}
+
+/// An emulated applet 1.0: reports 1.0, announces nothing (so hosts read "version 1 only"),
+/// still signs version 1, and refuses version 2.
+#[test]
+fn an_old_card_announces_version_1_only_and_refuses_version_2() {
+    let mut c = personalized();
+    c.card_mut().set_firmware(Firmware::V1_0);
+    let fci = host::parse_select(&tx(&mut c, &host::select())).unwrap();
+    assert_eq!((fci.version, fci.tx_versions.as_slice()), ([1, 0], &[TxVersion::V1][..]));
+    assert_eq!(fci.best_tx_version(), TxVersion::V1);
+    assert_eq!(
+        host::parse_get_tx_versions(&tx(&mut c, &host::get_data(DataObject::TxVersions))).unwrap(),
+        [TxVersion::V1]
+    );
+    assert_eq!(host::parse_get_data(&tx(&mut c, &host::get_data(DataObject::AppletVersion))).unwrap(), [1, 0]);
+    assert_eq!(sw(&tx(&mut c, &host::verify(PIN).unwrap())), 0x9000);
+    let v2 = TxFields {
+        version: TxVersion::V2,
+        verifier_id: VERIFIER.as_bytes(),
+        transaction_id: b"t-1",
+        amount_minor: 5,
+        currency: b"EUR",
+        source: b"ACC-A",
+        payee: b"ACC-B",
+        payee_name: "Zoë".as_bytes(),
+    };
+    let resp = tx(&mut c, &host::tx_otp(&[7; 16], &v2).unwrap());
+    assert_eq!(host::parse_otp(&resp).unwrap_err(), CardError::BadData);
+    // Refused before the chain moved: the next code is still step 0, and v1 still works.
+    let v1 = TxFields { version: TxVersion::V1, ..v2.clone() };
+    let (i, code) = host::parse_otp(&tx(&mut c, &host::tx_otp(&[7; 16], &v1).unwrap())).unwrap();
+    assert_eq!(i, 0);
+    assert_eq!(code, tx_otp(&ChainKey::from_bytes(SEED), 0, &[7; 16], &v1));
+}
+
+/// The longest name (70 four-byte characters, 280 bytes) goes in an extended APDU and is
+/// signed; one byte more is refused by the host builder and by the card.
+#[test]
+fn a_payee_name_of_280_bytes_is_signed_and_281_refused() {
+    let mut c = unlocked();
+    let long = "\u{1F600}".repeat(70);
+    assert_eq!(long.len(), 280);
+    let f = TxFields {
+        version: TxVersion::V2,
+        verifier_id: VERIFIER.as_bytes(),
+        transaction_id: b"t-1",
+        amount_minor: 5,
+        currency: b"EUR",
+        source: b"ACC-A",
+        payee: b"ACC-B",
+        payee_name: long.as_bytes(),
+    };
+    let apdu = host::tx_otp(&[7; 16], &f).unwrap();
+    assert_eq!(apdu[4], 0x00, "extended Lc");
+    let (i, code) = host::parse_otp(&tx(&mut c, &apdu)).unwrap();
+    assert_eq!(code, tx_otp(&ChainKey::from_bytes(SEED), i, &[7; 16], &f));
+    let longer = format!("{long}a");
+    let g = TxFields { payee_name: longer.as_bytes(), ..f.clone() };
+    assert_eq!(host::tx_otp(&[7; 16], &g), Err(host::RequestError::PayeeName));
+    // Built by hand, the card refuses it too.
+    let mut data = apdu[7..apdu.len() - 2].to_vec();
+    let name_at = data.len() - 280 - 4;
+    data.truncate(name_at);
+    data.extend_from_slice(&[0x0A, 0x82, 0x01, 0x19]);
+    data.extend_from_slice(longer.as_bytes());
+    let built = card_applet::apdu::build(0x80, 0x12, 0, 0, &data, Some(256)).unwrap();
+    assert_eq!(sw(&c.process(&built)), 0x6A80);
 }

@@ -273,6 +273,9 @@ fn the_counter_never_wraps_at_the_end_of_the_chain() {
         host::tx_otp(
             &[5; 16],
             &paysim_otp::TxFields {
+                version: paysim_otp::TxVersion::V1,
+                source: b"",
+                payee_name: b"",
                 verifier_id: VERIFIER.as_bytes(),
                 transaction_id: b"t",
                 amount_minor: 1,

@@ -15,7 +15,7 @@ use card_applet::scp::{kdf, SessionKeys};
 use card_applet::state::{CardState, MemStore};
 use card_applet::{Card, CardFront};
 use common::{sw, tx};
-use paysim_otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields};
+use paysim_otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields, TxVersion};
 use serde_json::Value;
 
 fn doc() -> String {
@@ -82,7 +82,7 @@ fn atr_and_factory_fci_as_published() {
 #[test]
 fn paysim1_vectors_as_published() {
     let d = doc();
-    let s = section(&d, "### PAYSIM-1", "### Admin protocol");
+    let s = section(&d, "### PAYSIM-1", "### PAYSIM-2");
     let seed: [u8; 32] = arr(value(s, "seed"));
     let challenge = unhex(value(s, "challenge"));
     let vid = value(s, "verifier id").as_bytes();
@@ -92,7 +92,16 @@ fn paysim1_vectors_as_published() {
     assert_eq!(unhex(ticked(amount_cell)[0]), amount.to_be_bytes());
     let currency: [u8; 3] = value(s, "currency").as_bytes().try_into().unwrap();
     let payee = value(s, "payee").as_bytes();
-    let fields = TxFields { verifier_id: vid, transaction_id: tx_id, amount_minor: amount, currency: &currency, payee };
+    let fields = TxFields {
+        version: TxVersion::V1,
+        verifier_id: vid,
+        transaction_id: tx_id,
+        amount_minor: amount,
+        currency: &currency,
+        source: b"",
+        payee,
+        payee_name: b"",
+    };
 
     // The document's inputs are the JSON's inputs.
     let j = &json()["paysim1"];
@@ -165,6 +174,69 @@ fn paysim1_vectors_as_published() {
 }
 
 #[test]
+fn paysim2_vectors_as_published() {
+    let d = doc();
+    let p1 = section(&d, "### PAYSIM-1", "### PAYSIM-2");
+    let s = section(&d, "### PAYSIM-2", "### Admin protocol");
+    let seed: [u8; 32] = arr(value(p1, "seed"));
+    let challenge = unhex(value(p1, "challenge"));
+    let vid = value(p1, "verifier id").as_bytes();
+    let amount: u64 = row(s, "amount")[1].split_whitespace().next().unwrap().parse().unwrap();
+    let currency: [u8; 3] = value(s, "currency").as_bytes().try_into().unwrap();
+    let name_cell = row(s, "payee name")[1];
+    let name = ticked(name_cell)[0];
+    assert_eq!(unhex(ticked(name_cell)[1]), name.as_bytes(), "the name's UTF-8 bytes as printed");
+    let fields = TxFields {
+        version: TxVersion::V2,
+        verifier_id: vid,
+        transaction_id: value(s, "transaction id").as_bytes(),
+        amount_minor: amount,
+        currency: &currency,
+        source: value(s, "source").as_bytes(),
+        payee: value(s, "payee").as_bytes(),
+        payee_name: name.as_bytes(),
+    };
+    // The document's inputs are the JSON's inputs.
+    let j = &json()["paysim2"];
+    for (k, got) in [("source", fields.source), ("payee", fields.payee), ("payee_name", fields.payee_name)] {
+        assert_eq!(j["transaction"][k].as_str().unwrap().as_bytes(), got, "{k}");
+    }
+    assert_eq!(unhex(line_after(s, "Transaction context v2")), tx_context(&fields));
+    let steps: Vec<Vec<&str>> = s
+        .lines()
+        .filter(|l| l.strip_prefix("| ").and_then(|l| l.chars().next()).is_some_and(|c| c.is_ascii_digit()))
+        .map(|l| l.trim().trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    assert!(steps.len() >= 5, "the step table is missing or short");
+    let ck0 = ChainKey::from_bytes(seed);
+    for (i, cells) in steps.iter().enumerate() {
+        let i = u64::try_from(i).unwrap();
+        assert_eq!(cells[0], i.to_string(), "rows in order");
+        assert_eq!(ticked(cells[1])[0], tx_otp(&ck0.advance(i), i, &challenge, &fields).as_str(), "v2 OTP {i}");
+    }
+    // The APDU: built by the host, answered by a card at counter 1.
+    let exchange: Vec<&str> =
+        s.lines().skip_while(|l| !l.starts_with("```")).skip(1).take_while(|l| !l.starts_with("```")).collect();
+    let command: String = exchange
+        .iter()
+        .take_while(|l| !l.starts_with('←'))
+        .map(|l| l.trim_start_matches('→').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let apdu =
+        unhex(&command.replace("<challenge>", &hex::encode(&challenge)).replace("<verifier id>", &hex::encode(vid)));
+    assert_eq!(apdu, host::tx_otp(&challenge, &fields).unwrap());
+    let answer = exchange.iter().find(|l| l.starts_with('←')).unwrap();
+    let mut card = common::factory();
+    common::personalize_with(&mut card, &common::ADMIN_KEY, &seed, common::PIN, common::PUK, common::SERIAL);
+    assert_eq!(sw(&tx(&mut card, &host::select())), 0x9000);
+    assert_eq!(sw(&tx(&mut card, &host::verify(common::PIN).unwrap())), 0x9000);
+    assert_eq!(sw(&tx(&mut card, &host::login_otp(&challenge, std::str::from_utf8(vid).unwrap()).unwrap())), 0x9000);
+    let (counter, code) = host::parse_otp(&tx(&mut card, &apdu)).unwrap();
+    assert_eq!((counter, code.as_str()), (1, answer.split('"').nth(1).unwrap()));
+}
+
+#[test]
 fn admin_vectors_as_published() {
     let d = doc();
     let s = section(&d, "### Admin protocol", "\n## ");
@@ -185,7 +257,7 @@ fn admin_vectors_as_published() {
     // The PERSONALIZE row names its inputs: the seed of the PAYSIM-1 section, PIN, PUK, serial.
     let p_row = row(s, "PERSONALIZE");
     let [pin, puk, serial] = <[&str; 3]>::try_from(ticked(p_row[0])).unwrap();
-    let seed: [u8; 32] = arr(value(section(&d, "### PAYSIM-1", "### Admin protocol"), "seed"));
+    let seed: [u8; 32] = arr(value(section(&d, "### PAYSIM-1", "### PAYSIM-2"), "seed"));
 
     // A card whose challenge is RC, driven by a host session whose challenge is RH, exchanges
     // exactly the published bytes.

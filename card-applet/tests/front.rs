@@ -17,15 +17,15 @@ use proptest::prelude::*;
 #[test]
 fn a_short_le_gets_the_answer_in_pieces() {
     let mut c = personalized();
-    // FCI of a personalized card: 6F 25 ... = 39 bytes. Ask for 5 at a time.
+    // FCI of a personalized card: 6F 2A ... = 44 bytes. Ask for 5 at a time.
     let full = tx(&mut c, &host::select());
     assert_eq!(sw(&full), 0x9000);
     let fci = data(&full).to_vec();
-    assert_eq!(fci.len(), 39);
+    assert_eq!(fci.len(), 44);
 
     let first = c.process(&hexs("00 A4 04 00 08 F0 50 41 59 53 49 4D 01 05"));
     assert_eq!(&first[..5], &fci[..5]);
-    assert_eq!(&first[5..], &[0x61, 34]);
+    assert_eq!(&first[5..], &[0x61, 39]);
     let mut got = first[..5].to_vec();
     loop {
         let r = c.process(&[0x00, 0xC0, 0x00, 0x00, 0x07]);
@@ -43,10 +43,10 @@ fn a_short_le_gets_the_answer_in_pieces() {
 
 #[test]
 fn no_le_means_everything_waits_for_get_response() {
-    // A case-3 SELECT on a factory card: the 23-byte FCI waits (as docs/protocol.md says).
+    // A case-3 SELECT on a factory card: the 28-byte FCI waits (as docs/protocol.md says).
     let mut f = factory();
-    assert_eq!(f.process(&hexs("00 A4 04 00 08 F0 50 41 59 53 49 4D 01")), [0x61, 0x17]);
-    let r = f.process(&[0x00, 0xC0, 0x00, 0x00, 0x17]);
+    assert_eq!(f.process(&hexs("00 A4 04 00 08 F0 50 41 59 53 49 4D 01")), [0x61, 0x1C]);
+    let r = f.process(&[0x00, 0xC0, 0x00, 0x00, 0x1C]);
     assert_eq!(host::parse_select(&r).unwrap().life_cycle, 0x03);
 
     let mut c = unlocked();
@@ -130,6 +130,9 @@ fn real_commands() -> Vec<Vec<u8>> {
         host::tx_otp(
             &[2; 32],
             &paysim_otp::TxFields {
+                version: paysim_otp::TxVersion::V1,
+                source: b"",
+                payee_name: b"",
                 verifier_id: b"v",
                 transaction_id: b"t",
                 amount_minor: 1,
@@ -225,16 +228,16 @@ proptest! {
 
 #[test]
 fn le_00_means_256_and_an_exact_le_needs_no_get_response() {
-    // The personalized FCI is 39 bytes. Le 00 (= 256, short) and 0000 (= 65536, extended)
-    // take it whole in one answer; Le 39 exactly too; Le 38 leaves one byte waiting.
+    // The personalized FCI is 44 bytes. Le 00 (= 256, short) and 0000 (= 65536, extended)
+    // take it whole in one answer; Le 44 exactly too; Le 43 leaves one byte waiting.
     let mut c = personalized();
     let select = hexs("00 A4 04 00 08 F0 50 41 59 53 49 4D 01");
     for (le, want_sw, want_len) in [
-        (&[0x00][..], [0x90, 0x00], 39),
-        (&[0x00, 0x00], [0x90, 0x00], 39), // extended: 00 Lc(2) ... Le(2), built below
-        (&[39], [0x90, 0x00], 39),
-        (&[40], [0x90, 0x00], 39),
-        (&[38], [0x61, 0x01], 38),
+        (&[0x00][..], [0x90, 0x00], 44),
+        (&[0x00, 0x00], [0x90, 0x00], 44), // extended: 00 Lc(2) ... Le(2), built below
+        (&[44], [0x90, 0x00], 44),
+        (&[45], [0x90, 0x00], 44),
+        (&[43], [0x61, 0x01], 43),
     ] {
         let apdu = if le.len() == 2 {
             let mut a = select[..4].to_vec();

@@ -99,6 +99,9 @@ fn check(ins: u8, fields: &Fields, want: u16, what: &str) {
     } else {
         let currency: [u8; 3] = get(fields, 0x07).try_into().unwrap();
         let tx = TxFields {
+            version: paysim_otp::TxVersion::V1,
+            source: b"",
+            payee_name: b"",
             verifier_id: get(fields, 0x02),
             transaction_id: get(fields, 0x05),
             amount_minor: u64::from_be_bytes(get(fields, 0x06).try_into().unwrap()),

@@ -27,6 +27,9 @@ fn tx_fields(n: u8) -> ([u8; 8], TxFields<'static>) {
     (
         id,
         TxFields {
+            version: paysim_otp::TxVersion::V1,
+            source: b"",
+            payee_name: b"",
             verifier_id: VERIFIER.as_bytes(),
             transaction_id: b"placeholder",
             amount_minor: 100 + u64::from(n),

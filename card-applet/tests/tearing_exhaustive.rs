@@ -140,6 +140,9 @@ fn current_pin(state: &CardState) -> &'static str {
 fn tx_fields(n: u8) -> TxFields<'static> {
     const IDS: [&str; 8] = ["T-0", "T-1", "T-2", "T-3", "T-4", "T-5", "T-6", "T-7"];
     TxFields {
+        version: paysim_otp::TxVersion::V1,
+        source: b"",
+        payee_name: b"",
         verifier_id: VERIFIER.as_bytes(),
         transaction_id: IDS[usize::from(n % 8)].as_bytes(),
         amount_minor: 1000 + u64::from(n),

@@ -15,7 +15,7 @@ use card_applet::state::{CardState, MemStore};
 use card_applet::{Card, CardFront};
 use common::{sw, tx};
 use hmac::{Hmac, Mac};
-use paysim_otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields};
+use paysim_otp::{login_context, login_otp, tx_context, tx_otp, ChainKey, TxFields, TxVersion};
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
 
@@ -58,6 +58,9 @@ fn paysim1_vectors_from_the_otp_module() {
     let vid = p["verifier_id"].as_str().unwrap().as_bytes();
     let t = tx_of(p);
     let fields = TxFields {
+        version: paysim_otp::TxVersion::V1,
+        source: b"",
+        payee_name: b"",
         verifier_id: vid,
         transaction_id: &t.id,
         amount_minor: t.amount,
@@ -78,6 +81,57 @@ fn paysim1_vectors_from_the_otp_module() {
         assert_eq!(login_otp(&ck, i, &challenge, vid).as_str(), s["login_otp"].as_str().unwrap(), "login {i}");
         assert_eq!(tx_otp(&ck, i, &challenge, &fields).as_str(), s["tx_otp"].as_str().unwrap(), "tx {i}");
     }
+}
+
+#[test]
+fn paysim2_vectors_from_the_otp_module_and_the_card() {
+    let v = vectors();
+    let p1 = &v["paysim1"];
+    let p = &v["paysim2"];
+    let t = &p["transaction"];
+    let s = |k: &str| t[k].as_str().unwrap().as_bytes();
+    let currency: [u8; 3] = s("currency").try_into().unwrap();
+    let fields = TxFields {
+        version: TxVersion::V2,
+        verifier_id: p1["verifier_id"].as_str().unwrap().as_bytes(),
+        transaction_id: s("transaction_id"),
+        amount_minor: t["amount_minor"].as_u64().unwrap(),
+        currency: &currency,
+        source: s("source"),
+        payee: s("payee"),
+        payee_name: s("payee_name"),
+    };
+    // The name has letters outside ASCII, signed as their UTF-8 bytes.
+    assert!(!t["payee_name"].as_str().unwrap().is_ascii());
+    assert_eq!(tx_context(&fields), h(&p["tx_context_hex"]));
+    assert!(h(&p["tx_context_hex"]).starts_with(b"PAYSIM-2 TX"));
+    let challenge = h(&p1["challenge_hex"]);
+    let ck0 = ChainKey::from_bytes(arr(&p1["seed_hex"]));
+    let steps = p["steps"].as_array().unwrap();
+    assert!(steps.len() >= 5);
+    for (i, st) in steps.iter().enumerate() {
+        let i = u64::try_from(i).unwrap();
+        assert_eq!(st["counter"].as_u64().unwrap(), i);
+        assert_eq!(
+            tx_otp(&ck0.advance(i), i, &challenge, &fields).as_str(),
+            st["tx_otp"].as_str().unwrap(),
+            "v2 tx {i}"
+        );
+        // Version 1 of the same transfer gives another code: the versions cannot be confused.
+        let v1 = TxFields { version: TxVersion::V1, ..fields.clone() };
+        assert_ne!(tx_otp(&ck0.advance(i), i, &challenge, &v1).as_str(), st["tx_otp"].as_str().unwrap());
+    }
+    // The host builds the documented APDU, and a card at counter 1 answers the documented bytes.
+    let c = &p["card"];
+    assert_eq!(hex::encode_upper(host::tx_otp(&challenge, &fields).unwrap()), c["tx_otp_apdu_hex"].as_str().unwrap());
+    let mut card = common::factory();
+    let seed: [u8; 32] = arr(&p1["seed_hex"]);
+    common::personalize_with(&mut card, &common::ADMIN_KEY, &seed, common::PIN, common::PUK, common::SERIAL);
+    assert_eq!(sw(&tx(&mut card, &host::select())), 0x9000);
+    assert_eq!(sw(&tx(&mut card, &host::verify(common::PIN).unwrap())), 0x9000);
+    assert_eq!(sw(&tx(&mut card, &h(&p1["card"]["login_otp_apdu_hex"]))), 0x9000);
+    let resp = tx(&mut card, &h(&c["tx_otp_apdu_hex"]));
+    assert_eq!(hex::encode_upper(&resp), c["tx_otp_response_hex"].as_str().unwrap());
 }
 
 /// RFC 4226 §5.3 dynamic truncation to 8 digits.

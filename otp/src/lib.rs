@@ -16,20 +16,27 @@
 //! context  = label ‖ for each field: u16 BE length ‖ bytes
 //! ```
 //!
+//! Transaction contexts come in two versions ([`TxVersion`]): `PAYSIM-1 TX` binds the
+//! verifier id, transaction id, amount, currency and payee account; `PAYSIM-2 TX` adds the
+//! source account and the payee's name. Both come from the one [`tx_context`].
+//!
 //! The chain key is never derived from any output, so a transmitted code says nothing about
 //! the next one.
 
 //! ```
-//! use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields};
+//! use paysim_otp::{login_otp, tx_otp, ChainKey, TxFields, TxVersion};
 //! let ck0 = ChainKey::from_bytes([7u8; 32]);
 //! let login = login_otp(&ck0, 0, &[0xAB; 32], b"https://bank.example:443");
 //! assert_eq!(login.as_str().len(), 8);
 //! let tx = TxFields {
+//!     version: TxVersion::V2,
 //!     verifier_id: b"https://bank.example:443",
 //!     transaction_id: b"tx-1",
 //!     amount_minor: 1234,
 //!     currency: b"EUR",
+//!     source: b"ACC-ALICE-EUR",
 //!     payee: b"ACC-BOB-EUR",
+//!     payee_name: "Bob Müller".as_bytes(),
 //! };
 //! let code = tx_otp(&ck0.next(), 1, &[0xAB; 32], &tx);
 //! assert!(!code.matches(login.as_str()));
@@ -58,8 +65,11 @@ pub const LABEL_STEP_KEY: &[u8] = b"PAYSIM-1 OTP";
 pub const LABEL_CHAIN: &[u8] = b"PAYSIM-1 CHAIN";
 /// Context label of a login code.
 pub const LABEL_LOGIN: &[u8] = b"PAYSIM-1 LOGIN";
-/// Context label of a transaction code.
+/// Context label of a transaction code of version 1 ([`TxVersion::V1`]).
 pub const LABEL_TX: &[u8] = b"PAYSIM-1 TX";
+/// Context label of a transaction code of version 2 ([`TxVersion::V2`]): the source account
+/// and the payee's name are bound too.
+pub const LABEL_TX_V2: &[u8] = b"PAYSIM-2 TX";
 /// Shortest challenge the card accepts, in bytes.
 pub const CHALLENGE_MIN: usize = 16;
 /// Longest challenge the card accepts, in bytes (64 hex digits: the suite's `QH64`).
@@ -501,7 +511,8 @@ impl Otp {
 }
 
 /// `label ‖ for each field: u16 BE length ‖ bytes`. Fields longer than 65535 bytes are
-/// cut to that length by no caller: the card and the bank limit every field to 64 bytes.
+/// cut to that length by no caller: the card and the bank limit every field to 64 bytes, and
+/// the payee's name to 280 (70 characters).
 pub fn context(label: &[u8], fields: &[&[u8]]) -> Vec<u8> {
     let mut out = label.to_vec();
     for f in fields {
@@ -517,21 +528,74 @@ pub fn login_context(verifier_id: &[u8]) -> Vec<u8> {
     context(LABEL_LOGIN, &[verifier_id])
 }
 
-/// The fields a transaction code binds.
+/// The version of the transaction context a code binds. A card announces the versions it
+/// signs (`docs/protocol.md`, GET DATA `DF08`); the bank records, per token, the one it
+/// accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TxVersion {
+    /// `"PAYSIM-1 TX"`: verifier id, transaction id, amount, currency, payee account.
+    /// Cards of applet version 1.0 sign only this one.
+    V1,
+    /// `"PAYSIM-2 TX"`: version 1's fields plus the source account and the payee's name.
+    V2,
+}
+
+impl TxVersion {
+    /// Every version, oldest first.
+    pub const ALL: [TxVersion; 2] = [TxVersion::V1, TxVersion::V2];
+
+    /// The version's number as cards announce it and the bank stores it (`1`, `2`).
+    pub fn number(self) -> u8 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+
+    /// The version with this number; `None` for a number no build knows.
+    pub fn from_number(n: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.number() == n)
+    }
+
+    /// The context label of this version.
+    pub fn label(self) -> &'static [u8] {
+        match self {
+            Self::V1 => LABEL_TX,
+            Self::V2 => LABEL_TX_V2,
+        }
+    }
+}
+
+/// The fields a transaction code binds. `source` and `payee_name` belong to version 2 only:
+/// a [`TxVersion::V1`] context leaves them out (set them empty).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxFields<'a> {
+    pub version: TxVersion,
     pub verifier_id: &'a [u8],
     pub transaction_id: &'a [u8],
     pub amount_minor: u64,
     pub currency: &'a [u8; 3],
+    /// The account the money leaves (version 2).
+    pub source: &'a [u8],
     pub payee: &'a [u8],
+    /// The payee's name as the customer typed it and the bank stores it, UTF-8 (version 2).
+    pub payee_name: &'a [u8],
 }
 
-/// Context of a transaction code:
-/// `"PAYSIM-1 TX" ‖ [verifier id, transaction id, amount (8 bytes BE), currency, payee]`.
+/// Context of a transaction code, one function for every version:
+///
+/// - V1: `"PAYSIM-1 TX" ‖ [verifier id, transaction id, amount (8 bytes BE), currency, payee]`
+/// - V2: `"PAYSIM-2 TX" ‖ [verifier id, transaction id, amount (8 bytes BE), currency,
+///   source account, payee account, payee name]`
 pub fn tx_context(tx: &TxFields<'_>) -> Vec<u8> {
     let amount = tx.amount_minor.to_be_bytes();
-    context(LABEL_TX, &[tx.verifier_id, tx.transaction_id, &amount, tx.currency, tx.payee])
+    match tx.version {
+        TxVersion::V1 => context(LABEL_TX, &[tx.verifier_id, tx.transaction_id, &amount, tx.currency, tx.payee]),
+        TxVersion::V2 => context(
+            LABEL_TX_V2,
+            &[tx.verifier_id, tx.transaction_id, &amount, tx.currency, tx.source, tx.payee, tx.payee_name],
+        ),
+    }
 }
 
 /// The PAYSIM-1 code at step `counter` with chain key `ck` (which must be `ck_counter`).
@@ -848,11 +912,14 @@ mod tests {
         let ch = [7u8; 32];
         assert_eq!(oath_login_challenge(&ch, vid), oath_challenge(OATH_LABEL_LOGIN, &ch, &login_context(vid)));
         let tx = TxFields {
+            version: TxVersion::V2,
             verifier_id: vid,
             transaction_id: b"tx-1",
             amount_minor: 1234,
             currency: b"EUR",
+            source: b"ACC-ALICE-EUR",
             payee: b"ACC-BOB-EUR",
+            payee_name: b"Bob Example",
         };
         let base = oath_tx_challenge(&ch, &tx);
         assert_eq!(base, oath_challenge(OATH_LABEL_TX, &ch, &tx_context(&tx)));
@@ -865,6 +932,9 @@ mod tests {
             TxFields { currency: b"USD", ..tx.clone() },
             TxFields { transaction_id: b"tx-2", ..tx.clone() },
             TxFields { verifier_id: b"https://evil.example:443", ..tx.clone() },
+            TxFields { source: b"ACC-ALICE-EUR-2", ..tx.clone() },
+            TxFields { payee_name: b"Bob Exemple", ..tx.clone() },
+            TxFields { version: TxVersion::V1, ..tx.clone() },
         ] {
             assert_ne!(base, oath_tx_challenge(&ch, &changed), "{changed:?}");
         }
@@ -874,11 +944,24 @@ mod tests {
     #[test]
     fn context_encoding_is_length_prefixed() {
         assert_eq!(login_context(b"ab"), b"PAYSIM-1 LOGIN\x00\x02ab".to_vec());
-        let tx =
-            TxFields { verifier_id: b"v", transaction_id: b"t1", amount_minor: 0x0102, currency: b"EUR", payee: b"P" };
+        let tx = TxFields {
+            version: TxVersion::V1,
+            verifier_id: b"v",
+            transaction_id: b"t1",
+            amount_minor: 0x0102,
+            currency: b"EUR",
+            source: b"ignored in v1",
+            payee: b"P",
+            payee_name: b"ignored in v1",
+        };
         let mut want = b"PAYSIM-1 TX".to_vec();
         want.extend_from_slice(b"\x00\x01v\x00\x02t1\x00\x08\x00\x00\x00\x00\x00\x00\x01\x02\x00\x03EUR\x00\x01P");
         assert_eq!(tx_context(&tx), want);
+        let v2 = TxFields { version: TxVersion::V2, source: b"S", payee_name: "Jos\u{e9}".as_bytes(), ..tx };
+        let mut want = b"PAYSIM-2 TX".to_vec();
+        want.extend_from_slice(b"\x00\x01v\x00\x02t1\x00\x08\x00\x00\x00\x00\x00\x00\x01\x02\x00\x03EUR");
+        want.extend_from_slice(b"\x00\x01S\x00\x01P\x00\x05Jos\xc3\xa9");
+        assert_eq!(tx_context(&v2), want);
     }
 
     #[test]
@@ -886,11 +969,14 @@ mod tests {
         let ck = ChainKey::from_bytes([9; 32]);
         let ch = [0x11u8; 32];
         let base = TxFields {
+            version: TxVersion::V2,
             verifier_id: b"https://bank.example",
             transaction_id: b"tx-1",
             amount_minor: 1234,
             currency: b"EUR",
+            source: b"DE00 9999",
             payee: b"DE00 1234",
+            payee_name: b"Bob",
         };
         let code = tx_otp(&ck, 5, &ch, &base);
         let variants = [
@@ -899,6 +985,9 @@ mod tests {
             TxFields { amount_minor: 1235, ..base.clone() },
             TxFields { currency: b"USD", ..base.clone() },
             TxFields { payee: b"DE00 1235", ..base.clone() },
+            TxFields { source: b"DE00 9998", ..base.clone() },
+            TxFields { payee_name: b"Rob", ..base.clone() },
+            TxFields { version: TxVersion::V1, ..base.clone() },
         ];
         for v in &variants {
             assert_ne!(tx_otp(&ck, 5, &ch, v), code, "{v:?}");
@@ -907,6 +996,29 @@ mod tests {
         assert_ne!(tx_otp(&ck, 5, &[0x12; 32], &base), code);
         assert!(code.matches(code.as_str()));
         assert!(!code.matches("00000000") || code.as_str() == "00000000");
+    }
+
+    #[test]
+    fn versions_have_their_numbers_and_labels() {
+        for v in TxVersion::ALL {
+            assert_eq!(TxVersion::from_number(v.number()), Some(v));
+        }
+        assert_eq!(TxVersion::from_number(0), None);
+        assert_eq!(TxVersion::from_number(3), None);
+        assert_eq!(TxVersion::V2.label(), b"PAYSIM-2 TX");
+        // A v1 context ignores the v2 fields: old cards keep their codes.
+        let a = TxFields {
+            version: TxVersion::V1,
+            verifier_id: b"v",
+            transaction_id: b"t",
+            amount_minor: 1,
+            currency: b"EUR",
+            source: b"",
+            payee: b"P",
+            payee_name: b"",
+        };
+        let b = TxFields { source: b"S", payee_name: b"N", ..a.clone() };
+        assert_eq!(tx_context(&a), tx_context(&b));
     }
 
     #[test]

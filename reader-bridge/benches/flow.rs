@@ -101,9 +101,9 @@ fn main() {
     ops::enroll_token_file(&db, &card.token_path, "alice").unwrap();
     let soft_seed = [0x33; 32];
     ops::enroll_token(&db, "SOFT-1", &ChainKey::from_bytes(soft_seed), 0, "bob").unwrap();
-    ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
-    ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
-    ops::open_account(&db, "carol", "ACC-CAROL-EUR", "EUR").unwrap();
+    ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR", Some("Alice Example")).unwrap();
+    ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR", Some("Bob Example")).unwrap();
+    ops::open_account(&db, "carol", "ACC-CAROL-EUR", "EUR", Some("Carol Example")).unwrap();
     ops::fund(&db, "ACC-ALICE-EUR", 1_000_000_000, "bench").unwrap();
     ops::fund(&db, "ACC-BOB-EUR", 1_000_000_000, "bench").unwrap();
 
@@ -117,7 +117,9 @@ fn main() {
         to: "ACC-CAROL-EUR".parse().unwrap(),
         amount_minor: 1,
         currency: "EUR".parse().unwrap(),
+        payee_name: "Carol Example".parse().unwrap(),
         yes: true,
+        confirm_unverified_payee: false,
     };
     let round = || {
         bridge.login(&"alice".parse().unwrap(), &mut Always).unwrap();
@@ -140,11 +142,14 @@ fn main() {
     let vid = bridge.bank().unwrap().verifier_id().to_owned();
     let challenge = [0x5Au8; 32];
     let tx = otp::TxFields {
+        version: paysim_otp::TxVersion::V2,
         verifier_id: vid.as_bytes(),
         transaction_id: b"tx-bench",
         amount_minor: 1,
         currency: b"EUR",
+        source: b"ACC-ALICE-EUR",
         payee: b"ACC-CAROL-EUR",
+        payee_name: b"Carol Example",
     };
     let card_part: Vec<Duration> = (0..n)
         .map(|_| {
@@ -169,19 +174,23 @@ fn main() {
             to: "ACC-CAROL-EUR".parse().unwrap(),
             amount_minor: 1,
             currency: "EUR".parse().unwrap(),
+            payee_name: "Carol Example".parse().unwrap(),
         };
         let Created::Challenge(tc) = bank.create_transfer(&session.token, &new).unwrap() else {
             panic!("a new transfer id must get a challenge")
         };
         let fields = otp::TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: vid.as_bytes(),
             transaction_id: id.as_str().as_bytes(),
             amount_minor: 1,
             currency: b"EUR",
+            source: b"ACC-BOB-EUR",
             payee: b"ACC-CAROL-EUR",
+            payee_name: b"Carol Example",
         };
         let code = bobs_card.tx_otp(&pin, tc.challenge.as_bytes(), &fields).unwrap();
-        let t = bank.confirm_transfer(&session.token, &id, &tc.challenge_id, code.counter, &code.otp).unwrap();
+        let t = bank.confirm_transfer(&session.token, &id, &tc.challenge_id, code.counter, &code.otp, false).unwrap();
         assert_eq!(t.status, TransferStatus::Executed);
     };
     bank_round(usize::MAX); // warm-up

@@ -18,7 +18,8 @@ use crate::error::{Error, Result, TlsProblem};
 use paysim_otp::Otp;
 use paysim_wire::api::{
     Account, Accounts, ChallengeInfo, CodeSubmission, ErrorBody, ErrorCode, LoginChallenge, LoginChallengeRequest,
-    LoginOk, NewTransfer, OtpText, SessionToken, Transfer, TransferChallenge, TransferEnvelope, Transfers,
+    LoginOk, NewTransfer, OtpText, SessionToken, Transfer, TransferChallenge, TransferConfirmation, TransferEnvelope,
+    Transfers,
 };
 use paysim_wire::{ChallengeId, TransferId, UserName};
 use serde::de::DeserializeOwned;
@@ -159,7 +160,7 @@ pub struct Bank {
 #[derive(Clone, Debug)]
 pub enum Created {
     /// Pending: sign this challenge.
-    Challenge(TransferChallenge),
+    Challenge(Box<TransferChallenge>),
     /// A retry of a transfer that was already executed: nothing moves again.
     AlreadyExecuted(Transfer),
 }
@@ -299,12 +300,13 @@ impl Bank {
         let (status, body) =
             self.send(self.http.post(self.url_of("/transfers")).bearer_auth(token.as_str()).json(t))?;
         if status == 201 {
-            return Ok(Created::Challenge(Self::json(&body)?));
+            return Ok(Created::Challenge(Box::new(Self::json(&body)?)));
         }
         Ok(Created::AlreadyExecuted(Self::json::<TransferEnvelope>(&body)?.transfer))
     }
 
-    /// `POST /transfers/{id}/confirm` with the card's counter and code.
+    /// `POST /transfers/{id}/confirm` with the card's counter and code, and the person's
+    /// second confirmation of a payee whose name did not match or could not be checked.
     pub fn confirm_transfer(
         &self,
         token: &SessionToken,
@@ -312,8 +314,15 @@ impl Bank {
         challenge_id: &ChallengeId,
         counter: u64,
         otp: &Otp,
+        confirm_unverified_payee: bool,
     ) -> Result<Transfer> {
-        let body = Self::submission(challenge_id, counter, otp)?;
+        let code = Self::submission(challenge_id, counter, otp)?;
+        let body = TransferConfirmation {
+            challenge_id: code.challenge_id,
+            counter: code.counter,
+            otp: code.otp,
+            confirm_unverified_payee,
+        };
         let req =
             self.http.post(self.url_of(&format!("/transfers/{id}/confirm"))).bearer_auth(token.as_str()).json(&body);
         let (_, body) = self.send(req)?;

@@ -497,7 +497,16 @@ mod tests {
     #[test]
     fn codes_follow_the_chain_and_each_exchange_needs_the_pin_again() {
         let mut card = card();
-        let tx = TxFields { verifier_id: b"v", transaction_id: b"t-1", amount_minor: 5, currency: b"EUR", payee: b"P" };
+        let tx = TxFields {
+            version: paysim_otp::TxVersion::V2,
+            verifier_id: b"v",
+            transaction_id: b"t-1",
+            amount_minor: 5,
+            currency: b"EUR",
+            source: b"S",
+            payee: b"P",
+            payee_name: "Zoë".as_bytes(),
+        };
         let a = card.login_otp(&pin("1234"), &[1; 32], "v").unwrap();
         let b = card.tx_otp(&pin("1234"), &[2; 32], &tx).unwrap();
         assert_eq!((a.counter, b.counter), (0, 1));

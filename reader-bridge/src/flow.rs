@@ -9,9 +9,9 @@ use crate::card::{self, CardStatus, OathCard, PaysimCard, ReaderInfo};
 use crate::error::{Error, Result};
 use crate::state::{self, PendingTransfer, PinnedBank, Session, StateDir};
 use card_link::Transport;
-use paysim_otp::TxFields;
-use paysim_wire::api::{Account, NewTransfer, Transfer};
-use paysim_wire::{AccountNumber, Challenge, Currency, TransferId, UserName};
+use paysim_otp::{TxFields, TxVersion};
+use paysim_wire::api::{Account, NewTransfer, PayeeCheck, SignFields, Transfer, TransferChallenge};
+use paysim_wire::{AccountNumber, Challenge, Currency, PayeeName, TransferId, UserName};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -156,7 +156,7 @@ impl<T: Transport> Token for OathCard<T> {
 type Secret = Option<Zeroizing<String>>;
 
 /// Asks the person what `token` needs before a code.
-fn ask_secret(token: &mut dyn Token, ui: &mut dyn Ui) -> Result<Secret> {
+pub(crate) fn ask_secret(token: &mut dyn Token, ui: &mut dyn Ui) -> Result<Secret> {
     match token.secret_prompt()? {
         None => Ok(None),
         Some((kind, prompt)) => {
@@ -189,15 +189,31 @@ pub struct TransferRequest {
     pub to: AccountNumber,
     pub amount_minor: u64,
     pub currency: Currency,
-    /// Skip the confirmation question (`--yes`).
+    /// The payee's name as the person knows it (`--payee-name`): checked by the bank against
+    /// the account (verification of payee) and signed by the card.
+    pub payee_name: PayeeName,
+    /// Skip the confirmation question (`--yes`). It does not answer the second question of
+    /// a payee whose name does not match or could not be checked.
     pub yes: bool,
+    /// Answer yes to that second question beforehand (`--confirm-unverified-payee`, for
+    /// scripts that know the name will not match).
+    pub confirm_unverified_payee: bool,
 }
 
 /// What `respond` signs: a login or a transfer.
 #[derive(Clone, Debug)]
 pub enum RespondFields {
     Login,
-    Transfer { transaction_id: TransferId, payee: AccountNumber, amount_minor: u64, currency: Currency },
+    /// A transfer. With `v2` (the source account and the payee's name, as the bank's page
+    /// shows them) the card signs context version 2, the only one the bank takes for
+    /// transfers; without, version 1, for old pages and tests of old cards.
+    Transfer {
+        transaction_id: TransferId,
+        payee: AccountNumber,
+        amount_minor: u64,
+        currency: Currency,
+        v2: Option<(AccountNumber, PayeeName)>,
+    },
 }
 
 /// What the command line says about the bank (`--server`, `--ca`). It never chooses the
@@ -474,6 +490,7 @@ impl Bridge {
             to: req.to.clone(),
             amount_minor: req.amount_minor,
             currency: req.currency,
+            payee_name: Some(req.payee_name.clone()),
         };
         let pending = match self.state.find_pending(&wanted)? {
             Some(p) => {
@@ -487,16 +504,9 @@ impl Bridge {
             None => wanted,
         };
 
-        ui.say(&describe_transfer(self.bank()?.verifier_id(), &pending.transfer_id, &from, req));
-        if !req.yes && !ui.confirm("Sign and send this transfer?")? {
-            return Err(Error::Cancelled);
-        }
-        let mut card = self.open_token(ui)?;
-        let secret = ask_secret(card.as_mut(), ui)?;
-
         // Durable before the first byte goes to the bank.
         self.state.save_pending(&pending)?;
-        let result = self.send_transfer(s, &pending, card.as_mut(), secret.as_deref().map(String::as_str), ui);
+        let result = self.send_transfer(s, &pending, req, ui);
         match &result {
             Ok(_) => self.state.remove_pending(&pending)?,
             Err(e) if e.outcome_unknown() || matches!(e, Error::NotLoggedIn) => {
@@ -512,23 +522,27 @@ impl Bridge {
         result
     }
 
+    /// Asks the bank for the transfer (it answers the fields to sign and verification of
+    /// payee), shows both, asks the confirmation (and the second one for a payee whose name
+    /// does not match or could not be checked), then the PIN, and only then signs.
     fn send_transfer(
         &self,
         s: &Session,
         p: &PendingTransfer,
-        card: &mut dyn Token,
-        secret: Option<&str>,
+        req: &TransferRequest,
         ui: &mut dyn Ui,
     ) -> Result<Transfer> {
         let from = p.from.clone().ok_or_else(|| {
             Error::BadInput(format!("the pending transfer {} names no source account", p.transfer_id))
         })?;
+        let payee_name = p.payee_name.clone().unwrap_or_else(|| req.payee_name.clone());
         let new = NewTransfer {
             transfer_id: p.transfer_id.clone(),
-            from,
+            from: from.clone(),
             to: p.to.clone(),
             amount_minor: p.amount_minor,
             currency: p.currency,
+            payee_name: payee_name.clone(),
         };
         let bank = self.bank()?;
         let ch = match bank.create_transfer(&s.token, &new)? {
@@ -540,20 +554,34 @@ impl Bridge {
         };
         self.warn_if_verifier_differs(bank, ui, &ch.sign.verifier_id);
         // The card signs OUR fields; if the bank asks for different ones, stop.
-        if ch.sign.transaction_id != p.transfer_id
-            || ch.sign.amount_minor != p.amount_minor
-            || ch.sign.currency != p.currency
-            || ch.sign.payee != p.to
+        let sign = &ch.sign;
+        if sign.transaction_id != p.transfer_id
+            || sign.amount_minor != p.amount_minor
+            || sign.currency != p.currency
+            || sign.payee != p.to
+            || sign.source != from
+            || sign.payee_name != payee_name
         {
             return Err(Error::BadBankResponse(format!(
-                "the bank asked to sign different transfer fields ({} {} {} to {}) than requested; nothing was signed",
-                ch.sign.transaction_id, ch.sign.amount_minor, ch.sign.currency, ch.sign.payee
+                "the bank asked to sign different transfer fields ({} {} {} from {} to {}, name {:?}) than requested; nothing was signed",
+                sign.transaction_id, sign.amount_minor, sign.currency, sign.source, sign.payee, sign.payee_name.as_str()
             )));
         }
-        ui.say(&format!("bank challenge: {}", ch.challenge));
-        let otp =
-            card.tx_code(secret, Some(&s.user), ch.challenge.as_bytes(), &ch.sign.tx_fields(bank.verifier_id()))?;
-        let t = bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, &otp.otp)?;
+        ui.say(&describe_signed(bank.verifier_id(), &ch));
+        if !req.yes && !ui.confirm("Sign and send this transfer?")? {
+            return Err(Error::Cancelled);
+        }
+        let unverified_ok = confirm_unverified_payee(&ch.payee_check, req.confirm_unverified_payee, ui)?;
+        let mut card = self.open_token(ui)?;
+        let secret = ask_secret(card.as_mut(), ui)?;
+        let otp = card.tx_code(
+            secret.as_deref().map(String::as_str),
+            Some(&s.user),
+            ch.challenge.as_bytes(),
+            &sign.tx_fields(bank.verifier_id()),
+        )?;
+        let t =
+            bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, &otp.otp, unverified_ok)?;
         Ok(t)
     }
 
@@ -593,11 +621,23 @@ impl Bridge {
                 text.push_str(&format!("Sign a login for {} (the bank this bridge is set up for):\n", bank.url()));
                 text.push_str(&format!("  bank (verifier id): {vid}\n"));
             }
-            RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => {
+            RespondFields::Transfer { transaction_id, payee, amount_minor, currency, v2 } => {
                 text.push_str(&format!("Sign a transfer for {} (the bank this bridge is set up for):\n", bank.url()));
                 text.push_str(&format!("  bank (verifier id): {vid}\n"));
                 text.push_str(&format!("  transfer id:        {transaction_id}\n"));
-                text.push_str(&format!("  payee account:      {payee}\n"));
+                match v2 {
+                    Some((source, name)) => {
+                        text.push_str(&format!("  from account:       {source}\n"));
+                        text.push_str(&format!("  payee account:      {payee}\n"));
+                        text.push_str(&format!("  payee's name:       {name}\n"));
+                    }
+                    None => {
+                        text.push_str(&format!("  payee account:      {payee}\n"));
+                        text.push_str(
+                            "  (without --source and --payee-name: the card signs neither; the bank refuses such codes for transfers)\n",
+                        );
+                    }
+                }
                 text.push_str(&format!(
                     "  amount:             {} {currency} ({amount_minor} minor units)\n",
                     currency.format_minor(*amount_minor)
@@ -619,16 +659,19 @@ impl Bridge {
         // The user is not known here: an OATH key uses its one bank credential.
         match fields {
             RespondFields::Login => card.login_code(secret, None, challenge.as_bytes(), vid),
-            RespondFields::Transfer { transaction_id, payee, amount_minor, currency } => card.tx_code(
+            RespondFields::Transfer { transaction_id, payee, amount_minor, currency, v2 } => card.tx_code(
                 secret,
                 None,
                 challenge.as_bytes(),
                 &TxFields {
+                    version: if v2.is_some() { TxVersion::V2 } else { TxVersion::V1 },
                     verifier_id: vid.as_bytes(),
                     transaction_id: transaction_id.as_str().as_bytes(),
                     amount_minor: *amount_minor,
                     currency: currency.as_bytes(),
+                    source: v2.as_ref().map_or(&b""[..], |(s, _)| s.as_str().as_bytes()),
                     payee: payee.as_str().as_bytes(),
+                    payee_name: v2.as_ref().map_or(&b""[..], |(_, n)| n.as_str().as_bytes()),
                 },
             ),
         }
@@ -664,25 +707,65 @@ fn new_pin(ui: &mut dyn Ui) -> Result<Pin> {
     Pin::new(&a)
 }
 
-/// The text shown before a transfer is signed: exactly the fields the card signs.
-pub fn describe_transfer(
-    verifier_id: &str,
-    transfer_id: &TransferId,
-    from: &AccountNumber,
-    req: &TransferRequest,
-) -> String {
+/// The text shown before the PIN: the bank's verification of payee, then exactly the fields
+/// the card signs (`sign`, already checked to be what the person asked for).
+pub fn describe_signed(verifier_id: &str, ch: &TransferChallenge) -> String {
+    let s: &SignFields = &ch.sign;
+    let check = match &ch.payee_check {
+        PayeeCheck::Match => "the name matches the name on the account".to_owned(),
+        PayeeCheck::CloseMatch { account_name } => {
+            format!(
+                "CLOSE MATCH: the account is in the name of {:?}; check that this is who you mean to pay",
+                account_name.as_str()
+            )
+        }
+        PayeeCheck::NoMatch => {
+            "NO MATCH: the name is not the name on the account; the money may go to someone else and may not come back"
+                .to_owned()
+        }
+        PayeeCheck::Unavailable => "UNAVAILABLE: the bank cannot check the name on this account".to_owned(),
+    };
     format!(
-        "The card will sign this transfer:\n  \
+        "Verification of payee: {check}\n\
+         The card will sign this transfer:\n  \
          bank (verifier id): {verifier_id}\n  \
-         transfer id:        {transfer_id}\n  \
+         transfer id:        {}\n  \
+         from account:       {}\n  \
          payee account:      {}\n  \
-         amount:             {} {} ({} minor units)\n\
-         from your account {from} (the bank checks it is yours; the card does not sign it)",
-        req.to,
-        req.currency.format_minor(req.amount_minor),
-        req.currency,
-        req.amount_minor,
+         payee's name:       {}\n  \
+         amount:             {} {} ({} minor units)",
+        s.transaction_id,
+        s.source,
+        s.payee,
+        s.payee_name,
+        s.currency.format_minor(s.amount_minor),
+        s.currency,
+        s.amount_minor,
     )
+}
+
+/// The second confirmation of a payee whose name did not match or could not be checked:
+/// given beforehand (`--confirm-unverified-payee`) or asked now. Refused otherwise, before the
+/// PIN and before anything is signed. `Ok(true)` when the bank must be told it was given.
+fn confirm_unverified_payee(check: &PayeeCheck, given: bool, ui: &mut dyn Ui) -> Result<bool> {
+    if !check.needs_confirmation() {
+        return Ok(false);
+    }
+    let what = match check {
+        PayeeCheck::NoMatch => "the payee's name does not match the name on the account",
+        _ => "the bank could not check the payee's name",
+    };
+    if given {
+        ui.warn(&format!("warning: {what}; sending anyway (--confirm-unverified-payee)"));
+        return Ok(true);
+    }
+    if ui.confirm(&format!("Warning: {what}. Do you really want to pay this account anyway?"))? {
+        return Ok(true);
+    }
+    Err(Error::BadInput(format!(
+        "{what}; nothing was signed or sent. Check the name with the payee, or confirm the second question \
+         (--confirm-unverified-payee in scripts) if you are sure"
+    )))
 }
 
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date library.
@@ -716,21 +799,27 @@ mod tests {
 
     #[test]
     fn the_confirmation_shows_every_signed_field() {
-        let req = TransferRequest {
-            from: None,
-            to: "ACC-BOB-EUR".parse().unwrap(),
-            amount_minor: 1234,
-            currency: "EUR".parse().unwrap(),
-            yes: false,
-        };
-        let text = describe_transfer(
+        let ch: TransferChallenge = serde_json::from_value(serde_json::json!({
+            "challenge_id": "0".repeat(32), "challenge_hex": "AB".repeat(32), "expires_at": 1,
+            "sign": { "verifier_id": "x", "transaction_id": "tx-1", "amount_minor": 1234, "currency": "EUR",
+                      "source": "ACC-ALICE-EUR", "payee": "ACC-BOB-EUR", "payee_name": "Zoë Ångström" },
+            "payee_check": { "result": "close_match", "account_name": "Zoe Angstrom" },
+            "transfer": { "transfer_id": "tx-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 1234,
+                          "currency": "EUR", "status": "pending", "reason": null, "direction": "out",
+                          "created_at": 1, "executed_at": null }
+        }))
+        .unwrap();
+        let text = describe_signed("http://127.0.0.1:8080", &ch);
+        for needle in [
             "http://127.0.0.1:8080",
-            &"tx-1".parse().unwrap(),
-            &"ACC-ALICE-EUR".parse().unwrap(),
-            &req,
-        );
-        for needle in ["http://127.0.0.1:8080", "tx-1", "ACC-BOB-EUR", "12.34 EUR", "1234 minor units", "ACC-ALICE-EUR"]
-        {
+            "tx-1",
+            "ACC-BOB-EUR",
+            "12.34 EUR",
+            "1234 minor units",
+            "from account:       ACC-ALICE-EUR",
+            "payee's name:       Zoë Ångström",
+            "CLOSE MATCH: the account is in the name of \"Zoe Angstrom\"",
+        ] {
             assert!(text.contains(needle), "{needle} missing in {text}");
         }
     }

@@ -3,7 +3,7 @@
 //! to type instead; nothing has reached the card or the bank yet.
 
 use crate::error::{Error, Result};
-use paysim_wire::{AccountNumber, Challenge, Currency, CurrencyError, IdError, TransferId, UserName};
+use paysim_wire::{AccountNumber, Challenge, Currency, CurrencyError, IdError, PayeeName, TransferId, UserName};
 use std::str::FromStr;
 
 fn id<T: FromStr<Err = IdError>>(text: &str) -> Result<T> {
@@ -19,6 +19,14 @@ pub fn user(text: &str) -> Result<UserName> {
 /// An account number (`A-Z 0-9 -`, 1-34 characters).
 pub fn account(text: &str) -> Result<AccountNumber> {
     id(text)
+}
+
+/// The payee's name (trimmed, 1-70 characters, no control characters), as the bank checks
+/// it against the account and the card signs it.
+pub fn payee_name(text: &str) -> Result<PayeeName> {
+    text.parse().map_err(|e: IdError| {
+        Error::BadInput(format!("bad payee name: use {} (the name the payee's account is in)", e.rule))
+    })
 }
 
 /// A transfer (transaction) id (`A-Z a-z 0-9 . _ ~ -`, 1-64 characters).

@@ -133,9 +133,18 @@ enum Command {
         /// Your account to pay from (default: your one account in that currency).
         #[arg(long)]
         from: Option<String>,
-        /// Do not ask for confirmation.
+        /// The payee's name, as the payee gave it: the bank checks it against the account
+        /// (verification of payee, shown before the PIN) and the card signs it.
+        #[arg(long)]
+        payee_name: String,
+        /// Do not ask for confirmation (the second question of a name that does not match
+        /// is still asked; see --confirm-unverified-payee).
         #[arg(long)]
         yes: bool,
+        /// For scripts: send even when the bank says the payee's name does not match the
+        /// account or cannot be checked (the bank records this second confirmation).
+        #[arg(long)]
+        confirm_unverified_payee: bool,
     },
     /// List transfers whose outcome is not known yet (run the same transfer again to finish).
     Pending,
@@ -156,6 +165,16 @@ enum Command {
         /// The payee account the page shows.
         #[arg(long)]
         payee: Option<String>,
+        /// The source account (from) the page shows.
+        #[arg(long)]
+        source: Option<String>,
+        /// The payee's name the page shows.
+        #[arg(long)]
+        payee_name: Option<String>,
+        /// The page said the payee's name does not match or could not be checked, and you
+        /// want to pay anyway (tick the page's box too).
+        #[arg(long)]
+        confirm_unverified_payee: bool,
         /// The amount the page shows, e.g. 12.34.
         #[arg(long, conflicts_with = "amount_minor")]
         amount: Option<String>,
@@ -397,12 +416,13 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Transfer { to, amount, currency, from, yes } => {
+        Command::Transfer { to, amount, currency, from, payee_name, yes, confirm_unverified_payee } => {
             let currency = input::currency(&currency)?;
             let amount_minor = input::amount(&amount, currency)?;
             let to = input::account(&to)?;
             let from = from.as_deref().map(input::account).transpose()?;
-            let req = TransferRequest { from, to, amount_minor, currency, yes };
+            let payee_name = input::payee_name(&payee_name)?;
+            let req = TransferRequest { from, to, amount_minor, currency, payee_name, yes, confirm_unverified_payee };
             let t = bridge.transfer(&req, &mut ui).context("the transfer did not complete")?;
             match t.status {
                 TransferStatus::Executed => out!(
@@ -436,7 +456,19 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Respond { challenge, transfer, transaction_id, payee, amount, amount_minor, currency, yes } => {
+        Command::Respond {
+            challenge,
+            transfer,
+            transaction_id,
+            payee,
+            source,
+            payee_name,
+            confirm_unverified_payee,
+            amount,
+            amount_minor,
+            currency,
+            yes,
+        } => {
             let challenge = input::challenge(&match challenge {
                 Some(c) => c,
                 None => ui.ask("challenge shown by the bank's page: ")?,
@@ -444,6 +476,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             let is_transfer = transfer
                 || transaction_id.is_some()
                 || payee.is_some()
+                || source.is_some()
+                || payee_name.is_some()
                 || amount.is_some()
                 || amount_minor.is_some()
                 || currency.is_some();
@@ -455,14 +489,28 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                     }
                 };
                 let transaction_id = input::transfer_id(&given(transaction_id, "transaction id shown by the page: ")?)?;
+                let source = input::account(&given(source, "source account (from) shown by the page: ")?)?;
                 let payee = input::account(&given(payee, "payee account shown by the page: ")?)?;
+                let payee_name = input::payee_name(&given(payee_name, "payee's name shown by the page: ")?)?;
                 let currency = input::currency(&given(currency, "currency shown by the page: ")?)?;
                 let amount_minor = match amount_minor {
                     Some(0) => return Err(Error::BadInput("the amount must be more than zero".to_owned()).into()),
                     Some(m) => m,
                     None => input::amount(&given(amount, "amount shown by the page (e.g. 12.34): ")?, currency)?,
                 };
-                RespondFields::Transfer { transaction_id, payee, amount_minor, currency }
+                if confirm_unverified_payee {
+                    ui.warn(
+                        "warning: the page says the payee's name does not match the account or could not be \
+                         checked; you are signing anyway (tick the page's box before sending the code)",
+                    );
+                }
+                RespondFields::Transfer {
+                    transaction_id,
+                    payee,
+                    amount_minor,
+                    currency,
+                    v2: Some((source, payee_name)),
+                }
             } else {
                 RespondFields::Login
             };

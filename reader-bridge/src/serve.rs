@@ -35,9 +35,9 @@ use paysim_wire::api::{ChallengeFor, ChallengeInfo, ErrorCode, SignFields, SIGNI
 use paysim_wire::ChallengeId;
 use serde::{Deserialize, Serialize};
 
-use crate::apdu::{CardOtp, Pin};
+use crate::apdu::CardOtp;
 use crate::error::{Error, Result};
-use crate::flow::{format_time, Bridge, SecretKind, Ui};
+use crate::flow::{ask_secret, format_time, Bridge, Ui};
 
 /// Where `serve` listens unless `--listen` says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), SIGNING_SERVICE_PORT);
@@ -124,11 +124,21 @@ pub fn host_is_ours(host: &str, local: SocketAddr) -> bool {
 /// states. The struct is taken apart field by field, so a field added to [`SignFields`] does
 /// not compile until it is shown here.
 pub fn signed_fields(code_for: &str, sign: &SignFields) -> Vec<(&'static str, String)> {
-    let SignFields { verifier_id: _stated_by_the_bank, transaction_id, amount_minor, currency, payee } = sign;
+    let SignFields {
+        verifier_id: _stated_by_the_bank,
+        transaction_id,
+        amount_minor,
+        currency,
+        source,
+        payee,
+        payee_name,
+    } = sign;
     vec![
         ("bank (verifier id)", code_for.to_owned()),
         ("transfer id", transaction_id.to_string()),
+        ("from account", source.to_string()),
         ("payee account", payee.to_string()),
+        ("payee's name", payee_name.to_string()),
         ("amount", format!("{} {currency} ({amount_minor} minor units)", currency.format_minor(*amount_minor))),
     ]
 }
@@ -147,9 +157,18 @@ pub fn describe_request(origin: &PageOrigin, pinned_verifier_id: &str, info: &Ch
     ];
     match &info.what {
         ChallengeFor::Login => lines.push(format!("  {:<19} {}", "bank (verifier id):", origin.verifier_id())),
-        ChallengeFor::Transfer { sign } => {
+        ChallengeFor::Transfer { sign, payee_check } => {
             for (label, value) in signed_fields(origin.verifier_id(), sign) {
                 lines.push(format!("  {:<19} {value}", format!("{label}:")));
+            }
+            lines.push(format!("  {:<19} {}", "payee check:", payee_check.describe()));
+            if payee_check.needs_confirmation() {
+                lines.push(
+                    "WARNING: the bank could not confirm that this name is the account holder's. \
+                     Money sent to the wrong account is hard to get back: answer no unless you are sure, \
+                     and the page will ask you once more."
+                        .to_owned(),
+                );
             }
         }
     }
@@ -180,11 +199,15 @@ pub fn sign_for_page(bridge: &Bridge, origin: &PageOrigin, id: &ChallengeId, ui:
         return Err(Error::Cancelled);
     }
     let mut card = bridge.open_token(ui)?;
-    let pin = Pin::new(&ui.secret(SecretKind::Pin, &format!("PIN for the card in {:?}: ", card.reader()))?)?;
+    // A PAYSIM card asks for its PIN, an OATH key for its access code if it has one.
+    let secret = ask_secret(card.as_mut(), ui)?;
+    let secret = secret.as_deref().map(String::as_str);
     let challenge = info.challenge.as_bytes();
     match &info.what {
-        ChallengeFor::Login => card.login_otp(&pin, challenge, origin.verifier_id()),
-        ChallengeFor::Transfer { sign } => card.tx_otp(&pin, challenge, &sign.tx_fields(origin.verifier_id())),
+        ChallengeFor::Login => card.login_code(secret, Some(&info.user), challenge, origin.verifier_id()),
+        ChallengeFor::Transfer { sign, .. } => {
+            card.tx_code(secret, Some(&info.user), challenge, &sign.tx_fields(origin.verifier_id()))
+        }
     }
 }
 
@@ -635,14 +658,16 @@ mod tests {
             transaction_id: "tx-1".parse().unwrap(),
             amount_minor: 1234,
             currency: "EUR".parse().unwrap(),
+            source: "ACC-ALICE-EUR".parse().unwrap(),
             payee: "ACC-BOB-EUR".parse().unwrap(),
+            payee_name: "Zoë Ångström".parse().unwrap(),
         };
         let info = ChallengeInfo {
             challenge_id: "0".repeat(32).parse().unwrap(),
             user: "alice".parse().unwrap(),
             challenge: paysim_wire::Challenge::from_bytes(&[0xAB; 32]).unwrap(),
             expires_at: 1_764_000_120,
-            what: ChallengeFor::Transfer { sign },
+            what: ChallengeFor::Transfer { sign, payee_check: paysim_wire::api::PayeeCheck::Match },
         };
         let at_bank = PageOrigin::parse("https://bank.example").unwrap();
         let text = describe_request(&at_bank, "https://bank.example:443", &info);
@@ -651,7 +676,10 @@ mod tests {
             "user:               alice",
             "https://bank.example:443",
             "tx-1",
-            "ACC-BOB-EUR",
+            "from account:       ACC-ALICE-EUR",
+            "payee account:      ACC-BOB-EUR",
+            "payee's name:       Zoë Ångström",
+            "payee check:        match: the name is the name on the account",
             "12.34 EUR (1234 minor units)",
             &"AB".repeat(32),
             "2025-11-24 16:02:00Z",

@@ -21,7 +21,7 @@
 use crate::bank::{BankAddress, CaPem, Trust};
 use crate::error::{Error, Result};
 use paysim_wire::api::SessionToken;
-use paysim_wire::{AccountNumber, Currency, TransferId, UserName};
+use paysim_wire::{AccountNumber, Currency, PayeeName, TransferId, UserName};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -108,6 +108,10 @@ pub struct PendingTransfer {
     pub to: AccountNumber,
     pub amount_minor: u64,
     pub currency: Currency,
+    /// The payee's name given (signed in context version 2); `None` in records written
+    /// before the bridge asked for it.
+    #[serde(default)]
+    pub payee_name: Option<PayeeName>,
 }
 
 impl PendingTransfer {
@@ -138,6 +142,7 @@ impl PendingTransfer {
             && self.to == other.to
             && self.amount_minor == other.amount_minor
             && self.currency == other.currency
+            && self.payee_name == other.payee_name
     }
 }
 
@@ -390,6 +395,7 @@ mod tests {
             to: "ACC-2".parse().unwrap(),
             amount_minor: amount,
             currency: "EUR".parse().unwrap(),
+            payee_name: Some("Bob Example".parse().unwrap()),
         }
     }
 

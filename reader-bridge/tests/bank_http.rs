@@ -90,8 +90,8 @@ fn setup(db: &Path) {
     ops::add_user(db, "alice").unwrap();
     ops::add_user(db, "bob").unwrap();
     ops::enroll_token(db, "PSIM-00000001", &ChainKey::from_bytes(SEED), 0, "alice").unwrap();
-    ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
-    ops::open_account(db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+    ops::open_account(db, "alice", "ACC-ALICE-EUR", "EUR", Some("Alice Example")).unwrap();
+    ops::open_account(db, "bob", "ACC-BOB-EUR", "EUR", Some("Bob Example")).unwrap();
     ops::fund(db, "ACC-ALICE-EUR", 100_000, "test").unwrap();
 }
 
@@ -173,10 +173,13 @@ struct Script {
     asked_to_choose: Vec<Vec<String>>,
     said: Vec<String>,
     warned: Vec<String>,
+    /// How many lines had been said when each secret was asked for.
+    said_before_secret: Vec<usize>,
 }
 
 impl Ui for Script {
     fn secret(&mut self, _kind: SecretKind, _prompt: &str) -> reader_bridge::Result<Zeroizing<String>> {
+        self.said_before_secret.push(self.said.len());
         Ok(Zeroizing::new(self.secrets.pop_front().expect("the bridge asked for an unexpected secret")))
     }
     fn confirm(&mut self, _question: &str) -> reader_bridge::Result<bool> {
@@ -229,7 +232,15 @@ fn world() -> World {
 }
 
 fn eur_transfer(to: &str, amount_minor: u64) -> TransferRequest {
-    TransferRequest { from: None, to: to.parse().unwrap(), amount_minor, currency: "EUR".parse().unwrap(), yes: true }
+    TransferRequest {
+        from: None,
+        to: to.parse().unwrap(),
+        amount_minor,
+        currency: "EUR".parse().unwrap(),
+        payee_name: "Bob Example".parse().unwrap(),
+        yes: true,
+        confirm_unverified_payee: false,
+    }
 }
 
 #[test]
@@ -267,11 +278,17 @@ fn login_transfer_and_browse() {
     assert!(b.pending().unwrap().is_empty());
     assert!(ops::check_books(&w.db).unwrap().problems.is_empty());
 
-    // Declining signs nothing and sends nothing.
+    // Declining signs nothing and moves nothing. The bank was asked (verification of payee
+    // needs it) and keeps the unsigned transfer pending until it lapses.
     let mut ui = Script { confirms: [false].into(), ..Script::default() };
     let e = b.transfer(&TransferRequest { yes: false, ..eur_transfer("ACC-BOB-EUR", 100) }, &mut ui).unwrap_err();
     assert!(matches!(e, Error::Cancelled));
-    assert_eq!(b.history(10).unwrap().len(), 1);
+    assert!(ui.said_before_secret.is_empty(), "no PIN asked");
+    assert_eq!(w.token.signed_for().len(), 2, "nothing more signed");
+    let history = b.history(10).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].status, paysim_wire::api::TransferStatus::Pending);
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000 - 1234);
 
     b.logout().unwrap();
     assert!(matches!(b.accounts(), Err(Error::NotLoggedIn)));
@@ -378,6 +395,61 @@ fn bank_down_mid_transfer_then_retry_moves_money_exactly_once() {
     assert!(ops::check_books(&w.db).unwrap().problems.is_empty());
 }
 
+/// Each verification-of-payee answer is shown, with every signed field, before the PIN is
+/// asked; a no match needs the second yes (or `--confirm-unverified-payee`), and without it
+/// nothing is signed or sent.
+#[test]
+fn each_payee_check_is_shown_before_the_pin() {
+    let w = world();
+    ops::open_account(&w.db, "bob", "ACC-BOB-OLD", "EUR", None).unwrap();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login(&name("alice"), &mut pins(1)).unwrap();
+    let ask = |to: &str, name: &str| TransferRequest {
+        to: to.parse().unwrap(),
+        payee_name: name.parse().unwrap(),
+        yes: false,
+        ..eur_transfer(to, 100)
+    };
+    let cases: [(&str, &str, &str, Vec<bool>); 4] = [
+        ("ACC-BOB-EUR", "Bob Example", "Verification of payee: the name matches", vec![true]),
+        ("ACC-BOB-EUR", "Example Bob", "CLOSE MATCH: the account is in the name of \"Bob Example\"", vec![true]),
+        ("ACC-BOB-EUR", "Mallory Evil", "NO MATCH: the name is not the name on the account", vec![true, true]),
+        ("ACC-BOB-OLD", "Bob Example", "UNAVAILABLE: the bank cannot check", vec![true, true]),
+    ];
+    let mut expected = 100_000;
+    for (to, name, shown, confirms) in cases {
+        let mut ui = Script { confirms: confirms.into(), ..pins(1) };
+        let t = b.transfer(&ask(to, name), &mut ui).unwrap();
+        assert_eq!(t.status, paysim_wire::api::TransferStatus::Executed, "{name}");
+        expected -= 100;
+        let before_pin = ui.said[..ui.said_before_secret[0]].join("\n");
+        for needle in [shown, name, to, "from account:       ACC-ALICE-EUR", "1.00 EUR"] {
+            assert!(before_pin.contains(needle), "{needle:?} not shown before the PIN: {before_pin}");
+        }
+        assert!(ui.confirms.is_empty(), "{name}: a question was not asked");
+    }
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), expected);
+
+    // A no match answered "no" the second time: no PIN asked, nothing signed, nothing moved.
+    let mut ui = Script { confirms: [true, false].into(), ..pins(1) };
+    let e = b.transfer(&ask("ACC-BOB-EUR", "Mallory Evil"), &mut ui).unwrap_err();
+    assert!(e.to_string().contains("does not match") && e.to_string().contains("nothing was signed"), "{e}");
+    assert!(ui.said_before_secret.is_empty(), "the PIN was asked");
+    // --yes does not answer the second question; --confirm-unverified-payee does.
+    let mut ui = Script { confirms: [false].into(), ..pins(1) };
+    let yes_only = TransferRequest { yes: true, ..ask("ACC-BOB-EUR", "Mallory Evil") };
+    assert!(b.transfer(&yes_only, &mut ui).is_err());
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), expected);
+    let mut ui = pins(1);
+    let scripted = TransferRequest { yes: true, confirm_unverified_payee: true, ..ask("ACC-BOB-EUR", "Mallory Evil") };
+    assert_eq!(b.transfer(&scripted, &mut ui).unwrap().status, paysim_wire::api::TransferStatus::Executed);
+    assert!(ui.warned.join("\n").contains("does not match"), "{:?}", ui.warned);
+    assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), expected - 100);
+    // The bank recorded each second confirmation (two no matches, one unavailable).
+    let audit = ops::recent_audit(&w.db, 200).unwrap();
+    assert_eq!(audit.iter().filter(|e| e.kind == "payee_unverified_confirmed").count(), 3);
+}
+
 #[test]
 fn a_lost_answer_is_retried_without_paying_twice() {
     let w = world();
@@ -394,6 +466,7 @@ fn a_lost_answer_is_retried_without_paying_twice() {
             to: "ACC-BOB-EUR".parse().unwrap(),
             amount_minor: 700,
             currency: "EUR".parse().unwrap(),
+            payee_name: Some("Bob Example".parse().unwrap()),
         })
         .unwrap();
     let mut ui = pins(1);

@@ -120,8 +120,8 @@ fn world() -> World {
     ops::add_user(&db, "alice").unwrap();
     ops::add_user(&db, "bob").unwrap();
     ops::enroll_token(&db, "PSIM-00000001", &ChainKey::from_bytes(SEED), 0, "alice").unwrap();
-    ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
-    ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+    ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR", Some("Alice Example")).unwrap();
+    ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR", Some("Bob Example")).unwrap();
     ops::fund(&db, "ACC-ALICE-EUR", 100_000, "test").unwrap();
     let bank = Served::start(move |listener, stop| async move {
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -247,7 +247,7 @@ fn the_banks_page_logs_in_and_transfers_with_codes_bound_to_its_origin() {
             .post(format!("{}/api/v1/transfers", w.bank.url()))
             .bearer_auth(&token)
             .json(&json!({ "transfer_id": "tx-serve-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR",
-                 "amount_minor": 1234, "currency": "EUR" })),
+                 "amount_minor": 1234, "currency": "EUR", "payee_name": "Bob Example" })),
     );
     assert_eq!(st, 201, "{created}");
     w.shown.lock().unwrap().clear();
@@ -255,7 +255,15 @@ fn the_banks_page_logs_in_and_transfers_with_codes_bound_to_its_origin() {
     let (st, _, v) = w.sign(Some(&origin), json!({ "challenge_id": created["challenge_id"] }));
     assert_eq!(st, 200, "{v}");
     let shown = w.shown();
-    for needle in ["sign a transfer", "tx-serve-1", "ACC-BOB-EUR", "12.34 EUR (1234 minor units)", &origin] {
+    for needle in [
+        "sign a transfer",
+        "tx-serve-1",
+        "ACC-ALICE-EUR",
+        "ACC-BOB-EUR",
+        "Bob Example",
+        "12.34 EUR (1234 minor units)",
+        &origin,
+    ] {
         assert!(shown.contains(needle), "{needle} not shown:\n{shown}");
     }
     let (st, _, done) = answer(

@@ -102,6 +102,8 @@ pub struct Personalization {
 pub struct Personalized {
     /// The serial the card had before, if it was already personalized (its chain is wiped).
     pub previous_serial: Option<String>,
+    /// The newest transaction-context version the card announced, written to the token file.
+    pub tx_version: paysim_otp::TxVersion,
 }
 
 /// Personalizes the card in `reader` over PC/SC (waiting up to [`CARD_WAIT`] for a card):
@@ -147,12 +149,15 @@ pub fn personalize_over(
     })?;
 
     let serial: paysim_wire::CardSerial = job.serial.parse().map_err(|_| CardToolError::Serial)?;
-    let token = TokenFile { serial, seed: paysim_otp::ChainKey::from_bytes(*seed), counter: 0 };
+    // The card's own announcement (`DF08` in the FCI; none on applet 1.0): the bank records
+    // it at enrollment and takes transfers only from cards that sign version 2.
+    let tx_version = fci.best_tx_version();
+    let token = TokenFile { serial, seed: paysim_otp::ChainKey::from_bytes(*seed), counter: 0, tx_version };
     write_token_file(out, &token).map_err(|e| match e {
         CardToolError::File(source) => CardToolError::TokenNotWritten { serial: job.serial.clone(), source },
         other => other,
     })?;
-    Ok(Personalized { previous_serial: fci.serial })
+    Ok(Personalized { previous_serial: fci.serial, tx_version })
 }
 
 /// Refuses a job whose serial, PIN or PUK is malformed, or whose token file exists.
@@ -215,7 +220,12 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn token_file(serial: &str, seed: [u8; 32]) -> TokenFile {
-        TokenFile { serial: serial.parse().unwrap(), seed: paysim_otp::ChainKey::from_bytes(seed), counter: 0 }
+        TokenFile {
+            serial: serial.parse().unwrap(),
+            seed: paysim_otp::ChainKey::from_bytes(seed),
+            counter: 0,
+            tx_version: paysim_otp::TxVersion::V2,
+        }
     }
 
     #[test]

@@ -52,10 +52,39 @@ fn users_are_added_once_with_valid_names() {
 fn accounts_open_and_fund_in_exact_minor_units() {
     let bank = Bank::new();
     assert_eq!(
-        bank.run(&["account", "open", "--user", "alice", "--number", "ACC-A-EUR", "--currency", "eur"]).ok().trim(),
-        "opened account ACC-A-EUR (EUR) for user alice"
+        bank.run(&[
+            "account",
+            "open",
+            "--user",
+            "alice",
+            "--number",
+            "ACC-A-EUR",
+            "--currency",
+            "eur",
+            "--holder",
+            " Alice Ö "
+        ])
+        .ok()
+        .trim(),
+        "opened account ACC-A-EUR (EUR) for user alice, in the name of Alice Ö"
     );
-    bank.run(&["account", "open", "--user", "alice", "--number", "ACC-A-JPY", "--currency", "JPY"]).ok();
+    let out = bank.run(&["account", "open", "--user", "alice", "--number", "ACC-A-JPY", "--currency", "JPY"]);
+    assert!(out.ok().contains("without a holder's name"), "the operator is told what that means");
+    // A holder's name outside the rule is refused with the rule, before the database is touched.
+    let e = bank.run(&[
+        "account",
+        "open",
+        "--user",
+        "alice",
+        "--number",
+        "ACC-A-X",
+        "--currency",
+        "EUR",
+        "--holder",
+        "a\tb",
+    ]);
+    assert!(e.refused().contains("1-70 characters"), "{}", e.refused());
+    assert_eq!(bank_server::ops::accounts(&bank.db, "alice").unwrap().len(), 2);
     let out = bank.run(&["account", "fund", "--account", "ACC-A-EUR", "--amount", "12.34", "--currency", "EUR"]);
     assert_eq!(out.ok().trim(), "funded account ACC-A-EUR with 12.34 EUR; balance now 12.34 EUR");
     let out = bank.run(&[
@@ -126,7 +155,10 @@ fn tokens_enroll_list_unlock_and_revoke() {
     assert_eq!(bank.run(&["token", "list"]).ok().trim(), format!("no tokens enrolled in {}", bank.db.display()));
     let file = bank.token_file("PSIM-00000001", [0x42; 32]);
     let out = bank.run(&["token", "enroll", "--user", "alice", "--token-file", file.to_str().unwrap()]);
-    assert_eq!(out.ok().trim(), "enrolled token PSIM-00000001 for user alice (next counter 0)");
+    assert_eq!(
+        out.ok().trim(),
+        "enrolled token PSIM-00000001 for user alice (next counter 0, transaction context version 2)"
+    );
     let list = bank.run(&["token", "list"]).ok().to_owned();
     let lines: Vec<&str> = list.lines().collect();
     assert_eq!(lines.len(), 2, "{list}");

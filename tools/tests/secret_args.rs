@@ -34,7 +34,12 @@ fn describe(out: &Output) -> String {
 fn token_and_code(dir: &std::path::Path) -> (String, String, String) {
     let seed = paysim_otp::ChainKey::from_bytes([0x42; 32]);
     let path = dir.join("token.json");
-    let token = paysim_wire::TokenFile { serial: "PSIM-7".parse().unwrap(), seed: seed.clone(), counter: 0 };
+    let token = paysim_wire::TokenFile {
+        serial: "PSIM-7".parse().unwrap(),
+        seed: seed.clone(),
+        counter: 0,
+        tx_version: paysim_otp::TxVersion::V2,
+    };
     tools::card::write_token_file(&path, &token).unwrap();
     let challenge = [0x11u8; 32];
     let code = paysim_otp::login_otp(&seed.advance(3), 3, &challenge, b"https://bank.example:443");

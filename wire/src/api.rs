@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::ids::{AccountNumber, Challenge, ChallengeId, TransferId, UserName};
 use crate::money::Currency;
+use crate::names::PayeeName;
 
 /// Longest `otp` field the API reads (the bank compares it in constant time with the
 /// 8-digit code; anything else simply does not match).
@@ -202,6 +203,10 @@ pub struct Transfer {
     /// Why a transfer was rejected (`insufficient_funds`).
     pub reason: Option<String>,
     pub direction: Direction,
+    /// The payee's name the payer gave (signed with the transfer); `None` for transfers made
+    /// before verification of payee.
+    #[serde(default)]
+    pub payee_name: Option<PayeeName>,
     pub created_at: i64,
     pub executed_at: Option<i64>,
 }
@@ -226,9 +231,14 @@ pub struct NewTransfer {
     pub to: AccountNumber,
     pub amount_minor: u64,
     pub currency: Currency,
+    /// The name of the payee as the payer knows it: the bank checks it against the name on
+    /// the account (verification of payee) and the card signs it.
+    pub payee_name: PayeeName,
 }
 
-/// What the bank asks the card to sign for a transfer (besides the challenge).
+/// What the bank asks the card to sign for a transfer (besides the challenge): the fields of
+/// transaction context version 2 (`"PAYSIM-2 TX"`, `docs/protocol.md`). Every field here is
+/// signed; a client shows them all before the PIN.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignFields {
     /// Information only, like [`LoginChallenge::verifier_id`].
@@ -236,20 +246,85 @@ pub struct SignFields {
     pub transaction_id: TransferId,
     pub amount_minor: u64,
     pub currency: Currency,
+    /// The account the money leaves.
+    pub source: AccountNumber,
     pub payee: AccountNumber,
+    /// The payee's name as the bank stored it (trimmed).
+    pub payee_name: PayeeName,
 }
 
 impl SignFields {
-    /// The fields as the card signs them, for the verifier id the *client* is configured with.
+    /// The fields as the card signs them (context version 2), for the verifier id the
+    /// *client* is configured with.
     pub fn tx_fields<'a>(&'a self, verifier_id: &'a str) -> paysim_otp::TxFields<'a> {
         paysim_otp::TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: verifier_id.as_bytes(),
             transaction_id: self.transaction_id.as_str().as_bytes(),
             amount_minor: self.amount_minor,
             currency: self.currency.as_bytes(),
+            source: self.source.as_str().as_bytes(),
             payee: self.payee.as_str().as_bytes(),
+            payee_name: self.payee_name.as_str().as_bytes(),
         }
     }
+}
+
+/// The answer of verification of payee: how the payee's name the payer gave compares with
+/// the name on the payee's account (`docs/bank.md`, "Verification of payee").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PayeeCheck {
+    /// The names are the same (after normalisation).
+    Match,
+    /// Nearly the same: `account_name` is the name on the account, for the payer to compare.
+    CloseMatch { account_name: PayeeName },
+    /// Different. The name on the account is not revealed.
+    NoMatch,
+    /// The bank cannot check: the account carries no holder's name.
+    Unavailable,
+}
+
+impl PayeeCheck {
+    /// The result as written on the wire and stored (`match`, `close_match`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::CloseMatch { .. } => "close_match",
+            Self::NoMatch => "no_match",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// Whether confirming the transfer needs the payer's explicit second confirmation
+    /// ([`TransferConfirmation::confirm_unverified_payee`]): for `no_match` and `unavailable`.
+    pub fn needs_confirmation(&self) -> bool {
+        matches!(self, Self::NoMatch | Self::Unavailable)
+    }
+
+    /// One line for a person, naming the account's name only for a close match.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Match => "match: the name is the name on the account".into(),
+            Self::CloseMatch { account_name } => {
+                alloc::format!("close match: the account is in the name of \"{account_name}\"")
+            }
+            Self::NoMatch => "NO MATCH: the name is not the name on the account".into(),
+            Self::Unavailable => "unavailable: the bank cannot check the name on this account".into(),
+        }
+    }
+}
+
+/// The body of `POST /transfers/{id}/confirm`: the card's answer, and the payer's second
+/// confirmation when verification of payee answered `no_match` or `unavailable`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferConfirmation {
+    pub challenge_id: ChallengeId,
+    pub counter: u64,
+    pub otp: OtpText,
+    /// "I know the name does not match (or could not be checked); send it anyway."
+    #[serde(default)]
+    pub confirm_unverified_payee: bool,
 }
 
 /// The `201` answer of `POST /transfers`: the transfer is pending, sign this.
@@ -260,6 +335,8 @@ pub struct TransferChallenge {
     pub challenge: Challenge,
     pub expires_at: i64,
     pub sign: SignFields,
+    /// Verification of payee: show it before the PIN.
+    pub payee_check: PayeeCheck,
     pub transfer: Transfer,
 }
 
@@ -269,7 +346,11 @@ pub struct TransferChallenge {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ChallengeFor {
     Login,
-    Transfer { sign: SignFields },
+    /// `payee_check`: verification of payee's answer for the transfer, shown before the PIN.
+    Transfer {
+        sign: SignFields,
+        payee_check: PayeeCheck,
+    },
 }
 
 /// The answer of `GET /challenges/{id}`: an open challenge, so that a signing service (the
@@ -319,6 +400,13 @@ pub enum ErrorCode {
     /// The bank cannot write its records (disk full, an I/O error, a read-only disk): nothing
     /// of the request happened; try again later.
     StorageUnavailable,
+    /// The user's card signs transaction context version 1 only: neither the source account
+    /// nor the payee's name, so the bank does not take transfers signed by it (logins still
+    /// work). The customer needs a new card.
+    CardTooOld,
+    /// Verification of payee answered `no_match` or `unavailable` and the confirmation did
+    /// not carry `confirm_unverified_payee`; nothing was checked or moved.
+    PayeeNotConfirmed,
     Internal,
     /// A code this build does not know (a newer server): read, never sent.
     #[serde(other)]
@@ -348,6 +436,8 @@ impl ErrorCode {
             Self::TokenKindNotAllowed => "token_kind_not_allowed",
             Self::RateLimited => "rate_limited",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::CardTooOld => "card_too_old",
+            Self::PayeeNotConfirmed => "payee_not_confirmed",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -358,10 +448,13 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => 400,
             Self::AuthFailed | Self::Unauthenticated => 401,
-            Self::Csrf | Self::TokenKindNotAllowed => 403,
+            Self::Csrf | Self::TokenKindNotAllowed | Self::CardTooOld => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::TransferIdConflict | Self::InsufficientFunds | Self::TooManyPendingTransfers => 409,
+            Self::TransferIdConflict
+            | Self::InsufficientFunds
+            | Self::TooManyPendingTransfers
+            | Self::PayeeNotConfirmed => 409,
             Self::BodyTooLarge => 413,
             Self::UnknownAccount
             | Self::SameAccount
@@ -388,6 +481,7 @@ impl ErrorCode {
                 | Self::PayeeNotAccepted
                 | Self::TooManyPendingTransfers
                 | Self::TokenKindNotAllowed
+                | Self::CardTooOld
         )
     }
 }
@@ -436,6 +530,8 @@ mod tests {
             ErrorCode::TokenKindNotAllowed,
             ErrorCode::RateLimited,
             ErrorCode::StorageUnavailable,
+            ErrorCode::CardTooOld,
+            ErrorCode::PayeeNotConfirmed,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
@@ -483,10 +579,13 @@ mod tests {
             "challenge_id": "1".repeat(32), "user": "alice", "challenge_hex": "cd".repeat(32),
             "expires_at": 1764000120, "kind": "transfer",
             "sign": { "verifier_id": "https://bank.example:443", "transaction_id": "tx-1",
-                      "amount_minor": 1234, "currency": "EUR", "payee": "ACC-BOB-EUR" }
+                      "amount_minor": 1234, "currency": "EUR", "source": "ACC-ALICE-EUR",
+                      "payee": "ACC-BOB-EUR", "payee_name": "Bob Example" },
+            "payee_check": { "result": "match" }
         }))
         .unwrap();
-        let ChallengeFor::Transfer { sign } = &tx.what else { panic!("{tx:?}") };
+        let ChallengeFor::Transfer { sign, payee_check } = &tx.what else { panic!("{tx:?}") };
+        assert_eq!(*payee_check, PayeeCheck::Match);
         assert_eq!((sign.amount_minor, sign.payee.as_str()), (1234, "ACC-BOB-EUR"));
         assert_eq!(serde_json::to_value(&tx).unwrap()["kind"], json!("transfer"));
         // A kind this build does not know, or a transfer without its fields, is refused.
@@ -495,6 +594,28 @@ mod tests {
                            "expires_at": 1, "kind": bad});
             assert!(serde_json::from_value::<ChallengeInfo>(v).is_err());
         }
+    }
+
+    #[test]
+    fn payee_checks_read_and_write_as_documented() {
+        let close = PayeeCheck::CloseMatch { account_name: "Robert Smith".parse().unwrap() };
+        assert_eq!(
+            serde_json::to_value(&close).unwrap(),
+            json!({"result": "close_match", "account_name": "Robert Smith"})
+        );
+        assert_eq!(serde_json::to_value(PayeeCheck::NoMatch).unwrap(), json!({"result": "no_match"}));
+        assert_eq!(
+            serde_json::from_value::<PayeeCheck>(json!({"result": "unavailable"})).unwrap(),
+            PayeeCheck::Unavailable
+        );
+        assert!(PayeeCheck::NoMatch.needs_confirmation() && PayeeCheck::Unavailable.needs_confirmation());
+        assert!(!PayeeCheck::Match.needs_confirmation() && !close.needs_confirmation());
+        assert!(close.describe().contains("Robert Smith"));
+        let c: TransferConfirmation =
+            serde_json::from_value(json!({"challenge_id": "0".repeat(32), "counter": 3, "otp": "12345678"})).unwrap();
+        assert!(!c.confirm_unverified_payee, "absent means not confirmed");
+        assert_eq!(ErrorCode::CardTooOld.http_status(), 403);
+        assert_eq!(ErrorCode::PayeeNotConfirmed.http_status(), 409);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   [`ChallengeId`], [`Challenge`]: newtypes with `FromStr`, `Display` and serde.
 //! - [`money`]: [`Currency`] (the ISO 4217 table with exponents, and the five the bank
 //!   keeps) and exact decimal amounts in minor units.
+//! - [`names`]: [`PayeeName`], an account holder's or payee's name (verification of payee).
 //! - [`api`]: the JSON API's requests, answers and [`api::ErrorCode`] (`docs/api.md`); the
 //!   server answers and the bridge reads these very types.
 //! - [`token_file`]: the personalization output `bank-tools card personalize` writes and
@@ -30,8 +31,10 @@ extern crate alloc;
 pub mod api;
 pub mod ids;
 pub mod money;
+pub mod names;
 pub mod token_file;
 
 pub use ids::{AccountNumber, CardSerial, Challenge, ChallengeId, IdError, TransferId, UserName};
 pub use money::{AmountError, Currency, CurrencyError, MAX_AMOUNT};
+pub use names::PayeeName;
 pub use token_file::TokenFile;

@@ -3,8 +3,12 @@
 //! personalization station to the bank.
 //!
 //! ```json
-//! {"format":"paysim-token-v1","serial":"PSIM-00000001","seed_hex":"<64 hex>","counter":0}
+//! {"format":"paysim-token-v1","serial":"PSIM-00000001","seed_hex":"<64 hex>","counter":0,"tx_version":2}
 //! ```
+//!
+//! `tx_version` is the newest transaction-context version the card announced at
+//! personalization (`DF08`, `docs/protocol.md`); a file without it was written for an
+//! applet 1.0 card, which signs version 1 only.
 //!
 //! It holds a secret: written with mode 0600, shredded after enrollment. The parser keeps the
 //! seed's digits in wiped memory and its errors never contain them.
@@ -12,7 +16,7 @@
 use alloc::string::String;
 use core::fmt;
 
-use paysim_otp::ChainKey;
+use paysim_otp::{ChainKey, TxVersion};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -29,6 +33,8 @@ pub struct TokenFile {
     pub seed: ChainKey,
     /// The card's next counter when the file was written (normally 0).
     pub counter: u64,
+    /// The newest transaction-context version the card signs.
+    pub tx_version: TxVersion,
 }
 
 impl fmt::Debug for TokenFile {
@@ -37,6 +43,7 @@ impl fmt::Debug for TokenFile {
             .field("serial", &self.serial)
             .field("seed", &"<secret>")
             .field("counter", &self.counter)
+            .field("tx_version", &self.tx_version)
             .finish()
     }
 }
@@ -49,6 +56,7 @@ struct Raw<'a> {
     serial: Option<&'a str>,
     seed_hex: Option<&'a str>,
     counter: Option<u64>,
+    tx_version: Option<u8>,
 }
 
 impl TokenFile {
@@ -66,7 +74,11 @@ impl TokenFile {
         let mut seed = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(seed_hex, seed.as_mut()).map_err(|_| "`seed_hex` must be 64 hex digits")?;
         let counter = v.counter.ok_or("`counter` must be a non-negative integer")?;
-        Ok(TokenFile { serial, seed: ChainKey::from_bytes(*seed), counter })
+        let tx_version = match v.tx_version {
+            None => TxVersion::V1,
+            Some(n) => TxVersion::from_number(n).ok_or("`tx_version` must be 1 or 2")?,
+        };
+        Ok(TokenFile { serial, seed: ChainKey::from_bytes(*seed), counter, tx_version })
     }
 
     /// The file's text (pretty JSON and a newline), in wiped memory.
@@ -79,10 +91,11 @@ impl TokenFile {
         let _ = fmt::Write::write_fmt(
             &mut *out,
             format_args!(
-                "{{\n  \"format\": \"{FORMAT}\",\n  \"serial\": \"{}\",\n  \"seed_hex\": \"{}\",\n  \"counter\": {}\n}}\n",
+                "{{\n  \"format\": \"{FORMAT}\",\n  \"serial\": \"{}\",\n  \"seed_hex\": \"{}\",\n  \"counter\": {},\n  \"tx_version\": {}\n}}\n",
                 self.serial,
                 seed_hex.as_str(),
-                self.counter
+                self.counter,
+                self.tx_version.number()
             ),
         );
         out
@@ -101,6 +114,10 @@ mod tests {
         );
         let t = TokenFile::parse(&ok).unwrap();
         assert_eq!(t.serial, "PSIM-00000001");
+        assert_eq!(t.tx_version, TxVersion::V1, "a file without tx_version is an old card's");
+        let v2 = TokenFile::parse(&ok.replace("\"counter\":0", "\"counter\":0,\"tx_version\":2")).unwrap();
+        assert_eq!(v2.tx_version, TxVersion::V2);
+        assert!(TokenFile::parse(&ok.replace("\"counter\":0", "\"counter\":0,\"tx_version\":3")).is_err());
         assert_eq!(t.seed.expose(), &[0xab; 32]);
         assert!(!format!("{t:?}").to_lowercase().contains("abab"));
         for bad in [
@@ -118,15 +135,20 @@ mod tests {
 
     #[test]
     fn written_text_reads_back_and_has_the_shared_shape() {
-        let t =
-            TokenFile { serial: "PSIM-00000001".parse().unwrap(), seed: ChainKey::from_bytes([0xAB; 32]), counter: 5 };
+        let t = TokenFile {
+            serial: "PSIM-00000001".parse().unwrap(),
+            seed: ChainKey::from_bytes([0xAB; 32]),
+            counter: 5,
+            tx_version: TxVersion::V2,
+        };
         let text = t.to_text();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["format"], "paysim-token-v1");
         assert_eq!(v["serial"], "PSIM-00000001");
         assert_eq!(v["seed_hex"], "ab".repeat(32));
         assert_eq!(v["counter"], 5);
+        assert_eq!(v["tx_version"], 2);
         let back = TokenFile::parse(&text).unwrap();
-        assert_eq!((back.serial, back.seed, back.counter), (t.serial, t.seed, 5));
+        assert_eq!((back.serial, back.seed, back.counter, back.tx_version), (t.serial, t.seed, 5, TxVersion::V2));
     }
 }

@@ -5,7 +5,7 @@
 //! An OATH token ([`TokenKind::Oath`]) keeps its static HMAC key in the same sealed columns,
 //! with associated data of its own label, token id and serial, and no counter.
 
-use paysim_otp::{ChainKey, OathKey, OATH_KEY_LEN};
+use paysim_otp::{ChainKey, OathKey, TxVersion, OATH_KEY_LEN};
 use paysim_wire::{CardSerial, UserName};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::json;
@@ -28,6 +28,8 @@ pub struct TokenInfo {
     pub kind: TokenKind,
     /// Always 0 for an OATH token (it has no counter).
     pub next_counter: u64,
+    /// The transaction-context version the card signs (1 or 2), as announced at enrollment.
+    pub tx_version: u8,
     pub failures: i64,
     pub locked_until: Option<i64>,
     pub created_at: i64,
@@ -41,6 +43,29 @@ pub struct Enrollment<'a> {
     pub serial: &'a CardSerial,
     pub ck0: &'a ChainKey,
     pub counter: u64,
+    /// The newest transaction-context version the card announced (`DF08`; 1 for a card
+    /// without it), from the token file.
+    pub tx_version: TxVersion,
+}
+
+/// The transaction-context version of the user's active token; `None` without one.
+pub fn active_tx_version(tx: &Transaction<'_>, user_id: i64) -> Result<Option<TxVersion>, AuthError> {
+    Ok(tx
+        .row(
+            "SELECT tx_version FROM tokens WHERE user_id = ?1 AND status = ?2",
+            params![user_id, TokenStatus::Active.as_str()],
+            |r| {
+                let n: i64 = r.get(0)?;
+                u8::try_from(n).ok().and_then(TxVersion::from_number).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Integer,
+                        "unknown transaction-context version".into(),
+                    )
+                })
+            },
+        )
+        .optional()?)
 }
 
 /// An OATH token to enroll: its key was written to the credential on the card (`bank-tools
@@ -152,6 +177,7 @@ fn insert_token(
     user: &UserName,
     serial: &CardSerial,
     kind: TokenKind,
+    tx_version: TxVersion,
 ) -> Result<i64, AuthError> {
     let uid = super::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
     let exists: Option<i64> =
@@ -170,9 +196,9 @@ fn insert_token(
         return Err(AuthError::ActiveTokenExists { user: user.clone(), serial });
     }
     tx.exec(
-        "INSERT INTO tokens (serial, user_id, status, kind, next_counter, ck_nonce, ck_sealed, created_at)
-         VALUES (?1, ?2, ?3, ?4, 0, x'', x'', ?5)",
-        params![serial.as_str(), uid, TokenStatus::Active.as_str(), kind.as_str(), now],
+        "INSERT INTO tokens (serial, user_id, status, kind, next_counter, ck_nonce, ck_sealed, created_at, tx_version)
+         VALUES (?1, ?2, ?3, ?4, 0, x'', x'', ?5, ?6)",
+        params![serial.as_str(), uid, TokenStatus::Active.as_str(), kind.as_str(), now, tx_version.number()],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -185,19 +211,19 @@ pub fn enroll_token(
     e: &Enrollment<'_>,
     actor: &str,
 ) -> Result<(), AuthError> {
-    let Enrollment { user, serial, ck0, counter } = *e;
+    let Enrollment { user, serial, ck0, counter, tx_version } = *e;
     if counter > MAX_ENROLL_COUNTER {
         return Err(AuthError::CounterTooLarge(counter));
     }
     check_master_key(tx, key)?;
-    let token_id = insert_token(tx, now, user, serial, TokenKind::Paysim)?;
+    let token_id = insert_token(tx, now, user, serial, TokenKind::Paysim, tx_version)?;
     store_chain(tx, key, token_id, serial, counter, &ck0.advance(counter))?;
     audit::append(
         tx,
         now,
         "token_enrolled",
         actor,
-        json!({ "serial": serial, "user": user, "kind": TokenKind::Paysim, "counter": counter }),
+        json!({ "serial": serial, "user": user, "kind": TokenKind::Paysim, "counter": counter, "tx_version": tx_version.number() }),
     )?;
     Ok(())
 }
@@ -211,7 +237,8 @@ pub fn enroll_oath_token(
     actor: &str,
 ) -> Result<(), AuthError> {
     check_master_key(tx, key)?;
-    let token_id = insert_token(tx, now, e.user, e.serial, TokenKind::Oath)?;
+    // An OATH key answers for whatever context it is given: the bridge sends version 2's.
+    let token_id = insert_token(tx, now, e.user, e.serial, TokenKind::Oath, TxVersion::V2)?;
     let sealed = key.seal(&oath_ad(token_id, e.serial), e.key.expose())?;
     tx.exec(
         "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2 WHERE id = ?3",
@@ -285,7 +312,7 @@ pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: 
 
 pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, AuthError> {
     let mut stmt = tx.prepare(
-        "SELECT t.serial, u.name, t.status, t.next_counter, t.failures, t.locked_until, t.created_at, t.kind
+        "SELECT t.serial, u.name, t.status, t.next_counter, t.failures, t.locked_until, t.created_at, t.kind, t.tx_version
          FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY t.serial",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -296,6 +323,7 @@ pub fn list_tokens(tx: &Transaction<'_>, now: i64) -> Result<Vec<TokenInfo>, Aut
             status: status_column(r, 2)?,
             kind: kind_column(r, 7)?,
             next_counter: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            tx_version: r.get(8)?,
             failures: r.get(4)?,
             locked_until: (locked_until > now).then_some(locked_until),
             created_at: r.get(6)?,

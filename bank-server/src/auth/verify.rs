@@ -6,8 +6,8 @@
 //! (PAYSIM-OATH-1, `paysim_otp::oath_code`) matches or not, and the counter of the submission
 //! is ignored. Single use, the purpose and session binding, expiry and lockout are the same.
 
-use paysim_otp::{self as otp, ChainKey, TxFields};
-use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, TransferId, UserName};
+use paysim_otp::{self as otp, ChainKey, TxFields, TxVersion};
+use paysim_wire::{AccountNumber, CardSerial, ChallengeId, Currency, PayeeName, TransferId, UserName};
 use rusqlite::Transaction;
 use serde_json::json;
 
@@ -19,11 +19,20 @@ use crate::audit;
 use crate::db::{parse_column, Cached};
 use crate::master_key::{KeyError, MasterKey, Sealed};
 
-/// What the card signed besides the challenge.
+/// What the card signed besides the challenge. A transfer is always checked as transaction
+/// context version 2, over the fields *the bank stored*: a code over any other source or
+/// payee name does not match.
 #[derive(Clone, Copy, Debug)]
 pub enum Signed<'a> {
     Login,
-    Tx { transaction_id: &'a TransferId, amount_minor: u64, currency: Currency, payee: &'a AccountNumber },
+    Tx {
+        transaction_id: &'a TransferId,
+        amount_minor: u64,
+        currency: Currency,
+        source: &'a AccountNumber,
+        payee: &'a AccountNumber,
+        payee_name: &'a PayeeName,
+    },
 }
 
 /// A client's answer. `counter: None` (a person typed only the 8 digits) makes the check try
@@ -124,14 +133,17 @@ impl CheckLog<'_> {
 fn oath_q(challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> [u8; 32] {
     match signed {
         Signed::Login => otp::oath_login_challenge(challenge, verifier_id),
-        Signed::Tx { transaction_id, amount_minor, currency, payee } => otp::oath_tx_challenge(
+        Signed::Tx { transaction_id, amount_minor, currency, source, payee, payee_name } => otp::oath_tx_challenge(
             challenge,
             &TxFields {
+                version: TxVersion::V2,
                 verifier_id,
                 transaction_id: transaction_id.as_str().as_bytes(),
                 amount_minor,
                 currency: currency.as_bytes(),
+                source: source.as_str().as_bytes(),
                 payee: payee.as_str().as_bytes(),
+                payee_name: payee_name.as_str().as_bytes(),
             },
         ),
     }
@@ -140,16 +152,19 @@ fn oath_q(challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> [u8; 32] 
 fn code_at(ck: &ChainKey, counter: u64, challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> otp::Otp {
     match signed {
         Signed::Login => otp::login_otp(ck, counter, challenge, verifier_id),
-        Signed::Tx { transaction_id, amount_minor, currency, payee } => otp::tx_otp(
+        Signed::Tx { transaction_id, amount_minor, currency, source, payee, payee_name } => otp::tx_otp(
             ck,
             counter,
             challenge,
             &TxFields {
+                version: TxVersion::V2,
                 verifier_id,
                 transaction_id: transaction_id.as_str().as_bytes(),
                 amount_minor,
                 currency: currency.as_bytes(),
+                source: source.as_str().as_bytes(),
                 payee: payee.as_str().as_bytes(),
+                payee_name: payee_name.as_str().as_bytes(),
             },
         ),
     }

@@ -2,7 +2,7 @@
 //! read here, the foreign key refuses an id that names no user).
 
 use paysim_wire::api::Account;
-use paysim_wire::{AccountNumber, Currency};
+use paysim_wire::{AccountNumber, Currency, PayeeName};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::json;
 
@@ -37,6 +37,9 @@ pub(super) struct AccountRow {
     pub kind: AccountKind,
     pub currency: Currency,
     pub balance: i64,
+    /// The holder's name, for verification of payee; `None` for accounts opened before
+    /// accounts carried one.
+    pub holder_name: Option<PayeeName>,
 }
 
 impl AccountRow {
@@ -47,15 +50,24 @@ impl AccountRow {
 
 pub(super) fn by_number(tx: &Transaction<'_>, number: &str) -> Result<Option<AccountRow>, LedgerError> {
     Ok(tx
-        .row("SELECT id, user_id, kind, currency, balance FROM accounts WHERE number = ?1", [number], |r| {
-            Ok(AccountRow {
-                id: r.get(0)?,
-                user_id: r.get(1)?,
-                kind: parse_column(r, 2, "account kind", AccountKind::from_stored)?,
-                currency: parse_column(r, 3, "currency", |t| t.parse().ok())?,
-                balance: r.get(4)?,
-            })
-        })
+        .row(
+            "SELECT id, user_id, kind, currency, balance, holder_name FROM accounts WHERE number = ?1",
+            [number],
+            |r| {
+                let holder: Option<String> = r.get(5)?;
+                Ok(AccountRow {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    kind: parse_column(r, 2, "account kind", AccountKind::from_stored)?,
+                    currency: parse_column(r, 3, "currency", |t| t.parse().ok())?,
+                    balance: r.get(4)?,
+                    holder_name: match holder {
+                        None => None,
+                        Some(_) => Some(parse_column(r, 5, "holder name", |t| t.parse().ok())?),
+                    },
+                })
+            },
+        )
         .optional()?)
 }
 
@@ -63,13 +75,15 @@ fn view(number: AccountNumber, currency: Currency, balance_minor: i64) -> Accoun
     Account { number, exponent: currency.exponent(), currency, balance_minor }
 }
 
-/// Opens a customer account for `user_id` in a currency the bank keeps.
+/// Opens a customer account for `user_id` in a currency the bank keeps, in the name of
+/// `holder` (the name verification of payee compares with; `None` answers `unavailable`).
 pub fn open_account(
     tx: &Transaction<'_>,
     now: i64,
     user_id: i64,
     number: &AccountNumber,
     currency: Currency,
+    holder: Option<&PayeeName>,
     actor: &str,
 ) -> Result<(), LedgerError> {
     if number.as_str().starts_with(FUNDING_PREFIX) {
@@ -82,8 +96,16 @@ pub fn open_account(
         return Err(LedgerError::AccountExists(number.clone()));
     }
     tx.exec(
-        "INSERT INTO accounts (number, kind, user_id, currency, balance, created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-        params![number.as_str(), AccountKind::Customer.as_str(), user_id, currency.as_str(), now],
+        "INSERT INTO accounts (number, kind, user_id, currency, balance, created_at, holder_name)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
+        params![
+            number.as_str(),
+            AccountKind::Customer.as_str(),
+            user_id,
+            currency.as_str(),
+            now,
+            holder.map(PayeeName::as_str)
+        ],
     )
     .map_err(|e| match e.sqlite_error().map(|f| f.extended_code) {
         Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => LedgerError::UnknownUser(user_id),
@@ -94,7 +116,7 @@ pub fn open_account(
         now,
         "account_opened",
         actor,
-        json!({ "account": number, "currency": currency, "user_id": user_id }),
+        json!({ "account": number, "currency": currency, "user_id": user_id, "holder_name": holder }),
     )?;
     Ok(())
 }
@@ -130,7 +152,7 @@ mod tests {
     fn an_account_for_an_unknown_user_id_is_refused() {
         let (_dir, mut c) = migrated_db();
         let tx = c.transaction().unwrap();
-        let e = open_account(&tx, 0, 42, &n("ACC-X"), eur(), "operator").unwrap_err();
+        let e = open_account(&tx, 0, 42, &n("ACC-X"), eur(), None, "operator").unwrap_err();
         assert!(matches!(e, LedgerError::UnknownUser(42)), "{e:?}");
         let count: i64 = tx.query_row("SELECT count(*) FROM accounts", [], |r| r.get(0)).unwrap();
         assert_eq!(count, 0);
@@ -142,12 +164,15 @@ mod tests {
         let tx = c.transaction().unwrap();
         alice_and_bob_in_eur(&tx);
         let xau: Currency = "XAU".parse().unwrap();
-        assert!(matches!(open_account(&tx, 0, 1, &n("ACC-G"), xau, "op"), Err(LedgerError::UnsupportedCurrency(_))));
         assert!(matches!(
-            open_account(&tx, 0, 1, &n("FUNDING-EUR"), eur(), "op"),
+            open_account(&tx, 0, 1, &n("ACC-G"), xau, None, "op"),
+            Err(LedgerError::UnsupportedCurrency(_))
+        ));
+        assert!(matches!(
+            open_account(&tx, 0, 1, &n("FUNDING-EUR"), eur(), None, "op"),
             Err(LedgerError::InvalidAccountNumber)
         ));
-        assert!(matches!(open_account(&tx, 0, 1, &n("ACC-A"), eur(), "op"), Err(LedgerError::AccountExists(_))));
+        assert!(matches!(open_account(&tx, 0, 1, &n("ACC-A"), eur(), None, "op"), Err(LedgerError::AccountExists(_))));
     }
 
     #[test]

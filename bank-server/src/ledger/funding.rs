@@ -73,7 +73,7 @@ mod tests {
         let (_dir, mut c) = migrated_db();
         let tx = c.transaction().unwrap();
         alice_and_bob_in_eur(&tx);
-        open_account(&tx, 0, 2, &n("ACC-B-USD"), "USD".parse().unwrap(), "operator").unwrap();
+        open_account(&tx, 0, 2, &n("ACC-B-USD"), "USD".parse().unwrap(), None, "operator").unwrap();
         fund(&tx, 0, &n("ACC-A"), 100, "seed", "operator").unwrap();
         // As if the EUR customers already held all but 50 minor units of the limit, spread
         // over accounts each far below its own limit.

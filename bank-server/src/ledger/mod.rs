@@ -11,11 +11,13 @@
 //! - [`funding`]: money in, from the bank's per-currency funding account.
 //! - [`transfers`]: asking for, reading and executing transfers.
 //! - [`books`]: the invariants, checked on demand.
+//! - [`vop`]: verification of payee, the comparison of a payee's name with the account's.
 
 pub mod accounts;
 pub mod books;
 pub mod funding;
 pub mod transfers;
+pub mod vop;
 
 use crate::db::Cached;
 use paysim_wire::api::TransferStatus;
@@ -25,7 +27,7 @@ use rusqlite::{params, Transaction};
 pub use accounts::{account, accounts_of, open_account};
 pub use books::{check_books, Books};
 pub use funding::fund;
-pub use transfers::{create_transfer, execute_transfer, history, transfer, PendingCap};
+pub use transfers::{create_transfer, execute_transfer, history, payee_check, transfer, PendingCap};
 
 /// Largest balance an account may reach by funding (keeps every sum inside i64).
 pub const MAX_BALANCE: i64 = 1_000_000_000_000_000_000;
@@ -122,7 +124,7 @@ pub(crate) mod test_db {
     pub fn alice_and_bob_in_eur(tx: &Transaction<'_>) {
         crate::auth::add_user(tx, 0, &"alice".parse().unwrap(), "operator").unwrap();
         crate::auth::add_user(tx, 0, &"bob".parse().unwrap(), "operator").unwrap();
-        open_account(tx, 0, 1, &n("ACC-A"), eur(), "operator").unwrap();
-        open_account(tx, 0, 2, &n("ACC-B"), eur(), "operator").unwrap();
+        open_account(tx, 0, 1, &n("ACC-A"), eur(), Some(&"Alice Example".parse().unwrap()), "operator").unwrap();
+        open_account(tx, 0, 2, &n("ACC-B"), eur(), Some(&"Bob Example".parse().unwrap()), "operator").unwrap();
     }
 }

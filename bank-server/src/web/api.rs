@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use paysim_wire::api::{
     Accounts, ChallengeInfo, CodeSubmission, LoginChallenge, LoginChallengeRequest, LoginOk, NewTransfer, SessionInfo,
-    Transfer, TransferEnvelope, TransferStatus, Transfers, HISTORY_DEFAULT, HISTORY_MAX,
+    Transfer, TransferConfirmation, TransferEnvelope, TransferStatus, Transfers, HISTORY_DEFAULT, HISTORY_MAX,
 };
 use paysim_wire::{ChallengeId, TransferId};
 
@@ -187,10 +187,11 @@ async fn create_transfer(
     let started =
         as_user(&state, &headers, move |tx, now, st, who| Ok(usecase::start_transfer(tx, now, st, who, &req)?)).await?;
     Ok(match started {
-        Started::Challenge(c) => (StatusCode::CREATED, Json(c)).into_response(),
+        Started::Challenge(c) => (StatusCode::CREATED, Json(*c)).into_response(),
         Started::Settled(t) => settled(t)?.into_response(),
         Started::Refused(e) => AppError::from(e).into_response(),
         Started::KindNotAllowed(kind) => AppError::TokenKindNotAllowed(kind).into_response(),
+        Started::CardTooOld => AppError::CardTooOld.into_response(),
     })
 }
 
@@ -198,13 +199,18 @@ async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Body(code): Body<CodeSubmission>,
+    Body(code): Body<TransferConfirmation>,
 ) -> Result<Json<TransferEnvelope>, AppError> {
     let id = transfer_id(&id)?;
     extract::limit_code(&state, bearer(&headers).as_deref()).await?;
     let t = as_user(&state, &headers, move |tx, now, st, who| {
-        let otp = code.otp.as_str();
-        Ok(usecase::confirm_transfer(tx, now, st, who, &id, &code.challenge_id, Some(code.counter), otp)?)
+        let c = usecase::Confirmation {
+            challenge_id: &code.challenge_id,
+            counter: Some(code.counter),
+            otp: code.otp.as_str(),
+            unverified_payee_ok: code.confirm_unverified_payee,
+        };
+        Ok(usecase::confirm_transfer(tx, now, st, who, &id, c)?)
     })
     .await?;
     settled(t.map_err(|_| AppError::AuthFailed)?)

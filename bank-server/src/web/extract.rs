@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
-use paysim_wire::api::{CodeSubmission, LoginChallengeRequest, NewTransfer};
-use paysim_wire::{AccountNumber, ChallengeId, TransferId, UserName};
+use paysim_wire::api::{CodeSubmission, LoginChallengeRequest, NewTransfer, TransferConfirmation};
+use paysim_wire::{AccountNumber, ChallengeId, PayeeName, TransferId, UserName};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -27,6 +27,8 @@ use crate::AppState;
 pub trait RequestBody: DeserializeOwned {
     /// `(field, rule)` for every required field, in the order they are reported missing.
     const FIELDS: &'static [(&'static str, &'static str)];
+    /// `(field, rule)` for every optional field.
+    const OPTIONAL: &'static [(&'static str, &'static str)] = &[];
 
     /// A refusal more precise than "field `f` must be ..." for a value of `field` that does
     /// not deserialize; `None` for the generic one.
@@ -46,6 +48,12 @@ impl RequestBody for CodeSubmission {
         &[("challenge_id", ChallengeId::RULE), ("counter", NON_NEGATIVE), ("otp", "a string of 8 digits")];
 }
 
+impl RequestBody for TransferConfirmation {
+    const FIELDS: &'static [(&'static str, &'static str)] =
+        &[("challenge_id", ChallengeId::RULE), ("counter", NON_NEGATIVE), ("otp", "a string of 8 digits")];
+    const OPTIONAL: &'static [(&'static str, &'static str)] = &[("confirm_unverified_payee", "true or false")];
+}
+
 impl RequestBody for NewTransfer {
     const FIELDS: &'static [(&'static str, &'static str)] = &[
         ("transfer_id", TransferId::RULE),
@@ -53,6 +61,7 @@ impl RequestBody for NewTransfer {
         ("from", AccountNumber::RULE),
         ("to", AccountNumber::RULE),
         ("amount_minor", NON_NEGATIVE),
+        ("payee_name", PayeeName::RULE),
     ];
 
     /// Three upper-case letters that are no ISO 4217 code (`XYZ`) name a currency the bank
@@ -79,7 +88,8 @@ pub fn parse<T: RequestBody>(bytes: &[u8]) -> Result<T, AppError> {
             serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
             _ => None,
         });
-        let Some((name, rule)) = field.and_then(|f| T::FIELDS.iter().find(|(name, _)| *name == f)) else {
+        let Some((name, rule)) = field.and_then(|f| T::FIELDS.iter().chain(T::OPTIONAL).find(|(name, _)| *name == f))
+        else {
             return not_object();
         };
         body.get(*name)
@@ -221,12 +231,34 @@ mod tests {
         let m = message::<CodeSubmission>(r#"{"challenge_id":"zz98765432","counter":1,"otp":"1"}"#);
         assert!(m.starts_with("field `challenge_id` must be") && !m.contains("98765432"), "{m}");
         assert_eq!(message::<CodeSubmission>(r#"{"counter":1,"otp":"1"}"#), "field `challenge_id` is missing");
-        let m = message::<NewTransfer>(r#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"eur"}"#);
+        let m = message::<NewTransfer>(
+            r#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"eur","payee_name":"Bob"}"#,
+        );
         assert_eq!(m, "field `currency` must be 3 upper-case letters of an ISO 4217 code");
-        let xyz = parse::<NewTransfer>(br#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"XYZ"}"#);
+        let xyz = parse::<NewTransfer>(
+            br#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"XYZ","payee_name":"Bob"}"#,
+        );
         assert!(matches!(xyz, Err(AppError::UnkeptCurrency)), "{xyz:?}");
-        let ok: NewTransfer =
-            parse(br#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"XAU","extra":0}"#).unwrap();
-        assert_eq!(ok.currency.as_str(), "XAU");
+        let ok: NewTransfer = parse(
+            br#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"XAU","payee_name":" Bob ","extra":0}"#,
+        )
+        .unwrap();
+        assert_eq!((ok.currency.as_str(), ok.payee_name.as_str()), ("XAU", "Bob"));
+        // The payee's name: required, with its rule, never echoed.
+        let m = message::<NewTransfer>(r#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"EUR"}"#);
+        assert_eq!(m, "field `payee_name` is missing");
+        let m = message::<NewTransfer>(
+            r#"{"transfer_id":"t","from":"A","to":"B","amount_minor":1,"currency":"EUR","payee_name":"Secret\nName"}"#,
+        );
+        assert_eq!(m, "field `payee_name` must be 1-70 characters, without control characters");
+        // The second confirmation is optional, and a bad value names its rule.
+        let c =
+            parse::<TransferConfirmation>(format!(r#"{{"challenge_id":"{zeros}","counter":1,"otp":"1"}}"#).as_bytes())
+                .unwrap();
+        assert!(!c.confirm_unverified_payee);
+        let m = message::<TransferConfirmation>(&format!(
+            r#"{{"challenge_id":"{zeros}","counter":1,"otp":"1","confirm_unverified_payee":"yes"}}"#
+        ));
+        assert_eq!(m, "field `confirm_unverified_payee` must be true or false");
     }
 }

@@ -20,6 +20,7 @@ use crate::ledger::LedgerError;
 use crate::session::SessionError;
 use crate::usecase::UseCaseError;
 use crate::AppState;
+use paysim_wire::api::PayeeCheck;
 
 /// Every error the web layer answers with. 4xx carry a stable code; 5xx are logged and
 /// answered generically.
@@ -51,6 +52,16 @@ pub enum AppError {
     /// The transfer was refused for good at confirmation (too little money then).
     #[error("insufficient funds")]
     Rejected(Box<Transfer>),
+    /// The user's card signs transaction context version 1 only.
+    #[error("your card signs neither the source account nor the payee's name, so the bank does not take transfers signed by it: ask the bank for a new card (logging in still works)")]
+    CardTooOld,
+    /// Verification of payee answered `no_match` or `unavailable` and the payer did not
+    /// confirm a second time.
+    #[error("{}: nothing was checked or moved; to pay this account anyway, confirm again with the second confirmation (API: \"confirm_unverified_payee\": true)", .0)]
+    PayeeNotConfirmed(&'static str),
+    /// A pending transfer made before the payee's name was signed.
+    #[error("this transfer was asked for before the payee's name was part of a transfer: start a new one (a new transfer id)")]
+    Unsignable,
     /// An abuse limit refused the request (`429`, with `Retry-After`).
     #[error("too many requests: try again in {retry_after_s} seconds")]
     RateLimited { retry_after_s: u64 },
@@ -127,6 +138,9 @@ impl AppError {
                     crate::auth::TokenKind::Paysim => self.to_string(),
                 },
             ),
+            AppError::CardTooOld => (ErrorCode::CardTooOld, self.to_string()),
+            AppError::PayeeNotConfirmed(_) => (ErrorCode::PayeeNotConfirmed, self.to_string()),
+            AppError::Unsignable => (ErrorCode::TransferIdConflict, self.to_string()),
             AppError::Internal(_) => internal,
         }
     }
@@ -212,6 +226,11 @@ impl From<UseCaseError> for AppError {
             UseCaseError::Unauthenticated => AppError::Unauthenticated,
             UseCaseError::NoSuchTransfer => AppError::NotFound,
             UseCaseError::TokenKindNotAllowed(kind) => AppError::TokenKindNotAllowed(kind),
+            UseCaseError::PayeeNotConfirmed(check) => AppError::PayeeNotConfirmed(match check {
+                PayeeCheck::Unavailable => "the bank could not check the payee's name against the account",
+                _ => "the payee's name does not match the name on the account",
+            }),
+            UseCaseError::UnsignableTransfer => AppError::Unsignable,
         }
     }
 }

@@ -13,8 +13,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use paysim_wire::api::{Account, Direction, NewTransfer, SessionToken, Transfer, TransferChallenge, TransferStatus};
-use paysim_wire::{AccountNumber, ChallengeId, TransferId, UserName};
+use paysim_wire::api::{
+    Account, Direction, NewTransfer, PayeeCheck, SessionToken, Transfer, TransferChallenge, TransferStatus,
+};
+use paysim_wire::{AccountNumber, ChallengeId, PayeeName, TransferId, UserName};
 use serde::Deserialize;
 
 use super::AppError;
@@ -67,7 +69,9 @@ table{border-collapse:collapse}td,th{border:1px solid #999;padding:.3em .6em;tex
 .num{text-align:right;font-family:monospace}code,.mono{font-family:monospace;overflow-wrap:anywhere}\
 pre{white-space:pre-wrap}table{max-width:100%}\
 @media (max-width:30em){body{margin:1em auto;padding:0 .5em}td,th{padding:.2em .3em}}\
-nav form{display:inline}nav a,nav button{margin-right:1em}.err{color:#a00}";
+nav form{display:inline}nav a,nav button{margin-right:1em}.err{color:#a00}\
+#payee-check{border:2px solid;padding:0 .8em;margin:1em 0}#payee-check.ok{border-color:#070}\
+#payee-check.warn{border-color:#a60}#payee-check.err{border-color:#a00}";
 
 /// Reads what a person typed: `COUNTER-OTP` (e.g. `17-12345678`) or the 8 digits alone.
 /// Spaces are ignored.
@@ -367,6 +371,9 @@ struct CodeForm {
     code: String,
     #[serde(default)]
     transfer_id: String,
+    /// The checkbox of a payee whose name did not match or could not be checked (`yes`).
+    #[serde(default)]
+    confirm_unverified_payee: Option<String>,
 }
 
 const CODE_RULE: &str = "The code is COUNTER-OTP (for example 17-12345678) or 8 digits.";
@@ -481,6 +488,10 @@ async fn transfer_form(State(state): State<AppState>, headers: HeaderMap) -> Res
                 } } }
                 p { label { "To (account number) " input name="to" required maxlength="34"; } }
                 p {
+                    label { "Payee's name " input name="payee_name" required maxlength="70" autocomplete="off"; }
+                    " (as the payee gave it to you: the bank checks it against the account)"
+                }
+                p {
                     label { "Amount " input name="amount" inputmode="decimal" required maxlength="20" placeholder="12.34"; }
                     " (in the currency of the source account)"
                 }
@@ -500,6 +511,7 @@ struct TransferStart {
     from: String,
     to: String,
     amount: String,
+    payee_name: String,
 }
 
 fn result_html(t: &Transfer) -> Markup {
@@ -514,9 +526,46 @@ fn result_html(t: &Transfer) -> Markup {
             tr { th { "Transfer id" } td.mono { (t.transfer_id) } }
             tr { th { "From" } td.mono { (t.from) } }
             tr { th { "To" } td.mono { (t.to) } }
+            @if let Some(name) = &t.payee_name { tr { th { "Payee's name" } td { (name) } } }
             tr { th { "Amount" } td.num { (t.currency.format_minor(t.amount_minor)) " " (t.currency) } }
         }
         p { a href="/accounts" { "Accounts and history" } " · " a href="/transfer" { "Another transfer" } }
+    }
+}
+
+/// `text` as one POSIX shell word (single quotes; a `'` inside written `'\''`).
+fn shell_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// The verification-of-payee box: the answer, in words a customer reads before the code.
+fn payee_check_html(check: &PayeeCheck) -> Markup {
+    let (class, title, text) = match check {
+        PayeeCheck::Match => ("ok", "Name checked: it matches", "The payee's name is the name on the account."),
+        PayeeCheck::CloseMatch { .. } => (
+            "warn",
+            "Name checked: close match",
+            "The name you gave is close to the name on the account, not the same. Check that this is who you want to pay.",
+        ),
+        PayeeCheck::NoMatch => (
+            "err",
+            "Name checked: NO MATCH",
+            "The payee's name does not match the name on the account. The money may go to someone else, and may not come back. Do not go on unless you are sure.",
+        ),
+        PayeeCheck::Unavailable => (
+            "warn",
+            "Name could not be checked",
+            "The bank cannot check the name on this account. Go on only if you are sure of the account number.",
+        ),
+    };
+    html! {
+        div #payee-check class=(class) data-result=(check.as_str()) {
+            p { b { (title) } }
+            p { (text) }
+            @if let PayeeCheck::CloseMatch { account_name } = check {
+                p { "The account is in the name of " b #account-name { (account_name) } "." }
+            }
+        }
     }
 }
 
@@ -524,8 +573,9 @@ fn sign_html(st: &AppState, csrf: &str, c: &TransferChallenge) -> Markup {
     let s = &c.sign;
     let ch = c.challenge.to_hex();
     let cur = s.currency;
-    let from = &c.transfer.from;
+    let confirm_flag = if c.payee_check.needs_confirmation() { " --confirm-unverified-payee" } else { "" };
     html! {
+        (payee_check_html(&c.payee_check))
         p { "Your card will sign exactly these fields. Check them on the bridge's screen too." }
         table {
             tr { th { "Bank (verifier id)" } td.mono #verifier-id { (s.verifier_id) } }
@@ -534,8 +584,9 @@ fn sign_html(st: &AppState, csrf: &str, c: &TransferChallenge) -> Markup {
                 (cur.format_minor(s.amount_minor)) " " (cur) " (" span #amount-minor { (s.amount_minor) } " minor units)"
             } }
             tr { th { "Currency" } td.mono #currency { (cur) } }
+            tr { th { "From" } td.mono #source { (s.source) } }
             tr { th { "Payee" } td.mono #payee { (s.payee) } }
-            tr { th { "From" } td.mono { (from) } }
+            tr { th { "Payee's name" } td #payee-name { (s.payee_name) } }
             tr { th { "Challenge" } td.mono #challenge { (ch) } }
             tr { th { "Valid for" } td { (st.cfg.auth.challenge_ttl) " seconds" } }
         }
@@ -543,13 +594,24 @@ fn sign_html(st: &AppState, csrf: &str, c: &TransferChallenge) -> Markup {
         pre.mono {
             "reader-bridge respond --challenge " (ch)
             " --transaction-id " (s.transaction_id) " --amount-minor " (s.amount_minor)
-            " --currency " (cur) " --payee " (s.payee)
+            " --currency " (cur) " --source " (s.source) " --payee " (s.payee)
+            " --payee-name " (shell_word(s.payee_name.as_str())) (confirm_flag)
         }
         p { "and type the code it prints (" code { "COUNTER-OTP" } ", or the 8 digits alone)." }
         form method="post" action="/transfer/confirm" {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="challenge_id" value=(c.challenge_id);
             input type="hidden" name="transfer_id" value=(s.transaction_id);
+            @if c.payee_check.needs_confirmation() {
+                p { label {
+                    input type="checkbox" name="confirm_unverified_payee" value="yes" #confirm-unverified-payee;
+                    @if c.payee_check == PayeeCheck::NoMatch {
+                        " I know the name does not match the account, and I want to pay this account anyway."
+                    } @else {
+                        " I know the name could not be checked, and I want to pay this account anyway."
+                    }
+                } }
+            }
             p { label { "Code " input name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength="40" autofocus; } }
             p { button { "Sign and send" } }
             (sign_with_card(st))
@@ -574,7 +636,11 @@ fn new_transfer(tx: &rusqlite::Transaction<'_>, who: &LoggedIn, f: &TransferStar
     })?;
     let to = f.to.trim();
     let to: AccountNumber = to.parse().map_err(|_| AppError::NoSuchAccount(to.to_owned()))?;
-    Ok(NewTransfer { transfer_id, from: from.number, to, amount_minor, currency: from.currency })
+    let payee_name: PayeeName = f
+        .payee_name
+        .parse()
+        .map_err(|_| AppError::invalid("The payee's name must be 1 to 70 characters, without control characters."))?;
+    Ok(NewTransfer { transfer_id, from: from.number, to, amount_minor, currency: from.currency, payee_name })
 }
 
 async fn transfer_start(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<TransferStart>) -> Response {
@@ -595,6 +661,11 @@ async fn transfer_start(State(state): State<AppState>, headers: HeaderMap, Form(
                 let e = AppError::TokenKindNotAllowed(kind);
                 let body = html! { p.err { (e.parts().1) } p { a href="/" { "Back to the start" } } };
                 Ok(Page::Html(e.status(), layout("Something went wrong", None, body)))
+            }
+            Started::CardTooOld => {
+                let e = AppError::CardTooOld;
+                let body = html! { p.err #card-too-old { (e.parts().1) } p { a href="/" { "Back to the start" } } };
+                Ok(Page::Html(e.status(), layout("Your card is too old for transfers", None, body)))
             }
         }
     })
@@ -619,7 +690,13 @@ async fn transfer_confirm(State(state): State<AppState>, headers: HeaderMap, For
         let Ok(challenge_id) = f.challenge_id.parse::<ChallengeId>() else {
             return Ok(refused);
         };
-        match usecase::confirm_transfer(tx, now, st, &who, &transfer_id, &challenge_id, counter, &otp)? {
+        let c = usecase::Confirmation {
+            challenge_id: &challenge_id,
+            counter,
+            otp: &otp,
+            unverified_payee_ok: f.confirm_unverified_payee.as_deref() == Some("yes"),
+        };
+        match usecase::confirm_transfer(tx, now, st, &who, &transfer_id, c)? {
             Ok(t) => Ok(user_page(&who, "Transfer result", result_html(&t))),
             Err(_) => Ok(refused),
         }

@@ -222,8 +222,14 @@ async fn an_account_probe_cannot_tell_no_account_from_another_currency() {
     for to in ["ACC-NOBODY", "ACC-BOB-EUR"] {
         let (_, _, form) = web(&bank.app, "GET", "/transfer", Some(&cookie), None).await;
         let (csrf, tid) = (input(&form, "csrf"), input(&form, "transfer_id"));
-        let f =
-            [("csrf", csrf.as_str()), ("transfer_id", &tid), ("from", "ACC-ALICE-USD"), ("to", to), ("amount", "1")];
+        let f = [
+            ("csrf", csrf.as_str()),
+            ("transfer_id", &tid),
+            ("from", "ACC-ALICE-USD"),
+            ("to", to),
+            ("amount", "1"),
+            ("payee_name", "Bob Example"),
+        ];
         let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&cookie), Some(&f)).await;
         pages.push((st, page.replace(&tid, "TID")));
     }

@@ -47,8 +47,11 @@ async fn login_browse_transfer_logout() {
     assert_eq!(st, StatusCode::CREATED, "{created}");
     assert_eq!(
         created["sign"],
-        json!({ "verifier_id": VID, "transaction_id": "t-1", "amount_minor": 1234, "currency": "EUR", "payee": "ACC-BOB-EUR" })
+        json!({ "verifier_id": VID, "transaction_id": "t-1", "amount_minor": 1234, "currency": "EUR",
+                "source": "ACC-ALICE-EUR", "payee": "ACC-BOB-EUR", "payee_name": "Bob Example" })
     );
+    assert_eq!(created["payee_check"], json!({ "result": "match" }));
+    assert_eq!(created["transfer"]["payee_name"], "Bob Example");
     assert_eq!(created["transfer"]["status"], "pending");
     // Pending: no money moved yet.
     assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, 100_000);

@@ -28,13 +28,26 @@ pub fn sign_tx(card: &mut Card, created: &Value) -> (u64, String) {
     card.tx(
         created["challenge_hex"].as_str().unwrap(),
         &TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: VID.as_bytes(),
             transaction_id: s["transaction_id"].as_str().unwrap().as_bytes(),
             amount_minor: s["amount_minor"].as_u64().unwrap(),
             currency: &cur,
+            source: s["source"].as_str().unwrap().as_bytes(),
             payee: s["payee"].as_str().unwrap().as_bytes(),
+            payee_name: s["payee_name"].as_str().unwrap().as_bytes(),
         },
     )
+}
+
+/// The holder's name of the test accounts (what a payer who knows the payee types).
+pub fn holder_of(account: &str) -> &'static str {
+    match account {
+        a if a.starts_with("ACC-ALICE") => "Alice Example",
+        a if a.starts_with("ACC-BOB") => "Bob Example",
+        a if a.starts_with("ACC-CAROL") => "Carol Example",
+        _ => "Nobody Known",
+    }
 }
 
 pub struct TestBank {
@@ -72,10 +85,10 @@ impl TestBank {
             let serial = format!("PSIM-{}", user.to_uppercase());
             ops::enroll_token(&path, &serial, &ChainKey::from_bytes(seed(user)), 0, user).unwrap();
         }
-        ops::open_account(&path, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
-        ops::open_account(&path, "alice", "ACC-ALICE-USD", "USD").unwrap();
-        ops::open_account(&path, "bob", "ACC-BOB-EUR", "EUR").unwrap();
-        ops::open_account(&path, "carol", "ACC-CAROL-EUR", "EUR").unwrap();
+        ops::open_account(&path, "alice", "ACC-ALICE-EUR", "EUR", Some("Alice Example")).unwrap();
+        ops::open_account(&path, "alice", "ACC-ALICE-USD", "USD", Some("Alice Example")).unwrap();
+        ops::open_account(&path, "bob", "ACC-BOB-EUR", "EUR", Some("Bob Example")).unwrap();
+        ops::open_account(&path, "carol", "ACC-CAROL-EUR", "EUR", Some("Carol Example")).unwrap();
         ops::fund(&path, "ACC-ALICE-EUR", 100_000, "opening").unwrap();
         ops::fund(&path, "ACC-ALICE-USD", 5_000, "opening").unwrap();
         ops::fund(&path, "ACC-CAROL-EUR", 50_000, "opening").unwrap();
@@ -181,7 +194,28 @@ impl TestBank {
             "POST",
             "/api/v1/transfers",
             Some(token),
-            Some(json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": cur })),
+            Some(json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": cur, "payee_name": holder_of(to) })),
+        )
+        .await
+    }
+
+    /// [`TestBank::transfer`] with the payee's name given.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transfer_named(
+        &self,
+        token: &str,
+        id: &str,
+        from: &str,
+        to: &str,
+        amount: u64,
+        cur: &str,
+        payee_name: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/transfers",
+            Some(token),
+            Some(json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": cur, "payee_name": payee_name })),
         )
         .await
     }

@@ -12,6 +12,7 @@ mod api_flows;
 mod card;
 mod common;
 mod oath_tokens;
+mod payee;
 mod properties;
 mod real_server;
 #[path = "../support/server.rs"]

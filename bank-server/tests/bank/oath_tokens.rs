@@ -43,11 +43,14 @@ impl OathCard {
         let s = &created["sign"];
         let cur: [u8; 3] = s["currency"].as_str().unwrap().as_bytes().try_into().unwrap();
         let fields = TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: VID.as_bytes(),
             transaction_id: s["transaction_id"].as_str().unwrap().as_bytes(),
             amount_minor,
             currency: &cur,
+            source: s["source"].as_str().unwrap().as_bytes(),
             payee: s["payee"].as_str().unwrap().as_bytes(),
+            payee_name: s["payee_name"].as_str().unwrap().as_bytes(),
         };
         let ch = hex::decode(created["challenge_hex"].as_str().unwrap()).unwrap();
         self.code(&paysim_otp::oath_tx_challenge(&ch, &fields))
@@ -63,7 +66,7 @@ fn bank_with_dave(policy: OathTransfers) -> TestBank {
     ops::add_user(&bank.path, "dave").unwrap();
     let key = OathKey::from_bytes(KEY);
     ops::enroll_oath_token_with_key(&bank.path, &KeySource::env_or_beside_db(), "OATH-DAVE", &key, "dave").unwrap();
-    ops::open_account(&bank.path, "dave", "ACC-DAVE-EUR", "EUR").unwrap();
+    ops::open_account(&bank.path, "dave", "ACC-DAVE-EUR", "EUR", Some("Dave Example")).unwrap();
     ops::fund(&bank.path, "ACC-DAVE-EUR", 10_000, "opening").unwrap();
     bank
 }

@@ -205,7 +205,10 @@ async fn each_single_field_change_is_refused_and_moves_nothing() {
     let mut card = Card::new(seed("alice"));
     let token = bank.login(&mut card, "alice").await;
     let mut expected = 100_000i64;
-    for (i, field) in ["amount", "currency", "payee", "transfer id", "challenge", "verifier id"].into_iter().enumerate()
+    for (i, field) in
+        ["amount", "currency", "payee", "transfer id", "challenge", "verifier id", "source", "payee name", "version 1"]
+            .into_iter()
+            .enumerate()
     {
         let id = format!("f-{i}");
         let (st, created) = bank.create_transfer(&token, &id, "ACC-ALICE-EUR", "ACC-BOB-EUR", 500, "EUR").await;
@@ -218,14 +221,22 @@ async fn each_single_field_change_is_refused_and_moves_nothing() {
         let amount = if field == "amount" { 501 } else { 500 };
         let cur = if field == "currency" { b"USD" } else { b"EUR" };
         let payee = if field == "payee" { "ACC-CAROL-EUR" } else { "ACC-BOB-EUR" };
+        // A changed source account (another of alice's accounts) or payee's name, as a
+        // tampering terminal or page would sign it, is refused: the bank checks its own.
+        let source = if field == "source" { "ACC-ALICE-USD" } else { "ACC-ALICE-EUR" };
+        let name = if field == "payee name" { "Mallory Example" } else { "Bob Example" };
+        let version = if field == "version 1" { paysim_otp::TxVersion::V1 } else { paysim_otp::TxVersion::V2 };
         let (counter, otp) = card.tx(
             challenge,
             &TxFields {
+                version,
                 verifier_id: vid.as_bytes(),
                 transaction_id: tid.as_bytes(),
                 amount_minor: amount,
                 currency: cur,
+                source: source.as_bytes(),
                 payee: payee.as_bytes(),
+                payee_name: name.as_bytes(),
             },
         );
         let (st, v) = bank.confirm(&token, &id, &created["challenge_id"], counter, &otp).await;
@@ -243,7 +254,7 @@ async fn each_single_field_change_is_refused_and_moves_nothing() {
         expected -= 500;
         assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, expected);
     }
-    assert_eq!(bank.audit_count("otp_check", "\"otp_mismatch\""), 6);
+    assert_eq!(bank.audit_count("otp_check", "\"otp_mismatch\""), 9);
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ impl Api {
 
     /// Create, sign, confirm. `Err` when the server went away.
     fn pay(&self, card: &mut Card, id: &str, amount: u64) -> reqwest::Result<(u16, Value)> {
-        let body = json!({ "transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": amount, "currency": "EUR" });
+        let body = json!({ "transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": amount, "currency": "EUR", "payee_name": "bob" });
         let (st, created) = self.post("/api/v1/transfers", body)?;
         if st != 201 {
             return Ok((st, created));
@@ -63,7 +63,7 @@ fn setup(db: &Path) {
         ops::add_user(db, user).unwrap();
         ops::enroll_token(db, &format!("PSIM-{}", user.to_uppercase()), &ChainKey::from_bytes(seed(user)), 0, user)
             .unwrap();
-        ops::open_account(db, user, &format!("ACC-{}-EUR", user.to_uppercase()), "EUR").unwrap();
+        ops::open_account(db, user, &format!("ACC-{}-EUR", user.to_uppercase()), "EUR", Some(user)).unwrap();
     }
     ops::fund(db, "ACC-ALICE-EUR", 1_000_000, "opening").unwrap();
 }
@@ -195,12 +195,12 @@ fn kill_9_under_concurrent_logins_and_transfers_loses_no_acknowledged_answer() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bank.sqlite3");
     ops::add_user(&db, "sink").unwrap();
-    ops::open_account(&db, "sink", "ACC-SINK-EUR", "EUR").unwrap();
+    ops::open_account(&db, "sink", "ACC-SINK-EUR", "EUR", Some("sink")).unwrap();
     let users: Vec<String> = (0..LOGINS + PAYERS).map(|i| format!("load{i}")).collect();
     for u in &users {
         ops::add_user(&db, u).unwrap();
         ops::enroll_token(&db, &format!("PSIM-{}", u.to_uppercase()), &ChainKey::from_bytes(seed(u)), 0, u).unwrap();
-        ops::open_account(&db, u, &format!("ACC-{}-EUR", u.to_uppercase()), "EUR").unwrap();
+        ops::open_account(&db, u, &format!("ACC-{}-EUR", u.to_uppercase()), "EUR", Some(u)).unwrap();
         ops::fund(&db, &format!("ACC-{}-EUR", u.to_uppercase()), 1_000_000, "opening").unwrap();
     }
     let server = Server::spawn(&db, &["--public-url", VID], false);
@@ -230,7 +230,7 @@ fn kill_9_under_concurrent_logins_and_transfers_loses_no_acknowledged_answer() {
                 let from = format!("ACC-{}-EUR", user.to_uppercase());
                 for n in 0.. {
                     let id = format!("{user}-{n}");
-                    let body = json!({ "transfer_id": id, "from": from, "to": "ACC-SINK-EUR", "amount_minor": 1, "currency": "EUR" });
+                    let body = json!({ "transfer_id": id, "from": from, "to": "ACC-SINK-EUR", "amount_minor": 1, "currency": "EUR", "payee_name": "sink" });
                     let Ok((st, created)) = api.post("/api/v1/transfers", body) else { return };
                     assert_eq!(st, 201, "{created}");
                     let (counter, otp) = sign_tx(&mut card, &created);
@@ -347,7 +347,7 @@ fn the_log_at_trace_level_holds_no_secret() {
     secrets.push(std::fs::read_to_string(bank_server::master_key::key_path(&db)).unwrap().trim().to_owned());
     let api = Api::login(&server.base, &mut card, "alice");
     secrets.push(api.token.clone());
-    let body = json!({ "transfer_id": "log-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR" });
+    let body = json!({ "transfer_id": "log-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR", "payee_name": "bob" });
     let (_, created) = api.post("/api/v1/transfers", body).unwrap();
     let (counter, otp) = sign_tx(&mut card, &created);
     secrets.push(otp.clone());
@@ -361,7 +361,7 @@ fn the_log_at_trace_level_holds_no_secret() {
         .unwrap();
     assert_eq!(st, 401);
     let (_, created) = api
-        .post("/api/v1/transfers", json!({ "transfer_id": "log-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR" }))
+        .post("/api/v1/transfers", json!({ "transfer_id": "log-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR", "payee_name": "bob" }))
         .unwrap();
     let (counter, otp) = sign_tx(&mut card, &created);
     secrets.push(otp.clone());

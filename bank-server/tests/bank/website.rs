@@ -76,6 +76,7 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
         ("from", "ACC-ALICE-EUR"),
         ("to", "ACC-BOB-EUR"),
         ("amount", "12.34"),
+        ("payee_name", "Bob Example"),
     ];
     let (st, _, confirm) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&fields)).await;
     assert_eq!(st, StatusCode::OK, "{confirm}");
@@ -84,21 +85,28 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
     assert_eq!(cell(&confirm, "Transaction id"), tid);
     assert_eq!(cell(&confirm, "Currency"), "EUR");
     assert_eq!(cell(&confirm, "Payee"), "ACC-BOB-EUR");
+    assert_eq!(cell(&confirm, "From"), "ACC-ALICE-EUR");
+    assert_eq!(cell(&confirm, "Payee's name"), "Bob Example");
+    assert!(confirm.contains(r#"<div id="payee-check" class="ok" data-result="match">"#), "{confirm}");
+    assert!(!confirm.contains("confirm_unverified_payee"), "no second confirmation for a match");
     assert!(cell(&confirm, "Amount").starts_with("12.34 EUR"));
     assert!(confirm.contains("<span id=\"amount-minor\">1234</span> minor units"));
     let challenge = cell(&confirm, "Challenge");
     let command = format!(
-        "reader-bridge respond --challenge {challenge} --transaction-id {tid} --amount-minor 1234 --currency EUR --payee ACC-BOB-EUR</pre>"
+        "reader-bridge respond --challenge {challenge} --transaction-id {tid} --amount-minor 1234 --currency EUR --source ACC-ALICE-EUR --payee ACC-BOB-EUR --payee-name 'Bob Example'</pre>"
     );
     assert!(confirm.contains(&command) && !confirm.contains("--server"), "{confirm}");
     let (counter, otp) = card.tx(
         &challenge,
         &TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: VID.as_bytes(),
             transaction_id: tid.as_bytes(),
             amount_minor: 1234,
             currency: b"EUR",
+            source: b"ACC-ALICE-EUR",
             payee: b"ACC-BOB-EUR",
+            payee_name: b"Bob Example",
         },
     );
     let code = format!("{counter}-{otp}");
@@ -254,6 +262,7 @@ async fn a_bad_transfer_form_gets_an_error_page() {
             ("from", "ACC-ALICE-EUR"),
             ("to", to),
             ("amount", amount),
+            ("payee_name", "Bob Example"),
         ];
         let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
         assert_eq!(st, want, "{to} {amount}: {page}");
@@ -266,6 +275,7 @@ async fn a_bad_transfer_form_gets_an_error_page() {
         ("from", "ACC-BOB-EUR"),
         ("to", "ACC-ALICE-EUR"),
         ("amount", "1"),
+        ("payee_name", "Bob Example"),
     ];
     assert_eq!(web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -351,7 +361,14 @@ async fn typed_markup_is_escaped_in_every_page() {
         (tid.as_str(), evil, "ACC-BOB-EUR", "1"),
         (evil, "ACC-ALICE-EUR", "ACC-BOB-EUR", "1"),
     ] {
-        let f = [("csrf", csrf.as_str()), ("transfer_id", tid), ("from", from), ("to", to), ("amount", amount)];
+        let f = [
+            ("csrf", csrf.as_str()),
+            ("transfer_id", tid),
+            ("from", from),
+            ("to", to),
+            ("amount", amount),
+            ("payee_name", "Bob Example"),
+        ];
         let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
         assert!(st.is_client_error(), "{st}");
         assert!(!page.contains("<script") && !page.contains("<img"), "{page}");
@@ -407,6 +424,7 @@ async fn every_form_carries_the_csrf_token_and_every_post_checks_it() {
         ("from", "ACC-ALICE-EUR"),
         ("to", "ACC-BOB-EUR"),
         ("amount", "1"),
+        ("payee_name", "Bob Example"),
     ];
     let (_, _, confirm) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&fields)).await;
     assert_eq!(forms_carry(&confirm, &csrf, "confirmation"), 2);

@@ -8,6 +8,10 @@ use serde_json::{json, Value};
 
 use super::card::Card;
 
+/// The holder's name on every account these tests open, and so the payee name of every
+/// transfer they make (verification of payee answers `match`).
+pub const HOLDER: &str = "Test Customer";
+
 pub struct Http {
     http: reqwest::blocking::Client,
     pub base: String,
@@ -61,7 +65,9 @@ impl Http {
         to: &str,
         amount: u64,
     ) -> reqwest::Result<Result<(), (u16, Value)>> {
-        let body = json!({ "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": "EUR" });
+        let body = json!({
+            "transfer_id": id, "from": from, "to": to, "amount_minor": amount, "currency": "EUR", "payee_name": HOLDER
+        });
         let (st, created) = self.post("/transfers", &body)?;
         if st != 201 {
             return Ok(Err((st, created)));
@@ -70,11 +76,14 @@ impl Http {
         let (counter, otp) = card.tx(
             created["challenge_hex"].as_str().unwrap(),
             &TxFields {
+                version: paysim_otp::TxVersion::V2,
                 verifier_id: self.base.as_bytes(),
                 transaction_id: s["transaction_id"].as_str().unwrap().as_bytes(),
                 amount_minor: s["amount_minor"].as_u64().unwrap(),
                 currency: b"EUR",
+                source: s["source"].as_str().unwrap().as_bytes(),
                 payee: s["payee"].as_str().unwrap().as_bytes(),
+                payee_name: s["payee_name"].as_str().unwrap().as_bytes(),
             },
         );
         let confirm = json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp });

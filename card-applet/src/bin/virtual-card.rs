@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use card_applet::vpcd::{self, Options};
-use card_applet::TouchPolicy;
+use card_applet::{Firmware, TouchPolicy};
 use clap::Parser;
 
 /// What a touch of the virtual card's (missing) button does.
@@ -28,6 +28,16 @@ enum Touch {
     Allow,
     /// Every touch is refused: a credential that requires touch gives no code (SW 6982).
     Deny,
+}
+
+/// Which applet firmware the card runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum FirmwareArg {
+    /// The current applet (1.1): transaction context versions 1 and 2.
+    Current,
+    /// Emulates applet 1.0, an old card for tests: version 1 only, no `DF08`.
+    #[value(name = "1.0")]
+    V1_0,
 }
 
 #[derive(Parser, Debug)]
@@ -42,6 +52,10 @@ struct Args {
     /// What a touch of the missing button does, for OATH credentials that require touch.
     #[arg(long, value_enum, default_value = "allow")]
     touch: Touch,
+    /// Applet firmware: `current`, or `1.0` to emulate an old card that signs neither the
+    /// source account nor the payee's name (for tests; not a state of the card file).
+    #[arg(long, value_enum, default_value = "current")]
+    firmware: FirmwareArg,
     /// Do not re-arm TCP_QUICKACK before reads (benchmark only: shows the ~40 ms stall).
     #[arg(long, hide = true)]
     no_quickack: bool,
@@ -112,9 +126,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Touch::Allow => TouchPolicy::Allow,
         Touch::Deny => TouchPolicy::Deny,
     });
+    card.card_mut().set_firmware(match args.firmware {
+        FirmwareArg::Current => Firmware::Current,
+        FirmwareArg::V1_0 => Firmware::V1_0,
+    });
     let mut opts = Options::new(args.vpcd.clone());
     opts.quickack = !args.no_quickack;
-    tracing::info!(state = %args.state.display(), vpcd = %opts.addr, touch = ?args.touch, "card opened");
+    tracing::info!(state = %args.state.display(), vpcd = %opts.addr, touch = ?args.touch, firmware = ?args.firmware, "card opened");
     vpcd::serve(&mut card, &opts, |addr| {
         // A closed stdout (the reader went away) must not stop the card.
         let mut out = std::io::stdout().lock();

@@ -8,7 +8,8 @@
 //! # let mut transmit = |apdu: &[u8]| -> Result<Vec<u8>, std::convert::Infallible> { Ok(card.process(apdu)) };
 //! let resp = host::transceive(&host::select(), &mut transmit).unwrap();
 //! let fci = host::parse_select(&resp).unwrap();
-//! assert_eq!(fci.version, [1, 0]);
+//! assert_eq!(fci.version, [1, 1]);
+//! assert_eq!(fci.best_tx_version(), paysim_otp::TxVersion::V2);
 //! ```
 //!
 //! Every parser takes the whole response (data ‖ SW1 SW2) and maps the status word to a
@@ -26,10 +27,10 @@ use iso7816_tlv::ber::{Tlv, Value};
 use zeroize::Zeroizing;
 
 use crate::apdu::build;
-use crate::command::{ins, tag, DataObject, AID, CLA_ISO, CLA_PROPRIETARY, FIELD_MAX, PIN_REF};
+use crate::command::{ins, tag, DataObject, AID, CLA_ISO, CLA_PROPRIETARY, FIELD_MAX, PAYEE_NAME_MAX, PIN_REF};
 use crate::pin::{PinBlock, PinFormatError, PukBlock};
 use crate::tlv;
-use paysim_otp::{Otp, TxFields, CHALLENGE_MAX, CHALLENGE_MIN};
+use paysim_otp::{Otp, TxFields, TxVersion, CHALLENGE_MAX, CHALLENGE_MIN};
 
 /// An error answer from the card, typed for what the caller does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +90,10 @@ pub enum RequestError {
     Currency,
     #[error("the payee must be 1 to {FIELD_MAX} bytes of UTF-8")]
     Payee,
+    #[error("the source account must be 1 to {FIELD_MAX} bytes of UTF-8")]
+    Source,
+    #[error("the payee's name must be 1 to {PAYEE_NAME_MAX} bytes of UTF-8")]
+    PayeeName,
     #[error("the card serial must be 1 to 16 characters of A-Z, 0-9 and '-'")]
     Serial,
 }
@@ -250,7 +255,8 @@ pub fn login_otp(challenge: &[u8], verifier_id: &str) -> Result<Vec<u8>, Request
     Ok(apdu(CLA_PROPRIETARY, ins::LOGIN_OTP, 0, 0, &data, Some(256)))
 }
 
-/// TRANSACTION OTP `80 12 00 00 Lc {01, 02, 05, 06, 07, 08} 00`.
+/// TRANSACTION OTP `80 12 00 00 Lc {01, 02, 05, 06, 07, 08} 00` for context version 1, and
+/// `{01, 02, 05, 06, 07, 08, 09, 0A}` for version 2 (extended Lc when over 255 bytes).
 pub fn tx_otp(challenge: &[u8], tx: &TxFields<'_>) -> Result<Vec<u8>, RequestError> {
     check_challenge(challenge)?;
     check_utf8(tx.verifier_id, RequestError::VerifierId)?;
@@ -262,16 +268,25 @@ pub fn tx_otp(challenge: &[u8], tx: &TxFields<'_>) -> Result<Vec<u8>, RequestErr
     }
     check_utf8(tx.payee, RequestError::Payee)?;
     let amount = tx.amount_minor.to_be_bytes();
-    let data = tlv::encode_primitives(&[
+    let mut items = vec![
         (u16::from(tag::CHALLENGE), challenge),
         (u16::from(tag::VERIFIER_ID), tx.verifier_id),
         (u16::from(tag::TRANSACTION_ID), tx.transaction_id),
-        (u16::from(tag::AMOUNT), &amount),
-        (u16::from(tag::CURRENCY), tx.currency),
+        (u16::from(tag::AMOUNT), &amount[..]),
+        (u16::from(tag::CURRENCY), &tx.currency[..]),
         (u16::from(tag::PAYEE), tx.payee),
-    ])
-    .ok_or(RequestError::Challenge)?;
-    Ok(apdu(CLA_PROPRIETARY, ins::TRANSACTION_OTP, 0, 0, &data, Some(256)))
+    ];
+    if tx.version == TxVersion::V2 {
+        check_utf8(tx.source, RequestError::Source)?;
+        if !(1..=PAYEE_NAME_MAX).contains(&tx.payee_name.len()) || core::str::from_utf8(tx.payee_name).is_err() {
+            return Err(RequestError::PayeeName);
+        }
+        items.push((u16::from(tag::SOURCE), tx.source));
+        items.push((u16::from(tag::PAYEE_NAME), tx.payee_name));
+    }
+    let data = tlv::encode_primitives(&items).ok_or(RequestError::Challenge)?;
+    // Under 65536 bytes by the checks above, so `build` always encodes it (short or extended).
+    Ok(build(CLA_PROPRIETARY, ins::TRANSACTION_OTP, 0, 0, &data, Some(256)).unwrap_or_default())
 }
 
 /// What SELECT's FCI says.
@@ -283,6 +298,9 @@ pub struct Fci {
     pub life_cycle: u8,
     /// The card serial, once personalized.
     pub serial: Option<String>,
+    /// The transaction-context versions the card announces (`DF08`); a card without `DF08`
+    /// (applet 1.0) signs version 1 only.
+    pub tx_versions: Vec<TxVersion>,
 }
 
 impl Fci {
@@ -290,9 +308,34 @@ impl Fci {
     pub fn personalized(&self) -> bool {
         self.life_cycle == crate::card::LCS_OPERATIONAL
     }
+
+    /// The newest transaction-context version the card signs.
+    pub fn best_tx_version(&self) -> TxVersion {
+        self.tx_versions.iter().copied().max().unwrap_or(TxVersion::V1)
+    }
 }
 
-/// Parses SELECT's answer: `6F { 84 AID, A5 { DF05, DF04, [DF01] } }` + `9000`.
+/// Reads `DF08`'s value: version numbers, each known to this build; unknown numbers (a newer
+/// card) are skipped, an empty list is malformed.
+pub fn parse_tx_versions(value: &[u8]) -> Result<Vec<TxVersion>, CardError> {
+    let versions: Vec<TxVersion> = value.iter().filter_map(|&n| TxVersion::from_number(n)).collect();
+    if versions.is_empty() {
+        return Err(CardError::Malformed("DF08 names no transaction-context version this build knows"));
+    }
+    Ok(versions)
+}
+
+/// GET DATA `DF08`'s answer: the versions, or `[V1]` for a card without the object (`6A88`,
+/// applet 1.0).
+pub fn parse_get_tx_versions(resp: &[u8]) -> Result<Vec<TxVersion>, CardError> {
+    match parse_get_data(resp) {
+        Ok(v) => parse_tx_versions(&v),
+        Err(CardError::DataNotFound) => Ok(vec![TxVersion::V1]),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses SELECT's answer: `6F { 84 AID, A5 { DF05, DF04, [DF01], [DF08] } }` + `9000`.
 pub fn parse_select(resp: &[u8]) -> Result<Fci, CardError> {
     let data = expect_ok(resp, Context::Other)?;
     let bad = CardError::Malformed("FCI");
@@ -307,7 +350,7 @@ pub fn parse_select(resp: &[u8]) -> Result<Fci, CardError> {
         return Err(bad);
     };
     let mut aid_ok = false;
-    let (mut version, mut life_cycle, mut serial) = (None, None, None);
+    let (mut version, mut life_cycle, mut serial, mut tx_versions) = (None, None, None, None);
     for item in items {
         match (tlv::tag_number(item.tag()), item.value()) {
             (0x84, Value::Primitive(v)) => aid_ok = v.as_slice() == AID,
@@ -317,6 +360,7 @@ pub fn parse_select(resp: &[u8]) -> Result<Fci, CardError> {
                         (0xDF05, Value::Primitive(v)) => version = <[u8; 2]>::try_from(v.as_slice()).ok(),
                         (0xDF04, Value::Primitive(v)) if v.len() == 1 => life_cycle = v.first().copied(),
                         (0xDF01, Value::Primitive(v)) => serial = String::from_utf8(v.clone()).ok(),
+                        (0xDF08, Value::Primitive(v)) => tx_versions = Some(parse_tx_versions(v)?),
                         // Objects a later applet version may add are skipped.
                         _ => {}
                     }
@@ -332,6 +376,7 @@ pub fn parse_select(resp: &[u8]) -> Result<Fci, CardError> {
         version: version.ok_or(CardError::Malformed("FCI without version"))?,
         life_cycle: life_cycle.ok_or(CardError::Malformed("FCI without life-cycle state"))?,
         serial,
+        tx_versions: tx_versions.unwrap_or_else(|| vec![TxVersion::V1]),
     })
 }
 

@@ -30,8 +30,10 @@ impl Site {
         bank_server::ops::add_user(&db, "alice").unwrap();
         bank_server::ops::add_user(&db, "bob").unwrap();
         bank_server::ops::enroll_token(&db, "PSIM-WEB-1", &ChainKey::from_bytes(SEED), 0, "alice").unwrap();
-        bank_server::ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR").unwrap();
-        bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR").unwrap();
+        bank_server::ops::open_account(&db, "alice", "ACC-ALICE-EUR", "EUR", Some("Alice Example")).unwrap();
+        bank_server::ops::open_account(&db, "bob", "ACC-BOB-EUR", "EUR", Some("Bob Example")).unwrap();
+        // Opened without a holder's name: verification of payee answers "unavailable".
+        bank_server::ops::open_account(&db, "bob", "ACC-BOB-OLD", "EUR", None).unwrap();
         bank_server::ops::fund(&db, "ACC-ALICE-EUR", 250_000, "opening").unwrap();
         let bank = BankServer::start(&db, 0);
         let vid = paysim_otp::verifier_id(&bank.url()).unwrap();
@@ -121,10 +123,17 @@ fn a_person_uses_the_site_at(width: u32) {
     b.open(&format!("{base}/transfer"));
     looked_at(&b, width, "transfer-form");
     b.fill("input[name=to]", "ACC-BOB-EUR");
+    b.fill("input[name=payee_name]", "Bob Example");
     b.fill("input[name=amount]", "12.34");
     b.click("form[action='/transfer'] button");
     let (tid, payee) = (field(&b, "#transaction-id"), field(&b, "#payee"));
     assert_eq!(payee, "ACC-BOB-EUR");
+    // Verification of payee and every signed field, before the code box.
+    assert!(field(&b, "#payee-check").contains("it matches"), "{}", b.text());
+    assert_eq!(field(&b, "#source"), "ACC-ALICE-EUR");
+    assert_eq!(field(&b, "#payee-name"), "Bob Example");
+    let text = b.text();
+    assert!(text.find("Name checked").unwrap() < text.find("Code").unwrap(), "{text}");
     assert_eq!(field(&b, "#amount-minor"), "1234");
     looked_at(&b, width, "transfer-sign");
     let challenge = field(&b, "#challenge");
@@ -132,11 +141,14 @@ fn a_person_uses_the_site_at(width: u32) {
     let code = site.tx_code(
         &challenge,
         &TxFields {
+            version: paysim_otp::TxVersion::V2,
             verifier_id: vid.as_bytes(),
             transaction_id: tid.as_bytes(),
             amount_minor: 1234,
             currency: b"EUR",
+            source: b"ACC-ALICE-EUR",
             payee: payee.as_bytes(),
+            payee_name: b"Bob Example",
         },
     );
     b.fill("input[name=code]", &code);
@@ -147,10 +159,40 @@ fn a_person_uses_the_site_at(width: u32) {
     // A refusal: an amount with too many decimals.
     b.open(&format!("{base}/transfer"));
     b.fill("input[name=to]", "ACC-BOB-EUR");
+    b.fill("input[name=payee_name]", "Bob Example");
     b.fill("input[name=amount]", "1.234");
     b.click("form[action='/transfer'] button");
     assert!(!b.text().contains("executed"), "{}", b.text());
     looked_at_refusal(&b, width, "transfer-refused", Some(400));
+
+    // Each answer of verification of payee, on the page before the code box; the second
+    // confirmation's box only where it is needed.
+    for (to, name, result, title) in [
+        ("ACC-BOB-EUR", "Bob Example", "match", "Name checked: it matches"),
+        ("ACC-BOB-EUR", "Example Bob", "close_match", "Name checked: close match"),
+        ("ACC-BOB-EUR", "Mallory Evil", "no_match", "Name checked: NO MATCH"),
+        ("ACC-BOB-OLD", "Bob Example", "unavailable", "Name could not be checked"),
+    ] {
+        b.open(&format!("{base}/transfer"));
+        b.fill("input[name=to]", to);
+        b.fill("input[name=payee_name]", name);
+        b.fill("input[name=amount]", "1.00");
+        b.click("form[action='/transfer'] button");
+        let shown = b.script("return document.querySelector('#payee-check').dataset.result", json!([]));
+        assert_eq!(shown, json!(result), "{}", b.text());
+        let text = b.text();
+        let (at_check, at_code) = (text.find(title), text.find("Code"));
+        assert!(at_check.is_some() && at_check < at_code, "{title:?} not before the code box: {text}");
+        assert_eq!(field(&b, "#payee-name"), name);
+        if result == "close_match" {
+            assert_eq!(field(&b, "#account-name"), "Bob Example");
+        } else {
+            assert!(!text.contains("in the name of"), "{text}");
+        }
+        let has_box = b.script("return !!document.querySelector('#confirm-unverified-payee')", json!([]));
+        assert_eq!(has_box, json!(result == "no_match" || result == "unavailable"), "{result}");
+        looked_at(&b, width, &format!("transfer-sign-{result}"));
+    }
 
     b.open(&format!("{base}/welcome"));
     b.click("nav form button");

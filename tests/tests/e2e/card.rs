@@ -68,6 +68,9 @@ fn personalized_card_selects_verifies_and_gives_otps_matching_the_algorithm() {
         }
 
         let txf = TxFields {
+            version: paysim_otp::TxVersion::V1,
+            source: b"",
+            payee_name: b"",
             verifier_id: VERIFIER.as_bytes(),
             transaction_id: b"t-0001",
             amount_minor: 12_34,

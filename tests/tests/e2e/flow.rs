@@ -58,15 +58,40 @@ fn world_unpinned(start: impl FnOnce(&Path) -> Bank) -> World {
         (vec!["user", "add", "bob"], "added user bob".to_owned()),
         (
             vec!["token", "enroll", "--user", "alice", "--token-file", token_arg],
-            format!("enrolled token {} for user alice (next counter 0)", card.token.serial),
+            format!(
+                "enrolled token {} for user alice (next counter 0, transaction context version 2)",
+                card.token.serial
+            ),
         ),
         (
-            vec!["account", "open", "--user", "alice", "--number", "ACC-ALICE-EUR", "--currency", "EUR"],
-            "opened account ACC-ALICE-EUR (EUR) for user alice".to_owned(),
+            vec![
+                "account",
+                "open",
+                "--user",
+                "alice",
+                "--number",
+                "ACC-ALICE-EUR",
+                "--currency",
+                "EUR",
+                "--holder",
+                "Alice Example",
+            ],
+            "opened account ACC-ALICE-EUR (EUR) for user alice, in the name of Alice Example".to_owned(),
         ),
         (
-            vec!["account", "open", "--user", "bob", "--number", "ACC-BOB-EUR", "--currency", "EUR"],
-            "opened account ACC-BOB-EUR (EUR) for user bob".to_owned(),
+            vec![
+                "account",
+                "open",
+                "--user",
+                "bob",
+                "--number",
+                "ACC-BOB-EUR",
+                "--currency",
+                "EUR",
+                "--holder",
+                "Bob Example",
+            ],
+            "opened account ACC-BOB-EUR (EUR) for user bob, in the name of Bob Example".to_owned(),
         ),
         (
             vec!["account", "fund", "--account", "ACC-ALICE-EUR", "--amount", "1000.00", "--currency", "EUR"],
@@ -265,8 +290,21 @@ fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     let accounts = w.bridge_ok(&["accounts"], "");
     assert!(accounts.contains("ACC-ALICE-EUR") && accounts.contains("1000.00"), "{accounts}");
 
-    let out =
-        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "12.34", "--currency", "EUR", "--yes"], "1234\n");
+    let out = w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "12.34",
+            "--currency",
+            "EUR",
+            "--payee-name",
+            "Bob Example",
+            "--yes",
+        ],
+        "1234\n",
+    );
     assert!(out.contains("The card will sign this transfer"), "{out}");
     assert!(out.contains("12.34 EUR (1234 minor units)"), "{out}");
     assert!(out.contains(&format!("bank (verifier id): {}", w.bank.url())), "{out}");
@@ -283,8 +321,21 @@ fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     assert!(w.bridge_ok(&["status"], "").contains("next counter:    2"));
 
     // More than alice holds: exit 32, the reason in words, nothing moved, nothing pending.
-    let out =
-        w.bridge(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "5000.00", "--currency", "EUR", "--yes"], "1234\n");
+    let out = w.bridge(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "5000.00",
+            "--currency",
+            "EUR",
+            "--payee-name",
+            "Bob Example",
+            "--yes",
+        ],
+        "1234\n",
+    );
     assert_eq!(code(&out), 32, "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("insufficient funds"), "{}", describe(&out));
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1234);
@@ -480,7 +531,18 @@ fn desync_codes_never_sent_are_absorbed_but_not_twenty() {
 /// request has gone to the bank yet); returns the running child.
 fn transfer_until_pin_prompt(w: &World, amount: &str) -> (Child, mpsc::Receiver<String>) {
     let mut child = w
-        .bridge_cmd(&["transfer", "--to", "ACC-BOB-EUR", "--amount", amount, "--currency", "EUR", "--yes"])
+        .bridge_cmd(&[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            amount,
+            "--currency",
+            "EUR",
+            "--payee-name",
+            "Bob Example",
+            "--yes",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -519,8 +581,21 @@ fn card_removed_mid_transfer_and_bank_restarted_then_retry_moves_money_exactly_o
     w.bank.restart();
     w.card.process().restart().unwrap();
 
-    let out =
-        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "25.00", "--currency", "EUR", "--yes"], "1234\n");
+    let out = w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "25.00",
+            "--currency",
+            "EUR",
+            "--payee-name",
+            "Bob Example",
+            "--yes",
+        ],
+        "1234\n",
+    );
     assert!(out.contains(&format!("resuming transfer {id}")), "{out}");
     assert!(out.contains(&format!("transfer {id} executed")), "{out}");
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 2500);
@@ -545,12 +620,39 @@ fn bank_killed_mid_transfer_then_retry_moves_money_exactly_once() {
     assert!(w.bridge_ok(&["pending"], "").starts_with("tx-"));
 
     w.bank.restart();
-    let out =
-        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "7.50", "--currency", "EUR", "--yes"], "1234\n");
+    let out = w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "7.50",
+            "--currency",
+            "EUR",
+            "--payee-name",
+            "Bob Example",
+            "--yes",
+        ],
+        "1234\n",
+    );
     assert!(out.contains("resuming transfer"), "{out}");
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 750);
     // Running the same command once more is a new, second payment (the first one is known).
-    w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "7.50", "--currency", "EUR", "--yes"], "1234\n");
+    w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "7.50",
+            "--currency",
+            "EUR",
+            "--payee-name",
+            "Bob Example",
+            "--yes",
+        ],
+        "1234\n",
+    );
     assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 1500);
     w.books_ok();
 }
@@ -567,7 +669,18 @@ fn bank_executes_but_the_answer_is_lost_then_bank_restarts_and_the_retry_pays_on
     assert_eq!(relay.url(), w.server);
     w.login();
 
-    let transfer = ["transfer", "--to", "ACC-BOB-EUR", "--amount", "42.00", "--currency", "EUR", "--yes"];
+    let transfer = [
+        "transfer",
+        "--to",
+        "ACC-BOB-EUR",
+        "--amount",
+        "42.00",
+        "--currency",
+        "EUR",
+        "--payee-name",
+        "Bob Example",
+        "--yes",
+    ];
     let out = w.bridge(&transfer, "1234\n");
     relay.eaten.recv_timeout(WAIT).expect("the relay never saw the confirmation");
     // The bank executed the transfer; the bridge only saw the connection drop.
@@ -607,8 +720,21 @@ fn one_bridge_command_uses_one_http_connection() {
     w.login();
     let before = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!(before >= 1, "the login went through the relay");
-    let out =
-        w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "1.00", "--currency", "EUR", "--yes"], "1234\n");
+    let out = w.bridge_ok(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--amount",
+            "1.00",
+            "--currency",
+            "EUR",
+            "--payee-name",
+            "Bob Example",
+            "--yes",
+        ],
+        "1234\n",
+    );
     assert!(out.contains("executed"), "{out}");
     assert_eq!(relay.accepted.load(std::sync::atomic::Ordering::SeqCst) - before, 1, "connections for one transfer");
     assert_eq!(w.balance("bob", "ACC-BOB-EUR"), 100);
@@ -624,7 +750,18 @@ fn bank_restarts_between_challenge_and_confirmation_then_the_retry_pays_once() {
     w.login();
 
     // The bank handed out the transfer's challenge; the card signed; the confirmation is lost.
-    let transfer = ["transfer", "--to", "ACC-BOB-EUR", "--amount", "3.21", "--currency", "EUR", "--yes"];
+    let transfer = [
+        "transfer",
+        "--to",
+        "ACC-BOB-EUR",
+        "--amount",
+        "3.21",
+        "--currency",
+        "EUR",
+        "--payee-name",
+        "Bob Example",
+        "--yes",
+    ];
     let out = w.bridge(&transfer, "1234\n");
     relay.eaten.recv_timeout(WAIT).expect("the relay never saw the confirmation");
     assert_eq!(code(&out), 30, "{}", describe(&out));
@@ -891,4 +1028,45 @@ fn the_bridge_waits_for_a_card_inserted_after_it_started() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(w.card.token.serial.as_str()));
+}
+
+/// Through the real bridge and card: each answer of verification of payee is shown, with the
+/// source account and the payee's name, before the PIN (a "no" at the first question leaves
+/// the card untouched); a no match needs the second "yes" (or `--confirm-unverified-payee`).
+#[test]
+fn the_bridge_shows_each_payee_check_before_the_pin() {
+    let w = world();
+    bank_server::ops::open_account(&w.bank.db, "bob", "ACC-BOB-OLD", "EUR", None).unwrap();
+    w.login();
+    let cases = [
+        ("ACC-BOB-EUR", "Bob Example", "Verification of payee: the name matches"),
+        ("ACC-BOB-EUR", "Example Bob", "CLOSE MATCH: the account is in the name of \"Bob Example\""),
+        ("ACC-BOB-EUR", "Mallory Evil", "NO MATCH: the name is not the name on the account"),
+        ("ACC-BOB-OLD", "Bob Example", "UNAVAILABLE: the bank cannot check the name"),
+    ];
+    let args = |to: &'static str, name: &'static str| {
+        vec!["transfer", "--to", to, "--amount", "1.00", "--currency", "EUR", "--payee-name", name]
+    };
+    for (to, name, shown) in cases {
+        let out = w.bridge(&args(to, name), "n\n");
+        assert!(!out.status.success(), "declined, yet: {}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for needle in [shown, name, to, "from account:       ACC-ALICE-EUR", "1.00 EUR"] {
+            assert!(stdout.contains(needle), "{needle:?} not shown: {}", describe(&out));
+        }
+    }
+    // None of them reached the card: the login's code is still the last one.
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    1"));
+
+    w.bridge_ok(&args("ACC-BOB-EUR", "Bob Example"), "y\n1234\n");
+    w.bridge_ok(&args("ACC-BOB-EUR", "Example Bob"), "y\n1234\n");
+    let out = w.bridge(&args("ACC-BOB-EUR", "Mallory Evil"), "y\nn\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was signed"), "{}", describe(&out));
+    w.bridge_ok(&args("ACC-BOB-EUR", "Mallory Evil"), "y\ny\n1234\n");
+    let mut scripted = args("ACC-BOB-OLD", "Bob Example");
+    scripted.extend(["--yes", "--confirm-unverified-payee"]);
+    w.bridge_ok(&scripted, "1234\n");
+    assert_eq!(w.balance("alice", "ACC-ALICE-EUR"), 100_000 - 400);
+    assert!(w.bridge_ok(&["status"], "").contains("next counter:    5"));
 }

@@ -70,10 +70,10 @@ fn world_with(serve_flags: &[&str], access_code: Option<&str>) -> World {
         "enrolled OATH token OATH-DAVE for user dave: credential \"PAYSIM Bank:dave\"",
     );
     assert!(!said.to_ascii_lowercase().contains("key:"), "the key is never printed: {said}");
-    for (user, number) in [("dave", "ACC-DAVE-EUR"), ("bob", "ACC-BOB-EUR")] {
+    for (user, number, holder) in [("dave", "ACC-DAVE-EUR", "Dave Example"), ("bob", "ACC-BOB-EUR", "Bob Example")] {
         tools_ok(
             &w,
-            &["account", "open", "--user", user, "--number", number, "--currency", "EUR"],
+            &["account", "open", "--user", user, "--number", number, "--currency", "EUR", "--holder", holder],
             &format!("opened account {number}"),
         );
     }
@@ -182,7 +182,18 @@ fn an_oath_credential_logs_in_and_signs_transfers_through_pcscd() {
     assert!(stdout.contains("logged in as dave"), "{stdout}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("PIN"), "{}", describe(&out));
 
-    let out = w.bridge_ok(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "12.34", "--currency", "EUR", "--yes"]);
+    let out = w.bridge_ok(&[
+        "transfer",
+        "--to",
+        "ACC-BOB-EUR",
+        "--payee-name",
+        "Bob Example",
+        "--amount",
+        "12.34",
+        "--currency",
+        "EUR",
+        "--yes",
+    ]);
     assert!(out.contains("executed"), "{out}");
     assert_eq!((w.balance("dave", "ACC-DAVE-EUR"), w.balance("bob", "ACC-BOB-EUR")), (10_000 - 1234, 1234));
     let tokens = String::from_utf8_lossy(
@@ -211,7 +222,7 @@ fn a_changed_amount_and_a_replayed_answer_are_refused() {
     let (st, created) = w.api(
         "/transfers",
         Some(token),
-        serde_json::json!({ "transfer_id": "t-oath-1", "from": "ACC-DAVE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 500, "currency": "EUR" }),
+        serde_json::json!({ "transfer_id": "t-oath-1", "from": "ACC-DAVE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 500, "currency": "EUR", "payee_name": "Bob Example" }),
     );
     assert_eq!(st, 201, "{created}");
     let signed = |amount: &str| {
@@ -220,8 +231,12 @@ fn a_changed_amount_and_a_replayed_answer_are_refused() {
             created["challenge_hex"].as_str().unwrap(),
             "--transfer-id",
             "t-oath-1",
+            "--source",
+            "ACC-DAVE-EUR",
             "--payee",
             "ACC-BOB-EUR",
+            "--payee-name",
+            "Bob Example",
             "--amount",
             amount,
             "--currency",
@@ -251,7 +266,21 @@ fn a_bank_that_keeps_oath_tokens_from_transfers_says_so() {
     let w = world(&["--oath-transfers", "deny"]);
     let out = w.bridge(&["login", "--user", "dave"], "");
     assert!(out.status.success(), "an OATH token still logs in: {}", describe(&out));
-    let out = w.bridge(&["transfer", "--to", "ACC-BOB-EUR", "--amount", "1.00", "--currency", "EUR", "--yes"], "");
+    let out = w.bridge(
+        &[
+            "transfer",
+            "--to",
+            "ACC-BOB-EUR",
+            "--payee-name",
+            "Bob Example",
+            "--amount",
+            "1.00",
+            "--currency",
+            "EUR",
+            "--yes",
+        ],
+        "",
+    );
     assert_eq!(out.status.code(), Some(34), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

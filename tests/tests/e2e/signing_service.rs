@@ -131,8 +131,30 @@ fn world(service_port: u16) -> World {
         vec!["user", "add", "alice"],
         vec!["user", "add", "bob"],
         vec!["token", "enroll", "--user", "alice", "--token-file", token],
-        vec!["account", "open", "--user", "alice", "--number", "ACC-ALICE-EUR", "--currency", "EUR"],
-        vec!["account", "open", "--user", "bob", "--number", "ACC-BOB-EUR", "--currency", "EUR"],
+        vec![
+            "account",
+            "open",
+            "--user",
+            "alice",
+            "--number",
+            "ACC-ALICE-EUR",
+            "--currency",
+            "EUR",
+            "--holder",
+            "Alice Example",
+        ],
+        vec![
+            "account",
+            "open",
+            "--user",
+            "bob",
+            "--number",
+            "ACC-BOB-EUR",
+            "--currency",
+            "EUR",
+            "--holder",
+            "Bob Example",
+        ],
         vec!["account", "fund", "--account", "ACC-ALICE-EUR", "--amount", "1000.00", "--currency", "EUR"],
     ] {
         let out = e2e_tests::bank_tools(&[&args[..], &["--db", db, "--master-key-beside-db"]].concat(), None);
@@ -231,6 +253,7 @@ fn the_banks_page_logs_in_and_transfers_through_the_signing_service() {
 
     b.open(&format!("{site}/transfer"));
     b.fill("input[name=to]", "ACC-BOB-EUR");
+    b.fill("input[name=payee_name]", "Bob Example");
     b.fill("input[name=amount]", "12.34");
     b.click("form[action='/transfer'] button");
     let tid = text_of(&b, "#transaction-id");
@@ -241,7 +264,9 @@ fn the_banks_page_logs_in_and_transfers_through_the_signing_service() {
         format!("page that asked:    {site}"),
         format!("bank (verifier id): {site}"),
         format!("transfer id:        {tid}"),
+        "from account:       ACC-ALICE-EUR".to_owned(),
         "payee account:      ACC-BOB-EUR".to_owned(),
+        "payee's name:       Bob Example".to_owned(),
         "amount:             12.34 EUR (1234 minor units)".to_owned(),
         format!("Sign this transfer for {site}?"),
     ] {

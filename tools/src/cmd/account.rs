@@ -21,6 +21,11 @@ pub enum AccountCommand {
         /// ISO 4217 code of a currency the bank keeps: EUR, USD, GBP, CHF, JPY.
         #[arg(long)]
         currency: String,
+        /// The account holder's name (1-70 characters), which verification of payee
+        /// compares payers' payee names with. Without it, payers are told the name cannot be
+        /// checked ("unavailable") and must confirm a second time.
+        #[arg(long)]
+        holder: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -55,12 +60,25 @@ pub enum AccountCommand {
 
 pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
     match cmd {
-        AccountCommand::Open { user, number, currency, db } => {
+        AccountCommand::Open { user, number, currency, holder, db } => {
             let currency = Currency::parse_kept(&currency)?;
+            if let Some(h) = &holder {
+                if !paysim_wire::PayeeName::is_valid(h) {
+                    bail!("--holder must be {} (the account holder's name)", paysim_wire::PayeeName::RULE);
+                }
+            }
             let path = db.path()?;
-            bank_server::ops::open_account(path, &user, &number, currency.as_str())
+            bank_server::ops::open_account(path, &user, &number, currency.as_str(), holder.as_deref())
                 .with_context(|| format!("cannot open account {number:?} for user {user:?}"))?;
-            println!("opened account {number} ({currency}) for user {user}");
+            match holder {
+                Some(h) => {
+                    println!("opened account {number} ({currency}) for user {user}, in the name of {}", h.trim())
+                }
+                None => println!(
+                    "opened account {number} ({currency}) for user {user}, without a holder's name \
+                     (verification of payee will answer \"unavailable\")"
+                ),
+            }
             Ok(())
         }
         AccountCommand::Fund { account, amount, currency, memo, db } => {

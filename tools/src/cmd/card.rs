@@ -231,6 +231,12 @@ fn personalize(a: PersonalizeArgs) -> anyhow::Result<()> {
         eprintln!("bank-tools: note: the card was personalized as {old}; its old chain is wiped");
     }
     println!("personalized card {} in {:?}; token file {}", job.serial, reader, out.display());
+    if done.tx_version == paysim_otp::TxVersion::V1 {
+        eprintln!(
+            "bank-tools: note: this card (applet 1.0) signs transaction context version 1 only: neither the \
+             source account nor the payee's name. It will log in, but the bank refuses its transfers."
+        );
+    }
     Ok(())
 }
 

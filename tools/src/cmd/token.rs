@@ -81,9 +81,28 @@ fn enroll(user: &str, file: &std::path::Path, db: &DbArgs) -> anyhow::Result<()>
     let what = || format!("cannot enroll the token in {} for user {user:?}", file.display());
     // The file holds the seed: refuse one other users can read, as every secret file here.
     let token = tools::card::read_token_file(file).with_context(what)?;
-    bank_server::ops::enroll_token_with_key(path, &key, token.serial.as_str(), &token.seed, token.counter, user)
-        .with_context(what)?;
-    println!("enrolled token {} for user {user} (next counter {})", token.serial, token.counter);
+    bank_server::ops::enroll_token_with_key(
+        path,
+        &key,
+        token.serial.as_str(),
+        &token.seed,
+        token.counter,
+        token.tx_version,
+        user,
+    )
+    .with_context(what)?;
+    println!(
+        "enrolled token {} for user {user} (next counter {}, transaction context version {})",
+        token.serial,
+        token.counter,
+        token.tx_version.number()
+    );
+    if token.tx_version == paysim_otp::TxVersion::V1 {
+        println!(
+            "note: this card signs neither the source account nor the payee's name; it can log in, \
+             but the bank refuses its transfers (card_too_old). Issue the customer a current card."
+        );
+    }
     Ok(())
 }
 

@@ -104,6 +104,7 @@ impl Bank {
             serial: serial.parse().unwrap(),
             seed: paysim_otp::ChainKey::from_bytes(seed),
             counter: 0,
+            tx_version: paysim_otp::TxVersion::V2,
         };
         tools::card::write_token_file(&p, &token).unwrap();
         p
