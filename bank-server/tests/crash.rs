@@ -61,8 +61,6 @@ impl Rng {
     }
 }
 
-/// The holder's name of every account of the campaign (verification of payee matches).
-
 fn seed_of(user: &str) -> [u8; 32] {
     let mut s = [0u8; 32];
     for (i, b) in user.bytes().enumerate() {

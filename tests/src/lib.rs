@@ -310,6 +310,9 @@ impl VirtualCard {
             .arg("--vpcd")
             .arg(self.slot().vpcd_addr())
             .args(&self.extra)
+            // Every exchange in the log (the card logs frames at debug level), so tests can
+            // check what was sent and that no secret is among it.
+            .env("RUST_LOG", "info,card_applet::vpcd=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)

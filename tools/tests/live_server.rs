@@ -43,8 +43,8 @@ fn operator_commands_work_while_the_server_runs() {
     let list = bank.run(&["token", "list"]).ok().to_owned();
     let row: Vec<&str> = list.lines().nth(1).unwrap().split_whitespace().collect();
     // Counter 1 was never accepted: next is still 1; the lock shows with its time left.
-    assert_eq!(&row[..4], ["PSIM-00000007", "alice", "active", "1"], "{list}");
-    assert_eq!(row[5], "locked,", "{list}");
+    assert_eq!(&row[..5], ["PSIM-00000007", "alice", "active", "paysim", "1"], "{list}");
+    assert_eq!(row[6], "locked,", "{list}");
     // The card's code at counter 1 is refused: the token is locked.
     let (counter, status, _) = server.login("alice", &mut card);
     assert_eq!((counter, status), (1, 401), "a locked token must not log in");

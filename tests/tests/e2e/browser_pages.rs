@@ -196,6 +196,8 @@ fn a_person_uses_the_site_at(width: u32) {
 
     b.open(&format!("{base}/welcome"));
     b.click("nav form button");
+    // The logout form's answer is a new page: wait for its login field before looking.
+    b.wait_for_xpath("//input[@name='user']", std::time::Duration::from_secs(30));
     assert!(b.url().ends_with("/login") || b.url().ends_with('/'), "{}", b.url());
     looked_at(&b, width, "logged-out");
     drop(b);

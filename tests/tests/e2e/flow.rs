@@ -458,7 +458,7 @@ fn a_code_for_one_transfer_does_not_confirm_another() {
             "/transfers",
             Some(&token),
             Some(
-                serde_json::json!({"transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": amount, "currency": "EUR"}),
+                serde_json::json!({"transfer_id": id, "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": amount, "currency": "EUR", "payee_name": "Bob Example"}),
             ),
         );
         assert_eq!(s, 201, "{body}");
@@ -477,8 +477,12 @@ fn a_code_for_one_transfer_does_not_confirm_another() {
             "100",
             "--currency",
             "EUR",
+            "--source",
+            "ACC-ALICE-EUR",
             "--payee",
             "ACC-BOB-EUR",
+            "--payee-name",
+            "Bob Example",
         ],
         "1234",
     );
@@ -860,8 +864,46 @@ fn without_pcscd_the_bridge_says_to_start_it() {
 fn respond_args(html: &str) -> Vec<String> {
     let start = html.find("reader-bridge respond").unwrap_or_else(|| panic!("no respond command in {html}"));
     let line = html[start..].split('<').next().unwrap();
-    let line = line.replace("&amp;", "&").replace("&#x2F;", "/").replace("&#47;", "/");
-    line.split_whitespace().skip(2).map(str::to_owned).collect()
+    let line = line.replace("&amp;", "&").replace("&#x2F;", "/").replace("&#47;", "/").replace("&#39;", "'");
+    shell_words(&line).into_iter().skip(2).collect()
+}
+
+/// Splits a command line as a POSIX shell would for the quoting the page uses: words apart at
+/// blanks, `'...'` taken literally, `\x` as `x`.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    word.push(q);
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.extend(chars.next());
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 #[test]
@@ -896,13 +938,23 @@ fn website_login_and_transfer_with_codes_from_respond() {
             ("transfer_id", &hidden(&page, "transfer_id")),
             ("from", "ACC-ALICE-EUR"),
             ("to", "ACC-BOB-EUR"),
+            ("payee_name", "Bob Example"),
             ("amount", "12.34"),
         ],
     );
     assert_eq!(s, 200, "{page}");
     let args = respond_args(&page);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    for expected in ["--transaction-id", "--amount-minor", "1234", "ACC-BOB-EUR", "EUR"] {
+    for expected in [
+        "--transaction-id",
+        "--amount-minor",
+        "1234",
+        "--source",
+        "ACC-ALICE-EUR",
+        "ACC-BOB-EUR",
+        "--payee-name",
+        "EUR",
+    ] {
         assert!(args.contains(&expected), "{expected} missing in {args:?}");
     }
     let (counter, otp) = w.respond(&args, "1234");

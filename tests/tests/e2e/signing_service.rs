@@ -206,6 +206,8 @@ fn start_login(b: &Chrome, site: &str) -> String {
     b.open(&format!("{site}/login"));
     b.fill("input[name=user]", "alice");
     b.click("form[action='/login'] button");
+    // The click sends the form; the next page is there once its challenge is.
+    b.wait_for_xpath("//*[@id='challenge']", WAIT);
     text_of(b, "#challenge")
 }
 
@@ -256,6 +258,7 @@ fn the_banks_page_logs_in_and_transfers_through_the_signing_service() {
     b.fill("input[name=payee_name]", "Bob Example");
     b.fill("input[name=amount]", "12.34");
     b.click("form[action='/transfer'] button");
+    b.wait_for_xpath("//*[@id='transaction-id']", WAIT);
     let tid = text_of(&b, "#transaction-id");
     assert!(sign_button_shown(&b), "{}", b.text());
     b.click("#sign-with-card");
