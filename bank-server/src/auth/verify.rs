@@ -129,45 +129,37 @@ impl CheckLog<'_> {
     }
 }
 
-/// The PAYSIM-OATH-1 challenge of what is signed: the bytes a YKOATH card's CALCULATE hashes.
-fn oath_q(challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> [u8; 32] {
+/// Runs `f` with the fields the bank checks a transfer code over (context version 2: with the
+/// source account and the payee's name, as stored); `None` for a login.
+fn with_tx_fields<R>(verifier_id: &[u8], signed: Signed<'_>, f: impl FnOnce(Option<&TxFields<'_>>) -> R) -> R {
     match signed {
-        Signed::Login => otp::oath_login_challenge(challenge, verifier_id),
-        Signed::Tx { transaction_id, amount_minor, currency, source, payee, payee_name } => otp::oath_tx_challenge(
-            challenge,
-            &TxFields {
-                version: TxVersion::V2,
-                verifier_id,
-                transaction_id: transaction_id.as_str().as_bytes(),
-                amount_minor,
-                currency: currency.as_bytes(),
-                source: source.as_str().as_bytes(),
-                payee: payee.as_str().as_bytes(),
-                payee_name: payee_name.as_str().as_bytes(),
-            },
-        ),
+        Signed::Login => f(None),
+        Signed::Tx { transaction_id, amount_minor, currency, source, payee, payee_name } => f(Some(&TxFields {
+            version: TxVersion::V2,
+            verifier_id,
+            transaction_id: transaction_id.as_str().as_bytes(),
+            amount_minor,
+            currency: currency.as_bytes(),
+            source: source.as_str().as_bytes(),
+            payee: payee.as_str().as_bytes(),
+            payee_name: payee_name.as_str().as_bytes(),
+        })),
     }
 }
 
+/// The PAYSIM-OATH-1 challenge of what is signed: the bytes a YKOATH card's CALCULATE hashes.
+fn oath_q(challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> [u8; 32] {
+    with_tx_fields(verifier_id, signed, |tx| match tx {
+        None => otp::oath_login_challenge(challenge, verifier_id),
+        Some(tx) => otp::oath_tx_challenge(challenge, tx),
+    })
+}
+
 fn code_at(ck: &ChainKey, counter: u64, challenge: &[u8], verifier_id: &[u8], signed: Signed<'_>) -> otp::Otp {
-    match signed {
-        Signed::Login => otp::login_otp(ck, counter, challenge, verifier_id),
-        Signed::Tx { transaction_id, amount_minor, currency, source, payee, payee_name } => otp::tx_otp(
-            ck,
-            counter,
-            challenge,
-            &TxFields {
-                version: TxVersion::V2,
-                verifier_id,
-                transaction_id: transaction_id.as_str().as_bytes(),
-                amount_minor,
-                currency: currency.as_bytes(),
-                source: source.as_str().as_bytes(),
-                payee: payee.as_str().as_bytes(),
-                payee_name: payee_name.as_str().as_bytes(),
-            },
-        ),
-    }
+    with_tx_fields(verifier_id, signed, |tx| match tx {
+        None => otp::login_otp(ck, counter, challenge, verifier_id),
+        Some(tx) => otp::tx_otp(ck, counter, challenge, tx),
+    })
 }
 
 /// Whether the challenge is used where it was issued: same purpose, same session, and (for a
