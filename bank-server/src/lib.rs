@@ -303,8 +303,20 @@ impl AppState {
 
     /// Builds the state from parts (tests choose the key and settings).
     pub fn with(db: Db, key: MasterKey, cfg: Config, clock: Clock) -> Result<Self, StartError> {
+        Self::with_faults(db, key, cfg, clock, None)
+    }
+
+    /// [`AppState::with`] with storage faults injected at the writer's commits as `faults`
+    /// says: for the seeded simulation (`sim/`), which embeds the bank. No server uses it.
+    pub fn with_faults(
+        db: Db,
+        key: MasterKey,
+        cfg: Config,
+        clock: Clock,
+        faults: Option<writer::FaultPlan>,
+    ) -> Result<Self, StartError> {
         db.run_blocking(|c| db::immediate(c, |tx| auth::check_master_key(tx, &key).map_err(StartError::from)))?;
-        let writer = Writer::start(db.path())?;
+        let writer = Writer::with_faults(db.path(), writer::Bounds::default(), faults)?;
         let audit = Arc::new(AuditKeys::derive(&key));
         let limits = Arc::new(limit::Limiters::new(&cfg.limits));
         Ok(AppState { db: db.readers(), writer, key: Arc::new(key), cfg: Arc::new(cfg), clock, audit, limits })

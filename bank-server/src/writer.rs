@@ -58,6 +58,26 @@ impl Default for Bounds {
     }
 }
 
+/// A storage fault a simulation makes the writer meet at a batch's `COMMIT` (the seeded
+/// simulation, `sim/`). No server installs one: [`crate::AppState::with_faults`] is for
+/// processes that embed the bank to test it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageFault {
+    /// The `COMMIT` fails as on an I/O error or a full disk: the batch is rolled back and
+    /// every unit of it is answered with [`DbError::Storage`]. The writer goes on.
+    IoError,
+    /// The power fails before the `COMMIT`: the batch is rolled back, no unit of it is
+    /// answered ([`DbError::Worker`]) and the writer stops; the database is as the last
+    /// commit left it, to be opened again.
+    PowerLossBeforeCommit,
+    /// The power fails after the `COMMIT` returned, before any answer: the batch is durable,
+    /// no unit of it is answered and the writer stops.
+    PowerLossAfterCommit,
+}
+
+/// Asked once per batch, just before its `COMMIT`, for the fault that batch meets.
+pub type FaultPlan = Arc<dyn Fn() -> Option<StorageFault> + Send + Sync>;
+
 /// Committed batches between two nudges of the checkpointer.
 const CHECKPOINT_EVERY: u64 = 32;
 /// The writer's own checkpoint, a backstop should the checkpointer fall behind: WAL pages.
@@ -126,6 +146,8 @@ struct Mark {
     counted: bool,
     /// The server's `<db>.running`, when it took one.
     recorder: Option<running::Recorder>,
+    /// Storage faults to inject (simulations only; `None` in every server).
+    faults: Option<FaultPlan>,
 }
 
 /// Why a batch did not commit: SQLite's error, and whether it was the storage's fault (disk
@@ -172,9 +194,14 @@ impl Writer {
 
     /// [`Writer::start`] with other bounds on a batch.
     pub fn with_bounds(path: &Path, bounds: Bounds) -> Result<Writer, DbError> {
+        Self::with_faults(path, bounds, None)
+    }
+
+    /// [`Writer::with_bounds`] with storage faults injected as `faults` says (simulations).
+    pub fn with_faults(path: &Path, bounds: Bounds, faults: Option<FaultPlan>) -> Result<Writer, DbError> {
         let conn = db::open_connection(path)?;
         conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)?;
-        let mark = Mark { counted: running::has_count(&conn), recorder: running::Recorder::open(path) };
+        let mark = Mark { counted: running::has_count(&conn), recorder: running::Recorder::open(path), faults };
         let checkpointer = db::open_connection(path)?;
         let (nudge, nudges) = mpsc::sync_channel(1);
         std::thread::Builder::new()
@@ -236,7 +263,11 @@ fn serve(
                 Err(mpsc::RecvError) => return,
             }
         }
-        batch(&mut conn, units, &mut pending, bounds, counts, mark);
+        if batch(&mut conn, units, &mut pending, bounds, counts, mark) == Outcome::PowerLost {
+            // Every handle now hears `DbError::Worker`, as callers of a dead process would
+            // hear nothing.
+            return;
+        }
         if counts.batches.load(Ordering::Relaxed).is_multiple_of(CHECKPOINT_EVERY) {
             // Busy with the last one: this nudge is not needed.
             let _ = nudge.try_send(());
@@ -255,6 +286,14 @@ fn checkpoints(conn: &Connection, nudges: &mpsc::Receiver<()>) {
     }
 }
 
+/// Whether the writer lives on after a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// An injected power loss ([`StorageFault`]): the writer stops without answering.
+    PowerLost,
+}
+
 /// Runs one batch: the units in `pending`, then those queued meanwhile, within the bounds;
 /// commits; answers. Units not taken stay in `pending` for the next batch.
 fn batch(
@@ -264,7 +303,7 @@ fn batch(
     bounds: Bounds,
     counts: &Counts,
     mark: &Mark,
-) {
+) -> Outcome {
     let begun = Instant::now();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -275,7 +314,7 @@ fn batch(
             if let Some(u) = pending.pop_front() {
                 u.answer(Some(&Failed::of(&e)));
             }
-            return;
+            return Outcome::Done;
         }
     };
     let mut done: Vec<Box<dyn Unit>> = Vec::new();
@@ -325,8 +364,29 @@ fn batch(
         }
         None => {
             crash_point::reached(crash_point::Point::BeforeCommit);
+            let injected = mark.faults.as_ref().and_then(|plan| plan());
+            match injected {
+                Some(StorageFault::PowerLossBeforeCommit) => {
+                    drop(tx);
+                    pending.clear();
+                    return Outcome::PowerLost;
+                }
+                Some(StorageFault::IoError) => {
+                    drop(tx);
+                    let why = Failed { detail: "injected I/O error at COMMIT".to_owned(), storage: true };
+                    for u in done {
+                        u.answer(Some(&why));
+                    }
+                    return Outcome::Done;
+                }
+                Some(StorageFault::PowerLossAfterCommit) | None => {}
+            }
             let failed = tx.commit().err().map(|e| Failed::of(&e));
             crash_point::reached(crash_point::Point::AfterCommit);
+            if injected == Some(StorageFault::PowerLossAfterCommit) && failed.is_none() {
+                pending.clear();
+                return Outcome::PowerLost;
+            }
             if let (None, Some(seq), Some(recorder)) = (&failed, seq, &mark.recorder) {
                 recorder.record(seq);
             }
@@ -348,6 +408,7 @@ fn batch(
     for u in done {
         u.answer(failed.as_ref());
     }
+    Outcome::Done
 }
 
 /// A crash on purpose, for the crash campaign (`bank-server/tests/crash.rs`): with
