@@ -149,6 +149,17 @@ impl BankAddress {
     }
 }
 
+/// How long one request to the bank may take (`--bank-timeout`), from the start of the
+/// connection to the last byte of the answer, unless the caller sets another.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest wait for a connection: 5 s, or half the request's timeout if that is shorter,
+/// so that a bank that does not accept the connection ends as a connect error (the request
+/// never left) rather than as the request's timeout (which could be after sending).
+fn connect_timeout(total: Duration) -> Duration {
+    Duration::from_secs(5).min(total / 2)
+}
+
 /// A client for one bank.
 pub struct Bank {
     http: reqwest::blocking::Client,
@@ -170,10 +181,19 @@ impl Bank {
     /// verifier id the card will sign is derived here, from this URL, and from nothing the
     /// server says.
     pub fn new(server_url: &str, trust: &Trust) -> Result<Self> {
+        Self::with_timeout(server_url, trust, DEFAULT_TIMEOUT)
+    }
+
+    /// As [`Bank::new`], each request limited to `timeout` (connection included) instead of
+    /// [`DEFAULT_TIMEOUT`].
+    pub fn with_timeout(server_url: &str, trust: &Trust, timeout: Duration) -> Result<Self> {
+        if timeout.is_zero() {
+            return Err(Error::BadInput("the bank timeout must be at least 1 s".to_owned()));
+        }
         let address = BankAddress::parse(server_url)?;
         let mut builder = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(connect_timeout(timeout))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .min_tls_version(reqwest::tls::Version::TLS_1_2)
             .user_agent(concat!("reader-bridge/", env!("CARGO_PKG_VERSION")));
@@ -220,10 +240,19 @@ impl Bank {
     }
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> Result<(u16, Vec<u8>)> {
-        let unreachable = |source| transport_error(&self.base, source);
-        let resp = req.send().map_err(unreachable)?;
+        self.send_mapping(req, |source| transport_error(&self.base, source))
+    }
+
+    /// Sends `req`; a request that got no (whole) answer becomes `failed(source)`, an error
+    /// answer the bank's error, a success its status and body.
+    fn send_mapping(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+        failed: impl Fn(reqwest::Error) -> Error,
+    ) -> Result<(u16, Vec<u8>)> {
+        let resp = req.send().map_err(&failed)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().map_err(unreachable)?;
+        let body = resp.bytes().map_err(&failed)?;
         if (200..300).contains(&status) {
             return Ok((status, body.to_vec()));
         }
@@ -325,9 +354,23 @@ impl Bank {
         };
         let req =
             self.http.post(self.url_of(&format!("/transfers/{id}/confirm"))).bearer_auth(token.as_str()).json(&body);
-        let (_, body) = self.send(req)?;
+        // This request moves money: a failure after it may have left is not "unreachable".
+        let (_, body) = self.send_mapping(req, |source| confirm_error(&self.base, id, source))?;
         Ok(Self::json::<TransferEnvelope>(&body)?.transfer)
     }
+}
+
+/// A confirmation that got no whole answer. Only a failure to connect (refused, no route,
+/// the connect timeout, a failed TLS handshake) proves the request never left; anything after
+/// the connection stood (the request's timeout, a reset or close while sending or while
+/// reading the answer) may come after the bank executed the transfer:
+/// [`Error::OutcomeUnknown`].
+fn confirm_error(url: &str, id: &TransferId, source: reqwest::Error) -> Error {
+    if source.is_connect() {
+        return transport_error(url, source);
+    }
+    tracing::debug!(url, transfer_id = %id, error = %chain(&source), "no answer to the confirmation");
+    Error::OutcomeUnknown { url: url.to_owned(), transfer_id: id.clone(), source }
 }
 
 /// A request that got no answer: a failed TLS handshake becomes [`Error::BankTls`] (its
@@ -454,6 +497,89 @@ mod tests {
         assert!(internal.outcome_unknown());
         let html = api_error(502, b"<html>bad gateway</html>");
         assert!(matches!(html, Error::Bank { status: 502, code: ErrorCode::Unknown, .. }));
+    }
+
+    /// A one-connection "bank" on loopback that reads a request's head and then does `then`
+    /// with the connection; returns its URL.
+    fn one_shot_bank(then: impl FnOnce(std::net::TcpStream) + Send + 'static) -> String {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            then(conn);
+        });
+        url
+    }
+
+    fn confirm(bank: &Bank) -> Error {
+        let otp = Otp::from_digits("12345678").unwrap();
+        let id: TransferId = "tx-net-1".parse().unwrap();
+        let challenge: ChallengeId = "0".repeat(32).parse().unwrap();
+        bank.confirm_transfer(&SessionToken::new("t".into()), &id, &challenge, 1, &otp, false).unwrap_err()
+    }
+
+    #[test]
+    fn a_confirmation_without_an_answer_has_an_unknown_outcome() {
+        // The bank read the confirmation and the connection closed: it may have executed it.
+        let bank = Bank::new(&one_shot_bank(drop), &Trust::Platform).unwrap();
+        let e = confirm(&bank);
+        assert!(matches!(&e, Error::OutcomeUnknown { transfer_id, .. } if transfer_id.as_str() == "tx-net-1"), "{e:?}");
+        assert_eq!(e.exit_code(), crate::error::exit::OUTCOME_UNKNOWN);
+        assert!(e.outcome_unknown());
+        assert!(e.to_string().contains("run the same transfer command again"), "{e}");
+
+        // The answer's head came, its body was cut short.
+        let cut = one_shot_bank(|mut c| {
+            use std::io::Write;
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"tr");
+        });
+        let e = confirm(&Bank::new(&cut, &Trust::Platform).unwrap());
+        assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_confirmation_that_times_out_has_an_unknown_outcome_and_the_timeout_is_the_callers() {
+        // The bank holds the connection open without answering until the client gives up.
+        let (gone_tx, gone_rx) = std::sync::mpsc::channel();
+        let url = one_shot_bank(move |mut c| {
+            use std::io::Read;
+            let _ = c.read(&mut [0u8; 1]);
+            let _ = gone_tx.send(());
+        });
+        let bank = Bank::with_timeout(&url, &Trust::Platform, Duration::from_secs(1)).unwrap();
+        let started = std::time::Instant::now();
+        let e = confirm(&bank);
+        assert!(matches!(e, Error::OutcomeUnknown { .. }), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        gone_rx.recv_timeout(Duration::from_secs(10)).expect("the bridge closed the connection");
+        assert!(matches!(Bank::with_timeout(&url, &Trust::Platform, Duration::ZERO), Err(Error::BadInput(_))));
+    }
+
+    #[test]
+    fn a_confirmation_that_never_left_is_unreachable_not_unknown() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let bank = Bank::new(&format!("http://127.0.0.1:{port}"), &Trust::Platform).unwrap();
+        let e = confirm(&bank);
+        assert!(matches!(e, Error::BankUnreachable { .. }), "{e:?}");
+        // An answer, even a failure, is not unknown either.
+        let answered = one_shot_bank(|mut c| {
+            use std::io::Write;
+            let body = br#"{"error":"auth_failed","message":"no"}"#;
+            let head = format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\n\r\n", body.len());
+            let _ = c.write_all(head.as_bytes()).and_then(|()| c.write_all(body));
+        });
+        let e = confirm(&Bank::new(&answered, &Trust::Platform).unwrap());
+        assert!(matches!(e, Error::OtpRejected), "{e:?}");
     }
 
     #[test]

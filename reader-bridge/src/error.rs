@@ -74,6 +74,22 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The connection failed after the confirmation of transfer `transfer_id` was sent (a
+    /// timeout waiting for the answer, a reset or a close while reading it): the bank may or
+    /// may not have executed it, and only the bank can say. Never used when the request is
+    /// known not to have left (connection refused: [`Error::BankUnreachable`]) or when the
+    /// bank answered.
+    #[error(
+        "the outcome of transfer {transfer_id} is unknown: the connection to the bank at {url} failed after the \
+         confirmation was sent, so the bank may have executed it or not; run the same transfer command again to \
+         find out (it reuses this transfer id and cannot pay twice)"
+    )]
+    OutcomeUnknown {
+        url: String,
+        transfer_id: paysim_wire::TransferId,
+        #[source]
+        source: reqwest::Error,
+    },
     /// The bank refused the code. The bank never says why (by design: wrong code, expired or
     /// used challenge, replayed counter, locked or revoked token all look the same).
     #[error("the bank refused the one-time code (wrong or expired code, or the token is locked); try again with a fresh code")]
@@ -262,6 +278,10 @@ pub mod exit {
     pub const BANK_ERROR: u8 = 35;
     /// The TLS connection to the bank failed (certificate not trusted, wrong name, expired...).
     pub const BANK_TLS: u8 = 36;
+    /// A transfer's confirmation was sent and no answer came back (timeout, connection reset):
+    /// the bank may or may not have executed it. Run the same `transfer` again: it reuses the
+    /// transfer id, so the money moves at most once.
+    pub const OUTCOME_UNKNOWN: u8 = 37;
     /// The local state directory cannot be used.
     pub const STATE: u8 = 40;
     /// Another transfer command is running from the same state directory.
@@ -301,6 +321,7 @@ impl Error {
             }
             Error::Pcsc(_) => exit::OTHER,
             Error::BankUnreachable { .. } => exit::BANK_UNREACHABLE,
+            Error::OutcomeUnknown { .. } => exit::OUTCOME_UNKNOWN,
             Error::OtpRejected => exit::OTP_REJECTED,
             Error::NotLoggedIn => exit::NOT_LOGGED_IN,
             Error::InsufficientFunds => exit::INSUFFICIENT_FUNDS,
@@ -328,6 +349,7 @@ impl Error {
         matches!(
             self,
             Error::BankUnreachable { .. }
+                | Error::OutcomeUnknown { .. }
                 | Error::BankTls { .. }
                 | Error::CardRemoved
                 | Error::Bank { status: 500..=599, .. }

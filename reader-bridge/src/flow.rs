@@ -216,12 +216,14 @@ pub enum RespondFields {
     },
 }
 
-/// What the command line says about the bank (`--server`, `--ca`). It never chooses the
-/// bank: it is checked against the pinned one, and a difference is refused.
+/// What the command line says about the bank (`--server`, `--ca`, `--bank-timeout`). It
+/// never chooses the bank: it is checked against the pinned one, and a difference is refused.
 #[derive(Clone, Debug, Default)]
 pub struct BankFlags {
     pub server: Option<String>,
     pub ca: Option<PathBuf>,
+    /// How long one request to the bank may take (`None`: [`crate::bank::DEFAULT_TIMEOUT`]).
+    pub timeout: Option<Duration>,
 }
 
 /// What `setup` did.
@@ -319,7 +321,7 @@ impl Bridge {
                         });
                     }
                 }
-                Some(Bank::new(&p.url, &trust)?)
+                Some(Bank::with_timeout(&p.url, &trust, flags.timeout.unwrap_or(crate::bank::DEFAULT_TIMEOUT))?)
             }
         };
         Ok(Bridge {

@@ -63,6 +63,11 @@ struct Cli {
     /// Seconds to wait for a card to be inserted (at most an hour: the wait is always bounded).
     #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_S))]
     wait: u64,
+    /// Seconds one request to the bank may take, connection included (1 to 3600). When a
+    /// transfer's confirmation gets no answer in time, the outcome is unknown (exit 37).
+    #[arg(long, global = true, env = "PAYSIM_BANK_TIMEOUT", value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_WAIT_S))]
+    bank_timeout: u64,
     /// Read PIN, PUK and new PINs from standard input, one per line (for scripts).
     #[arg(long, global = true)]
     pin_stdin: bool,
@@ -203,6 +208,12 @@ enum Command {
     Unblock,
     /// Change the PIN.
     ChangePin,
+}
+
+impl Cli {
+    fn bank_timeout(&self) -> Duration {
+        Duration::from_secs(self.bank_timeout)
+    }
 }
 
 /// The terminal: prompts on standard error, answers from the terminal or standard input
@@ -348,7 +359,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         return setup(&state_dir, cli.server.as_deref(), cli.ca.as_deref(), replace);
     }
     let card = CardChoice { reader: cli.reader.clone(), wait: Duration::from_secs(cli.wait) };
-    let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone() };
+    let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone(), timeout: Some(cli.bank_timeout()) };
     let bridge = Bridge::open(&state_dir, &flags, card)?;
     match cli.command {
         Command::Readers | Command::Setup { .. } | Command::Serve { .. } => Ok(()),
@@ -531,7 +542,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
 fn serve(cli: &Cli, state_dir: PathBuf, listen: &str, ui: Terminal) -> anyhow::Result<()> {
     let addr = reader_bridge::serve::listen_address(listen)?;
     let card = CardChoice { reader: cli.reader.clone(), wait: Duration::from_secs(cli.wait) };
-    let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone() };
+    let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone(), timeout: Some(cli.bank_timeout()) };
     let (signer, bank) =
         reader_bridge::serve::Signer::start(move || Bridge::open(&state_dir, &flags, card), Box::new(ui))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
@@ -635,6 +646,20 @@ mod tests {
         // 2^32 ms would be PC/SC's INFINITE: refused, with the allowed range.
         let e = wait("4294968").err().unwrap().to_string();
         assert!(e.contains("0..=3600"), "{e}");
+    }
+
+    #[test]
+    fn the_bank_timeout_is_bounded_and_defaults_to_30_s() {
+        let timeout = |args: &[&str]| {
+            Cli::try_parse_from([&["reader-bridge"], args, &["accounts"]].concat()).map(|c| c.bank_timeout())
+        };
+        assert_eq!(timeout(&[]).unwrap(), reader_bridge::bank::DEFAULT_TIMEOUT);
+        assert_eq!(timeout(&["--bank-timeout", "2"]).unwrap(), Duration::from_secs(2));
+        // No zero (every request would fail) and no unbounded wait.
+        for bad in ["0", "3601"] {
+            let e = timeout(&["--bank-timeout", bad]).err().unwrap().to_string();
+            assert!(e.contains("1..=3600"), "{e}");
+        }
     }
 
     #[test]

@@ -346,6 +346,7 @@ impl Refusal {
             | Error::WrongPuk { .. }
             | Error::PukBlocked => Refusal::CardUnavailable,
             Error::BankUnreachable { .. }
+            | Error::OutcomeUnknown { .. }
             | Error::BankTls { .. }
             | Error::Bank { .. }
             | Error::BadBankResponse(_)

@@ -25,6 +25,8 @@
 //!   `bank-server serve` process ([`BankServer`]: plain HTTP on loopback, or HTTPS with
 //!   [`BankServer::start_tls`], whose CA from `bank-tools tls init` is [`BankServer::ca`]).
 //! - [`relay`]: a loopback relay that loses a transfer's confirmation once ([`Relay`]).
+//! - [`faultproxy`]: an HTTP proxy that injects one network fault (drop, duplicate, delay,
+//!   reset, bank restart) into the N-th request of a step ([`FaultProxy`]).
 //! - [`browser`]: the bank's website by HTTP ([`Browser`], [`hidden`]).
 //! - [`bridge`]: `reader-bridge setup` for a test's bridge state directory
 //!   ([`setup_bridge_for`], [`setup_bridge`]): the one place the tests' bridges are pinned to
@@ -54,6 +56,7 @@ use std::time::{Duration, Instant};
 
 pub mod bridge;
 pub mod browser;
+pub mod faultproxy;
 pub mod pcscd;
 pub mod process;
 pub mod relay;
@@ -61,6 +64,7 @@ pub mod webdriver;
 
 pub use bridge::{setup_bridge, setup_bridge_for};
 pub use browser::{hidden, Browser};
+pub use faultproxy::{Fault, FaultProxy, Fired, Plan, Route};
 pub use pcscd::{pcscd_exclusive, pcscd_shared, PcscdExclusive, PcscdShared};
 pub use process::{lines_of, wait_line, wait_line_containing, BankServer, BankTls};
 pub use relay::{Cut, Relay};

@@ -13,6 +13,7 @@ mod browser_pages;
 mod card;
 mod demo;
 mod flow;
+mod net_faults;
 mod oath_token;
 mod pcscd_restart;
 mod pin_state;
