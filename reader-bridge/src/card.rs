@@ -303,6 +303,21 @@ impl<T: Transport> PaysimCard<T> {
         })
     }
 
+    /// What is checked before the PIN is asked for: the card is personalized and its PIN is
+    /// not blocked. Reads the PIN try counter with VERIFY without data (ISO 7816-4 §11.5.6),
+    /// which spends no try; returns the tries left.
+    pub fn ready(&mut self) -> Result<u8> {
+        self.exchange(|ch| {
+            if !ch.fci.as_ref().is_some_and(host::Fci::personalized) {
+                return Err(Error::NotPersonalized);
+            }
+            match ch.pin_tries()? {
+                0 => Err(Error::PinBlocked),
+                n => Ok(n),
+            }
+        })
+    }
+
     /// PIN, then LOGIN OTP, in one exchange.
     pub fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp> {
         self.exchange(|ch| {

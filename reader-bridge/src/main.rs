@@ -113,6 +113,10 @@ enum Command {
         /// Your user name at the bank (as the bank gave it to you, e.g. alice).
         #[arg(long)]
         user: String,
+        /// Log in as a user who has not logged in from this bridge before, while others have
+        /// (without it, such a name is taken for a typo and refused before the card is used).
+        #[arg(long)]
+        new_user: bool,
     },
     /// End the session.
     Logout,
@@ -323,14 +327,31 @@ fn main() -> ExitCode {
     if cli.verbose {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("reader_bridge=debug").init();
     }
+    let verbose = cli.verbose;
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", message(&err, verbose));
             let code = err.downcast_ref::<Error>().map_or(exit::OTHER, Error::exit_code);
             ExitCode::from(code)
         }
     }
+}
+
+/// The error as one line: each context and cause once; a library's chain under the bridge's
+/// own error only with `-v` ([`Error::cause_is_detail`]).
+fn message(err: &anyhow::Error, verbose: bool) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        if !verbose && cause.downcast_ref::<Error>().is_some_and(Error::cause_is_detail) {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// The secrets given on the command line, refused unless --insecure-secret-args says the
@@ -419,10 +440,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             out!("applet version:  {}", s.version);
             Ok(())
         }
-        Command::Login { user } => {
+        Command::Login { user, new_user } => {
             let name = input::user(&user)?;
-            let at = bridge.pinned().map_or_else(|| "the bank".to_owned(), |p| p.url.clone());
-            bridge.login(&name, &mut ui).with_context(|| format!("login of {user:?} at {at} failed"))?;
+            bridge.login_as(&name, new_user, &mut ui).with_context(|| format!("login as {user:?} failed"))?;
             Ok(())
         }
         Command::Logout => {
@@ -808,5 +828,25 @@ mod tests {
             let e = Cli::try_parse_from(args).err().unwrap().to_string();
             assert!(!e.contains("--pin <") && !e.contains("--puk <") && !e.contains("--new-pin <"), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn the_library_chain_shows_only_with_verbose() {
+        // Port 9 (discard) is closed here: a real connection error from reqwest.
+        let source = reqwest::blocking::Client::new().get("http://127.0.0.1:9/").send().unwrap_err();
+        let url = "http://127.0.0.1:9".to_owned();
+        let e = anyhow::Error::from(Error::BankUnreachable { url, source }).context("login as \"alice\" failed");
+        let short = message(&e, false);
+        assert_eq!(
+            short,
+            "login as \"alice\" failed: the bank at http://127.0.0.1:9 is unreachable; check the address \
+             (`reader-bridge status` shows it) and your network, then retry"
+        );
+        let long = message(&e, true);
+        assert!(long.starts_with(&short) && long.len() > short.len(), "{long}");
+        assert!(long.to_lowercase().contains("connect"), "{long}");
+        // Causes the person acts on stay, -v or not.
+        let io = Error::State { path: "/s/session.json".into(), source: std::io::Error::other("disk full") };
+        assert_eq!(message(&anyhow::Error::from(io), false), "cannot use the state file /s/session.json: disk full");
     }
 }
