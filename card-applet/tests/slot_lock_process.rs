@@ -44,7 +44,7 @@ fn a_held_slot_is_refused_naming_its_holder() {
 
     // Another holder (the lock, not the text, decides); one that wrote nothing is named as such.
     drop(held);
-    let mut again = std::fs::File::options().write(true).open(&lock_path).unwrap();
+    let again = std::fs::File::options().write(true).open(&lock_path).unwrap();
     again.lock().unwrap();
     let out = run(&[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("held by pid 4242"), "stale text is still shown");
