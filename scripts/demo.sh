@@ -16,7 +16,7 @@
 #                          0: plain http:// on 127.0.0.1
 #   PAYSIM_DEMO_DIR=DIR    work directory (must be new or empty; default: a new /tmp/paysim-demo.*)
 #   PAYSIM_DEMO_EXIT=1     same as --no-wait: stop everything and exit 0 after the automated part
-#   PAYSIM_SLOT_WAIT=300   seconds to wait for slot 0 while tests hold it
+#   PAYSIM_SLOT_WAIT=30    seconds to wait for slot 0 while a test or another card holds it
 #   CARGO_TARGET_DIR       as for cargo (default: target)
 # The PIN 1234 is this demo's fixed default and is printed on purpose; the card's seed, its
 # admin key, the PUK and the bank's master key are never printed.
@@ -34,7 +34,7 @@ for arg in "$@"; do
 done
 
 PORT=${PAYSIM_PORT:-8080}
-SLOT_WAIT=${PAYSIM_SLOT_WAIT:-300}
+SLOT_WAIT=${PAYSIM_SLOT_WAIT:-30}
 SLOT=0
 READER="Virtual PCD 00 00"
 VPCD=127.0.0.1:35963
@@ -81,6 +81,7 @@ die() {
 }
 
 WORK=""
+made_work=0
 card_pid=""
 bank_pid=""
 stop_all() {
@@ -106,6 +107,10 @@ on_exit() {
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ "$rc" -ne 143 ]; then
         printf '\ndemo: FAILED at step "%s"%s (exit %s)\n' "$current_step" \
             "${failed_cmd:+, command: $failed_cmd}" "$rc" >&2
+        # A work directory the demo made but never used is not left behind.
+        if [ -n "$WORK" ] && [ "$made_work" = 1 ] && rmdir "$WORK" 2>/dev/null; then
+            WORK=""
+        fi
         if [ -n "$WORK" ]; then
             printf 'demo: logs are in %s\n' "$WORK" >&2
         fi
@@ -125,22 +130,33 @@ find_cargo
 cargo build -p bank-server -p reader-bridge -p tools -p card-applet --bins
 BIN=$(cd "${CARGO_TARGET_DIR:-target}/debug" && pwd)
 
+# Port and slot are checked before anything is made, so a demo that cannot run leaves
+# nothing behind.
+step "check port $PORT and take vpcd slot $SLOT ($READER)"
+if port_listening "$PORT"; then
+    die "port $PORT is taken (another bank-server or demo?); stop it, or choose another port: PAYSIM_PORT=$((PORT + 1)) bash scripts/demo.sh"
+fi
+lock_slot 9 "$SLOT" "$SLOT_WAIT" \
+    || die "vpcd slot $SLOT is still held after $SLOT_WAIT s by $(slot_holder "$SLOT"); stop that (or wait for the tests to finish) and run the demo again"
+wait_reader_empty "$READER" 10 \
+    || die "\"$READER\" holds a card this demo did not start (pcscd: $(reader_state "$READER")); a virtual-card run by hand? stop it"
+echo "demo: slot $SLOT is ours ($(slot_lock_path "$SLOT"))"
+
 step "work directory"
-WORK=${PAYSIM_DEMO_DIR:-$(mktemp -d /tmp/paysim-demo.XXXXXX)}
+WORK=${PAYSIM_DEMO_DIR:-}
+if [ -z "$WORK" ]; then
+    WORK=$(mktemp -d /tmp/paysim-demo.XXXXXX)
+    made_work=1
+elif [ ! -e "$WORK" ]; then
+    made_work=1
+fi
 mkdir -p "$WORK"
-[ -z "$(ls -A "$WORK")" ] || die "PAYSIM_DEMO_DIR=$WORK is not empty; the demo needs a new or empty directory"
+[ -z "$(ls -A "$WORK")" ] || { WORK=""; die "PAYSIM_DEMO_DIR=${PAYSIM_DEMO_DIR:-} is not empty; the demo needs a new or empty directory"; }
 WORK=$(cd "$WORK" && pwd)
 chmod 700 "$WORK"
 echo "demo: work directory $WORK"
 DB="$WORK/bank.sqlite3"
 tools() { "$BIN/bank-tools" "$@" --db "$DB" --master-key-beside-db; }
-
-step "take vpcd slot $SLOT ($READER)"
-lock_slot 9 "$SLOT" "$SLOT_WAIT" \
-    || die "vpcd slot $SLOT is still busy after $SLOT_WAIT s (tests running?); try again later"
-wait_reader_empty "$READER" 10 \
-    || die "\"$READER\" holds a card this demo did not start (pcscd: $(reader_state "$READER")); a virtual-card run by hand? stop it"
-echo "demo: slot $SLOT is ours ($(slot_lock_path "$SLOT"))"
 
 TLS_FLAGS=()
 SCHEME=http
@@ -179,7 +195,7 @@ step "create a factory card and start it in $READER"
 # then shows no usable card until the card is removed. Like a person, the demo pulls and
 # re-inserts such a card (at most twice) before it gives up.
 for attempt in 1 2 3; do
-    "$BIN/virtual-card" --state "$WORK/card.state" --vpcd "$VPCD" \
+    "$BIN/virtual-card" --state "$WORK/card.state" --vpcd "$VPCD" --slot-locked-by-caller \
         >"$WORK/virtual-card.out" 2>>"$WORK/virtual-card.log" 9>&- </dev/null &
     card_pid=$!
     wait_line "$WORK/virtual-card.out" '^virtual-card: connected to vpcd' "$card_pid" 20 \
@@ -276,6 +292,12 @@ if [ "$TLS" = 1 ]; then
               (HTTPS from the demo's own CA: import $WORK/tls/ca.pem into the
               browser's certificate settings as an authority, or accept its warning)"
 fi
+# The bridge takes its bank from the state directory; PAYSIM_SERVER is only checked against it,
+# but a shell that has the default port's address exported would be refused: say the new one.
+if [ "$PORT" != 8080 ]; then
+    SERVER_EXPORT="
+      export PAYSIM_SERVER=\"$URL\"   (this demo's port; the default is 8080)"
+fi
 cat <<EOF
 
 ================================================================================
@@ -291,7 +313,7 @@ cat <<EOF
  2. In a second terminal, put the bridge on PATH and use the demo's bridge state (set up
     for this bank by \`reader-bridge setup --server $URL\` above):
       export PATH="$BIN:\$PATH"
-      export PAYSIM_BRIDGE_STATE_DIR="$WORK/bridge-state"
+      export PAYSIM_BRIDGE_STATE_DIR="$WORK/bridge-state"${SERVER_EXPORT:-}
     and run the reader-bridge respond ... command the page shows (copy it whole). It shows
     the bank this bridge is set up for and the fields the card signs, asks you to confirm,
     then for the PIN: type $PIN.

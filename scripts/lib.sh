@@ -32,8 +32,17 @@ slot_lock_path() {
     printf '%s/paysim-vpcd-slot-%s.lock' "${TMPDIR:-/tmp}" "$1"
 }
 
+# slot_holder N: who holds vpcd slot N's lock, as the holder wrote it into the lock file
+# ("pid 1234: e2e tests (...)", "pid 99: virtual-card --state ...", "pid 7: scripts/demo.sh").
+slot_holder() {
+    local line=""
+    IFS= read -r line <"$(slot_lock_path "$1")" 2>/dev/null || true
+    printf '%s' "${line:-a process that did not write its name}"
+}
+
 # lock_slot FD N SECONDS: take vpcd slot N's lock (flock) on file descriptor FD, waiting at
-# most SECONDS for whoever holds it. Released when FD is closed (`exec FD>&-`) or the shell
+# most SECONDS for whoever holds it (naming the holder first). Once taken, writes this
+# script's pid into the lock file. Released when FD is closed (`exec FD>&-`) or the shell
 # exits. Children inherit FD: start long-running ones with `FD>&-`.
 lock_slot() {
     local fd=$1 slot=$2 secs=$3 path
@@ -45,10 +54,12 @@ lock_slot() {
         eval "exec $fd>\"\$path\""
     fi
     if ! flock -n "$fd"; then
-        printf 'waiting up to %s s for vpcd slot %s (held by a test run or another demo: %s)\n' \
-            "$secs" "$slot" "$path" >&2
+        printf 'vpcd slot %s is held by %s (lock file %s); waiting up to %s s\n' \
+            "$slot" "$(slot_holder "$slot")" "$path" "$secs" >&2
         flock -w "$secs" "$fd" || return 1
     fi
+    # Best effort: a lock file another user created may not be writable.
+    { printf 'pid %s: scripts/demo.sh\n' "$$" >"$path"; } 2>/dev/null || true
 }
 
 # wait_line FILE PATTERN PID SECONDS: wait until FILE holds a line matching the extended

@@ -8,11 +8,15 @@
 set -euo pipefail
 
 # --restart-pcscd: stop a running pcscd first (the tests use it to check that cards reconnect).
+# --cli-docs: only install the bash completions and man pages of the built reader-bridge and
+# bank-tools (generated from their clap definitions; build them first with cargo build).
 restart=0
+cli_docs=0
 case "${1:-}" in
     "") ;;
     --restart-pcscd) restart=1 ;;
-    *) echo "usage: setup.sh [--restart-pcscd]" >&2; exit 2 ;;
+    --cli-docs) cli_docs=1 ;;
+    *) echo "usage: setup.sh [--restart-pcscd | --cli-docs]" >&2; exit 2 ;;
 esac
 
 PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools opensc pkg-config nftables iproute2 chromium chromium-driver yubikey-manager)
@@ -25,6 +29,29 @@ die() { log "error: $*"; exit 1; }
 need_root() {
     [ "$(id -u)" -eq 0 ] || die "$1 needs root: run sudo bash scripts/setup.sh"
 }
+
+# Completions to /usr/share/bash-completion/completions, man pages to /usr/local/share/man/man1,
+# from the newest build of each binary (release before debug).
+install_cli_docs() {
+    local repo bin exe d
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    need_root "installing completions and man pages"
+    mkdir -p /usr/share/bash-completion/completions /usr/local/share/man/man1
+    for bin in reader-bridge bank-tools; do
+        exe=""
+        for d in release debug; do
+            if [ -x "$repo/target/$d/$bin" ]; then exe="$repo/target/$d/$bin"; break; fi
+        done
+        [ -n "$exe" ] || die "$bin is not built: run 'cargo build --release -p reader-bridge -p tools' first"
+        "$exe" completions bash > "/usr/share/bash-completion/completions/$bin"
+        "$exe" man --dir /usr/local/share/man/man1
+        log "installed the bash completion and man pages of $bin (from $exe)"
+    done
+}
+if [ "$cli_docs" = 1 ]; then
+    install_cli_docs
+    exit 0
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

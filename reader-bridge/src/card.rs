@@ -19,6 +19,9 @@ use card_link::{Exchange, Pcsc, PcscCard, Transport, TransportExt};
 use paysim_otp::TxFields;
 use std::time::Duration;
 
+/// The serial [`scan`] reports for a PAYSIM applet that is not personalized yet.
+pub const NOT_PERSONALIZED: &str = "(not personalized)";
+
 /// What [`scan`] learns about one reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReaderInfo {
@@ -50,7 +53,7 @@ pub fn scan() -> Result<Vec<ReaderInfo>> {
         if reader.card_present {
             match pcsc.open(Some(&reader.name), &card_applet::AID, Duration::ZERO).map(PaysimCard::new) {
                 Ok(mut card) => match card.exchange(|ch| {
-                    Ok(ch.fci().and_then(|f| f.serial.clone()).unwrap_or_else(|| "(not personalized)".to_owned()))
+                    Ok(ch.fci().and_then(|f| f.serial.clone()).unwrap_or_else(|| NOT_PERSONALIZED.to_owned()))
                 }) {
                     Ok(serial) => info.paysim_serial = Some(serial),
                     Err(e) => info.note = Some(e.chain()),
@@ -297,6 +300,21 @@ impl<T: Transport> PaysimCard<T> {
             };
             let version = format!("{}.{}", fci.version[0], fci.version[1]);
             Ok(CardStatus { reader, serial, next_counter, pin_tries_left, life_cycle, version })
+        })
+    }
+
+    /// What is checked before the PIN is asked for: the card is personalized and its PIN is
+    /// not blocked. Reads the PIN try counter with VERIFY without data (ISO 7816-4 §11.5.6),
+    /// which spends no try; returns the tries left.
+    pub fn ready(&mut self) -> Result<u8> {
+        self.exchange(|ch| {
+            if !ch.fci.as_ref().is_some_and(host::Fci::personalized) {
+                return Err(Error::NotPersonalized);
+            }
+            match ch.pin_tries()? {
+                0 => Err(Error::PinBlocked),
+                n => Ok(n),
+            }
         })
     }
 

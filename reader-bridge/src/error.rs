@@ -90,6 +90,15 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// `login --user NAME` for a name that has not logged in from this bridge while others
+    /// have: likely a typo. Refused before the card spends a code on it (the bank would take
+    /// any name and refuse the code, by design).
+    #[error(
+        "{user:?} has never logged in from this bridge (users here: {}); nothing was sent to the card. \
+         Check the name, or add --new-user if {user:?} is right",
+        list_names(.known)
+    )]
+    UnknownUser { user: paysim_wire::UserName, known: Vec<paysim_wire::UserName> },
     /// The bank refused the code. The bank never says why (by design: wrong code, expired or
     /// used challenge, replayed counter, locked or revoked token all look the same).
     #[error("the bank refused the one-time code (wrong or expired code, or the token is locked); try again with a fresh code")]
@@ -231,6 +240,10 @@ fn list(items: &[String]) -> String {
     }
 }
 
+fn list_names(names: &[paysim_wire::UserName]) -> String {
+    names.iter().map(paysim_wire::UserName::as_str).collect::<Vec<_>>().join(", ")
+}
+
 fn plural(n: u8, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 {
         one
@@ -328,9 +341,11 @@ impl Error {
             Error::TransferRefused { .. } => exit::REFUSED,
             Error::Bank { .. } | Error::BadBankResponse(_) => exit::BANK_ERROR,
             Error::BankTls { .. } => exit::BANK_TLS,
-            Error::BadInput(_) | Error::PlainHttp { .. } | Error::BadCa { .. } | Error::SecretOnCommandLine { .. } => {
-                exit::USAGE
-            }
+            Error::BadInput(_)
+            | Error::PlainHttp { .. }
+            | Error::BadCa { .. }
+            | Error::SecretOnCommandLine { .. }
+            | Error::UnknownUser { .. } => exit::USAGE,
             Error::NotSetUp => exit::NOT_SET_UP,
             Error::OtherBank { .. } | Error::OtherCa { .. } | Error::AlreadySetUp { .. } => exit::OTHER_BANK,
             Error::Cancelled => exit::CANCELLED,
@@ -338,6 +353,13 @@ impl Error {
             Error::TransferBusy { .. } => exit::BUSY,
             Error::Terminal(_) => exit::OTHER,
         }
+    }
+
+    /// True when this error's causes are a library's chain (reqwest's connection errors,
+    /// pcsc-lite's service error) that says nothing a person acts on: the CLI prints them only
+    /// with `-v`. The error's own text names the cause and what to do.
+    pub fn cause_is_detail(&self) -> bool {
+        matches!(self, Error::BankUnreachable { .. } | Error::OutcomeUnknown { .. } | Error::NoService(_))
     }
 
     /// True when the outcome at the bank is unknown (the request may or may not have been

@@ -71,6 +71,12 @@ pub trait Token {
     fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> Result<CardOtp>;
     /// PIN, then TRANSACTION OTP over `challenge` and the fields.
     fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp>;
+    /// Checks what can be checked before the person is asked for the PIN (a PAYSIM card: it is
+    /// personalized and its PIN is not blocked, read without spending a try). The default
+    /// checks nothing.
+    fn check_ready(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// What to ask the person before a code, and the prompt; `None`: nothing.
     fn secret_prompt(&mut self) -> Result<Option<(SecretKind, String)>> {
         Ok(Some((SecretKind::Pin, format!("PIN for the card in {:?}: ", self.reader()))))
@@ -109,6 +115,11 @@ impl<T: Transport> Token for PaysimCard<T> {
     }
     fn tx_otp(&mut self, pin: &Pin, challenge: &[u8], tx: &TxFields<'_>) -> Result<CardOtp> {
         PaysimCard::tx_otp(self, pin, challenge, tx)
+    }
+    fn check_ready(&mut self) -> Result<()> {
+        let tries = self.ready()?;
+        tracing::info!(reader = self.reader(), tries, "card ready: personalized, PIN not blocked");
+        Ok(())
     }
 }
 
@@ -417,22 +428,50 @@ impl Bridge {
         }
     }
 
-    /// `login`: challenge from the bank, PIN, LOGIN OTP from the card, session stored.
+    /// `login`: challenge from the bank, PIN, LOGIN OTP from the card, session stored. As
+    /// [`Bridge::login_as`] without `new_user`.
     pub fn login(&self, user: &UserName, ui: &mut dyn Ui) -> Result<Session> {
+        self.login_as(user, false, ui)
+    }
+
+    /// `login`: everything that can fail without the PIN is checked before it is asked for,
+    /// in this order: the bank answers (its login challenge), the user is known to this
+    /// bridge's profile (or is the first to log in from it, or `new_user` says the name is
+    /// meant), the card is personalized and its PIN not blocked. Then the PIN, the card's
+    /// LOGIN OTP, the bank's answer; the session is stored and the user remembered.
+    ///
+    /// The bank answers an unknown name with a challenge too (so that names cannot be probed),
+    /// and a card code spent on a mistyped name is a chain step for nothing: the profile is
+    /// what lets the bridge stop first ([`Error::UnknownUser`]).
+    pub fn login_as(&self, user: &UserName, new_user: bool, ui: &mut dyn Ui) -> Result<Session> {
         let bank = self.bank()?;
-        let mut card = self.open_token(ui)?;
-        let secret = ask_secret(card.as_mut(), ui)?;
+        tracing::info!(bank = bank.url(), %user, "asking the bank for a login challenge");
         let ch = bank.login_challenge(user)?;
+        tracing::info!("the bank answered with a challenge");
         self.warn_if_verifier_differs(bank, ui, &ch.verifier_id);
+        let known = self.state.known_users(bank.verifier_id())?;
+        if known.is_empty() || known.contains(user) {
+            tracing::info!(first_login_here = known.is_empty(), "user checked against this bridge's profile");
+        } else if new_user {
+            tracing::info!("user new to this bridge's profile (--new-user)");
+        } else {
+            return Err(Error::UnknownUser { user: user.clone(), known });
+        }
+        let mut card = self.open_token(ui)?;
+        card.check_ready()?;
+        tracing::info!("asking for the PIN");
+        let secret = ask_secret(card.as_mut(), ui)?;
         let otp = card.login_code(
             secret.as_deref().map(String::as_str),
             Some(user),
             ch.challenge.as_bytes(),
             bank.verifier_id(),
         )?;
+        tracing::info!(counter = otp.counter, "the card gave its code; sending it to the bank");
         let ok = bank.login(&ch.challenge_id, otp.counter, &otp.otp)?;
         let session = Session { verifier_id: bank.verifier_id().to_owned(), user: ok.user, token: ok.token };
         self.state.save_session(&session)?;
+        self.state.remember_user(bank.verifier_id(), &session.user)?;
         ui.say(&format!(
             "logged in as {} at {} (card counter {}); the session ends after {} s without use",
             session.user,
@@ -480,10 +519,11 @@ impl Bridge {
     fn transfer_in(&self, s: &Session, req: &TransferRequest, ui: &mut dyn Ui) -> Result<Transfer> {
         // Held until this transfer has a final answer or its record is saved for a retry.
         let _one_at_a_time = self.state.lock_transfers()?;
-        let from = match &req.from {
-            Some(f) => f.clone(),
-            None => self.pick_source(s, req.currency)?,
-        };
+        // Before anything is recorded or the PIN asked: the bank answers and the session is
+        // valid (the accounts), the source account is known, the card can sign.
+        let from = self.pick_source(s, req.from.as_ref(), req.currency)?;
+        let mut card = self.open_token(ui)?;
+        card.check_ready()?;
         let wanted = PendingTransfer {
             verifier_id: self.bank()?.verifier_id().to_owned(),
             user: s.user.clone(),
@@ -508,7 +548,7 @@ impl Bridge {
 
         // Durable before the first byte goes to the bank.
         self.state.save_pending(&pending)?;
-        let result = self.send_transfer(s, &pending, req, ui);
+        let result = self.send_transfer(s, &pending, req, card.as_mut(), ui);
         match &result {
             Ok(_) => self.state.remove_pending(&pending)?,
             Err(e) if e.outcome_unknown() || matches!(e, Error::NotLoggedIn) => {
@@ -532,6 +572,7 @@ impl Bridge {
         s: &Session,
         p: &PendingTransfer,
         req: &TransferRequest,
+        card: &mut dyn Token,
         ui: &mut dyn Ui,
     ) -> Result<Transfer> {
         let from = p.from.clone().ok_or_else(|| {
@@ -547,6 +588,7 @@ impl Bridge {
             payee_name: payee_name.clone(),
         };
         let bank = self.bank()?;
+        tracing::info!(transfer_id = %p.transfer_id, "asking the bank to accept the transfer (funds, payee, currency)");
         let ch = match bank.create_transfer(&s.token, &new)? {
             Created::AlreadyExecuted(t) => {
                 ui.say(&format!("the bank had already executed transfer {}; nothing moved again", t.transfer_id));
@@ -569,27 +611,37 @@ impl Bridge {
                 sign.transaction_id, sign.amount_minor, sign.currency, sign.source, sign.payee, sign.payee_name.as_str()
             )));
         }
+        tracing::info!("the bank accepted the transfer and sent the fields to sign");
         ui.say(&describe_signed(bank.verifier_id(), &ch));
         if !req.yes && !ui.confirm("Sign and send this transfer?")? {
             return Err(Error::Cancelled);
         }
         let unverified_ok = confirm_unverified_payee(&ch.payee_check, req.confirm_unverified_payee, ui)?;
-        let mut card = self.open_token(ui)?;
-        let secret = ask_secret(card.as_mut(), ui)?;
+        tracing::info!("asking for the PIN");
+        let secret = ask_secret(card, ui)?;
         let otp = card.tx_code(
             secret.as_deref().map(String::as_str),
             Some(&s.user),
             ch.challenge.as_bytes(),
             &sign.tx_fields(bank.verifier_id()),
         )?;
+        tracing::info!(counter = otp.counter, "the card signed; confirming the transfer at the bank");
         let t =
             bank.confirm_transfer(&s.token, &p.transfer_id, &ch.challenge_id, otp.counter, &otp.otp, unverified_ok)?;
         Ok(t)
     }
 
-    /// The user's one account in `currency`, for a transfer without `--from`.
-    fn pick_source(&self, s: &Session, currency: Currency) -> Result<AccountNumber> {
+    /// The source account: `--from` if given, else the user's one account in `currency`. Asks
+    /// the bank for the accounts either way, which checks that it answers and that the
+    /// session is valid before anything is recorded.
+    fn pick_source(&self, s: &Session, given: Option<&AccountNumber>, currency: Currency) -> Result<AccountNumber> {
+        tracing::info!(bank = self.bank()?.url(), "checking the session and your accounts at the bank");
         let accounts = self.bank()?.accounts(&s.token)?;
+        if let Some(from) = given {
+            // The bank checks the account again when it gets the transfer; this only avoids
+            // asking for a PIN the transfer cannot use.
+            return Ok(from.clone());
+        }
         let mut same: Vec<&Account> = accounts.iter().filter(|a| a.currency == currency).collect();
         match same.len() {
             1 => Ok(same.remove(0).number.clone()),
@@ -656,6 +708,7 @@ impl Bridge {
             return Err(Error::Cancelled);
         }
         let mut card = self.open_token(ui)?;
+        card.check_ready()?;
         let secret = ask_secret(card.as_mut(), ui)?;
         let secret = secret.as_deref().map(String::as_str);
         // The user is not known here: an OATH key uses its one bank credential.

@@ -42,6 +42,7 @@ pub mod card;
 pub mod error;
 pub mod flow;
 pub mod input;
+pub mod report;
 pub mod serve;
 pub mod state;
 pub mod tty;

@@ -2,13 +2,14 @@
 //! to an exit code (docs/bridge.md lists them).
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use paysim_wire::api::TransferStatus;
 use reader_bridge::error::exit;
 use reader_bridge::flow::{
     self, BankFlags, Bridge, CardChoice, RespondFields, SecretKind, SetupOutcome, TransferRequest, Ui,
 };
 use reader_bridge::input;
+use reader_bridge::report;
 use reader_bridge::state::StateDir;
 use reader_bridge::Error;
 use std::io::{BufRead, IsTerminal, Write};
@@ -33,6 +34,9 @@ macro_rules! out {
     }};
 }
 
+/// The help heading of the options every command takes (before or after the command's name).
+const GLOBAL: &str = "Global options";
+
 /// The longest `--wait`: PC/SC treats a timeout of 2^32-1 ms as "forever", so the flag is
 /// capped well below it.
 const MAX_WAIT_S: u64 = 3600;
@@ -46,22 +50,22 @@ const MAX_WAIT_S: u64 = 3600;
 struct Cli {
     /// The bank's address, for `setup` (https://..., or http:// to this computer only). Other
     /// commands use the bank pinned by `setup`, and refuse a --server that differs from it.
-    #[arg(long, global = true, env = "PAYSIM_SERVER", value_name = "URL")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "PAYSIM_SERVER", value_name = "URL")]
     server: Option<String>,
     /// A private CA (PEM) to trust for the bank's certificate, for `setup` (a copy is kept in
     /// the state directory). Other commands refuse a --ca that differs from the pinned one.
-    #[arg(long, global = true, env = "PAYSIM_CA", value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "PAYSIM_CA", value_name = "FILE")]
     ca: Option<PathBuf>,
     /// The PC/SC reader to use (default: the one reader holding a PAYSIM card; asks which
     /// one at a terminal when several do).
-    #[arg(long, global = true, env = "PAYSIM_READER")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "PAYSIM_READER")]
     reader: Option<String>,
     /// Where the session and pending transfers are kept
     /// (default: $XDG_STATE_HOME/paysim-bridge or ~/.local/state/paysim-bridge).
-    #[arg(long, global = true, env = "PAYSIM_BRIDGE_STATE_DIR")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "PAYSIM_BRIDGE_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Seconds to wait for a card to be inserted (at most an hour: the wait is always bounded).
-    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_S))]
+    #[arg(long, global = true, help_heading = GLOBAL, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_S))]
     wait: u64,
     /// Seconds one request to the bank may take, connection included (1 to 3600). When a
     /// transfer's confirmation gets no answer in time, the outcome is unknown (exit 37).
@@ -69,25 +73,25 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=MAX_WAIT_S))]
     bank_timeout: u64,
     /// Read PIN, PUK and new PINs from standard input, one per line (for scripts).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pin_stdin: bool,
     /// INSECURE: the PIN on the command line (visible to other users in the process list and
     /// kept in shell history). Refused unless --insecure-secret-args is given too.
-    #[arg(long, global = true, value_name = "PIN")]
+    #[arg(long, global = true, help_heading = GLOBAL, hide_short_help = true, value_name = "PIN")]
     pin: Option<String>,
     /// INSECURE: the PUK on the command line (for `unblock`); needs --insecure-secret-args.
-    #[arg(long, global = true, value_name = "PUK")]
+    #[arg(long, global = true, help_heading = GLOBAL, hide_short_help = true, value_name = "PUK")]
     puk: Option<String>,
     /// INSECURE: the new PIN on the command line (`unblock`, `change-pin`); needs
     /// --insecure-secret-args.
-    #[arg(long, global = true, value_name = "PIN")]
+    #[arg(long, global = true, help_heading = GLOBAL, hide_short_help = true, value_name = "PIN")]
     new_pin: Option<String>,
-    /// Accept --pin, --puk and --new-pin on the command line, knowing that other users can
-    /// read process arguments (for throw-away test cards only).
-    #[arg(long, global = true)]
+    /// Accept --pin, --puk and --new-pin on the command line (listed by --help, not -h),
+    /// knowing that other users can read process arguments (for throw-away test cards only).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     insecure_secret_args: bool,
     /// Log what the bridge does (never secrets) to standard error.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     verbose: bool,
     #[command(subcommand)]
     command: Command,
@@ -105,24 +109,31 @@ enum Command {
         replace: bool,
     },
     /// List PC/SC readers and which hold a PAYSIM card.
-    Readers,
+    Readers(Format),
     /// Show the bank this bridge is set up for, and the card's serial, next counter, PIN
     /// tries left and life-cycle state.
-    Status,
+    Status(Format),
     /// Log in at the bank with the card (challenge, PIN, one-time code).
     Login {
+        /// Your user name at the bank (as the bank gave it to you, e.g. alice).
         #[arg(long)]
         user: String,
+        /// Log in as a user who has not logged in from this bridge before, while others have
+        /// (without it, such a name is taken for a typo and refused before the card is used).
+        #[arg(long)]
+        new_user: bool,
     },
     /// End the session.
     Logout,
     /// List your accounts and balances.
-    Accounts,
+    Accounts(Format),
     /// List your transfers, newest first.
     History {
         /// How many transfers to show (the bank answers at most 500).
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: u32,
+        #[command(flatten)]
+        format: Format,
     },
     /// Send money: shows what the card will sign, asks to confirm, signs with the card.
     Transfer {
@@ -152,7 +163,7 @@ enum Command {
         confirm_unverified_payee: bool,
     },
     /// List transfers whose outcome is not known yet (run the same transfer again to finish).
-    Pending,
+    Pending(Format),
     /// Manual mode for the bank's website: type what the page shows, get the code to type back.
     ///
     /// The page prints the whole command line; any transfer field makes it a transfer. The
@@ -208,6 +219,27 @@ enum Command {
     Unblock,
     /// Change the PIN.
     ChangePin,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    #[command(hide = true)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or write one page per command into --dir.
+    #[command(hide = true)]
+    Man {
+        /// Write reader-bridge.1 and reader-bridge-COMMAND.1 into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `--json` of the commands that list or report.
+#[derive(Args, Clone, Copy, Debug)]
+struct Format {
+    /// Print one JSON document on one line instead of text (field names in docs/bridge.md).
+    #[arg(long)]
+    json: bool,
 }
 
 impl Cli {
@@ -306,14 +338,31 @@ fn main() -> ExitCode {
     if cli.verbose {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("reader_bridge=debug").init();
     }
+    let verbose = cli.verbose;
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", message(&err, verbose));
             let code = err.downcast_ref::<Error>().map_or(exit::OTHER, Error::exit_code);
             ExitCode::from(code)
         }
     }
+}
+
+/// The error as one line: each context and cause once; a library's chain under the bridge's
+/// own error only with `-v` ([`Error::cause_is_detail`]).
+fn message(err: &anyhow::Error, verbose: bool) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        if !verbose && cause.downcast_ref::<Error>().is_some_and(Error::cause_is_detail) {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// The secrets given on the command line, refused unless --insecure-secret-args says the
@@ -340,8 +389,15 @@ fn secrets_from_argv(cli: &mut Cli) -> reader_bridge::Result<Vec<(SecretKind, Ze
 fn run(mut cli: Cli) -> anyhow::Result<()> {
     let given = secrets_from_argv(&mut cli)?;
     let mut ui = Terminal { pin_stdin: cli.pin_stdin, given, service: false };
-    if let Command::Readers = cli.command {
-        return readers();
+    match &cli.command {
+        Command::Readers(format) => return readers(*format),
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "reader-bridge", &mut out);
+            return Ok(());
+        }
+        Command::Man { dir } => return man(dir.as_deref()),
+        _ => {}
     }
     let state_dir = cli.state_dir.clone().unwrap_or_else(StateDir::default_path);
     if let Command::Serve { listen } = &cli.command {
@@ -362,8 +418,17 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let flags = BankFlags { server: cli.server.clone(), ca: cli.ca.clone(), timeout: Some(cli.bank_timeout()) };
     let bridge = Bridge::open(&state_dir, &flags, card)?;
     match cli.command {
-        Command::Readers | Command::Setup { .. } | Command::Serve { .. } => Ok(()),
-        Command::Status => {
+        Command::Readers(_)
+        | Command::Setup { .. }
+        | Command::Serve { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => Ok(()),
+        Command::Status(format) => {
+            if format.json {
+                let s = bridge.status(&mut ui)?;
+                out!("{}", report::to_line(&report::StatusJson::new(bridge.pinned(), &s)));
+                return Ok(());
+            }
             match bridge.pinned() {
                 Some(p) => {
                     out!("bank:            {} (the card signs for {})", p.url, p.verifier_id);
@@ -386,10 +451,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             out!("applet version:  {}", s.version);
             Ok(())
         }
-        Command::Login { user } => {
+        Command::Login { user, new_user } => {
             let name = input::user(&user)?;
-            let at = bridge.pinned().map_or_else(|| "the bank".to_owned(), |p| p.url.clone());
-            bridge.login(&name, &mut ui).with_context(|| format!("login of {user:?} at {at} failed"))?;
+            bridge.login_as(&name, new_user, &mut ui).with_context(|| format!("login as {user:?} failed"))?;
             Ok(())
         }
         Command::Logout => {
@@ -397,16 +461,26 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             out!("logged out");
             Ok(())
         }
-        Command::Accounts => {
+        Command::Accounts(format) => {
             let accounts = bridge.accounts()?;
+            if format.json {
+                let list: Vec<_> = accounts.iter().map(report::AccountJson::from).collect();
+                out!("{}", report::to_line(&list));
+                return Ok(());
+            }
             out!("{:<34}  {:>22}  currency", "account", "balance");
             for a in accounts {
                 out!("{:<34}  {:>22}  {}", a.number, a.currency.format_minor(a.balance_minor), a.currency);
             }
             Ok(())
         }
-        Command::History { limit } => {
+        Command::History { limit, format } => {
             let transfers = bridge.history(limit)?;
+            if format.json {
+                let list: Vec<_> = transfers.iter().map(report::TransferJson::from).collect();
+                out!("{}", report::to_line(&list));
+                return Ok(());
+            }
             if transfers.is_empty() {
                 out!("no transfers yet");
             }
@@ -448,8 +522,13 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Pending => {
+        Command::Pending(format) => {
             let pending = bridge.pending()?;
+            if format.json {
+                let list: Vec<_> = pending.iter().map(report::PendingJson::from).collect();
+                out!("{}", report::to_line(&list));
+                return Ok(());
+            }
             if pending.is_empty() {
                 out!("no pending transfers");
             }
@@ -603,10 +682,33 @@ fn setup(
     Ok(())
 }
 
-fn readers() -> anyhow::Result<()> {
+fn readers(format: Format) -> anyhow::Result<()> {
     let infos = Bridge::readers()?;
+    if format.json {
+        let list: Vec<_> = infos.iter().map(|r| report::ReaderJson::new(r, describe_reader(r))).collect();
+        out!("{}", report::to_line(&list));
+        return Ok(());
+    }
     for r in infos {
         out!("{}: {}", r.name, describe_reader(&r));
+    }
+    Ok(())
+}
+
+/// `man`: the whole command's page on standard output, or one page per command in `dir`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cmd = Cli::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page).context("cannot render the man page")?;
+            std::io::stdout().lock().write_all(&page).context("cannot write to standard output")?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+        }
     }
     Ok(())
 }
@@ -614,7 +716,7 @@ fn readers() -> anyhow::Result<()> {
 /// One reader's line of `readers`: the PAYSIM card's serial, the OATH key and its bank
 /// credentials (which kind the bridge will use), or why the card could not be read.
 fn describe_reader(r: &reader_bridge::card::ReaderInfo) -> String {
-    const NOT_PERSONALIZED: &str = "(not personalized)";
+    use reader_bridge::card::NOT_PERSONALIZED;
     let paysim = r.paysim_serial.as_deref().filter(|s| *s != NOT_PERSONALIZED);
     let oath = match &r.oath {
         None => None,
@@ -666,7 +768,7 @@ mod tests {
     fn the_history_limit_is_what_the_bank_accepts() {
         let limit = |l: &str| {
             Cli::try_parse_from(["reader-bridge", "history", "--limit", l]).map(|c| match c.command {
-                Command::History { limit } => limit,
+                Command::History { limit, .. } => limit,
                 _ => unreachable!(),
             })
         };
@@ -677,5 +779,99 @@ mod tests {
             let e = limit(bad).err().unwrap().to_string();
             assert!(e.contains("1..=500"), "{e}");
         }
+    }
+
+    /// Every visible command's name.
+    fn commands() -> Vec<String> {
+        Cli::command()
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .map(|s| s.get_name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_flag_is_described_and_globals_have_their_heading() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        for sub in std::iter::once(&cmd).chain(cmd.get_subcommands()) {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(!help.trim().is_empty(), "`{} --{id}` has no description", sub.get_name());
+                assert_eq!(arg.is_global_set(), arg.get_help_heading() == Some(GLOBAL), "{} --{id}", sub.get_name());
+            }
+        }
+    }
+
+    #[test]
+    fn the_man_pages_and_bash_completion_name_every_command() {
+        let cmds = commands();
+        for wanted in ["accounts", "history", "status", "readers", "pending", "login", "change-pin"] {
+            assert!(cmds.iter().any(|c| c == wanted), "{wanted} missing from {cmds:?}");
+        }
+        let mut bash = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "reader-bridge", &mut bash);
+        let bash = String::from_utf8(bash).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        man(Some(dir.path())).unwrap();
+        let top = std::fs::read_to_string(dir.path().join("reader-bridge.1")).unwrap();
+        for c in &cmds {
+            assert!(bash.contains(&format!("reader__bridge,{c})")), "bash completion lacks {c}");
+            let roff = format!("reader\\-bridge\\-{}(1)", c.replace('-', "\\-"));
+            assert!(top.contains(&roff), "the man page does not list {c}");
+            assert!(dir.path().join(format!("reader-bridge-{c}.1")).exists(), "no man page for {c}");
+        }
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_command() {
+        for args in [
+            &["reader-bridge", "--state-dir", "/s", "-v", "accounts", "--json"][..],
+            &["reader-bridge", "accounts", "--json", "--state-dir", "/s", "-v"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.state_dir.as_deref(), Some(std::path::Path::new("/s")), "{args:?}");
+            assert!(cli.verbose, "{args:?}");
+            assert!(matches!(cli.command, Command::Accounts(Format { json: true })), "{args:?}");
+        }
+        // --json belongs to the commands that list or report, not to the others.
+        assert!(Cli::try_parse_from(["reader-bridge", "logout", "--json"]).is_err());
+        for c in ["accounts", "history", "status", "readers", "pending"] {
+            assert!(Cli::try_parse_from(["reader-bridge", c, "--json"]).is_ok(), "{c}");
+        }
+    }
+
+    #[test]
+    fn no_usage_line_shows_a_secret_flag() {
+        // A missing argument shows the usage line: it must not steer anyone to the flags that
+        // put secrets in argv.
+        for args in [&["reader-bridge", "login"][..], &["reader-bridge", "transfer"][..], &["reader-bridge"][..]] {
+            let e = Cli::try_parse_from(args).err().unwrap().to_string();
+            assert!(!e.contains("--pin <") && !e.contains("--puk <") && !e.contains("--new-pin <"), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_library_chain_shows_only_with_verbose() {
+        // Port 9 (discard) is closed here: a real connection error from reqwest.
+        let source = reqwest::blocking::Client::new().get("http://127.0.0.1:9/").send().unwrap_err();
+        let url = "http://127.0.0.1:9".to_owned();
+        let e = anyhow::Error::from(Error::BankUnreachable { url, source }).context("login as \"alice\" failed");
+        let short = message(&e, false);
+        assert_eq!(
+            short,
+            "login as \"alice\" failed: the bank at http://127.0.0.1:9 is unreachable; check the address \
+             (`reader-bridge status` shows it) and your network, then retry"
+        );
+        let long = message(&e, true);
+        assert!(long.starts_with(&short) && long.len() > short.len(), "{long}");
+        assert!(long.to_lowercase().contains("connect"), "{long}");
+        // Causes the person acts on stay, -v or not.
+        let io = Error::State { path: "/s/session.json".into(), source: std::io::Error::other("disk full") };
+        assert_eq!(message(&anyhow::Error::from(io), false), "cannot use the state file /s/session.json: disk full");
     }
 }

@@ -199,6 +199,7 @@ pub fn sign_for_page(bridge: &Bridge, origin: &PageOrigin, id: &ChallengeId, ui:
         return Err(Error::Cancelled);
     }
     let mut card = bridge.open_token(ui)?;
+    card.check_ready()?;
     // A PAYSIM card asks for its PIN, an OATH key for its access code if it has one.
     let secret = ask_secret(card.as_mut(), ui)?;
     let secret = secret.as_deref().map(String::as_str);
@@ -362,6 +363,7 @@ impl Refusal {
             | Error::BadCa { .. }
             | Error::SecretOnCommandLine { .. }
             | Error::TransferBusy { .. }
+            | Error::UnknownUser { .. }
             | Error::State { .. } => Refusal::Internal,
         }
     }

@@ -5,6 +5,7 @@
 //! STATE_DIR/                         mode 0700
 //!   bank.json                        mode 0600: the pinned bank (address, verifier id, CA copy)
 //!   session.json                     mode 0600: bank verifier id, user, session token
+//!   users.json                       mode 0600: the users who logged in from here, per bank
 //!   pending/<key>.json               mode 0600: one transfer whose outcome is not known yet
 //! ```
 //!
@@ -96,6 +97,20 @@ impl PinnedBank {
             Err(e) => format!("a stored CA that cannot be used ({e})"),
         }
     }
+}
+
+/// `users.json`: who has logged in from this bridge, at which bank. Only names, no secrets:
+/// it lets the bridge notice a mistyped user name before the card spends a code on it (the
+/// bank answers every name with a challenge, on purpose, so it cannot tell).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct KnownUsers {
+    users: Vec<KnownUser>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct KnownUser {
+    verifier_id: String,
+    user: UserName,
 }
 
 /// A transfer that was (or is about to be) sent and whose outcome is not known yet.
@@ -267,6 +282,27 @@ impl StateDir {
     /// Forgets the session.
     pub fn clear_session(&self) -> Result<()> {
         remove(&self.session_path())
+    }
+
+    fn users_path(&self) -> PathBuf {
+        self.root.join("users.json")
+    }
+
+    /// The users who have logged in from this state directory at the bank with `verifier_id`
+    /// (the bridge's profile), in the order of their first login.
+    pub fn known_users(&self, verifier_id: &str) -> Result<Vec<UserName>> {
+        let known = read_json::<KnownUsers>(&self.users_path())?.unwrap_or_default();
+        Ok(known.users.into_iter().filter(|u| u.verifier_id == verifier_id).map(|u| u.user).collect())
+    }
+
+    /// Adds `user` to the profile for the bank with `verifier_id` (after a login succeeded).
+    pub fn remember_user(&self, verifier_id: &str, user: &UserName) -> Result<()> {
+        let mut known = read_json::<KnownUsers>(&self.users_path())?.unwrap_or_default();
+        if known.users.iter().any(|u| u.verifier_id == verifier_id && &u.user == user) {
+            return Ok(());
+        }
+        known.users.push(KnownUser { verifier_id: verifier_id.to_owned(), user: user.clone() });
+        write_json(&self.users_path(), &known)
     }
 
     fn pending_path(&self, p: &PendingTransfer) -> PathBuf {
@@ -482,6 +518,21 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("s/transfer.lock")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn the_profile_remembers_users_per_bank() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::open(dir.path().join("st")).unwrap();
+        let alice: UserName = "alice".parse().unwrap();
+        assert!(s.known_users("https://a.example").unwrap().is_empty());
+        s.remember_user("https://a.example", &alice).unwrap();
+        s.remember_user("https://a.example", &alice).unwrap();
+        assert_eq!(s.known_users("https://a.example").unwrap(), vec![alice.clone()]);
+        assert!(s.known_users("https://b.example").unwrap().is_empty());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("st/users.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -143,6 +143,10 @@ impl Token for CardToken {
         card_link::Transport::reader(&self.card)
     }
 
+    fn check_ready(&mut self) -> reader_bridge::Result<()> {
+        self.paysim().ready().map(|_| ())
+    }
+
     fn login_otp(&mut self, pin: &Pin, challenge: &[u8], verifier_id: &str) -> reader_bridge::Result<CardOtp> {
         self.hooks.lock().unwrap().signed_for.push(verifier_id.to_owned());
         self.paysim().login_otp(pin, challenge, verifier_id)
@@ -331,23 +335,90 @@ fn insufficient_funds_and_refusals_are_final() {
     let b = bridge(&w.bank.url(), &w.state, &w.token);
     b.login(&name("alice"), &mut pins(1)).unwrap();
 
-    let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 100_001), &mut pins(1)).unwrap_err();
+    // Each refusal comes before the PIN prompt: a `Script` without secrets panics if asked.
+    let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 100_001), &mut Script::default()).unwrap_err();
     assert!(matches!(e, Error::InsufficientFunds), "{e:?}");
     assert_eq!(e.exit_code(), exit::INSUFFICIENT_FUNDS);
 
     // An unknown payee gets the same answer as a payee in another currency (no probing).
-    let e = b.transfer(&eur_transfer("ACC-NOBODY", 100), &mut pins(1)).unwrap_err();
+    let e = b.transfer(&eur_transfer("ACC-NOBODY", 100), &mut Script::default()).unwrap_err();
     assert!(matches!(e, Error::TransferRefused { ref code, .. } if *code == ErrorCode::PayeeNotAccepted), "{e:?}");
 
-    let e = b.transfer(&eur_transfer("ACC-ALICE-EUR", 100), &mut pins(1)).unwrap_err();
+    let e = b.transfer(&eur_transfer("ACC-ALICE-EUR", 100), &mut Script::default()).unwrap_err();
     assert!(matches!(e, Error::TransferRefused { ref code, .. } if *code == ErrorCode::SameAccount), "{e:?}");
 
     let usd = TransferRequest { currency: "USD".parse().unwrap(), ..eur_transfer("ACC-BOB-EUR", 100) };
-    let e = b.transfer(&usd, &mut pins(1)).unwrap_err();
+    let e = b.transfer(&usd, &mut Script::default()).unwrap_err();
     assert!(matches!(e, Error::BadInput(ref m) if m.contains("no USD account")), "{e:?}");
 
     assert!(b.pending().unwrap().is_empty(), "final answers leave nothing pending");
     assert_eq!(balance(&w.db, "alice", "ACC-ALICE-EUR"), 100_000);
+    assert_eq!(w.token.signed_for(), vec![w.bank.url()], "only the login was signed");
+}
+
+/// With the bank down, neither login nor transfer asks for the PIN, and nothing is left
+/// pending: the bank is asked first.
+#[test]
+fn with_the_bank_down_nothing_asks_for_the_pin() {
+    let mut w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login(&name("alice"), &mut pins(1)).unwrap();
+    w.bank.stop();
+    for e in [
+        b.login(&name("alice"), &mut Script::default()).unwrap_err(),
+        b.transfer(&eur_transfer("ACC-BOB-EUR", 100), &mut Script::default()).unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::BankUnreachable { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), exit::BANK_UNREACHABLE);
+    }
+    assert!(b.pending().unwrap().is_empty(), "nothing reached the bank, nothing is pending");
+    assert_eq!(w.token.signed_for().len(), 1, "the card signed only the first login");
+}
+
+/// A blocked PIN is found by reading the try counter (no try spent): no PIN prompt for
+/// login or transfer, and the bank never gets a transfer.
+#[test]
+fn a_blocked_pin_is_found_before_the_prompt() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login(&name("alice"), &mut pins(1)).unwrap();
+    let mut card = w.token.paysim();
+    for left in [2, 1, 0] {
+        let e = card.login_otp(&Pin::new("9999").unwrap(), &[0; 32], "x").unwrap_err();
+        assert!(matches!(e, Error::WrongPin { tries_left } if tries_left == left) || left == 0, "{e:?}");
+    }
+    assert_eq!(card.ready().unwrap_err().exit_code(), exit::PIN_BLOCKED);
+    let e = b.login(&name("alice"), &mut Script::default()).unwrap_err();
+    assert!(matches!(e, Error::PinBlocked), "{e:?}");
+    let e = b.transfer(&eur_transfer("ACC-BOB-EUR", 100), &mut Script::default()).unwrap_err();
+    assert!(matches!(e, Error::PinBlocked), "{e:?}");
+    assert!(b.history(10).unwrap().is_empty(), "the bank never got the transfer");
+    assert!(b.pending().unwrap().is_empty());
+}
+
+/// A name that has not logged in from this bridge while another has is taken for a typo:
+/// refused before the card computes anything. `new_user` lets it through.
+#[test]
+fn an_unknown_user_costs_no_card_step() {
+    let w = world();
+    let b = bridge(&w.bank.url(), &w.state, &w.token);
+    b.login(&name("alice"), &mut pins(1)).unwrap();
+    let counter = || w.token.paysim().status().unwrap().next_counter;
+    let before = counter();
+    let e = b.login(&name("alcie"), &mut Script::default()).unwrap_err();
+    assert!(matches!(e, Error::UnknownUser { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), exit::USAGE);
+    let text = e.to_string();
+    assert!(text.contains("\"alcie\" has never logged in from this bridge (users here: alice)"), "{text}");
+    assert!(text.contains("--new-user"), "{text}");
+    assert_eq!(counter(), before, "no chain step spent");
+    assert_eq!(w.token.signed_for().len(), 1);
+    // bob exists at the bank but has no token: with --new-user the card signs and the bank
+    // refuses, as before the profile existed.
+    let e = b.login_as(&name("bob"), true, &mut pins(1)).unwrap_err();
+    assert!(matches!(e, Error::OtpRejected), "{e:?}");
+    // alice is still known, and logs in without the flag.
+    b.login(&name("alice"), &mut pins(1)).unwrap();
 }
 
 #[test]

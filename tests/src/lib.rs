@@ -174,6 +174,7 @@ impl Slot {
             .open(self.lock_path())
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.lock_path().display()));
         file.lock().unwrap_or_else(|e| panic!("cannot lock {}: {e}", self.lock_path().display()));
+        write_holder(&file);
         SlotLock { slot: self, _file: file, _pcscd: pcscd }
     }
 
@@ -182,8 +183,18 @@ impl Slot {
         let pcscd = pcscd::try_pcscd_shared()?;
         let file = File::options().create(true).truncate(false).write(true).open(self.lock_path()).ok()?;
         file.try_lock().ok()?;
+        write_holder(&file);
         Some(SlotLock { slot: self, _file: file, _pcscd: pcscd })
     }
+}
+
+/// Writes who holds a slot's lock into its file, for `virtual-card` and `scripts/demo.sh` to
+/// name when they find the slot taken. Best effort: the lock is what counts.
+fn write_holder(mut file: &File) {
+    use std::io::Write as _;
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let line = format!("pid {}: e2e tests ({exe})\n", std::process::id());
+    let _ = file.set_len(0).and_then(|()| file.write_all(line.as_bytes()));
 }
 
 /// Takes whichever slot is free first, so independent tests run two at a time.
@@ -313,6 +324,8 @@ impl VirtualCard {
             .arg(&self.state)
             .arg("--vpcd")
             .arg(self.slot().vpcd_addr())
+            // This process holds the slot's lock for the card.
+            .arg("--slot-locked-by-caller")
             .args(&self.extra)
             // Every exchange in the log (the card logs frames at debug level), so tests can
             // check what was sent and that no secret is among it.

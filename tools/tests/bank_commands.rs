@@ -271,6 +271,13 @@ fn audit_verify_names_the_first_tampered_row() {
     assert!(out.starts_with(&format!("audit log intact: {rows} rows, head hash ")), "{out}");
     let head = out.trim().rsplit(' ').next().unwrap().to_owned();
     assert_eq!(head.len(), 64);
+    let json = bank.run(&["audit", "verify", "--json"]).ok().to_owned();
+    assert_eq!(json.lines().count(), 1, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"intact": true, "rows": rows, "head": head, "keyed": true, "first_bad": null, "checkpoint": null})
+    );
 
     // Someone rewrites the first funding (row 3) to a larger amount.
     let (id, detail): (i64, String) = bank
@@ -289,6 +296,14 @@ fn audit_verify_names_the_first_tampered_row() {
     bank.sql().execute("UPDATE audit SET detail = ?1 WHERE id = ?2", rusqlite::params![forged, id]).unwrap();
     let err = bank.run(&["audit", "verify"]).refused().to_owned();
     assert!(err.contains(&format!("audit log BROKEN at row {id}: the row's content does not match its MAC")), "{err}");
+    // The same finding for scripts: one JSON object, and still a failing exit code.
+    let run = bank.run(&["audit", "verify", "--json"]);
+    run.refused();
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["intact"], false, "{v}");
+    assert_eq!(v["first_bad"]["row"], id, "{v}");
+    assert!(v["first_bad"]["problem"].as_str().unwrap().starts_with("the row's content does not match its MAC"), "{v}");
+    assert_eq!(v["rows"], id - 1, "{v}");
     assert!(err.contains(&format!("{} rows before it are intact", id - 1)), "{err}");
 
     // Put it back: intact again, with the same head. Then delete a row in the middle.
@@ -355,6 +370,15 @@ fn audit_books_fails_when_a_balance_is_forged() {
     let run = bank.run(&["audit", "books"]);
     assert!(run.refused().contains("the books do NOT balance"), "{}", run.stderr);
     assert!(run.stdout.contains("problem: "), "{}", run.stdout);
+    let run = bank.run(&["audit", "books", "--json"]);
+    assert!(run.refused().contains("the books do NOT balance"), "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["balanced"], false, "{v}");
+    assert!(!v["problems"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(
+        v["currencies"],
+        serde_json::json!([{"currency": "EUR", "customers_minor": 10001, "funded_minor": 10000}])
+    );
 }
 
 #[test]
@@ -410,4 +434,36 @@ fn enrolling_under_another_master_key_is_refused() {
     assert!(!err.contains(&"77".repeat(32)), "the key leaked: {err}");
     let list = bank.run(&["token", "list", "--json"]).ok().to_owned();
     assert!(!list.contains("PSIM-00000002"), "{list}");
+}
+
+/// Scripts read `account list --json`, and the database flags go before the command as well
+/// as after it.
+#[test]
+fn account_list_json_and_global_db_flags() {
+    let bank = Bank::new();
+    let db = bank.db_str();
+    let before = |args: &[&str]| {
+        let mut all = vec!["--db", db, "--master-key-beside-db"];
+        all.extend(args);
+        bank_tools(&all)
+    };
+    before(&["account", "open", "--user", "alice", "--number", "ACC-1", "--currency", "EUR"]).ok();
+    before(&["account", "fund", "--account", "ACC-1", "--amount", "12.5", "--currency", "EUR"]).ok();
+    before(&["account", "open", "--user", "alice", "--number", "ACC-2", "--currency", "JPY"]).ok();
+    let json = before(&["account", "list", "--user", "alice", "--json"]).ok().to_owned();
+    assert_eq!(json.lines().count(), 1, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"number": "ACC-1", "currency": "EUR", "balance_minor": 1250, "balance": "12.50"},
+            {"number": "ACC-2", "currency": "JPY", "balance_minor": 0, "balance": "0"},
+        ])
+    );
+    // A user without accounts is an empty array, not a sentence.
+    before(&["user", "add", "bob"]).ok();
+    assert_eq!(before(&["account", "list", "--user", "bob", "--json"]).ok().trim(), "[]");
+    let books = before(&["audit", "books", "--json"]).ok().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&books).unwrap();
+    assert_eq!(v["balanced"], true, "{v}");
 }

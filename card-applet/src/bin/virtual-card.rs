@@ -8,6 +8,12 @@
 //! happens when an OATH credential that requires touch is asked for a code (`allow`, the
 //! default: granted at once; `deny`: refused with `6982`, as a YubiKey nobody touches).
 //!
+//! In one of vpcd's two slots on this computer (ports 35963 and 35964) it first takes that
+//! slot's lock, `$TMPDIR/paysim-vpcd-slot-N.lock`, the one the end-to-end tests and
+//! `scripts/demo.sh` take, and writes who holds it into the file; a slot someone else holds
+//! is refused with the holder's line, so a card started by hand cannot collide with a test.
+//! `--slot-locked-by-caller` is for a caller that holds the lock for the card itself.
+//!
 //! Once connected to vpcd it prints `virtual-card: connected to vpcd at HOST:PORT` on standard
 //! output (again after every reconnect), so scripts and tests can wait for that line. Logs go
 //! to standard error (`RUST_LOG` filters them, default `info`).
@@ -56,6 +62,10 @@ struct Args {
     /// source account nor the payee's name (for tests; not a state of the card file).
     #[arg(long, value_enum, default_value = "current")]
     firmware: FirmwareArg,
+    /// The caller (the e2e harness, scripts/demo.sh) already holds the slot's lock for this
+    /// card: do not take it.
+    #[arg(long)]
+    slot_locked_by_caller: bool,
     /// Do not re-arm TCP_QUICKACK before reads (benchmark only: shows the ~40 ms stall).
     #[arg(long, hide = true)]
     no_quickack: bool,
@@ -113,6 +123,55 @@ fn check_vpcd_addr(addr: &str) -> anyhow::Result<()> {
     }
 }
 
+/// vpcd's slot behind `addr` (its two ports on a loopback host), if it is one.
+fn vpcd_slot(addr: &str) -> Option<u8> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let local = matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1");
+    match port {
+        "35963" if local => Some(0),
+        "35964" if local => Some(1),
+        _ => None,
+    }
+}
+
+/// Takes vpcd slot `slot`'s lock (the e2e harness's and demo.sh's file in `$TMPDIR`) for as
+/// long as the returned file is open, and writes who holds it into the file. A slot held by
+/// someone else is refused with what the holder wrote.
+fn lock_slot(slot: u8, args: &Args) -> anyhow::Result<std::fs::File> {
+    use std::io::Read as _;
+    let path = std::env::temp_dir().join(format!("paysim-vpcd-slot-{slot}.lock"));
+    let mut file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file of vpcd slot {slot}, {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.lines().next().map(str::trim).filter(|l| !l.is_empty());
+            let other = if slot == 0 { "127.0.0.1:35964" } else { "127.0.0.1:35963" };
+            anyhow::bail!(
+                "vpcd slot {slot} (\"Virtual PCD 00 0{slot}\") is in use, held by {} (lock file {}); \
+                 stop that first, or run this card in the other slot with --vpcd {other}",
+                holder.unwrap_or("a process that did not write its name"),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // Who holds it, for the next one who asks (best effort: the lock is what counts).
+    let line =
+        format!("pid {}: virtual-card --state {} --vpcd {}\n", std::process::id(), args.state.display(), args.vpcd);
+    let _ = file.set_len(0).and_then(|()| file.write_all(line.as_bytes()));
+    Ok(file)
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
     check_vpcd_addr(&args.vpcd)?;
     let mut card = card_applet::VirtualCard::open(&args.state).with_context(|| {
@@ -122,6 +181,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
             args.state.display()
         )
     })?;
+    // Held until the card stops.
+    let _slot = match vpcd_slot(&args.vpcd) {
+        Some(slot) if !args.slot_locked_by_caller => Some(lock_slot(slot, args)?),
+        _ => None,
+    };
     card.card_mut().set_touch_policy(match args.touch {
         Touch::Allow => TouchPolicy::Allow,
         Touch::Deny => TouchPolicy::Deny,

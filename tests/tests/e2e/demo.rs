@@ -325,3 +325,44 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
     demo.assert_line("demo: stopping the virtual card and the bank");
     demo.assert_stopped();
 }
+
+/// A demo that finds slot 0 held waits at most 30 s (the default), names the holder from the
+/// lock file, and gives up without leaving a work directory behind. The slot's lock is taken in
+/// a `TMPDIR` of this test's own, so the real slots (and other tests) are not touched.
+#[test]
+fn a_demo_gives_up_on_a_held_slot_within_30_s_naming_the_holder() {
+    use std::io::Write;
+    e2e_tests::require_pcscd();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut held = std::fs::File::options()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(tmp.join("paysim-vpcd-slot-0.lock"))
+        .unwrap();
+    held.lock().unwrap();
+    writeln!(held, "pid 4242: a stand-in holder").unwrap();
+    let work = dir.path().join("demo");
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(e2e_tests::workspace_root().join("scripts/demo.sh"))
+        .env("TMPDIR", &tmp)
+        .env("PAYSIM_PORT", free_port().to_string())
+        .env("PAYSIM_DEMO_DIR", &work)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("PAYSIM_DEMO_EXIT", "1")
+        .env_remove("PAYSIM_SLOT_WAIT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("vpcd slot 0 is held by pid 4242: a stand-in holder"), "{text}");
+    assert!(text.contains("waiting up to 30 s"), "{text}");
+    assert!(text.contains("vpcd slot 0 is still held after 30 s by pid 4242: a stand-in holder"), "{text}");
+    assert!(!work.exists(), "the demo left {} behind:\n{text}", work.display());
+    // The wait is bounded: setup, an up-to-date build and 30 s, not the old 300 s.
+    assert!(started.elapsed() < DEMO_WAIT, "{:?}", started.elapsed());
+}

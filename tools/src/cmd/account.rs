@@ -26,8 +26,6 @@ pub enum AccountCommand {
         /// checked ("unavailable") and must confirm a second time.
         #[arg(long)]
         holder: Option<String>,
-        #[command(flatten)]
-        db: DbArgs,
     },
     /// Put money into an account from the bank's funding account (audited; the only way the
     /// customers' total grows).
@@ -45,22 +43,21 @@ pub enum AccountCommand {
         /// Why: kept in the journal and the audit log.
         #[arg(long, default_value = "operator funding")]
         memo: String,
-        #[command(flatten)]
-        db: DbArgs,
     },
     /// List a user's accounts and balances.
     List {
         /// The owner.
         #[arg(long)]
         user: String,
-        #[command(flatten)]
-        db: DbArgs,
+        /// Print JSON (one array, fields in docs/tools.md) instead of lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
-pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
+pub fn run(cmd: AccountCommand, db: &DbArgs) -> anyhow::Result<()> {
     match cmd {
-        AccountCommand::Open { user, number, currency, holder, db } => {
+        AccountCommand::Open { user, number, currency, holder } => {
             let currency = Currency::parse_kept(&currency)?;
             if let Some(h) = &holder {
                 if !paysim_wire::PayeeName::is_valid(h) {
@@ -81,7 +78,7 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AccountCommand::Fund { account, amount, currency, memo, db } => {
+        AccountCommand::Fund { account, amount, currency, memo } => {
             let currency = Currency::parse_kept(&currency)?;
             let minor = bank::parse_amount(&amount, currency).map_err(|e| anyhow!("amount {amount:?} {e}"))?;
             let path = db.path()?;
@@ -101,10 +98,15 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AccountCommand::List { user, db } => {
+        AccountCommand::List { user, json } => {
             let path = db.path()?;
             let accounts = bank_server::ops::accounts(path, &user)
                 .with_context(|| format!("cannot list the accounts of {user:?}"))?;
+            if json {
+                let list: Vec<AccountJson> = accounts.iter().map(AccountJson::from).collect();
+                println!("{}", serde_json::to_string(&list)?);
+                return Ok(());
+            }
             if accounts.is_empty() {
                 println!("user {user} has no accounts");
             }
@@ -112,6 +114,28 @@ pub fn run(cmd: AccountCommand) -> anyhow::Result<()> {
                 println!("{}  {}", a.number, show_amount(a.balance_minor, a.currency));
             }
             Ok(())
+        }
+    }
+}
+
+/// One account of `account list --json`.
+#[derive(serde::Serialize)]
+struct AccountJson {
+    number: String,
+    currency: String,
+    /// The balance in minor units, exact.
+    balance_minor: i64,
+    /// The balance with the currency's decimals, e.g. "12.34".
+    balance: String,
+}
+
+impl From<&paysim_wire::api::Account> for AccountJson {
+    fn from(a: &paysim_wire::api::Account) -> Self {
+        AccountJson {
+            number: a.number.to_string(),
+            currency: a.currency.to_string(),
+            balance_minor: a.balance_minor,
+            balance: a.currency.format_minor(a.balance_minor),
         }
     }
 }

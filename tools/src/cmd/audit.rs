@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use serde::Serialize;
 
 use tools::bank::show_amount;
 
@@ -16,18 +17,17 @@ pub enum AuditCommand {
     /// --checkpoint, also check that the log still holds that checkpoint's head at its row
     /// count (a deleted tail is found only this way).
     Verify {
-        #[command(flatten)]
-        db: DbArgs,
         /// A file written by `audit checkpoint` (of this bank: another bank's is refused).
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
+        /// Print the result as one JSON object (fields in docs/tools.md); the exit code is the same.
+        #[arg(long)]
+        json: bool,
     },
     /// Verify the log, then write its signed head (time, row count, last link, MAC'd under a
     /// key derived from the master key) to FILE. Keep the file away from the bank's host; a
     /// later `audit verify --checkpoint FILE` finds rows deleted from the tail since.
     Checkpoint {
-        #[command(flatten)]
-        db: DbArgs,
         /// Where to write the checkpoint (refused if it exists).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -35,14 +35,15 @@ pub enum AuditCommand {
     /// Check the books: every entry balanced, balances equal their postings, no overdraft,
     /// customers' total per currency equal to what was funded. Non-zero exit on a problem.
     Books {
-        #[command(flatten)]
-        db: DbArgs,
+        /// Print the result as one JSON object (fields in docs/tools.md); the exit code is the same.
+        #[arg(long)]
+        json: bool,
     },
 }
 
-pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
+pub fn run(cmd: AuditCommand, db: &DbArgs) -> anyhow::Result<()> {
     match cmd {
-        AuditCommand::Verify { db, checkpoint } => {
+        AuditCommand::Verify { checkpoint, json } => {
             let path = db.path()?;
             let (report, found) = match &checkpoint {
                 None => (bank_server::ops::verify_audit(path).context("cannot read the audit log")?, None),
@@ -53,6 +54,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
                     (report, Some((cp, found)))
                 }
             };
+            if json {
+                return verify_json(&report, found.as_ref());
+            }
             if let Some(bad) = &report.first_bad {
                 bail!(
                     "audit log BROKEN at row {}: {} ({} rows before it are intact, last good hash {})",
@@ -82,7 +86,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
                 Some((_, Err(e))) => bail!("audit log does NOT match the checkpoint: {e}"),
             }
         }
-        AuditCommand::Checkpoint { db, out } => {
+        AuditCommand::Checkpoint { out } => {
             let path = db.path()?;
             let cp = bank_server::ops::audit_checkpoint(path).context("cannot make a checkpoint")?;
             let text = serde_json::to_string_pretty(&cp)? + "\n";
@@ -96,9 +100,12 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
             println!("checkpoint written to {}: {} rows, head {}", out.display(), cp.rows, cp.head);
             Ok(())
         }
-        AuditCommand::Books { db } => {
+        AuditCommand::Books { json } => {
             let path = db.path()?;
             let books = bank_server::ops::check_books(path).context("cannot read the books")?;
+            if json {
+                return books_json(&books);
+            }
             for (currency, total) in &books.customer_totals {
                 let funded = books.funded.iter().find(|(c, _)| c == currency).map_or(0, |(_, f)| *f);
                 // The books check reads what is stored, whatever it is: a currency the table
@@ -119,5 +126,101 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
                 bail!("the books do NOT balance: {} problem(s)", books.problems.len())
             }
         }
+    }
+}
+
+/// `audit verify --json`: one object on one line.
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    /// No row breaks the chain (and, with --checkpoint, the checkpoint fits).
+    intact: bool,
+    /// Rows checked and found in order.
+    rows: u64,
+    /// The link of the last good row, hex.
+    head: &'a str,
+    /// False while every row uses the old unkeyed chain.
+    keyed: bool,
+    /// The first row that breaks the chain, or null.
+    first_bad: Option<BadRowJson<'a>>,
+    /// With --checkpoint: whether the log still holds its head; null without.
+    checkpoint: Option<CheckpointJson>,
+}
+
+#[derive(Serialize)]
+struct BadRowJson<'a> {
+    row: i64,
+    problem: &'a str,
+}
+
+#[derive(Serialize)]
+struct CheckpointJson {
+    fits: bool,
+    rows: u64,
+    head: String,
+    /// When it was made, Unix seconds.
+    at: i64,
+    /// Why it does not fit, or null.
+    problem: Option<String>,
+}
+
+type Found = (bank_server::audit::Checkpoint, Result<(), bank_server::audit::CheckpointError>);
+
+fn verify_json(report: &bank_server::audit::AuditReport, found: Option<&Found>) -> anyhow::Result<()> {
+    let checkpoint = found.map(|(cp, fit)| CheckpointJson {
+        fits: fit.is_ok(),
+        rows: cp.rows,
+        head: cp.head.clone(),
+        at: cp.at,
+        problem: fit.as_ref().err().map(ToString::to_string),
+    });
+    let out = VerifyJson {
+        intact: report.first_bad.is_none() && checkpoint.as_ref().is_none_or(|c| c.fits),
+        rows: report.rows,
+        head: &report.head_hex,
+        keyed: report.is_keyed(),
+        first_bad: report.first_bad.as_ref().map(|b| BadRowJson { row: b.id, problem: b.problem }),
+        checkpoint,
+    };
+    println!("{}", serde_json::to_string(&out)?);
+    if out.intact {
+        Ok(())
+    } else {
+        bail!("the audit log is NOT intact (see the JSON on standard output)")
+    }
+}
+
+/// `audit books --json`: one object on one line.
+#[derive(Serialize)]
+struct BooksJson<'a> {
+    balanced: bool,
+    currencies: Vec<CurrencyJson<'a>>,
+    problems: &'a [String],
+}
+
+#[derive(Serialize)]
+struct CurrencyJson<'a> {
+    currency: &'a str,
+    /// What the customers hold, in minor units.
+    customers_minor: i64,
+    /// What was funded, in minor units (equal to customers_minor when the books balance).
+    funded_minor: i64,
+}
+
+fn books_json(books: &bank_server::ledger::Books) -> anyhow::Result<()> {
+    let currencies = books
+        .customer_totals
+        .iter()
+        .map(|(currency, total)| CurrencyJson {
+            currency,
+            customers_minor: *total,
+            funded_minor: books.funded.iter().find(|(c, _)| c == currency).map_or(0, |(_, f)| *f),
+        })
+        .collect();
+    let out = BooksJson { balanced: books.problems.is_empty(), currencies, problems: &books.problems };
+    println!("{}", serde_json::to_string(&out)?);
+    if out.balanced {
+        Ok(())
+    } else {
+        bail!("the books do NOT balance: {} problem(s)", books.problems.len())
     }
 }

@@ -1,4 +1,5 @@
-//! The `--db` flag every bank command shares.
+//! The `--db` flag every bank command shares: global, so it goes before or after the command
+//! (`bank-tools --db X account list` and `bank-tools account list --db X`).
 
 use std::path::{Path, PathBuf};
 
@@ -8,11 +9,11 @@ use clap::Args;
 pub struct DbArgs {
     /// The bank's SQLite database, the one `bank-server serve --db` uses. Commands work while
     /// the server runs.
-    #[arg(long, value_name = "PATH", env = "BANK_DB", default_value = "bank.sqlite3")]
+    #[arg(long, global = true, value_name = "PATH", env = "BANK_DB", default_value = "bank.sqlite3")]
     pub db: PathBuf,
     /// Create the database if it does not exist yet (as the server would). Without it a
     /// missing database is refused, so a mistyped path cannot start a second, empty bank.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub create_db: bool,
     #[command(flatten)]
     pub key: KeyArgs,
@@ -36,10 +37,10 @@ impl DbArgs {
 pub struct KeyArgs {
     /// The master key file (64 hex digits, mode 0600; created when missing), kept apart from
     /// the database. Or set BANK_MASTER_KEY (64 hex digits).
-    #[arg(long, value_name = "FILE", env = "BANK_MASTER_KEY_FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "BANK_MASTER_KEY_FILE")]
     pub master_key: Option<PathBuf>,
     /// The key is in the file PATH.master-key beside the database (demos and tests only).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub master_key_beside_db: bool,
 }
 

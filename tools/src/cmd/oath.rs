@@ -30,15 +30,13 @@ pub enum OathCommand {
         /// protected with `ykman oath access change`.
         #[arg(long)]
         access_code_stdin: bool,
-        #[command(flatten)]
-        db: DbArgs,
     },
 }
 
-pub fn run(cmd: OathCommand) -> anyhow::Result<()> {
+pub fn run(cmd: OathCommand, db: &DbArgs) -> anyhow::Result<()> {
     match cmd {
-        OathCommand::Enroll { reader, user, serial, touch, access_code_stdin, db } => {
-            enroll(&reader, &user, serial, touch, access_code_stdin, &db)
+        OathCommand::Enroll { reader, user, serial, touch, access_code_stdin } => {
+            enroll(&reader, &user, serial, touch, access_code_stdin, db)
         }
     }
 }

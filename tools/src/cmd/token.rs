@@ -18,8 +18,6 @@ pub enum TokenCommand {
         /// The personalization output file (paysim-token-v1 JSON, mode 0600).
         #[arg(long, value_name = "FILE")]
         token_file: PathBuf,
-        #[command(flatten)]
-        db: DbArgs,
     },
     /// List every token: serial, user, status, kind (paysim or oath), next counter, failures,
     /// lock.
@@ -27,37 +25,31 @@ pub enum TokenCommand {
         /// Print JSON (one array) instead of a table.
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        db: DbArgs,
     },
     /// Clear a token's lock and failure count (after the owner has been identified).
     Unlock {
         /// Card serial, e.g. PSIM-00000001.
         serial: String,
-        #[command(flatten)]
-        db: DbArgs,
     },
     /// Revoke a token for good (lost or stolen card): it never authenticates again.
     Revoke {
         /// Card serial, e.g. PSIM-00000001.
         serial: String,
-        #[command(flatten)]
-        db: DbArgs,
     },
 }
 
-pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
+pub fn run(cmd: TokenCommand, db: &DbArgs) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Enroll { user, token_file, db } => enroll(&user, &token_file, &db),
-        TokenCommand::List { json, db } => list(json, &db),
-        TokenCommand::Unlock { serial, db } => {
+        TokenCommand::Enroll { user, token_file } => enroll(&user, &token_file, db),
+        TokenCommand::List { json } => list(json, db),
+        TokenCommand::Unlock { serial } => {
             check_serial(&serial)?;
             let path = db.path()?;
             bank_server::ops::unlock_token(path, &serial).with_context(|| format!("cannot unlock token {serial:?}"))?;
             println!("unlocked token {serial}: failure count cleared, lock lifted");
             Ok(())
         }
-        TokenCommand::Revoke { serial, db } => {
+        TokenCommand::Revoke { serial } => {
             check_serial(&serial)?;
             let path = db.path()?;
             bank_server::ops::revoke_token(path, &serial).with_context(|| format!("cannot revoke token {serial:?}"))?;

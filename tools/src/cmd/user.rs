@@ -11,14 +11,12 @@ pub enum UserCommand {
     Add {
         /// User name: 1-32 characters of a-z 0-9 . _ -
         name: String,
-        #[command(flatten)]
-        db: DbArgs,
     },
 }
 
-pub fn run(cmd: UserCommand) -> anyhow::Result<()> {
+pub fn run(cmd: UserCommand, db: &DbArgs) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { name, db } => {
+        UserCommand::Add { name } => {
             let path = db.path()?;
             bank_server::ops::add_user(path, &name).with_context(|| format!("cannot add user {name:?}"))?;
             println!("added user {name} to {}", path.display());
