@@ -314,7 +314,7 @@ fn error_pages_keep_the_navigation_at(width: u32) {
             json!([field_css]),
         );
         assert!(described.as_str().is_some_and(|d| d.contains(sentence)), "{case}: {described}");
-        assert_eq!(typed(&b, field_css).1, true, "{case}: the field is marked");
+        assert!(typed(&b, field_css).1, "{case}: the field is marked");
         assert_eq!(typed(&b, "#to"), (to.to_owned(), field_css == "#to"), "{case}");
         assert_eq!(typed(&b, "#amount"), (amount.to_owned(), field_css == "#amount"), "{case}");
         assert_eq!(typed(&b, "#payee_name").0, "Bob Example", "{case}");
