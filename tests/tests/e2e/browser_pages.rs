@@ -262,6 +262,8 @@ fn logged_in(site: &mut Site, width: u32) -> Chrome {
     let code = site.login_code(&field(&b, "#challenge"));
     b.fill("input[name=code]", &code);
     b.click("form[action='/login/code'] button");
+    // The code's answer is a redirect: wait for the page it leads to before looking.
+    b.wait_for_xpath("//p[contains(., 'Welcome, alice')]", std::time::Duration::from_secs(30));
     assert!(b.url().ends_with("/welcome"), "{}: {}", b.url(), b.text());
     b
 }
