@@ -26,6 +26,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_payee_and_context_v2.sql", include_str!("../migrations/0011_payee_and_context_v2.sql")),
     ("0012_auth_token_kind.sql", include_str!("../migrations/0012_auth_token_kind.sql")),
     ("0015_storage_commits.sql", include_str!("../migrations/0015_storage_commits.sql")),
+    ("0016_ledger_transfer_endings.sql", include_str!("../migrations/0016_ledger_transfer_endings.sql")),
 ];
 
 /// The schema version this build expects.

@@ -265,7 +265,9 @@ pub fn start_transfer(
         return Ok(Started::CardTooOld);
     }
     let cap = ledger::PendingCap { max: state.cfg.max_pending_transfers, open_s: state.cfg.pending_open_s };
-    let t = match ledger::create_transfer(tx, now, who.user_id, req, cap, &who.actor())? {
+    // The transfer lives as long as the challenge issued below for it.
+    let until = now + state.cfg.auth.challenge_ttl;
+    let t = match ledger::create_transfer(tx, now, who.user_id, req, cap, until, &who.actor())? {
         Ok(t) => t,
         Err(refused) => return Ok(Started::Refused(refused)),
     };
@@ -279,6 +281,8 @@ pub fn start_transfer(
     };
     let purpose = ChallengePurpose::Transfer(t.transfer_id.clone());
     let c = auth::issue_challenge(tx, now, &state.cfg.auth, who.user_id, &purpose, Some(&who.session.binding()))?;
+    // A retry while pending: the new challenge keeps the transfer open as long as it lives.
+    ledger::extend_pending(tx, who.user_id, &t.transfer_id, c.expires_at)?;
     let sign = sign_fields(state, &t, payee_name);
     Ok(Started::Challenge(Box::new(TransferChallenge {
         challenge_id: c.id,
@@ -331,7 +335,7 @@ pub fn challenge_info(
     };
     let what = match &c.purpose {
         ChallengePurpose::Login => ChallengeFor::Login,
-        ChallengePurpose::Transfer(transfer_id) => match ledger::transfer(tx, c.user_id, transfer_id)? {
+        ChallengePurpose::Transfer(transfer_id) => match ledger::transfer(tx, now, c.user_id, transfer_id)? {
             // A transfer stored without a payee name (from before version 2) cannot be signed.
             Some(t) if t.status == TransferStatus::Pending => {
                 match (t.payee_name.clone(), ledger::payee_check(tx, c.user_id, transfer_id)?) {
@@ -353,9 +357,23 @@ pub fn challenge_info(
     }))
 }
 
+/// A confirmation that did not move money, and the transfer as it now stands (final:
+/// `failed`, `expired`, or as it was when it was final before).
+#[derive(Debug)]
+pub struct NotConfirmed {
+    /// The code's refusal (for the audit log, never for an answer); `None` when the transfer
+    /// had ended before, so no code was checked.
+    pub failure: Option<Failure>,
+    pub transfer: Transfer,
+}
+
 /// Confirms a pending transfer with the card's code: check, consume, advance and move money
-/// in one transaction. A transfer already final is returned as it is (a retry); a refused
-/// code leaves it pending.
+/// in one transaction. An executed or rejected transfer is returned as it is (a retry). A
+/// refused code for the transfer's own challenge ends the transfer (`failed`, or `expired`
+/// when the challenge had expired): the challenge was used up, so the transfer could never be
+/// confirmed with it. A challenge that is not the transfer's (unknown, another purpose or
+/// session) is refused and leaves it pending. A transfer that ended before is refused
+/// without checking the code.
 ///
 /// The code is checked over the fields the bank stored (context version 2: with the source
 /// account and the payee's name). A `no_match` or `unavailable` payee check needs
@@ -368,10 +386,17 @@ pub fn confirm_transfer(
     who: &LoggedIn,
     transfer_id: &TransferId,
     c: Confirmation<'_>,
-) -> Result<Checked<Transfer>, UseCaseError> {
-    let t = ledger::transfer(tx, who.user_id, transfer_id)?.ok_or(UseCaseError::NoSuchTransfer)?;
-    if t.status != TransferStatus::Pending {
-        return Ok(Ok(t));
+) -> Result<Result<Transfer, NotConfirmed>, UseCaseError> {
+    let t = ledger::transfer(tx, now, who.user_id, transfer_id)?.ok_or(UseCaseError::NoSuchTransfer)?;
+    match t.status {
+        TransferStatus::Pending => {}
+        TransferStatus::Executed | TransferStatus::Rejected => return Ok(Ok(t)),
+        TransferStatus::Failed | TransferStatus::Expired => {
+            // Written as expired if it only read so.
+            let transfer =
+                ledger::end_transfer(tx, now, who.user_id, transfer_id, ledger::Ending::Expired, &who.actor())?;
+            return Ok(Err(NotConfirmed { failure: None, transfer }));
+        }
     }
     // The setting may have changed since the challenge was issued: the challenge stays unused.
     if let Some(kind) = kind_refused(tx, state, who.user_id)? {
@@ -397,7 +422,22 @@ pub fn confirm_transfer(
     };
     let sub = Submission { challenge_id: c.challenge_id, counter: c.counter, otp: c.otp };
     if let Err(f) = auth::verify(tx, now, &state.cfg.auth, &state.key, &sub, &expect, signed)? {
-        return Ok(Err(f));
+        let how = match f {
+            // Not this transfer's challenge (or none): it was not used, the transfer stays
+            // pending with its own.
+            Failure::UnknownChallenge | Failure::ChallengeMismatch => {
+                return Ok(Err(NotConfirmed { failure: Some(f), transfer: t }))
+            }
+            Failure::ChallengeExpired => ledger::Ending::Expired,
+            Failure::TokenRevoked
+            | Failure::TokenLocked
+            | Failure::CounterReplay
+            | Failure::CounterOutOfWindow
+            | Failure::OtpMismatch
+            | Failure::ChainKeyUnreadable => ledger::Ending::CodeRefused,
+        };
+        let transfer = ledger::end_transfer(tx, now, who.user_id, transfer_id, how, &who.actor())?;
+        return Ok(Err(NotConfirmed { failure: Some(f), transfer }));
     }
     if check.needs_confirmation() {
         crate::audit::append(

@@ -212,6 +212,15 @@ impl Chrome {
             .unwrap_or_default()
     }
 
+    /// Replaces the cookie `name` of the current page's site by one with `value` (WebDriver's
+    /// Delete Cookie and Add Cookie, which reach `HttpOnly` cookies that a page's script
+    /// cannot): how a test makes the bank meet a session it no longer has.
+    pub fn replace_cookie(&self, name: &str, value: &str) {
+        self.call(reqwest::Method::DELETE, &format!("/cookie/{name}"), None);
+        let cookie = json!({ "name": name, "value": value, "path": "/", "httpOnly": true, "sameSite": "Strict" });
+        self.call(reqwest::Method::POST, "/cookie", Some(json!({ "cookie": cookie })));
+    }
+
     /// Saves a PNG screenshot of the window to `path`.
     pub fn screenshot(&self, path: &Path) {
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None);

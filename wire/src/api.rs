@@ -162,6 +162,11 @@ pub enum TransferStatus {
     Executed,
     /// Refused for good at confirmation (the balance was too low then).
     Rejected,
+    /// Ended without moving money: a code was refused. A challenge is single use, so a
+    /// refused code ends the transfer it was for.
+    Failed,
+    /// Ended without moving money: no accepted code came before its last challenge expired.
+    Expired,
 }
 
 impl TransferStatus {
@@ -170,7 +175,17 @@ impl TransferStatus {
             Self::Pending => "pending",
             Self::Executed => "executed",
             Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
         }
+    }
+
+    /// Every status, in the order a transfer can reach them.
+    pub const ALL: [TransferStatus; 5] = [Self::Pending, Self::Executed, Self::Rejected, Self::Failed, Self::Expired];
+
+    /// Whether the transfer is settled for good: executed, or ended without moving money.
+    pub fn is_final(self) -> bool {
+        self != Self::Pending
     }
 }
 
@@ -200,7 +215,8 @@ pub struct Transfer {
     pub amount_minor: u64,
     pub currency: Currency,
     pub status: TransferStatus,
-    /// Why a transfer was rejected (`insufficient_funds`).
+    /// Why a transfer ended without moving money: `insufficient_funds` (rejected),
+    /// `code_refused` (failed), `challenge_expired` (expired).
     pub reason: Option<String>,
     pub direction: Direction,
     /// The payee's name the payer gave (signed with the transfer); `None` for transfers made
@@ -407,6 +423,10 @@ pub enum ErrorCode {
     /// Verification of payee answered `no_match` or `unavailable` and the confirmation did
     /// not carry `confirm_unverified_payee`; nothing was checked or moved.
     PayeeNotConfirmed,
+    /// The transfer of this id ended without moving money (`failed`: a code was refused;
+    /// `expired`: its challenge expired): it cannot be confirmed or asked for again. The body
+    /// carries the transfer; start a new one with a new transfer id.
+    TransferEnded,
     Internal,
     /// A code this build does not know (a newer server): read, never sent.
     #[serde(other)]
@@ -438,6 +458,7 @@ impl ErrorCode {
             Self::StorageUnavailable => "storage_unavailable",
             Self::CardTooOld => "card_too_old",
             Self::PayeeNotConfirmed => "payee_not_confirmed",
+            Self::TransferEnded => "transfer_ended",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -454,7 +475,8 @@ impl ErrorCode {
             Self::TransferIdConflict
             | Self::InsufficientFunds
             | Self::TooManyPendingTransfers
-            | Self::PayeeNotConfirmed => 409,
+            | Self::PayeeNotConfirmed
+            | Self::TransferEnded => 409,
             Self::BodyTooLarge => 413,
             Self::UnknownAccount
             | Self::SameAccount
@@ -482,6 +504,7 @@ impl ErrorCode {
                 | Self::TooManyPendingTransfers
                 | Self::TokenKindNotAllowed
                 | Self::CardTooOld
+                | Self::TransferEnded
         )
     }
 }
@@ -493,7 +516,8 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Every error body: `{"error": code, "message": text}`, and the transfer when the refusal is
-/// about one that exists (`insufficient_funds` at confirmation: final, `rejected`).
+/// about one that exists and is now final (`insufficient_funds` at confirmation: `rejected`;
+/// `auth_failed` at confirmation: `failed` or `expired`; `transfer_ended`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorCode,
@@ -532,6 +556,7 @@ mod tests {
             ErrorCode::StorageUnavailable,
             ErrorCode::CardTooOld,
             ErrorCode::PayeeNotConfirmed,
+            ErrorCode::TransferEnded,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
@@ -565,6 +590,13 @@ mod tests {
         .unwrap();
         assert_eq!((t.status, t.direction, t.amount_minor), (TransferStatus::Executed, Direction::Out, 1234));
         assert!(serde_json::from_value::<TransferStatus>(json!("lost")).is_err());
+        for s in TransferStatus::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+            assert_eq!(serde_json::from_value::<TransferStatus>(json!(s.as_str())).unwrap(), s);
+            assert_eq!(s.is_final(), s != TransferStatus::Pending);
+        }
+        assert_eq!(ErrorCode::TransferEnded.http_status(), 409);
+        assert!(ErrorCode::TransferEnded.refuses_transfer());
     }
 
     #[test]

@@ -27,7 +27,9 @@ use rusqlite::{params, Transaction};
 pub use accounts::{account, accounts_of, open_account};
 pub use books::{check_books, Books};
 pub use funding::fund;
-pub use transfers::{create_transfer, execute_transfer, history, payee_check, transfer, PendingCap};
+pub use transfers::{
+    create_transfer, end_transfer, execute_transfer, extend_pending, history, payee_check, transfer, Ending, PendingCap,
+};
 
 /// Largest balance an account may reach by funding (keeps every sum inside i64).
 pub const MAX_BALANCE: i64 = 1_000_000_000_000_000_000;
@@ -91,9 +93,7 @@ fn post(tx: &Transaction<'_>, journal_id: i64, account_id: i64, amount: i64) -> 
 
 /// A stored status; anything else is refused.
 fn status_from_text(text: &str) -> Option<TransferStatus> {
-    [TransferStatus::Pending, TransferStatus::Executed, TransferStatus::Rejected]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+    TransferStatus::ALL.into_iter().find(|s| s.as_str() == text)
 }
 
 #[cfg(test)]

@@ -87,10 +87,12 @@ where
     }
 }
 
-/// A settled transfer as answered: the transfer, or 409 with it when it was rejected.
+/// A settled transfer as answered: the transfer, or 409 with it when it was rejected or ended
+/// without moving money (`failed`, `expired`).
 fn settled(t: Transfer) -> Result<Json<TransferEnvelope>, AppError> {
     match t.status {
         TransferStatus::Rejected => Err(AppError::Rejected(Box::new(t))),
+        TransferStatus::Failed | TransferStatus::Expired => Err(AppError::TransferEnded(Box::new(t))),
         TransferStatus::Pending | TransferStatus::Executed => Ok(Json(TransferEnvelope { transfer: t })),
     }
 }
@@ -162,7 +164,7 @@ async fn history(
             .ok_or_else(|| AppError::invalid(format!("`limit` must be 1-{HISTORY_MAX}")))?,
     };
     let transfers =
-        as_reader(&state, &headers, move |tx, _, _, who| Ok(ledger::history(tx, who.user_id, limit)?)).await?;
+        as_reader(&state, &headers, move |tx, now, _, who| Ok(ledger::history(tx, now, who.user_id, limit)?)).await?;
     Ok(Json(Transfers { transfers }))
 }
 
@@ -172,8 +174,8 @@ async fn transfer(
     Path(id): Path<String>,
 ) -> Result<Json<Transfer>, AppError> {
     let id = transfer_id(&id)?;
-    let t = as_reader(&state, &headers, move |tx, _, _, who| {
-        ledger::transfer(tx, who.user_id, &id)?.ok_or(AppError::NotFound)
+    let t = as_reader(&state, &headers, move |tx, now, _, who| {
+        ledger::transfer(tx, now, who.user_id, &id)?.ok_or(AppError::NotFound)
     })
     .await?;
     Ok(Json(t))
@@ -213,7 +215,13 @@ async fn confirm(
         Ok(usecase::confirm_transfer(tx, now, st, who, &id, c)?)
     })
     .await?;
-    settled(t.map_err(|_| AppError::AuthFailed)?)
+    match t {
+        Ok(t) => settled(t),
+        // The code was refused now: `auth_failed`, with the transfer it ended.
+        Err(usecase::NotConfirmed { failure: Some(_), transfer }) => Err(AppError::CodeRefused(Box::new(transfer))),
+        // It had ended before: no code was checked.
+        Err(usecase::NotConfirmed { failure: None, transfer }) => Err(AppError::TransferEnded(Box::new(transfer))),
+    }
 }
 
 /// `GET /challenges/{id}`: an open challenge for a signing service (the bridge's `serve`),

@@ -7,12 +7,14 @@
 
 pub mod api;
 pub mod extract;
+pub mod form;
 pub mod pages;
 
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use paysim_wire::api::{ErrorBody, ErrorCode, Transfer};
+use paysim_wire::api::{ErrorBody, ErrorCode, Transfer, TransferStatus};
 
 use crate::auth::AuthError;
 use crate::db::DbError;
@@ -52,6 +54,13 @@ pub enum AppError {
     /// The transfer was refused for good at confirmation (too little money then).
     #[error("insufficient funds")]
     Rejected(Box<Transfer>),
+    /// A confirmation's code was refused, which ended the transfer (`failed`, or `expired`
+    /// when its challenge had expired): `auth_failed`, with the transfer.
+    #[error("the code was not accepted")]
+    CodeRefused(Box<Transfer>),
+    /// The transfer ended before without moving money (`failed` or `expired`).
+    #[error("this transfer has ended without moving money")]
+    TransferEnded(Box<Transfer>),
     /// The user's card signs transaction context version 1 only.
     #[error("your card signs neither the source account nor the payee's name, so the bank does not take transfers signed by it: ask the bank for a new card (logging in still works)")]
     CardTooOld,
@@ -96,6 +105,11 @@ fn ledger_code(e: &LedgerError) -> Option<ErrorCode> {
     }
 }
 
+/// The HTTP status of a ledger refusal.
+fn ledger_status(e: &LedgerError) -> StatusCode {
+    ledger_code(e).and_then(|c| StatusCode::from_u16(c.http_status()).ok()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 impl AppError {
     pub fn invalid(msg: impl Into<String>) -> Self {
         AppError::Invalid(msg.into())
@@ -121,6 +135,29 @@ impl AppError {
             AppError::UnkeptCurrency => (ErrorCode::UnsupportedCurrency, self.to_string()),
             AppError::NoSuchAccount(_) => (ErrorCode::UnknownAccount, self.to_string()),
             AppError::Rejected(_) => (ErrorCode::InsufficientFunds, LedgerError::InsufficientFunds.to_string()),
+            AppError::CodeRefused(t) => (
+                ErrorCode::AuthFailed,
+                match t.status {
+                    TransferStatus::Failed | TransferStatus::Expired => format!(
+                        "the code was not accepted, so transfer {} has {} and nothing was moved: start a new transfer (a new transfer id)",
+                        t.transfer_id,
+                        t.status.as_str()
+                    ),
+                    _ => format!(
+                        "the code was not accepted: the challenge is not one of transfer {}, or is no longer open; the transfer stays {}",
+                        t.transfer_id,
+                        t.status.as_str()
+                    ),
+                },
+            ),
+            AppError::TransferEnded(t) => (
+                ErrorCode::TransferEnded,
+                format!(
+                    "transfer {} has {} without moving money: start a new transfer (a new transfer id)",
+                    t.transfer_id,
+                    t.status.as_str()
+                ),
+            ),
             AppError::RateLimited { .. } => (ErrorCode::RateLimited, self.to_string()),
             AppError::Storage(_) => (
                 ErrorCode::StorageUnavailable,
@@ -247,7 +284,7 @@ impl IntoResponse for AppError {
             _ => None,
         };
         let transfer = match self {
-            AppError::Rejected(t) => Some(*t),
+            AppError::Rejected(t) | AppError::CodeRefused(t) | AppError::TransferEnded(t) => Some(*t),
             _ => None,
         };
         let mut res = (status, Json(ErrorBody { error, message, transfer })).into_response();
@@ -258,19 +295,19 @@ impl IntoResponse for AppError {
     }
 }
 
-async fn fallback(uri: Uri) -> Response {
+async fn fallback(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
         AppError::NotFound.into_response()
     } else {
-        pages::error_page(StatusCode::NOT_FOUND, "There is no such page.")
+        pages::not_found(state, headers).await
     }
 }
 
-async fn method_not_allowed(uri: Uri) -> Response {
+async fn method_not_allowed(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
         AppError::MethodNotAllowed.into_response()
     } else {
-        pages::error_page(StatusCode::METHOD_NOT_ALLOWED, "That page does not take this kind of request.")
+        pages::wrong_method(state, headers).await
     }
 }
 

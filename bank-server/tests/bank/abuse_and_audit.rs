@@ -106,7 +106,7 @@ async fn session_events_are_audited_with_kind_and_client_address() {
     let idle_cookie = web_login(&bank, &mut alice, "counter-otp").await;
     bank.clock.advance(301);
     let (st, h, _) = web(&bank.app, "GET", "/accounts", Some(&idle_cookie), None).await;
-    assert_eq!((st, h[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!((st, h[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login?session=ended"));
     assert_eq!(bank.audit_count("session_ended", "\"kind\":\"web\",\"reason\":\"idle\""), 1);
     // (The API session of before went idle too: the next login's pruning finds it.)
     tokens.push(t);
@@ -231,10 +231,13 @@ async fn an_account_probe_cannot_tell_no_account_from_another_currency() {
             ("payee_name", "Bob Example"),
         ];
         let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&cookie), Some(&f)).await;
-        pages.push((st, page.replace(&tid, "TID")));
+        // The form comes back with what was typed and a fresh transfer id: apart from those,
+        // the two pages are the same.
+        let fresh = input(&page, "transfer_id");
+        pages.push((st, page.replace(&fresh, "TID").replace(to, "TO")));
     }
     assert_eq!(pages[0].0, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(pages[0].1.contains("the payee cannot take this transfer"), "{}", pages[0].1);
+    assert!(pages[0].1.contains("There is no account TO that takes USD. Check the account number."), "{}", pages[0].1);
     assert_eq!(pages[0], pages[1]);
     // Both refusals of the website are in the audit log too, with their reasons.
     assert_eq!(bank.audit_count("transfer_refused", "\"reason\":\"unknown_payee\""), 3);
@@ -331,14 +334,15 @@ async fn code_submissions_per_session_are_limited() {
     assert_eq!(st, StatusCode::CREATED);
     let wrong = |c: &Value| c["challenge_id"].clone();
     assert_eq!(bank.confirm(&token, "t1", &wrong(&created), 1, "00000000").await.0, StatusCode::UNAUTHORIZED);
-    let (_, created) = bank.create_transfer(&token, "t1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR").await;
-    assert_eq!(bank.confirm(&token, "t1", &wrong(&created), 1, "00000000").await.0, StatusCode::UNAUTHORIZED);
+    // Each refused code ended its transfer: the next attempt is a new transfer.
+    let (_, created) = bank.create_transfer(&token, "t2", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR").await;
+    assert_eq!(bank.confirm(&token, "t2", &wrong(&created), 1, "00000000").await.0, StatusCode::UNAUTHORIZED);
     // The third code in a minute is refused before it is looked at, even a right one.
-    let (_, created) = bank.create_transfer(&token, "t1", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR").await;
+    let (_, created) = bank.create_transfer(&token, "t3", "ACC-ALICE-EUR", "ACC-BOB-EUR", 100, "EUR").await;
     let (counter, otp) = sign_tx(&mut alice, &created);
     let (st, h, v) = call_h(
         &bank,
-        "/api/v1/transfers/t1/confirm",
+        "/api/v1/transfers/t3/confirm",
         Some(&token),
         json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp }),
     )
@@ -349,7 +353,7 @@ async fn code_submissions_per_session_are_limited() {
     assert_eq!(bob(&bank), 0);
     // The challenge was not spent: half a minute later the same code goes through.
     bank.clock.advance(30);
-    let (st, v) = bank.confirm(&token, "t1", &created["challenge_id"], counter, &otp).await;
+    let (st, v) = bank.confirm(&token, "t3", &created["challenge_id"], counter, &otp).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(bob(&bank), 100);
     assert_eq!(bank.audit_count("rate_limited", "codes_per_session"), 1);

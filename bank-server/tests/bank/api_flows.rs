@@ -483,7 +483,10 @@ async fn revoking_a_token_ends_its_users_sessions() {
     let (st, v) = bank.call("GET", "/api/v1/accounts", Some(&token), None).await;
     assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
     let (st, h, _) = crate::common::web(&bank.app, "GET", "/accounts", Some(&web_session), None).await;
-    assert_eq!((st, h[axum::http::header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (st, h[axum::http::header::LOCATION].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/login?session=ended")
+    );
     // Other users are not touched.
     assert_eq!(bank.call("GET", "/api/v1/accounts", Some(&bob_token), None).await.0, StatusCode::OK);
     assert_eq!(bank.audit_count("sessions_ended", "\"count\":2"), 1);

@@ -340,9 +340,9 @@ pub fn input(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
-/// The text of the table cell after `<th>LABEL</th>`.
+/// The text of the table cell after the row header `<th scope="row">LABEL</th>`.
 pub fn cell(html: &str, label: &str) -> String {
-    let marker = format!("<th>{label}</th>");
+    let marker = format!("<th scope=\"row\">{label}</th>");
     let start = html.find(&marker).unwrap_or_else(|| panic!("no {label} in {html}")) + marker.len();
     let rest = &html[start..];
     let open = rest.find('>').unwrap() + 1;

@@ -118,19 +118,24 @@ async fn an_oath_transfer_binds_its_amount_and_is_single_use() {
     let token = login(&bank, &mut card).await;
     let (st, created) = bank.create_transfer(&token, "t-1", "ACC-DAVE-EUR", "ACC-BOB-EUR", 1234, "EUR").await;
     assert_eq!(st, StatusCode::CREATED, "{created}");
-    // Signed for another amount than the bank asked: refused, and the transfer stays pending.
+    // Signed for another amount than the bank asked: refused, and the transfer has failed (its
+    // challenge was single use).
     let wrong = card.tx(&created, 9999);
     let (st, v) = bank.confirm(&token, "t-1", &created["challenge_id"], 0, &wrong).await;
     assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("auth_failed")), "{v}");
+    assert_eq!(v["transfer"]["status"], "failed", "{v}");
     assert_eq!(bank.balance(&token, "ACC-DAVE-EUR").await, 10_000);
-    // The right code for that (used-up) challenge is refused too; a new challenge works.
+    // The right code for that transfer is refused too: it has ended. So is asking again.
     let right = card.tx(&created, 1234);
-    let (st, _) = bank.confirm(&token, "t-1", &created["challenge_id"], 0, &right).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, again) = bank.create_transfer(&token, "t-1", "ACC-DAVE-EUR", "ACC-BOB-EUR", 1234, "EUR").await;
+    let (st, v) = bank.confirm(&token, "t-1", &created["challenge_id"], 0, &right).await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::CONFLICT, Some("transfer_ended")), "{v}");
+    let (st, v) = bank.create_transfer(&token, "t-1", "ACC-DAVE-EUR", "ACC-BOB-EUR", 1234, "EUR").await;
+    assert_eq!((st, v["error"].as_str()), (StatusCode::CONFLICT, Some("transfer_ended")), "{v}");
+    // A new transfer id gets a new challenge, and that works.
+    let (st, again) = bank.create_transfer(&token, "t-1b", "ACC-DAVE-EUR", "ACC-BOB-EUR", 1234, "EUR").await;
     assert_eq!(st, StatusCode::CREATED, "{again}");
     let right = card.tx(&again, 1234);
-    let (st, done) = bank.confirm(&token, "t-1", &again["challenge_id"], 0, &right).await;
+    let (st, done) = bank.confirm(&token, "t-1b", &again["challenge_id"], 0, &right).await;
     assert_eq!((st, done["transfer"]["status"].as_str()), (StatusCode::OK, Some("executed")), "{done}");
     assert_eq!(bank.balance(&token, "ACC-DAVE-EUR").await, 10_000 - 1234);
     // Replaying the accepted answer moves nothing again.

@@ -242,10 +242,15 @@ async fn each_single_field_change_is_refused_and_moves_nothing() {
         let (st, v) = bank.confirm(&token, &id, &created["challenge_id"], counter, &otp).await;
         assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("auth_failed")), "{field}");
         assert_eq!(bank.balance(&token, "ACC-ALICE-EUR").await, expected, "{field}");
+        // The refused code used the challenge up: the transfer has failed, for good.
+        assert_eq!(v["transfer"]["status"], "failed", "{field}");
         let (_, t) = bank.call("GET", &format!("/api/v1/transfers/{id}"), Some(&token), None).await;
-        assert_eq!(t["status"], "pending", "{field}");
+        assert_eq!((t["status"].as_str(), t["reason"].as_str()), (Some("failed"), Some("code_refused")), "{field}");
+        let (st, v) = bank.create_transfer(&token, &id, "ACC-ALICE-EUR", "ACC-BOB-EUR", 500, "EUR").await;
+        assert_eq!((st, v["error"].as_str()), (StatusCode::CONFLICT, Some("transfer_ended")), "{field}");
 
-        // The honest signature over a new challenge executes it, once.
+        // The honest signature of a new transfer executes it, once.
+        let id = format!("{id}-again");
         let (st, again) = bank.create_transfer(&token, &id, "ACC-ALICE-EUR", "ACC-BOB-EUR", 500, "EUR").await;
         assert_eq!(st, StatusCode::CREATED);
         let (counter, otp) = sign_tx(&mut card, &again);

@@ -360,14 +360,15 @@ fn the_log_at_trace_level_holds_no_secret() {
         )
         .unwrap();
     assert_eq!(st, 401);
+    // The refused code ended log-1 (failed); a new transfer id for the right one.
     let (_, created) = api
-        .post("/api/v1/transfers", json!({ "transfer_id": "log-1", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR", "payee_name": "bob" }))
+        .post("/api/v1/transfers", json!({ "transfer_id": "log-2", "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "EUR", "payee_name": "bob" }))
         .unwrap();
     let (counter, otp) = sign_tx(&mut card, &created);
     secrets.push(otp.clone());
     let (st, v) = api
         .post(
-            "/api/v1/transfers/log-1/confirm",
+            "/api/v1/transfers/log-2/confirm",
             json!({ "challenge_id": created["challenge_id"], "counter": counter, "otp": otp }),
         )
         .unwrap();

@@ -48,7 +48,11 @@ pub(crate) async fn web_login(bank: &TestBank, card: &mut Card, code_style: &str
     assert_ne!(session, anon, "a new session id at login");
     // The visitor's id is dead.
     let (st, h, _) = web(&bank.app, "GET", "/welcome", Some(&anon), None).await;
-    assert_eq!((st, &h[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse::<header::HeaderValue>().unwrap()));
+    // It ended: the login page says so.
+    assert_eq!(
+        (st, &h[header::LOCATION]),
+        (StatusCode::SEE_OTHER, &"/login?session=ended".parse::<header::HeaderValue>().unwrap())
+    );
     session
 }
 
@@ -82,7 +86,7 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
     assert_eq!(st, StatusCode::OK, "{confirm}");
     // The confirmation page shows exactly what the card signs.
     assert_eq!(cell(&confirm, "Bank (verifier id)"), VID);
-    assert_eq!(cell(&confirm, "Transaction id"), tid);
+    assert_eq!(cell(&confirm, "Transfer id"), tid);
     assert_eq!(cell(&confirm, "Currency"), "EUR");
     assert_eq!(cell(&confirm, "Payee"), "ACC-BOB-EUR");
     assert_eq!(cell(&confirm, "From"), "ACC-ALICE-EUR");
@@ -127,7 +131,7 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
     assert!(bank.balances().contains(&("ACC-ALICE-EUR".into(), 100_000 - 1234)));
 
     let (_, _, html) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
-    assert!(html.contains(&tid) && html.contains("-12.34 EUR"), "{html}");
+    assert!(html.contains(&tid) && html.contains("12.34 EUR") && html.contains("Executed"), "{html}");
 
     // Logout needs the CSRF token too.
     let (st, _, _) = web(&bank.app, "POST", "/logout", Some(&s), Some(&[("csrf", "wrong")])).await;
@@ -251,10 +255,13 @@ async fn a_bad_transfer_form_gets_an_error_page() {
     let csrf = input(&form, "csrf");
     let tid = input(&form, "transfer_id");
     for (to, amount, want, text) in [
-        ("ACC-BOB-EUR", "12.345", StatusCode::BAD_REQUEST, "at most 2 decimals"),
-        ("ACC-BOB-EUR", "-1", StatusCode::BAD_REQUEST, "positive number"),
-        ("ACC-NOBODY", "1", StatusCode::UNPROCESSABLE_ENTITY, "the payee cannot take this transfer"),
-        ("ACC-BOB-EUR", "5000", StatusCode::CONFLICT, "insufficient funds"),
+        ("ACC-BOB-EUR", "12.345", StatusCode::BAD_REQUEST, "EUR has 2 decimals: you typed 3 decimals."),
+        ("ACC-BOB-EUR", "1.234,5", StatusCode::BAD_REQUEST, "one decimal sign, like 12.34 or 12,34"),
+        ("ACC-BOB-EUR", "-1", StatusCode::BAD_REQUEST, "without a sign"),
+        ("ACC-NOBODY", "1", StatusCode::UNPROCESSABLE_ENTITY, "There is no account ACC-NOBODY that takes EUR."),
+        ("acc-alice-eur", "1", StatusCode::UNPROCESSABLE_ENTITY, "This is the account the money comes from."),
+        ("ACC-BOB-EUR", "5000", StatusCode::CONFLICT, "There is not enough money in ACC-ALICE-EUR"),
+        ("ACC BOB", "1", StatusCode::BAD_REQUEST, "An account number is up to 34 letters"),
     ] {
         let f = [
             ("csrf", csrf.as_str()),
@@ -267,7 +274,26 @@ async fn a_bad_transfer_form_gets_an_error_page() {
         let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
         assert_eq!(st, want, "{to} {amount}: {page}");
         assert!(page.contains(text), "{page}");
+        // The form again: navigation, the typed values, the field marked, the sentence beside it.
+        assert!(page.contains("<nav aria-label=\"Main\">") && page.contains("aria-current=\"page\""), "{page}");
+        assert!(page.contains(&format!("name=\"amount\" value=\"{amount}\"")), "{page}");
+        assert!(page.contains(&format!("name=\"to\" value=\"{to}\"")), "{page}");
+        assert!(page.contains("aria-invalid=\"true\""), "{page}");
+        assert!(!page.contains("Something went wrong"), "{page}");
+        assert_ne!(input(&page, "transfer_id"), tid, "a fresh transfer id for the form sent again");
     }
+    // A decimal comma is read as the decimal sign: 12,34 EUR is 1234 cents.
+    let f = [
+        ("csrf", csrf.as_str()),
+        ("transfer_id", tid.as_str()),
+        ("from", "ACC-ALICE-EUR"),
+        ("to", "ACC-BOB-EUR"),
+        ("amount", "12,34"),
+        ("payee_name", "Bob Example"),
+    ];
+    let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert!(page.contains("<span id=\"amount-minor\">1234</span>"), "{page}");
     // Someone else's account as the source.
     let f = [
         ("csrf", csrf.as_str()),
@@ -277,7 +303,9 @@ async fn a_bad_transfer_form_gets_an_error_page() {
         ("amount", "1"),
         ("payee_name", "Bob Example"),
     ];
-    assert_eq!(web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("Choose one of your accounts."), "{page}");
 }
 
 #[tokio::test]
@@ -535,7 +563,10 @@ async fn pages_that_only_read_stay_off_the_writer_until_the_session_is_due_a_tou
     assert_eq!(bank.state.writer.committed().1, before.1 + 1, "one unit: the touch and the page");
     // An unknown cookie is nobody: sent to the login page, still without a write.
     let (st, h, _) = web(&bank.app, "GET", "/accounts", Some("nope"), None).await;
-    assert_eq!((st, &h[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse::<header::HeaderValue>().unwrap()));
+    assert_eq!(
+        (st, &h[header::LOCATION]),
+        (StatusCode::SEE_OTHER, &"/login?session=ended".parse::<header::HeaderValue>().unwrap())
+    );
     assert_eq!(bank.state.writer.committed().1, before.1 + 1);
 }
 
@@ -580,4 +611,125 @@ async fn the_sign_with_my_card_button_is_the_banks_script_and_calls_only_the_sig
     let csrf = input(&html, "csrf");
     let (_, _, page) = web(&off.app, "POST", "/login", Some(&anon), Some(&[("csrf", &csrf), ("user", "alice")])).await;
     assert!(!page.contains("sign-with-card") && !page.contains("<script"), "{page}");
+}
+
+/// Starts a transfer of 1.00 EUR to bob through the form; the confirmation page.
+async fn start_web_transfer(bank: &TestBank, s: &str) -> (String, String, String) {
+    let (_, _, form) = web(&bank.app, "GET", "/transfer", Some(s), None).await;
+    let csrf = input(&form, "csrf");
+    let tid = input(&form, "transfer_id");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("transfer_id", tid.as_str()),
+        ("from", "ACC-ALICE-EUR"),
+        ("to", "ACC-BOB-EUR"),
+        ("amount", "1,00"),
+        ("payee_name", "Bob Example"),
+    ];
+    let (st, _, confirm) = web(&bank.app, "POST", "/transfer", Some(s), Some(&fields)).await;
+    assert_eq!(st, StatusCode::OK, "{confirm}");
+    (csrf, tid, confirm)
+}
+
+/// A transfer whose code was refused ends as failed, one whose challenge expired as expired:
+/// on the result page, in the history and in the API, never pending. A code typed in the
+/// wrong form is shown beside the field, on the same confirmation page, and ends nothing.
+#[tokio::test]
+async fn a_refused_code_or_an_expired_challenge_ends_the_transfer_everywhere() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    let api = bank.login(&mut card, "alice").await;
+
+    let (csrf, tid, confirm) = start_web_transfer(&bank, &s).await;
+    let cid = input(&confirm, "challenge_id");
+    let send = |code: &str, tid: String, cid: String, csrf: String| {
+        let app = bank.app.clone();
+        let s = s.clone();
+        let code = code.to_owned();
+        async move {
+            let f = [
+                ("csrf", csrf.as_str()),
+                ("transfer_id", tid.as_str()),
+                ("challenge_id", cid.as_str()),
+                ("code", code.as_str()),
+            ];
+            web(&app, "POST", "/transfer/confirm", Some(&s), Some(&f)).await
+        }
+    };
+    // A code in the wrong form: the same page, the rule beside the code field.
+    let (st, _, page) = send("17-123", tid.clone(), cid.clone(), csrf.clone()).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("id=\"code-error\"") && page.contains("aria-invalid=\"true\""), "{page}");
+    assert_eq!(input(&page, "challenge_id"), cid);
+    assert!(page.contains("<nav aria-label=\"Main\">"), "{page}");
+    // A wrong code: the transfer has failed, and says so.
+    let (st, _, page) = send("0-00000000", tid.clone(), cid.clone(), csrf.clone()).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{page}");
+    assert!(page.contains("data-status=\"failed\"") && page.contains("Nothing was transferred"), "{page}");
+    assert!(page.contains("<nav aria-label=\"Main\">") && page.contains("Start this transfer again"), "{page}");
+    let (_, _, history) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
+    assert!(history.contains(&format!("data-transfer-id=\"{tid}\" data-status=\"failed\"")), "{history}");
+    assert!(!history.contains("Pending"), "{history}");
+    let (_, t) = bank.call("GET", &format!("/api/v1/transfers/{tid}"), Some(&api), None).await;
+    assert_eq!((t["status"].as_str(), t["reason"].as_str()), (Some("failed"), Some("code_refused")), "{t}");
+    // Sending the form again changes nothing: it has ended.
+    let (st, _, page) = send("0-00000001", tid.clone(), cid.clone(), csrf.clone()).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("data-status=\"failed\""), "{page}");
+
+    // A challenge that expires: the transfer reads as expired at once, in pages and API.
+    let (csrf, tid, confirm) = start_web_transfer(&bank, &s).await;
+    let cid = input(&confirm, "challenge_id");
+    bank.clock.advance(bank.state.cfg.auth.challenge_ttl);
+    let (_, t) = bank.call("GET", &format!("/api/v1/transfers/{tid}"), Some(&api), None).await;
+    assert_eq!((t["status"].as_str(), t["reason"].as_str()), (Some("expired"), Some("challenge_expired")), "{t}");
+    let (_, _, history) = web(&bank.app, "GET", "/accounts", Some(&s), None).await;
+    assert!(history.contains(&format!("data-transfer-id=\"{tid}\" data-status=\"expired\"")), "{history}");
+    // The right code, too late: expired, not failed, nothing moved.
+    let (counter, otp) = card.clone().tx(
+        &cell(&confirm, "Challenge"),
+        &TxFields {
+            version: paysim_otp::TxVersion::V2,
+            verifier_id: VID.as_bytes(),
+            transaction_id: tid.as_bytes(),
+            amount_minor: 100,
+            currency: b"EUR",
+            source: b"ACC-ALICE-EUR",
+            payee: b"ACC-BOB-EUR",
+            payee_name: b"Bob Example",
+        },
+    );
+    let (st, _, page) = send(&format!("{counter}-{otp}"), tid.clone(), cid, csrf).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("data-status=\"expired\"") && page.contains("The time for the code ran out"), "{page}");
+    assert!(bank.balances().contains(&("ACC-ALICE-EUR".into(), 100_000)));
+    assert_eq!(bank.audit_count("transfer_expired", &tid), 1);
+}
+
+/// The error pages a logged-in person can meet keep the navigation.
+#[tokio::test]
+async fn error_pages_keep_the_navigation() {
+    let bank = TestBank::new();
+    let mut card = Card::new(seed("alice"));
+    let s = web_login(&bank, &mut card, "counter-otp").await;
+    let (st, _, page) = web(&bank.app, "GET", "/no-such-page", Some(&s), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(page.contains("<nav aria-label=\"Main\">") && page.contains("There is no such page"), "{page}");
+    assert!(page.contains("<main><h1>Page not found</h1>"), "{page}");
+    // A form without this session's CSRF token.
+    let f = [
+        ("csrf", "x"),
+        ("transfer_id", "t"),
+        ("from", "ACC-ALICE-EUR"),
+        ("to", "ACC-BOB-EUR"),
+        ("amount", "1"),
+        ("payee_name", "B"),
+    ];
+    let (st, _, page) = web(&bank.app, "POST", "/transfer", Some(&s), Some(&f)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(page.contains("<nav aria-label=\"Main\">") && page.contains("out of date"), "{page}");
+    // Without a session, no navigation.
+    let (_, _, page) = web(&bank.app, "GET", "/no-such-page", None, None).await;
+    assert!(!page.contains("<nav"), "{page}");
 }

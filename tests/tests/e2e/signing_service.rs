@@ -258,8 +258,8 @@ fn the_banks_page_logs_in_and_transfers_through_the_signing_service() {
     b.fill("input[name=payee_name]", "Bob Example");
     b.fill("input[name=amount]", "12.34");
     b.click("form[action='/transfer'] button");
-    b.wait_for_xpath("//*[@id='transaction-id']", WAIT);
-    let tid = text_of(&b, "#transaction-id");
+    b.wait_for_xpath("//*[@id='transfer-id']", WAIT);
+    let tid = text_of(&b, "#transfer-id");
     assert!(sign_button_shown(&b), "{}", b.text());
     b.click("#sign-with-card");
     let shown = service.confirm_with_pin("1234");
