@@ -16,6 +16,7 @@ mod flow;
 mod oath_token;
 mod pcscd_restart;
 mod pin_state;
+mod pskc;
 mod signing_service;
 mod vpcd_exposure;
 mod ykman;
