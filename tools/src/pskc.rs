@@ -143,6 +143,15 @@ pub struct PskcError {
     pub problem: Problem,
 }
 
+/// A value from the file as an error shows it: at most 80 characters (algorithm URIs and
+/// serials only; never an element's text, where the secrets are).
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(80) {
+        Some((at, _)) => format!("{}...", &value[..at]),
+        None => value.to_owned(),
+    }
+}
+
 fn err(package: Option<usize>, element: &'static str, problem: Problem) -> PskcError {
     PskcError { place: Place { package, element }, problem }
 }
@@ -417,7 +426,7 @@ fn cipher_data(n: Node<'_, '_>, pkg: Option<usize>, place: &'static str) -> Resu
     let method = need(n, NS_XENC, "EncryptionMethod", pkg, place)?;
     match method.attribute("Algorithm") {
         Some(AES128_CBC) => {}
-        Some(other) => return Err(err(pkg, place, Problem::EncryptionAlgorithm(other.to_owned()))),
+        Some(other) => return Err(err(pkg, place, Problem::EncryptionAlgorithm(shown(other)))),
         None => return Err(err(pkg, place, Problem::EncryptionAlgorithm(String::new()))),
     }
     let data = need(n, NS_XENC, "CipherData", pkg, place)?;
@@ -478,7 +487,12 @@ pub fn read(file: &[u8], psk: &Psk) -> Result<Vec<KeyPackage>, PskcError> {
     let text = std::str::from_utf8(file).map_err(|_| err(None, "file", Problem::NotUtf8))?;
     let opt = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES };
     let doc = roxmltree::Document::parse_with_options(text, opt)
-        .map_err(|e| err(None, "file", Problem::Xml(e.to_string())))?;
+        // The parser's own message can repeat pieces of the input (a tag name made of a
+        // value): only where it stopped is shown.
+        .map_err(|e| {
+            let at = e.pos();
+            err(None, "file", Problem::Xml(format!("at line {}, column {}", at.row, at.col)))
+        })?;
     let root = doc.root_element();
     if !is(&root, NS_PSKC, "KeyContainer") {
         return Err(err(None, "KeyContainer", Problem::NotPskc));
@@ -496,7 +510,7 @@ pub fn read(file: &[u8], psk: &Psk) -> Result<Vec<KeyPackage>, PskcError> {
     let sha256 = match method.attribute("Algorithm") {
         Some(HMAC_SHA1) => false,
         Some(HMAC_SHA256) => true,
-        other => return Err(err(None, "MACMethod@Algorithm", Problem::MacAlgorithm(other.unwrap_or("").to_owned()))),
+        other => return Err(err(None, "MACMethod@Algorithm", Problem::MacAlgorithm(shown(other.unwrap_or(""))))),
     };
     let mac_key = need(method, NS_PSKC, "MACKey", None, "MACMethod/MACKey")?;
     let key = decrypt(psk, &cipher_data(mac_key, None, "MACMethod/MACKey")?, None, "MACMethod/MACKey")?;
@@ -622,7 +636,7 @@ pub fn package_for(t: &ExportedToken) -> KeyPackage {
 pub fn import_token(p: &KeyPackage, n: usize, user: Option<&str>) -> Result<ImportToken, PskcError> {
     let pkg = Some(n);
     if !paysim_wire::CardSerial::is_valid(&p.key_id) {
-        return Err(err(pkg, "Key@Id", Problem::Serial(p.key_id.clone())));
+        return Err(err(pkg, "Key@Id", Problem::Serial(shown(&p.key_id))));
     }
     let user = match user.map(str::to_owned).or_else(|| p.user_id.clone()) {
         Some(u) => u,
@@ -678,7 +692,7 @@ pub fn import_token(p: &KeyPackage, n: usize, user: Option<&str>) -> Result<Impo
                 ),
             ))
         }
-        other => return Err(err(pkg, "Key@Algorithm", Problem::Algorithm(other.to_owned()))),
+        other => return Err(err(pkg, "Key@Algorithm", Problem::Algorithm(shown(other)))),
     };
     Ok(ImportToken { user, serial: p.key_id.clone(), secret })
 }

@@ -3,6 +3,9 @@
 //! It must decrypt and MAC-check what we export, notice a MAC we altered, and write files we
 //! import; a PAYSIM card's codes then verify at the bank that imported python's file.
 
+// Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
@@ -125,7 +128,11 @@ fn files_python_pskc_wrote_import_and_the_cards_codes_verify() {
     );
     assert!(ok, "{stderr}");
     let out = bank.run(&["token", "import", "--pskc", paysim, "--psk-file", &psk]);
-    assert!(out.ok().contains("imported token PSIM-PY-1 for user alice (PAYSIM card, next counter 0"), "{}", out.stdout);
+    assert!(
+        out.ok().contains("imported token PSIM-PY-1 for user alice (PAYSIM card, next counter 0"),
+        "{}",
+        out.stdout
+    );
     // The card holding that seed logs in at the bank.
     let server = Server::start(&bank.db);
     let mut alice_card = card(seed, "PSIM-PY-1");
@@ -161,7 +168,8 @@ fn files_python_pskc_wrote_import_and_the_cards_codes_verify() {
         let path = bank.dir.path().join("refused.pskc");
         let _ = std::fs::remove_file(&path);
         let path = path.to_str().unwrap();
-        let (ok, _, stderr) = python(WRITE, &[path, &psk, algorithm, "OATH-PY-2", "erin", suite, &hex::encode(key), "0", "-"]);
+        let (ok, _, stderr) =
+            python(WRITE, &[path, &psk, algorithm, "OATH-PY-2", "erin", suite, &hex::encode(key), "0", "-"]);
         assert!(ok, "{stderr}");
         let err = bank.run(&["token", "import", "--pskc", path, "--psk-file", &psk]).refused().to_owned();
         assert!(err.contains(element), "{algorithm} {suite}: {err}");
