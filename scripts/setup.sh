@@ -19,7 +19,7 @@ case "${1:-}" in
     *) echo "usage: setup.sh [--restart-pcscd | --cli-docs]" >&2; exit 2 ;;
 esac
 
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools opensc pkg-config nftables iproute2 chromium chromium-driver yubikey-manager)
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools opensc pkg-config nftables iproute2 chromium chromium-driver yubikey-manager python3-pskc)
 PCSCD_SOCKET=/run/pcscd/pcscd.comm
 VPCD_PORTS=(35963 35964)
 

@@ -263,6 +263,38 @@ pub fn list_tokens(db_path: &Path) -> Result<Vec<TokenInfo>, OpsError> {
     read(db_path, |tx| Ok(auth::list_tokens(tx, now)?))
 }
 
+/// Opens the secret of `user`'s active token for a PSKC export (`bank-tools token export`),
+/// with the master key from `source`; audited as `token_exported`.
+pub fn export_token_with_key(db_path: &Path, source: &KeySource, user: &str) -> Result<auth::ExportedToken, OpsError> {
+    let user: UserName = user.parse()?;
+    let master = MasterKey::load(source, db_path)?;
+    write(db_path, |tx, now| Ok(auth::export_token(tx, now, &master, &user, OPERATOR)?))
+}
+
+/// A token to import: its user, its serial and its secret as the export carried it.
+#[derive(Debug)]
+pub struct ImportToken {
+    pub user: String,
+    pub serial: String,
+    pub secret: auth::TokenSecret,
+}
+
+/// Enrolls imported tokens (`bank-tools token import`), all in one transaction: either every
+/// token of the file is enrolled or none is.
+pub fn import_tokens_with_key(db_path: &Path, source: &KeySource, tokens: &[ImportToken]) -> Result<(), OpsError> {
+    let parsed = tokens
+        .iter()
+        .map(|t| Ok((t.user.parse::<UserName>()?, t.serial.parse::<CardSerial>()?, &t.secret)))
+        .collect::<Result<Vec<_>, OpsError>>()?;
+    let master = MasterKey::load(source, db_path)?;
+    write(db_path, |tx, now| {
+        for (user, serial, secret) in &parsed {
+            auth::import_token(tx, now, &master, user, serial, secret, OPERATOR)?;
+        }
+        Ok(())
+    })
+}
+
 /// A user's accounts and balances.
 pub fn accounts(db_path: &Path, user: &str) -> Result<Vec<Account>, OpsError> {
     let user: UserName = user.parse()?;
@@ -394,5 +426,62 @@ mod tests {
         // A secret never reaches an error message.
         let e = enroll_token(&db, "PSIM-2", &seed, 0, "alice").unwrap_err().to_string();
         assert!(!e.contains("0101"), "{e}");
+    }
+
+    #[test]
+    fn an_exported_token_imports_into_another_bank_at_its_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.sqlite3"), dir.path().join("b.sqlite3"));
+        let source = KeySource::env_or_beside_db();
+        add_user(&a, "alice").unwrap();
+        add_user(&a, "dave").unwrap();
+        let seed = ChainKey::from_bytes([1; 32]);
+        enroll_token(&a, "PSIM-1", &seed, 7, "alice").unwrap();
+        let oath = paysim_otp::OathKey::from_bytes([4; 32]);
+        enroll_oath_token_with_key(&a, &source, "OATH-1", &oath, "dave").unwrap();
+        assert!(matches!(export_token_with_key(&a, &source, "nobody"), Err(OpsError::Auth(AuthError::UnknownUser(_)))));
+        let alice = export_token_with_key(&a, &source, "alice").unwrap();
+        // The bank holds ck_7, not ck_0: that is what leaves.
+        match &alice.secret {
+            auth::TokenSecret::Paysim { ck, next_counter, tx_version } => {
+                assert_eq!((*next_counter, *tx_version), (7, TxVersion::V2));
+                assert_eq!(ck.expose(), seed.advance(7).expose());
+            }
+            other => panic!("{other:?}"),
+        }
+        let dave = export_token_with_key(&a, &source, "dave").unwrap();
+        assert!(matches!(&dave.secret, auth::TokenSecret::Oath { key } if key.expose() == &[4; 32]));
+        assert_eq!(recent_audit(&a, 1).unwrap()[0].kind, "token_exported");
+        // The debug form of an export shows no key.
+        assert!(!format!("{alice:?}{dave:?}").contains("[4, 4"), "{dave:?}");
+
+        add_user(&b, "alice").unwrap();
+        add_user(&b, "dave").unwrap();
+        let import = |user: &str, t: auth::ExportedToken| ImportToken {
+            user: user.to_owned(),
+            serial: t.serial.to_string(),
+            secret: t.secret,
+        };
+        // All or nothing: the second token's unknown user keeps the first out too.
+        let both = [import("alice", export_token_with_key(&a, &source, "alice").unwrap()), import("erin", dave)];
+        assert!(matches!(import_tokens_with_key(&b, &source, &both), Err(OpsError::Auth(AuthError::UnknownUser(_)))));
+        assert!(list_tokens(&b).unwrap().is_empty());
+        let dave = export_token_with_key(&a, &source, "dave").unwrap();
+        import_tokens_with_key(&b, &source, &[import("alice", alice), import("dave", dave)]).unwrap();
+        let tokens = list_tokens(&b).unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(
+            (tokens[0].serial.as_str(), tokens[0].kind, tokens[0].next_counter),
+            ("OATH-1", auth::TokenKind::Oath, 0)
+        );
+        assert_eq!(
+            (tokens[1].serial.as_str(), tokens[1].kind, tokens[1].next_counter),
+            ("PSIM-1", auth::TokenKind::Paysim, 7)
+        );
+        let again = export_token_with_key(&b, &source, "alice").unwrap();
+        assert!(
+            matches!(&again.secret, auth::TokenSecret::Paysim { ck, .. } if ck.expose() == seed.advance(7).expose())
+        );
+        assert!(verify_audit(&b).unwrap().is_intact());
     }
 }

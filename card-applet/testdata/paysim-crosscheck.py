@@ -119,3 +119,30 @@ want = (b"\x81\x20" + bytes.fromhex(a["personalize"]["seed_hex"]) + b"\x82\x08" 
 assert plain == want, plain.hex()
 assert cmac(s_rmac, c_mac + b"\x90\x00").hex() == a["r_mac_hex"]
 print("admin vectors: ok")
+
+# PAYSIM-OATH-1 (docs/protocol.md section 9): otp/testdata/paysim-oath-1.json, each vector's
+# context rebuilt from its fields (the v2 one from the PAYSIM-2 transfer above), then q, the
+# HMAC and the 8-digit code.
+O = json.load(open(os.path.join(HERE, "..", "..", "otp", "testdata", "paysim-oath-1.json"), encoding="utf-8"))
+for v in O["vectors"]:
+    ctx = bytes.fromhex(v["context_hex"])
+    t = v.get("tx")
+    if t is None:
+        assert ctx == login_ctx, v["label"]
+    else:
+        fields = [t["verifier_id"].encode(), t["transaction_id"].encode(), struct.pack(">Q", t["amount_minor"]),
+                  t["currency"].encode()]
+        if t["version"] == 1:
+            assert ctx == context(b"PAYSIM-1 TX", fields + [t["payee"].encode()]), v
+        else:
+            assert ctx == context(b"PAYSIM-2 TX", fields + [t["source"].encode(), t["payee"].encode(),
+                                                            t["payee_name"].encode("utf-8")]), v
+            assert ctx == tx2_ctx, "the v2 OATH vector signs the PAYSIM-2 transfer"
+    q = hashlib.sha256(context(v["label"].encode(), [bytes.fromhex(v["bank_challenge_hex"]),
+                                                     hashlib.sha512(ctx).digest()])).digest()
+    assert q.hex() == v["q_hex"], v["label"]
+    mac = hmac.new(bytes.fromhex(v["key_hex"]), q, hashlib.sha256).digest()
+    assert mac.hex() == v["mac_hex"], v["label"]
+    off = mac[-1] & 0x0F
+    assert "%08d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 10**8) == v["otp"], v["label"]
+print("PAYSIM-OATH-1 vectors: ok")

@@ -892,6 +892,25 @@ mod tests {
             let label = v["label"].as_str().unwrap().as_bytes();
             let q = oath_challenge(label, &hexf("bank_challenge_hex"), &hexf("context_hex"));
             assert_eq!(q.to_vec(), hexf("q_hex"));
+            // A transfer vector names its fields: its context is `tx_context` of them, for
+            // the version it gives, and the challenge `oath_tx_challenge` of them.
+            if let Some(t) = v.get("tx") {
+                let text = |k: &str| t[k].as_str().unwrap_or("").as_bytes();
+                let currency: &[u8; 3] = text("currency").try_into().unwrap();
+                let version = TxVersion::from_number(u8::try_from(t["version"].as_u64().unwrap()).unwrap()).unwrap();
+                let fields = TxFields {
+                    version,
+                    verifier_id: text("verifier_id"),
+                    transaction_id: text("transaction_id"),
+                    amount_minor: t["amount_minor"].as_u64().unwrap(),
+                    currency,
+                    source: text("source"),
+                    payee: text("payee"),
+                    payee_name: text("payee_name"),
+                };
+                assert_eq!(tx_context(&fields), hexf("context_hex"), "context v{}", version.number());
+                assert_eq!(oath_tx_challenge(&hexf("bank_challenge_hex"), &fields).to_vec(), hexf("q_hex"));
+            }
             let mac = hmac(HashAlg::Sha256, &hexf("key_hex"), &q);
             assert_eq!(mac, hexf("mac_hex"));
             let otp = v["otp"].as_str().unwrap();

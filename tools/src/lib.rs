@@ -11,6 +11,8 @@
 //! - [`batch`]: many cards from one CSV file (`card personalize --batch`).
 //! - [`seed`]: the PAYSIM-1 seed derivation (HKDF-SHA256 over a random secret and the
 //!   identity materials).
+//! - [`pskc`]: PSKC (RFC 6030) files of token secrets under a pre-shared key, read and written
+//!   (`token export`, `token import`).
 //! - [`secret_file`]: files holding secrets, created 0600 and never overwritten.
 //! - [`tls`]: a local CA and a server certificate for the bank (`tls init`).
 //!
@@ -24,6 +26,7 @@ pub mod bank;
 pub mod batch;
 pub mod card;
 pub mod oath;
+pub mod pskc;
 pub mod secret_file;
 pub mod seed;
 pub mod tls;

@@ -30,7 +30,7 @@ enum Command {
     /// Customers.
     #[command(subcommand)]
     User(cmd::user::UserCommand),
-    /// Tokens (personalized cards) at the bank: enroll, list, unlock, revoke.
+    /// Tokens (personalized cards) at the bank: enroll, list, export, import, unlock, revoke.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
     /// OATH keys (YubiKey, Nitrokey 3, any YKOATH card) as bank tokens: enroll.

@@ -25,7 +25,8 @@ use crate::master_key::KeyError;
 pub use challenges::{issue_challenge, issue_login_challenge, open_challenge, IssuedChallenge, OpenChallenge};
 pub use tokens::{
     active_token_kind, active_tx_version, audit_kind_refusal, check_master_key, enroll_oath_token, enroll_token,
-    list_tokens, revoke_token, unlock_token, Enrollment, OathEnrollment, TokenInfo,
+    export_token, import_token, list_tokens, revoke_token, unlock_token, Enrollment, ExportedToken, OathEnrollment,
+    TokenInfo, TokenSecret,
 };
 pub use users::{add_user, user_id, user_name};
 pub use verify::{verify, Expect, Signed, Submission, Verified};

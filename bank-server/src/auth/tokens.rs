@@ -254,6 +254,131 @@ pub fn enroll_oath_token(
     Ok(())
 }
 
+/// A token's secret as an export carries it: what the bank holds, never more.
+pub enum TokenSecret {
+    /// A PAYSIM card: the bank's current chain key `ck_next` and the counter it belongs to (the
+    /// bank no longer has `ck_0` or any key before `ck_next`), with the context version.
+    Paysim { ck: ChainKey, next_counter: u64, tx_version: TxVersion },
+    /// An OATH credential's static HMAC-SHA256 key.
+    Oath { key: OathKey },
+}
+
+impl std::fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSecret::Paysim { next_counter, tx_version, .. } => f
+                .debug_struct("Paysim")
+                .field("next_counter", next_counter)
+                .field("tx_version", tx_version)
+                .finish_non_exhaustive(),
+            TokenSecret::Oath { .. } => f.debug_struct("Oath").finish_non_exhaustive(),
+        }
+    }
+}
+
+/// An active token with its opened secret (`bank-tools token export`).
+#[derive(Debug)]
+pub struct ExportedToken {
+    pub serial: CardSerial,
+    pub user: UserName,
+    pub secret: TokenSecret,
+}
+
+/// Opens the secret of `user`'s active token for an export and audits `token_exported` (the
+/// export is a copy of the token: the log says who could hold one).
+pub fn export_token(
+    tx: &Transaction<'_>,
+    now: i64,
+    key: &MasterKey,
+    user: &UserName,
+    actor: &str,
+) -> Result<ExportedToken, AuthError> {
+    check_master_key(tx, key)?;
+    let uid = super::user_id(tx, user)?.ok_or_else(|| AuthError::UnknownUser(user.clone()))?;
+    let row = tx
+        .row(
+            "SELECT id, serial, kind, next_counter, tx_version, ck_nonce, ck_sealed FROM tokens
+             WHERE user_id = ?1 AND status = ?2",
+            params![uid, TokenStatus::Active.as_str()],
+            |r| {
+                let serial: CardSerial = parse_column(r, 1, "card serial", |t| t.parse().ok())?;
+                let n: i64 = r.get(4)?;
+                let tx_version = u8::try_from(n).ok().and_then(TxVersion::from_number).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        4,
+                        rusqlite::types::Type::Integer,
+                        "unknown transaction-context version".into(),
+                    )
+                })?;
+                let sealed = Sealed { nonce: r.get(5)?, ciphertext: r.get(6)? };
+                Ok((r.get::<_, i64>(0)?, serial, kind_column(r, 2)?, r.get::<_, i64>(3)?, tx_version, sealed))
+            },
+        )
+        .optional()?;
+    let (id, serial, kind, next, tx_version, sealed) = row.ok_or(AuthError::NoActiveToken)?;
+    let secret = match kind {
+        TokenKind::Paysim => {
+            let next_counter = u64::try_from(next).map_err(|_| KeyError::Open)?;
+            let ck = load_chain(key, id, &serial, next_counter, &sealed)?;
+            TokenSecret::Paysim { ck, next_counter, tx_version }
+        }
+        TokenKind::Oath => TokenSecret::Oath { key: load_oath_key(key, id, &serial, &sealed)? },
+    };
+    audit::append(
+        tx,
+        now,
+        "token_exported",
+        actor,
+        json!({ "serial": serial, "user": user, "kind": kind, "next_counter": next }),
+    )?;
+    Ok(ExportedToken { serial, user: user.clone(), secret })
+}
+
+/// Enrolls a token imported from another bank's export: a PAYSIM card from its chain key at
+/// `next_counter` (stored as it is, no steps), an OATH credential from its key. Audited as
+/// `token_enrolled` with `"imported": true`.
+pub fn import_token(
+    tx: &Transaction<'_>,
+    now: i64,
+    key: &MasterKey,
+    user: &UserName,
+    serial: &CardSerial,
+    secret: &TokenSecret,
+    actor: &str,
+) -> Result<(), AuthError> {
+    check_master_key(tx, key)?;
+    match secret {
+        TokenSecret::Paysim { ck, next_counter, tx_version } => {
+            let token_id = insert_token(tx, now, user, serial, TokenKind::Paysim, *tx_version)?;
+            store_chain(tx, key, token_id, serial, *next_counter, ck)?;
+            audit::append(
+                tx,
+                now,
+                "token_enrolled",
+                actor,
+                json!({ "serial": serial, "user": user, "kind": TokenKind::Paysim, "counter": next_counter,
+                        "tx_version": tx_version.number(), "imported": true }),
+            )?;
+        }
+        TokenSecret::Oath { key: oath_key } => {
+            let token_id = insert_token(tx, now, user, serial, TokenKind::Oath, TxVersion::V2)?;
+            let sealed = key.seal(&oath_ad(token_id, serial), oath_key.expose())?;
+            tx.exec(
+                "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2 WHERE id = ?3",
+                params![sealed.nonce, sealed.ciphertext, token_id],
+            )?;
+            audit::append(
+                tx,
+                now,
+                "token_enrolled",
+                actor,
+                json!({ "serial": serial, "user": user, "kind": TokenKind::Oath, "imported": true }),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Audits that the bank's policy refused `what` (e.g. `"transfer"`) to a token of `kind`.
 pub fn audit_kind_refusal(
     tx: &Transaction<'_>,

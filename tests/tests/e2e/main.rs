@@ -17,6 +17,7 @@ mod net_faults;
 mod oath_token;
 mod pcscd_restart;
 mod pin_state;
+mod pskc;
 mod signing_service;
 mod vpcd_exposure;
 mod ykman;

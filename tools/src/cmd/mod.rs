@@ -6,6 +6,7 @@ pub mod bank_db;
 pub mod batch;
 pub mod card;
 pub mod oath;
+pub mod pskc;
 pub mod tls;
 pub mod token;
 pub mod user;

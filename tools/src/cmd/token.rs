@@ -31,6 +31,38 @@ pub enum TokenCommand {
         /// Card serial, e.g. PSIM-00000001.
         serial: String,
     },
+    /// Export a user's active token to a PSKC file (RFC 6030) encrypted under a pre-shared
+    /// key, for another bank or a token server. Whoever holds the file and the key holds the
+    /// token (docs/tools.md). The export is audited.
+    Export {
+        /// The user whose active token is exported.
+        #[arg(long)]
+        user: String,
+        /// The PSKC file to write (mode 0600; never overwritten).
+        #[arg(long, value_name = "FILE")]
+        pskc_out: PathBuf,
+        /// The pre-shared key: 32 hex digits or 16 raw bytes (AES-128), mode 0600.
+        #[arg(long, value_name = "FILE")]
+        psk_file: PathBuf,
+        /// The key's name written in the file (EncryptionKey/KeyName; default: the file name).
+        #[arg(long, value_name = "NAME")]
+        psk_name: Option<String>,
+    },
+    /// Import the tokens of a PSKC file (RFC 6030, pre-shared key): PAYSIM cards and OATH
+    /// credentials (TOTP, HMAC-SHA256, 8 digits). Every MAC is checked before a value is
+    /// used; the tokens are enrolled all together or not at all.
+    Import {
+        /// The PSKC file.
+        #[arg(long, value_name = "FILE")]
+        pskc: PathBuf,
+        /// The pre-shared key it was encrypted under (32 hex digits or 16 raw bytes), mode 0600.
+        #[arg(long, value_name = "FILE")]
+        psk_file: PathBuf,
+        /// The user who gets the token (default: the key's UserId in the file). Only for a
+        /// file of one token; the user must exist and have no active token.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Revoke a token for good (lost or stolen card): it never authenticates again.
     Revoke {
         /// Card serial, e.g. PSIM-00000001.
@@ -42,6 +74,10 @@ pub fn run(cmd: TokenCommand, db: &DbArgs) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Enroll { user, token_file } => enroll(&user, &token_file, db),
         TokenCommand::List { json } => list(json, db),
+        TokenCommand::Export { user, pskc_out, psk_file, psk_name } => {
+            super::pskc::export(&user, &pskc_out, &psk_file, psk_name.as_deref(), db)
+        }
+        TokenCommand::Import { pskc, psk_file, user } => super::pskc::import(&pskc, &psk_file, user.as_deref(), db),
         TokenCommand::Unlock { serial } => {
             check_serial(&serial)?;
             let path = db.path()?;
