@@ -32,6 +32,7 @@ pub mod api;
 pub mod ids;
 pub mod money;
 pub mod names;
+pub mod time;
 pub mod token_file;
 
 pub use ids::{AccountNumber, CardSerial, Challenge, ChallengeId, IdError, TransferId, UserName};

@@ -118,6 +118,22 @@ pub(super) fn load_oath_key(
 }
 
 /// Seals `ck` as the key of counter `next` and stores both.
+/// Seals an OATH token's key under the master key into its row (no counter: the key is static).
+fn store_oath_key(
+    tx: &Transaction<'_>,
+    key: &MasterKey,
+    token_id: i64,
+    serial: &CardSerial,
+    oath_key: &OathKey,
+) -> Result<(), AuthError> {
+    let sealed = key.seal(&oath_ad(token_id, serial), oath_key.expose())?;
+    tx.exec(
+        "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2 WHERE id = ?3",
+        params![sealed.nonce, sealed.ciphertext, token_id],
+    )?;
+    Ok(())
+}
+
 pub(super) fn store_chain(
     tx: &Transaction<'_>,
     key: &MasterKey,
@@ -239,11 +255,7 @@ pub fn enroll_oath_token(
     check_master_key(tx, key)?;
     // An OATH key answers for whatever context it is given: the bridge sends version 2's.
     let token_id = insert_token(tx, now, e.user, e.serial, TokenKind::Oath, TxVersion::V2)?;
-    let sealed = key.seal(&oath_ad(token_id, e.serial), e.key.expose())?;
-    tx.exec(
-        "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2 WHERE id = ?3",
-        params![sealed.nonce, sealed.ciphertext, token_id],
-    )?;
+    store_oath_key(tx, key, token_id, e.serial, e.key)?;
     audit::append(
         tx,
         now,
@@ -362,11 +374,7 @@ pub fn import_token(
         }
         TokenSecret::Oath { key: oath_key } => {
             let token_id = insert_token(tx, now, user, serial, TokenKind::Oath, TxVersion::V2)?;
-            let sealed = key.seal(&oath_ad(token_id, serial), oath_key.expose())?;
-            tx.exec(
-                "UPDATE tokens SET ck_nonce = ?1, ck_sealed = ?2 WHERE id = ?3",
-                params![sealed.nonce, sealed.ciphertext, token_id],
-            )?;
+            store_oath_key(tx, key, token_id, serial, oath_key)?;
             audit::append(
                 tx,
                 now,

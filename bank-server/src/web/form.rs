@@ -97,26 +97,8 @@ fn decimals(currency: Currency, got: usize) -> String {
 /// A Unix time in UTC as a customer reads it (`2026-12-02 06:31 UTC`), and the same instant for
 /// a `<time datetime>` attribute (`2026-12-02T06:31:20Z`).
 pub fn utc_time(unix: i64) -> (String, String) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let (y, m, d, hh, mm, ss) = paysim_wire::time::utc_parts(unix);
     (format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC"), format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z"))
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's
-/// `civil_from_days`, exact for every `i64` day a timestamp here can give).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
 }
 
 #[cfg(test)]
