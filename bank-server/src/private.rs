@@ -42,12 +42,17 @@ pub fn check(_what: &'static str, _path: &Path) -> Result<(), PrivateFileError> 
     Ok(())
 }
 
-/// [`check`] when `path` exists; nothing when it does not.
+/// [`check`] when `path` exists; nothing when it does not. A file that goes away while it is
+/// looked at counts as absent: SQLite deletes a `-wal` when its last connection closes, which
+/// may be another process's (or a stopping writer's) at that moment.
 pub fn check_if_exists(what: &'static str, path: &Path) -> Result<(), PrivateFileError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => check(what, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(PrivateFileError::Io { what, path: path.to_owned(), source }),
+    match check(what, path) {
+        Err(PrivateFileError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(path).is_err() =>
+        {
+            Ok(())
+        }
+        r => r,
     }
 }
 
