@@ -403,27 +403,24 @@ impl World {
     }
 
     fn login_code(&mut self, c: usize, challenge: &[u8]) -> CardResult {
-        self.unblock_if_needed(c);
-        self.maybe_tear(c);
-        let r = self.customers[c].card.login_otp(&self.pin, challenge, &bank_vid());
-        let torn = self.after_card(c);
-        match r {
-            Ok(code) if !torn => {
-                self.customers[c].torn_since_code = 0;
-                CardResult::Code(code.counter, code.otp.as_str().to_owned())
-            }
-            Ok(_) => CardResult::Failed,
-            Err(e) => {
-                self.note(format!("  card {c}: {e}"));
-                CardResult::Failed
-            }
-        }
+        let vid = bank_vid();
+        self.card_code(c, |card, pin| card.login_otp(pin, challenge, &vid))
     }
 
     fn tx_code(&mut self, c: usize, challenge: &[u8], f: &paysim_otp::TxFields<'_>) -> CardResult {
+        self.card_code(c, |card, pin| card.tx_otp(pin, challenge, f))
+    }
+
+    /// One PIN exchange of customer `c`'s card through the bridge's card layer, with a tear
+    /// armed as the seed chooses; a torn exchange yields no code.
+    fn card_code(
+        &mut self,
+        c: usize,
+        exchange: impl FnOnce(&mut PaysimCard<SimLink>, &Pin) -> reader_bridge::Result<reader_bridge::apdu::CardOtp>,
+    ) -> CardResult {
         self.unblock_if_needed(c);
         self.maybe_tear(c);
-        let r = self.customers[c].card.tx_otp(&self.pin, challenge, f);
+        let r = exchange(&mut self.customers[c].card, &self.pin);
         let torn = self.after_card(c);
         match r {
             Ok(code) if !torn => {
@@ -732,7 +729,14 @@ impl World {
                 }
                 return Ok(());
             }
-            Answer::Got(409 | 422 | 403, _) => return Ok(()),
+            Answer::Got(409 | 422 | 403, _) => {
+                // A duplicated confirmation's first copy may have been evaluated (and refused,
+                // ending the transfer: the second then hears `transfer_ended`).
+                if self.last_net == Net::Duplicate {
+                    self.customers[c].failures = None;
+                }
+                return Ok(());
+            }
             Answer::Got(s, v) => return Err(self.violation(format!("confirm answered {s} {v}"))),
             Answer::Lost => None,
         };
