@@ -69,7 +69,7 @@ struct Cli {
     wait: u64,
     /// Seconds one request to the bank may take, connection included (1 to 3600). When a
     /// transfer's confirmation gets no answer in time, the outcome is unknown (exit 37).
-    #[arg(long, global = true, env = "PAYSIM_BANK_TIMEOUT", value_name = "SECS", default_value_t = 30,
+    #[arg(long, global = true, help_heading = GLOBAL, env = "PAYSIM_BANK_TIMEOUT", value_name = "SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=MAX_WAIT_S))]
     bank_timeout: u64,
     /// Read PIN, PUK and new PINs from standard input, one per line (for scripts).

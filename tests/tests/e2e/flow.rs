@@ -486,8 +486,9 @@ fn a_code_for_one_transfer_does_not_confirm_another() {
         ],
         "1234",
     );
-    // ... and that code cannot confirm B, with B's challenge or with A's.
-    for cid in [&b["challenge_id"], &a["challenge_id"]] {
+    // ... and that code cannot confirm B, with A's challenge or with B's (B's last: a refused
+    // code for a transfer's own challenge ends that transfer, one for another's does not).
+    for cid in [&a["challenge_id"], &b["challenge_id"]] {
         let (s, body) = api(
             &w,
             "POST",
@@ -855,7 +856,7 @@ fn without_pcscd_the_bridge_says_to_start_it() {
     assert_eq!(code(&out), 10, "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the PC/SC service is not available") && err.contains("start pcscd"), "{err}");
-    assert_eq!(err.matches("not running").count(), 1, "the cause is printed once: {err}");
+    assert_eq!(err.matches("not available").count(), 1, "the cause is printed once: {err}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -254,9 +254,9 @@ fn a_changed_amount_and_a_replayed_answer_are_refused() {
     };
     let (st, v) = confirm(&wrong);
     assert_eq!((st, v["error"].as_str()), (401, Some("auth_failed")), "{v}");
-    // The challenge is used up: even the right code for it is refused now.
-    let (st, _) = confirm(&right);
-    assert_eq!(st, 401);
+    // The refused code ended the transfer: even the right code for its challenge is refused now.
+    let (st, v) = confirm(&right);
+    assert_eq!((st, v["error"].as_str()), (409, Some("transfer_ended")), "{v}");
     assert_eq!(w.balance("dave", "ACC-DAVE-EUR"), 10_000);
     let _ = &w.dir;
 }
