@@ -730,11 +730,10 @@ impl World {
                 return Ok(());
             }
             Answer::Got(409 | 422 | 403, _) => {
-                // A duplicated confirmation's first copy may have been evaluated (and refused,
-                // ending the transfer: the second then hears `transfer_ended`).
-                if self.last_net == Net::Duplicate {
-                    self.customers[c].failures = None;
-                }
+                // The code may have been evaluated before the refusal (a right code, then too
+                // little money), or a duplicated confirmation's first copy refused (and the
+                // transfer ended: the second hears `transfer_ended`): the count is unknown.
+                self.customers[c].failures = None;
                 return Ok(());
             }
             Answer::Got(s, v) => return Err(self.violation(format!("confirm answered {s} {v}"))),
