@@ -66,6 +66,9 @@ fn written_files_reach_each_path() {
             ("urn:ietf:params:xml:ns:keyprov:pskc\"", "urn:other\""),
             ("<?xml", "<!DOCTYPE x [<!ENTITY e \"e\">]><?xml"),
             ("</KeyContainer>", ""),
+            // A '>' is legal in an attribute value; what follows it is no element text
+            // (found by CI's proptest run).
+            ("\"http://www.w3.org/2000/09/xmldsig#hmac-sha1", "\"htt>://www.w3.org/2000/09/xmldsig#hmac-sha1"),
         ] {
             harness::run(text.replacen(from, to, 1).as_bytes());
         }
