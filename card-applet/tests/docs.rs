@@ -299,3 +299,40 @@ fn readme_commands_run_as_root_and_ci_runs_the_test_command() {
     let ci_commands: Vec<&str> = ci.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     assert_eq!(ci_commands, ["exec bash scripts/test.sh"], ".ci/run runs the README's test command and nothing else");
 }
+
+/// The README says what a tester needs before running the tests (how long, root, the pcscd
+/// restart, the slot queue) and its demo values are the demo's: the PUK it documents is the
+/// one `scripts/demo.sh` personalizes, and every quick subset names a workspace package.
+#[test]
+fn readme_test_section_and_demo_values_match_the_scripts() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let demo = std::fs::read_to_string(format!("{root}/scripts/demo.sh")).unwrap();
+    let demo_value = |name: &str| -> String {
+        let line = demo.lines().find(|l| l.starts_with(&format!("{name}="))).unwrap_or_else(|| panic!("no {name}= in demo.sh"));
+        line[name.len() + 1..].split_whitespace().next().unwrap().to_owned()
+    };
+    let puk = demo_value("PUK");
+    assert!(readme.contains(&format!("The demo card's PUK is `{puk}`")), "README does not give the demo PUK {puk}");
+    let pin = demo_value("PIN");
+    assert!(readme.contains(&format!("PIN:       {pin}")), "README's banner does not show the demo PIN {pin}");
+
+    let tests = section(&readme, "### Running the tests", "### ");
+    for needed in ["minutes", "root", "restarts pcscd", "demo", "Quicker subsets need no pcscd"] {
+        assert!(tests.contains(needed), "README's test section does not say {needed:?}");
+    }
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let subsets = section(tests, "```sh\n", "```");
+    for line in subsets.lines().filter(|l| l.starts_with("cargo test")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for pair in words.windows(2).filter(|w| w[0] == "-p") {
+            let package = pair[1];
+            let members = section(&manifest, "members = [", "]");
+            let found = members.split('"').skip(1).step_by(2).any(|member| {
+                let toml = std::fs::read_to_string(format!("{root}/{member}/Cargo.toml")).unwrap_or_default();
+                toml.contains(&format!("name = \"{package}\""))
+            });
+            assert!(found, "README's quick subset names no workspace package {package:?}: {line}");
+        }
+    }
+}

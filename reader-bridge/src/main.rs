@@ -175,8 +175,8 @@ enum Command {
         /// Sign a transfer (asks for the fields not given) instead of a login.
         #[arg(long)]
         transfer: bool,
-        /// The transaction (transfer) id the page shows.
-        #[arg(long, visible_alias = "transfer-id")]
+        /// The transfer id the page shows.
+        #[arg(long = "transfer-id", alias = "transaction-id", value_name = "TRANSFER_ID")]
         transaction_id: Option<String>,
         /// The payee account the page shows.
         #[arg(long)]
@@ -578,7 +578,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                         None => ui.ask(prompt),
                     }
                 };
-                let transaction_id = input::transfer_id(&given(transaction_id, "transaction id shown by the page: ")?)?;
+                let transaction_id = input::transfer_id(&given(transaction_id, "transfer id shown by the page: ")?)?;
                 let source = input::account(&given(source, "source account (from) shown by the page: ")?)?;
                 let payee = input::account(&given(payee, "payee account shown by the page: ")?)?;
                 let payee_name = input::payee_name(&given(payee_name, "payee's name shown by the page: ")?)?;
@@ -805,6 +805,24 @@ mod tests {
                 assert_eq!(arg.is_global_set(), arg.get_help_heading() == Some(GLOBAL), "{} --{id}", sub.get_name());
             }
         }
+    }
+
+    #[test]
+    fn a_transfer_id_is_called_so_in_help_and_prompts() {
+        // One name for it everywhere the customer reads; `--transaction-id` stays an alias.
+        let mut help = Vec::new();
+        let mut cmd = Cli::command();
+        cmd.build();
+        let respond = cmd.find_subcommand_mut("respond").unwrap();
+        respond.write_long_help(&mut help).unwrap();
+        let help = String::from_utf8(help).unwrap();
+        assert!(help.contains("--transfer-id"), "{help}");
+        assert!(!help.to_lowercase().contains("transaction"), "{help}");
+        let source = include_str!("main.rs");
+        let prompt = ["\"transaction", " id shown"].concat();
+        assert!(!source.contains(&prompt), "a prompt still says transaction id");
+        let old = Cli::try_parse_from(["reader-bridge", "respond", "--transaction-id", "t-1"]).unwrap();
+        assert!(matches!(old.command, Command::Respond { transaction_id: Some(ref t), .. } if t == "t-1"));
     }
 
     #[test]

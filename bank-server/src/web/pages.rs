@@ -1011,10 +1011,10 @@ fn sign_html(st: &AppState, csrf: &str, c: &Signing<'_>, p: &CodeProblems<'_>) -
             tr { th scope="row" { "Valid for" } td { (st.cfg.auth.challenge_ttl) " seconds" } }
         }
         p { "On your computer with the card reader, run" }
-        // The bridge's flag is `--transaction-id` (the card's name for the transfer id).
+        // `--transfer-id` (the card's name for it, `--transaction-id`, is the flag's alias).
         pre.mono {
             "reader-bridge respond --challenge " (ch)
-            " --transaction-id " (s.transaction_id) " --amount-minor " (s.amount_minor)
+            " --transfer-id " (s.transaction_id) " --amount-minor " (s.amount_minor)
             " --currency " (cur) " --source " (s.source) " --payee " (s.payee)
             " --payee-name " (shell_word(s.payee_name.as_str())) (confirm_flag)
         }

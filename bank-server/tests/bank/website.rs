@@ -97,7 +97,7 @@ async fn a_person_logs_in_looks_transfers_and_logs_out() {
     assert!(confirm.contains("<span id=\"amount-minor\">1234</span> minor units"));
     let challenge = cell(&confirm, "Challenge");
     let command = format!(
-        "reader-bridge respond --challenge {challenge} --transaction-id {tid} --amount-minor 1234 --currency EUR --source ACC-ALICE-EUR --payee ACC-BOB-EUR --payee-name 'Bob Example'</pre>"
+        "reader-bridge respond --challenge {challenge} --transfer-id {tid} --amount-minor 1234 --currency EUR --source ACC-ALICE-EUR --payee ACC-BOB-EUR --payee-name 'Bob Example'</pre>"
     );
     assert!(confirm.contains(&command) && !confirm.contains("--server"), "{confirm}");
     let (counter, otp) = card.tx(

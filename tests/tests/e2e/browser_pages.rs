@@ -78,10 +78,21 @@ fn landmarks(b: &Chrome, name: &str, nav: bool, current: Option<&str>) {
     let v = b.script(
         "return [document.querySelectorAll('h1').length, document.querySelectorAll('main h1').length, \
          !!document.querySelector('header nav[aria-label=Main] a[href=\"/accounts\"]'), \
-         Array.from(document.querySelectorAll('nav a[aria-current=page]')).map(a => a.getAttribute('href'))];",
+         Array.from(document.querySelectorAll('nav a[aria-current=page]')).map(a => a.getAttribute('href')), \
+         (document.querySelector('meta[name=viewport]') || {}).content || null, \
+         Array.from(document.querySelectorAll('h2')).map(h => h.textContent.trim()), \
+         (document.querySelector('h1') || {}).textContent];",
         json!([]),
     );
     assert_eq!((v[0].as_u64(), v[1].as_u64()), (Some(1), Some(1)), "{name}: one h1, in main: {}", b.text());
+    // Headless desktop Chromium lays out at the window's width whatever the tag says, so the
+    // 360 px runs cannot see a missing viewport tag: it is checked here instead.
+    assert_eq!(v[4].as_str(), Some("width=device-width, initial-scale=1"), "{name}: the viewport tag");
+    let h1 = v[6].as_str().unwrap_or("").trim();
+    assert!(
+        !v[5].as_array().unwrap().iter().any(|h| h.as_str() == Some(h1)),
+        "{name}: an h2 repeats the h1 {h1:?}"
+    );
     assert_eq!(
         v[2].as_bool(),
         Some(nav),

@@ -270,6 +270,14 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| panic!("no PAYSIM_BRIDGE_STATE_DIR line in\n{}", demo.output()));
+    // The demo's port is not 8080, so the banner says which PAYSIM_SERVER to export; the
+    // second terminal below uses it (a wrong one would be refused against the pinned bank).
+    let server_export = demo
+        .seen
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("export PAYSIM_SERVER=\"").and_then(|r| r.split('"').next()).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no export PAYSIM_SERVER line in\n{}", demo.output()));
+    assert_eq!(server_export, demo.url());
 
     // The browser's part, by HTTP; the second terminal's part with the page's command.
     let http = demo.client();
@@ -293,7 +301,7 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
         .args(&command[1..])
         .args(["--pin-stdin", "--yes"])
         .env("PAYSIM_BRIDGE_STATE_DIR", &bridge_state)
-        .env_remove("PAYSIM_SERVER")
+        .env("PAYSIM_SERVER", &server_export)
         .env_remove("PAYSIM_CA")
         .env_remove("PAYSIM_READER")
         .stdin(Stdio::piped())
