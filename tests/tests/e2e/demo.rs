@@ -374,3 +374,33 @@ fn a_demo_gives_up_on_a_held_slot_within_30_s_naming_the_holder() {
     // The wait is bounded: setup, an up-to-date build and 30 s, not the old 300 s.
     assert!(started.elapsed() < DEMO_WAIT, "{:?}", started.elapsed());
 }
+
+/// A demo whose port is taken says so and which port to try instead, before it waits for a
+/// slot or makes anything: no work directory is left behind.
+#[test]
+fn a_demo_refuses_a_taken_port_before_anything_else() {
+    e2e_tests::require_pcscd();
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let work = dir.path().join("demo");
+    let out = Command::new("bash")
+        .arg(e2e_tests::workspace_root().join("scripts/demo.sh"))
+        .env("TMPDIR", &tmp)
+        .env("PAYSIM_PORT", port.to_string())
+        .env("PAYSIM_DEMO_DIR", &work)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("PAYSIM_DEMO_EXIT", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    drop(taken);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains(&format!("port {port} is taken")), "{text}");
+    assert!(text.contains(&format!("PAYSIM_PORT={}", port + 1)), "{text}");
+    assert!(!text.contains("slot 0 is ours"), "the demo went on to the slot: {text}");
+    assert!(!work.exists(), "the demo left {} behind:\n{text}", work.display());
+}
