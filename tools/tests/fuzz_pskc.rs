@@ -75,6 +75,10 @@ fn written_files_reach_each_path() {
     }
     harness::run(b"");
     harness::run(&[0xFF, 0xFE, b'<']);
+    // A piece of the fixed message itself, then bytes that are not UTF-8 (found by libFuzzer:
+    // the harness took the message's own words for element text the error repeated).
+    harness::run(b"he file is not UTF-8 tex<?\xff\xff\xff\xff\xfd\xf5\xbf\xff");
+    harness::run(b"at line 1, column 1<a>at line 1, column 1</b>");
     harness::run(b"<KeyContainer xmlns=\"urn:ietf:params:xml:ns:keyprov:pskc\" Version=\"1.0\"/>");
 }
 
