@@ -358,6 +358,61 @@ impl AppState {
     }
 }
 
+/// How often the [`AppState::housekeeper`] looks whether the bank is idle.
+pub const HOUSEKEEPING_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+/// The housekeeper works at least this often even when the bank never goes idle, so the
+/// tables cannot grow without end under a load that never stops (one bounded unit each time).
+pub const HOUSEKEEPING_AT_LEAST: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What can stop one round of housekeeping ([`AppState::housekeep`]; the housekeeper logs it
+/// and tries again when idle).
+#[derive(Debug, thiserror::Error)]
+pub enum HousekeepingError {
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("{0}")]
+    UseCase(#[from] usecase::UseCaseError),
+}
+
+impl AppState {
+    /// One round of housekeeping: a read looks whether [`usecase::housekeeping`] has work (an
+    /// idle bank does not write to find out); if so, one bounded unit of it goes through the
+    /// writer like any request. Returns the rows deleted.
+    pub async fn housekeep(&self) -> Result<usize, HousekeepingError> {
+        if !self.read(|tx, now| Ok::<_, HousekeepingError>(usecase::housekeeping_due(tx, now)?)).await? {
+            return Ok(0);
+        }
+        self.tx(|tx, now| Ok::<_, HousekeepingError>(usecase::housekeeping(tx, now)?)).await
+    }
+
+    /// Tidies the database ([`usecase::housekeeping`]) while the bank is idle: every
+    /// [`HOUSEKEEPING_TICK`], if the writer committed no batch since the last look (or
+    /// [`HOUSEKEEPING_AT_LEAST`] went by) and a read finds something to do, one bounded unit
+    /// goes through the writer like any request. Runs until its task is dropped; `bank-server
+    /// serve` spawns it. Requests never pay for it: under load the writer is never idle.
+    pub async fn housekeeper(self) {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = self.writer.committed().0;
+        let mut worked = std::time::Instant::now();
+        loop {
+            tick.tick().await;
+            let idle = self.writer.committed().0 == seen;
+            if idle || worked.elapsed() >= HOUSEKEEPING_AT_LEAST {
+                worked = std::time::Instant::now();
+                match self.housekeep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "housekeeping: expired challenges deleted"),
+                    Err(e) => tracing::warn!(error = %e, "housekeeping failed; it is tried again when idle"),
+                }
+            }
+            seen = self.writer.committed().0;
+        }
+    }
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").field("db", &self.db).field("cfg", &self.cfg).finish_non_exhaustive()

@@ -136,11 +136,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     writeln!(out, "bank-server listening on {scheme}://{addr}")?;
     out.flush()?;
     drop(out);
+    // Expired challenges are deleted while the bank is idle, not by the requests.
+    let housekeeper = tokio::spawn(state.clone().housekeeper());
     match tls {
         Some(tls) => bank_server::serve_tls(listener, state, tls, shutdown).await,
         None => bank_server::serve(listener, state, shutdown).await,
     }
     .context("server failed")?;
+    housekeeper.abort();
     // Every request has been answered: copy the whole WAL into the database file, so that the
     // file alone holds everything (a copy of it is a full backup). The commit mark stays.
     let checkpointed = tokio::task::spawn_blocking({

@@ -451,6 +451,18 @@ pub fn confirm_transfer(
     Ok(Ok(ledger::execute_transfer(tx, now, who.user_id, transfer_id, &who.actor())?))
 }
 
+/// What the bank tidies while it is idle ([`crate::AppState::housekeeper`]): a bounded batch
+/// of expired challenges. Returns how many rows went.
+pub fn housekeeping(tx: &Transaction<'_>, now: i64) -> Result<usize, UseCaseError> {
+    Ok(auth::challenges::prune_expired(tx, now)?)
+}
+
+/// Whether [`housekeeping`] has anything to do (a read: an idle bank does not write to find
+/// out).
+pub fn housekeeping_due(tx: &Transaction<'_>, now: i64) -> Result<bool, UseCaseError> {
+    Ok(auth::challenges::any_expired(tx, now)?)
+}
+
 /// Revokes a token for good and ends its user's sessions (API and website): whoever logged in
 /// with a lost card is out at once. Returns how many sessions ended.
 pub fn revoke_token(tx: &Transaction<'_>, now: i64, serial: &CardSerial, actor: &str) -> Result<usize, UseCaseError> {

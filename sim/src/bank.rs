@@ -47,6 +47,8 @@ pub struct SimBank {
     path: PathBuf,
     rt: tokio::runtime::Runtime,
     app: Option<Router>,
+    /// The running bank's state, for what `bank-server serve` does beside the requests.
+    state: Option<AppState>,
     pub clock: Clock,
     fault: Arc<Mutex<Option<StorageFault>>>,
     fired: Arc<AtomicBool>,
@@ -72,6 +74,7 @@ impl SimBank {
             path,
             rt,
             app: None,
+            state: None,
             clock: Clock::manual(start),
             fault: Arc::new(Mutex::new(None)),
             fired: Arc::new(AtomicBool::new(false)),
@@ -100,6 +103,7 @@ impl SimBank {
         });
         let state = AppState::with_faults(db, key, cfg, self.clock.clone(), Some(plan)).map_err(|e| e.to_string())?;
         let client: std::net::SocketAddr = "198.51.100.7:41000".parse().map_err(|_| "address".to_owned())?;
+        self.state = Some(state.clone());
         self.app = Some(bank_server::app(state).layer(MockConnectInfo(client)));
         Ok(())
     }
@@ -107,6 +111,7 @@ impl SimBank {
     /// The power fails between requests (nothing in flight) and the bank starts again.
     pub fn restart(&mut self) -> Result<(), String> {
         self.app = None;
+        self.state = None;
         self.restarts += 1;
         self.start()
     }
@@ -136,6 +141,15 @@ impl SimBank {
                 if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
             Ok((status, value))
         })
+    }
+
+    /// One round of the housekeeping `bank-server serve` runs while idle (deleting expired
+    /// challenges), at a step the scheduler chose rather than on a timer, so a seed replays.
+    /// Returns the rows deleted.
+    pub fn housekeep(&mut self) -> Result<usize, String> {
+        let state = self.state.clone().ok_or("the bank is not running")?;
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.rt.block_on(async move { state.housekeep().await }).map_err(|e| format!("housekeeping: {e}"))
     }
 
     /// One request through the faulty network, the storage meeting `storage` at the request's

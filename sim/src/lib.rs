@@ -812,6 +812,11 @@ impl World {
                 self.customers[c].card.link_mut().power_cycle();
                 Ok(())
             }
+            960..=974 => {
+                let gone = self.bank.housekeep().map_err(|e| self.violation(e))?;
+                self.note(format!("bank: housekeeping deleted {gone} expired challenges"));
+                Ok(())
+            }
             _ => {
                 let token = self.customers[c].session.clone();
                 self.note(format!("customer {c}: read accounts"));

@@ -465,3 +465,47 @@ fn the_master_key_can_come_from_the_environment() {
         assert!(!err.contains(&other) && !err.contains("not-hex"), "the key's value is never shown: {err}");
     }
 }
+
+/// Expired challenges are deleted by the housekeeper while the bank is idle, in bounded
+/// units, and open ones stay; the requests themselves no longer delete any.
+#[test]
+fn an_idle_bank_deletes_expired_challenges_and_keeps_open_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bank.sqlite3");
+    setup(&db);
+    let expired = 3 * bank_server::auth::challenges::PRUNE_BATCH + 7;
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let token: i64 = c.query_row("SELECT id FROM tokens WHERE serial = 'PSIM-ALICE'", [], |r| r.get(0)).unwrap();
+        c.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO challenges (id, token_id, kind, challenge, expires_at)
+             SELECT lower(hex(randomblob(16))), ?2, 'login', zeroblob(32), 1000 + i FROM n",
+            rusqlite::params![expired, token],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO challenges (id, token_id, kind, challenge, expires_at)
+             VALUES ('00000000000000000000000000000001', ?1, 'login', zeroblob(32), 9999999999)",
+            [token],
+        )
+        .unwrap();
+    }
+    let server = Server::spawn(&db, &["--public-url", VID], false);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // The housekeeper looks every 100 ms; a generous bound for a loaded CI machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count("SELECT count(*) FROM challenges WHERE expires_at < 9999999999") > 0 {
+        assert!(std::time::Instant::now() < deadline, "expired challenges left after 60 s of idling");
+        std::thread::sleep(bank_server::HOUSEKEEPING_TICK);
+    }
+    assert_eq!(count("SELECT count(*) FROM challenges"), 1, "the open challenge stays");
+    // The bank still works, and a login leaves its own (consumed) challenge nowhere.
+    let mut card = Card::new(seed("alice"));
+    let api = Api::login(&server.base, &mut card, "alice");
+    let (st, _) = api.get("/api/v1/accounts").unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(count("SELECT count(*) FROM challenges"), 1);
+}
