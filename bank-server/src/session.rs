@@ -1,8 +1,11 @@
 //! Sessions: of the website (a cookie) and of the JSON API (a bearer token). This role owns the
 //! `sessions` table; a session names its user by auth's user id and never reads auth's tables.
 //!
-//! A session token is 128 random bits, shown to the client once as 32 hex digits; the table
-//! keeps only its SHA-256. Sessions end after `idle` seconds without a request or at their
+//! A session token is its start time (8 bytes) and 128 random bits, shown to the client once
+//! as 48 hex digits; the table keeps only a key made of the start time and 24 bytes of the
+//! token's SHA-256 (`key_of`: the time first, so new rows land where the last ones did).
+//! Tokens of the earlier form, 32 hex digits of secret keyed by their whole SHA-256, are still
+//! read. Sessions end after `idle` seconds without a request or at their
 //! absolute expiry, whichever comes first. Each has its own CSRF token for forms, derived from
 //! the session token (`SHA-256("PAYSIM-BANK-CSRF-1" ‖ token)`, first 16 bytes, hex) and never
 //! stored: a copy of the database holds neither, so it cannot be used to forge a form. (The
@@ -10,8 +13,8 @@
 //!
 //! The audit log sees every session of a user (never a visitor's): `session_started` at login,
 //! `session_ended` with its reason (`logout`, `idle`, `max_age`, `token_revoked`) when it
-//! ends, each with the session's kind, a short reference (the first 8 hex digits of its id
-//! hash, which reveal nothing of the token) and the client address it was started from. An
+//! ends, each with the session's kind, a short reference (the last 8 hex digits of its key,
+//! digest bytes that reveal nothing of the token) and the client address it was started from. An
 //! idle or expired session is found ended when it is next used or when a session start
 //! prunes a bounded batch: that is when its end is audited.
 
@@ -102,14 +105,15 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// What challenges issued in this session are bound to.
+    /// What challenges issued in this session are bound to (digest bytes of its key: the
+    /// key's first 8 bytes are its start time, see [`key_of`]).
     pub fn binding(&self) -> String {
-        format!("session:{}", hex::encode(&self.id_hash[..16]))
+        format!("session:{}", hex::encode(&self.id_hash[16..]))
     }
 
-    /// The session in the audit log: the first 8 hex digits of its id hash.
+    /// The session in the audit log: the last 8 hex digits of its key (digest bytes).
     pub fn audit_ref(&self) -> String {
-        hex::encode(&self.id_hash[..4])
+        audit_ref(&self.id_hash)
     }
 
     /// Constant-time check of a form's CSRF token.
@@ -119,8 +123,44 @@ impl Session {
     }
 }
 
+fn audit_ref(id_hash: &[u8]) -> String {
+    hex::encode(&id_hash[id_hash.len().saturating_sub(4)..])
+}
+
 fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// Hex digits of a token's start time (a big-endian `u64` of seconds).
+const TIME_DIGITS: usize = 16;
+/// Hex digits of a token's secret (16 random bytes).
+const SECRET_DIGITS: usize = 32;
+
+/// A new session token: its start time, then 16 random bytes, in lower-case hex (48 digits).
+fn new_token(now: i64) -> Result<String, KeyError> {
+    let start = u64::try_from(now).unwrap_or(0).to_be_bytes();
+    Ok(format!("{}{}", hex::encode(start), hex::encode(random_bytes::<16>()?)))
+}
+
+/// The `sessions` key of a token: its 8 bytes of start time, then the first 24 bytes of
+/// SHA-256 of the whole token. The table holds no token, only this; a dump cannot be used to
+/// take over a session. Keys that start with the time make each new row land at the edge of
+/// the index, where the rows of the last batches are, so a start costs the same few page
+/// writes with 100,000 live sessions as with none (a key that is all digest put each new row
+/// on a page of its own). A token of the earlier form (32 digits, all secret) keeps its key:
+/// the whole digest.
+fn key_of(token: &str) -> [u8; 32] {
+    let digest = hash_token(token);
+    if token.len() != TIME_DIGITS + SECRET_DIGITS {
+        return digest;
+    }
+    let mut key = [0u8; 32];
+    // `well_formed` has checked the digits.
+    if hex::decode_to_slice(&token[..TIME_DIGITS], &mut key[..8]).is_err() {
+        return digest;
+    }
+    key[8..].copy_from_slice(&digest[..24]);
+    key
 }
 
 /// The CSRF token of the session whose token is `token`.
@@ -131,9 +171,11 @@ fn csrf_for(token: &str) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// Whether `s` looks like a token we issue (32 lower-case hex digits).
+/// Whether `s` looks like a token we issue (48 lower-case hex digits: start time and secret;
+/// or 32, all secret, as tokens were issued before).
 fn well_formed(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    (s.len() == TIME_DIGITS + SECRET_DIGITS || s.len() == SECRET_DIGITS)
+        && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Anyone can start a visitor session (a website session before login) by opening `/login`:
@@ -184,7 +226,7 @@ fn audit_end(tx: &Transaction<'_>, now: i64, e: &Ending<'_>, why: Ended, actor: 
     let Some(user_id) = e.user_id else {
         return Ok(());
     };
-    let reference = hex::encode(&e.id_hash[..4.min(e.id_hash.len())]);
+    let reference = audit_ref(e.id_hash);
     audit::append(
         tx,
         now,
@@ -236,9 +278,9 @@ pub fn create(
     limits: Limits,
 ) -> Result<(SessionToken, Session), SessionError> {
     prune_ended(tx, now, limits.idle)?;
-    let token = hex::encode(random_bytes::<16>()?);
+    let token = new_token(now)?;
     let csrf = csrf_for(&token);
-    let id_hash = hash_token(&token);
+    let id_hash = key_of(&token);
     let expires_at = now + limits.max_age;
     let client = audit::client();
     tx.exec(
@@ -287,7 +329,7 @@ fn find(tx: &Transaction<'_>, token: &str, kind: Kind) -> Result<Option<Row>, Se
     if !well_formed(token) {
         return Ok(None);
     }
-    let id_hash = hash_token(token);
+    let id_hash = key_of(token);
     let row: Option<(Kind, Row)> = tx
         .prepare_cached("SELECT kind, user_id, last_seen, expires_at, client FROM sessions WHERE id_hash = ?1")?
         .query_row([id_hash.as_slice()], |r| {
@@ -417,6 +459,45 @@ pub fn end_all_for_user(
 mod tests {
     use super::*;
     use crate::db::{plan, Db, DbError};
+
+    #[test]
+    fn keys_start_with_the_time_and_tokens_of_the_earlier_form_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("bank.sqlite3")).unwrap();
+        db.run_blocking(|c| {
+            crate::db::immediate(c, |tx| {
+                let limits = Limits { idle: 300, max_age: 3600, max_visitors: 10 };
+                let (a, sa) = create(tx, 1_000, Kind::Api, None, limits).unwrap();
+                let (b, sb) = create(tx, 1_000, Kind::Api, None, limits).unwrap();
+                let (c2, sc) = create(tx, 1_001, Kind::Api, None, limits).unwrap();
+                for t in [&a, &b, &c2] {
+                    assert_eq!(t.as_str().len(), 48);
+                    assert!(well_formed(t.as_str()));
+                }
+                assert_eq!(&a.as_str()[..16], "00000000000003e8", "the token starts with its time");
+                assert_eq!(&sa.id_hash[..8], &1_000u64.to_be_bytes(), "so does the key");
+                assert_eq!(&sa.id_hash[8..], &hash_token(a.as_str())[..24]);
+                assert!(sa.id_hash < sc.id_hash && sb.id_hash < sc.id_hash, "later sessions sort after");
+                // Two sessions of the same second share no binding or audit reference.
+                assert_ne!(sa.binding(), sb.binding());
+                assert_ne!(sa.audit_ref(), sb.audit_ref());
+                assert!(lookup(tx, 1_002, a.as_str(), Kind::Api, limits.idle).unwrap().is_some());
+                // A token of the earlier form: 32 digits, keyed by its whole digest.
+                let old = "0123456789abcdef0123456789abcdef";
+                tx.execute(
+                    "INSERT INTO sessions (id_hash, kind, user_id, csrf, created_at, last_seen, expires_at)
+                     VALUES (?1, 'api', NULL, '', 1000, 1000, 9999)",
+                    [hash_token(old).as_slice()],
+                )?;
+                assert!(lookup(tx, 1_002, old, Kind::Api, limits.idle).unwrap().is_some());
+                // A 48-digit token nobody issued is simply unknown.
+                let forged = format!("{}{}", &a.as_str()[..16], "0".repeat(32));
+                assert!(lookup(tx, 1_002, &forged, Kind::Api, limits.idle).unwrap().is_none());
+                Ok::<_, DbError>(())
+            })
+        })
+        .unwrap();
+    }
 
     #[test]
     fn pruning_ended_sessions_searches_indexes_and_never_scans() {

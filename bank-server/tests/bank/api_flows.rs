@@ -155,7 +155,7 @@ async fn login_failures_are_one_generic_error() {
 
     // The card that was never used still logs in (counter 0: nothing consumed it).
     let token = bank.login(&mut card, "alice").await;
-    assert_eq!(token.len(), 32);
+    assert_eq!(token.len(), 48);
 }
 
 #[tokio::test]

@@ -126,7 +126,7 @@ async fn fifty_parallel_wrong_codes_lock_after_exactly_five() {
     // ...and accepted once the first lock's minute is over.
     bank.clock.advance(60);
     let token = bank.login(&mut card, "alice").await;
-    assert_eq!(token.len(), 32);
+    assert_eq!(token.len(), 48);
 }
 
 #[tokio::test]
