@@ -234,6 +234,32 @@ mod tests {
     }
 
     #[test]
+    fn pending_fields_are_the_documented_ones() {
+        let p: PendingTransfer = serde_json::from_value(json!({
+            "verifier_id": "https://bank.example", "user": "alice", "transfer_id": "tx-9",
+            "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "amount_minor": 1234, "currency": "EUR",
+            "payee_name": "Bob Example"
+        }))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(PendingJson::from(&p)).unwrap(),
+            json!({
+                "transfer_id": "tx-9", "verifier_id": "https://bank.example", "user": "alice",
+                "from": "ACC-ALICE-EUR", "to": "ACC-BOB-EUR", "payee_name": "Bob Example",
+                "amount_minor": 1234, "amount": "12.34", "currency": "EUR"
+            })
+        );
+        // A record of an older bridge: no source account, no payee name.
+        let old: PendingTransfer = serde_json::from_value(json!({
+            "verifier_id": "https://bank.example", "user": "alice", "transfer_id": "tx-8",
+            "from": null, "to": "ACC-BOB-EUR", "amount_minor": 5, "currency": "JPY"
+        }))
+        .unwrap();
+        let v = serde_json::to_value(PendingJson::from(&old)).unwrap();
+        assert_eq!((&v["from"], &v["payee_name"], &v["amount"]), (&json!(null), &json!(null), &json!("5")));
+    }
+
+    #[test]
     fn reader_fields_say_what_the_card_is() {
         let r = ReaderInfo {
             name: "Virtual PCD 00 00".into(),

@@ -36,3 +36,20 @@ fn the_same_command_prints_normally_to_an_open_pipe() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no pending transfers\n");
 }
+
+#[test]
+fn pending_json_is_one_json_line_even_when_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_reader-bridge"))
+        .args(["--state-dir"])
+        .arg(dir.path().join("state"))
+        .args(["pending", "--json"])
+        .env_remove("PAYSIM_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), serde_json::json!([]));
+}
