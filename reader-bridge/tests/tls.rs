@@ -211,3 +211,26 @@ fn the_cli_says_what_to_do_about_an_untrusted_bank_and_shows_the_library_chain_o
     assert!(stdout.contains(&format!("bank:            {url} (the card signs for {url})")), "{stdout}");
     assert!(stdout.contains("the private CA with SHA-256 ") && stdout.contains("bank-ca.pem"), "{stdout}");
 }
+
+/// `-v` logs each step of a command as it happens; without it only the outcome shows. (This
+/// test's bank refuses the login challenge: the first step and the outcome are what shows.)
+#[test]
+fn v_logs_each_step_and_without_it_only_the_outcome_shows() {
+    let pki = pki();
+    let bank = TlsBank::start(&pki);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let url = bank.url("localhost");
+    let ca = write_ca(dir.path(), &pki);
+    assert!(bridge_cli(&state, &["setup", "--server", &url, "--ca", ca.to_str().unwrap()]).status.success());
+    let login = ["--reader", "No Such Reader", "--wait", "0", "login", "--user", "alice", "--pin-stdin"];
+    let quiet = bridge_cli(&state, &login);
+    let loud = bridge_cli(&state, &[&["-v"], &login[..]].concat());
+    let (quiet, loud) = (String::from_utf8_lossy(&quiet.stderr), String::from_utf8_lossy(&loud.stderr));
+    assert!(quiet.contains("error: "), "{quiet}");
+    assert!(!quiet.contains("INFO"), "without -v no step is logged: {quiet}");
+    assert!(loud.contains("INFO") && loud.contains("asking the bank for a login challenge"), "{loud}");
+    // The outcome is the same line either way.
+    let last = |s: &str| s.lines().rfind(|l| l.starts_with("error: ")).map(str::to_owned);
+    assert_eq!(last(&quiet), last(&loud));
+}
