@@ -69,7 +69,7 @@ fn sign_with_card(st: &AppState) -> Markup {
 const STYLE: &str = "body{font-family:sans-serif;max-width:52em;margin:0 auto;padding:0 1em 2em;line-height:1.4}\
 header{border-bottom:1px solid #999;margin-bottom:1em;padding:.6em 0}\
 table{border-collapse:collapse;max-width:100%}td,th{border:1px solid #999;padding:.3em .6em;text-align:left;vertical-align:top}\
-.num{text-align:right;font-family:monospace;white-space:nowrap}code,.mono{font-family:monospace;overflow-wrap:anywhere}\
+.num{text-align:right;font-family:monospace;white-space:nowrap}code,.mono{font-family:monospace}.mono{overflow-wrap:anywhere}code{white-space:nowrap}\
 pre{white-space:pre-wrap;overflow-wrap:anywhere}\
 nav ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:.4em 1em;align-items:center}\
 nav form{display:inline;margin:0}nav a[aria-current]{font-weight:bold;text-decoration:none;border-bottom:2px solid}\

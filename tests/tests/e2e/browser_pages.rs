@@ -124,6 +124,12 @@ fn looked_at(b: &Chrome, width: u32, name: &str) {
 /// this page's address and `status`, is expected. Any other console error is not.
 fn looked_at_refusal(b: &Chrome, width: u32, name: &str, status: Option<u16>) {
     let (scroll, inner) = b.widths();
+    // A short code in the text (`17-12345678`, `COUNTER-OTP`) is never split over two lines.
+    let split = b.script(
+        "return Array.from(document.querySelectorAll('code')).filter(c => c.getClientRects().length > 1).map(c => c.textContent);",
+        json!([]),
+    );
+    assert_eq!(split, json!([]), "{name} at {width} px: codes split over lines");
     let shot = screenshot_dir().join(format!("{name}-{width}.png"));
     b.screenshot(&shot);
     assert!(
