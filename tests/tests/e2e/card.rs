@@ -207,6 +207,15 @@ fn third_party_clients_get_the_same_answers() {
     assert_eq!(answers[0].data, fci_pcsc[..fci_pcsc.len() - 2], "opensc-tool sees the same FCI");
     assert_eq!(answers[1].data, b"PSIM-3RD-PARTY");
     assert_eq!(answers[2].sw, 0x63C2);
+
+    // pcsc_scan (pcsc-tools) as the README's tester notes give it: one snapshot, no ATR lookup
+    // (`-n`: it does not try to download its ATR list), the card's ATR as it is.
+    let out = std::process::Command::new("timeout").args(["30", "pcsc_scan", "-c", "-n"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pcsc_scan -c -n: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    let ours = text.split(" Reader ").find(|r| r.contains(&reader)).unwrap_or_else(|| panic!("{reader} not in {text}"));
+    let atr: Vec<String> = card_applet::ATR.iter().map(|b| format!("{b:02X}")).collect();
+    assert!(ours.contains(&format!("ATR: {}", atr.join(" "))), "pcsc_scan shows another ATR: {ours}");
     let mut link = card.link();
     exchange(&mut link, |tx| {
         host::parse_select(&send(tx, &host::select())).unwrap();
