@@ -949,7 +949,7 @@ fn website_login_and_transfer_with_codes_from_respond() {
     let args = respond_args(&page);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     for expected in [
-        "--transaction-id",
+        "--transfer-id",
         "--amount-minor",
         "1234",
         "--source",
