@@ -2,9 +2,10 @@
 //! (`sudo bash scripts/setup.sh`): one build and one link instead of four.
 //!
 //! The tests run in parallel threads. Those that need a vpcd slot take its cross-process lock
-//! (`e2e_tests::Slot::lock`), which also holds shared use of pcscd; the pcscd restart test and
-//! the demo tests (whose bridge runs without `--reader`) take pcscd exclusively
-//! (`e2e_tests::pcscd_exclusive`), so they run while no other test of this binary uses a card.
+//! (`e2e_tests::Slot::lock`), which also holds shared use of pcscd; the demo tests (whose
+//! bridge runs without `--reader`) take pcscd exclusively (`e2e_tests::pcscd_exclusive`), so
+//! they run while no other test of this binary uses a card. The pcscd restart test is a binary
+//! of its own (`tests/pcscd_restart.rs`).
 
 // Helpers outside `#[test]` functions unwrap too (clippy.toml covers the tests themselves).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,7 +16,6 @@ mod demo;
 mod flow;
 mod net_faults;
 mod oath_token;
-mod pcscd_restart;
 mod pin_state;
 mod pskc;
 mod signing_service;

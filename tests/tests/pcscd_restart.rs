@@ -1,8 +1,13 @@
 //! The virtual card survives a pcscd restart: it reconnects to vpcd by itself and keeps its
-//! state. Restarting the shared pcscd would disturb any other test running beside it, so the
-//! test holds pcscd exclusively in this binary (`e2e_tests::pcscd_exclusive`: it waits until
-//! no other test uses a card) and both slot locks against other processes. Needs root, like
-//! scripts/setup.sh.
+//! state. Needs root, like scripts/setup.sh.
+//!
+//! A test binary of its own, so no other test shares the process that lived through the
+//! restart: when it was a module of the `e2e` binary, the test that ran next in that process
+//! (`pin_state`, a PC/SC client killed inside its exchange) failed in 3 of 5 paired runs, with
+//! `SCARD_E_PROTO_MISMATCH` on a second transaction or a card that pcscd had not reset after
+//! its client died. Not understood. The test holds both slot locks against other processes
+//! and pcscd exclusively (`e2e_tests::pcscd_exclusive`) against threads of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 
