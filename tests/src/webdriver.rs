@@ -156,6 +156,26 @@ impl Chrome {
         self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})));
     }
 
+    /// Clicks `css`, a control that loads another page (a form's button, a link), and waits
+    /// (at most 30 s) until that page has loaded: a click is answered once the browser took
+    /// it, which can be before the navigation began, and the old page would then be read.
+    pub fn submit(&self, css: &str) {
+        self.script("window.__paysimBeforeClick = true;", json!([]));
+        self.click(css);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let loaded = self.script(
+                "return window.__paysimBeforeClick !== true && document.readyState === 'complete';",
+                json!([]),
+            );
+            if loaded == json!(true) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "no new page 30 s after clicking {css}: {}", self.text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (at most `timeout`, through the page loads in between) until an element matching
     /// `xpath` is on the page: WebDriver's implicit wait, so the browser itself waits for it.
     /// Panics with the page's text otherwise.

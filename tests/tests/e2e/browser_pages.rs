@@ -159,7 +159,7 @@ fn a_person_uses_the_site_at(width: u32) {
     looked_at(&b, width, "login");
 
     b.fill("input[name=user]", "alice");
-    b.click("form[action='/login'] button");
+    b.submit("form[action='/login'] button");
     let challenge = field(&b, "#challenge");
     assert_eq!(field(&b, "#verifier-id"), site.vid, "the page names the bank the code is bound to");
     assert!(b.text().contains("reader-bridge respond"), "{}", b.text());
@@ -167,7 +167,7 @@ fn a_person_uses_the_site_at(width: u32) {
 
     let code = site.login_code(&challenge);
     b.fill("input[name=code]", &code);
-    b.click("form[action='/login/code'] button");
+    b.submit("form[action='/login/code'] button");
     assert!(b.url().ends_with("/welcome"), "{}", b.url());
     assert!(b.text().contains("Welcome, alice"), "{}", b.text());
     landmarks(&b, "welcome", true, Some("/welcome"));
@@ -187,7 +187,7 @@ fn a_person_uses_the_site_at(width: u32) {
     b.fill("input[name=payee_name]", "Bob Example");
     // A decimal comma, as many customers type it.
     b.fill("input[name=amount]", "12,34");
-    b.click("form[action='/transfer'] button");
+    b.submit("form[action='/transfer'] button");
     let (tid, payee) = (field(&b, "#transfer-id"), field(&b, "#payee"));
     assert_eq!(payee, "ACC-BOB-EUR");
     // Verification of payee and every signed field, before the code box.
@@ -214,7 +214,7 @@ fn a_person_uses_the_site_at(width: u32) {
         },
     );
     b.fill("input[name=code]", &code);
-    b.click("form[action='/transfer/confirm'] button");
+    b.submit("form[action='/transfer/confirm'] button");
     assert!(b.text().contains("The transfer was executed."), "{}", b.text());
     landmarks(&b, "transfer-done", true, None);
     looked_at(&b, width, "transfer-done");
@@ -242,7 +242,7 @@ fn a_person_uses_the_site_at(width: u32) {
         b.fill("input[name=to]", to);
         b.fill("input[name=payee_name]", name);
         b.fill("input[name=amount]", "1.00");
-        b.click("form[action='/transfer'] button");
+        b.submit("form[action='/transfer'] button");
         let shown = b.script("return document.querySelector('#payee-check').dataset.result", json!([]));
         assert_eq!(shown, json!(result), "{}", b.text());
         let text = b.text();
@@ -261,7 +261,7 @@ fn a_person_uses_the_site_at(width: u32) {
     }
 
     b.open(&format!("{base}/welcome"));
-    b.click("nav form button");
+    b.submit("nav form button");
     // The logout form's answer is a new page: wait for its login field before looking.
     b.wait_for_xpath("//input[@name='user']", std::time::Duration::from_secs(30));
     assert!(b.url().ends_with("/login") || b.url().ends_with('/'), "{}", b.url());
@@ -275,10 +275,10 @@ fn logged_in(site: &mut Site, width: u32) -> Chrome {
     let b = Chrome::start(width, 900);
     b.open(&format!("{}/login", site.bank.url()));
     b.fill("input[name=user]", "alice");
-    b.click("form[action='/login'] button");
+    b.submit("form[action='/login'] button");
     let code = site.login_code(&field(&b, "#challenge"));
     b.fill("input[name=code]", &code);
-    b.click("form[action='/login/code'] button");
+    b.submit("form[action='/login/code'] button");
     // The code's answer is a redirect: wait for the page it leads to before looking.
     b.wait_for_xpath("//p[contains(., 'Welcome, alice')]", std::time::Duration::from_secs(30));
     assert!(b.url().ends_with("/welcome"), "{}: {}", b.url(), b.text());
@@ -291,7 +291,7 @@ fn send_transfer_form(b: &Chrome, base: &str, to: &str, name: &str, amount: &str
     b.fill("input[name=to]", to);
     b.fill("input[name=payee_name]", name);
     b.fill("input[name=amount]", amount);
-    b.click("form[action='/transfer'] button");
+    b.submit("form[action='/transfer'] button");
 }
 
 /// Each error page a customer can meet: the sentence beside the field that caused it, what
@@ -343,7 +343,7 @@ fn error_pages_keep_the_navigation_at(width: u32) {
 
     // Corrected, the same form goes on to the confirmation page.
     b.fill("input[name=amount]", "12,50");
-    b.click("form[action='/transfer'] button");
+    b.submit("form[action='/transfer'] button");
     assert_eq!(field(&b, "#amount-minor"), "1250", "{}", b.text());
 
     b.open(&format!("{base}/no-such-page"));
@@ -381,9 +381,9 @@ fn a_refused_code_ends_the_transfer_at(width: u32) {
     let b = Chrome::start(width, 900);
     b.open(&format!("{base}/login"));
     b.fill("input[name=user]", "alice");
-    b.click("form[action='/login'] button");
+    b.submit("form[action='/login'] button");
     b.fill("input[name=code]", "0-00000000");
-    b.click("form[action='/login/code'] button");
+    b.submit("form[action='/login/code'] button");
     assert!(b.text().contains("The code was not accepted, and you are not logged in."), "{}", b.text());
     assert_eq!(typed(&b, "#user").0, "alice");
     landmarks(&b, "error-login-code", false, None);
@@ -396,7 +396,7 @@ fn a_refused_code_ends_the_transfer_at(width: u32) {
     let tid = field(&b, "#transfer-id");
     // A code in the wrong form first: the same page, the rule beside the field.
     b.fill("input[name=code]", "17-123");
-    b.click("form[action='/transfer/confirm'] button");
+    b.submit("form[action='/transfer/confirm'] button");
     assert!(b.text().contains("COUNTER-OTP, like 17-12345678"), "{}", b.text());
     assert_eq!(field(&b, "#transfer-id"), tid);
     assert!(typed(&b, "#code").1);
@@ -404,7 +404,7 @@ fn a_refused_code_ends_the_transfer_at(width: u32) {
     looked_at_refusal(&b, width, "error-code-form", Some(400));
     // A wrong code: failed, and it says so.
     b.fill("input[name=code]", "0-00000000");
-    b.click("form[action='/transfer/confirm'] button");
+    b.submit("form[action='/transfer/confirm'] button");
     let text = b.text();
     assert!(
         text.contains("The code was not accepted, so this transfer has failed. Nothing was transferred."),
@@ -416,7 +416,7 @@ fn a_refused_code_ends_the_transfer_at(width: u32) {
     looked_at_refusal(&b, width, "error-wrong-code", Some(401));
 
     // In the history: failed, not pending; the balance untouched.
-    b.click("nav a[href='/accounts']");
+    b.submit("nav a[href='/accounts']");
     b.wait_for_xpath("//table[@id='history']", std::time::Duration::from_secs(30));
     let row = format!("#history tr[data-transfer-id='{tid}']");
     assert_eq!(field(&b, &format!("{row} td.status")), "Failed: the code was not accepted", "{}", b.text());
