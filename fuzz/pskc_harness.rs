@@ -42,7 +42,8 @@ pub fn run(data: &[u8]) {
                 Problem::NotUtf8 => assert!(std::str::from_utf8(data).is_err(), "{message}"),
                 Problem::Xml(at) => {
                     let numbers: Vec<&str> = at.strip_prefix("at line ").unwrap_or("").split(", column ").collect();
-                    let fixed = numbers.len() == 2 && numbers.iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                    let fixed = numbers.len() == 2
+                        && numbers.iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
                     assert!(fixed, "the XML error is not just where it stopped: {message}");
                 }
                 _ => {

@@ -309,7 +309,10 @@ fn readme_test_section_and_demo_values_match_the_scripts() {
     let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
     let demo = std::fs::read_to_string(format!("{root}/scripts/demo.sh")).unwrap();
     let demo_value = |name: &str| -> String {
-        let line = demo.lines().find(|l| l.starts_with(&format!("{name}="))).unwrap_or_else(|| panic!("no {name}= in demo.sh"));
+        let line = demo
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in demo.sh"));
         line[name.len() + 1..].split_whitespace().next().unwrap().to_owned()
     };
     let puk = demo_value("PUK");

@@ -164,10 +164,8 @@ impl Chrome {
         self.click(css);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let loaded = self.script(
-                "return window.__paysimBeforeClick !== true && document.readyState === 'complete';",
-                json!([]),
-            );
+            let loaded = self
+                .script("return window.__paysimBeforeClick !== true && document.readyState === 'complete';", json!([]));
             if loaded == json!(true) {
                 return;
             }

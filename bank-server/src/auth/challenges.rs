@@ -309,7 +309,9 @@ mod tests {
                         params![format!("{i:032x}"), token, expires_at],
                     )?;
                 }
-                let count = |tx: &Transaction<'_>| -> i64 { tx.query_row("SELECT count(*) FROM challenges", [], |r| r.get(0)).unwrap() };
+                let count = |tx: &Transaction<'_>| -> i64 {
+                    tx.query_row("SELECT count(*) FROM challenges", [], |r| r.get(0)).unwrap()
+                };
                 assert_eq!(prune_expired(tx, 1_000).unwrap(), PRUNE_BATCH as usize);
                 assert_eq!(prune_expired(tx, 1_000).unwrap(), PRUNE_BATCH as usize);
                 assert_eq!(prune_expired(tx, 1_000).unwrap(), 3);

@@ -89,10 +89,7 @@ fn landmarks(b: &Chrome, name: &str, nav: bool, current: Option<&str>) {
     // 360 px runs cannot see a missing viewport tag: it is checked here instead.
     assert_eq!(v[4].as_str(), Some("width=device-width, initial-scale=1"), "{name}: the viewport tag");
     let h1 = v[6].as_str().unwrap_or("").trim();
-    assert!(
-        !v[5].as_array().unwrap().iter().any(|h| h.as_str() == Some(h1)),
-        "{name}: an h2 repeats the h1 {h1:?}"
-    );
+    assert!(!v[5].as_array().unwrap().iter().any(|h| h.as_str() == Some(h1)), "{name}: an h2 repeats the h1 {h1:?}");
     assert_eq!(
         v[2].as_bool(),
         Some(nav),

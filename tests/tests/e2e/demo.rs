@@ -275,7 +275,9 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
     let server_export = demo
         .seen
         .iter()
-        .find_map(|l| l.trim().strip_prefix("export PAYSIM_SERVER=\"").and_then(|r| r.split('"').next()).map(str::to_owned))
+        .find_map(|l| {
+            l.trim().strip_prefix("export PAYSIM_SERVER=\"").and_then(|r| r.split('"').next()).map(str::to_owned)
+        })
         .unwrap_or_else(|| panic!("no export PAYSIM_SERVER line in\n{}", demo.output()));
     assert_eq!(server_export, demo.url());
 

@@ -948,16 +948,9 @@ fn website_login_and_transfer_with_codes_from_respond() {
     assert_eq!(s, 200, "{page}");
     let args = respond_args(&page);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    for expected in [
-        "--transfer-id",
-        "--amount-minor",
-        "1234",
-        "--source",
-        "ACC-ALICE-EUR",
-        "ACC-BOB-EUR",
-        "--payee-name",
-        "EUR",
-    ] {
+    for expected in
+        ["--transfer-id", "--amount-minor", "1234", "--source", "ACC-ALICE-EUR", "ACC-BOB-EUR", "--payee-name", "EUR"]
+    {
         assert!(args.contains(&expected), "{expected} missing in {args:?}");
     }
     let (counter, otp) = w.respond(&args, "1234");
