@@ -57,31 +57,20 @@ pub fn run(data: &[u8]) {
 }
 
 /// The element texts of the input of 12 characters or more that are not also (part of) an
-/// attribute value: those are shown on purpose. Where the input is well-formed XML, its text
-/// nodes as the parser sees them (a `>` inside an attribute value is attribute text, not the
-/// start of an element's text); otherwise (a file the parser took with options of its own)
-/// every run between a `>` and the next `<`.
+/// attribute value: those are shown on purpose. Called for refusals made after the file was
+/// parsed, so it parses the same way as `pskc::read` (a `>` inside an attribute value is
+/// attribute text, not the start of an element's text).
 fn element_texts(data: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(data);
-    if let Ok(doc) = roxmltree::Document::parse(&text) {
-        let attributes: Vec<&str> =
-            doc.descendants().flat_map(|n| n.attributes().map(|a| a.value()).collect::<Vec<_>>()).collect();
-        return doc
-            .descendants()
-            .filter(|n| n.is_text())
-            .filter_map(|n| n.text())
-            .map(str::trim)
-            .filter(|t| t.len() >= 12 && !attributes.iter().any(|a| a.contains(t)))
-            .map(str::to_owned)
-            .collect();
-    }
-    text.split('>')
-        .filter_map(|s| s.split('<').next())
+    let text = std::str::from_utf8(data).expect("read() took it for UTF-8");
+    let opt = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: pskc::MAX_NODES };
+    let doc = roxmltree::Document::parse_with_options(text, opt).expect("read() parsed it");
+    let attributes: Vec<&str> =
+        doc.descendants().flat_map(|n| n.attributes().map(|a| a.value()).collect::<Vec<_>>()).collect();
+    doc.descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
         .map(str::trim)
-        .filter(|piece| {
-            let also_attribute = text.contains(&format!("\"{piece}")) || text.contains(&format!("'{piece}"));
-            piece.len() >= 12 && !also_attribute
-        })
+        .filter(|t| t.len() >= 12 && !attributes.iter().any(|a| a.contains(t)))
         .map(str::to_owned)
         .collect()
 }

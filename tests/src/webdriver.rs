@@ -162,6 +162,8 @@ impl Chrome {
     pub fn submit(&self, css: &str) {
         self.script("window.__paysimBeforeClick = true;", json!([]));
         self.click(css);
+        // WebDriver has no wait for "the page this click loads"; the old page's marker going
+        // and the new page's readyState are polled instead, a browser round trip each.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let loaded = self

@@ -57,8 +57,9 @@ fn fresh(now: i64, cfg: &AuthConfig) -> Result<IssuedChallenge, AuthError> {
     Ok(IssuedChallenge { id, challenge, expires_at: now + cfg.challenge_ttl })
 }
 
-/// The challenge in the audit log: 8 of its random digits (the first 8 are the time).
-fn short(id: &ChallengeId) -> &str {
+/// The challenge in the audit log: 8 of its random digits (the first 8 are the time). The
+/// issue and every check of a challenge name it so.
+pub(super) fn short(id: &ChallengeId) -> &str {
     &id.as_str()[8..16]
 }
 

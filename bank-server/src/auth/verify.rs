@@ -248,8 +248,7 @@ pub fn verify(
         actor: audit::user_actor(tok.user.as_str()),
         serial: &tok.serial,
         purpose: expect.purpose.audit(),
-        // The same 8 digits as `challenge_issued` names (the first 8 are the issue time).
-        challenge: &sub.challenge_id.as_str()[8..16],
+        challenge: challenges::short(sub.challenge_id),
     };
     if !where_it_belongs(&ch, &tok, expect) {
         log.write(Failure::ChallengeMismatch.reason(), sub.counter)?;

@@ -336,6 +336,25 @@ fn demo_keeps_the_bank_running_for_a_login_by_hand_until_stopped() {
     demo.assert_stopped();
 }
 
+/// Runs `scripts/demo.sh` on `port` with its slot locks in `tmp` and its work directory at
+/// `work`, for a demo that must refuse to run; returns what it printed.
+fn refused_demo(tmp: &Path, port: u16, work: &Path) -> String {
+    let out = Command::new("bash")
+        .arg(e2e_tests::workspace_root().join("scripts/demo.sh"))
+        .env("TMPDIR", tmp)
+        .env("PAYSIM_PORT", port.to_string())
+        .env("PAYSIM_DEMO_DIR", work)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("PAYSIM_DEMO_EXIT", "1")
+        .env_remove("PAYSIM_SLOT_WAIT")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    text
+}
+
 /// A demo that finds slot 0 held waits at most 30 s (the default), names the holder from the
 /// lock file, and gives up without leaving a work directory behind. The slot's lock is taken in
 /// a `TMPDIR` of this test's own, so the real slots (and other tests) are not touched.
@@ -356,19 +375,7 @@ fn a_demo_gives_up_on_a_held_slot_within_30_s_naming_the_holder() {
     writeln!(held, "pid 4242: a stand-in holder").unwrap();
     let work = dir.path().join("demo");
     let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(e2e_tests::workspace_root().join("scripts/demo.sh"))
-        .env("TMPDIR", &tmp)
-        .env("PAYSIM_PORT", free_port().to_string())
-        .env("PAYSIM_DEMO_DIR", &work)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("PAYSIM_DEMO_EXIT", "1")
-        .env_remove("PAYSIM_SLOT_WAIT")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "{text}");
+    let text = refused_demo(&tmp, free_port(), &work);
     assert!(text.contains("vpcd slot 0 is held by pid 4242: a stand-in holder"), "{text}");
     assert!(text.contains("waiting up to 30 s"), "{text}");
     assert!(text.contains("vpcd slot 0 is still held after 30 s by pid 4242: a stand-in holder"), "{text}");
@@ -388,19 +395,8 @@ fn a_demo_refuses_a_taken_port_before_anything_else() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let work = dir.path().join("demo");
-    let out = Command::new("bash")
-        .arg(e2e_tests::workspace_root().join("scripts/demo.sh"))
-        .env("TMPDIR", &tmp)
-        .env("PAYSIM_PORT", port.to_string())
-        .env("PAYSIM_DEMO_DIR", &work)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("PAYSIM_DEMO_EXIT", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let text = refused_demo(&tmp, port, &work);
     drop(taken);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "{text}");
     assert!(text.contains(&format!("port {port} is taken")), "{text}");
     assert!(text.contains(&format!("PAYSIM_PORT={}", port + 1)), "{text}");
     assert!(!text.contains("slot 0 is ours"), "the demo went on to the slot: {text}");
