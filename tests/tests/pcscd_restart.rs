@@ -5,7 +5,8 @@
 //! restart: when it was a module of the `e2e` binary, the test that ran after it in that
 //! process (`pin_state`, a PC/SC client killed inside its exchange) failed 4 times in 10 paired
 //! runs, with `SCARD_E_PROTO_MISMATCH` on a second transaction or, once, a card that pcscd had
-//! not reset after its client died. Not understood. The test holds both slot locks against other processes
+//! not reset after its client died. Not understood, and not only this: `pin_state` has since
+//! failed once in a run with no restart in its process. The test holds both slot locks against other processes
 //! and pcscd exclusively (`e2e_tests::pcscd_exclusive`) against threads of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
