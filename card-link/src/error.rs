@@ -24,6 +24,10 @@ pub enum Error {
     /// The card in `reader` does not answer SELECT for the wanted AID.
     #[error("the card in {reader:?} does not hold the application")]
     NoApplet { reader: String },
+    /// Another program held the card in `reader` (exclusively, or shared when we want it
+    /// exclusively) for the whole wait.
+    #[error("the card in {reader:?} is in use by another program (waited {waited:?}); close that program and try again")]
+    CardBusy { reader: String, waited: Duration },
     /// The card was removed, reset by someone else or lost power while in use.
     #[error("the card was removed or reset during the exchange; start again")]
     CardRemoved,

@@ -16,8 +16,14 @@
 //!   7816-4 §11.5.6) and, when the card does not answer that with `9000`, with a card reset,
 //!   so a verified PIN never outlives it. A host that dies inside the exchange never sends
 //!   either: pcscd then disconnects the dead client's handle with a card reset (pcsc-lite
-//!   resets every card a vanished client still had connected), which a test checks.
-//! - [`Pcsc`] and [`PcscCard`]: the PC/SC implementation. Reader listing and choice (by name,
+//!   resets every card a vanished client still had connected). That reset comes after pcscd
+//!   has already released the dead handle's transaction, so a shared handle waiting for the
+//!   card could slip in before it; connections are therefore exclusive unless asked
+//!   otherwise ([`Sharing`]), and nobody can connect until the reset is done. A test kills
+//!   such a client and checks.
+//! - [`Pcsc`] and [`PcscCard`]: the PC/SC implementation. Exclusive connections by default
+//!   (shared for observers, [`Sharing`]), waiting up to [`BUSY_WAIT`] for a card another
+//!   program holds ([`Error::CardBusy`] after that). Reader listing and choice (by name,
 //!   or the one reader whose card answers SELECT for an AID), bounded `SCardGetStatusChange`
 //!   waits ([`Pcsc::wait_present`], [`Pcsc::wait_empty`], [`Pcsc::wait_swap`]), and a
 //!   reconnect after a card reset or a pcscd restart. Answers are always received into a
@@ -27,7 +33,7 @@
 //!   so APDU logic is tested without pcscd; [`MemCard::personalized`] makes a personalized card
 //!   through the real admin protocol.
 //! - [`Error`]: the one error type (no service, no reader, unknown reader, no card, card
-//!   removed or reset, several cards, wrong applet, other PC/SC failures).
+//!   busy, card removed or reset, several cards, wrong applet, other PC/SC failures).
 //!
 //! ```
 //! use card_applet::host;
@@ -59,7 +65,7 @@ mod pcsc_transport;
 
 pub use error::{Error, Result};
 pub use memory::MemCard;
-pub use pcsc_transport::{Pcsc, PcscCard, ReaderStatus, Swap};
+pub use pcsc_transport::{Pcsc, PcscCard, ReaderStatus, Sharing, Swap, BUSY_WAIT};
 
 /// How a transaction (or a reset outside one) leaves the card (PC/SC `SCARD_*_CARD`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,10 +8,49 @@ use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State};
 
 use crate::{select_aid, Disposition, Error, Frames, Result, Transport, TransportExt};
 
-/// A PC/SC context (one `SCardEstablishContext`).
+/// A PC/SC context (one `SCardEstablishContext`) and the sharing its connections ask for.
 pub struct Pcsc {
     ctx: Context,
+    sharing: Sharing,
 }
+
+/// How a connection shares the card with other PC/SC clients (`SCARD_SHARE_*`).
+///
+/// A client that sends the PIN connects [`Sharing::Exclusive`]: pcsc-lite's `SCardDisconnect`
+/// (which pcscd also runs for every handle of a client that died) gives up the handle's
+/// transaction lock *before* it resets the card, so a client waiting with a shared handle can
+/// begin its transaction in between and find the dead client's PIN still verified (or have
+/// the card reset under it half-way). No other handle exists while an exclusive one does, and
+/// pcscd ends the exclusivity only after the reset, so nobody can get in before the PIN is
+/// gone. `tests/tests/e2e/pin_state.rs` shows it with a killed client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// No other client may connect while this connection lasts (`SCARD_SHARE_EXCLUSIVE`).
+    Exclusive,
+    /// Other clients may connect too and interleave transactions (`SCARD_SHARE_SHARED`): for
+    /// observers (a reader scan, a test looking at the card) that never send the PIN.
+    Shared,
+}
+
+impl From<Sharing> for ShareMode {
+    fn from(s: Sharing) -> Self {
+        match s {
+            Sharing::Exclusive => ShareMode::Exclusive,
+            Sharing::Shared => ShareMode::Shared,
+        }
+    }
+}
+
+/// How long a connection waits, at least, for a card another client holds (a sharing
+/// violation) before it reports [`Error::CardBusy`]: long enough for pcscd to clean up after
+/// a client that just ended, short enough to tell a person at once that something else holds
+/// the card.
+pub const BUSY_WAIT: Duration = Duration::from_secs(3);
+
+/// How often a connection looks again while another client holds the card. pcscd does not
+/// notify a change of sharing (a handle going away) to `SCardGetStatusChange` waiters, so
+/// this wait polls; it is bounded by [`BUSY_WAIT`] or the caller's wait.
+const BUSY_POLL: Duration = Duration::from_millis(10);
 
 /// One reader and whether it holds a card that answers (present and not mute).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,9 +87,42 @@ fn establish() -> Result<Context> {
 }
 
 impl Pcsc {
-    /// Connects to the PC/SC service (pcscd).
+    /// Connects to the PC/SC service (pcscd); its card connections are exclusive.
     pub fn establish() -> Result<Self> {
-        Ok(Pcsc { ctx: establish()? })
+        Ok(Pcsc { ctx: establish()?, sharing: Sharing::Exclusive })
+    }
+
+    /// The same context, connecting to cards with `sharing` from now on.
+    pub fn with_sharing(self, sharing: Sharing) -> Self {
+        Pcsc { sharing, ..self }
+    }
+
+    /// `SCardConnect` to `reader` with this context's sharing. While another client holds the
+    /// card (a sharing violation: an exclusive handle, or handles of others when we want one),
+    /// looks again every 10 ms for at least [`BUSY_WAIT`] (or `wait`, if longer), then
+    /// reports [`Error::CardBusy`].
+    fn connect_card(&self, reader: &CStr, wait: Duration) -> std::result::Result<pcsc::Card, ConnectError> {
+        let deadline = Instant::now() + wait.max(BUSY_WAIT);
+        let mut said = false;
+        loop {
+            match self.ctx.connect(reader, self.sharing.into(), Protocols::ANY) {
+                Err(pcsc::Error::SharingViolation) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ConnectError::Busy(wait.max(BUSY_WAIT)));
+                    }
+                    if !said {
+                        said = true;
+                        tracing::info!(
+                            "the card in {reader:?} is in use by another program; waiting up to {} ms",
+                            left.as_millis()
+                        );
+                    }
+                    std::thread::sleep(BUSY_POLL.min(left));
+                }
+                other => return other.map_err(ConnectError::Pcsc),
+            }
+        }
     }
 
     /// The names of the readers PC/SC lists (possibly none).
@@ -144,14 +216,15 @@ impl Pcsc {
             return Err(Error::NoCard { reader: Some(reader.to_owned()), waited: wait });
         }
         let name = cstring(reader)?;
-        let card = self.ctx.connect(&name, ShareMode::Shared, Protocols::ANY).map_err(|e| match e {
-            pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard => {
+        let card = self.connect_card(&name, wait).map_err(|e| match e {
+            ConnectError::Busy(waited) => Error::CardBusy { reader: reader.to_owned(), waited },
+            ConnectError::Pcsc(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => {
                 Error::NoCard { reader: Some(reader.to_owned()), waited: wait }
             }
-            pcsc::Error::UnknownReader => self.unknown(reader),
-            other => other.into(),
+            ConnectError::Pcsc(pcsc::Error::UnknownReader) => self.unknown(reader),
+            ConnectError::Pcsc(other) => other.into(),
         })?;
-        Ok(PcscCard::new(self.ctx.clone(), card, name))
+        Ok(PcscCard::new(self.ctx.clone(), card, name, self.sharing))
     }
 
     /// Connects to the card in `reader` and checks that it answers SELECT with `9000` for one of
@@ -159,14 +232,15 @@ impl Pcsc {
     /// [`Error::NoApplet`] when none does.
     fn connect_selecting(&self, reader: &CStr, aids: &[&[u8]]) -> Result<(PcscCard, usize)> {
         let name = reader.to_string_lossy().into_owned();
-        let card = match self.ctx.connect(reader, ShareMode::Shared, Protocols::ANY) {
+        let card = match self.connect_card(reader, Duration::ZERO) {
             Ok(c) => c,
-            Err(pcsc::Error::UnresponsiveCard | pcsc::Error::UnsupportedCard) => {
+            Err(ConnectError::Pcsc(pcsc::Error::UnresponsiveCard | pcsc::Error::UnsupportedCard)) => {
                 return Err(Error::NoApplet { reader: name })
             }
-            Err(e) => return Err(e.into()),
+            Err(ConnectError::Busy(waited)) => return Err(Error::CardBusy { reader: name, waited }),
+            Err(ConnectError::Pcsc(e)) => return Err(e.into()),
         };
-        let mut link = PcscCard::new(self.ctx.clone(), card, reader.to_owned());
+        let mut link = PcscCard::new(self.ctx.clone(), card, reader.to_owned(), self.sharing);
         for (i, aid) in aids.iter().enumerate() {
             let resp = link.exchange(|ex| ex.transmit(&select_aid(aid)))?;
             if resp.ends_with(&[0x90, 0x00]) {
@@ -211,6 +285,7 @@ impl Pcsc {
 
             let mut found = Vec::new();
             let mut not_ours = Vec::new();
+            let mut busy = None;
             for st in &states[..candidates.len()] {
                 if !present(st.event_state()) {
                     continue;
@@ -218,6 +293,8 @@ impl Pcsc {
                 match self.connect_selecting(st.name(), aids) {
                     Ok(link) => found.push(link),
                     Err(Error::NoApplet { reader }) => not_ours.push(reader),
+                    // Held by another program: another reader may hold the card we want.
+                    Err(e @ Error::CardBusy { .. }) => busy = busy.or(Some(e)),
                     // The card went away (or was reset) between the status and the connect.
                     Err(Error::CardRemoved) => {}
                     Err(e) => return Err(e),
@@ -232,6 +309,9 @@ impl Pcsc {
             }
             if let (Some(_), Some(reader)) = (wanted, not_ours.first()) {
                 return Err(Error::NoApplet { reader: reader.clone() });
+            }
+            if let Some(e) = busy {
+                return Err(e);
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -253,25 +333,45 @@ impl Pcsc {
     }
 }
 
-/// One PC/SC connection (`SCardConnect`, shared mode, T=0 or T=1) to the card in a reader.
+/// Why `SCardConnect` did not give a handle.
+enum ConnectError {
+    /// Another client held the card for the whole wait.
+    Busy(Duration),
+    Pcsc(pcsc::Error),
+}
+
+/// One PC/SC connection (`SCardConnect`, exclusive or shared, T=0 or T=1) to the card in a
+/// reader.
 pub struct PcscCard {
     ctx: Context,
     card: pcsc::Card,
     name: CString,
     reader: String,
+    sharing: Sharing,
     buf: Vec<u8>,
 }
 
 impl PcscCard {
-    fn new(ctx: Context, card: pcsc::Card, name: CString) -> Self {
+    fn new(ctx: Context, card: pcsc::Card, name: CString, sharing: Sharing) -> Self {
         let reader = name.to_string_lossy().into_owned();
-        PcscCard { ctx, card, name, reader, buf: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] }
+        PcscCard { ctx, card, name, reader, sharing, buf: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] }
     }
 
-    /// Connects to the card in `reader` with a context of its own, waiting up to `wait` for
-    /// a card (see [`Pcsc::connect`]).
+    /// Connects (exclusively) to the card in `reader` with a context of its own, waiting up to
+    /// `wait` for a card (see [`Pcsc::connect`]).
     pub fn connect(reader: &str, wait: Duration) -> Result<Self> {
         Pcsc::establish()?.connect(reader, wait)
+    }
+
+    /// [`PcscCard::connect`] with a shared connection, for an observer that never sends the
+    /// PIN (see [`Sharing`]).
+    pub fn connect_shared(reader: &str, wait: Duration) -> Result<Self> {
+        Pcsc::establish()?.with_sharing(Sharing::Shared).connect(reader, wait)
+    }
+
+    /// How this connection shares the card.
+    pub fn sharing(&self) -> Sharing {
+        self.sharing
     }
 
     /// Gets the connection back after `cause`: a reset by someone else (reconnect the
@@ -279,12 +379,17 @@ impl PcscCard {
     fn recover(&mut self, cause: pcsc::Error) -> Result<()> {
         match cause {
             pcsc::Error::ResetCard => {
-                self.card.reconnect(ShareMode::Shared, Protocols::ANY, pcsc::Disposition::LeaveCard)?;
+                self.card.reconnect(self.sharing.into(), Protocols::ANY, pcsc::Disposition::LeaveCard)?;
             }
             _ => {
                 tracing::info!("PC/SC handle lost ({cause}); connecting to {:?} again", self.reader);
                 self.ctx = establish()?;
-                self.card = self.ctx.connect(&self.name, ShareMode::Shared, Protocols::ANY)?;
+                self.card = Pcsc { ctx: self.ctx.clone(), sharing: self.sharing }
+                    .connect_card(&self.name, Duration::ZERO)
+                    .map_err(|e| match e {
+                        ConnectError::Busy(waited) => Error::CardBusy { reader: self.reader.clone(), waited },
+                        ConnectError::Pcsc(e) => e.into(),
+                    })?;
             }
         }
         Ok(())
@@ -348,7 +453,7 @@ impl Transport for PcscCard {
     }
 
     fn reset(&mut self, how: Disposition) -> Result<()> {
-        self.card.reconnect(ShareMode::Shared, Protocols::ANY, how.into())?;
+        self.card.reconnect(self.sharing.into(), Protocols::ANY, how.into())?;
         Ok(())
     }
 }
