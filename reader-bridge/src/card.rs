@@ -6,8 +6,10 @@
 //! - [`PaysimCard::open`] picks the reader (the one holding our applet, or `--reader`),
 //!   waiting with `SCardGetStatusChange` up to a bounded time for a card to be inserted.
 //! - [`PaysimCard::exchange`] runs one multi-APDU exchange (SELECT, VERIFY, OTP...) inside one
-//!   exclusive transaction, so no other application can slip a command in between. card-link
-//!   ends an exchange that touched the PIN with a card reset, so the verified state does not
+//!   transaction on an exclusive connection (card-link's default), so no other application
+//!   can slip a command in between, nor connect until the bridge has let go of the card (and,
+//!   if it died, pcscd has reset it). card-link ends an exchange that touched the PIN with
+//!   VERIFY P1 = `FF` (a card reset if the card refuses that), so the verified state does not
 //!   outlive it, and follows `61xx` with GET RESPONSE.
 //! - The bytes come from `card_applet::host` (builders and parsers of docs/protocol.md).
 
@@ -38,9 +40,10 @@ pub struct ReaderInfo {
 }
 
 /// Lists every reader, whether it holds a card and whether that card holds our applet (with
-/// its serial). Never waits for a card.
+/// its serial). Never waits for a card. An observer that never sends the PIN, so it connects
+/// shared (card-link's `Sharing`): it does not stop a program that watches the card too.
 pub fn scan() -> Result<Vec<ReaderInfo>> {
-    let pcsc = Pcsc::establish()?;
+    let pcsc = Pcsc::establish()?.with_sharing(card_link::Sharing::Shared);
     let mut out = Vec::new();
     for reader in pcsc.readers()? {
         let mut info = ReaderInfo {
@@ -106,13 +109,16 @@ pub fn open_token(wanted: Option<&str>, wait: Duration) -> Result<Box<dyn crate:
     }
     // A PAYSIM applet that is not personalized (the virtual card carries both applets) gives
     // way to the OATH application of the same card, if it has one.
+    // The same (exclusive) connection is asked: a second one would wait for this one.
     let mut card = PaysimCard::new(link);
     let personalized = card.exchange(|ch| Ok(ch.fci().is_some_and(|f| f.personalized())))?;
     if !personalized {
-        let reader = card.reader().to_owned();
-        if let Ok(oath) = pcsc.open(Some(&reader), OATH_AID, Duration::ZERO) {
-            return Ok(Box::new(OathCard::new(oath)));
+        let mut link = card.link;
+        let has_oath = link.exchange(|ex| ex.transmit(&card_link::select_aid(OATH_AID)))?.ends_with(&[0x90, 0x00]);
+        if has_oath {
+            return Ok(Box::new(OathCard::new(link)));
         }
+        card = PaysimCard::new(link);
     }
     Ok(Box::new(card))
 }
@@ -268,8 +274,9 @@ impl<T: Transport> PaysimCard<T> {
     }
 
     /// Runs `f` inside one exclusive transaction that starts with SELECT of the PAYSIM applet.
-    /// If `f` touched the PIN, the transaction ends with a card reset (card-link's PIN-state
-    /// rule), so the verified state cannot be used by anyone after us.
+    /// If `f` touched the PIN, the transaction ends with VERIFY P1 = `FF`, or a card reset
+    /// when the card refuses it (card-link's PIN-state rule), so the verified state cannot be
+    /// used by anyone after us.
     pub fn exchange<R>(&mut self, f: impl FnOnce(&mut Channel<'_, '_>) -> Result<R>) -> Result<R> {
         self.link.exchange(|ex| {
             let mut ch = Channel { ex, fci: None };

@@ -25,6 +25,9 @@ pub enum Error {
     /// No PAYSIM card appeared within the wait time.
     #[error("no PAYSIM card found within {seconds} s; insert the card and retry (or raise --wait)")]
     NoCard { seconds: u64 },
+    /// Another program held the card for the whole wait (the bridge connects exclusively).
+    #[error("the card in {reader:?} is in use by another program (waited {seconds} s); close that program and retry")]
+    CardBusy { reader: String, seconds: u64 },
     /// The card was removed, reset or lost power while the bridge was using it.
     #[error("the card was removed or reset during the operation; insert it again and retry")]
     CardRemoved,
@@ -271,6 +274,8 @@ pub mod exit {
     pub const CARD_REMOVED: u8 = 12;
     /// Several readers hold a PAYSIM card: choose with --reader.
     pub const SEVERAL_CARDS: u8 = 13;
+    /// Another program holds the card (the bridge needs it to itself).
+    pub const CARD_BUSY: u8 = 14;
     /// Wrong PIN (or PUK); tries remain.
     pub const WRONG_PIN: u8 = 20;
     /// PIN (or PUK) blocked.
@@ -326,6 +331,7 @@ impl Error {
             Error::NoCard { .. } | Error::NoApplet { .. } => exit::NO_CARD,
             Error::CardRemoved => exit::CARD_REMOVED,
             Error::SeveralCards { .. } => exit::SEVERAL_CARDS,
+            Error::CardBusy { .. } => exit::CARD_BUSY,
             Error::WrongPin { .. } | Error::WrongPuk { .. } => exit::WRONG_PIN,
             Error::PinBlocked | Error::PukBlocked => exit::PIN_BLOCKED,
             Error::Oath { source: card_applet::host::oath::OathError::WrongAccessCode, .. } => exit::WRONG_PIN,
@@ -392,6 +398,7 @@ impl From<card_link::Error> for Error {
             L::NoCard { waited, .. } => Error::NoCard { seconds: waited.as_secs() },
             L::SeveralCards { readers } => Error::SeveralCards { readers },
             L::NoApplet { reader } => Error::NoApplet { reader },
+            L::CardBusy { reader, waited } => Error::CardBusy { reader, seconds: waited.as_secs() },
             L::CardRemoved => Error::CardRemoved,
             L::Pcsc(e) => Error::Pcsc(e),
         }

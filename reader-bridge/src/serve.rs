@@ -337,6 +337,7 @@ impl Refusal {
             | Error::UnknownReader { .. }
             | Error::SeveralCards { .. }
             | Error::NoCard { .. }
+            | Error::CardBusy { .. }
             | Error::CardRemoved
             | Error::NoApplet { .. }
             | Error::NotPersonalized
