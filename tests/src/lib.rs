@@ -103,6 +103,17 @@ fn built_bins() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let target = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| workspace_root().join("target"));
         let mut cmd = Command::new(cargo);
+        // Cargo gives this test the package's own variables (CARGO_PKG_NAME, CARGO_MANIFEST_DIR,
+        // OUT_DIR, ...). Build scripts such as ring's watch some of them with
+        // `rerun-if-env-changed`, and cargo compares them against its own environment: passed
+        // on, they make this build and the next `cargo test` rebuild ring and all above it in
+        // turn, about 80 s each time.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if is_package_variable(&key) {
+                cmd.env_remove(&*key);
+            }
+        }
         cmd.current_dir(workspace_root())
             .args(["build", "--quiet", "-p", "card-applet", "-p", "tools", "-p", "bank-server", "-p", "reader-bridge"])
             .arg("--bins")
@@ -119,6 +130,14 @@ fn built_bins() -> &'static Path {
         );
         dir
     })
+}
+
+/// The variables cargo sets for one package's build or test run, as opposed to the user's
+/// settings for cargo itself (CARGO_HOME, CARGO_TARGET_DIR, CARGO_BUILD_*, ...).
+fn is_package_variable(key: &str) -> bool {
+    const PREFIXES: [&str; 5] = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_EXE_", "CARGO_CFG_"];
+    const NAMES: [&str; 4] = ["OUT_DIR", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "CARGO_BIN_NAME"];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || NAMES.contains(&key)
 }
 
 /// Path of workspace binary `name` (`virtual-card`, `bank-tools`, `bank-server`,
@@ -543,9 +562,10 @@ impl TestCard {
         self.card.reader()
     }
 
-    /// A PC/SC connection to the card (card-link).
+    /// A shared PC/SC connection to the card (card-link), as an observer. The bridge and the
+    /// tools connect exclusively, so they wait while one is held: drop it before running them.
     pub fn link(&self) -> PcscCard {
-        PcscCard::connect(&self.reader(), WAIT).unwrap_or_else(|e| panic!("{e}"))
+        PcscCard::connect_shared(&self.reader(), WAIT).unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn process(&mut self) -> &mut VirtualCard {
@@ -720,6 +740,16 @@ pub fn hex_upper(bytes: &[u8]) -> String {
 mod tests {
 
     use super::*;
+
+    #[test]
+    fn the_inner_build_drops_the_package_variables_only() {
+        for key in ["CARGO_PKG_NAME", "CARGO_MANIFEST_DIR", "CARGO_CRATE_NAME", "OUT_DIR", "CARGO_BIN_EXE_pin-holder"] {
+            assert!(is_package_variable(key), "{key} belongs to the test's package");
+        }
+        for key in ["CARGO", "CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS", "RUSTFLAGS", "PATH"] {
+            assert!(!is_package_variable(key), "{key} is the user's setting and must reach the build");
+        }
+    }
 
     #[test]
     fn parses_opensc_tool_output() {

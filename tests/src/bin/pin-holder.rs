@@ -2,9 +2,11 @@
 //! inside a transaction and then stops there, the way a bridge would look if it died between
 //! VERIFY and the end of its exchange.
 //!
-//! `pin-holder READER`, the PIN on the first line of standard input. It prints `verified`
-//! once the card accepted the PIN, then blocks reading standard input, still inside the
-//! transaction, until it is killed (or standard input ends).
+//! `pin-holder [--shared] READER`, the PIN on the first line of standard input. It prints
+//! `verified` once the card accepted the PIN, then blocks reading standard input, still inside
+//! the transaction, until it is killed (or standard input ends). It connects exclusively, as
+//! the bridge does; `--shared` connects the way the bridge did before, to measure the window
+//! that leaves (see `pin_state.rs`).
 
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
@@ -24,10 +26,11 @@ impl From<card_link::Error> for Failed {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let reader = match args.as_slice() {
-        [reader] => reader.clone(),
+    let (reader, shared) = match args.as_slice() {
+        [reader] if !reader.starts_with('-') => (reader.clone(), false),
+        [flag, reader] if flag == "--shared" => (reader.clone(), true),
         _ => {
-            eprintln!("usage: pin-holder READER (the PIN on standard input)");
+            eprintln!("usage: pin-holder [--shared] READER (the PIN on standard input)");
             return ExitCode::from(2);
         }
     };
@@ -37,7 +40,8 @@ fn main() -> ExitCode {
         eprintln!("pin-holder: cannot read the PIN from standard input");
         return ExitCode::from(2);
     }
-    let mut card = match PcscCard::connect(&reader, Duration::from_secs(10)) {
+    let connect = if shared { PcscCard::connect_shared } else { PcscCard::connect };
+    let mut card = match connect(&reader, Duration::from_secs(10)) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pin-holder: {e}");

@@ -301,7 +301,7 @@ fn ykman_lists_the_credential_bank_tools_wrote_and_agrees_on_its_codes() {
     // ykman's TOTP code is CALCULATE over the 8-byte time step; the same CALCULATE through the
     // bridge's parser (card_applet::host::oath) must give the same 8 digits.
     use card_link::TransportExt;
-    let mut link = card_link::PcscCard::connect(&w.card.reader(), std::time::Duration::from_secs(5)).unwrap();
+    let mut link = card_link::PcscCard::connect_shared(&w.card.reader(), std::time::Duration::from_secs(5)).unwrap();
     let calc = |link: &mut card_link::PcscCard, step: u64| -> String {
         link.exchange(|ex| -> card_link::Result<Vec<u8>> {
             ex.transmit(&card_applet::host::oath::select())?;
