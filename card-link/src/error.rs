@@ -26,7 +26,9 @@ pub enum Error {
     NoApplet { reader: String },
     /// Another program held the card in `reader` (exclusively, or shared when we want it
     /// exclusively) for the whole wait.
-    #[error("the card in {reader:?} is in use by another program (waited {waited:?}); close that program and try again")]
+    #[error(
+        "the card in {reader:?} is in use by another program (waited {waited:?}); close that program and try again"
+    )]
     CardBusy { reader: String, waited: Duration },
     /// The card was removed, reset by someone else or lost power while in use.
     #[error("the card was removed or reset during the exchange; start again")]

@@ -99,17 +99,16 @@ impl Pcsc {
 
     /// `SCardConnect` to `reader` with this context's sharing. While another client holds the
     /// card (a sharing violation: an exclusive handle, or handles of others when we want one),
-    /// looks again every 10 ms for at least [`BUSY_WAIT`] (or `wait`, if longer), then
-    /// reports [`Error::CardBusy`].
-    fn connect_card(&self, reader: &CStr, wait: Duration) -> std::result::Result<pcsc::Card, ConnectError> {
-        let deadline = Instant::now() + wait.max(BUSY_WAIT);
+    /// looks again every 10 ms for `busy_wait` (zero: one try), then gives up.
+    fn connect_card(&self, reader: &CStr, busy_wait: Duration) -> std::result::Result<pcsc::Card, ConnectError> {
+        let deadline = Instant::now() + busy_wait;
         let mut said = false;
         loop {
             match self.ctx.connect(reader, self.sharing.into(), Protocols::ANY) {
                 Err(pcsc::Error::SharingViolation) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Err(ConnectError::Busy(wait.max(BUSY_WAIT)));
+                        return Err(ConnectError::Busy(busy_wait));
                     }
                     if !said {
                         said = true;
@@ -216,7 +215,7 @@ impl Pcsc {
             return Err(Error::NoCard { reader: Some(reader.to_owned()), waited: wait });
         }
         let name = cstring(reader)?;
-        let card = self.connect_card(&name, wait).map_err(|e| match e {
+        let card = self.connect_card(&name, wait.max(BUSY_WAIT)).map_err(|e| match e {
             ConnectError::Busy(waited) => Error::CardBusy { reader: reader.to_owned(), waited },
             ConnectError::Pcsc(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => {
                 Error::NoCard { reader: Some(reader.to_owned()), waited: wait }
@@ -230,9 +229,10 @@ impl Pcsc {
     /// Connects to the card in `reader` and checks that it answers SELECT with `9000` for one of
     /// `aids`, tried in order; returns the link and the index of the AID that answered.
     /// [`Error::NoApplet`] when none does.
-    fn connect_selecting(&self, reader: &CStr, aids: &[&[u8]]) -> Result<(PcscCard, usize)> {
+    /// Waits up to `busy_wait` while another program holds the card ([`Error::CardBusy`]).
+    fn connect_selecting(&self, reader: &CStr, aids: &[&[u8]], busy_wait: Duration) -> Result<(PcscCard, usize)> {
         let name = reader.to_string_lossy().into_owned();
-        let card = match self.connect_card(reader, Duration::ZERO) {
+        let card = match self.connect_card(reader, busy_wait) {
             Ok(c) => c,
             Err(ConnectError::Pcsc(pcsc::Error::UnresponsiveCard | pcsc::Error::UnsupportedCard)) => {
                 return Err(Error::NoApplet { reader: name })
@@ -254,9 +254,13 @@ impl Pcsc {
     /// answers SELECT for `aid`. Waits up to `wait` for such a card (`SCardGetStatusChange`
     /// on the candidates and on PnP notifications, so a reader plugged in meanwhile counts).
     ///
+    /// A card another program holds is waited for only when no other reader has the card
+    /// wanted: for the rest of `wait`, at least [`BUSY_WAIT`].
+    ///
     /// Errors: [`Error::NoReader`], [`Error::UnknownReader`], [`Error::SeveralCards`],
     /// [`Error::NoApplet`] (the named reader's card, or the only card, is another
-    /// application's), [`Error::NoCard`] after the wait.
+    /// application's), [`Error::CardBusy`] (still held after that wait), [`Error::NoCard`]
+    /// after the wait.
     pub fn open(&self, wanted: Option<&str>, aid: &[u8], wait: Duration) -> Result<PcscCard> {
         self.open_any(wanted, &[aid], wait).map(|(link, _)| link)
     }
@@ -285,16 +289,17 @@ impl Pcsc {
 
             let mut found = Vec::new();
             let mut not_ours = Vec::new();
-            let mut busy = None;
+            let mut busy = Vec::new();
             for st in &states[..candidates.len()] {
                 if !present(st.event_state()) {
                     continue;
                 }
-                match self.connect_selecting(st.name(), aids) {
+                match self.connect_selecting(st.name(), aids, Duration::ZERO) {
                     Ok(link) => found.push(link),
                     Err(Error::NoApplet { reader }) => not_ours.push(reader),
-                    // Held by another program: another reader may hold the card we want.
-                    Err(e @ Error::CardBusy { .. }) => busy = busy.or(Some(e)),
+                    // Held by another program: another reader may hold the card we want, so
+                    // look at all of them before waiting for this one.
+                    Err(Error::CardBusy { .. }) => busy.push(st.name().to_owned()),
                     // The card went away (or was reset) between the status and the connect.
                     Err(Error::CardRemoved) => {}
                     Err(e) => return Err(e),
@@ -310,8 +315,20 @@ impl Pcsc {
             if let (Some(_), Some(reader)) = (wanted, not_ours.first()) {
                 return Err(Error::NoApplet { reader: reader.clone() });
             }
-            if let Some(e) = busy {
-                return Err(e);
+            if let Some(reader) = busy.first() {
+                // Nothing else answered: wait for the (first) card another program holds, for
+                // what is left of `wait` but at least BUSY_WAIT.
+                let left = deadline.saturating_duration_since(Instant::now()).max(BUSY_WAIT);
+                match self.connect_selecting(reader, aids, left) {
+                    Ok(link) => return Ok(link),
+                    // Freed, but not ours (or gone): go on looking while the wait lasts.
+                    Err(Error::NoApplet { .. } | Error::CardRemoved)
+                        if wanted.is_none() && Instant::now() < deadline =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -385,11 +402,11 @@ impl PcscCard {
                 tracing::info!("PC/SC handle lost ({cause}); connecting to {:?} again", self.reader);
                 self.ctx = establish()?;
                 self.card = Pcsc { ctx: self.ctx.clone(), sharing: self.sharing }
-                    .connect_card(&self.name, Duration::ZERO)
+                    .connect_card(&self.name, BUSY_WAIT)
                     .map_err(|e| match e {
-                        ConnectError::Busy(waited) => Error::CardBusy { reader: self.reader.clone(), waited },
-                        ConnectError::Pcsc(e) => e.into(),
-                    })?;
+                    ConnectError::Busy(waited) => Error::CardBusy { reader: self.reader.clone(), waited },
+                    ConnectError::Pcsc(e) => e.into(),
+                })?;
             }
         }
         Ok(())

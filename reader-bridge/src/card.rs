@@ -92,18 +92,9 @@ pub const OATH_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
 pub fn open_token(wanted: Option<&str>, wait: Duration) -> Result<Box<dyn crate::flow::Token>> {
     let pcsc = Pcsc::establish()?;
     let aids: [&[u8]; 2] = [&card_applet::AID, OATH_AID];
-    let first = pcsc.open_any(wanted, &aids, Duration::ZERO);
-    let waits = match &first {
-        Err(card_link::Error::NoCard { .. }) => true,
-        Err(card_link::Error::NoApplet { .. }) => wanted.is_none(),
-        _ => false,
-    };
-    let (link, which) = if !waits || wait.is_zero() {
-        first?
-    } else {
-        tracing::info!("waiting up to {} ms for a PAYSIM card or an OATH key", wait.as_millis());
-        pcsc.open_any(wanted, &aids, wait)?
-    };
+    // open_any waits for an insertion unless a named reader holds a card without either
+    // application, and for a card another program holds (at least card-link's BUSY_WAIT).
+    let (link, which) = pcsc.open_any(wanted, &aids, wait)?;
     if which == 1 {
         return Ok(Box::new(OathCard::new(link)));
     }
@@ -238,21 +229,12 @@ impl PaysimCard<PcscCard> {
     ///
     /// Errors: [`Error::NoReader`], [`Error::UnknownReader`], [`Error::SeveralCards`] (choose
     /// with `--reader`), [`Error::NoApplet`] (the chosen reader's card is not ours),
+    /// [`Error::CardBusy`] (another program held it for the wait, at least 3 s),
     /// [`Error::NoCard`] after the wait.
     pub fn open(wanted: Option<&str>, wait: Duration) -> Result<Self> {
+        // card-link says (under `-v`) when it starts waiting for a card, or for a card another
+        // program holds.
         let pcsc = Pcsc::establish()?;
-        // One look first, so that `-v` says when the bridge starts waiting for a card. A named
-        // reader holding another application's card is an answer; anything else may change.
-        let first = pcsc.open(wanted, &card_applet::AID, Duration::ZERO);
-        let waits = match &first {
-            Err(card_link::Error::NoCard { .. }) => true,
-            Err(card_link::Error::NoApplet { .. }) => wanted.is_none(),
-            _ => false,
-        };
-        if !waits || wait.is_zero() {
-            return Ok(PaysimCard::new(first?));
-        }
-        tracing::info!("waiting up to {} ms for a PAYSIM card", wait.as_millis());
         Ok(PaysimCard::new(pcsc.open(wanted, &card_applet::AID, wait)?))
     }
 }

@@ -336,7 +336,10 @@ impl Ui for Terminal {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.verbose {
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter("reader_bridge=debug").init();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter("reader_bridge=debug,card_link=info")
+            .init();
     }
     let verbose = cli.verbose;
     match run(cli) {

@@ -266,6 +266,30 @@ fn a_bridge_without_the_banks_ca_refuses_the_bank() {
 }
 
 #[test]
+fn a_card_another_program_holds_is_refused_with_exit_14_and_listed_as_busy() {
+    let w = world();
+    // Another program holding the card the way the bridge does: an exclusive connection.
+    let holder = card_link::PcscCard::connect(&w.card.reader(), std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(holder.sharing(), card_link::Sharing::Exclusive);
+    let started = std::time::Instant::now();
+    let out = w.bridge(&["status"], "");
+    assert_eq!(code(&out), 14, "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another program") && err.contains(&w.card.reader()), "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5), "the bridge waited its --wait 5 first");
+    // `readers` only looks (shared): it names the card as busy and still lists the reader.
+    let out = w.bridge(&["readers"], "");
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains(&w.card.reader())).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("in use by another program"), "{text}");
+    // Once the other program lets go, the bridge gets the card at once.
+    drop(holder);
+    let status = w.bridge_ok(&["status"], "");
+    assert!(status.contains(w.card.token.serial.as_str()), "{status}");
+}
+
+#[test]
 fn personalize_enroll_login_transfer_then_balances_and_history_are_right() {
     let w = world();
     assert!(w.server.starts_with("https://127.0.0.1:"), "the whole flow runs over TLS: {}", w.server);
