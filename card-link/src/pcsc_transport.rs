@@ -97,31 +97,9 @@ impl Pcsc {
         Pcsc { sharing, ..self }
     }
 
-    /// `SCardConnect` to `reader` with this context's sharing. While another client holds the
-    /// card (a sharing violation: an exclusive handle, or handles of others when we want one),
-    /// looks again every 10 ms for `busy_wait` (zero: one try), then gives up.
+    /// [`connect_card`] with this context and its sharing.
     fn connect_card(&self, reader: &CStr, busy_wait: Duration) -> std::result::Result<pcsc::Card, ConnectError> {
-        let deadline = Instant::now() + busy_wait;
-        let mut said = false;
-        loop {
-            match self.ctx.connect(reader, self.sharing.into(), Protocols::ANY) {
-                Err(pcsc::Error::SharingViolation) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(ConnectError::Busy(busy_wait));
-                    }
-                    if !said {
-                        said = true;
-                        tracing::info!(
-                            "the card in {reader:?} is in use by another program; waiting up to {} ms",
-                            left.as_millis()
-                        );
-                    }
-                    std::thread::sleep(BUSY_POLL.min(left));
-                }
-                other => return other.map_err(ConnectError::Pcsc),
-            }
-        }
+        connect_card(&self.ctx, reader, self.sharing, busy_wait)
     }
 
     /// The names of the readers PC/SC lists (possibly none).
@@ -350,6 +328,39 @@ impl Pcsc {
     }
 }
 
+/// `SCardConnect` to `reader` with `sharing`. While another client holds the card (a sharing
+/// violation: an exclusive handle, or handles of others when we want one), looks again every
+/// 10 ms for `busy_wait` (zero: one try), then gives up.
+fn connect_card(
+    ctx: &Context,
+    reader: &CStr,
+    sharing: Sharing,
+    busy_wait: Duration,
+) -> std::result::Result<pcsc::Card, ConnectError> {
+    let deadline = Instant::now() + busy_wait;
+    let mut said = false;
+    loop {
+        match ctx.connect(reader, sharing.into(), Protocols::ANY) {
+            Err(pcsc::Error::SharingViolation) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ConnectError::Busy(busy_wait));
+                }
+                if !said {
+                    said = true;
+                    tracing::info!(
+                        "the card in {reader:?} is in use by another program; waiting up to {} ms",
+                        left.as_millis()
+                    );
+                }
+                // A poll, bounded by the deadline: see BUSY_POLL.
+                std::thread::sleep(BUSY_POLL.min(left));
+            }
+            other => return other.map_err(ConnectError::Pcsc),
+        }
+    }
+}
+
 /// Why `SCardConnect` did not give a handle.
 enum ConnectError {
     /// Another client held the card for the whole wait.
@@ -401,9 +412,7 @@ impl PcscCard {
             _ => {
                 tracing::info!("PC/SC handle lost ({cause}); connecting to {:?} again", self.reader);
                 self.ctx = establish()?;
-                self.card = Pcsc { ctx: self.ctx.clone(), sharing: self.sharing }
-                    .connect_card(&self.name, BUSY_WAIT)
-                    .map_err(|e| match e {
+                self.card = connect_card(&self.ctx, &self.name, self.sharing, BUSY_WAIT).map_err(|e| match e {
                     ConnectError::Busy(waited) => Error::CardBusy { reader: self.reader.clone(), waited },
                     ConnectError::Pcsc(e) => e.into(),
                 })?;

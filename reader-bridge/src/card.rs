@@ -90,11 +90,10 @@ pub const OATH_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
 /// without PAYSIM personalization). In reader `wanted` if given, else in the one reader that
 /// holds either; waits up to `wait` for one to be inserted.
 pub fn open_token(wanted: Option<&str>, wait: Duration) -> Result<Box<dyn crate::flow::Token>> {
-    let pcsc = Pcsc::establish()?;
     let aids: [&[u8]; 2] = [&card_applet::AID, OATH_AID];
     // open_any waits for an insertion unless a named reader holds a card without either
     // application, and for a card another program holds (at least card-link's BUSY_WAIT).
-    let (link, which) = pcsc.open_any(wanted, &aids, wait)?;
+    let (link, which) = Pcsc::establish()?.open_any(wanted, &aids, wait)?;
     if which == 1 {
         return Ok(Box::new(OathCard::new(link)));
     }
